@@ -1,0 +1,314 @@
+/*
+ * jaula-helper: the small, long-lived and privileged parts of jaula that must not be Node.js.
+ *
+ *   jaula-helper shim --dir DIR --id ID [--log-max BYTES] --runtime ARGV... --exit ARGV...
+ *       The per-guest supervisor (like conmon). It makes itself a child subreaper, runs
+ *       `ARGV... create --bundle . --pid-file ../init.pid --console-socket ../console.sock ID` in DIR/bundle,
+ *       receives the guest's console (a pty master) and copies it to DIR/console.log, tells its
+ *       parent on fd 3 "ok PID" or "err MESSAGE", waits for the guest's init to end, writes
+ *       DIR/exit atomically and then executes the exit command (jaula's cleanup).
+ *       It holds no guest state in memory: a few hundred kilobytes per running guest.
+ *
+ *   jaula-helper private-cgroup2 -- ARGV...
+ *       Runs ARGV in a private mount namespace where /sys/fs/cgroup/unified is unmounted, so
+ *       crun accepts a hybrid cgroup host (it refuses "cgroups in hybrid mode").
+ *
+ * Statically linked: it does not depend on the host's or any guest's libraries.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SYNC_FD 3
+
+static void die(const char *fmt, ...) {
+  va_list ap;
+  char buf[1024];
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "jaula-helper: %s\n", buf);
+  dprintf(SYNC_FD, "err %s\n", buf);
+  exit(1);
+}
+
+/* ---- console log ---------------------------------------------------------------------------- */
+
+static int log_fd = -1;
+static long long log_size = 0, log_max = 1 << 20;
+
+static void log_open(void) {
+  log_fd = open("console.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  struct stat st;
+  log_size = (log_fd >= 0 && fstat(log_fd, &st) == 0) ? st.st_size : 0;
+}
+
+static void log_write(const char *buf, ssize_t n) {
+  if (log_fd < 0) return;
+  if (log_size + n > log_max) { /* keep one previous file: console.log.1 */
+    close(log_fd);
+    rename("console.log", "console.log.1");
+    log_open();
+    if (log_fd < 0) return;
+  }
+  ssize_t w = write(log_fd, buf, (size_t)n);
+  if (w > 0) log_size += w;
+}
+
+/* Returns 0 while the master is open, -1 once it reached EOF/EIO (no slave left). */
+static int drain(int master) {
+  char buf[16384];
+  for (;;) {
+    ssize_t n = read(master, buf, sizeof buf);
+    if (n > 0) {
+      log_write(buf, n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return 0;
+    return -1;
+  }
+}
+
+/* ---- receiving the console fd over the console socket ------------------------------------------ */
+
+static int recv_fd(int sock) {
+  char data[256];
+  struct iovec iov = {.iov_base = data, .iov_len = sizeof data};
+  union {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  struct msghdr msg = {0};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  ssize_t n;
+  do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return -1;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c), sizeof fd);
+      return fd;
+    }
+  }
+  errno = EBADMSG;
+  return -1;
+}
+
+/* ---- shim ------------------------------------------------------------------------------------- */
+
+static int shim(int argc, char **argv) {
+  const char *dir = NULL, *id = NULL;
+  char **runtime = NULL, **exitcmd = NULL;
+  int nruntime = 0;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--dir") && i + 1 < argc) dir = argv[++i];
+    else if (!strcmp(argv[i], "--id") && i + 1 < argc) id = argv[++i];
+    else if (!strcmp(argv[i], "--log-max") && i + 1 < argc) log_max = atoll(argv[++i]);
+    else if (!strcmp(argv[i], "--runtime")) {
+      runtime = &argv[i + 1];
+      while (i + 1 < argc && strcmp(argv[i + 1], "--exit")) i++, nruntime++;
+    } else if (!strcmp(argv[i], "--exit")) {
+      exitcmd = &argv[i + 1];
+      break;
+    } else die("shim: unknown argument \"%s\"", argv[i]);
+  }
+  if (!dir || !id || !runtime || !nruntime || !exitcmd || !exitcmd[0])
+    die("shim: usage: shim --dir DIR --id ID --runtime ARGV... --exit ARGV...");
+  if (chdir(dir) < 0) die("shim: cannot enter \"%s\": %s", dir, strerror(errno));
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) die("shim: PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+  signal(SIGPIPE, SIG_IGN);
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) die("shim: signalfd: %s", strerror(errno));
+
+  unlink("console.sock");
+  int lsock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  strcpy(addr.sun_path, "console.sock");
+  if (lsock < 0 || bind(lsock, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(lsock, 1) < 0)
+    die("shim: console socket: %s", strerror(errno));
+
+  int errpipe[2];
+  if (pipe2(errpipe, O_CLOEXEC) < 0) die("shim: pipe: %s", strerror(errno));
+
+  /* runtime ... create --bundle bundle --pid-file init.pid --console-socket console.sock ID */
+  char **args = calloc((size_t)nruntime + 10, sizeof *args);
+  int k = 0;
+  for (int i = 0; i < nruntime; i++) args[k++] = runtime[i];
+  args[k++] = "create";
+  args[k++] = "--bundle"; /* the runtime runs in DIR/bundle: runc changes into the bundle */
+  args[k++] = ".";
+  args[k++] = "--pid-file";
+  args[k++] = "../init.pid";
+  args[k++] = "--console-socket";
+  args[k++] = "../console.sock";
+  args[k++] = (char *)id;
+  args[k] = NULL;
+
+  pid_t rt = fork();
+  if (rt < 0) die("shim: fork: %s", strerror(errno));
+  if (rt == 0) {
+    sigprocmask(SIG_UNBLOCK, &mask, NULL);
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(errpipe[1], 1);
+    dup2(errpipe[1], 2);
+    if (chdir("bundle") < 0) {
+      dprintf(2, "no bundle directory: %s", strerror(errno));
+      _exit(127);
+    }
+    execvp(args[0], args);
+    dprintf(2, "cannot execute \"%s\": %s", args[0], strerror(errno));
+    _exit(127);
+  }
+  close(errpipe[1]);
+
+  /* Wait for the runtime: collect its stderr, accept the console, reap it. */
+  char errbuf[4096];
+  size_t errlen = 0;
+  int master = -1, rt_status = -1, erropen = 1;
+  pid_t init_pid = -1;
+  while (rt_status < 0 || erropen) {
+    struct pollfd p[3] = {{errpipe[0], POLLIN, 0}, {lsock, POLLIN, 0}, {sfd, POLLIN, 0}};
+    p[0].fd = erropen ? errpipe[0] : -1;
+    p[1].fd = master < 0 ? lsock : -1;
+    if (poll(p, 3, -1) < 0 && errno != EINTR) die("shim: poll: %s", strerror(errno));
+    if (p[0].revents) {
+      ssize_t n = read(errpipe[0], errbuf + errlen, sizeof errbuf - 1 - errlen);
+      if (n > 0) errlen += (size_t)n;
+      else if (n == 0 || errno != EINTR) erropen = 0;
+      if (errlen == sizeof errbuf - 1) erropen = 0;
+    }
+    if (p[1].revents & POLLIN) {
+      int c = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
+      if (c >= 0) {
+        master = recv_fd(c);
+        close(c);
+        if (master >= 0) fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+      }
+    }
+    if (p[2].revents) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) > 0) {
+      }
+      int st;
+      pid_t w;
+      while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+        if (w == rt) rt_status = st;
+    }
+  }
+  close(errpipe[0]);
+  close(lsock);
+  unlink("console.sock");
+  errbuf[errlen] = 0;
+  for (size_t i = 0; i < errlen; i++)
+    if (errbuf[i] == '\n') errbuf[i] = ' ';
+  if (!WIFEXITED(rt_status) || WEXITSTATUS(rt_status) != 0)
+    die("%s create failed (status %d): %s", args[0], rt_status, errlen ? errbuf : "no message");
+
+  FILE *pf = fopen("init.pid", "re");
+  if (!pf || fscanf(pf, "%d", &init_pid) != 1 || init_pid <= 0)
+    die("shim: runtime wrote no pid file");
+  fclose(pf);
+  dprintf(SYNC_FD, "ok %d\n", init_pid);
+  close(SYNC_FD);
+
+  /* Supervise: copy the console, reap children, notice the init's end. */
+  log_open();
+  int status = -1;
+  while (status == -1) {
+    struct pollfd p[2] = {{sfd, POLLIN, 0}, {master, POLLIN, 0}};
+    int n = poll(p, master >= 0 ? 2 : 1, -1);
+    if (n < 0 && errno != EINTR) break;
+    if (master >= 0 && p[1].revents) {
+      if (drain(master) < 0) {
+        close(master);
+        master = -1;
+      }
+    }
+    if (p[0].revents) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) > 0) {
+      }
+      int st;
+      pid_t w;
+      while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+        if (w == init_pid) status = st;
+    }
+  }
+  if (master >= 0) {
+    drain(master);
+    close(master);
+  }
+  if (log_fd >= 0) close(log_fd);
+
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  FILE *ef = fopen("exit.tmp", "we");
+  if (ef) {
+    fprintf(ef, "pid=%d\n", init_pid);
+    if (WIFSIGNALED(status)) fprintf(ef, "signal=%d\n", WTERMSIG(status));
+    else fprintf(ef, "code=%d\n", WEXITSTATUS(status));
+    fprintf(ef, "time=%lld%03ld\n", (long long)now.tv_sec, now.tv_nsec / 1000000);
+    fflush(ef);
+    fsync(fileno(ef));
+    fclose(ef);
+    rename("exit.tmp", "exit");
+  }
+  sigprocmask(SIG_UNBLOCK, &mask, NULL);
+  execvp(exitcmd[0], exitcmd);
+  fprintf(stderr, "jaula-helper: cannot execute exit command \"%s\": %s\n", exitcmd[0], strerror(errno));
+  return 1;
+}
+
+/* ---- private-cgroup2 ---------------------------------------------------------------------------- */
+
+static int private_cgroup2(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[0], "--")) {
+    fprintf(stderr, "jaula-helper: usage: private-cgroup2 -- ARGV...\n");
+    return 2;
+  }
+  if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+    fprintf(stderr, "jaula-helper: private mount namespace: %s\n", strerror(errno));
+    return 1;
+  }
+  if (umount2("/sys/fs/cgroup/unified", MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) {
+    fprintf(stderr, "jaula-helper: unmount /sys/fs/cgroup/unified: %s\n", strerror(errno));
+    return 1;
+  }
+  execvp(argv[1], &argv[1]);
+  fprintf(stderr, "jaula-helper: cannot execute \"%s\": %s\n", argv[1], strerror(errno));
+  return 127;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "shim")) return shim(argc - 2, argv + 2);
+  if (argc >= 2 && !strcmp(argv[1], "private-cgroup2")) return private_cgroup2(argc - 2, argv + 2);
+  fprintf(stderr, "jaula-helper: internal helper of jaula; usage: jaula-helper shim|private-cgroup2 ...\n");
+  return 2;
+}

@@ -1,0 +1,119 @@
+/*
+ * jaula-init: the minimal PID 1 that jaula puts in a guest for the "sysv" and "cmd" init styles.
+ * It is bind-mounted read-only at /dev/.jaula-init and is statically linked, so it needs nothing
+ * from the guest's tree.
+ *
+ *   jaula-init -- CMD...               ("cmd" style) run CMD, forward signals to it, reap orphans,
+ *                                       end with CMD's exit status. SIGPWR (jaula stop) becomes SIGTERM.
+ *   jaula-init -k -s RC -- CMD...      ("sysv" style) run CMD (e.g. /etc/init.d/rc 3), keep running
+ *                                       and reaping after it ends. On a halt request (SIGPWR, SIGUSR1,
+ *                                       SIGUSR2, SIGRTMIN+3/4) run "RC 0", on a reboot request (SIGTERM,
+ *                                       SIGINT, SIGRTMIN+5) run "RC 6"; then end all processes and call
+ *                                       reboot(2), which in a PID namespace ends this guest only and tells
+ *                                       the supervisor whether it was a halt or a reboot.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/reboot.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static sigset_t all;
+
+static pid_t spawn(char **argv) {
+  pid_t p = fork();
+  if (p == 0) {
+    sigprocmask(SIG_UNBLOCK, &all, NULL);
+    setsid();
+    if (isatty(0)) ioctl(0, TIOCSCTTY, 0);
+    execvp(argv[0], argv);
+    fprintf(stderr, "jaula-init: cannot execute \"%s\": %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  return p;
+}
+
+/* Wait for `pid` (or for every child when pid == -1) for up to `ms`, reaping all. */
+static int wait_for(pid_t pid, int ms) {
+  struct timespec ts = {0, 50 * 1000 * 1000};
+  for (int waited = 0; waited <= ms; waited += 50) {
+    int st;
+    pid_t w;
+    while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+      if (w == pid) return 1;
+    if (w < 0 && errno == ECHILD) return 1;
+    nanosleep(&ts, NULL);
+  }
+  return 0;
+}
+
+static void shutdown_guest(const char *rc, int reboot_it) {
+  if (rc) {
+    char *argv[] = {(char *)rc, reboot_it ? "6" : "0", NULL};
+    pid_t p = spawn(argv);
+    if (p > 0) wait_for(p, 120000);
+  }
+  kill(-1, SIGTERM);
+  if (!wait_for(-1, 5000)) {
+    kill(-1, SIGKILL);
+    wait_for(-1, 2000);
+  }
+  sync();
+  reboot(reboot_it ? RB_AUTOBOOT : RB_POWER_OFF);
+  /* Without CAP_SYS_BOOT: end plainly; the supervisor records an exit. */
+  exit(reboot_it ? 129 : 0);
+}
+
+int main(int argc, char **argv) {
+  int keep = 0, i;
+  const char *rc = NULL;
+  for (i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "-k")) keep = 1;
+    else if (!strcmp(argv[i], "-s") && i + 1 < argc) rc = argv[++i];
+    else if (!strcmp(argv[i], "--")) {
+      i++;
+      break;
+    } else break;
+  }
+  if (i >= argc) {
+    fprintf(stderr, "jaula-init: usage: jaula-init [-k] [-s RC] -- CMD...\n");
+    return 2;
+  }
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, NULL);
+  pid_t child = spawn(&argv[i]);
+  if (child < 0) {
+    perror("jaula-init: fork");
+    return 1;
+  }
+  for (;;) {
+    siginfo_t si;
+    int sig = sigwaitinfo(&all, &si);
+    if (sig < 0) continue;
+    if (sig == SIGCHLD) {
+      int st;
+      pid_t w;
+      while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+        if (w == child) {
+          child = 0;
+          if (!keep) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+      }
+      continue;
+    }
+    if (keep) {
+      if (sig == SIGPWR || sig == SIGUSR1 || sig == SIGUSR2 || sig == SIGRTMIN + 3 || sig == SIGRTMIN + 4)
+        shutdown_guest(rc, 0);
+      else if (sig == SIGTERM || sig == SIGINT || sig == SIGRTMIN + 5)
+        shutdown_guest(rc, 1);
+    } else if (child > 0) {
+      kill(child, sig == SIGPWR ? SIGTERM : sig);
+    }
+  }
+}

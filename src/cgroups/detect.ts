@@ -1,0 +1,48 @@
+import * as fs from 'node:fs';
+
+/**
+ * The host's cgroup layout:
+ *  - "v2": one unified hierarchy at /sys/fs/cgroup (current distributions);
+ *  - "hybrid": v1 controllers plus a cgroup2 mount at /sys/fs/cgroup/unified (crun refuses it);
+ *  - "v1": v1 controllers only.
+ */
+export type CgroupMode = 'v1' | 'hybrid' | 'v2';
+
+export function cgroupMode(): CgroupMode {
+  if (fs.existsSync('/sys/fs/cgroup/cgroup.controllers')) return 'v2';
+  try {
+    const mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
+    if (/^\S+ \/sys\/fs\/cgroup\/unified cgroup2 /m.test(mounts)) return 'hybrid';
+  } catch {
+    /* fall through */
+  }
+  return 'v1';
+}
+
+/** This process's cgroup per controller ("" key = the v2 hierarchy), from /proc/self/cgroup. */
+export function ownCgroups(pid: number | 'self' = 'self'): Map<string, string> {
+  const m = new Map<string, string>();
+  let text = '';
+  try {
+    text = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+  } catch {
+    return m;
+  }
+  for (const line of text.split('\n')) {
+    const a = line.indexOf(':');
+    const b = line.indexOf(':', a + 1);
+    if (a < 0 || b < 0) continue;
+    const ctrls = line.slice(a + 1, b);
+    const path = line.slice(b + 1);
+    if (ctrls === '') m.set('', path);
+    for (const c of ctrls.split(',')) if (c) m.set(c, path);
+  }
+  return m;
+}
+
+/** The deepest cgroup this process is in, over all hierarchies. */
+export function deepestOwnCgroup(): string {
+  let best = '/';
+  for (const p of ownCgroups().values()) if (p.length > best.length) best = p;
+  return best;
+}

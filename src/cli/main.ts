@@ -1,0 +1,82 @@
+import { exitCodes, isJaulaError, JaulaError } from '../common/errors.js';
+import { parseArgs } from './args.js';
+import type { Command } from './command.js';
+
+type Loader = () => Promise<Command>;
+
+/** Commands load their modules only when used: `jaula status` does not load the builder. */
+const COMMANDS: Record<string, Loader> = {
+  build: async () => (await import('./commands/guests.js')).build,
+  start: async () => (await import('./commands/guests.js')).start,
+  stop: async () => (await import('./commands/guests.js')).stop,
+  restart: async () => (await import('./commands/guests.js')).restart,
+  status: async () => (await import('./commands/guests.js')).status,
+  list: async () => (await import('./commands/guests.js')).listCmd,
+  enter: async () => (await import('./commands/guests.js')).enter,
+  exec: async () => (await import('./commands/guests.js')).exec,
+  run: async () => (await import('./commands/guests.js')).runCmd,
+  delete: async () => (await import('./commands/guests.js')).del,
+  autostart: async () => (await import('./commands/guests.js')).autostartCmd,
+  doctor: async () => (await import('./commands/doctor.js')).doctor,
+  __exited: async () => (await import('./commands/guests.js')).exited,
+};
+
+const ALIASES: Record<string, string> = { ls: 'list', rm: 'delete', destroy: 'delete' };
+
+async function usage(): Promise<string> {
+  const lines = ['Usage: jaula COMMAND [OPTIONS] (jaula COMMAND --help for more)', '', 'Commands:'];
+  for (const [name, load] of Object.entries(COMMANDS)) {
+    if (name.startsWith('__')) continue;
+    lines.push(`  ${name.padEnd(11)}${(await load()).summary}`);
+  }
+  lines.push('', 'Environment: JAULA_ROOT moves all of jaula\'s files under another root (default /);', 'JAULA_RUNTIME=crun|runc overrides the automatic runtime choice.');
+  return lines.join('\n') + '\n';
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (!first || first === '--help' || first === '-h' || first === 'help') {
+    process.stdout.write(await usage());
+    return first ? 0 : 2;
+  }
+  if (first === '--version' || first === 'version') {
+    process.stdout.write('jaula 0.1.0\n');
+    return 0;
+  }
+  const name = ALIASES[first] ?? first;
+  const load = COMMANDS[name];
+  if (!load) {
+    process.stderr.write(`jaula: unknown command "${first}" (see "jaula --help")\n`);
+    return exitCodes.usage;
+  }
+  const cmd = await load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    const dd = rest.indexOf('--');
+    const h = rest.indexOf('--help') >= 0 ? rest.indexOf('--help') : rest.indexOf('-h');
+    if (dd < 0 || h < dd) {
+      process.stdout.write(`${cmd.help}\n`);
+      return 0;
+    }
+  }
+  try {
+    return await cmd.run(parseArgs(rest, cmd.specs, name));
+  } catch (e) {
+    if (isJaulaError(e)) {
+      process.stderr.write(`jaula: ${e.message}\n`);
+      return exitCodes[e.code];
+    }
+    if (e instanceof Error && e.message.startsWith('--format')) {
+      process.stderr.write(`jaula: ${e.message}\n`);
+      return exitCodes.usage;
+    }
+    process.stderr.write(`jaula: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return exitCodes.internal;
+  }
+}
+
+// Run when executed directly (bin/jaula imports this file).
+const code = await main(process.argv.slice(2)).catch((e: unknown) => {
+  process.stderr.write(`jaula: ${e instanceof JaulaError ? e.message : String(e)}\n`);
+  return exitCodes.internal;
+});
+process.exitCode = code;

@@ -1,0 +1,117 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { JaulaError } from '../common/errors.js';
+import { GuestFs } from '../os/guestfs.js';
+import { mkdirp, removeTree, writeFileAtomic } from '../os/fs.js';
+import { initBin, paths } from '../os/paths.js';
+import { bootId, nofileHardLimit, readProcStat } from '../os/proc.js';
+import { buildSpec, GUEST_INIT_PATH } from '../runtime/spec.js';
+import { runtimeDelete, selectRuntime } from '../runtime/oci.js';
+import { storageDriver } from '../storage/index.js';
+import { guestLog } from './log.js';
+import { requireRunning, withGuestLock } from './lifecycle.js';
+import { liveStatus, readState, writeState, type GuestState } from './state.js';
+import { loadConfig, loadFstab } from './store.js';
+
+export interface ExecOptions {
+  tty?: boolean;
+  env?: string[];
+  cwd?: string;
+  user?: string;
+}
+
+/** Wait for a child with inherited stdio; the exit code (128+signal when killed). */
+function waitChild(argv: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const [cmd, ...args] = argv;
+    const child = spawn(cmd as string, args, { stdio: 'inherit' });
+    const ignore = (): void => {};
+    // Signals from the terminal reach the runtime too: it forwards them to the guest process.
+    process.on('SIGINT', ignore);
+    process.on('SIGTERM', ignore);
+    child.on('error', (e) => reject(new JaulaError('runtime', `Could not run ${cmd}: ${e.message}`)));
+    child.on('close', (code, signal) => {
+      process.off('SIGINT', ignore);
+      process.off('SIGTERM', ignore);
+      resolve(code ?? 128 + (signal ? (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2 }) as Record<string, number>)[signal] ?? 1 : 1));
+    });
+  });
+}
+
+/** Run a command inside a running guest (its namespaces, cgroup and limits); returns its exit code. */
+export async function execInGuest(name: string, cmd: string[], opts: ExecOptions = {}): Promise<number> {
+  if (cmd.length === 0) throw new JaulaError('usage', `Give the command to run: jaula exec ${name} -- CMD [ARGS...]`);
+  const { rt } = requireRunning(name);
+  const args = ['exec', ...(opts.tty ? ['--tty'] : []), '--cwd', opts.cwd ?? '/'];
+  for (const e of opts.env ?? []) args.push('--env', e);
+  if (opts.user) args.push('--user', opts.user);
+  return waitChild(rt.argv(...args, name, ...cmd));
+}
+
+/** An interactive login shell on a fresh pty inside a running guest. */
+export async function enterGuest(name: string): Promise<number> {
+  if (!process.stdin.isTTY) throw new JaulaError('usage', `"jaula enter" needs a terminal; to run commands without one use "jaula exec ${name} -- CMD"`);
+  const { cfg } = requireRunning(name);
+  const storage = await storageDriver(cfg.storage.driver);
+  const shell = GuestFs.with(storage.treePath(name), (g) => ['/bin/bash', '/bin/sh'].find((s) => g.stat(s)?.isFile()) ?? '/bin/sh');
+  return execInGuest(name, [shell, '-l'], { tty: true, env: [`TERM=${process.env['TERM'] ?? 'xterm'}`] });
+}
+
+/**
+ * One-shot run (like lxc-execute): start the stopped guest with CMD as the only program under
+ * jaula-init, stdio attached, and stop it when CMD ends. Returns CMD's exit code.
+ */
+export async function runOnce(name: string, cmd: string[]): Promise<number> {
+  if (cmd.length === 0) throw new JaulaError('usage', `Give the command to run: jaula run ${name} -- CMD [ARGS...]`);
+  const runDir = paths().guestRun(name);
+  const instance = randomBytes(8).toString('hex');
+  const prepared = await withGuestLock(name, async () => {
+    const cfg = loadConfig(name);
+    const prev = readState(name);
+    if (liveStatus(prev) !== 'stopped') throw new JaulaError('state', `Guest "${name}" is running: "jaula run" needs a stopped guest (use "jaula exec")`);
+    const rt = selectRuntime(cfg.runtime);
+    if (prev.status !== 'stopped') await runtimeDelete(rt, name);
+    mkdirp(join(runDir, 'bundle'), 0o700);
+    for (const f of ['init.pid', 'exit']) removeTree(join(runDir, f));
+    const storage = await storageDriver(cfg.storage.driver);
+    const rootfs = await storage.mount(cfg);
+    const spec = buildSpec({ cfg, rootfs, cgroupsPath: rt.cgroupsPath(name), initBin, fstab: loadFstab(name), nofileHard: nofileHardLimit(), args: [GUEST_INIT_PATH, '--', ...cmd], terminal: false });
+    writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600);
+    const me = readProcStat(process.pid);
+    const st: GuestState = { status: 'starting', instance, runtime: rt.name, bootId: bootId(), shimPid: process.pid, startedAt: new Date().toISOString() };
+    if (me) st.shimStart = me.starttime;
+    writeState(name, st);
+    return { cfg, rt, storage, st };
+  });
+  const { cfg, rt, storage, st } = prepared;
+  const pidFile = join(runDir, 'init.pid');
+  const watcher = setInterval(() => {
+    try {
+      const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+      const ps = readProcStat(pid);
+      if (pid && ps) {
+        writeState(name, { ...st, status: 'running', pid, pidStart: ps.starttime });
+        clearInterval(watcher);
+      }
+    } catch {
+      /* not there yet */
+    }
+  }, 5);
+  let code: number;
+  try {
+    code = await waitChild(rt.argv('run', '--bundle', join(runDir, 'bundle'), '--pid-file', pidFile, name));
+  } finally {
+    clearInterval(watcher);
+    await withGuestLock(name, async () => {
+      await runtimeDelete(rt, name).catch(() => {});
+      await storage.unmount(cfg).catch(() => {});
+      writeState(name, { status: 'stopped', instance, lastExit: { reason: 'exited', at: new Date().toISOString() } });
+    });
+  }
+  guestLog(name, `one-shot run of "${cmd.join(' ')}" ended with status ${code}`);
+  const st2 = readState(name);
+  if (st2.lastExit) writeState(name, { ...st2, lastExit: { ...st2.lastExit, code } });
+  return code;
+}

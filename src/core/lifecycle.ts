@@ -1,0 +1,310 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { JaulaError, messageOf } from '../common/errors.js';
+import { mkdirp, removeTree, writeFileAtomic } from '../os/fs.js';
+import { withLock } from '../os/lock.js';
+import { cliEntry, helperBin, initBin, paths } from '../os/paths.js';
+import { bootId, isSameProcess, nofileHardLimit, readProcStat } from '../os/proc.js';
+import { run } from '../os/spawn.js';
+import { buildSpec } from '../runtime/spec.js';
+import { runtimeCall, runtimeDelete, selectRuntime, type Runtime } from '../runtime/oci.js';
+import { storageDriver } from '../storage/index.js';
+import { detectInit } from './adapt.js';
+import type { GuestConfig } from './config.js';
+import { guestHookScript, runHostHook } from './hooks.js';
+import { guestLog } from './log.js';
+import { Reverter } from './reverter.js';
+import { liveStatus, readExitRecord, readState, writeState, type ExitInfo, type ExitReason, type GuestState } from './state.js';
+import { loadConfig, loadFstab } from './store.js';
+
+export const SIGNALS: Record<string, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGKILL: 9,
+  SIGUSR1: 10,
+  SIGUSR2: 12,
+  SIGTERM: 15,
+  SIGPWR: 30,
+  SIGRTMIN: 34,
+};
+
+export function signalNumber(s: string): number {
+  const name = s.toUpperCase().startsWith('SIG') ? s.toUpperCase() : `SIG${s.toUpperCase()}`;
+  const rt = /^SIGRTMIN\+(\d+)$/.exec(name);
+  if (rt?.[1]) return 34 + Number(rt[1]);
+  const n = SIGNALS[name] ?? (/^\d+$/.test(s) ? Number(s) : undefined);
+  if (n === undefined || n < 1 || n > 64) throw new JaulaError('invalid', `"${s}" is not a signal jaula knows (e.g. SIGPWR, SIGTERM, SIGRTMIN+3)`);
+  return n;
+}
+
+/** Serialise all operations on one guest (across processes: the lock is an flock). */
+export function withGuestLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  return withLock(paths().locks, `guest-${name}`, `Guest "${name}"`, fn);
+}
+
+/** The signal that asks the guest's init to halt, in the way that init understands. */
+function haltSignal(cfg: GuestConfig, rootfs: string): number {
+  if (cfg.stopSignal) return signalNumber(cfg.stopSignal);
+  if (cfg.initstyle !== 'plain') return SIGNALS['SIGPWR'] as number; // jaula-init
+  switch (detectInit(rootfs)) {
+    case 'busybox':
+      return SIGNALS['SIGUSR2'] as number; // busybox init: poweroff
+    case 'systemd':
+      return 34 + 3; // SIGRTMIN+3: halt
+    case 'sysvinit':
+      return SIGNALS['SIGPWR'] as number; // inittab's powerwait action (adapted at build)
+    case 'missing':
+      throw new JaulaError('invalid', `Guest "${cfg.name}" has no /sbin/init for the "plain" init style: use --initstyle sysv or cmd, or install an init in it`);
+    default:
+      return SIGNALS['SIGTERM'] as number;
+  }
+}
+
+const INSTANCE_FILES = ['bundle', 'init.pid', 'exit', 'exit.tmp', 'console.sock'];
+
+function clearInstanceFiles(runDir: string): void {
+  for (const f of INSTANCE_FILES) removeTree(join(runDir, f));
+}
+
+interface StartOptions {
+  /** Restart after a reboot inside the guest: counted, to stop a reboot loop. */
+  reboot?: boolean;
+}
+
+/** Start a guest. Returns its state once its init runs. */
+export async function startGuest(name: string, opts: StartOptions = {}): Promise<GuestState> {
+  return withGuestLock(name, () => startLocked(loadConfig(name), opts));
+}
+
+async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestState> {
+  const { name } = cfg;
+  const prev = readState(name);
+  const live = liveStatus(prev);
+  if (live !== 'stopped') throw new JaulaError('state', `Guest "${name}" is already ${live} (pid ${prev.pid ?? '?'}); use "jaula restart ${name}" to restart it`);
+  if (prev.status !== 'stopped') await finalizeLocked(cfg, prev, exitInfoFor(name, prev));
+  const runDir = paths().guestRun(name);
+  mkdirp(runDir, 0o700);
+  clearInstanceFiles(runDir);
+  const rt = selectRuntime(cfg.runtime);
+  const instance = randomBytes(8).toString('hex');
+  const restarts = opts.reboot ? (prev.restarts ?? 0) + 1 : 0;
+  const base: GuestState = { status: 'starting', instance, runtime: rt.name, bootId: bootId(), restarts };
+  if (prev.lastExit) base.lastExit = prev.lastExit;
+  writeState(name, base);
+
+  const rev = new Reverter();
+  const storage = await storageDriver(cfg.storage.driver);
+  try {
+    const rootfs0 = storage.treePath(name);
+    await runHostHook(cfg, 'pre-start', rootfs0);
+    const rootfs = await storage.mount(cfg);
+    rev.add('unmount the root', () => storage.unmount(cfg));
+    const signal = haltSignal(cfg, rootfs);
+    const fstab = loadFstab(name);
+    for (const e of fstab) {
+      if (e.type === 'bind' || e.options.includes('bind') || e.options.includes('rbind')) {
+        if (!fs.existsSync(e.source))
+          throw new JaulaError('not_found', `Guest "${name}": the bind mount source "${e.source}" (for ${e.target}) does not exist on the host; create it or fix ${join(paths().guestConf(name), 'fstab')}`);
+      }
+    }
+    const spec = buildSpec({ cfg, rootfs, cgroupsPath: rt.cgroupsPath(name), initBin, fstab, nofileHard: nofileHardLimit() });
+    mkdirp(join(runDir, 'bundle'), 0o700);
+    writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec, null, 1), 0o600);
+
+    const shim = await spawnShim(rt, name, instance, runDir);
+    rev.add('delete the container', () => runtimeDelete(rt, name));
+    const pidStart = readProcStat(shim.initPid)?.starttime;
+    const shimStart = readProcStat(shim.shimPid)?.starttime;
+    const st: GuestState = { ...base, pid: shim.initPid, shimPid: shim.shimPid, haltSignal: signal, cgroupsPath: spec.linux.cgroupsPath };
+    if (pidStart !== undefined) st.pidStart = pidStart;
+    if (shimStart !== undefined) st.shimStart = shimStart;
+    writeState(name, st);
+
+    await runtimeCall(rt, ['start', name], { what: `Starting guest "${name}" (${rt.name} start)` });
+    st.status = 'running';
+    st.startedAt = new Date().toISOString();
+    writeState(name, st);
+    rev.success();
+    guestLog(name, `started (pid ${shim.initPid}, ${rt.name}${opts.reboot ? `, after a reboot inside, #${restarts}` : ''})`);
+    await runGuestHook(cfg, rt, 'start');
+    return st;
+  } catch (e) {
+    const failed = await rev.revert();
+    const st = readState(name);
+    if (st.instance === instance) writeState(name, { ...st, status: 'stopped', lastExit: { reason: 'failed', at: new Date().toISOString(), message: messageOf(e) } });
+    guestLog(name, `start failed: ${messageOf(e)}${failed.length ? `; cleanup failed: ${failed.join('; ')}` : ''}`);
+    throw e;
+  }
+}
+
+/** Start the per-guest supervisor (jaula-helper shim), detached, and wait until the runtime created the guest. */
+async function spawnShim(rt: Runtime, name: string, instance: string, runDir: string): Promise<{ shimPid: number; initPid: number }> {
+  mkdirp(paths().log, 0o700);
+  const logFd = fs.openSync(join(paths().log, `${name}.log`), 'a', 0o600);
+  const argv = ['shim', '--dir', runDir, '--id', name, '--runtime', ...rt.argv(), '--exit', process.execPath, cliEntry, '__exited', name, instance];
+  const child = spawn(helperBin, argv, {
+    detached: true,
+    stdio: ['ignore', logFd, logFd, 'pipe'],
+    env: { ...process.env, JAULA_ROOT: paths().root },
+    cwd: '/',
+  });
+  fs.closeSync(logFd);
+  const sync = child.stdio[3] as NodeJS.ReadableStream | null;
+  const answer = await new Promise<string>((resolve) => {
+    let text = '';
+    if (!sync) return resolve('err the supervisor has no sync pipe');
+    sync.on('data', (b: Buffer) => (text += b.toString()));
+    sync.on('end', () => resolve(text));
+    sync.on('error', () => resolve(text));
+    child.on('error', (e) => resolve(`err cannot run ${helperBin}: ${e.message} (run "npm run build")`));
+  });
+  child.unref();
+  const line = answer.trim().split('\n')[0] ?? '';
+  if (line.startsWith('ok ')) return { shimPid: child.pid ?? 0, initPid: Number(line.slice(3)) };
+  throw new JaulaError('runtime', `Guest "${name}" could not be created: ${line.replace(/^err /, '') || 'the supervisor ended without a word'}`);
+}
+
+function exitInfoFor(name: string, st: GuestState): ExitInfo {
+  const at = new Date().toISOString();
+  if (st.bootId !== undefined && st.bootId !== bootId()) return { reason: 'host-reboot', at };
+  const rec = readExitRecord(name);
+  if (!rec || rec.pid !== st.pid) return { reason: st.stopRequested ? 'stopped' : 'lost', at, message: 'the guest ended without its supervisor recording why' };
+  let reason: ExitReason;
+  if (st.stopRequested) reason = 'stopped';
+  else if (rec.signal === SIGNALS['SIGHUP']) reason = 'reboot';
+  else if (rec.signal === SIGNALS['SIGINT']) reason = 'halt';
+  else if (rec.signal !== undefined) reason = 'killed';
+  else reason = 'exited';
+  const info: ExitInfo = { reason, at: new Date(rec.time).toISOString() };
+  if (rec.code !== undefined) info.code = rec.code;
+  if (rec.signal !== undefined) info.signal = rec.signal;
+  return info;
+}
+
+/** Undo everything a start made; idempotent. The caller holds the guest lock. */
+async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo): Promise<void> {
+  const { name } = cfg;
+  const problems: string[] = [];
+  const rt = selectRuntime(st.runtime ?? cfg.runtime);
+  await runtimeDelete(rt, name).catch((e: unknown) => problems.push(messageOf(e)));
+  const storage = await storageDriver(cfg.storage.driver);
+  await storage.unmount(cfg).catch((e: unknown) => problems.push(messageOf(e)));
+  await runHostHook(cfg, 'post-stop', storage.treePath(name), { JAULA_EXIT_REASON: exit.reason }).catch((e: unknown) => problems.push(messageOf(e)));
+  const next: GuestState = { status: 'stopped', lastExit: exit, restarts: st.restarts ?? 0 };
+  if (st.instance) next.instance = st.instance;
+  writeState(name, next);
+  guestLog(name, `stopped: ${exit.reason}${exit.code !== undefined ? ` (status ${exit.code})` : ''}${exit.signal !== undefined ? ` (signal ${exit.signal})` : ''}${problems.length ? `; cleanup problems: ${problems.join('; ')}` : ''}`);
+}
+
+/** A guest rebooting more often than this within REBOOT_WINDOW_MS is left stopped. */
+const MAX_QUICK_REBOOTS = 5;
+const REBOOT_WINDOW_MS = 60_000;
+
+/**
+ * Run by the supervisor once the guest's init ended (`jaula __exited NAME INSTANCE`): record
+ * why, clean up, and start the guest again after a reboot from inside.
+ */
+export async function onGuestExited(name: string, instance: string): Promise<void> {
+  await withGuestLock(name, async () => {
+    const st = readState(name);
+    if (st.instance !== instance || st.status === 'stopped') return; // someone else finalized it
+    const cfg = loadConfig(name);
+    const exit = exitInfoFor(name, st);
+    await finalizeLocked(cfg, st, exit);
+    if (exit.reason === 'reboot') {
+      const quick = st.startedAt && Date.now() - Date.parse(st.startedAt) < REBOOT_WINDOW_MS;
+      if (quick && (st.restarts ?? 0) >= MAX_QUICK_REBOOTS) {
+        guestLog(name, `not restarted: ${MAX_QUICK_REBOOTS} reboots within ${REBOOT_WINDOW_MS / 1000} s`);
+        return;
+      }
+      await startLocked(cfg, { reboot: true });
+    }
+  });
+}
+
+export interface StopOptions {
+  /** Seconds to wait for a clean halt before killing (default: the guest's stop_timeout). */
+  timeout?: number;
+  /** Kill at once, without asking init to halt. */
+  kill?: boolean;
+}
+
+async function waitGone(pid: number, start: number | undefined, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  let delay = 5;
+  while (isSameProcess(pid, start)) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 50);
+  }
+  return true;
+}
+
+export async function stopGuest(name: string, opts: StopOptions = {}): Promise<ExitInfo> {
+  return withGuestLock(name, () => stopLocked(loadConfig(name), opts));
+}
+
+async function stopLocked(cfg: GuestConfig, opts: StopOptions): Promise<ExitInfo> {
+  const { name } = cfg;
+  const st = readState(name);
+  if (liveStatus(st) === 'stopped') {
+    if (st.status !== 'stopped') await finalizeLocked(cfg, st, exitInfoFor(name, st));
+    throw new JaulaError('state', `Guest "${name}" is not running`);
+  }
+  const rt = selectRuntime(st.runtime ?? cfg.runtime);
+  const pid = st.pid as number;
+  if (!opts.kill) await runGuestHook(cfg, rt, 'stop');
+  writeState(name, { ...st, status: 'stopping', stopRequested: true });
+  const timeoutMs = (opts.timeout ?? cfg.stopTimeout) * 1000;
+  let killed = !!opts.kill;
+  if (!opts.kill) {
+    try {
+      process.kill(pid, st.haltSignal ?? 15);
+    } catch {
+      /* already gone */
+    }
+  }
+  if (opts.kill || !(await waitGone(pid, st.pidStart, timeoutMs))) {
+    killed = true;
+    try {
+      process.kill(pid, 'SIGKILL'); // ends every process of the guest's PID namespace
+    } catch {
+      /* already gone */
+    }
+    if (!(await waitGone(pid, st.pidStart, 10_000))) throw new JaulaError('timeout', `Guest "${name}" (pid ${pid}) did not end even after SIGKILL`);
+  }
+  // The supervisor writes the exit record right after it reaps the init.
+  const deadline = Date.now() + 2000;
+  while (readExitRecord(name)?.pid !== pid && isSameProcess(st.shimPid, st.shimStart) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  const exit = exitInfoFor(name, { ...st, stopRequested: true });
+  if (killed) exit.message = opts.kill ? 'killed on request' : `killed after ${timeoutMs / 1000} s without halting`;
+  await finalizeLocked(cfg, { ...st, stopRequested: true }, exit);
+  return exit;
+}
+
+export async function restartGuest(name: string, opts: StopOptions = {}): Promise<GuestState> {
+  return withGuestLock(name, async () => {
+    const cfg = loadConfig(name);
+    if (liveStatus(readState(name)) !== 'stopped') await stopLocked(cfg, opts);
+    return startLocked(cfg, {});
+  });
+}
+
+/** Run a guest hook script (start/stop) inside the guest with /bin/sh; failures are logged. */
+async function runGuestHook(cfg: GuestConfig, rt: Runtime, hook: 'start' | 'stop'): Promise<void> {
+  const script = guestHookScript(cfg.name, hook);
+  if (script === undefined) return;
+  const r = await run(rt.argv('exec', '--env', `JAULA_HOOK=${hook}`, cfg.name, '/bin/sh', '-s'), { input: script, timeoutMs: 120_000 });
+  guestLog(cfg.name, `hook ${hook} (inside): status ${r.code}${(r.stdout + r.stderr).trim() ? `: ${(r.stdout + r.stderr).trim()}` : ''}`);
+}
+
+/** The guest must be running; returns its state and runtime. */
+export function requireRunning(name: string): { cfg: GuestConfig; st: GuestState; rt: Runtime } {
+  const cfg = loadConfig(name);
+  const st = readState(name);
+  if (liveStatus(st) !== 'running') throw new JaulaError('state', `Guest "${name}" is not running (start it with "jaula start ${name}")`);
+  return { cfg, st, rt: selectRuntime(st.runtime ?? cfg.runtime) };
+}

@@ -1,0 +1,31 @@
+import * as fs from 'node:fs';
+import { JaulaError } from '../../common/errors.js';
+import { runOk } from '../../os/spawn.js';
+import { detectCompression, scanTar, TAR_PRESERVE, tarCompressionFlag } from '../../os/tar.js';
+
+export function checkTemplateFile(file: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    throw new JaulaError('not_found', `The template "${file}" does not exist (give a .tar, .tar.gz or .tar.zst file with -- -t FILE)`);
+  }
+  if (!st.isFile()) throw new JaulaError('invalid', `The template "${file}" is not a file`);
+  detectCompression(file);
+}
+
+/**
+ * Unpack a template archive into an empty directory: every member is checked first (nothing
+ * is written if one is hostile), then GNU tar unpacks it keeping owners, modes, xattrs,
+ * hard links and device nodes.
+ */
+export async function extractTemplate(file: string, target: string, signal?: AbortSignal): Promise<{ entries: number; bytes: number }> {
+  checkTemplateFile(file);
+  const stats = await scanTar(file);
+  const c = detectCompression(file);
+  await runOk(['tar', '-x', ...tarCompressionFlag(c), ...TAR_PRESERVE, '-f', file, '-C', target], {
+    what: `Unpacking "${file}"`,
+    ...(signal ? { signal } : {}),
+  });
+  return stats;
+}

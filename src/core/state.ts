@@ -1,0 +1,96 @@
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { errnoOf } from '../common/errors.js';
+import { mkdirp, readFileOr, writeFileAtomic } from '../os/fs.js';
+import { paths } from '../os/paths.js';
+import { bootId, isSameProcess } from '../os/proc.js';
+import type { RuntimeName } from '../runtime/oci.js';
+
+export type GuestStatus = 'stopped' | 'starting' | 'running' | 'stopping';
+
+/** Why a guest's last run ended. */
+export type ExitReason = 'stopped' | 'halt' | 'reboot' | 'exited' | 'killed' | 'failed' | 'lost' | 'host-reboot';
+
+export interface ExitInfo {
+  reason: ExitReason;
+  code?: number;
+  signal?: number;
+  at: string;
+  message?: string;
+}
+
+/** Runtime state of a guest, kept apart from its config, in run/jaula/guests/NAME/state.json. */
+export interface GuestState {
+  status: GuestStatus;
+  /** A random ID per start: the exit of one run is never mistaken for another's. */
+  instance?: string;
+  pid?: number;
+  pidStart?: number;
+  shimPid?: number;
+  shimStart?: number;
+  bootId?: string;
+  startedAt?: string;
+  runtime?: RuntimeName;
+  cgroupsPath?: string;
+  haltSignal?: number;
+  stopRequested?: boolean;
+  restarts?: number;
+  lastExit?: ExitInfo;
+}
+
+export function stateFile(name: string): string {
+  return join(paths().guestRun(name), 'state.json');
+}
+
+export function readState(name: string): GuestState {
+  const text = readFileOr(stateFile(name), undefined);
+  if (text === undefined) return { status: 'stopped' };
+  try {
+    return JSON.parse(text) as GuestState;
+  } catch {
+    return { status: 'stopped' };
+  }
+}
+
+export function writeState(name: string, st: GuestState): void {
+  mkdirp(paths().guestRun(name), 0o700);
+  writeFileAtomic(stateFile(name), JSON.stringify(st, null, 1) + '\n', 0o600);
+}
+
+/** The exit record the supervisor writes when the guest's init ends. */
+export interface ExitRecord {
+  pid: number;
+  code?: number;
+  signal?: number;
+  time: number;
+}
+
+export function readExitRecord(name: string): ExitRecord | undefined {
+  const text = readFileOr(join(paths().guestRun(name), 'exit'), undefined);
+  if (text === undefined) return undefined;
+  const kv = new Map(text.split('\n').filter(Boolean).map((l) => l.split('=', 2) as [string, string]));
+  const rec: ExitRecord = { pid: Number(kv.get('pid')), time: Number(kv.get('time') ?? Date.now()) };
+  if (kv.has('code')) rec.code = Number(kv.get('code'));
+  if (kv.has('signal')) rec.signal = Number(kv.get('signal'));
+  return rec;
+}
+
+/**
+ * What is true now, from the stored state and /proc: a guest is running only if its init is the
+ * very process that was started (pid and start time), on this boot.
+ */
+export function liveStatus(st: GuestState): GuestStatus {
+  if (st.status === 'stopped') return 'stopped';
+  if (st.bootId !== undefined && st.bootId !== bootId()) return 'stopped';
+  if (st.status === 'starting') return isSameProcess(st.shimPid, st.shimStart) || isSameProcess(st.pid, st.pidStart) ? 'starting' : 'stopped';
+  return isSameProcess(st.pid, st.pidStart) ? st.status : 'stopped';
+}
+
+export function listRunDirs(): string[] {
+  try {
+    return fs.readdirSync(paths().guestsRun);
+  } catch (e) {
+    if (errnoOf(e) === 'ENOENT') return [];
+    throw e;
+  }
+}

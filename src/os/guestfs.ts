@@ -1,0 +1,230 @@
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { JaulaError, errnoOf } from '../common/errors.js';
+import { O_DIRECTORY, O_NOFOLLOW, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, native } from './native.js';
+
+/**
+ * The one way host-side code touches files inside a guest's tree. Every lookup is done by
+ * openat2(2) with RESOLVE_IN_ROOT: ".." and symlinks (absolute or relative) resolve as they
+ * would inside the guest, so no path can lead out of the guest's root, whatever the guest did to
+ * its tree, even while it changes it. The final component of a write, rename, unlink or mkdir
+ * is handled relative to an already-resolved directory fd and is never followed.
+ */
+export class GuestFs {
+  private readonly rootFd: number;
+  private closed = false;
+
+  constructor(readonly root: string) {
+    try {
+      this.rootFd = fs.openSync(root, O_PATH | O_DIRECTORY);
+    } catch (e) {
+      throw new JaulaError('not_found', `The guest root "${root}" cannot be opened: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  static with<T>(root: string, fn: (g: GuestFs) => T): T {
+    const g = new GuestFs(root);
+    try {
+      return fn(g);
+    } finally {
+      g.close();
+    }
+  }
+
+  close(): void {
+    if (!this.closed) fs.closeSync(this.rootFd);
+    this.closed = true;
+  }
+
+  /** Split a guest path into clean components ("/etc/../etc/x" -> ["etc", "x"]). */
+  static components(path: string): string[] {
+    const out: string[] = [];
+    for (const c of path.split('/')) {
+      if (c === '' || c === '.') continue;
+      if (c === '..') out.pop();
+      else out.push(c);
+    }
+    return out;
+  }
+
+  /** openat2 inside the guest's root; the fd must be closed by the caller. */
+  open(path: string, flags: number, mode = 0o644): number {
+    const rel = GuestFs.components(path).join('/') || '.';
+    return native().openat2(this.rootFd, rel, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+  }
+
+  /** Resolve the parent directory of `path`; returns [dirFd, baseName]. */
+  private parent(path: string, create: boolean): [number, string] {
+    const comps = GuestFs.components(path);
+    const base = comps.pop();
+    if (!base) throw new JaulaError('invalid', `"${path}" names the guest's root itself, not a file in it`);
+    if (create && comps.length) this.mkdirp(comps.join('/'));
+    const fd = this.open(comps.join('/') || '.', O_PATH | O_DIRECTORY);
+    return [fd, base];
+  }
+
+  private withParent<T>(path: string, create: boolean, fn: (at: string) => T): T {
+    const [fd, base] = this.parent(path, create);
+    try {
+      return fn(`/proc/self/fd/${fd}/${base}`);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  readFile(path: string): Buffer | undefined {
+    let fd: number;
+    try {
+      fd = this.open(path, fs.constants.O_RDONLY);
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') return undefined;
+      throw e;
+    }
+    try {
+      if (!fs.fstatSync(fd).isFile()) return undefined;
+      return fs.readFileSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  readText(path: string): string | undefined {
+    return this.readFile(path)?.toString('utf8');
+  }
+
+  /** Atomically replace `path` (a symlink there is replaced, never followed). */
+  writeFile(path: string, data: string | Uint8Array, opts: { mode?: number; uid?: number; gid?: number } = {}): void {
+    const [dfd, base] = this.parent(path, true);
+    try {
+      const dir = `/proc/self/fd/${dfd}`;
+      const tmp = `.jaula-${randomBytes(6).toString('hex')}`;
+      const fd = fs.openSync(`${dir}/${tmp}`, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, opts.mode ?? 0o644);
+      try {
+        fs.writeFileSync(fd, data);
+        fs.fchmodSync(fd, opts.mode ?? 0o644);
+        if (opts.uid !== undefined) fs.fchownSync(fd, opts.uid, opts.gid ?? opts.uid);
+        fs.closeSync(fd);
+        fs.renameSync(`${dir}/${tmp}`, `${dir}/${base}`);
+      } catch (e) {
+        fs.rmSync(`${dir}/${tmp}`, { force: true });
+        throw e;
+      }
+    } finally {
+      fs.closeSync(dfd);
+    }
+  }
+
+  /** Create directories inside the guest; an existing symlink in the way resolves inside the guest. */
+  mkdirp(path: string, mode = 0o755): void {
+    const comps = GuestFs.components(path);
+    for (let i = 1; i <= comps.length; i++) {
+      const sub = comps.slice(0, i).join('/');
+      try {
+        fs.closeSync(this.open(sub, O_PATH | O_DIRECTORY));
+        continue;
+      } catch (e) {
+        if (errnoOf(e) !== 'ENOENT') throw e;
+      }
+      this.withParent(sub, false, (at) => {
+        try {
+          fs.mkdirSync(at, mode);
+        } catch (e) {
+          if (errnoOf(e) !== 'EEXIST') throw e;
+        }
+      });
+    }
+  }
+
+  /** Make `path` a symlink to `target`, replacing what is there (not a directory). */
+  symlink(path: string, target: string): void {
+    this.withParent(path, true, (at) => {
+      const tmp = `${at}.jaula-${randomBytes(4).toString('hex')}`;
+      fs.symlinkSync(target, tmp);
+      try {
+        fs.renameSync(tmp, at);
+      } catch (e) {
+        fs.rmSync(tmp, { force: true });
+        throw e;
+      }
+    });
+  }
+
+  readlink(path: string): string | undefined {
+    try {
+      return this.withParent(path, false, (at) => fs.readlinkSync(at));
+    } catch (e) {
+      if (['ENOENT', 'EINVAL', 'ENOTDIR'].includes(errnoOf(e) ?? '')) return undefined;
+      throw e;
+    }
+  }
+
+  lstat(path: string): fs.Stats | undefined {
+    try {
+      return this.withParent(path, false, (at) => fs.lstatSync(at));
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') return undefined;
+      throw e;
+    }
+  }
+
+  /** stat following symlinks inside the guest. */
+  stat(path: string): fs.Stats | undefined {
+    let fd: number;
+    try {
+      fd = this.open(path, O_PATH);
+    } catch (e) {
+      if (['ENOENT', 'ENOTDIR', 'ELOOP'].includes(errnoOf(e) ?? '')) return undefined;
+      throw e;
+    }
+    try {
+      return fs.fstatSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  exists(path: string): boolean {
+    return this.lstat(path) !== undefined;
+  }
+
+  unlink(path: string): void {
+    try {
+      this.withParent(path, false, (at) => fs.unlinkSync(at));
+    } catch (e) {
+      if (errnoOf(e) !== 'ENOENT' && errnoOf(e) !== 'ENOTDIR') throw e;
+    }
+  }
+
+  readdir(path: string): string[] {
+    let fd: number;
+    try {
+      fd = this.open(path, fs.constants.O_RDONLY | O_DIRECTORY);
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') return [];
+      throw e;
+    }
+    try {
+      return fs.readdirSync(`/proc/self/fd/${fd}`);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Follow a symlink chain inside the guest and return the final guest path. */
+  realpath(path: string): string | undefined {
+    let fd: number;
+    try {
+      fd = this.open(path, O_PATH);
+    } catch {
+      return undefined;
+    }
+    try {
+      const host = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      const rootHost = fs.readlinkSync(`/proc/self/fd/${this.rootFd}`);
+      if (host === rootHost) return '/';
+      return host.startsWith(rootHost + '/') ? host.slice(rootHost.length) : undefined;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}

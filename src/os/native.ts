@@ -1,0 +1,38 @@
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { JaulaError } from '../common/errors.js';
+import { projectDir } from './paths.js';
+
+export interface Native {
+  flock(fd: number, op: number): boolean;
+  openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number;
+}
+
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+
+export const RESOLVE_NO_XDEV = 0x01;
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+export const RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08;
+export const RESOLVE_IN_ROOT = 0x10;
+
+export const O_PATH = 0o10000000;
+export const O_DIRECTORY = 0o200000;
+export const O_NOFOLLOW = 0o400000;
+export const O_CLOEXEC = 0o2000000;
+
+let loaded: Native | undefined;
+export function native(): Native {
+  if (!loaded) {
+    const require = createRequire(import.meta.url);
+    try {
+      loaded = require(join(projectDir, 'build/Release/jaula_native.node')) as Native;
+    } catch (e) {
+      throw new JaulaError('internal', 'jaula\'s native addon is not built (run "npm run build" in the jaula directory)', { cause: e });
+    }
+  }
+  return loaded;
+}

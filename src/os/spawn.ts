@@ -1,0 +1,75 @@
+import { spawn, type StdioOptions } from 'node:child_process';
+import { JaulaError } from '../common/errors.js';
+
+export interface RunOptions {
+  input?: string | Uint8Array;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Pass the caller's stdio through instead of capturing (interactive commands). */
+  inherit?: boolean;
+  /** Called with each chunk of stderr (progress display). */
+  onStderr?: (chunk: string) => void;
+  onStdout?: (chunk: string) => void;
+}
+
+export interface RunResult {
+  code: number;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run a program from an argv array (never a shell string). */
+export function run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const [cmd, ...args] = argv;
+  if (!cmd) throw new Error('run: empty argv');
+  return new Promise((resolve, reject) => {
+    const stdio: StdioOptions = opts.inherit ? 'inherit' : [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'];
+    const child = spawn(cmd, args, {
+      stdio,
+      env: opts.env ?? process.env,
+      cwd: opts.cwd,
+      signal: opts.signal,
+      timeout: opts.timeoutMs,
+      killSignal: 'SIGKILL',
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout?.on('data', (b: Buffer) => {
+      out.push(b);
+      opts.onStdout?.(b.toString());
+    });
+    child.stderr?.on('data', (b: Buffer) => {
+      err.push(b);
+      opts.onStderr?.(b.toString());
+    });
+    child.on('error', (e) => {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') reject(new JaulaError('unsupported', `The program "${cmd}" is not installed (run the README's setup command)`, { cause: e }));
+      else reject(new JaulaError('runtime', `Could not run "${cmd}": ${e.message}`, { cause: e }));
+    });
+    if (opts.input !== undefined && child.stdin) {
+      child.stdin.on('error', () => {});
+      child.stdin.end(opts.input);
+    }
+    child.on('close', (code, signal) => {
+      resolve({ code: code ?? 128, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+    });
+  });
+}
+
+/** Run and throw a JaulaError carrying the program's stderr when it fails. */
+export async function runOk(argv: readonly string[], opts: RunOptions & { what?: string } = {}): Promise<RunResult> {
+  const r = await run(argv, opts);
+  if (r.code !== 0) {
+    const what = opts.what ?? `"${argv.join(' ')}"`;
+    const detail = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-5).join('\n');
+    const how = r.signal ? `was killed by ${r.signal}${opts.timeoutMs ? ` (time limit ${opts.timeoutMs} ms)` : ''}` : `failed with status ${r.code}`;
+    throw new JaulaError(r.signal && opts.timeoutMs ? 'timeout' : 'runtime', `${what} ${how}${detail ? `: ${detail}` : ''}`, {
+      details: { argv: [...argv], code: r.code, stderr: r.stderr },
+    });
+  }
+  return r;
+}

@@ -1,0 +1,225 @@
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { createGunzip } from 'node:zlib';
+import type { Readable } from 'node:stream';
+import { JaulaError } from '../common/errors.js';
+
+export type Compression = 'none' | 'gzip' | 'zstd';
+
+/** Detect an archive's compression from its first bytes (not its name). */
+export function detectCompression(file: string): Compression {
+  const fd = fs.openSync(file, 'r');
+  const b = Buffer.alloc(512);
+  let n: number;
+  try {
+    n = fs.readSync(fd, b, 0, 512, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (n >= 2 && b[0] === 0x1f && b[1] === 0x8b) return 'gzip';
+  if (n >= 4 && b.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  if (n === 512 && b.subarray(257, 262).toString('latin1') === 'ustar') return 'none';
+  throw new JaulaError('invalid', `"${file}" is not a .tar, .tar.gz or .tar.zst archive (unknown or damaged header)`);
+}
+
+export function tarCompressionFlag(c: Compression): string[] {
+  return c === 'gzip' ? ['--gzip'] : c === 'zstd' ? ['--zstd'] : [];
+}
+
+function decompressed(file: string, c: Compression): { stream: Readable; done: Promise<void> } {
+  if (c === 'none') return { stream: fs.createReadStream(file, { highWaterMark: 1 << 20 }), done: Promise.resolve() };
+  if (c === 'gzip') return { stream: fs.createReadStream(file, { highWaterMark: 1 << 20 }).pipe(createGunzip()), done: Promise.resolve() };
+  const child = spawn('zstd', ['-dcq', '--', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+  const done = new Promise<void>((resolve, reject) => {
+    child.on('error', (e) => reject(new JaulaError('unsupported', `zstd is not installed, needed for "${file}"`, { cause: e })));
+    child.on('close', (code, sig) => (code === 0 || sig === 'SIGPIPE' || sig === 'SIGTERM' ? resolve() : reject(new JaulaError('invalid', `"${file}" is not a valid zstd archive: ${err.trim()}`))));
+  });
+  return { stream: child.stdout, done };
+}
+
+export interface TarEntry {
+  path: string;
+  type: 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
+  size: number;
+  linkname: string;
+  mode: number;
+}
+
+export interface TarLimits {
+  maxEntries: number;
+  maxBytes: number;
+  allowDevices: boolean;
+}
+
+export const DEFAULT_TAR_LIMITS: TarLimits = { maxEntries: 2_000_000, maxBytes: 64 * 2 ** 30, allowDevices: true };
+
+function cstr(b: Buffer, off: number, len: number): string {
+  const s = b.subarray(off, off + len);
+  const z = s.indexOf(0);
+  return (z < 0 ? s : s.subarray(0, z)).toString('utf8');
+}
+
+function octal(b: Buffer, off: number, len: number): number {
+  const f = b.subarray(off, off + len);
+  if (f[0] !== undefined && f[0] & 0x80) {
+    // base-256 (GNU) for large values
+    let v = f[0] & 0x7f;
+    for (let i = 1; i < f.length; i++) v = v * 256 + (f[i] ?? 0);
+    return v;
+  }
+  const s = cstr(b, off, len).trim();
+  return s ? parseInt(s, 8) : 0;
+}
+
+function parsePax(data: Buffer): Map<string, string> {
+  const m = new Map<string, string>();
+  let off = 0;
+  while (off < data.length) {
+    const sp = data.indexOf(0x20, off);
+    if (sp < 0) break;
+    const len = Number(data.subarray(off, sp).toString());
+    if (!len) break;
+    const rec = data.subarray(sp + 1, off + len - 1).toString('utf8');
+    const eq = rec.indexOf('=');
+    if (eq > 0) m.set(rec.slice(0, eq), rec.slice(eq + 1));
+    off += len;
+  }
+  return m;
+}
+
+/** Normalise an archive member name; throws on absolute paths and "..". */
+export function memberPath(name: string, archive: string): string {
+  if (name.startsWith('/')) throw new JaulaError('invalid', `The archive "${archive}" is refused: the member "${name}" has an absolute path`);
+  const parts = name.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw new JaulaError('invalid', `The archive "${archive}" is refused: the member "${name}" contains ".." and would land outside the target`);
+  return parts.join('/');
+}
+
+/**
+ * Read a whole archive and check every member before anything is written: no absolute paths,
+ * no "..", no member below a symlink the archive made (a write through a link), no hard link
+ * to outside the tree, no unknown member types; bounded entry count and size.
+ */
+export async function scanTar(file: string, limits: TarLimits = DEFAULT_TAR_LIMITS): Promise<{ entries: number; bytes: number }> {
+  const c = detectCompression(file);
+  const { stream, done } = decompressed(file, c);
+  const symlinks = new Set<string>();
+  let entries = 0;
+  let bytes = 0;
+  let buf: Buffer = Buffer.alloc(0);
+  let skip = 0; // data bytes of the current member still to skip
+  let collect: { kind: 'L' | 'K' | 'x' | 'g'; size: number; parts: Buffer[]; got: number } | undefined;
+  let longName: string | undefined;
+  let longLink: string | undefined;
+  let pax: Map<string, string> | undefined;
+  let ended = false;
+
+  const below = (p: string): string | undefined => {
+    const parts = p.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const pre = parts.slice(0, i).join('/');
+      if (symlinks.has(pre)) return pre;
+    }
+    return undefined;
+  };
+
+  const onHeader = (h: Buffer): void => {
+    if (h.every((x) => x === 0)) {
+      ended = true;
+      return;
+    }
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : (h[i] ?? 0);
+    if (sum !== octal(h, 148, 8)) throw new JaulaError('invalid', `The archive "${file}" is damaged: a header checksum does not match`);
+    const type = String.fromCharCode(h[156] ?? 0x30);
+    const size = octal(h, 124, 12);
+    const padded = Math.ceil(size / 512) * 512;
+    if (type === 'L' || type === 'K' || type === 'x' || type === 'g') {
+      collect = { kind: type, size, parts: [], got: 0 };
+      skip = padded;
+      return;
+    }
+    const magic = h.subarray(257, 263).toString('latin1');
+    const prefix = magic.startsWith('ustar') && magic !== 'ustar ' ? cstr(h, 345, 155) : '';
+    let name = longName ?? pax?.get('path') ?? (prefix ? `${prefix}/${cstr(h, 0, 100)}` : cstr(h, 0, 100));
+    const link = longLink ?? pax?.get('linkpath') ?? cstr(h, 157, 100);
+    longName = longLink = pax = undefined;
+    name = memberPath(name, file);
+    const kinds: Record<string, TarEntry['type']> = { '0': 'file', '\0': 'file', '7': 'file', '5': 'dir', '2': 'symlink', '1': 'hardlink', '3': 'char', '4': 'block', '6': 'fifo' };
+    const kind = kinds[type];
+    if (!kind) throw new JaulaError('invalid', `The archive "${file}" is refused: the member "${name}" has an unsupported type "${type}"`);
+    if (++entries > limits.maxEntries) throw new JaulaError('invalid', `The archive "${file}" is refused: more than ${limits.maxEntries} members`);
+    bytes += size;
+    if (bytes > limits.maxBytes) throw new JaulaError('invalid', `The archive "${file}" is refused: it unpacks to more than ${limits.maxBytes} bytes`);
+    if (name === '') {
+      if (kind !== 'dir') throw new JaulaError('invalid', `The archive "${file}" is refused: a member that is not a directory names the root`);
+    } else {
+      const via = below(name);
+      if (via) throw new JaulaError('invalid', `The archive "${file}" is refused: the member "${name}" would be written through the symlink "${via}"`);
+      if (kind === 'symlink') symlinks.add(name);
+      else symlinks.delete(name);
+    }
+    if (kind === 'hardlink') {
+      const target = memberPath(link, file);
+      const via = below(target);
+      if (!target || via)
+        throw new JaulaError('invalid', `The archive "${file}" is refused: the hard link "${name}" points at "${link}", through a symlink`);
+    }
+    if ((kind === 'char' || kind === 'block') && !limits.allowDevices)
+      throw new JaulaError('invalid', `The archive "${file}" is refused: it holds the device node "${name}" (only privileged guests may have device nodes)`);
+    skip = kind === 'file' ? padded : 0;
+  };
+
+  const feed = (chunk: Buffer): void => {
+    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+    let off = 0;
+    while (!ended) {
+      if (skip > 0) {
+        const n = Math.min(skip, buf.length - off);
+        if (collect) {
+          const want = Math.max(0, Math.min(n, collect.size - collect.got));
+          collect.parts.push(buf.subarray(off, off + want));
+          collect.got += want;
+          if (collect.got > 1 << 20) throw new JaulaError('invalid', `The archive "${file}" is refused: an extended header is larger than 1 MiB`);
+        }
+        off += n;
+        skip -= n;
+        if (skip > 0) break;
+        if (collect) {
+          const data = Buffer.concat(collect.parts);
+          if (collect.kind === 'L') longName = cstr(data, 0, data.length);
+          else if (collect.kind === 'K') longLink = cstr(data, 0, data.length);
+          else if (collect.kind === 'x') pax = parsePax(data);
+          collect = undefined;
+        }
+        continue;
+      }
+      if (buf.length - off < 512) break;
+      onHeader(buf.subarray(off, off + 512));
+      off += 512;
+    }
+    buf = buf.subarray(off);
+  };
+
+  try {
+    for await (const chunk of stream) {
+      feed(chunk as Buffer);
+      if (ended) break;
+    }
+  } catch (e) {
+    stream.destroy();
+    done.catch(() => {});
+    if (e instanceof JaulaError) throw e;
+    throw new JaulaError('invalid', `"${file}" could not be read as an archive: ${(e as Error).message}`, { cause: e });
+  }
+  stream.destroy();
+  await done;
+  if (!ended && entries === 0) throw new JaulaError('invalid', `"${file}" holds no archive members (empty or damaged)`);
+  if (skip > 0 || (!ended && buf.length > 0)) throw new JaulaError('invalid', `The archive "${file}" is truncated`);
+  return { entries, bytes };
+}
+
+/** GNU tar's flags that keep owners, modes, xattrs, hard links and device nodes as they are. */
+export const TAR_PRESERVE = ['--numeric-owner', '--same-owner', '--same-permissions', '--xattrs', '--xattrs-include=*'];

@@ -1,0 +1,82 @@
+import { join } from 'node:path';
+import { JaulaError } from '../common/errors.js';
+import { cgroupMode, deepestOwnCgroup, ownCgroups, type CgroupMode } from '../cgroups/detect.js';
+import type { RuntimeChoice } from '../core/config.js';
+import { which } from '../os/fs.js';
+import { helperBin, paths } from '../os/paths.js';
+import { run, runOk, type RunOptions } from '../os/spawn.js';
+
+export type RuntimeName = 'crun' | 'runc';
+
+/** The OCI runtime that runs guests, and how jaula calls it on this host. */
+export interface Runtime {
+  readonly name: RuntimeName;
+  readonly path: string;
+  readonly cgroupMode: CgroupMode;
+  /** crun on a hybrid host runs inside a private mount namespace without the v2 mount. */
+  readonly wrapped: boolean;
+  /** argv for `runtime --root ROOT ...args`. */
+  argv(...args: string[]): string[];
+  /** The cgroupsPath a guest gets: beneath jaula's own cgroup, in one jaula parent. */
+  cgroupsPath(guest: string): string;
+}
+
+function makeRuntime(name: RuntimeName, path: string, mode: CgroupMode): Runtime {
+  const wrapped = name === 'crun' && mode === 'hybrid';
+  const root = paths().runtimeRoot;
+  const parent = `jaula${paths().instanceTag ? `-${paths().instanceTag}` : ''}`;
+  return {
+    name,
+    path,
+    cgroupMode: mode,
+    wrapped,
+    argv: (...args) => [...(wrapped ? [helperBin, 'private-cgroup2', '--'] : []), path, '--root', root, ...args],
+    cgroupsPath: (guest) => {
+      if (mode === 'v2') return join(ownCgroups().get('') ?? '/', parent, guest);
+      // runc resolves a relative path against its own cgroup in each v1 hierarchy; crun takes
+      // paths from the hierarchy root, so it gets the deepest of jaula's own cgroups.
+      if (name === 'runc') return `${parent}/${guest}`;
+      return join(deepestOwnCgroup(), parent, guest);
+    },
+  };
+}
+
+const cache = new Map<string, Runtime>();
+
+/**
+ * Pick the runtime: the guest's choice, else JAULA_RUNTIME, else automatic: crun on a pure
+ * cgroup v2 host (it is the faster one), runc otherwise (runc handles v1 and hybrid layouts).
+ */
+export function selectRuntime(choice: RuntimeChoice = 'auto'): Runtime {
+  const env = process.env['JAULA_RUNTIME'];
+  let want = choice !== 'auto' ? choice : env && env !== 'auto' ? env : 'auto';
+  if (want !== 'auto' && want !== 'crun' && want !== 'runc')
+    throw new JaulaError('invalid', `JAULA_RUNTIME="${want}" is not a runtime jaula knows: use crun, runc or auto`);
+  const mode = cgroupMode();
+  const crun = which('crun');
+  const runc = which('runc');
+  if (want === 'auto') want = mode === 'v2' ? (crun ? 'crun' : 'runc') : runc ? 'runc' : 'crun';
+  const hit = cache.get(want);
+  if (hit) return hit;
+  const path = want === 'crun' ? crun : runc;
+  if (!path) throw new JaulaError('unsupported', `The OCI runtime "${want}" is not installed (apt-get install ${want}, or run the README's setup command)`);
+  const rt = makeRuntime(want as RuntimeName, path, mode);
+  cache.set(want, rt);
+  return rt;
+}
+
+export async function runtimeVersion(rt: Runtime): Promise<string> {
+  const r = await run([rt.path, '--version']);
+  return r.stdout.split('\n')[0]?.trim() ?? 'unknown';
+}
+
+export function runtimeCall(rt: Runtime, args: string[], opts: RunOptions & { what?: string } = {}) {
+  return runOk(rt.argv(...args), { timeoutMs: 60_000, ...opts });
+}
+
+/** `runtime delete --force ID`, quiet when the container does not exist. */
+export async function runtimeDelete(rt: Runtime, id: string): Promise<void> {
+  const r = await run(rt.argv('delete', '--force', id), { timeoutMs: 60_000 });
+  if (r.code !== 0 && !/does not exist|not exist|No such file/i.test(r.stderr))
+    throw new JaulaError('runtime', `${rt.name} could not delete the container "${id}": ${r.stderr.trim()}`);
+}

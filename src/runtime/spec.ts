@@ -1,0 +1,200 @@
+import type { GuestConfig } from '../core/config.js';
+import { isBind, type FstabEntry } from '../core/fstab.js';
+import { assertNever } from '../common/errors.js';
+
+/** The parts of the OCI runtime spec (config.json) that jaula writes. */
+export interface OciMount {
+  destination: string;
+  type: string;
+  source: string;
+  options?: string[];
+}
+export interface OciSpec {
+  ociVersion: string;
+  process: {
+    terminal: boolean;
+    user: { uid: number; gid: number };
+    args: string[];
+    env: string[];
+    cwd: string;
+    capabilities: { bounding: string[]; effective: string[]; permitted: string[]; inheritable?: string[]; ambient?: string[] };
+    rlimits: { type: string; hard: number; soft: number }[];
+    noNewPrivileges: boolean;
+  };
+  root: { path: string; readonly: boolean };
+  hostname: string;
+  mounts: OciMount[];
+  annotations: Record<string, string>;
+  linux: {
+    namespaces: { type: string; path?: string }[];
+    cgroupsPath: string;
+    resources: {
+      devices: { allow: boolean; type?: string; major?: number; minor?: number; access?: string }[];
+      pids?: { limit: number };
+    };
+    maskedPaths: string[];
+    readonlyPaths: string[];
+  };
+}
+
+/** Where jaula-init appears inside a guest (on the guest's /dev tmpfs: the tree is not touched). */
+export const GUEST_INIT_PATH = '/dev/.jaula-init';
+
+/**
+ * The capabilities a guest keeps. Left out: SYS_ADMIN, SYS_MODULE, SYS_RAWIO, SYS_TIME,
+ * SYS_PACCT, SYS_RESOURCE, SYS_PTRACE, SYSLOG, MAC_*, AUDIT_CONTROL/READ, BPF, PERFMON,
+ * CHECKPOINT_RESTORE, WAKE_ALARM, BLOCK_SUSPEND, LINUX_IMMUTABLE. SYS_BOOT stays: in a PID
+ * namespace reboot(2) only ends the guest itself, which is how halt and reboot inside work.
+ */
+export const GUEST_CAPS = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_DAC_READ_SEARCH',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_NET_BROADCAST',
+  'CAP_NET_ADMIN',
+  'CAP_NET_RAW',
+  'CAP_IPC_LOCK',
+  'CAP_IPC_OWNER',
+  'CAP_SYS_CHROOT',
+  'CAP_SYS_BOOT',
+  'CAP_SYS_NICE',
+  'CAP_SYS_TTY_CONFIG',
+  'CAP_MKNOD',
+  'CAP_LEASE',
+  'CAP_AUDIT_WRITE',
+  'CAP_SETFCAP',
+];
+
+const BASE_MOUNTS: OciMount[] = [
+  { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+  { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+  { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+  { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+  { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+  { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+  { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+];
+
+/** Docker's masked paths, plus /proc/kmsg (the seed's guests must not read the kernel log). */
+export const MASKED_PATHS = [
+  '/proc/acpi',
+  '/proc/asound',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/kmsg',
+  '/proc/latency_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/sys/devices/virtual/powercap',
+  '/sys/firmware',
+];
+export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+/** Character devices a guest may use: null, zero, full, random, urandom, tty, console, ptmx, pts. */
+const DEVICE_ALLOW: [number, number | undefined][] = [
+  [1, 3],
+  [1, 5],
+  [1, 7],
+  [1, 8],
+  [1, 9],
+  [5, 0],
+  [5, 1],
+  [5, 2],
+  [136, undefined],
+];
+
+export const DEFAULT_PIDS_LIMIT = 4096;
+
+export function initArgs(cfg: GuestConfig): string[] {
+  switch (cfg.initstyle) {
+    case 'plain':
+      return ['/sbin/init'];
+    case 'sysv':
+      return [GUEST_INIT_PATH, '-k', '-s', '/etc/init.d/rc', '--', '/etc/init.d/rc', '3'];
+    case 'cmd':
+      return [GUEST_INIT_PATH, '--', ...cfg.cmd];
+    default:
+      return assertNever(cfg.initstyle, 'init style');
+  }
+}
+
+export interface SpecInput {
+  cfg: GuestConfig;
+  rootfs: string;
+  cgroupsPath: string;
+  /** Host path of jaula-init; mounted when the init style needs it. */
+  initBin: string;
+  fstab: FstabEntry[];
+  /** Overrides the init command (one-shot `jaula run`). */
+  args?: string[];
+  terminal?: boolean;
+  /** The host's hard RLIMIT_NOFILE: a guest cannot be given more. */
+  nofileHard?: number;
+}
+
+function fstabMount(e: FstabEntry): OciMount {
+  if (isBind(e)) {
+    const opts = e.options.filter((o) => o !== 'bind' && o !== 'rbind');
+    return { destination: e.target, type: 'bind', source: e.source, options: [e.options.includes('rbind') ? 'rbind' : 'bind', ...opts] };
+  }
+  const m: OciMount = { destination: e.target, type: e.type, source: e.source === 'none' ? e.type : e.source };
+  if (e.options.length) m.options = [...e.options];
+  return m;
+}
+
+/** A pure function of the guest's config: same input, same config.json. */
+export function buildSpec(input: SpecInput): OciSpec {
+  const { cfg } = input;
+  const args = input.args ?? initArgs(cfg);
+  const mounts: OciMount[] = BASE_MOUNTS.map((m) => ({ ...m, options: [...(m.options ?? [])] }));
+  for (const e of input.fstab) {
+    const m = fstabMount(e);
+    const at = mounts.findIndex((x) => x.destination === m.destination);
+    if (m.destination === '/sys' && !(m.options ?? []).includes('ro')) m.options = [...(m.options ?? []), 'ro'];
+    if (at >= 0) mounts[at] = m;
+    else mounts.push(m);
+  }
+  if (args[0] === GUEST_INIT_PATH) mounts.push({ destination: GUEST_INIT_PATH, type: 'bind', source: input.initBin, options: ['bind', 'ro', 'nosuid', 'nodev'] });
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: input.terminal ?? true,
+      user: { uid: 0, gid: 0 },
+      args,
+      env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'TERM=linux', 'container=jaula', 'HOME=/root'],
+      cwd: '/',
+      capabilities: { bounding: [...GUEST_CAPS], effective: [...GUEST_CAPS], permitted: [...GUEST_CAPS] },
+      rlimits: [
+        { type: 'RLIMIT_NOFILE', soft: Math.min(1024, input.nofileHard ?? 1024), hard: input.nofileHard ?? 1024 },
+        { type: 'RLIMIT_CORE', soft: 0, hard: 0 },
+      ],
+      noNewPrivileges: false,
+    },
+    root: { path: input.rootfs, readonly: false },
+    hostname: cfg.hostname,
+    mounts,
+    annotations: { 'org.jaula.guest': cfg.name, 'org.jaula.context': String(cfg.context) },
+    linux: {
+      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }],
+      cgroupsPath: input.cgroupsPath,
+      resources: {
+        devices: [
+          { allow: false, access: 'rwm' },
+          ...DEVICE_ALLOW.map(([major, minor]) => (minor === undefined ? { allow: true, type: 'c', major, access: 'rwm' } : { allow: true, type: 'c', major, minor, access: 'rwm' })),
+        ],
+        pids: { limit: DEFAULT_PIDS_LIMIT },
+      },
+      maskedPaths: [...MASKED_PATHS],
+      readonlyPaths: [...READONLY_PATHS],
+    },
+  };
+}

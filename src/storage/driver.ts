@@ -1,0 +1,37 @@
+import { JaulaError } from '../common/errors.js';
+import type { GuestConfig } from '../core/config.js';
+
+/** What a storage driver can do: core branches on these, never on a driver's name. */
+export interface StorageInfo {
+  name: string;
+  /** Building from a template or cloning copies no file data. */
+  cheapClone: boolean;
+}
+
+export interface StorageDriver {
+  readonly info: StorageInfo;
+  /** The directory that holds the guest's own tree, to fill at build and read while stopped. */
+  treePath(name: string): string;
+  /** Make the guest's root ready for a start; returns the path to hand the runtime. */
+  mount(cfg: GuestConfig): Promise<string>;
+  /** Undo mount(); idempotent. */
+  unmount(cfg: GuestConfig): Promise<void>;
+  /** Remove all the guest's data; idempotent. */
+  destroy(name: string): Promise<void>;
+}
+
+const registry = new Map<string, () => Promise<StorageDriver>>();
+
+export function registerStorage(name: string, load: () => Promise<StorageDriver>): void {
+  registry.set(name, load);
+}
+
+export async function storageDriver(name: string): Promise<StorageDriver> {
+  const load = registry.get(name);
+  if (!load) throw new JaulaError('invalid', `Unknown storage driver "${name}": use one of ${[...registry.keys()].join(', ')}`);
+  return load();
+}
+
+export function storageNames(): string[] {
+  return [...registry.keys()];
+}
