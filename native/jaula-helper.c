@@ -30,6 +30,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -135,6 +136,9 @@ static int shim(int argc, char **argv) {
   }
   if (!dir || !id || !runtime || !nruntime || !exitcmd || !exitcmd[0])
     die("shim: usage: shim --dir DIR --id ID --runtime ARGV... --exit ARGV...");
+  /* Nothing jaula's caller left open may live on in the supervisor or the guest. */
+  syscall(SYS_close_range, SYNC_FD + 1, ~0U, 0);
+  fcntl(SYNC_FD, F_SETFD, FD_CLOEXEC); /* the runtime and the guest must not hold it */
   if (chdir(dir) < 0) die("shim: cannot enter \"%s\": %s", dir, strerror(errno));
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) die("shim: PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
   signal(SIGPIPE, SIG_IGN);
@@ -188,22 +192,22 @@ static int shim(int argc, char **argv) {
   }
   close(errpipe[1]);
 
-  /* Wait for the runtime: collect its stderr, accept the console, reap it. */
+  /* Wait for the runtime: collect its stderr, accept the console, reap it. The container's
+   * process may hold the stderr pipe open until it executes the guest's init (crun does), so
+   * the runtime's exit, not the pipe's end, ends this wait. */
   char errbuf[4096];
   size_t errlen = 0;
-  int master = -1, rt_status = -1, erropen = 1;
+  int master = -1, rt_status = -1, errlive = 1;
   pid_t init_pid = -1;
-  while (rt_status < 0 || erropen) {
-    struct pollfd p[3] = {{errpipe[0], POLLIN, 0}, {lsock, POLLIN, 0}, {sfd, POLLIN, 0}};
-    p[0].fd = erropen ? errpipe[0] : -1;
-    p[1].fd = master < 0 ? lsock : -1;
-    if (poll(p, 3, -1) < 0 && errno != EINTR) die("shim: poll: %s", strerror(errno));
-    if (p[0].revents) {
+  fcntl(errpipe[0], F_SETFL, O_NONBLOCK);
+  while (rt_status < 0 || master < 0) {
+    struct pollfd p[3] = {{errlive ? errpipe[0] : -1, POLLIN, 0}, {master < 0 ? lsock : -1, POLLIN, 0}, {sfd, POLLIN, 0}};
+    if (poll(p, 3, rt_status < 0 ? -1 : 0) < 0 && errno != EINTR) die("shim: poll: %s", strerror(errno));
+    if (p[0].revents & POLLIN) {
       ssize_t n = read(errpipe[0], errbuf + errlen, sizeof errbuf - 1 - errlen);
       if (n > 0) errlen += (size_t)n;
-      else if (n == 0 || errno != EINTR) erropen = 0;
-      if (errlen == sizeof errbuf - 1) erropen = 0;
     }
+    if ((p[0].revents & (POLLHUP | POLLERR)) && !(p[0].revents & POLLIN)) errlive = 0;
     if (p[1].revents & POLLIN) {
       int c = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
       if (c >= 0) {
@@ -221,6 +225,12 @@ static int shim(int argc, char **argv) {
       while ((w = waitpid(-1, &st, WNOHANG)) > 0)
         if (w == rt) rt_status = st;
     }
+    if (rt_status >= 0 && master < 0 && !(p[1].revents & POLLIN)) break; /* the runtime failed before sending a console */
+  }
+  for (;;) { /* what the runtime wrote before it ended */
+    ssize_t n = read(errpipe[0], errbuf + errlen, sizeof errbuf - 1 - errlen);
+    if (n <= 0) break;
+    errlen += (size_t)n;
   }
   close(errpipe[0]);
   close(lsock);

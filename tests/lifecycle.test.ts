@@ -1,0 +1,240 @@
+/**
+ * Lifecycle of real guests: halt and reboot from inside, supervision after jaula exits, stop
+ * timeouts, init styles, hooks, autostart order, and the crun runtime on this host.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { after, describe, it } from 'node:test';
+import { TestRoot, buildSkeleton, writeScript } from './helpers.js';
+
+const t = new TestRoot();
+after(() => assert.deepEqual(t.cleanup(), [], 'nothing is left behind'));
+
+const running = (name: string): boolean => t.jaula(['status', name]).code === 0;
+interface Exit {
+  reason: string;
+  code?: number;
+  signal?: number;
+  message?: string;
+  at: string;
+}
+const statusJson = (name: string): { status: string; pid?: number; lastExit?: Exit } => JSON.parse(t.jaula(['status', name, '--format', 'json']).stdout);
+const lastExit = (name: string): Exit => {
+  const e = statusJson(name).lastExit;
+  assert.ok(e, `guest ${name} has a last exit`);
+  return e;
+};
+
+describe('halt and reboot inside a guest', () => {
+  it('halt inside stops that guest only', async () => {
+    buildSkeleton(t, 'h1');
+    buildSkeleton(t, 'h2');
+    t.ok(['start', 'h1']);
+    t.ok(['start', 'h2']);
+    const before2 = statusJson('h2').pid;
+    t.sh('h1', 'halt');
+    await t.until('h1 to stop', () => statusJson('h1').status === 'stopped' && statusJson('h1').lastExit?.reason === 'halt');
+    assert.equal(running('h2'), true, 'the neighbour keeps running');
+    assert.equal(statusJson('h2').pid, before2);
+    assert.deepEqual(t.containers(), ['runc:h2'], 'the halted guest was cleaned up');
+  });
+
+  it('poweroff -f inside (the reboot(2) system call) stops the guest', async () => {
+    t.ok(['start', 'h1']);
+    t.sh('h1', 'poweroff -f');
+    await t.until('h1 to stop', () => statusJson('h1').status === 'stopped');
+    assert.equal(statusJson('h1').lastExit?.reason, 'halt');
+    assert.equal(running('h2'), true);
+  });
+
+  it('reboot inside restarts the guest', async () => {
+    t.ok(['start', 'h1']);
+    const pid1 = statusJson('h1').pid;
+    t.sh('h1', 'echo gone > /tmp/tmpfs-file; reboot');
+    await t.until('h1 to come back with a new init', () => {
+      const s = statusJson('h1');
+      return s.status === 'running' && s.pid !== undefined && s.pid !== pid1;
+    });
+    assert.equal(statusJson('h1').lastExit?.reason, 'reboot');
+    assert.equal(t.sh('h1', 'cat /tmp/tmpfs-file').code, 1, 'a fresh boot: the old tmpfs is gone');
+    assert.equal(running('h2'), true);
+    t.ok(['stop', 'h1']);
+    t.ok(['stop', 'h2']);
+  });
+});
+
+describe('supervision', () => {
+  it('keeps the guest running after the jaula process that started it exits, and notices when it dies', async () => {
+    buildSkeleton(t, 's1', ['--initstyle', 'cmd', '--cmd', '/bin/sleep 1000']);
+    t.ok(['start', 's1']); // that jaula process has exited now
+    const st = statusJson('s1');
+    assert.equal(st.status, 'running');
+    const pid = st.pid as number;
+    const shimPid = Number(t.state('s1')['shimPid']);
+    const shimParent = Number(fs.readFileSync(`/proc/${shimPid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]);
+    assert.ok(!/node|jaula/.test(fs.readFileSync(`/proc/${shimParent}/cmdline`, 'utf8')), 'the supervisor is no child of jaula');
+    // The supervisor holds little memory (the issue asks under 1 MB per guest).
+    const rss = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${shimPid}/status`, 'utf8'))?.[1]);
+    assert.ok(rss < 1024, `supervisor RSS ${rss} kB`);
+    process.kill(pid, 'SIGKILL');
+    await t.until('s1 to be seen stopped', () => statusJson('s1').status === 'stopped' && statusJson('s1').lastExit !== undefined);
+    const e = lastExit('s1');
+    assert.equal(e.reason, 'killed');
+    assert.equal(e.signal, 9);
+    assert.deepEqual(t.containers(), []);
+  });
+
+  it('records the exit status of a cmd guest whose command ends', async () => {
+    buildSkeleton(t, 's2', ['--initstyle', 'cmd', '--cmd', '/bin/true']);
+    fs.writeFileSync(
+      t.path('etc/jaula/guests/s2/config.toml'),
+      fs.readFileSync(t.path('etc/jaula/guests/s2/config.toml'), 'utf8').replace(/^cmd = .*$/m, 'cmd = [ "/bin/sh", "-c", "sleep 0.3; exit 3" ]'),
+    );
+    t.ok(['start', 's2']);
+    await t.until('s2 to end', () => statusJson('s2').status === 'stopped' && statusJson('s2').lastExit !== undefined);
+    const e = lastExit('s2');
+    assert.equal(e.reason, 'exited');
+    assert.equal(e.code, 3);
+  });
+});
+
+describe('stop', () => {
+  it('kills a guest whose init ignores the halt request after --timeout', () => {
+    buildSkeleton(t, 'k1', ['--initstyle', 'cmd', '--cmd', '/bin/sleep 1000']);
+    fs.writeFileSync(
+      t.path('etc/jaula/guests/k1/config.toml'),
+      fs.readFileSync(t.path('etc/jaula/guests/k1/config.toml'), 'utf8').replace(/^cmd = .*$/m, 'cmd = [ "/bin/sh", "-c", "trap \\"\\" TERM; while :; do sleep 1; done" ]'),
+    );
+    t.ok(['start', 'k1']);
+    const t0 = Date.now();
+    const r = t.ok(['stop', 'k1', '--timeout', '1']);
+    assert.match(r.stdout, /killed after 1 s/);
+    assert.ok(Date.now() - t0 >= 1000);
+    assert.equal(running('k1'), false);
+    t.ok(['start', 'k1']);
+    assert.match(t.ok(['stop', 'k1', '--kill']).stdout, /killed on request/);
+  });
+
+  it('halts a busybox guest cleanly, without killing it', () => {
+    buildSkeleton(t, 'k2');
+    t.ok(['start', 'k2']);
+    const r = t.ok(['stop', 'k2', '--timeout', '20']);
+    assert.doesNotMatch(r.stdout, /killed/);
+    assert.equal(lastExit('k2').reason, 'stopped');
+  });
+
+  it('restart gives a new init', () => {
+    t.ok(['start', 'k2']);
+    const pid = statusJson('k2').pid;
+    t.ok(['restart', 'k2']);
+    assert.notEqual(statusJson('k2').pid, pid);
+    assert.equal(running('k2'), true);
+    t.ok(['stop', 'k2', '--kill']);
+  });
+});
+
+describe('init styles', () => {
+  it('sysv runs "/etc/init.d/rc 3" at start and "rc 0" at stop under a minimal PID 1', () => {
+    const marks = t.path('sysv-marks');
+    fs.mkdirSync(marks);
+    buildSkeleton(t, 'sv1', ['--initstyle', 'sysv']);
+    writeScript(`${t.guestRoot('sv1')}/etc/init.d/rc`, '#!/bin/sh\necho "rc $1" >> /marks/log\n');
+    fs.appendFileSync(t.path('etc/jaula/guests/sv1/fstab'), `${marks} /marks none bind 0 0\n`);
+    t.ok(['start', 'sv1']);
+    assert.match(t.sh('sv1', 'cat /proc/1/cmdline | tr "\\0" " "').stdout, /^\/dev\/\.jaula-init -k -s \/etc\/init\.d\/rc -- \/etc\/init\.d\/rc 3/);
+    assert.equal(fs.readFileSync(`${marks}/log`, 'utf8'), 'rc 3\n');
+    assert.equal(running('sv1'), true, 'the guest keeps running after rc 3 ends');
+    t.ok(['stop', 'sv1', '--timeout', '20']);
+    assert.equal(fs.readFileSync(`${marks}/log`, 'utf8'), 'rc 3\nrc 0\n');
+  });
+
+  it('cmd runs the given command under jaula-init', () => {
+    buildSkeleton(t, 'c1', ['--initstyle', 'cmd', '--cmd', '/bin/sleep 777']);
+    t.ok(['start', 'c1']);
+    assert.match(t.sh('c1', 'cat /proc/[0-9]*/cmdline | tr "\\0" " "').stdout, /sleep 777/);
+    t.ok(['stop', 'c1']);
+    assert.equal(lastExit('c1').reason, 'stopped');
+  });
+
+  it('one-shot run returns the command\'s exit status and leaves the guest stopped', () => {
+    const r = t.jaula(['run', 'c1', '--', '/bin/sh', '-c', 'echo out; exit 4']);
+    assert.equal(r.code, 4);
+    assert.equal(r.stdout, 'out\n');
+    assert.equal(running('c1'), false);
+    assert.deepEqual(t.containers(), []);
+  });
+});
+
+describe('hooks', () => {
+  it('runs pre-start and post-stop on the host and start/stop inside', () => {
+    const out = t.path('hook-out');
+    fs.mkdirSync(out);
+    buildSkeleton(t, 'hk', ['--context', '4242']);
+    const hooks = t.path('etc/jaula/guests/hk/hooks');
+    writeScript(`${hooks}/pre-start`, `#!/bin/sh\necho "$JAULA_HOOK $JAULA_GUEST $JAULA_CONTEXT $JAULA_ROOTFS" > ${out}/pre\n`);
+    writeScript(`${hooks}/post-stop`, `#!/bin/sh\necho "$JAULA_HOOK $JAULA_EXIT_REASON" > ${out}/post\n`);
+    fs.writeFileSync(`${hooks}/start`, 'hostname > /out/start-inside\n');
+    fs.writeFileSync(`${hooks}/stop`, 'echo stopping > /out/stop-inside\n');
+    fs.appendFileSync(t.path('etc/jaula/guests/hk/fstab'), `${out} /out none bind 0 0\n`);
+    t.ok(['start', 'hk']);
+    assert.equal(fs.readFileSync(`${out}/pre`, 'utf8'), `pre-start hk 4242 ${t.guestRoot('hk')}\n`);
+    assert.equal(fs.readFileSync(`${out}/start-inside`, 'utf8'), 'hk\n');
+    t.ok(['stop', 'hk']);
+    assert.equal(fs.readFileSync(`${out}/stop-inside`, 'utf8'), 'stopping\n');
+    assert.equal(fs.readFileSync(`${out}/post`, 'utf8'), 'post-stop stopped\n');
+  });
+
+  it('a failing pre-start hook aborts the start cleanly', () => {
+    writeScript(t.path('etc/jaula/guests/hk/hooks/pre-start'), '#!/bin/sh\necho "no disk for you" >&2\nexit 3\n');
+    const r = t.jaula(['start', 'hk']);
+    assert.equal(r.code, 8);
+    assert.match(r.stderr, /pre-start hook .*failed with status 3.*no disk for you/);
+    assert.equal(running('hk'), false);
+    assert.deepEqual(t.leftovers(), []);
+  });
+});
+
+describe('autostart and dependencies', () => {
+  it('starts marked guests after their dependencies and stops them before', () => {
+    buildSkeleton(t, 'db', ['--mark', 'default']);
+    buildSkeleton(t, 'app', ['--mark', 'default', '--depends', 'db']);
+    buildSkeleton(t, 'web', ['--mark', 'default', '--depends', 'app']);
+    buildSkeleton(t, 'other');
+    const r = t.ok(['autostart', '--format', 'json']);
+    const results = JSON.parse(r.stdout) as { name: string; ok: boolean }[];
+    assert.deepEqual(results.map((x) => x.name), ['db', 'app', 'web'], 'dependency order');
+    assert.ok(results.every((x) => x.ok));
+    const started = (n: string): number => Date.parse(String(t.state(n)['startedAt']));
+    assert.ok(started('db') <= started('app') && started('app') <= started('web'));
+    assert.equal(running('other'), false, 'unmarked guests stay stopped');
+    t.ok(['stop', '--all']);
+    const stoppedAt = (n: string): number => {
+      assert.equal(lastExit(n).reason, 'stopped');
+      return Date.parse(lastExit(n).at);
+    };
+    assert.ok(stoppedAt('web') <= stoppedAt('app') && stoppedAt('app') <= stoppedAt('db'), 'reverse order at stop');
+    for (const n of ['db', 'app', 'web']) assert.equal(running(n), false);
+  });
+
+  it('refuses a dependency cycle', () => {
+    const cfg = t.path('etc/jaula/guests/db/config.toml');
+    fs.writeFileSync(cfg, fs.readFileSync(cfg, 'utf8').replace(/^depends = \[\]/m, 'depends = [ "web" ]'));
+    const r = t.jaula(['autostart']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /form a cycle/);
+  });
+});
+
+describe('runtime choice', () => {
+  it('runs a guest with crun on this hybrid cgroup host, in a private mount namespace', () => {
+    buildSkeleton(t, 'cr1');
+    const env = { JAULA_RUNTIME: 'crun' };
+    t.ok(['start', 'cr1'], { env });
+    assert.equal(t.state('cr1')['runtime'], 'crun');
+    assert.equal(t.jaula(['exec', 'cr1', '--', 'hostname']).stdout.trim(), 'cr1');
+    const pid = Number(t.state('cr1')['pid']);
+    assert.match(fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8'), new RegExp(`jaula-${t.tag}/cr1`));
+    t.ok(['stop', 'cr1']);
+    assert.deepEqual(t.containers(), []);
+  });
+});
