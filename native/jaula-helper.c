@@ -18,6 +18,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <termios.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -197,7 +199,7 @@ static int shim(int argc, char **argv) {
    * the runtime's exit, not the pipe's end, ends this wait. */
   char errbuf[4096];
   size_t errlen = 0;
-  int master = -1, rt_status = -1, errlive = 1;
+  int master = -1, peer = -1, rt_status = -1, errlive = 1;
   pid_t init_pid = -1;
   fcntl(errpipe[0], F_SETFL, O_NONBLOCK);
   while (rt_status < 0 || master < 0) {
@@ -213,7 +215,12 @@ static int shim(int argc, char **argv) {
       if (c >= 0) {
         master = recv_fd(c);
         close(c);
-        if (master >= 0) fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+        if (master >= 0) {
+          fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+          /* Hold the console's other end: while the guest's init closes and reopens
+           * /dev/console no slave may be open, and the master would read EIO and be lost. */
+          peer = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        }
       }
     }
     if (p[2].revents) {
@@ -271,6 +278,7 @@ static int shim(int argc, char **argv) {
         if (w == init_pid) status = st;
     }
   }
+  if (peer >= 0) close(peer);
   if (master >= 0) {
     drain(master);
     close(master);

@@ -18,6 +18,10 @@ const find = (dir, out = []) => {
   return out;
 };
 const only = process.argv.slice(2);
-const files = [...find('dist/src'), ...find('dist/tests')].filter((f) => only.length === 0 || only.some((o) => f.includes(o))).sort();
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files], { stdio: 'inherit' });
+const files = [...find('dist/src'), ...find('dist/tests')]
+  .filter((f) => only.length === 0 || only.some((o) => f.includes(o)))
+  .sort();
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files], {
+  stdio: 'inherit',
+});
 process.exit(r.status ?? 1);

@@ -45,14 +45,18 @@ export class TestRoot {
   /** Run jaula and fail with its output unless it exits 0. */
   ok(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Result {
     const r = this.jaula(args, opts);
-    if (r.code !== 0) throw new Error(`jaula ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    if (r.code !== 0)
+      throw new Error(`jaula ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
     return r;
   }
 
   /** Run jaula asynchronously (for concurrent operations). */
   jaulaAsync(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
     return new Promise((res) => {
-      const child = spawn(process.execPath, [jaulaBin, ...args], { env: { ...this.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [jaulaBin, ...args], {
+        env: { ...this.env, ...opts.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -75,7 +79,10 @@ export class TestRoot {
   }
 
   state(name: string): Record<string, unknown> {
-    return JSON.parse(fs.readFileSync(this.path('run/jaula/guests', name, 'state.json'), 'utf8')) as Record<string, unknown>;
+    return JSON.parse(fs.readFileSync(this.path('run/jaula/guests', name, 'state.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
   }
 
   /** Wait until `fn` returns true (polling), or fail after `ms`. */
@@ -92,7 +99,13 @@ export class TestRoot {
     const out: string[] = [];
     for (const rt of ['runc', 'crun']) {
       const r = spawnSync(rt, ['--root', this.path('run/jaula/runtime'), 'list', '-q'], { encoding: 'utf8' });
-      if (r.status === 0) out.push(...r.stdout.split('\n').filter(Boolean).map((x) => `${rt}:${x}`));
+      if (r.status === 0)
+        out.push(
+          ...r.stdout
+            .split('\n')
+            .filter(Boolean)
+            .map((x) => `${rt}:${x}`),
+        );
     }
     return out;
   }
@@ -121,7 +134,8 @@ export class TestRoot {
         if (!e.isDirectory()) continue;
         const p = join(dir, e.name);
         if (e.name === parent) {
-          for (const c of fs.readdirSync(p, { withFileTypes: true })) if (c.isDirectory()) found.push(join(p, c.name));
+          for (const c of fs.readdirSync(p, { withFileTypes: true }))
+            if (c.isDirectory()) found.push(join(p, c.name));
         } else walk(p, depth + 1);
       }
     };
@@ -131,23 +145,38 @@ export class TestRoot {
 
   /** Everything a guest run may leave behind on the host. */
   leftovers(): string[] {
-    return [...this.containers().map((c) => `container ${c}`), ...this.mounts().map((m) => `mount ${m}`), ...this.cgroups().map((c) => `cgroup ${c}`)];
+    return [
+      ...this.containers().map((c) => `container ${c}`),
+      ...this.mounts().map((m) => `mount ${m}`),
+      ...this.cgroups().map((c) => `cgroup ${c}`),
+    ];
   }
 
   /** Stop and delete every guest, check for leftovers, remove the root. */
   cleanup(): string[] {
     const list = this.jaula(['list', '--format', 'json']);
     if (list.code === 0) {
-      for (const g of JSON.parse(list.stdout) as { name: string }[]) this.jaula(['delete', '--force', g.name]);
+      for (const g of JSON.parse(list.stdout) as { name: string }[])
+        this.jaula(['delete', '--force', g.name]);
     }
     const left = this.leftovers();
     // Remove what is left anyway, so that one failing test does not break the next.
-    for (const c of this.containers()) spawnSync(c.split(':')[0] as string, ['--root', this.path('run/jaula/runtime'), 'delete', '-f', c.split(':')[1] as string]);
+    for (const c of this.containers())
+      spawnSync(c.split(':')[0] as string, [
+        '--root',
+        this.path('run/jaula/runtime'),
+        'delete',
+        '-f',
+        c.split(':')[1] as string,
+      ]);
     for (const m of this.mounts().sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
     for (const c of this.cgroups()) spawnSync('rmdir', [c]);
     const parent = `jaula-${this.tag}`;
     for (const base of fs.readdirSync('/sys/fs/cgroup')) {
-      for (const p of [join('/sys/fs/cgroup', base, parent), ...ownCgroupDirs(base).map((d) => join(d, parent))]) {
+      for (const p of [
+        join('/sys/fs/cgroup', base, parent),
+        ...ownCgroupDirs(base).map((d) => join(d, parent)),
+      ]) {
         try {
           fs.rmdirSync(p);
         } catch {
@@ -166,7 +195,8 @@ function ownCgroupDirs(hierarchy: string): string[] {
   for (const line of text.split('\n')) {
     const [, ctrls, path] = line.split(':');
     if (ctrls === undefined || path === undefined) continue;
-    if (ctrls.split(',').includes(hierarchy) || (ctrls === '' && hierarchy === 'unified')) out.push(join('/sys/fs/cgroup', hierarchy, path));
+    if (ctrls.split(',').includes(hierarchy) || (ctrls === '' && hierarchy === 'unified'))
+      out.push(join('/sys/fs/cgroup', hierarchy, path));
   }
   return out;
 }

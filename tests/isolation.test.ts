@@ -20,7 +20,10 @@ describe('isolation of a running guest', () => {
     fs.writeFileSync(`${shared}/from-host`, 'host data\n');
     buildSkeleton(t, 'iso1', ['--hostname', 'iso1.example', '--context', '1001']);
     buildSkeleton(t, 'iso2', ['--context', '1002', '--initstyle', 'cmd', '--cmd', '/bin/sleep 4321']);
-    fs.appendFileSync(t.path('etc/jaula/guests/iso1/fstab'), `${shared} /mnt/ro none bind,ro 0 0\n${sharedRw} /mnt/rw none bind 0 0\n`);
+    fs.appendFileSync(
+      t.path('etc/jaula/guests/iso1/fstab'),
+      `${shared} /mnt/ro none bind,ro 0 0\n${sharedRw} /mnt/rw none bind 0 0\n`,
+    );
     fs.writeFileSync(`${t.guestRoot('iso1')}/marker-iso1`, 'x');
     t.ok(['start', 'iso1']);
     t.ok(['start', 'iso2']);
@@ -53,7 +56,11 @@ describe('isolation of a running guest', () => {
     const procs = r.stdout.split('\n').filter((l) => l.trim());
     assert.ok(procs.length <= 6, `only the guest's own few processes: ${procs.join(' | ')}`);
     assert.doesNotMatch(r.stdout, /4321/, 'the other guest is invisible');
-    assert.match(t.sh('iso2', 'cat /proc/[0-9]*/cmdline | tr "\\0" " "').stdout, /sleep 4321/, 'it runs, in its own view');
+    assert.match(
+      t.sh('iso2', 'cat /proc/[0-9]*/cmdline | tr "\\0" " "').stdout,
+      /sleep 4321/,
+      'it runs, in its own view',
+    );
   });
 
   it('has its own hostname (UTS namespace)', () => {
@@ -71,9 +78,15 @@ describe('isolation of a running guest', () => {
 
   it('has its own IPC, mount and cgroup namespaces', () => {
     const pid = Number(t.state('iso1')['pid']);
-    for (const ns of ['ipc', 'mnt', 'cgroup', 'uts']) assert.notEqual(fs.readlinkSync(`/proc/${pid}/ns/${ns}`), fs.readlinkSync(`/proc/self/ns/${ns}`), ns);
+    for (const ns of ['ipc', 'mnt', 'cgroup', 'uts'])
+      assert.notEqual(fs.readlinkSync(`/proc/${pid}/ns/${ns}`), fs.readlinkSync(`/proc/self/ns/${ns}`), ns);
     const other = Number(t.state('iso2')['pid']);
-    for (const ns of ['ipc', 'mnt', 'net', 'pid']) assert.notEqual(fs.readlinkSync(`/proc/${pid}/ns/${ns}`), fs.readlinkSync(`/proc/${other}/ns/${ns}`), `guests do not share ${ns}`);
+    for (const ns of ['ipc', 'mnt', 'net', 'pid'])
+      assert.notEqual(
+        fs.readlinkSync(`/proc/${pid}/ns/${ns}`),
+        fs.readlinkSync(`/proc/${other}/ns/${ns}`),
+        `guests do not share ${ns}`,
+      );
     // Host SysV IPC is invisible inside.
     const id = spawnSync('ipcmk', ['-Q'], { encoding: 'utf8' });
     assert.equal(id.status, 0, id.stderr);
@@ -81,7 +94,11 @@ describe('isolation of a running guest', () => {
     try {
       assert.match(fs.readFileSync('/proc/sysvipc/msg', 'utf8'), new RegExp(`\\b${key}\\b`));
       const inside = t.sh('iso1', 'cat /proc/sysvipc/msg');
-      assert.equal(inside.stdout.trim().split('\n').length, 1, `only the header line inside: ${inside.stdout}`);
+      assert.equal(
+        inside.stdout.trim().split('\n').length,
+        1,
+        `only the header line inside: ${inside.stdout}`,
+      );
     } finally {
       spawnSync('ipcrm', ['-q', key]);
     }
@@ -93,7 +110,10 @@ describe('isolation of a running guest', () => {
     assert.equal(t.sh('iso1', 'test -f /marker-iso1 && echo yes').stdout.trim(), 'yes');
     assert.equal(t.sh('iso2', 'test -f /marker-iso1 && echo yes || echo no').stdout.trim(), 'no');
     assert.equal(t.sh('iso1', `test -e ${t.root} && echo yes || echo no`).stdout.trim(), 'no');
-    assert.equal(t.sh('iso1', 'cd /; cd ../../..; test -f marker-iso1 && echo still-inside').stdout.trim(), 'still-inside');
+    assert.equal(
+      t.sh('iso1', 'cd /; cd ../../..; test -f marker-iso1 && echo still-inside').stdout.trim(),
+      'still-inside',
+    );
   });
 
   it('mounts /proc, /dev/pts, a read-only /sys and a tmpfs /tmp', () => {
@@ -104,7 +124,11 @@ describe('isolation of a running guest', () => {
     assert.match(mounts, /^\S+ \/tmp tmpfs rw,/m);
     assert.notEqual(t.sh('iso1', 'echo x > /sys/kernel/jaula-probe').code, 0, 'writing under /sys fails');
     assert.equal(t.sh('iso1', 'echo x > /tmp/probe && cat /tmp/probe').stdout.trim(), 'x');
-    assert.equal(fs.existsSync(`${t.guestRoot('iso1')}/tmp/probe`), false, '/tmp is a tmpfs, not the guest tree');
+    assert.equal(
+      fs.existsSync(`${t.guestRoot('iso1')}/tmp/probe`),
+      false,
+      '/tmp is a tmpfs, not the guest tree',
+    );
   });
 
   it('makes a read-only bind mount really read-only, and a read-write one writable', () => {
@@ -118,31 +142,46 @@ describe('isolation of a running guest', () => {
   });
 
   it('masks /proc/kmsg and keeps /proc/sys read-only', () => {
-    assert.equal(t.sh('iso1', 'stat -c %t:%T /proc/kmsg').stdout.trim(), '1:3', '/proc/kmsg is /dev/null inside');
+    assert.equal(
+      t.sh('iso1', 'stat -c %t:%T /proc/kmsg').stdout.trim(),
+      '1:3',
+      '/proc/kmsg is /dev/null inside',
+    );
     assert.notEqual(t.sh('iso1', 'echo 1 > /proc/sys/kernel/sysrq').code, 0);
   });
 
   it('passes stdin, stdout, stderr and the exit status through exec', () => {
-    const r = t.jaula(['exec', 'iso1', '--', '/bin/sh', '-c', 'read x; echo "got $x"; echo oops >&2; exit 42'], { input: 'hello\n' });
+    const r = t.jaula(
+      ['exec', 'iso1', '--', '/bin/sh', '-c', 'read x; echo "got $x"; echo oops >&2; exit 42'],
+      { input: 'hello\n' },
+    );
     assert.equal(r.code, 42);
     assert.equal(r.stdout, 'got hello\n');
     assert.equal(r.stderr, 'oops\n');
   });
 
   it('gives a fresh pty to enter', () => {
-    const r = spawnSync('script', ['-qec', `${process.execPath} ${process.cwd()}/bin/jaula enter iso1`, '/dev/null'], {
-      input: 'tty; echo "in=$(hostname)"; exit 5\n',
-      env: t.env,
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
+    const r = spawnSync(
+      'script',
+      ['-qec', `${process.execPath} ${process.cwd()}/bin/jaula enter iso1`, '/dev/null'],
+      {
+        input: 'tty; echo "in=$(hostname)"; exit 5\n',
+        env: t.env,
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
     assert.match(r.stdout, /\/dev\/pts\/\d+/);
     assert.match(r.stdout, /in=iso1\.example/);
     assert.equal(r.status, 5);
   });
 
   it('lists guests as a table and as JSON, and reports status by exit code', () => {
-    const j = JSON.parse(t.ok(['list', '--format', 'json']).stdout) as { name: string; status: string; context: number }[];
+    const j = JSON.parse(t.ok(['list', '--format', 'json']).stdout) as {
+      name: string;
+      status: string;
+      context: number;
+    }[];
     assert.deepEqual(
       j.map((g) => [g.name, g.status, g.context]),
       [

@@ -18,7 +18,8 @@ interface Exit {
   message?: string;
   at: string;
 }
-const statusJson = (name: string): { status: string; pid?: number; lastExit?: Exit } => JSON.parse(t.jaula(['status', name, '--format', 'json']).stdout);
+const statusJson = (name: string): { status: string; pid?: number; lastExit?: Exit } =>
+  JSON.parse(t.jaula(['status', name, '--format', 'json']).stdout);
 const lastExit = (name: string): Exit => {
   const e = statusJson(name).lastExit;
   assert.ok(e, `guest ${name} has a last exit`);
@@ -33,7 +34,10 @@ describe('halt and reboot inside a guest', () => {
     t.ok(['start', 'h2']);
     const before2 = statusJson('h2').pid;
     t.sh('h1', 'halt');
-    await t.until('h1 to stop', () => statusJson('h1').status === 'stopped' && statusJson('h1').lastExit?.reason === 'halt');
+    await t.until(
+      'h1 to stop',
+      () => statusJson('h1').status === 'stopped' && statusJson('h1').lastExit?.reason === 'halt',
+    );
     assert.equal(running('h2'), true, 'the neighbour keeps running');
     assert.equal(statusJson('h2').pid, before2);
     assert.deepEqual(t.containers(), ['runc:h2'], 'the halted guest was cleaned up');
@@ -72,12 +76,18 @@ describe('supervision', () => {
     const pid = st.pid as number;
     const shimPid = Number(t.state('s1')['shimPid']);
     const shimParent = Number(fs.readFileSync(`/proc/${shimPid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]);
-    assert.ok(!/node|jaula/.test(fs.readFileSync(`/proc/${shimParent}/cmdline`, 'utf8')), 'the supervisor is no child of jaula');
+    assert.ok(
+      !/node|jaula/.test(fs.readFileSync(`/proc/${shimParent}/cmdline`, 'utf8')),
+      'the supervisor is no child of jaula',
+    );
     // The supervisor holds little memory (the issue asks under 1 MB per guest).
     const rss = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${shimPid}/status`, 'utf8'))?.[1]);
     assert.ok(rss < 1024, `supervisor RSS ${rss} kB`);
     process.kill(pid, 'SIGKILL');
-    await t.until('s1 to be seen stopped', () => statusJson('s1').status === 'stopped' && statusJson('s1').lastExit !== undefined);
+    await t.until(
+      's1 to be seen stopped',
+      () => statusJson('s1').status === 'stopped' && statusJson('s1').lastExit !== undefined,
+    );
     const e = lastExit('s1');
     assert.equal(e.reason, 'killed');
     assert.equal(e.signal, 9);
@@ -88,10 +98,15 @@ describe('supervision', () => {
     buildSkeleton(t, 's2', ['--initstyle', 'cmd', '--cmd', '/bin/true']);
     fs.writeFileSync(
       t.path('etc/jaula/guests/s2/config.toml'),
-      fs.readFileSync(t.path('etc/jaula/guests/s2/config.toml'), 'utf8').replace(/^cmd = .*$/m, 'cmd = [ "/bin/sh", "-c", "sleep 0.3; exit 3" ]'),
+      fs
+        .readFileSync(t.path('etc/jaula/guests/s2/config.toml'), 'utf8')
+        .replace(/^cmd = .*$/m, 'cmd = [ "/bin/sh", "-c", "sleep 0.3; exit 3" ]'),
     );
     t.ok(['start', 's2']);
-    await t.until('s2 to end', () => statusJson('s2').status === 'stopped' && statusJson('s2').lastExit !== undefined);
+    await t.until(
+      's2 to end',
+      () => statusJson('s2').status === 'stopped' && statusJson('s2').lastExit !== undefined,
+    );
     const e = lastExit('s2');
     assert.equal(e.reason, 'exited');
     assert.equal(e.code, 3);
@@ -103,7 +118,9 @@ describe('stop', () => {
     buildSkeleton(t, 'k1', ['--initstyle', 'cmd', '--cmd', '/bin/sleep 1000']);
     fs.writeFileSync(
       t.path('etc/jaula/guests/k1/config.toml'),
-      fs.readFileSync(t.path('etc/jaula/guests/k1/config.toml'), 'utf8').replace(/^cmd = .*$/m, 'cmd = [ "/bin/sh", "-c", "trap \\"\\" TERM; while :; do sleep 1; done" ]'),
+      fs
+        .readFileSync(t.path('etc/jaula/guests/k1/config.toml'), 'utf8')
+        .replace(/^cmd = .*$/m, 'cmd = [ "/bin/sh", "-c", "trap \\"\\" TERM; while :; do sleep 1; done" ]'),
     );
     t.ok(['start', 'k1']);
     const t0 = Date.now();
@@ -141,7 +158,10 @@ describe('init styles', () => {
     writeScript(`${t.guestRoot('sv1')}/etc/init.d/rc`, '#!/bin/sh\necho "rc $1" >> /marks/log\n');
     fs.appendFileSync(t.path('etc/jaula/guests/sv1/fstab'), `${marks} /marks none bind 0 0\n`);
     t.ok(['start', 'sv1']);
-    assert.match(t.sh('sv1', 'cat /proc/1/cmdline | tr "\\0" " "').stdout, /^\/dev\/\.jaula-init -k -s \/etc\/init\.d\/rc -- \/etc\/init\.d\/rc 3/);
+    assert.match(
+      t.sh('sv1', 'cat /proc/1/cmdline | tr "\\0" " "').stdout,
+      /^\/dev\/\.jaula-init -k -s \/etc\/init\.d\/rc -- \/etc\/init\.d\/rc 3/,
+    );
     assert.equal(fs.readFileSync(`${marks}/log`, 'utf8'), 'rc 3\n');
     assert.equal(running('sv1'), true, 'the guest keeps running after rc 3 ends');
     t.ok(['stop', 'sv1', '--timeout', '20']);
@@ -156,7 +176,7 @@ describe('init styles', () => {
     assert.equal(lastExit('c1').reason, 'stopped');
   });
 
-  it('one-shot run returns the command\'s exit status and leaves the guest stopped', () => {
+  it("one-shot run returns the command's exit status and leaves the guest stopped", () => {
     const r = t.jaula(['run', 'c1', '--', '/bin/sh', '-c', 'echo out; exit 4']);
     assert.equal(r.code, 4);
     assert.equal(r.stdout, 'out\n');
@@ -171,7 +191,10 @@ describe('hooks', () => {
     fs.mkdirSync(out);
     buildSkeleton(t, 'hk', ['--context', '4242']);
     const hooks = t.path('etc/jaula/guests/hk/hooks');
-    writeScript(`${hooks}/pre-start`, `#!/bin/sh\necho "$JAULA_HOOK $JAULA_GUEST $JAULA_CONTEXT $JAULA_ROOTFS" > ${out}/pre\n`);
+    writeScript(
+      `${hooks}/pre-start`,
+      `#!/bin/sh\necho "$JAULA_HOOK $JAULA_GUEST $JAULA_CONTEXT $JAULA_ROOTFS" > ${out}/pre\n`,
+    );
     writeScript(`${hooks}/post-stop`, `#!/bin/sh\necho "$JAULA_HOOK $JAULA_EXIT_REASON" > ${out}/post\n`);
     fs.writeFileSync(`${hooks}/start`, 'hostname > /out/start-inside\n');
     fs.writeFileSync(`${hooks}/stop`, 'echo stopping > /out/stop-inside\n');
@@ -185,7 +208,10 @@ describe('hooks', () => {
   });
 
   it('a failing pre-start hook aborts the start cleanly', () => {
-    writeScript(t.path('etc/jaula/guests/hk/hooks/pre-start'), '#!/bin/sh\necho "no disk for you" >&2\nexit 3\n');
+    writeScript(
+      t.path('etc/jaula/guests/hk/hooks/pre-start'),
+      '#!/bin/sh\necho "no disk for you" >&2\nexit 3\n',
+    );
     const r = t.jaula(['start', 'hk']);
     assert.equal(r.code, 8);
     assert.match(r.stderr, /pre-start hook .*failed with status 3.*no disk for you/);
@@ -202,7 +228,11 @@ describe('autostart and dependencies', () => {
     buildSkeleton(t, 'other');
     const r = t.ok(['autostart', '--format', 'json']);
     const results = JSON.parse(r.stdout) as { name: string; ok: boolean }[];
-    assert.deepEqual(results.map((x) => x.name), ['db', 'app', 'web'], 'dependency order');
+    assert.deepEqual(
+      results.map((x) => x.name),
+      ['db', 'app', 'web'],
+      'dependency order',
+    );
     assert.ok(results.every((x) => x.ok));
     const started = (n: string): number => Date.parse(String(t.state(n)['startedAt']));
     assert.ok(started('db') <= started('app') && started('app') <= started('web'));
@@ -212,7 +242,10 @@ describe('autostart and dependencies', () => {
       assert.equal(lastExit(n).reason, 'stopped');
       return Date.parse(lastExit(n).at);
     };
-    assert.ok(stoppedAt('web') <= stoppedAt('app') && stoppedAt('app') <= stoppedAt('db'), 'reverse order at stop');
+    assert.ok(
+      stoppedAt('web') <= stoppedAt('app') && stoppedAt('app') <= stoppedAt('db'),
+      'reverse order at stop',
+    );
     for (const n of ['db', 'app', 'web']) assert.equal(running(n), false);
   });
 

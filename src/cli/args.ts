@@ -18,7 +18,11 @@ export interface Parsed {
 /** A small argv parser: --long, --long=value, -s value, repeatable lists, "--" ends options. */
 export function parseArgs(argv: string[], specs: OptSpecs, command: string): Parsed {
   const out: Parsed = { opts: {}, positionals: [], rest: [], sawDashDash: false };
-  const byShort = new Map(Object.entries(specs).filter(([, s]) => s.short).map(([k, s]) => [s.short as string, k]));
+  const byShort = new Map(
+    Object.entries(specs)
+      .filter(([, s]) => s.short)
+      .map(([k, s]) => [s.short as string, k]),
+  );
   for (const [k, s] of Object.entries(specs)) if (s.type === 'list') out.opts[k] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
@@ -35,22 +39,32 @@ export function parseArgs(argv: string[], specs: OptSpecs, command: string): Par
       if (eq > 0) inline = a.slice(eq + 1);
     } else if (a.startsWith('-') && a.length === 2 && a !== '-') {
       key = byShort.get(a.slice(1));
-      if (!key) throw new JaulaError('usage', `Unknown option "${a}" for "jaula ${command}" (see "jaula ${command} --help")`);
+      if (!key)
+        throw new JaulaError(
+          'usage',
+          `Unknown option "${a}" for "jaula ${command}" (see "jaula ${command} --help")`,
+        );
     } else {
       out.positionals.push(a);
       continue;
     }
     const spec = specs[key];
-    if (!spec) throw new JaulaError('usage', `Unknown option "--${key}" for "jaula ${command}" (see "jaula ${command} --help")`);
+    if (!spec)
+      throw new JaulaError(
+        'usage',
+        `Unknown option "--${key}" for "jaula ${command}" (see "jaula ${command} --help")`,
+      );
     if (spec.type === 'bool') {
       if (inline !== undefined) throw new JaulaError('usage', `The option --${key} takes no value`);
       out.opts[key] = true;
       continue;
     }
     const v = inline ?? argv[++i];
-    if (v === undefined) throw new JaulaError('usage', `The option --${key} needs a value (see "jaula ${command} --help")`);
+    if (v === undefined)
+      throw new JaulaError('usage', `The option --${key} needs a value (see "jaula ${command} --help")`);
     if (spec.type === 'number') {
-      if (!/^-?\d+(\.\d+)?$/.test(v)) throw new JaulaError('usage', `The option --${key} needs a number, not "${v}"`);
+      if (!/^-?\d+(\.\d+)?$/.test(v))
+        throw new JaulaError('usage', `The option --${key} needs a number, not "${v}"`);
       out.opts[key] = Number(v);
     } else if (spec.type === 'list') (out.opts[key] as string[]).push(v);
     else out.opts[key] = v;
@@ -76,6 +90,9 @@ export function list(p: Parsed, k: string): string[] {
 
 export function onePositional(p: Parsed, command: string, what = 'NAME'): string {
   if (p.positionals.length !== 1)
-    throw new JaulaError('usage', `"jaula ${command}" takes one ${what}${p.positionals.length ? `, got ${p.positionals.length}: ${p.positionals.join(' ')}` : ''} (see "jaula ${command} --help")`);
+    throw new JaulaError(
+      'usage',
+      `"jaula ${command}" takes one ${what}${p.positionals.length ? `, got ${p.positionals.length}: ${p.positionals.join(' ')}` : ''} (see "jaula ${command} --help")`,
+    );
   return p.positionals[0] as string;
 }

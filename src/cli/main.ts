@@ -29,7 +29,11 @@ async function usage(): Promise<string> {
     if (name.startsWith('__')) continue;
     lines.push(`  ${name.padEnd(11)}${(await load()).summary}`);
   }
-  lines.push('', 'Environment: JAULA_ROOT moves all of jaula\'s files under another root (default /);', 'JAULA_RUNTIME=crun|runc overrides the automatic runtime choice.');
+  lines.push(
+    '',
+    "Environment: JAULA_ROOT moves all of jaula's files under another root (default /);",
+    'JAULA_RUNTIME=crun|runc overrides the automatic runtime choice.',
+  );
   return lines.join('\n') + '\n';
 }
 
@@ -69,7 +73,9 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`jaula: ${e.message}\n`);
       return exitCodes.usage;
     }
-    process.stderr.write(`jaula: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.stderr.write(
+      `jaula: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+    );
     return exitCodes.internal;
   }
 }

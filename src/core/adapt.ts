@@ -11,7 +11,8 @@ export interface AdaptOptions {
 }
 
 /** Boot scripts a guest must not run: clock, fsck, devices, kernel modules, kernel log, mounts. */
-const SYSV_DISABLED = /^[SK]\d\d(hwclock|checkroot|checkfs|checkroot-bootclean|udev|kmod|mountkernfs|mountdevsubfs|mountall|mountall-bootclean|mountnfs|mountnfs-bootclean|brightness|keyboard-setup|console-setup|klogd|setserial|hdparm)(\.sh)?$/;
+const SYSV_DISABLED =
+  /^[SK]\d\d(hwclock|hostname|checkroot|checkfs|checkroot-bootclean|udev|kmod|mountkernfs|mountdevsubfs|mountall|mountall-bootclean|mountnfs|mountnfs-bootclean|brightness|keyboard-setup|console-setup|klogd|setserial|hdparm)(\.sh)?$/;
 
 /** systemd units masked in a guest. Gettys on tty1-6 are host terminals; the console is jaula's. */
 const SYSTEMD_MASKED = [
@@ -53,10 +54,20 @@ function adapt(g: GuestFs, opts: AdaptOptions): string[] {
   changes.push(`/etc/hostname: ${opts.hostname}`);
   const short = opts.hostname.split('.')[0] ?? opts.hostname;
   const hostsOld = g.readText('/etc/hosts') ?? '';
-  const kept = hostsOld.split('\n').filter((l) => l.trim() && !/^\s*127\.0\.1\.1\s/.test(l) && !/^\s*127\.0\.0\.1\s/.test(l) && !/^# jaula/.test(l));
+  const kept = hostsOld
+    .split('\n')
+    .filter(
+      (l) =>
+        l.trim() && !/^\s*127\.0\.1\.1\s/.test(l) && !/^\s*127\.0\.0\.1\s/.test(l) && !/^# jaula/.test(l),
+    );
   g.writeFile(
     '/etc/hosts',
-    ['127.0.0.1\tlocalhost', `127.0.1.1\t${opts.hostname}${short !== opts.hostname ? `\t${short}` : ''}`, ...kept, ''].join('\n'),
+    [
+      '127.0.0.1\tlocalhost',
+      `127.0.1.1\t${opts.hostname}${short !== opts.hostname ? `\t${short}` : ''}`,
+      ...kept,
+      '',
+    ].join('\n'),
   );
   changes.push('/etc/hosts: localhost and the hostname');
 
@@ -68,7 +79,10 @@ function adapt(g: GuestFs, opts: AdaptOptions): string[] {
 
   const fstab = g.readText('/etc/fstab');
   if (fstab !== undefined && fstab.split('\n').some((l) => l.trim() && !l.trim().startsWith('#'))) {
-    g.writeFile('/etc/fstab', '# A jaula guest mounts nothing at boot: its mounts are in jaula\'s per-guest fstab.\n');
+    g.writeFile(
+      '/etc/fstab',
+      "# A jaula guest mounts nothing at boot: its mounts are in jaula's per-guest fstab.\n",
+    );
     changes.push('/etc/fstab emptied (no disks, no fsck)');
   }
 
@@ -104,7 +118,13 @@ function adapt(g: GuestFs, opts: AdaptOptions): string[] {
 
   const rsyslog = g.readText('/etc/rsyslog.conf');
   if (rsyslog !== undefined && /^\s*(module\(load="imklog"|\$ModLoad imklog)/m.test(rsyslog)) {
-    g.writeFile('/etc/rsyslog.conf', rsyslog.replace(/^(\s*)(module\(load="imklog".*|\$ModLoad imklog.*)$/gm, '$1# jaula: no kernel log in a guest: $2'));
+    g.writeFile(
+      '/etc/rsyslog.conf',
+      rsyslog.replace(
+        /^(\s*)(module\(load="imklog".*|\$ModLoad imklog.*)$/gm,
+        '$1# jaula: no kernel log in a guest: $2',
+      ),
+    );
     changes.push('/etc/rsyslog.conf: imklog off');
   }
 
@@ -127,7 +147,11 @@ export function detectInit(rootfs: string): InitKind {
     if (/busybox/.test(real)) return 'busybox';
     const st = g.stat(real);
     if (st && st.isFile()) {
-      const head = g.readFile(real)?.subarray(0, 1 << 20).toString('latin1') ?? '';
+      const head =
+        g
+          .readFile(real)
+          ?.subarray(0, 1 << 20)
+          .toString('latin1') ?? '';
       if (head.includes('BusyBox')) return 'busybox';
       if (head.includes('systemd')) return 'systemd';
       if (head.includes('INIT_VERSION') || head.includes('sysvinit')) return 'sysvinit';

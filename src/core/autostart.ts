@@ -22,10 +22,15 @@ export function dependencyWaves(selected: string[], all: Map<string, GuestConfig
   const waves: string[][] = [];
   const done = new Set<string>();
   while (done.size < need.size) {
-    const wave = [...need].filter((n) => !done.has(n) && (all.get(n)?.depends ?? []).every((d) => done.has(d))).sort();
+    const wave = [...need]
+      .filter((n) => !done.has(n) && (all.get(n)?.depends ?? []).every((d) => done.has(d)))
+      .sort();
     if (wave.length === 0) {
       const left = [...need].filter((n) => !done.has(n));
-      throw new JaulaError('invalid', `The dependencies of guests ${left.map((n) => `"${n}"`).join(', ')} form a cycle`);
+      throw new JaulaError(
+        'invalid',
+        `The dependencies of guests ${left.map((n) => `"${n}"`).join(', ')} form a cycle`,
+      );
     }
     for (const n of wave) done.add(n);
     waves.push(wave);
@@ -61,7 +66,11 @@ export async function autostart(mark = 'default', parallel = 4): Promise<BulkRes
       const deps = all.get(name)?.depends.filter((d) => failed.has(d)) ?? [];
       if (deps.length) {
         failed.add(name);
-        results.push({ name, ok: false, message: `not started: depends on ${deps.join(', ')}, which failed` });
+        results.push({
+          name,
+          ok: false,
+          message: `not started: depends on ${deps.join(', ')}, which failed`,
+        });
         return;
       }
       if (liveStatus(readState(name)) !== 'stopped') {
@@ -81,12 +90,21 @@ export async function autostart(mark = 'default', parallel = 4): Promise<BulkRes
 }
 
 /** Stop guests in reverse dependency order (a guest stops before the guests it depends on). */
-export async function stopMany(names: string[] | 'all', opts: { timeout?: number; kill?: boolean } = {}, parallel = 4): Promise<BulkResult[]> {
+export async function stopMany(
+  names: string[] | 'all',
+  opts: { timeout?: number; kill?: boolean } = {},
+  parallel = 4,
+): Promise<BulkResult[]> {
   const all = new Map(loadAllConfigs().map((c) => [c.name, c]));
   const chosen = names === 'all' ? [...all.keys()] : names;
   const running = new Set(chosen.filter((n) => liveStatus(readState(n)) !== 'stopped'));
   // Waves over the running set only, dependents first.
-  const sub = new Map([...running].map((n) => [n, { ...(all.get(n) as GuestConfig), depends: (all.get(n)?.depends ?? []).filter((d) => running.has(d)) }]));
+  const sub = new Map(
+    [...running].map((n) => [
+      n,
+      { ...(all.get(n) as GuestConfig), depends: (all.get(n)?.depends ?? []).filter((d) => running.has(d)) },
+    ]),
+  );
   const waves = dependencyWaves([...running], sub).reverse();
   const results: BulkResult[] = [];
   for (const wave of waves) {

@@ -53,42 +53,64 @@ export function validateConfig(c: GuestConfig): GuestConfig {
   validateHostname(c.hostname);
   validateInitStyle(c.initstyle);
   if (c.initstyle === 'cmd' && c.cmd.length === 0)
-    throw new JaulaError('invalid', `Guest "${c.name}" has init style "cmd" but no command: give it after "--" or set cmd = [...]`);
+    throw new JaulaError(
+      'invalid',
+      `Guest "${c.name}" has init style "cmd" but no command: give it after "--" or set cmd = [...]`,
+    );
   for (const m of c.marks) validateName(m, 'mark');
   for (const d of c.depends) validateName(d, 'dependency');
-  if (c.depends.includes(c.name)) throw new JaulaError('invalid', `Guest "${c.name}" cannot depend on itself`);
+  if (c.depends.includes(c.name))
+    throw new JaulaError('invalid', `Guest "${c.name}" cannot depend on itself`);
   if (c.interfaces.length > MAX_INTERFACES)
-    throw new JaulaError('invalid', `Guest "${c.name}" has ${c.interfaces.length} interfaces (at most ${MAX_INTERFACES})`);
+    throw new JaulaError(
+      'invalid',
+      `Guest "${c.name}" has ${c.interfaces.length} interfaces (at most ${MAX_INTERFACES})`,
+    );
   for (const i of c.interfaces) {
     if (i.name) validateIfName(i.name, 'interface name');
     if (i.dev) validateIfName(i.dev, 'host device');
     if (i.address) parseCidr(i.address);
   }
-  if (!Number.isFinite(c.stopTimeout) || c.stopTimeout < 0) throw new JaulaError('invalid', `stop_timeout must be a number of seconds >= 0`);
+  if (!Number.isFinite(c.stopTimeout) || c.stopTimeout < 0)
+    throw new JaulaError('invalid', `stop_timeout must be a number of seconds >= 0`);
   return c;
 }
 
 type Toml = Record<string, unknown>;
 
-function take<T>(obj: Toml, key: string, kind: 'string' | 'number' | 'boolean' | 'array' | 'table', where: string): T | undefined {
+function take<T>(
+  obj: Toml,
+  key: string,
+  kind: 'string' | 'number' | 'boolean' | 'array' | 'table',
+  where: string,
+): T | undefined {
   const v = obj[key];
   delete obj[key];
   if (v === undefined) return undefined;
   const ok =
-    kind === 'array' ? Array.isArray(v) : kind === 'table' ? typeof v === 'object' && v !== null && !Array.isArray(v) : typeof v === kind;
+    kind === 'array'
+      ? Array.isArray(v)
+      : kind === 'table'
+        ? typeof v === 'object' && v !== null && !Array.isArray(v)
+        : typeof v === kind;
   if (!ok) throw new JaulaError('invalid', `${where}: "${key}" must be a ${kind}`);
   return v as T;
 }
 
 function strings(v: unknown[] | undefined, key: string, where: string): string[] {
   if (!v) return [];
-  if (!v.every((x) => typeof x === 'string')) throw new JaulaError('invalid', `${where}: "${key}" must be a list of strings`);
+  if (!v.every((x) => typeof x === 'string'))
+    throw new JaulaError('invalid', `${where}: "${key}" must be a list of strings`);
   return v as string[];
 }
 
 function noneLeft(obj: Toml, where: string): void {
   const keys = Object.keys(obj);
-  if (keys.length) throw new JaulaError('invalid', `${where}: unknown setting${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')}`);
+  if (keys.length)
+    throw new JaulaError(
+      'invalid',
+      `${where}: unknown setting${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')}`,
+    );
 }
 
 export function parseConfig(text: string, file: string): GuestConfig {
@@ -96,12 +118,15 @@ export function parseConfig(text: string, file: string): GuestConfig {
   try {
     t = parseToml(text) as Toml;
   } catch (e) {
-    throw new JaulaError('invalid', `The config file "${file}" is not valid TOML: ${messageOf(e)}`, { cause: e });
+    throw new JaulaError('invalid', `The config file "${file}" is not valid TOML: ${messageOf(e)}`, {
+      cause: e,
+    });
   }
   const where = `In "${file}"`;
   const name = take<string>(t, 'name', 'string', where);
   const context = take<number>(t, 'context', 'number', where);
-  if (name === undefined || context === undefined) throw new JaulaError('invalid', `${where}: "name" and "context" are required`);
+  if (name === undefined || context === undefined)
+    throw new JaulaError('invalid', `${where}: "name" and "context" are required`);
   const storageT = take<Toml>(t, 'storage', 'table', where) ?? {};
   const buildT = take<Toml>(t, 'build', 'table', where) ?? {};
   const ifaces = take<unknown[]>(t, 'interface', 'array', where) ?? [];
@@ -121,7 +146,8 @@ export function parseConfig(text: string, file: string): GuestConfig {
     stopTimeout: take<number>(t, 'stop_timeout', 'number', where) ?? 30,
     storage: { driver: take<string>(storageT, 'driver', 'string', where) ?? 'dir' },
     interfaces: ifaces.map((x, i) => {
-      if (typeof x !== 'object' || x === null) throw new JaulaError('invalid', `${where}: interface ${i + 1} must be a table`);
+      if (typeof x !== 'object' || x === null)
+        throw new JaulaError('invalid', `${where}: interface ${i + 1} must be a table`);
       const it = { ...(x as Toml) };
       const spec: InterfaceSpec = {};
       const n = take<string>(it, 'name', 'string', where);

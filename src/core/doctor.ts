@@ -31,13 +31,28 @@ export async function doctor(): Promise<Check[]> {
   };
   add('host', 'kernel', 'ok', readOr('/proc/sys/kernel/osrelease', 'unknown'));
   const mode = cgroupMode();
-  add('cgroups', 'mode', 'ok', mode === 'hybrid' ? 'hybrid (v1 controllers + cgroup2 at /sys/fs/cgroup/unified)' : mode);
+  add(
+    'cgroups',
+    'mode',
+    'ok',
+    mode === 'hybrid' ? 'hybrid (v1 controllers + cgroup2 at /sys/fs/cgroup/unified)' : mode,
+  );
   const own = ownCgroups();
-  add('cgroups', 'jaula\'s own cgroup', 'ok', [...new Set(own.values())].join(', ') || '/');
+  add('cgroups', "jaula's own cgroup", 'ok', [...new Set(own.values())].join(', ') || '/');
   try {
     const rt = selectRuntime();
-    add('runtime', 'OCI runtime', 'ok', `${rt.name} (${await runtimeVersion(rt)}) at ${rt.path}${rt.wrapped ? ', in a private mount namespace without the cgroup2 mount' : ''}`);
-    add('runtime', 'guest cgroups', 'ok', `${rt.cgroupsPath('NAME')}${rt.name === 'runc' && mode !== 'v2' ? ' (relative to jaula\'s cgroup in each hierarchy)' : ''}`);
+    add(
+      'runtime',
+      'OCI runtime',
+      'ok',
+      `${rt.name} (${await runtimeVersion(rt)}) at ${rt.path}${rt.wrapped ? ', in a private mount namespace without the cgroup2 mount' : ''}`,
+    );
+    add(
+      'runtime',
+      'guest cgroups',
+      'ok',
+      `${rt.cgroupsPath('NAME')}${rt.name === 'runc' && mode !== 'v2' ? " (relative to jaula's cgroup in each hierarchy)" : ''}`,
+    );
   } catch (e) {
     add('runtime', 'OCI runtime', 'missing', messageOf(e));
   }
@@ -46,23 +61,49 @@ export async function doctor(): Promise<Check[]> {
     add('runtime', r, p ? 'ok' : 'warn', p ? p : `not installed (apt-get install ${r})`);
   }
   for (const ns of ['pid', 'mnt', 'uts', 'ipc', 'net', 'cgroup', 'user']) {
-    add('kernel', `${ns} namespace`, fs.existsSync(`/proc/self/ns/${ns}`) ? 'ok' : 'missing', fs.existsSync(`/proc/self/ns/${ns}`) ? 'available' : 'not in this kernel');
+    add(
+      'kernel',
+      `${ns} namespace`,
+      fs.existsSync(`/proc/self/ns/${ns}`) ? 'ok' : 'missing',
+      fs.existsSync(`/proc/self/ns/${ns}`) ? 'available' : 'not in this kernel',
+    );
   }
   const maxUserns = Number(readOr('/proc/sys/user/max_user_namespaces', '0'));
   add('kernel', 'user namespaces', maxUserns > 0 ? 'ok' : 'warn', `max_user_namespaces=${maxUserns}`);
   const filesystems = readOr('/proc/filesystems');
-  for (const f of ['overlay', 'tmpfs', 'devpts', 'mqueue']) add('kernel', `${f} filesystem`, filesystems.includes(`\t${f}`) ? 'ok' : 'missing', filesystems.includes(`\t${f}`) ? 'available' : 'not available');
+  for (const f of ['overlay', 'tmpfs', 'devpts', 'mqueue'])
+    add(
+      'kernel',
+      `${f} filesystem`,
+      filesystems.includes(`\t${f}`) ? 'ok' : 'missing',
+      filesystems.includes(`\t${f}`) ? 'available' : 'not available',
+    );
   const seccomp = /Seccomp:\s*(\d)/.exec(readOr('/proc/self/status'));
   add('kernel', 'seccomp', seccomp ? 'ok' : 'missing', seccomp ? 'available' : 'not available');
   try {
     const fd = native().openat2(-100, '/', O_PATH | O_DIRECTORY, 0, RESOLVE_IN_ROOT);
     fs.closeSync(fd);
-    add('kernel', 'openat2 RESOLVE_IN_ROOT', 'ok', 'host-side access to guest trees cannot be led out of them');
+    add(
+      'kernel',
+      'openat2 RESOLVE_IN_ROOT',
+      'ok',
+      'host-side access to guest trees cannot be led out of them',
+    );
   } catch (e) {
     add('kernel', 'openat2 RESOLVE_IN_ROOT', 'missing', messageOf(e));
   }
-  add('jaula', 'supervisor (jaula-helper)', isExecutable(helperBin) ? 'ok' : 'missing', isExecutable(helperBin) ? helperBin : 'not built: run "npm run build"');
-  add('jaula', 'guest init (jaula-init)', isExecutable(initBin) ? 'ok' : 'missing', isExecutable(initBin) ? initBin : 'not built: run "npm run build"');
+  add(
+    'jaula',
+    'supervisor (jaula-helper)',
+    isExecutable(helperBin) ? 'ok' : 'missing',
+    isExecutable(helperBin) ? helperBin : 'not built: run "npm run build"',
+  );
+  add(
+    'jaula',
+    'guest init (jaula-init)',
+    isExecutable(initBin) ? 'ok' : 'missing',
+    isExecutable(initBin) ? initBin : 'not built: run "npm run build"',
+  );
   add('jaula', 'JAULA_ROOT', 'ok', paths().root);
   for (const [tool, pkg, what] of [
     ['busybox', 'busybox-static', 'skeleton builds'],
@@ -72,12 +113,23 @@ export async function doctor(): Promise<Check[]> {
     ['ip', 'iproute2', 'networking'],
   ] as const) {
     const p = which(tool);
-    add('tools', tool, p ? 'ok' : 'warn', p ? `${p} (${what})` : `not installed: apt-get install ${pkg} (needed for ${what})`);
+    add(
+      'tools',
+      tool,
+      p ? 'ok' : 'warn',
+      p ? `${p} (${what})` : `not installed: apt-get install ${pkg} (needed for ${what})`,
+    );
   }
   const bb = which('busybox');
   if (bb) {
     const r = await run(['file', '-L', bb]).catch(() => undefined);
-    if (r && r.code === 0 && !/statically linked|static-pie/.test(r.stdout)) add('tools', 'busybox is static', 'warn', `${bb} is dynamically linked: skeleton guests need busybox-static`);
+    if (r && r.code === 0 && !/statically linked|static-pie/.test(r.stdout))
+      add(
+        'tools',
+        'busybox is static',
+        'warn',
+        `${bb} is dynamically linked: skeleton guests need busybox-static`,
+      );
   }
   return checks;
 }

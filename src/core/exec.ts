@@ -35,14 +35,19 @@ function waitChild(argv: string[]): Promise<number> {
     child.on('close', (code, signal) => {
       process.off('SIGINT', ignore);
       process.off('SIGTERM', ignore);
-      resolve(code ?? 128 + (signal ? (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2 }) as Record<string, number>)[signal] ?? 1 : 1));
+      resolve(
+        code ??
+          128 +
+            (signal ? (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2 } as Record<string, number>)[signal] ?? 1) : 1),
+      );
     });
   });
 }
 
 /** Run a command inside a running guest (its namespaces, cgroup and limits); returns its exit code. */
 export async function execInGuest(name: string, cmd: string[], opts: ExecOptions = {}): Promise<number> {
-  if (cmd.length === 0) throw new JaulaError('usage', `Give the command to run: jaula exec ${name} -- CMD [ARGS...]`);
+  if (cmd.length === 0)
+    throw new JaulaError('usage', `Give the command to run: jaula exec ${name} -- CMD [ARGS...]`);
   const { rt } = requireRunning(name);
   const args = ['exec', ...(opts.tty ? ['--tty'] : []), '--cwd', opts.cwd ?? '/'];
   for (const e of opts.env ?? []) args.push('--env', e);
@@ -52,10 +57,17 @@ export async function execInGuest(name: string, cmd: string[], opts: ExecOptions
 
 /** An interactive login shell on a fresh pty inside a running guest. */
 export async function enterGuest(name: string): Promise<number> {
-  if (!process.stdin.isTTY) throw new JaulaError('usage', `"jaula enter" needs a terminal; to run commands without one use "jaula exec ${name} -- CMD"`);
+  if (!process.stdin.isTTY)
+    throw new JaulaError(
+      'usage',
+      `"jaula enter" needs a terminal; to run commands without one use "jaula exec ${name} -- CMD"`,
+    );
   const { cfg } = requireRunning(name);
   const storage = await storageDriver(cfg.storage.driver);
-  const shell = GuestFs.with(storage.treePath(name), (g) => ['/bin/bash', '/bin/sh'].find((s) => g.stat(s)?.isFile()) ?? '/bin/sh');
+  const shell = GuestFs.with(
+    storage.treePath(name),
+    (g) => ['/bin/bash', '/bin/sh'].find((s) => g.stat(s)?.isFile()) ?? '/bin/sh',
+  );
   return execInGuest(name, [shell, '-l'], { tty: true, env: [`TERM=${process.env['TERM'] ?? 'xterm'}`] });
 }
 
@@ -64,23 +76,44 @@ export async function enterGuest(name: string): Promise<number> {
  * jaula-init, stdio attached, and stop it when CMD ends. Returns CMD's exit code.
  */
 export async function runOnce(name: string, cmd: string[]): Promise<number> {
-  if (cmd.length === 0) throw new JaulaError('usage', `Give the command to run: jaula run ${name} -- CMD [ARGS...]`);
+  if (cmd.length === 0)
+    throw new JaulaError('usage', `Give the command to run: jaula run ${name} -- CMD [ARGS...]`);
   const runDir = paths().guestRun(name);
   const instance = randomBytes(8).toString('hex');
   const prepared = await withGuestLock(name, async () => {
     const cfg = loadConfig(name);
     const prev = readState(name);
-    if (liveStatus(prev) !== 'stopped') throw new JaulaError('state', `Guest "${name}" is running: "jaula run" needs a stopped guest (use "jaula exec")`);
+    if (liveStatus(prev) !== 'stopped')
+      throw new JaulaError(
+        'state',
+        `Guest "${name}" is running: "jaula run" needs a stopped guest (use "jaula exec")`,
+      );
     const rt = selectRuntime(cfg.runtime);
     if (prev.status !== 'stopped') await runtimeDelete(rt, name);
     mkdirp(join(runDir, 'bundle'), 0o700);
     for (const f of ['init.pid', 'exit']) removeTree(join(runDir, f));
     const storage = await storageDriver(cfg.storage.driver);
     const rootfs = await storage.mount(cfg);
-    const spec = buildSpec({ cfg, rootfs, cgroupsPath: rt.cgroupsPath(name), initBin, fstab: loadFstab(name), nofileHard: nofileHardLimit(), args: [GUEST_INIT_PATH, '--', ...cmd], terminal: false });
+    const spec = buildSpec({
+      cfg,
+      rootfs,
+      cgroupsPath: rt.cgroupsPath(name),
+      initBin,
+      fstab: loadFstab(name),
+      nofileHard: nofileHardLimit(),
+      args: [GUEST_INIT_PATH, '--', ...cmd],
+      terminal: false,
+    });
     writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600);
     const me = readProcStat(process.pid);
-    const st: GuestState = { status: 'starting', instance, runtime: rt.name, bootId: bootId(), shimPid: process.pid, startedAt: new Date().toISOString() };
+    const st: GuestState = {
+      status: 'starting',
+      instance,
+      runtime: rt.name,
+      bootId: bootId(),
+      shimPid: process.pid,
+      startedAt: new Date().toISOString(),
+    };
     if (me) st.shimStart = me.starttime;
     writeState(name, st);
     return { cfg, rt, storage, st };
@@ -107,7 +140,11 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
     await withGuestLock(name, async () => {
       await runtimeDelete(rt, name).catch(() => {});
       await storage.unmount(cfg).catch(() => {});
-      writeState(name, { status: 'stopped', instance, lastExit: { reason: 'exited', at: new Date().toISOString() } });
+      writeState(name, {
+        status: 'stopped',
+        instance,
+        lastExit: { reason: 'exited', at: new Date().toISOString() },
+      });
     });
   }
   guestLog(name, `one-shot run of "${cmd.join(' ')}" ended with status ${code}`);

@@ -24,13 +24,22 @@ export function parseFstab(text: string, file: string): FstabEntry[] {
     const f = line.split(/\s+/).map(unescape);
     const where = `${file}, line ${i + 1}`;
     if (f.length < 3 || f.length > 6)
-      throw new JaulaError('invalid', `${where}: expected "SOURCE TARGET TYPE [OPTIONS [DUMP PASS]]", got "${line}"`);
+      throw new JaulaError(
+        'invalid',
+        `${where}: expected "SOURCE TARGET TYPE [OPTIONS [DUMP PASS]]", got "${line}"`,
+      );
     const [source, target, type, opts] = f as [string, string, string, string | undefined];
-    if (!target.startsWith('/')) throw new JaulaError('invalid', `${where}: the target "${target}" must be an absolute path inside the guest`);
-    if (target.split('/').includes('..')) throw new JaulaError('invalid', `${where}: the target "${target}" must not contain ".."`);
+    if (!target.startsWith('/'))
+      throw new JaulaError(
+        'invalid',
+        `${where}: the target "${target}" must be an absolute path inside the guest`,
+      );
+    if (target.split('/').includes('..'))
+      throw new JaulaError('invalid', `${where}: the target "${target}" must not contain ".."`);
     const options = !opts || opts === 'defaults' ? [] : opts.split(',').filter((o) => o && o !== 'defaults');
     const e: FstabEntry = { source, target: target.replace(/\/+$/, '') || '/', type, options };
-    if (e.target === '/') throw new JaulaError('invalid', `${where}: mounting over the guest's root "/" is not allowed`);
+    if (e.target === '/')
+      throw new JaulaError('invalid', `${where}: mounting over the guest's root "/" is not allowed`);
     if (isBind(e) && !source.startsWith('/'))
       throw new JaulaError('invalid', `${where}: the bind source "${source}" must be an absolute host path`);
     out.push(e);

@@ -66,16 +66,24 @@ export interface DeleteOptions {
 export async function deleteGuest(name: string, opts: DeleteOptions = {}): Promise<void> {
   const cfg = loadConfig(name);
   if (liveStatus(readState(name)) !== 'stopped') {
-    if (!opts.force) throw new JaulaError('state', `Cannot delete guest "${name}": it is running (stop it first, or use --force)`);
+    if (!opts.force)
+      throw new JaulaError(
+        'state',
+        `Cannot delete guest "${name}": it is running (stop it first, or use --force)`,
+      );
     await stopGuest(name, { kill: true });
   }
   await withGuestLock(name, async () => {
-    if (liveStatus(readState(name)) !== 'stopped') throw new JaulaError('state', `Cannot delete guest "${name}": it was started again meanwhile`);
+    if (liveStatus(readState(name)) !== 'stopped')
+      throw new JaulaError('state', `Cannot delete guest "${name}": it was started again meanwhile`);
     const storage = await storageDriver(cfg.storage.driver);
     await storage.unmount(cfg);
     const left = mountsBelow(paths().guestData(name));
     if (left.length && !opts.force)
-      throw new JaulaError('state', `Cannot delete guest "${name}": something is still mounted in its tree (${left.join(', ')}); unmount it or use --force`);
+      throw new JaulaError(
+        'state',
+        `Cannot delete guest "${name}": something is still mounted in its tree (${left.join(', ')}); unmount it or use --force`,
+      );
     await storage.destroy(name);
     removeTree(paths().guestConf(name));
     removeTree(paths().guestRun(name));

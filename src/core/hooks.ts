@@ -23,10 +23,16 @@ export function hookPath(name: string, hook: HostHook | GuestHook): string {
   return join(paths().guestConf(name), 'hooks', hook);
 }
 
-export async function runHostHook(cfg: GuestConfig, hook: HostHook, rootfs: string, extra: Record<string, string> = {}): Promise<void> {
+export async function runHostHook(
+  cfg: GuestConfig,
+  hook: HostHook,
+  rootfs: string,
+  extra: Record<string, string> = {},
+): Promise<void> {
   const file = hookPath(cfg.name, hook);
   if (!fs.existsSync(file)) return;
-  if (!isExecutable(file)) throw new JaulaError('invalid', `The ${hook} hook "${file}" is not executable (chmod +x it)`);
+  if (!isExecutable(file))
+    throw new JaulaError('invalid', `The ${hook} hook "${file}" is not executable (chmod +x it)`);
   const env = {
     ...process.env,
     JAULA_GUEST: cfg.name,
@@ -41,7 +47,10 @@ export async function runHostHook(cfg: GuestConfig, hook: HostHook, rootfs: stri
   const out = (r.stdout + r.stderr).trim();
   guestLog(cfg.name, `hook ${hook}: status ${r.code}${out ? `: ${out}` : ''}`);
   if (r.code !== 0)
-    throw new JaulaError('runtime', `The ${hook} hook of guest "${cfg.name}" failed with status ${r.code}${out ? `: ${out.split('\n').slice(-3).join(' ')}` : ''}`);
+    throw new JaulaError(
+      'runtime',
+      `The ${hook} hook of guest "${cfg.name}" failed with status ${r.code}${out ? `: ${out.split('\n').slice(-3).join(' ')}` : ''}`,
+    );
 }
 
 export function guestHookScript(name: string, hook: GuestHook): string | undefined {

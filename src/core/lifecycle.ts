@@ -16,7 +16,15 @@ import type { GuestConfig } from './config.js';
 import { guestHookScript, runHostHook } from './hooks.js';
 import { guestLog } from './log.js';
 import { Reverter } from './reverter.js';
-import { liveStatus, readExitRecord, readState, writeState, type ExitInfo, type ExitReason, type GuestState } from './state.js';
+import {
+  liveStatus,
+  readExitRecord,
+  readState,
+  writeState,
+  type ExitInfo,
+  type ExitReason,
+  type GuestState,
+} from './state.js';
 import { loadConfig, loadFstab } from './store.js';
 
 export const SIGNALS: Record<string, number> = {
@@ -36,7 +44,8 @@ export function signalNumber(s: string): number {
   const rt = /^SIGRTMIN\+(\d+)$/.exec(name);
   if (rt?.[1]) return 34 + Number(rt[1]);
   const n = SIGNALS[name] ?? (/^\d+$/.test(s) ? Number(s) : undefined);
-  if (n === undefined || n < 1 || n > 64) throw new JaulaError('invalid', `"${s}" is not a signal jaula knows (e.g. SIGPWR, SIGTERM, SIGRTMIN+3)`);
+  if (n === undefined || n < 1 || n > 64)
+    throw new JaulaError('invalid', `"${s}" is not a signal jaula knows (e.g. SIGPWR, SIGTERM, SIGRTMIN+3)`);
   return n;
 }
 
@@ -57,7 +66,10 @@ function haltSignal(cfg: GuestConfig, rootfs: string): number {
     case 'sysvinit':
       return SIGNALS['SIGPWR'] as number; // inittab's powerwait action (adapted at build)
     case 'missing':
-      throw new JaulaError('invalid', `Guest "${cfg.name}" has no /sbin/init for the "plain" init style: use --initstyle sysv or cmd, or install an init in it`);
+      throw new JaulaError(
+        'invalid',
+        `Guest "${cfg.name}" has no /sbin/init for the "plain" init style: use --initstyle sysv or cmd, or install an init in it`,
+      );
     default:
       return SIGNALS['SIGTERM'] as number;
   }
@@ -83,7 +95,11 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
   const { name } = cfg;
   const prev = readState(name);
   const live = liveStatus(prev);
-  if (live !== 'stopped') throw new JaulaError('state', `Guest "${name}" is already ${live} (pid ${prev.pid ?? '?'}); use "jaula restart ${name}" to restart it`);
+  if (live !== 'stopped')
+    throw new JaulaError(
+      'state',
+      `Guest "${name}" is already ${live} (pid ${prev.pid ?? '?'}); use "jaula restart ${name}" to restart it`,
+    );
   if (prev.status !== 'stopped') await finalizeLocked(cfg, prev, exitInfoFor(name, prev));
   const runDir = paths().guestRun(name);
   mkdirp(runDir, 0o700);
@@ -107,10 +123,20 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     for (const e of fstab) {
       if (e.type === 'bind' || e.options.includes('bind') || e.options.includes('rbind')) {
         if (!fs.existsSync(e.source))
-          throw new JaulaError('not_found', `Guest "${name}": the bind mount source "${e.source}" (for ${e.target}) does not exist on the host; create it or fix ${join(paths().guestConf(name), 'fstab')}`);
+          throw new JaulaError(
+            'not_found',
+            `Guest "${name}": the bind mount source "${e.source}" (for ${e.target}) does not exist on the host; create it or fix ${join(paths().guestConf(name), 'fstab')}`,
+          );
       }
     }
-    const spec = buildSpec({ cfg, rootfs, cgroupsPath: rt.cgroupsPath(name), initBin, fstab, nofileHard: nofileHardLimit() });
+    const spec = buildSpec({
+      cfg,
+      rootfs,
+      cgroupsPath: rt.cgroupsPath(name),
+      initBin,
+      fstab,
+      nofileHard: nofileHardLimit(),
+    });
     mkdirp(join(runDir, 'bundle'), 0o700);
     writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec, null, 1), 0o600);
 
@@ -118,7 +144,13 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     rev.add('delete the container', () => runtimeDelete(rt, name));
     const pidStart = readProcStat(shim.initPid)?.starttime;
     const shimStart = readProcStat(shim.shimPid)?.starttime;
-    const st: GuestState = { ...base, pid: shim.initPid, shimPid: shim.shimPid, haltSignal: signal, cgroupsPath: spec.linux.cgroupsPath };
+    const st: GuestState = {
+      ...base,
+      pid: shim.initPid,
+      shimPid: shim.shimPid,
+      haltSignal: signal,
+      cgroupsPath: spec.linux.cgroupsPath,
+    };
     if (pidStart !== undefined) st.pidStart = pidStart;
     if (shimStart !== undefined) st.shimStart = shimStart;
     writeState(name, st);
@@ -128,23 +160,53 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     st.startedAt = new Date().toISOString();
     writeState(name, st);
     rev.success();
-    guestLog(name, `started (pid ${shim.initPid}, ${rt.name}${opts.reboot ? `, after a reboot inside, #${restarts}` : ''})`);
+    guestLog(
+      name,
+      `started (pid ${shim.initPid}, ${rt.name}${opts.reboot ? `, after a reboot inside, #${restarts}` : ''})`,
+    );
     await runGuestHook(cfg, rt, 'start');
     return st;
   } catch (e) {
     const failed = await rev.revert();
     const st = readState(name);
-    if (st.instance === instance) writeState(name, { ...st, status: 'stopped', lastExit: { reason: 'failed', at: new Date().toISOString(), message: messageOf(e) } });
-    guestLog(name, `start failed: ${messageOf(e)}${failed.length ? `; cleanup failed: ${failed.join('; ')}` : ''}`);
+    if (st.instance === instance)
+      writeState(name, {
+        ...st,
+        status: 'stopped',
+        lastExit: { reason: 'failed', at: new Date().toISOString(), message: messageOf(e) },
+      });
+    guestLog(
+      name,
+      `start failed: ${messageOf(e)}${failed.length ? `; cleanup failed: ${failed.join('; ')}` : ''}`,
+    );
     throw e;
   }
 }
 
 /** Start the per-guest supervisor (jaula-helper shim), detached, and wait until the runtime created the guest. */
-async function spawnShim(rt: Runtime, name: string, instance: string, runDir: string): Promise<{ shimPid: number; initPid: number }> {
+async function spawnShim(
+  rt: Runtime,
+  name: string,
+  instance: string,
+  runDir: string,
+): Promise<{ shimPid: number; initPid: number }> {
   mkdirp(paths().log, 0o700);
   const logFd = fs.openSync(join(paths().log, `${name}.log`), 'a', 0o600);
-  const argv = ['shim', '--dir', runDir, '--id', name, '--runtime', ...rt.argv(), '--exit', process.execPath, cliEntry, '__exited', name, instance];
+  const argv = [
+    'shim',
+    '--dir',
+    runDir,
+    '--id',
+    name,
+    '--runtime',
+    ...rt.argv(),
+    '--exit',
+    process.execPath,
+    cliEntry,
+    '__exited',
+    name,
+    instance,
+  ];
   const child = spawn(helperBin, argv, {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
@@ -164,14 +226,22 @@ async function spawnShim(rt: Runtime, name: string, instance: string, runDir: st
   child.unref();
   const line = answer.trim().split('\n')[0] ?? '';
   if (line.startsWith('ok ')) return { shimPid: child.pid ?? 0, initPid: Number(line.slice(3)) };
-  throw new JaulaError('runtime', `Guest "${name}" could not be created: ${line.replace(/^err /, '') || 'the supervisor ended without a word'}`);
+  throw new JaulaError(
+    'runtime',
+    `Guest "${name}" could not be created: ${line.replace(/^err /, '') || 'the supervisor ended without a word'}`,
+  );
 }
 
 function exitInfoFor(name: string, st: GuestState): ExitInfo {
   const at = new Date().toISOString();
   if (st.bootId !== undefined && st.bootId !== bootId()) return { reason: 'host-reboot', at };
   const rec = readExitRecord(name);
-  if (!rec || rec.pid !== st.pid) return { reason: st.stopRequested ? 'stopped' : 'lost', at, message: 'the guest ended without its supervisor recording why' };
+  if (!rec || rec.pid !== st.pid)
+    return {
+      reason: st.stopRequested ? 'stopped' : 'lost',
+      at,
+      message: 'the guest ended without its supervisor recording why',
+    };
   let reason: ExitReason;
   if (st.stopRequested) reason = 'stopped';
   else if (rec.signal === SIGNALS['SIGHUP']) reason = 'reboot';
@@ -192,11 +262,16 @@ async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo):
   await runtimeDelete(rt, name).catch((e: unknown) => problems.push(messageOf(e)));
   const storage = await storageDriver(cfg.storage.driver);
   await storage.unmount(cfg).catch((e: unknown) => problems.push(messageOf(e)));
-  await runHostHook(cfg, 'post-stop', storage.treePath(name), { JAULA_EXIT_REASON: exit.reason }).catch((e: unknown) => problems.push(messageOf(e)));
+  await runHostHook(cfg, 'post-stop', storage.treePath(name), { JAULA_EXIT_REASON: exit.reason }).catch(
+    (e: unknown) => problems.push(messageOf(e)),
+  );
   const next: GuestState = { status: 'stopped', lastExit: exit, restarts: st.restarts ?? 0 };
   if (st.instance) next.instance = st.instance;
   writeState(name, next);
-  guestLog(name, `stopped: ${exit.reason}${exit.code !== undefined ? ` (status ${exit.code})` : ''}${exit.signal !== undefined ? ` (signal ${exit.signal})` : ''}${problems.length ? `; cleanup problems: ${problems.join('; ')}` : ''}`);
+  guestLog(
+    name,
+    `stopped: ${exit.reason}${exit.code !== undefined ? ` (status ${exit.code})` : ''}${exit.signal !== undefined ? ` (signal ${exit.signal})` : ''}${problems.length ? `; cleanup problems: ${problems.join('; ')}` : ''}`,
+  );
 }
 
 /** A guest rebooting more often than this within REBOOT_WINDOW_MS is left stopped. */
@@ -274,13 +349,20 @@ async function stopLocked(cfg: GuestConfig, opts: StopOptions): Promise<ExitInfo
     } catch {
       /* already gone */
     }
-    if (!(await waitGone(pid, st.pidStart, 10_000))) throw new JaulaError('timeout', `Guest "${name}" (pid ${pid}) did not end even after SIGKILL`);
+    if (!(await waitGone(pid, st.pidStart, 10_000)))
+      throw new JaulaError('timeout', `Guest "${name}" (pid ${pid}) did not end even after SIGKILL`);
   }
   // The supervisor writes the exit record right after it reaps the init.
   const deadline = Date.now() + 2000;
-  while (readExitRecord(name)?.pid !== pid && isSameProcess(st.shimPid, st.shimStart) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  while (
+    readExitRecord(name)?.pid !== pid &&
+    isSameProcess(st.shimPid, st.shimStart) &&
+    Date.now() < deadline
+  )
+    await new Promise((r) => setTimeout(r, 5));
   const exit = exitInfoFor(name, { ...st, stopRequested: true });
-  if (killed) exit.message = opts.kill ? 'killed on request' : `killed after ${timeoutMs / 1000} s without halting`;
+  if (killed)
+    exit.message = opts.kill ? 'killed on request' : `killed after ${timeoutMs / 1000} s without halting`;
   await finalizeLocked(cfg, { ...st, stopRequested: true }, exit);
   return exit;
 }
@@ -297,14 +379,21 @@ export async function restartGuest(name: string, opts: StopOptions = {}): Promis
 async function runGuestHook(cfg: GuestConfig, rt: Runtime, hook: 'start' | 'stop'): Promise<void> {
   const script = guestHookScript(cfg.name, hook);
   if (script === undefined) return;
-  const r = await run(rt.argv('exec', '--env', `JAULA_HOOK=${hook}`, cfg.name, '/bin/sh', '-s'), { input: script, timeoutMs: 120_000 });
-  guestLog(cfg.name, `hook ${hook} (inside): status ${r.code}${(r.stdout + r.stderr).trim() ? `: ${(r.stdout + r.stderr).trim()}` : ''}`);
+  const r = await run(rt.argv('exec', '--env', `JAULA_HOOK=${hook}`, cfg.name, '/bin/sh', '-s'), {
+    input: script,
+    timeoutMs: 120_000,
+  });
+  guestLog(
+    cfg.name,
+    `hook ${hook} (inside): status ${r.code}${(r.stdout + r.stderr).trim() ? `: ${(r.stdout + r.stderr).trim()}` : ''}`,
+  );
 }
 
 /** The guest must be running; returns its state and runtime. */
 export function requireRunning(name: string): { cfg: GuestConfig; st: GuestState; rt: Runtime } {
   const cfg = loadConfig(name);
   const st = readState(name);
-  if (liveStatus(st) !== 'running') throw new JaulaError('state', `Guest "${name}" is not running (start it with "jaula start ${name}")`);
+  if (liveStatus(st) !== 'running')
+    throw new JaulaError('state', `Guest "${name}" is not running (start it with "jaula start ${name}")`);
   return { cfg, st, rt: selectRuntime(st.runtime ?? cfg.runtime) };
 }

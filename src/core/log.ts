@@ -11,7 +11,9 @@ export function guestLogFile(name: string): string {
 export function guestLog(name: string, message: string): void {
   try {
     mkdirp(paths().log, 0o700);
-    fs.appendFileSync(guestLogFile(name), `${new Date().toISOString()} ${message.replace(/\n+$/, '')}\n`, { mode: 0o600 });
+    fs.appendFileSync(guestLogFile(name), `${new Date().toISOString()} ${message.replace(/\n+$/, '')}\n`, {
+      mode: 0o600,
+    });
   } catch {
     /* logging must not break an operation */
   }

@@ -9,7 +9,8 @@ import type { RuntimeName } from '../runtime/oci.js';
 export type GuestStatus = 'stopped' | 'starting' | 'running' | 'stopping';
 
 /** Why a guest's last run ended. */
-export type ExitReason = 'stopped' | 'halt' | 'reboot' | 'exited' | 'killed' | 'failed' | 'lost' | 'host-reboot';
+export type ExitReason =
+  'stopped' | 'halt' | 'reboot' | 'exited' | 'killed' | 'failed' | 'lost' | 'host-reboot';
 
 export interface ExitInfo {
   reason: ExitReason;
@@ -68,7 +69,12 @@ export interface ExitRecord {
 export function readExitRecord(name: string): ExitRecord | undefined {
   const text = readFileOr(join(paths().guestRun(name), 'exit'), undefined);
   if (text === undefined) return undefined;
-  const kv = new Map(text.split('\n').filter(Boolean).map((l) => l.split('=', 2) as [string, string]));
+  const kv = new Map(
+    text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split('=', 2) as [string, string]),
+  );
   const rec: ExitRecord = { pid: Number(kv.get('pid')), time: Number(kv.get('time') ?? Date.now()) };
   if (kv.has('code')) rec.code = Number(kv.get('code'));
   if (kv.has('signal')) rec.signal = Number(kv.get('signal'));
@@ -82,7 +88,10 @@ export function readExitRecord(name: string): ExitRecord | undefined {
 export function liveStatus(st: GuestState): GuestStatus {
   if (st.status === 'stopped') return 'stopped';
   if (st.bootId !== undefined && st.bootId !== bootId()) return 'stopped';
-  if (st.status === 'starting') return isSameProcess(st.shimPid, st.shimStart) || isSameProcess(st.pid, st.pidStart) ? 'starting' : 'stopped';
+  if (st.status === 'starting')
+    return isSameProcess(st.shimPid, st.shimStart) || isSameProcess(st.pid, st.pidStart)
+      ? 'starting'
+      : 'stopped';
   return isSameProcess(st.pid, st.pidStart) ? st.status : 'stopped';
 }
 

@@ -20,9 +20,16 @@ export function loadConfig(name: string): GuestConfig {
   const file = paths().guestConfigFile(name);
   const text = readFileOr(file, undefined);
   if (text === undefined || isBuilding(name))
-    throw new JaulaError('not_found', `There is no guest "${name}" (see "jaula list"; build one with "jaula build ${name} -m skeleton")`);
+    throw new JaulaError(
+      'not_found',
+      `There is no guest "${name}" (see "jaula list"; build one with "jaula build ${name} -m skeleton")`,
+    );
   const cfg = parseConfig(text, file);
-  if (cfg.name !== name) throw new JaulaError('invalid', `The config file "${file}" names the guest "${cfg.name}", not "${name}": fix the name there`);
+  if (cfg.name !== name)
+    throw new JaulaError(
+      'invalid',
+      `The config file "${file}" names the guest "${cfg.name}", not "${name}": fix the name there`,
+    );
   return cfg;
 }
 
@@ -57,7 +64,9 @@ export function listGuestNames(): string[] {
     if (errnoOf(e) === 'ENOENT') return [];
     throw e;
   }
-  return names.filter((n) => !n.startsWith('.') && fs.existsSync(paths().guestConfigFile(n)) && !hasBuildingMark(n)).sort();
+  return names
+    .filter((n) => !n.startsWith('.') && fs.existsSync(paths().guestConfigFile(n)) && !hasBuildingMark(n))
+    .sort();
 }
 
 export function loadAllConfigs(): GuestConfig[] {

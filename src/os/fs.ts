@@ -77,7 +77,9 @@ export function isExecutable(path: string): boolean {
 
 /** Find a program on PATH (plus the sbin directories root usually has). */
 export function which(name: string): string | undefined {
-  const dirs = (process.env['PATH'] ?? '').split(':').concat(['/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/bin', '/bin']);
+  const dirs = (process.env['PATH'] ?? '')
+    .split(':')
+    .concat(['/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/bin', '/bin']);
   for (const d of dirs) {
     if (!d) continue;
     const p = join(d, name);

@@ -18,7 +18,11 @@ export class GuestFs {
     try {
       this.rootFd = fs.openSync(root, O_PATH | O_DIRECTORY);
     } catch (e) {
-      throw new JaulaError('not_found', `The guest root "${root}" cannot be opened: ${(e as Error).message}`, { cause: e });
+      throw new JaulaError(
+        'not_found',
+        `The guest root "${root}" cannot be opened: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
   }
 
@@ -93,12 +97,20 @@ export class GuestFs {
   }
 
   /** Atomically replace `path` (a symlink there is replaced, never followed). */
-  writeFile(path: string, data: string | Uint8Array, opts: { mode?: number; uid?: number; gid?: number } = {}): void {
+  writeFile(
+    path: string,
+    data: string | Uint8Array,
+    opts: { mode?: number; uid?: number; gid?: number } = {},
+  ): void {
     const [dfd, base] = this.parent(path, true);
     try {
       const dir = `/proc/self/fd/${dfd}`;
       const tmp = `.jaula-${randomBytes(6).toString('hex')}`;
-      const fd = fs.openSync(`${dir}/${tmp}`, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, opts.mode ?? 0o644);
+      const fd = fs.openSync(
+        `${dir}/${tmp}`,
+        fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW,
+        opts.mode ?? 0o644,
+      );
       try {
         fs.writeFileSync(fd, data);
         fs.fchmodSync(fd, opts.mode ?? 0o644);

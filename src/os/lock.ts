@@ -27,7 +27,10 @@ export class FileLock {
     let delay = 5;
     while (!this.tryAcquire()) {
       if (Date.now() > deadline)
-        throw new JaulaError('busy', `${what} is busy: another jaula operation holds it (waited ${Math.round(timeoutMs / 1000)} s); try again when it ends`);
+        throw new JaulaError(
+          'busy',
+          `${what} is busy: another jaula operation holds it (waited ${Math.round(timeoutMs / 1000)} s); try again when it ends`,
+        );
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 100);
     }

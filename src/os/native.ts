@@ -31,7 +31,11 @@ export function native(): Native {
     try {
       loaded = require(join(projectDir, 'build/Release/jaula_native.node')) as Native;
     } catch (e) {
-      throw new JaulaError('internal', 'jaula\'s native addon is not built (run "npm run build" in the jaula directory)', { cause: e });
+      throw new JaulaError(
+        'internal',
+        'jaula\'s native addon is not built (run "npm run build" in the jaula directory)',
+        { cause: e },
+      );
     }
   }
   return loaded;

@@ -51,7 +51,9 @@ export function makePaths(rootArg?: string): Paths {
     lib,
     guestsData,
     templates: join(lib, 'templates'),
-    cache: process.env['JAULA_CACHE_DIR'] ? resolve(process.env['JAULA_CACHE_DIR']) : join(root, 'var/cache/jaula'),
+    cache: process.env['JAULA_CACHE_DIR']
+      ? resolve(process.env['JAULA_CACHE_DIR'])
+      : join(root, 'var/cache/jaula'),
     log: join(root, 'var/log/jaula'),
     run,
     guestsRun,

@@ -26,7 +26,9 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
   const [cmd, ...args] = argv;
   if (!cmd) throw new Error('run: empty argv');
   return new Promise((resolve, reject) => {
-    const stdio: StdioOptions = opts.inherit ? 'inherit' : [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'];
+    const stdio: StdioOptions = opts.inherit
+      ? 'inherit'
+      : [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'];
     const child = spawn(cmd, args, {
       stdio,
       env: opts.env ?? process.env,
@@ -47,7 +49,14 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
     });
     child.on('error', (e) => {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') reject(new JaulaError('unsupported', `The program "${cmd}" is not installed (run the README's setup command)`, { cause: e }));
+      if (code === 'ENOENT')
+        reject(
+          new JaulaError(
+            'unsupported',
+            `The program "${cmd}" is not installed (run the README's setup command)`,
+            { cause: e },
+          ),
+        );
       else reject(new JaulaError('runtime', `Could not run "${cmd}": ${e.message}`, { cause: e }));
     });
     if (opts.input !== undefined && child.stdin) {
@@ -55,21 +64,35 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
       child.stdin.end(opts.input);
     }
     child.on('close', (code, signal) => {
-      resolve({ code: code ?? 128, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+      resolve({
+        code: code ?? 128,
+        signal,
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+      });
     });
   });
 }
 
 /** Run and throw a JaulaError carrying the program's stderr when it fails. */
-export async function runOk(argv: readonly string[], opts: RunOptions & { what?: string } = {}): Promise<RunResult> {
+export async function runOk(
+  argv: readonly string[],
+  opts: RunOptions & { what?: string } = {},
+): Promise<RunResult> {
   const r = await run(argv, opts);
   if (r.code !== 0) {
     const what = opts.what ?? `"${argv.join(' ')}"`;
     const detail = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-5).join('\n');
-    const how = r.signal ? `was killed by ${r.signal}${opts.timeoutMs ? ` (time limit ${opts.timeoutMs} ms)` : ''}` : `failed with status ${r.code}`;
-    throw new JaulaError(r.signal && opts.timeoutMs ? 'timeout' : 'runtime', `${what} ${how}${detail ? `: ${detail}` : ''}`, {
-      details: { argv: [...argv], code: r.code, stderr: r.stderr },
-    });
+    const how = r.signal
+      ? `was killed by ${r.signal}${opts.timeoutMs ? ` (time limit ${opts.timeoutMs} ms)` : ''}`
+      : `failed with status ${r.code}`;
+    throw new JaulaError(
+      r.signal && opts.timeoutMs ? 'timeout' : 'runtime',
+      `${what} ${how}${detail ? `: ${detail}` : ''}`,
+      {
+        details: { argv: [...argv], code: r.code, stderr: r.stderr },
+      },
+    );
   }
   return r;
 }

@@ -19,7 +19,10 @@ export function detectCompression(file: string): Compression {
   if (n >= 2 && b[0] === 0x1f && b[1] === 0x8b) return 'gzip';
   if (n >= 4 && b.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
   if (n === 512 && b.subarray(257, 262).toString('latin1') === 'ustar') return 'none';
-  throw new JaulaError('invalid', `"${file}" is not a .tar, .tar.gz or .tar.zst archive (unknown or damaged header)`);
+  throw new JaulaError(
+    'invalid',
+    `"${file}" is not a .tar, .tar.gz or .tar.zst archive (unknown or damaged header)`,
+  );
 }
 
 export function tarCompressionFlag(c: Compression): string[] {
@@ -27,14 +30,25 @@ export function tarCompressionFlag(c: Compression): string[] {
 }
 
 function decompressed(file: string, c: Compression): { stream: Readable; done: Promise<void> } {
-  if (c === 'none') return { stream: fs.createReadStream(file, { highWaterMark: 1 << 20 }), done: Promise.resolve() };
-  if (c === 'gzip') return { stream: fs.createReadStream(file, { highWaterMark: 1 << 20 }).pipe(createGunzip()), done: Promise.resolve() };
+  if (c === 'none')
+    return { stream: fs.createReadStream(file, { highWaterMark: 1 << 20 }), done: Promise.resolve() };
+  if (c === 'gzip')
+    return {
+      stream: fs.createReadStream(file, { highWaterMark: 1 << 20 }).pipe(createGunzip()),
+      done: Promise.resolve(),
+    };
   const child = spawn('zstd', ['-dcq', '--', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr.on('data', (b: Buffer) => (err += b.toString()));
   const done = new Promise<void>((resolve, reject) => {
-    child.on('error', (e) => reject(new JaulaError('unsupported', `zstd is not installed, needed for "${file}"`, { cause: e })));
-    child.on('close', (code, sig) => (code === 0 || sig === 'SIGPIPE' || sig === 'SIGTERM' ? resolve() : reject(new JaulaError('invalid', `"${file}" is not a valid zstd archive: ${err.trim()}`))));
+    child.on('error', (e) =>
+      reject(new JaulaError('unsupported', `zstd is not installed, needed for "${file}"`, { cause: e })),
+    );
+    child.on('close', (code, sig) =>
+      code === 0 || sig === 'SIGPIPE' || sig === 'SIGTERM'
+        ? resolve()
+        : reject(new JaulaError('invalid', `"${file}" is not a valid zstd archive: ${err.trim()}`)),
+    );
   });
   return { stream: child.stdout, done };
 }
@@ -53,7 +67,11 @@ export interface TarLimits {
   allowDevices: boolean;
 }
 
-export const DEFAULT_TAR_LIMITS: TarLimits = { maxEntries: 2_000_000, maxBytes: 64 * 2 ** 30, allowDevices: true };
+export const DEFAULT_TAR_LIMITS: TarLimits = {
+  maxEntries: 2_000_000,
+  maxBytes: 64 * 2 ** 30,
+  allowDevices: true,
+};
 
 function cstr(b: Buffer, off: number, len: number): string {
   const s = b.subarray(off, off + len);
@@ -91,9 +109,17 @@ function parsePax(data: Buffer): Map<string, string> {
 
 /** Normalise an archive member name; throws on absolute paths and "..". */
 export function memberPath(name: string, archive: string): string {
-  if (name.startsWith('/')) throw new JaulaError('invalid', `The archive "${archive}" is refused: the member "${name}" has an absolute path`);
+  if (name.startsWith('/'))
+    throw new JaulaError(
+      'invalid',
+      `The archive "${archive}" is refused: the member "${name}" has an absolute path`,
+    );
   const parts = name.split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.includes('..')) throw new JaulaError('invalid', `The archive "${archive}" is refused: the member "${name}" contains ".." and would land outside the target`);
+  if (parts.includes('..'))
+    throw new JaulaError(
+      'invalid',
+      `The archive "${archive}" is refused: the member "${name}" contains ".." and would land outside the target`,
+    );
   return parts.join('/');
 }
 
@@ -102,7 +128,10 @@ export function memberPath(name: string, archive: string): string {
  * no "..", no member below a symlink the archive made (a write through a link), no hard link
  * to outside the tree, no unknown member types; bounded entry count and size.
  */
-export async function scanTar(file: string, limits: TarLimits = DEFAULT_TAR_LIMITS): Promise<{ entries: number; bytes: number }> {
+export async function scanTar(
+  file: string,
+  limits: TarLimits = DEFAULT_TAR_LIMITS,
+): Promise<{ entries: number; bytes: number }> {
   const c = detectCompression(file);
   const { stream, done } = decompressed(file, c);
   const symlinks = new Set<string>();
@@ -132,7 +161,8 @@ export async function scanTar(file: string, limits: TarLimits = DEFAULT_TAR_LIMI
     }
     let sum = 0;
     for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : (h[i] ?? 0);
-    if (sum !== octal(h, 148, 8)) throw new JaulaError('invalid', `The archive "${file}" is damaged: a header checksum does not match`);
+    if (sum !== octal(h, 148, 8))
+      throw new JaulaError('invalid', `The archive "${file}" is damaged: a header checksum does not match`);
     const type = String.fromCharCode(h[156] ?? 0x30);
     const size = octal(h, 124, 12);
     const padded = Math.ceil(size / 512) * 512;
@@ -147,17 +177,47 @@ export async function scanTar(file: string, limits: TarLimits = DEFAULT_TAR_LIMI
     const link = longLink ?? pax?.get('linkpath') ?? cstr(h, 157, 100);
     longName = longLink = pax = undefined;
     name = memberPath(name, file);
-    const kinds: Record<string, TarEntry['type']> = { '0': 'file', '\0': 'file', '7': 'file', '5': 'dir', '2': 'symlink', '1': 'hardlink', '3': 'char', '4': 'block', '6': 'fifo' };
+    const kinds: Record<string, TarEntry['type']> = {
+      '0': 'file',
+      '\0': 'file',
+      '7': 'file',
+      '5': 'dir',
+      '2': 'symlink',
+      '1': 'hardlink',
+      '3': 'char',
+      '4': 'block',
+      '6': 'fifo',
+    };
     const kind = kinds[type];
-    if (!kind) throw new JaulaError('invalid', `The archive "${file}" is refused: the member "${name}" has an unsupported type "${type}"`);
-    if (++entries > limits.maxEntries) throw new JaulaError('invalid', `The archive "${file}" is refused: more than ${limits.maxEntries} members`);
+    if (!kind)
+      throw new JaulaError(
+        'invalid',
+        `The archive "${file}" is refused: the member "${name}" has an unsupported type "${type}"`,
+      );
+    if (++entries > limits.maxEntries)
+      throw new JaulaError(
+        'invalid',
+        `The archive "${file}" is refused: more than ${limits.maxEntries} members`,
+      );
     bytes += size;
-    if (bytes > limits.maxBytes) throw new JaulaError('invalid', `The archive "${file}" is refused: it unpacks to more than ${limits.maxBytes} bytes`);
+    if (bytes > limits.maxBytes)
+      throw new JaulaError(
+        'invalid',
+        `The archive "${file}" is refused: it unpacks to more than ${limits.maxBytes} bytes`,
+      );
     if (name === '') {
-      if (kind !== 'dir') throw new JaulaError('invalid', `The archive "${file}" is refused: a member that is not a directory names the root`);
+      if (kind !== 'dir')
+        throw new JaulaError(
+          'invalid',
+          `The archive "${file}" is refused: a member that is not a directory names the root`,
+        );
     } else {
       const via = below(name);
-      if (via) throw new JaulaError('invalid', `The archive "${file}" is refused: the member "${name}" would be written through the symlink "${via}"`);
+      if (via)
+        throw new JaulaError(
+          'invalid',
+          `The archive "${file}" is refused: the member "${name}" would be written through the symlink "${via}"`,
+        );
       if (kind === 'symlink') symlinks.add(name);
       else symlinks.delete(name);
     }
@@ -165,10 +225,16 @@ export async function scanTar(file: string, limits: TarLimits = DEFAULT_TAR_LIMI
       const target = memberPath(link, file);
       const via = below(target);
       if (!target || via)
-        throw new JaulaError('invalid', `The archive "${file}" is refused: the hard link "${name}" points at "${link}", through a symlink`);
+        throw new JaulaError(
+          'invalid',
+          `The archive "${file}" is refused: the hard link "${name}" points at "${link}", through a symlink`,
+        );
     }
     if ((kind === 'char' || kind === 'block') && !limits.allowDevices)
-      throw new JaulaError('invalid', `The archive "${file}" is refused: it holds the device node "${name}" (only privileged guests may have device nodes)`);
+      throw new JaulaError(
+        'invalid',
+        `The archive "${file}" is refused: it holds the device node "${name}" (only privileged guests may have device nodes)`,
+      );
     skip = kind === 'file' ? padded : 0;
   };
 
@@ -182,7 +248,11 @@ export async function scanTar(file: string, limits: TarLimits = DEFAULT_TAR_LIMI
           const want = Math.max(0, Math.min(n, collect.size - collect.got));
           collect.parts.push(buf.subarray(off, off + want));
           collect.got += want;
-          if (collect.got > 1 << 20) throw new JaulaError('invalid', `The archive "${file}" is refused: an extended header is larger than 1 MiB`);
+          if (collect.got > 1 << 20)
+            throw new JaulaError(
+              'invalid',
+              `The archive "${file}" is refused: an extended header is larger than 1 MiB`,
+            );
         }
         off += n;
         skip -= n;
@@ -212,14 +282,24 @@ export async function scanTar(file: string, limits: TarLimits = DEFAULT_TAR_LIMI
     stream.destroy();
     done.catch(() => {});
     if (e instanceof JaulaError) throw e;
-    throw new JaulaError('invalid', `"${file}" could not be read as an archive: ${(e as Error).message}`, { cause: e });
+    throw new JaulaError('invalid', `"${file}" could not be read as an archive: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   stream.destroy();
   await done;
-  if (!ended && entries === 0) throw new JaulaError('invalid', `"${file}" holds no archive members (empty or damaged)`);
-  if (skip > 0 || (!ended && buf.length > 0)) throw new JaulaError('invalid', `The archive "${file}" is truncated`);
+  if (!ended && entries === 0)
+    throw new JaulaError('invalid', `"${file}" holds no archive members (empty or damaged)`);
+  if (skip > 0 || (!ended && buf.length > 0))
+    throw new JaulaError('invalid', `The archive "${file}" is truncated`);
   return { entries, bytes };
 }
 
 /** GNU tar's flags that keep owners, modes, xattrs, hard links and device nodes as they are. */
-export const TAR_PRESERVE = ['--numeric-owner', '--same-owner', '--same-permissions', '--xattrs', '--xattrs-include=*'];
+export const TAR_PRESERVE = [
+  '--numeric-owner',
+  '--same-owner',
+  '--same-permissions',
+  '--xattrs',
+  '--xattrs-include=*',
+];

@@ -30,7 +30,13 @@ function makeRuntime(name: RuntimeName, path: string, mode: CgroupMode): Runtime
     path,
     cgroupMode: mode,
     wrapped,
-    argv: (...args) => [...(wrapped ? [helperBin, 'private-cgroup2', '--'] : []), path, '--root', root, ...args],
+    argv: (...args) => [
+      ...(wrapped ? [helperBin, 'private-cgroup2', '--'] : []),
+      path,
+      '--root',
+      root,
+      ...args,
+    ],
     cgroupsPath: (guest) => {
       if (mode === 'v2') return join(ownCgroups().get('') ?? '/', parent, guest);
       // runc resolves a relative path against its own cgroup in each v1 hierarchy; crun takes
@@ -51,7 +57,10 @@ export function selectRuntime(choice: RuntimeChoice = 'auto'): Runtime {
   const env = process.env['JAULA_RUNTIME'];
   let want = choice !== 'auto' ? choice : env && env !== 'auto' ? env : 'auto';
   if (want !== 'auto' && want !== 'crun' && want !== 'runc')
-    throw new JaulaError('invalid', `JAULA_RUNTIME="${want}" is not a runtime jaula knows: use crun, runc or auto`);
+    throw new JaulaError(
+      'invalid',
+      `JAULA_RUNTIME="${want}" is not a runtime jaula knows: use crun, runc or auto`,
+    );
   const mode = cgroupMode();
   const crun = which('crun');
   const runc = which('runc');
@@ -59,7 +68,11 @@ export function selectRuntime(choice: RuntimeChoice = 'auto'): Runtime {
   const hit = cache.get(want);
   if (hit) return hit;
   const path = want === 'crun' ? crun : runc;
-  if (!path) throw new JaulaError('unsupported', `The OCI runtime "${want}" is not installed (apt-get install ${want}, or run the README's setup command)`);
+  if (!path)
+    throw new JaulaError(
+      'unsupported',
+      `The OCI runtime "${want}" is not installed (apt-get install ${want}, or run the README's setup command)`,
+    );
   const rt = makeRuntime(want as RuntimeName, path, mode);
   cache.set(want, rt);
   return rt;

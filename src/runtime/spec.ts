@@ -17,7 +17,13 @@ export interface OciSpec {
     args: string[];
     env: string[];
     cwd: string;
-    capabilities: { bounding: string[]; effective: string[]; permitted: string[]; inheritable?: string[]; ambient?: string[] };
+    capabilities: {
+      bounding: string[];
+      effective: string[];
+      permitted: string[];
+      inheritable?: string[];
+      ambient?: string[];
+    };
     rlimits: { type: string; hard: number; soft: number }[];
     noNewPrivileges: boolean;
   };
@@ -74,12 +80,32 @@ export const GUEST_CAPS = [
 
 const BASE_MOUNTS: OciMount[] = [
   { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-  { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-  { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-  { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+  {
+    destination: '/dev',
+    type: 'tmpfs',
+    source: 'tmpfs',
+    options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+  },
+  {
+    destination: '/dev/pts',
+    type: 'devpts',
+    source: 'devpts',
+    options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+  },
+  {
+    destination: '/dev/shm',
+    type: 'tmpfs',
+    source: 'shm',
+    options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
+  },
   { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
   { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-  { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+  {
+    destination: '/sys/fs/cgroup',
+    type: 'cgroup',
+    source: 'cgroup',
+    options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'],
+  },
 ];
 
 /** Docker's masked paths, plus /proc/kmsg (the seed's guests must not read the kernel log). */
@@ -144,9 +170,18 @@ export interface SpecInput {
 function fstabMount(e: FstabEntry): OciMount {
   if (isBind(e)) {
     const opts = e.options.filter((o) => o !== 'bind' && o !== 'rbind');
-    return { destination: e.target, type: 'bind', source: e.source, options: [e.options.includes('rbind') ? 'rbind' : 'bind', ...opts] };
+    return {
+      destination: e.target,
+      type: 'bind',
+      source: e.source,
+      options: [e.options.includes('rbind') ? 'rbind' : 'bind', ...opts],
+    };
   }
-  const m: OciMount = { destination: e.target, type: e.type, source: e.source === 'none' ? e.type : e.source };
+  const m: OciMount = {
+    destination: e.target,
+    type: e.type,
+    source: e.source === 'none' ? e.type : e.source,
+  };
   if (e.options.length) m.options = [...e.options];
   return m;
 }
@@ -159,22 +194,38 @@ export function buildSpec(input: SpecInput): OciSpec {
   for (const e of input.fstab) {
     const m = fstabMount(e);
     const at = mounts.findIndex((x) => x.destination === m.destination);
-    if (m.destination === '/sys' && !(m.options ?? []).includes('ro')) m.options = [...(m.options ?? []), 'ro'];
+    if (m.destination === '/sys' && !(m.options ?? []).includes('ro'))
+      m.options = [...(m.options ?? []), 'ro'];
     if (at >= 0) mounts[at] = m;
     else mounts.push(m);
   }
-  if (args[0] === GUEST_INIT_PATH) mounts.push({ destination: GUEST_INIT_PATH, type: 'bind', source: input.initBin, options: ['bind', 'ro', 'nosuid', 'nodev'] });
+  if (args[0] === GUEST_INIT_PATH)
+    mounts.push({
+      destination: GUEST_INIT_PATH,
+      type: 'bind',
+      source: input.initBin,
+      options: ['bind', 'ro', 'nosuid', 'nodev'],
+    });
   return {
     ociVersion: '1.0.2',
     process: {
       terminal: input.terminal ?? true,
       user: { uid: 0, gid: 0 },
       args,
-      env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'TERM=linux', 'container=jaula', 'HOME=/root'],
+      env: [
+        'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+        'TERM=linux',
+        'container=jaula',
+        'HOME=/root',
+      ],
       cwd: '/',
       capabilities: { bounding: [...GUEST_CAPS], effective: [...GUEST_CAPS], permitted: [...GUEST_CAPS] },
       rlimits: [
-        { type: 'RLIMIT_NOFILE', soft: Math.min(1024, input.nofileHard ?? 1024), hard: input.nofileHard ?? 1024 },
+        {
+          type: 'RLIMIT_NOFILE',
+          soft: Math.min(1024, input.nofileHard ?? 1024),
+          hard: input.nofileHard ?? 1024,
+        },
         { type: 'RLIMIT_CORE', soft: 0, hard: 0 },
       ],
       noNewPrivileges: false,
@@ -184,12 +235,23 @@ export function buildSpec(input: SpecInput): OciSpec {
     mounts,
     annotations: { 'org.jaula.guest': cfg.name, 'org.jaula.context': String(cfg.context) },
     linux: {
-      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }],
+      namespaces: [
+        { type: 'pid' },
+        { type: 'network' },
+        { type: 'ipc' },
+        { type: 'uts' },
+        { type: 'mount' },
+        { type: 'cgroup' },
+      ],
       cgroupsPath: input.cgroupsPath,
       resources: {
         devices: [
           { allow: false, access: 'rwm' },
-          ...DEVICE_ALLOW.map(([major, minor]) => (minor === undefined ? { allow: true, type: 'c', major, access: 'rwm' } : { allow: true, type: 'c', major, minor, access: 'rwm' })),
+          ...DEVICE_ALLOW.map(([major, minor]) =>
+            minor === undefined
+              ? { allow: true, type: 'c', major, access: 'rwm' }
+              : { allow: true, type: 'c', major, minor, access: 'rwm' },
+          ),
         ],
         pids: { limit: DEFAULT_PIDS_LIMIT },
       },

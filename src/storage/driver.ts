@@ -28,7 +28,11 @@ export function registerStorage(name: string, load: () => Promise<StorageDriver>
 
 export async function storageDriver(name: string): Promise<StorageDriver> {
   const load = registry.get(name);
-  if (!load) throw new JaulaError('invalid', `Unknown storage driver "${name}": use one of ${[...registry.keys()].join(', ')}`);
+  if (!load)
+    throw new JaulaError(
+      'invalid',
+      `Unknown storage driver "${name}": use one of ${[...registry.keys()].join(', ')}`,
+    );
   return load();
 }
 

@@ -11,7 +11,13 @@ Exit status 1 when something jaula needs is missing.`,
   async run(p) {
     const checks = await runDoctor();
     if (formatOf(p) === 'json') json(checks);
-    else out(table(['AREA', 'CHECK', 'STATUS', 'DETAIL'], checks.map((c) => [c.area, c.name, c.status, c.detail])));
+    else
+      out(
+        table(
+          ['AREA', 'CHECK', 'STATUS', 'DETAIL'],
+          checks.map((c) => [c.area, c.name, c.status, c.detail]),
+        ),
+      );
     return checks.some((c) => c.status === 'missing') ? 1 : 0;
   },
 };

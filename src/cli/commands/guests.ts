@@ -12,7 +12,10 @@ import { duration, table } from '../table.js';
 const FORMAT = { format: { type: 'string' as const } };
 
 function bulkTable(results: BulkResult[]): string {
-  return table(['GUEST', 'RESULT', 'MESSAGE'], results.map((r) => [r.name, r.ok ? 'ok' : 'FAILED', r.message]));
+  return table(
+    ['GUEST', 'RESULT', 'MESSAGE'],
+    results.map((r) => [r.name, r.ok ? 'ok' : 'FAILED', r.message]),
+  );
 }
 
 export const build: Command = {
@@ -54,9 +57,11 @@ Examples:
   async run(p) {
     const name = onePositional(p, 'build');
     const method = str(p, 'method');
-    if (!method) throw new JaulaError('usage', 'Give a build method: jaula build NAME -m skeleton|template|debootstrap');
+    if (!method)
+      throw new JaulaError('usage', 'Give a build method: jaula build NAME -m skeleton|template|debootstrap');
     const ac = new AbortController();
-    const abort = (): void => ac.abort(new JaulaError('runtime', 'The build was interrupted; what it made was removed'));
+    const abort = (): void =>
+      ac.abort(new JaulaError('runtime', 'The build was interrupted; what it made was removed'));
     process.once('SIGINT', abort);
     process.once('SIGTERM', abort);
     const cmd = str(p, 'cmd');
@@ -80,7 +85,9 @@ Examples:
     if (storage !== undefined) o.storage = storage;
     if (cmd !== undefined) o.cmd = cmd.split(/\s+/).filter(Boolean);
     const cfg = await buildGuest(o);
-    out(`Built guest "${cfg.name}" (context ${cfg.context}, hostname ${cfg.hostname}, init style ${cfg.initstyle}). Start it with: jaula start ${cfg.name}`);
+    out(
+      `Built guest "${cfg.name}" (context ${cfg.context}, hostname ${cfg.hostname}, init style ${cfg.initstyle}). Start it with: jaula start ${cfg.name}`,
+    );
     return 0;
   },
 };
@@ -104,7 +111,8 @@ Examples:
       out(bulkTable(r));
       return r.every((x) => x.ok) ? 0 : 1;
     }
-    if (!p.positionals.length) throw new JaulaError('usage', 'Give the guest(s) to start: jaula start NAME... (or --mark M)');
+    if (!p.positionals.length)
+      throw new JaulaError('usage', 'Give the guest(s) to start: jaula start NAME... (or --mark M)');
     let rc = 0;
     for (const name of p.positionals) {
       try {
@@ -133,19 +141,29 @@ Examples:
   jaula stop vs01
   jaula stop vs01 --timeout 5
   jaula stop --all`,
-  specs: { timeout: { type: 'number', short: 't' }, kill: { type: 'bool', short: 'k' }, all: { type: 'bool' }, mark: { type: 'string' } },
+  specs: {
+    timeout: { type: 'number', short: 't' },
+    kill: { type: 'bool', short: 'k' },
+    all: { type: 'bool' },
+    mark: { type: 'string' },
+  },
   async run(p) {
     const opts: { timeout?: number; kill?: boolean } = { kill: bool(p, 'kill') };
     const t = num(p, 'timeout');
     if (t !== undefined) opts.timeout = t;
     const mark = str(p, 'mark');
     if (bool(p, 'all') || mark) {
-      const names = mark ? listGuests().filter((g) => g.marks.includes(mark)).map((g) => g.name) : 'all';
+      const names = mark
+        ? listGuests()
+            .filter((g) => g.marks.includes(mark))
+            .map((g) => g.name)
+        : 'all';
       const r = await stopMany(names, opts);
       out(r.length ? bulkTable(r) : 'No guest was running.');
       return r.every((x) => x.ok) ? 0 : 1;
     }
-    if (!p.positionals.length) throw new JaulaError('usage', 'Give the guest(s) to stop: jaula stop NAME... (or --all, --mark M)');
+    if (!p.positionals.length)
+      throw new JaulaError('usage', 'Give the guest(s) to stop: jaula stop NAME... (or --all, --mark M)');
     let rc = 0;
     for (const name of p.positionals) {
       try {
@@ -179,7 +197,12 @@ export const restart: Command = {
 function describeExit(g: GuestSummary): string {
   const e = g.lastExit;
   if (!e) return '';
-  const how = e.reason === 'exited' ? `exited with status ${e.code ?? '?'}` : e.reason === 'killed' ? `killed by signal ${e.signal ?? '?'}` : e.reason;
+  const how =
+    e.reason === 'exited'
+      ? `exited with status ${e.code ?? '?'}`
+      : e.reason === 'killed'
+        ? `killed by signal ${e.signal ?? '?'}`
+        : e.reason;
   return `${how} at ${e.at}${e.message ? `: ${e.message}` : ''}`;
 }
 
@@ -190,8 +213,14 @@ export const status: Command = {
   async run(p) {
     const g = guestStatus(onePositional(p, 'status'));
     if (formatOf(p) === 'json') json(g);
-    else if (g.status === 'stopped') out(`Guest "${g.name}" (context ${g.context}) is stopped${g.lastExit ? `; last run: ${describeExit(g)}` : ''}.`);
-    else out(`Guest "${g.name}" (context ${g.context}) is ${g.status}: pid ${g.pid}, up ${g.startedAt ? duration(Date.now() - Date.parse(g.startedAt)) : '?'}, runtime ${g.runtime}.`);
+    else if (g.status === 'stopped')
+      out(
+        `Guest "${g.name}" (context ${g.context}) is stopped${g.lastExit ? `; last run: ${describeExit(g)}` : ''}.`,
+      );
+    else
+      out(
+        `Guest "${g.name}" (context ${g.context}) is ${g.status}: pid ${g.pid}, up ${g.startedAt ? duration(Date.now() - Date.parse(g.startedAt)) : '?'}, runtime ${g.runtime}.`,
+      );
     return g.status === 'running' ? 0 : 3;
   },
 };
@@ -250,10 +279,18 @@ Standard input, output and error are passed through; the exit status is the comm
 Examples:
   jaula exec vs01 -- ps aux
   echo hello | jaula exec vs01 -- cat`,
-  specs: { tty: { type: 'bool', short: 't' }, env: { type: 'list', short: 'e' }, cwd: { type: 'string' }, user: { type: 'string', short: 'u' } },
+  specs: {
+    tty: { type: 'bool', short: 't' },
+    env: { type: 'list', short: 'e' },
+    cwd: { type: 'string' },
+    user: { type: 'string', short: 'u' },
+  },
   async run(p) {
     const name = onePositional(p, 'exec');
-    const o: { tty: boolean; env: string[]; cwd?: string; user?: string } = { tty: bool(p, 'tty'), env: list(p, 'env') };
+    const o: { tty: boolean; env: string[]; cwd?: string; user?: string } = {
+      tty: bool(p, 'tty'),
+      env: list(p, 'env'),
+    };
     const cwd = str(p, 'cwd');
     const user = str(p, 'user');
     if (cwd) o.cwd = cwd;
@@ -307,7 +344,7 @@ by contrib/systemd/jaula-autostart.service.`,
 };
 
 export const exited: Command = {
-  summary: 'internal: run by a guest\'s supervisor when its init ended',
+  summary: "internal: run by a guest's supervisor when its init ended",
   help: 'Usage: jaula __exited NAME INSTANCE (internal)',
   specs: {},
   async run(p: Parsed) {

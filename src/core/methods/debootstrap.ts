@@ -19,7 +19,13 @@ export interface DebootstrapArgs {
 const SUITE_RE = /^[a-z][a-z0-9-]{1,30}$/;
 
 export function parseDebootstrapArgs(args: string[]): DebootstrapArgs {
-  const out: DebootstrapArgs = { suite: '', mirror: 'http://deb.debian.org/debian', variant: 'minbase', include: [], init: 'sysvinit' };
+  const out: DebootstrapArgs = {
+    suite: '',
+    mirror: 'http://deb.debian.org/debian',
+    variant: 'minbase',
+    include: [],
+    init: 'sysvinit',
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const v = args[i + 1];
@@ -34,15 +40,32 @@ export function parseDebootstrapArgs(args: string[]): DebootstrapArgs {
     else if (a === '--include') out.include.push(...need().split(',').filter(Boolean));
     else if (a === '--init') {
       const x = need();
-      if (x !== 'sysvinit' && x !== 'systemd' && x !== 'none') throw new JaulaError('usage', `--init must be sysvinit, systemd or none, not "${x}"`);
+      if (x !== 'sysvinit' && x !== 'systemd' && x !== 'none')
+        throw new JaulaError('usage', `--init must be sysvinit, systemd or none, not "${x}"`);
       out.init = x;
-    } else throw new JaulaError('usage', `Unknown debootstrap option "${a}": use -- -d SUITE [-m MIRROR] [--variant V] [--include P1,P2] [--init sysvinit|systemd|none]`);
+    } else
+      throw new JaulaError(
+        'usage',
+        `Unknown debootstrap option "${a}": use -- -d SUITE [-m MIRROR] [--variant V] [--include P1,P2] [--init sysvinit|systemd|none]`,
+      );
   }
-  if (!out.suite) throw new JaulaError('usage', 'The debootstrap method needs a release: jaula build NAME -m debootstrap -- -d bookworm');
-  if (!SUITE_RE.test(out.suite)) throw new JaulaError('invalid', `"${out.suite}" is not a Debian release name (e.g. bookworm)`);
-  if (!/^(https?|file):\/\/[^\s]+$/.test(out.mirror)) throw new JaulaError('invalid', `The mirror "${out.mirror}" is not an http(s) or file URL`);
-  if (!/^[a-z]+$/.test(out.variant)) throw new JaulaError('invalid', `"${out.variant}" is not a debootstrap variant (minbase, buildd, fakechroot)`);
-  for (const p of out.include) if (!/^[a-z0-9][a-z0-9+.-]*$/.test(p)) throw new JaulaError('invalid', `"${p}" is not a Debian package name`);
+  if (!out.suite)
+    throw new JaulaError(
+      'usage',
+      'The debootstrap method needs a release: jaula build NAME -m debootstrap -- -d bookworm',
+    );
+  if (!SUITE_RE.test(out.suite))
+    throw new JaulaError('invalid', `"${out.suite}" is not a Debian release name (e.g. bookworm)`);
+  if (!/^(https?|file):\/\/[^\s]+$/.test(out.mirror))
+    throw new JaulaError('invalid', `The mirror "${out.mirror}" is not an http(s) or file URL`);
+  if (!/^[a-z]+$/.test(out.variant))
+    throw new JaulaError(
+      'invalid',
+      `"${out.variant}" is not a debootstrap variant (minbase, buildd, fakechroot)`,
+    );
+  for (const p of out.include)
+    if (!/^[a-z0-9][a-z0-9+.-]*$/.test(p))
+      throw new JaulaError('invalid', `"${p}" is not a Debian package name`);
   return out;
 }
 
@@ -53,7 +76,10 @@ function packages(a: DebootstrapArgs): string[] {
 
 /** The cache file of a debootstrap result: one per release, variant, packages and mirror. */
 export function debootstrapCacheFile(a: DebootstrapArgs, arch: string): string {
-  const key = createHash('sha256').update(JSON.stringify([a.mirror, packages(a)])).digest('hex').slice(0, 12);
+  const key = createHash('sha256')
+    .update(JSON.stringify([a.mirror, packages(a)]))
+    .digest('hex')
+    .slice(0, 12);
   return join(paths().cache, 'debootstrap', `${a.suite}-${arch}-${a.variant}-${key}.tar.zst`);
 }
 
@@ -79,9 +105,18 @@ export async function buildDebootstrap(
     await extractTemplate(cache, rootfs, signal);
     return;
   }
-  if (!which('debootstrap')) throw new JaulaError('unsupported', 'debootstrap is not installed: apt-get install debootstrap');
+  if (!which('debootstrap'))
+    throw new JaulaError('unsupported', 'debootstrap is not installed: apt-get install debootstrap');
   const pk = packages(a);
-  const argv = ['debootstrap', `--variant=${a.variant}`, `--arch=${arch}`, ...(pk.length ? [`--include=${pk.join(',')}`] : []), a.suite, rootfs, a.mirror];
+  const argv = [
+    'debootstrap',
+    `--variant=${a.variant}`,
+    `--arch=${arch}`,
+    ...(pk.length ? [`--include=${pk.join(',')}`] : []),
+    a.suite,
+    rootfs,
+    a.mirror,
+  ];
   progress(`Running ${argv.join(' ')}`);
   let partial = '';
   try {
@@ -103,7 +138,22 @@ export async function buildDebootstrap(
   mkdirp(join(cache, '..'));
   const tmp = `${cache}.tmp-${process.pid}`;
   try {
-    await runOk(['tar', '-c', '--zstd', '--numeric-owner', '--xattrs', '--xattrs-include=*', '-f', tmp, '-C', rootfs, '.'], { what: 'Caching the debootstrap tree' });
+    await runOk(
+      [
+        'tar',
+        '-c',
+        '--zstd',
+        '--numeric-owner',
+        '--xattrs',
+        '--xattrs-include=*',
+        '-f',
+        tmp,
+        '-C',
+        rootfs,
+        '.',
+      ],
+      { what: 'Caching the debootstrap tree' },
+    );
     fs.renameSync(tmp, cache);
   } catch (e) {
     fs.rmSync(tmp, { force: true });

@@ -8,7 +8,10 @@ import { run } from '../../os/spawn.js';
 export function findBusybox(): string {
   const candidates = [process.env['JAULA_BUSYBOX'], '/bin/busybox', '/usr/bin/busybox', which('busybox')];
   for (const c of candidates) if (c && fs.existsSync(c)) return c;
-  throw new JaulaError('unsupported', 'busybox is not installed: apt-get install busybox-static (the skeleton build method needs it)');
+  throw new JaulaError(
+    'unsupported',
+    'busybox is not installed: apt-get install busybox-static (the skeleton build method needs it)',
+  );
 }
 
 const INITTAB = `# busybox init for a jaula guest. No gettys: a guest has no host terminals
@@ -34,8 +37,25 @@ exit 0
 export async function buildSkeleton(rootfs: string): Promise<void> {
   const busybox = findBusybox();
   const list = await run([busybox, '--list-full']);
-  if (list.code !== 0) throw new JaulaError('unsupported', `"${busybox} --list-full" failed: install busybox-static`);
-  for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc/init.d', 'root', 'home', 'tmp', 'var/log', 'var/tmp', 'run', 'proc', 'sys', 'dev', 'mnt']) {
+  if (list.code !== 0)
+    throw new JaulaError('unsupported', `"${busybox} --list-full" failed: install busybox-static`);
+  for (const d of [
+    'bin',
+    'sbin',
+    'usr/bin',
+    'usr/sbin',
+    'etc/init.d',
+    'root',
+    'home',
+    'tmp',
+    'var/log',
+    'var/tmp',
+    'run',
+    'proc',
+    'sys',
+    'dev',
+    'mnt',
+  ]) {
     fs.mkdirSync(join(rootfs, d), { recursive: true, mode: 0o755 });
   }
   fs.chmodSync(join(rootfs, 'tmp'), 0o1777);
@@ -52,7 +72,11 @@ export async function buildSkeleton(rootfs: string): Promise<void> {
   }
   fs.symlinkSync('/run', join(rootfs, 'var/run'));
   const files: [string, string, number][] = [
-    ['etc/passwd', 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n', 0o644],
+    [
+      'etc/passwd',
+      'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n',
+      0o644,
+    ],
     ['etc/group', 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n', 0o644],
     ['etc/shadow', 'root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n', 0o600],
     ['etc/inittab', INITTAB, 0o644],

@@ -8,7 +8,10 @@ export function checkTemplateFile(file: string): void {
   try {
     st = fs.statSync(file);
   } catch {
-    throw new JaulaError('not_found', `The template "${file}" does not exist (give a .tar, .tar.gz or .tar.zst file with -- -t FILE)`);
+    throw new JaulaError(
+      'not_found',
+      `The template "${file}" does not exist (give a .tar, .tar.gz or .tar.zst file with -- -t FILE)`,
+    );
   }
   if (!st.isFile()) throw new JaulaError('invalid', `The template "${file}" is not a file`);
   detectCompression(file);
@@ -19,7 +22,11 @@ export function checkTemplateFile(file: string): void {
  * is written if one is hostile), then GNU tar unpacks it keeping owners, modes, xattrs,
  * hard links and device nodes.
  */
-export async function extractTemplate(file: string, target: string, signal?: AbortSignal): Promise<{ entries: number; bytes: number }> {
+export async function extractTemplate(
+  file: string,
+  target: string,
+  signal?: AbortSignal,
+): Promise<{ entries: number; bytes: number }> {
   checkTemplateFile(file);
   const stats = await scanTar(file);
   const c = detectCompression(file);

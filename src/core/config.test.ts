@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseConfig, serializeConfig, type GuestConfig } from './config.js';
+import { parseFstab } from './fstab.js';
+
+const cfg: GuestConfig = {
+  name: 'vs01',
+  context: 1001,
+  hostname: 'vs01.example',
+  initstyle: 'plain',
+  cmd: [],
+  marks: ['default'],
+  depends: ['db'],
+  runtime: 'auto',
+  stopTimeout: 30,
+  storage: { driver: 'dir' },
+  interfaces: [{ name: 'vs01', dev: 'eth1', address: '192.168.39.1/24' }],
+  build: { method: 'skeleton', args: [], created: '2026-01-01T00:00:00.000Z' },
+};
+
+describe('guest config (TOML)', () => {
+  it('round-trips', () => {
+    const text = serializeConfig(cfg);
+    assert.match(text, /^context = 1001$/m);
+    assert.deepEqual(parseConfig(text, 'x'), cfg);
+  });
+  it('refuses unknown settings, wrong types and invalid values, naming the file', () => {
+    const text = serializeConfig(cfg);
+    assert.throws(
+      () => parseConfig('colour = "blue"\n' + text, '/etc/x.toml'),
+      /In "\/etc\/x.toml": unknown setting "colour"/,
+    );
+    assert.throws(
+      () => parseConfig(text + 'speed = 3\n', '/etc/x.toml'),
+      /In "\/etc\/x.toml", interface 1: unknown setting "speed"/,
+    );
+    assert.throws(
+      () => parseConfig(text.replace('context = 1001', 'context = "1001"'), 'f'),
+      /"context" must be a number/,
+    );
+    assert.throws(
+      () => parseConfig(text.replace('initstyle = "plain"', 'initstyle = "upstart"'), 'f'),
+      /Unknown init style/,
+    );
+    assert.throws(() => parseConfig(text.replace('context = 1001', 'context = 1'), 'f'), /out of range/);
+    assert.throws(() => parseConfig('name = ', 'f'), /not valid TOML/);
+    assert.throws(
+      () => parseConfig(text.replace('depends = [ "db" ]', 'depends = [ "vs01" ]'), 'f'),
+      /cannot depend on itself/,
+    );
+  });
+});
+
+describe('per-guest fstab', () => {
+  it("parses the seed's syntax, escapes and bind options", () => {
+    const e = parseFstab(
+      '# comment\nnone /proc proc defaults 0 0\n/srv/a\\040b /mnt/x none bind,ro 0 0\n\n',
+      'fstab',
+    );
+    assert.deepEqual(e, [
+      { source: 'none', target: '/proc', type: 'proc', options: [] },
+      { source: '/srv/a b', target: '/mnt/x', type: 'none', options: ['bind', 'ro'] },
+    ]);
+  });
+  it('refuses relative targets, dot-dot, the root and relative bind sources', () => {
+    assert.throws(() => parseFstab('none tmp tmpfs defaults', 'f'), /absolute path/);
+    assert.throws(() => parseFstab('none /a/../../etc tmpfs defaults', 'f'), /must not contain "\.\."/);
+    assert.throws(() => parseFstab('none / tmpfs defaults', 'f'), /root/);
+    assert.throws(() => parseFstab('rel /mnt none bind', 'f'), /absolute host path/);
+    assert.throws(() => parseFstab('justone', 'f'), /line 1/);
+  });
+});

@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { GuestFs } from './guestfs.js';
+
+describe('GuestFs: host-side access that cannot leave the guest root', () => {
+  const base = fs.mkdtempSync(join(tmpdir(), 'jaula-gfs-'));
+  const root = join(base, 'root');
+  const outside = join(base, 'outside');
+  fs.mkdirSync(join(root, 'etc'), { recursive: true });
+  fs.mkdirSync(outside);
+  fs.writeFileSync(join(outside, 'secret'), 'host secret');
+  after(() => fs.rmSync(base, { recursive: true, force: true }));
+
+  it('writes through an absolute symlink into the guest, never to the host', () => {
+    fs.symlinkSync(outside, join(root, 'evil-abs'));
+    fs.mkdirSync(join(root, outside), { recursive: true });
+    GuestFs.with(root, (g) => g.writeFile('/evil-abs/hostname', 'x\n'));
+    assert.equal(fs.existsSync(join(outside, 'hostname')), false);
+    assert.equal(
+      fs.readFileSync(join(root, outside, 'hostname'), 'utf8'),
+      'x\n',
+      'landed at the same path inside the guest',
+    );
+  });
+
+  it('clamps ".." and relative symlinks at the guest root', () => {
+    fs.symlinkSync('../../../../../..' + outside, join(root, 'etc/evil-rel'));
+    GuestFs.with(root, (g) => {
+      assert.equal(g.readText('/etc/evil-rel/secret'), undefined, 'the host file is not read');
+      assert.equal(g.readText('/../../../outside/secret'), undefined);
+      g.writeFile('/../../planted', 'x');
+    });
+    assert.equal(fs.existsSync(join(base, 'planted')), false);
+    assert.ok(fs.existsSync(join(root, 'planted')));
+  });
+
+  it('replaces a symlink at the final component instead of following it', () => {
+    fs.symlinkSync(join(outside, 'secret'), join(root, 'etc/hostname'));
+    GuestFs.with(root, (g) => g.writeFile('/etc/hostname', 'guest\n'));
+    assert.equal(fs.readFileSync(join(outside, 'secret'), 'utf8'), 'host secret');
+    assert.equal(fs.lstatSync(join(root, 'etc/hostname')).isFile(), true);
+  });
+
+  it('resolves symlinks the way the guest sees them', () => {
+    fs.mkdirSync(join(root, 'usr/sbin'), { recursive: true });
+    fs.writeFileSync(join(root, 'usr/sbin/init'), 'x');
+    fs.symlinkSync('/usr/sbin/init', join(root, 'init-link'));
+    GuestFs.with(root, (g) => {
+      assert.equal(g.realpath('/init-link'), '/usr/sbin/init');
+      assert.equal(g.realpath('/nope'), undefined);
+    });
+  });
+});

@@ -1,0 +1,101 @@
+/**
+ * A Debian bookworm guest built with debootstrap (cached in JAULA_CACHE_DIR between local runs;
+ * built from scratch when the cache is absent), booted with sysvinit as PID 1.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { TestRoot } from './helpers.js';
+
+const cache = process.env['JAULA_TEST_CACHE'] ?? '/var/cache/jaula-test';
+const t = new TestRoot('jaula-test-', { JAULA_CACHE_DIR: cache });
+after(() => assert.deepEqual(t.cleanup(), [], 'nothing is left behind'));
+
+const status = (
+  name: string,
+): { status: string; pid?: number; lastExit?: { reason: string; message?: string } } =>
+  JSON.parse(t.jaula(['status', name, '--format', 'json']).stdout);
+const procs = (name: string): string[] =>
+  t
+    .sh(name, 'for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline; echo; done')
+    .stdout.split('\n')
+    .filter((l) => l.trim());
+
+describe('a Debian bookworm guest', () => {
+  before(() => {
+    const r = t.ok(
+      ['build', 'deb', '-m', 'debootstrap', '--hostname', 'deb.example', '--', '-d', 'bookworm'],
+      { timeoutMs: 20 * 60_000 },
+    );
+    assert.match(r.stdout, /Built guest "deb"/);
+  });
+
+  it('is adapted to run as a guest: no gettys, no clock, no fsck, mtab, hostname', () => {
+    const root = t.guestRoot('deb');
+    const inittab = fs.readFileSync(`${root}/etc/inittab`, 'utf8');
+    assert.doesNotMatch(inittab, /^[^#\n].*getty/m, 'no active getty lines');
+    assert.match(inittab, /^pf::powerwait:\/sbin\/shutdown/m);
+    assert.equal(fs.readlinkSync(`${root}/etc/mtab`), '/proc/mounts');
+    assert.equal(fs.readFileSync(`${root}/etc/hostname`, 'utf8'), 'deb.example\n');
+    const rcs = fs.readdirSync(`${root}/etc/rcS.d`).join(' ');
+    assert.doesNotMatch(rcs, /hwclock|checkroot|checkfs|udev|kmod/);
+    assert.ok(
+      fs.existsSync(`${root}/etc/init.d/hwclock.sh`),
+      'the scripts stay; only their boot links are gone',
+    );
+  });
+
+  it('boots sysvinit as PID 1 into runlevel 2 with no gettys', async () => {
+    t.ok(['start', 'deb']);
+    await t.until('init to reach runlevel 2', () => t.sh('deb', 'runlevel').stdout.trim() === 'N 2');
+    const ps = procs('deb');
+    assert.match(ps[0] ?? '', /^init \[2\]/, `PID 1 is sysvinit: ${ps.join(' | ')}`);
+    assert.ok(!ps.some((p) => /getty/.test(p)), 'no getty runs');
+    assert.equal(t.sh('deb', 'cat /etc/debian_version').stdout.trim().split('.')[0], '12');
+    assert.equal(t.sh('deb', 'hostname').stdout.trim(), 'deb.example');
+  });
+
+  it('halts cleanly when jaula stops it (SIGPWR to init), without being killed', () => {
+    const r = t.ok(['stop', 'deb', '--timeout', '30']);
+    assert.doesNotMatch(r.stdout, /killed/);
+    assert.equal(status('deb').lastExit?.reason, 'stopped');
+    const dir = t.path('run/jaula/guests/deb');
+    assert.match(
+      fs.readFileSync(`${dir}/console.log`, 'utf8'),
+      /INIT: version/,
+      `console log in ${fs.readdirSync(dir).join(' ')}`,
+    );
+  });
+
+  it('halt inside stops it; reboot inside restarts it', async () => {
+    t.ok(['start', 'deb']);
+    await t.until('init to listen on /run/initctl', () => t.sh('deb', 'test -p /run/initctl').code === 0);
+    t.sh('deb', 'halt');
+    await t.until('the guest to halt', () => status('deb').status === 'stopped', 60_000);
+    assert.equal(status('deb').lastExit?.reason, 'halt');
+    t.ok(['start', 'deb']);
+    const pid = status('deb').pid;
+    await t.until('init to listen on /run/initctl', () => t.sh('deb', 'test -p /run/initctl').code === 0);
+    t.sh('deb', 'reboot');
+    await t.until(
+      'the guest to come back',
+      () => status('deb').status === 'running' && status('deb').pid !== pid,
+      60_000,
+    );
+    assert.equal(status('deb').lastExit?.reason, 'reboot');
+    await t.until('runlevel 2 again', () => t.sh('deb', 'runlevel').stdout.trim() === 'N 2');
+    t.ok(['stop', 'deb']);
+  });
+
+  it('runs with the sysv init style: /etc/init.d/rc 3 under jaula-init', () => {
+    // Same release and packages: this build comes from the debootstrap cache.
+    t.ok(['build', 'debsv', '-m', 'debootstrap', '--initstyle', 'sysv', '-q', '--', '-d', 'bookworm'], {
+      timeoutMs: 20 * 60_000,
+    });
+    t.ok(['start', 'debsv']);
+    const ps = procs('debsv');
+    assert.match(ps[0] ?? '', /^\/dev\/\.jaula-init -k -s \/etc\/init\.d\/rc -- \/etc\/init\.d\/rc 3/);
+    const r = t.ok(['stop', 'debsv', '--timeout', '30']);
+    assert.doesNotMatch(r.stdout, /killed/);
+  });
+});
