@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { makePaths } from '../src/os/paths.js';
 
 export const projectDir = resolve(fileURLToPath(import.meta.url), '../../..');
-export const jaulaBin = join(projectDir, 'bin/jaula');
+export const jaulaBin = join(projectDir, 'bin/jaula.cjs');
 
 export interface Result {
   code: number;

@@ -163,7 +163,7 @@ describe('isolation of a running guest', () => {
   it('gives a fresh pty to enter', () => {
     const r = spawnSync(
       'script',
-      ['-qec', `${process.execPath} ${process.cwd()}/bin/jaula enter iso1`, '/dev/null'],
+      ['-qec', `${process.execPath} ${process.cwd()}/bin/jaula.cjs enter iso1`, '/dev/null'],
       {
         input: 'tty; echo "in=$(hostname)"; exit 5\n',
         env: t.env,

@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import type { OptSpecs, Parsed } from './args.js';
 
 export interface Command {
@@ -17,12 +18,24 @@ export function formatOf(p: Parsed): Format {
   return f;
 }
 
+/** Write all of `text` to a file descriptor (without loading Node's stream machinery). */
+function writeAll(fd: number, text: string): void {
+  let buf = Buffer.from(text.endsWith('\n') ? text : `${text}\n`);
+  while (buf.length) {
+    try {
+      buf = buf.subarray(writeSync(fd, buf));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+    }
+  }
+}
+
 export function out(text: string): void {
-  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  writeAll(1, text);
 }
 
 export function err(text: string): void {
-  process.stderr.write(text.endsWith('\n') ? text : `${text}\n`);
+  writeAll(2, text);
 }
 
 export function json(value: unknown): void {

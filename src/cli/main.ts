@@ -1,24 +1,24 @@
 import { exitCodes, isJaulaError, JaulaError } from '../common/errors.js';
 import { parseArgs } from './args.js';
-import type { Command } from './command.js';
+import { err, out, type Command } from './command.js';
 
 type Loader = () => Promise<Command>;
 
 /** Commands load their modules only when used: `jaula status` does not load the builder. */
 const COMMANDS: Record<string, Loader> = {
-  build: async () => (await import('./commands/guests.js')).build,
-  start: async () => (await import('./commands/guests.js')).start,
-  stop: async () => (await import('./commands/guests.js')).stop,
-  restart: async () => (await import('./commands/guests.js')).restart,
-  status: async () => (await import('./commands/guests.js')).status,
-  list: async () => (await import('./commands/guests.js')).listCmd,
-  enter: async () => (await import('./commands/guests.js')).enter,
-  exec: async () => (await import('./commands/guests.js')).exec,
-  run: async () => (await import('./commands/guests.js')).runCmd,
-  delete: async () => (await import('./commands/guests.js')).del,
-  autostart: async () => (await import('./commands/guests.js')).autostartCmd,
+  build: async () => (await import('./commands/build.js')).build,
+  start: async () => (await import('./commands/lifecycle.js')).start,
+  stop: async () => (await import('./commands/lifecycle.js')).stop,
+  restart: async () => (await import('./commands/lifecycle.js')).restart,
+  status: async () => (await import('./commands/info.js')).status,
+  list: async () => (await import('./commands/info.js')).listCmd,
+  enter: async () => (await import('./commands/exec.js')).enter,
+  exec: async () => (await import('./commands/exec.js')).exec,
+  run: async () => (await import('./commands/exec.js')).runCmd,
+  delete: async () => (await import('./commands/delete.js')).del,
+  autostart: async () => (await import('./commands/lifecycle.js')).autostartCmd,
   doctor: async () => (await import('./commands/doctor.js')).doctor,
-  __exited: async () => (await import('./commands/guests.js')).exited,
+  __exited: async () => (await import('./commands/lifecycle.js')).exited,
 };
 
 const ALIASES: Record<string, string> = { ls: 'list', rm: 'delete', destroy: 'delete' };
@@ -40,17 +40,17 @@ async function usage(): Promise<string> {
 export async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (!first || first === '--help' || first === '-h' || first === 'help') {
-    process.stdout.write(await usage());
+    out(await usage());
     return first ? 0 : 2;
   }
   if (first === '--version' || first === 'version') {
-    process.stdout.write('jaula 0.1.0\n');
+    out('jaula 0.1.0');
     return 0;
   }
   const name = ALIASES[first] ?? first;
   const load = COMMANDS[name];
   if (!load) {
-    process.stderr.write(`jaula: unknown command "${first}" (see "jaula --help")\n`);
+    err(`jaula: unknown command "${first}" (see "jaula --help")`);
     return exitCodes.usage;
   }
   const cmd = await load();
@@ -58,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
     const dd = rest.indexOf('--');
     const h = rest.indexOf('--help') >= 0 ? rest.indexOf('--help') : rest.indexOf('-h');
     if (dd < 0 || h < dd) {
-      process.stdout.write(`${cmd.help}\n`);
+      out(cmd.help);
       return 0;
     }
   }
@@ -66,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
     return await cmd.run(parseArgs(rest, cmd.specs, name));
   } catch (e) {
     if (isJaulaError(e)) {
-      process.stderr.write(`jaula: ${e.message}\n`);
+      err(`jaula: ${e.message}`);
       return exitCodes[e.code];
     }
     if (e instanceof Error && e.message.startsWith('--format')) {
@@ -80,9 +80,12 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Run when executed directly (bin/jaula imports this file).
-const code = await main(process.argv.slice(2)).catch((e: unknown) => {
-  process.stderr.write(`jaula: ${e instanceof JaulaError ? e.message : String(e)}\n`);
-  return exitCodes.internal;
-});
-process.exitCode = code;
+// Run when executed (bin/jaula.cjs loads the bundle of this file).
+void main(process.argv.slice(2))
+  .catch((e: unknown) => {
+    process.stderr.write(`jaula: ${e instanceof JaulaError ? e.message : String(e)}\n`);
+    return exitCodes.internal;
+  })
+  .then((code) => {
+    process.exitCode = code;
+  });

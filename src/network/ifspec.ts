@@ -1,5 +1,5 @@
-import { isIP } from 'node:net';
 import { JaulaError } from '../common/errors.js';
+import { ipFamily as isIP } from '../common/ip.js';
 
 /**
  * A guest interface as given on the command line, in the seed's syntax

@@ -1,12 +1,17 @@
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
 import { errnoOf } from '../common/errors.js';
 
+let tmpCounter = 0;
+/** A name suffix unique within this host for a temp file (no crypto: it stays off the start-up path). */
+export function tmpSuffix(): string {
+  return `${process.pid.toString(36)}${Date.now().toString(36)}${(tmpCounter++).toString(36)}${Math.floor(Math.random() * 2 ** 32).toString(36)}`;
+}
+
 /** Write a file atomically: temp file in the same directory, fsync, rename, fsync the directory. */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
   const dir = dirname(path);
-  const tmp = join(dir, `.tmp-${randomBytes(6).toString('hex')}`);
+  const tmp = join(dir, `.tmp-${tmpSuffix()}`);
   const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
   try {
     fs.writeFileSync(fd, data);

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { JaulaError, errnoOf } from '../common/errors.js';
+import { tmpSuffix } from './fs.js';
 import { O_DIRECTORY, O_NOFOLLOW, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, native } from './native.js';
 
 /**
@@ -105,7 +105,7 @@ export class GuestFs {
     const [dfd, base] = this.parent(path, true);
     try {
       const dir = `/proc/self/fd/${dfd}`;
-      const tmp = `.jaula-${randomBytes(6).toString('hex')}`;
+      const tmp = `.jaula-${tmpSuffix()}`;
       const fd = fs.openSync(
         `${dir}/${tmp}`,
         fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW,
@@ -150,7 +150,7 @@ export class GuestFs {
   /** Make `path` a symlink to `target`, replacing what is there (not a directory). */
   symlink(path: string, target: string): void {
     this.withParent(path, true, (at) => {
-      const tmp = `${at}.jaula-${randomBytes(4).toString('hex')}`;
+      const tmp = `${at}.jaula-${tmpSuffix()}`;
       fs.symlinkSync(target, tmp);
       try {
         fs.renameSync(tmp, at);

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -43,7 +43,7 @@ export function makePaths(rootArg?: string): Paths {
   const guestsConf = join(etc, 'guests');
   const guestsData = join(lib, 'guests');
   const guestsRun = join(run, 'guests');
-  const instanceTag = root === '/' ? '' : createHash('sha256').update(root).digest('hex').slice(0, 8);
+  const instanceTag = root === '/' ? '' : fnv1a(root);
   return {
     root,
     etc,
@@ -67,6 +67,16 @@ export function makePaths(rootArg?: string): Paths {
   };
 }
 
+/** A short stable hash (FNV-1a, 32 bits) of a string, as 8 hex digits. */
+export function fnv1a(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
+}
+
 let cached: Paths | undefined;
 /** The paths of this process's instance (JAULA_ROOT read once). */
 export function paths(): Paths {
@@ -74,8 +84,15 @@ export function paths(): Paths {
   return cached;
 }
 
-/** The installed project's own directory (where dist/, native/out and build/ live). */
-export const projectDir = resolve(fileURLToPath(import.meta.url), '../../../..');
+/**
+ * The installed project's own directory (where dist/, native/out and build/ live): the nearest
+ * directory above this file with jaula's package.json (this file may be bundled or not).
+ */
+export const projectDir = ((): string => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (dir !== '/' && !existsSync(join(dir, 'binding.gyp'))) dir = dirname(dir);
+  return dir;
+})();
 export const helperBin = join(projectDir, 'native/out/jaula-helper');
 export const initBin = join(projectDir, 'native/out/jaula-init');
-export const cliEntry = join(projectDir, 'dist/src/cli/main.js');
+export const cliEntry = join(projectDir, 'dist/jaula.cjs');
