@@ -3,7 +3,8 @@
  *
  *   jaula-helper shim --dir DIR --id ID [--log-max BYTES] --runtime ARGV... --exit ARGV...
  *       The per-guest supervisor (like conmon). It makes itself a child subreaper, runs
- *       `ARGV... create --bundle . --pid-file ../init.pid --console-socket ../console.sock ID` in DIR/bundle,
+ *       `ARGV... run --detach --bundle . --pid-file ../init.pid --console-socket ../console.sock ID`
+ *       in DIR/bundle (one runtime call: create and start),
  *       receives the guest's console (a pty master) and copies it to DIR/console.log, tells its
  *       parent on fd 3 "ok PID" or "err MESSAGE", waits for the guest's init to end, writes
  *       DIR/exit atomically and then executes the exit command (jaula's cleanup).
@@ -162,11 +163,12 @@ static int shim(int argc, char **argv) {
   int errpipe[2];
   if (pipe2(errpipe, O_CLOEXEC) < 0) die("shim: pipe: %s", strerror(errno));
 
-  /* runtime ... create --bundle bundle --pid-file init.pid --console-socket console.sock ID */
+  /* runtime ... run --detach --bundle . --pid-file ../init.pid --console-socket ../console.sock ID */
   char **args = calloc((size_t)nruntime + 10, sizeof *args);
   int k = 0;
   for (int i = 0; i < nruntime; i++) args[k++] = runtime[i];
-  args[k++] = "create";
+  args[k++] = "run";
+  args[k++] = "--detach";
   args[k++] = "--bundle"; /* the runtime runs in DIR/bundle: runc changes into the bundle */
   args[k++] = ".";
   args[k++] = "--pid-file";
@@ -246,7 +248,7 @@ static int shim(int argc, char **argv) {
   for (size_t i = 0; i < errlen; i++)
     if (errbuf[i] == '\n') errbuf[i] = ' ';
   if (!WIFEXITED(rt_status) || WEXITSTATUS(rt_status) != 0)
-    die("%s create failed (status %d): %s", args[0], rt_status, errlen ? errbuf : "no message");
+    die("%s run failed (status %d): %s", args[0], rt_status, errlen ? errbuf : "no message");
 
   FILE *pf = fopen("init.pid", "re");
   if (!pf || fscanf(pf, "%d", &init_pid) != 1 || init_pid <= 0)

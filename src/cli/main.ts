@@ -1,6 +1,7 @@
 import { exitCodes, isJaulaError, JaulaError } from '../common/errors.js';
 import { parseArgs } from './args.js';
 import { err, out, type Command } from './command.js';
+import { trace } from '../os/trace.js';
 
 type Loader = () => Promise<Command>;
 
@@ -38,6 +39,7 @@ async function usage(): Promise<string> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  trace('main');
   const [first, ...rest] = argv;
   if (!first || first === '--help' || first === '-h' || first === 'help') {
     out(await usage());
@@ -54,6 +56,7 @@ export async function main(argv: string[]): Promise<number> {
     return exitCodes.usage;
   }
   const cmd = await load();
+  trace(`command ${name} loaded`);
   if (rest.includes('--help') || rest.includes('-h')) {
     const dd = rest.indexOf('--');
     const h = rest.indexOf('--help') >= 0 ? rest.indexOf('--help') : rest.indexOf('-h');

@@ -1,17 +1,17 @@
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { JaulaError } from '../common/errors.js';
-import { GuestFs } from '../os/guestfs.js';
-import { mkdirp, removeTree, writeFileAtomic } from '../os/fs.js';
+import { mkdirp, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
 import { initBin, paths } from '../os/paths.js';
 import { bootId, nofileHardLimit, readProcStat } from '../os/proc.js';
 import { buildSpec, GUEST_INIT_PATH } from '../runtime/spec.js';
 import { runtimeDelete, selectRuntime } from '../runtime/oci.js';
 import { storageDriver } from '../storage/index.js';
 import { guestLog } from './log.js';
-import { requireRunning, withGuestLock } from './lifecycle.js';
+import { trace } from '../os/trace.js';
+import { withGuestLock } from './locks.js';
+import { requireRunning } from './running.js';
 import { liveStatus, readState, writeState, type GuestState } from './state.js';
 import { loadConfig, loadFstab } from './store.js';
 
@@ -64,6 +64,7 @@ export async function enterGuest(name: string): Promise<number> {
     );
   const { cfg } = requireRunning(name);
   const storage = await storageDriver(cfg.storage.driver);
+  const { GuestFs } = await import('../os/guestfs.js');
   const shell = GuestFs.with(
     storage.treePath(name),
     (g) => ['/bin/bash', '/bin/sh'].find((s) => g.stat(s)?.isFile()) ?? '/bin/sh',
@@ -79,8 +80,10 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
   if (cmd.length === 0)
     throw new JaulaError('usage', `Give the command to run: jaula run ${name} -- CMD [ARGS...]`);
   const runDir = paths().guestRun(name);
-  const instance = randomBytes(8).toString('hex');
+  const instance = tmpSuffix();
+  trace('run: begin');
   const prepared = await withGuestLock(name, async () => {
+    trace('run: locked');
     const cfg = loadConfig(name);
     const prev = readState(name);
     if (liveStatus(prev) !== 'stopped')
@@ -89,6 +92,7 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
         `Guest "${name}" is running: "jaula run" needs a stopped guest (use "jaula exec")`,
       );
     const rt = selectRuntime(cfg.runtime);
+    trace('run: config loaded, runtime selected');
     if (prev.status !== 'stopped') await runtimeDelete(rt, name);
     mkdirp(join(runDir, 'bundle'), 0o700);
     for (const f of ['init.pid', 'exit']) removeTree(join(runDir, f));
@@ -104,7 +108,7 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
       args: [GUEST_INIT_PATH, '--', ...cmd],
       terminal: false,
     });
-    writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600);
+    writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600, { durable: false });
     const me = readProcStat(process.pid);
     const st: GuestState = {
       status: 'starting',
@@ -116,6 +120,7 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
     };
     if (me) st.shimStart = me.starttime;
     writeState(name, st);
+    trace('run: bundle and state written');
     return { cfg, rt, storage, st };
   });
   const { cfg, rt, storage, st } = prepared;
@@ -134,7 +139,9 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
   }, 5);
   let code: number;
   try {
+    trace('run: runtime run');
     code = await waitChild(rt.argv('run', '--bundle', join(runDir, 'bundle'), '--pid-file', pidFile, name));
+    trace('run: runtime ended');
   } finally {
     clearInterval(watcher);
     await withGuestLock(name, async () => {
@@ -147,6 +154,7 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
       });
     });
   }
+  trace('run: cleaned up');
   guestLog(name, `one-shot run of "${cmd.join(' ')}" ended with status ${code}`);
   const st2 = readState(name);
   if (st2.lastExit) writeState(name, { ...st2, lastExit: { ...st2.lastExit, code } });

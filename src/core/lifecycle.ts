@@ -1,15 +1,15 @@
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { JaulaError, messageOf } from '../common/errors.js';
-import { mkdirp, removeTree, writeFileAtomic } from '../os/fs.js';
-import { withLock } from '../os/lock.js';
+import { mkdirp, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
+import { withGuestLock } from './locks.js';
+import { trace } from '../os/trace.js';
 import { cliEntry, helperBin, initBin, paths } from '../os/paths.js';
 import { bootId, isSameProcess, nofileHardLimit, readProcStat } from '../os/proc.js';
 import { run } from '../os/spawn.js';
 import { buildSpec } from '../runtime/spec.js';
-import { runtimeCall, runtimeDelete, selectRuntime, type Runtime } from '../runtime/oci.js';
+import { runtimeDelete, selectRuntime, type Runtime } from '../runtime/oci.js';
 import { storageDriver } from '../storage/index.js';
 import { detectInit } from './adapt.js';
 import type { GuestConfig } from './config.js';
@@ -47,11 +47,6 @@ export function signalNumber(s: string): number {
   if (n === undefined || n < 1 || n > 64)
     throw new JaulaError('invalid', `"${s}" is not a signal jaula knows (e.g. SIGPWR, SIGTERM, SIGRTMIN+3)`);
   return n;
-}
-
-/** Serialise all operations on one guest (across processes: the lock is an flock). */
-export function withGuestLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-  return withLock(paths().locks, `guest-${name}`, `Guest "${name}"`, fn);
 }
 
 /** The signal that asks the guest's init to halt, in the way that init understands. */
@@ -93,6 +88,7 @@ export async function startGuest(name: string, opts: StartOptions = {}): Promise
 
 async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestState> {
   const { name } = cfg;
+  trace('start: locked');
   const prev = readState(name);
   const live = liveStatus(prev);
   if (live !== 'stopped')
@@ -105,7 +101,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
   mkdirp(runDir, 0o700);
   clearInstanceFiles(runDir);
   const rt = selectRuntime(cfg.runtime);
-  const instance = randomBytes(8).toString('hex');
+  const instance = tmpSuffix();
   const restarts = opts.reboot ? (prev.restarts ?? 0) + 1 : 0;
   const base: GuestState = { status: 'starting', instance, runtime: rt.name, bootId: bootId(), restarts };
   if (prev.lastExit) base.lastExit = prev.lastExit;
@@ -138,9 +134,11 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
       nofileHard: nofileHardLimit(),
     });
     mkdirp(join(runDir, 'bundle'), 0o700);
-    writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec, null, 1), 0o600);
+    writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600, { durable: false });
 
+    trace('start: bundle written');
     const shim = await spawnShim(rt, name, instance, runDir);
+    trace('start: guest running');
     rev.add('delete the container', () => runtimeDelete(rt, name));
     const pidStart = readProcStat(shim.initPid)?.starttime;
     const shimStart = readProcStat(shim.shimPid)?.starttime;
@@ -153,9 +151,6 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     };
     if (pidStart !== undefined) st.pidStart = pidStart;
     if (shimStart !== undefined) st.shimStart = shimStart;
-    writeState(name, st);
-
-    await runtimeCall(rt, ['start', name], { what: `Starting guest "${name}" (${rt.name} start)` });
     st.status = 'running';
     st.startedAt = new Date().toISOString();
     writeState(name, st);
@@ -313,7 +308,7 @@ async function waitGone(pid: number, start: number | undefined, ms: number): Pro
   while (isSameProcess(pid, start)) {
     if (Date.now() >= deadline) return false;
     await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 2, 50);
+    delay = Math.min(delay * 2, 20);
   }
   return true;
 }
@@ -324,6 +319,7 @@ export async function stopGuest(name: string, opts: StopOptions = {}): Promise<E
 
 async function stopLocked(cfg: GuestConfig, opts: StopOptions): Promise<ExitInfo> {
   const { name } = cfg;
+  trace('stop: locked');
   const st = readState(name);
   if (liveStatus(st) === 'stopped') {
     if (st.status !== 'stopped') await finalizeLocked(cfg, st, exitInfoFor(name, st));
@@ -352,6 +348,7 @@ async function stopLocked(cfg: GuestConfig, opts: StopOptions): Promise<ExitInfo
     if (!(await waitGone(pid, st.pidStart, 10_000)))
       throw new JaulaError('timeout', `Guest "${name}" (pid ${pid}) did not end even after SIGKILL`);
   }
+  trace('stop: init gone');
   // The supervisor writes the exit record right after it reaps the init.
   const deadline = Date.now() + 2000;
   while (
@@ -363,7 +360,9 @@ async function stopLocked(cfg: GuestConfig, opts: StopOptions): Promise<ExitInfo
   const exit = exitInfoFor(name, { ...st, stopRequested: true });
   if (killed)
     exit.message = opts.kill ? 'killed on request' : `killed after ${timeoutMs / 1000} s without halting`;
+  trace('stop: exit recorded');
   await finalizeLocked(cfg, { ...st, stopRequested: true }, exit);
+  trace('stop: cleaned up');
   return exit;
 }
 
@@ -387,13 +386,4 @@ async function runGuestHook(cfg: GuestConfig, rt: Runtime, hook: 'start' | 'stop
     cfg.name,
     `hook ${hook} (inside): status ${r.code}${(r.stdout + r.stderr).trim() ? `: ${(r.stdout + r.stderr).trim()}` : ''}`,
   );
-}
-
-/** The guest must be running; returns its state and runtime. */
-export function requireRunning(name: string): { cfg: GuestConfig; st: GuestState; rt: Runtime } {
-  const cfg = loadConfig(name);
-  const st = readState(name);
-  if (liveStatus(st) !== 'running')
-    throw new JaulaError('state', `Guest "${name}" is not running (start it with "jaula start ${name}")`);
-  return { cfg, st, rt: selectRuntime(st.runtime ?? cfg.runtime) };
 }

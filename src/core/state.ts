@@ -55,7 +55,7 @@ export function readState(name: string): GuestState {
 
 export function writeState(name: string, st: GuestState): void {
   mkdirp(paths().guestRun(name), 0o700);
-  writeFileAtomic(stateFile(name), JSON.stringify(st, null, 1) + '\n', 0o600);
+  writeFileAtomic(stateFile(name), JSON.stringify(st, null, 1) + '\n', 0o600, { durable: false });
 }
 
 /** The exit record the supervisor writes when the guest's init ends. */

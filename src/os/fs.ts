@@ -8,14 +8,24 @@ export function tmpSuffix(): string {
   return `${process.pid.toString(36)}${Date.now().toString(36)}${(tmpCounter++).toString(36)}${Math.floor(Math.random() * 2 ** 32).toString(36)}`;
 }
 
-/** Write a file atomically: temp file in the same directory, fsync, rename, fsync the directory. */
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
+/**
+ * Write a file atomically: temp file in the same directory, fsync, rename, fsync the directory.
+ * `durable: false` skips the fsyncs, for runtime state that a reboot discards anyway (rename
+ * still makes the change atomic for every reader and across a crash of jaula).
+ */
+export function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  mode = 0o644,
+  opts: { durable?: boolean } = {},
+): void {
+  const durable = opts.durable ?? true;
   const dir = dirname(path);
   const tmp = join(dir, `.tmp-${tmpSuffix()}`);
   const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
   try {
     fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
+    if (durable) fs.fsyncSync(fd);
   } catch (e) {
     fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
@@ -28,7 +38,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
     fs.rmSync(tmp, { force: true });
     throw e;
   }
-  fsyncDir(dir);
+  if (durable) fsyncDir(dir);
 }
 
 export function fsyncDir(dir: string): void {

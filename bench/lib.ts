@@ -1,0 +1,79 @@
+/** Shared helpers for benchmarks: timing commands, medians, tables, a scratch JAULA_ROOT. */
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const projectDir = resolve(fileURLToPath(import.meta.url), '../../..');
+export const jaulaBin = join(projectDir, 'bin/jaula.cjs');
+export const N = Number(process.env['BENCH_N'] ?? 20);
+
+export function sh(argv: string[], opts: SpawnSyncOptions = {}): { code: number; out: string; err: string } {
+  const r = spawnSync(argv[0] as string, argv.slice(1), {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...opts,
+  });
+  return { code: r.status ?? 128, out: String(r.stdout ?? ''), err: String(r.stderr ?? '') };
+}
+
+export function must(argv: string[], opts: SpawnSyncOptions = {}): string {
+  const r = sh(argv, opts);
+  if (r.code !== 0) throw new Error(`${argv.join(' ')} exited ${r.code}: ${r.err}${r.out}`);
+  return r.out;
+}
+
+/** Wall-clock milliseconds of one run of argv (must succeed). */
+export function timeMs(argv: string[], opts: SpawnSyncOptions = {}): number {
+  const t0 = process.hrtime.bigint();
+  // No pipes: a detached container would inherit one and keep it open.
+  const r = spawnSync(argv[0] as string, argv.slice(1), { stdio: 'ignore', ...opts });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status} (run it by hand to see why)`);
+  return ms;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+export function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number;
+}
+
+export function table(headers: string[], rows: (string | number)[][]): string {
+  const cells = rows.map((r) =>
+    r.map((c) => (typeof c === 'number' ? (Number.isInteger(c) ? String(c) : c.toFixed(1)) : c)),
+  );
+  const w = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]): string => '| ' + r.map((c, i) => c.padEnd(w[i] ?? 0)).join(' | ') + ' |';
+  return [line(headers), '|' + w.map((x) => '-'.repeat(x + 2)).join('|') + '|', ...cells.map(line)].join(
+    '\n',
+  );
+}
+
+export class Scratch {
+  readonly root = fs.mkdtempSync(join(tmpdir(), 'jaula-bench-'));
+  readonly env = { ...process.env, JAULA_ROOT: this.root };
+  jaula(args: string[]): string {
+    return must([process.execPath, jaulaBin, ...args], { env: this.env });
+  }
+  jaulaArgv(args: string[]): string[] {
+    return [process.execPath, jaulaBin, ...args];
+  }
+  cleanup(): void {
+    const list = sh([process.execPath, jaulaBin, 'list', '--format', 'json'], { env: this.env });
+    if (list.code === 0)
+      for (const g of JSON.parse(list.out) as { name: string }[])
+        sh([process.execPath, jaulaBin, 'delete', '--force', g.name], { env: this.env });
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+export function have(cmd: string): boolean {
+  return sh(['sh', '-c', `command -v ${cmd}`]).code === 0;
+}

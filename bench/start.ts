@@ -1,0 +1,203 @@
+/**
+ * bench/start: how long it takes to start a guest, exec /bin/true in it, stop it, and do a
+ * one-shot run, with jaula beside lxc, runc, crun and systemd-nspawn on the same rootfs, in one
+ * run; median of N (BENCH_N, default 20) runs, interleaved so that drift hits all alike.
+ *
+ * The guest runs `/bin/sleep` as its service (init style cmd, under jaula-init); the peers run the
+ * same command with their own minimal init where they have one (lxc: its monitor + sleep as init).
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { cgroupMode } from '../src/cgroups/detect.js';
+import { N, Scratch, have, median, must, pct, sh, table, timeMs } from './lib.js';
+
+const s = new Scratch();
+const rows: { op: string; tool: string; ms: number[] }[] = [];
+function record(op: string, tool: string, ms: number): void {
+  let r = rows.find((x) => x.op === op && x.tool === tool);
+  if (!r) rows.push((r = { op, tool, ms: [] }));
+  r.ms.push(ms);
+}
+
+const hybrid = cgroupMode() === 'hybrid';
+const wrapCrun = (args: string[]): string[] =>
+  hybrid
+    ? [join(process.cwd(), 'native/out/jaula-helper'), 'private-cgroup2', '--', 'crun', ...args]
+    : ['crun', ...args];
+
+/** `jaula status` of a stopped guest exits 3 by design. */
+function timeMsAnyExit(argv: string[], env: NodeJS.ProcessEnv): number {
+  const t0 = process.hrtime.bigint();
+  sh(argv, { env, stdio: 'ignore' });
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+try {
+  s.jaula(['build', 'bs', '-m', 'skeleton', '-q', '--initstyle', 'cmd', '--cmd', '/bin/sleep 100000']);
+  const rootfs = join(s.root, 'var/lib/jaula/guests/bs/rootfs');
+
+  // OCI bundles for runc and crun, on the same tree: one for one-shot runs, one for a service.
+  const mkBundle = (dir: string, args: string[]): void => {
+    fs.mkdirSync(dir, { recursive: true });
+    must(['runc', 'spec', '--bundle', dir]);
+    const spec = JSON.parse(fs.readFileSync(join(dir, 'config.json'), 'utf8'));
+    spec.root = { path: rootfs, readonly: false };
+    spec.process.terminal = false;
+    spec.process.args = args;
+    spec.linux.cgroupsPath = `jaula-bench/${dir.split('/').pop()}`;
+    fs.writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
+  };
+  const oneshot = join(s.root, 'oci-oneshot');
+  const service = join(s.root, 'oci-service');
+  mkBundle(oneshot, ['/bin/true']);
+  mkBundle(service, ['/bin/sleep', '100000']);
+  const ociRoot = join(s.root, 'oci-state');
+
+  // LXC containers on the same tree.
+  const lxcPath = join(s.root, 'lxc');
+  const lxcOk = have('lxc-execute');
+  if (lxcOk) {
+    for (const [name, cmd] of [
+      ['bs', '/bin/sleep 100000'],
+      ['bx', '/bin/true'],
+    ]) {
+      fs.mkdirSync(join(lxcPath, name as string), { recursive: true });
+      fs.writeFileSync(
+        join(lxcPath, name as string, 'config'),
+        [
+          `lxc.uts.name = ${name}`,
+          `lxc.rootfs.path = dir:${rootfs}`,
+          'lxc.net.0.type = empty',
+          'lxc.apparmor.profile = unconfined',
+          'lxc.mount.auto = proc:mixed sys:ro',
+          `lxc.init.cmd = ${cmd}`,
+          '',
+        ].join('\n'),
+      );
+    }
+  }
+  const nspawnOk = have('systemd-nspawn');
+
+  // Warm caches once.
+  s.jaula(['run', 'bs', '--', '/bin/true']);
+
+  for (let i = 0; i < N; i++) {
+    // CLI start-up
+    record('CLI: start-up', 'node -e 0', timeMs([process.execPath, '-e', '0']));
+    record('CLI: start-up', 'jaula --version', timeMs(s.jaulaArgv(['--version']), { env: s.env }));
+    record('CLI: start-up', 'jaula status', timeMsAnyExit(s.jaulaArgv(['status', 'bs']), s.env));
+    record('CLI: start-up', 'jaula list', timeMs(s.jaulaArgv(['list']), { env: s.env }));
+
+    // jaula lifecycle
+    record('start', 'jaula', timeMs(s.jaulaArgv(['start', 'bs']), { env: s.env }));
+    record('exec /bin/true', 'jaula', timeMs(s.jaulaArgv(['exec', 'bs', '--', '/bin/true']), { env: s.env }));
+    record('stop', 'jaula', timeMs(s.jaulaArgv(['stop', 'bs']), { env: s.env }));
+    record(
+      'one-shot /bin/true',
+      'jaula',
+      timeMs(s.jaulaArgv(['run', 'bs', '--', '/bin/true']), { env: s.env }),
+    );
+
+    // runc
+    record('start', 'runc', timeMs(['runc', '--root', ociRoot, 'run', '-d', '--bundle', service, 'svc']));
+    record('exec /bin/true', 'runc', timeMs(['runc', '--root', ociRoot, 'exec', 'svc', '/bin/true']));
+    record('stop', 'runc', timeMs(['runc', '--root', ociRoot, 'delete', '--force', 'svc']));
+    record(
+      'one-shot /bin/true',
+      'runc',
+      timeMs(['runc', '--root', ociRoot, 'run', '--bundle', oneshot, 'one']),
+    );
+
+    // crun
+    record('start', 'crun', timeMs(wrapCrun(['--root', ociRoot, 'run', '-d', '--bundle', service, 'csvc'])));
+    record('exec /bin/true', 'crun', timeMs(wrapCrun(['--root', ociRoot, 'exec', 'csvc', '/bin/true'])));
+    record('stop', 'crun', timeMs(wrapCrun(['--root', ociRoot, 'delete', '--force', 'csvc'])));
+    record(
+      'one-shot /bin/true',
+      'crun',
+      timeMs(wrapCrun(['--root', ociRoot, 'run', '--bundle', oneshot, 'cone'])),
+    );
+
+    if (lxcOk) {
+      record('start', 'lxc', timeMs(['lxc-start', '-P', lxcPath, '-n', 'bs', '-d']));
+      sh(['lxc-wait', '-P', lxcPath, '-n', 'bs', '-s', 'RUNNING', '-t', '5']);
+      record('exec /bin/true', 'lxc', timeMs(['lxc-attach', '-P', lxcPath, '-n', 'bs', '--', '/bin/true']));
+      record('stop', 'lxc', timeMs(['lxc-stop', '-P', lxcPath, '-n', 'bs', '-k']));
+      record(
+        'one-shot /bin/true',
+        'lxc',
+        timeMs(['lxc-execute', '-P', lxcPath, '-n', 'bx', '--', '/bin/true']),
+      );
+    }
+    if (nspawnOk)
+      record(
+        'one-shot /bin/true',
+        'systemd-nspawn',
+        timeMs(['systemd-nspawn', '-q', '-D', rootfs, '--register=no', '--keep-unit', '/bin/true']),
+      );
+  }
+
+  const out: (string | number)[][] = rows.map((r) => [
+    r.op,
+    r.tool,
+    median(r.ms),
+    pct(r.ms, 90),
+    r.ms.length,
+  ]);
+  console.log(
+    `\nbench/start: median and p90 of ${N} runs, milliseconds (cgroups: ${cgroupMode()}; crun ${hybrid ? 'in a private mount namespace, as jaula runs it on a hybrid host' : 'plain'})\n`,
+  );
+  console.log(table(['operation', 'tool', 'median ms', 'p90 ms', 'runs'], out));
+
+  const med = (op: string, tool: string): number =>
+    median(rows.find((r) => r.op === op && r.tool === tool)?.ms ?? [NaN]);
+  const cliBase = med('CLI: start-up', 'jaula --version');
+  const node0 = med('CLI: start-up', 'node -e 0');
+  console.log(
+    '\nDerived: jaula after start-up = jaula\'s time minus its CLI start-up ("jaula --version"); the OCI runtime jaula uses here is crun, whose own time is shown:\n',
+  );
+  const derived: (string | number)[][] = [];
+  for (const op of ['start', 'exec /bin/true', 'stop', 'one-shot /bin/true']) {
+    const j = med(op, 'jaula');
+    const c = med(op, 'crun');
+    const l = lxcOk ? med(op, 'lxc') : NaN;
+    derived.push([
+      op,
+      j,
+      j - cliBase,
+      c,
+      l,
+      lxcOk ? `${(c / l).toFixed(2)}x` : 'n/a',
+      lxcOk ? `${((j - cliBase) / l).toFixed(2)}x` : 'n/a',
+    ]);
+  }
+  console.log(
+    table(
+      [
+        'operation',
+        'jaula total',
+        'jaula after start-up',
+        'crun alone',
+        'lxc',
+        'crun / lxc',
+        'jaula after start-up / lxc',
+      ],
+      derived,
+    ),
+  );
+  console.log(
+    `\nCLI overhead above node -e 0: --version ${(cliBase - node0).toFixed(1)} ms, status ${(med('CLI: start-up', 'jaula status') - node0).toFixed(1)} ms, list ${(med('CLI: start-up', 'jaula list') - node0).toFixed(1)} ms (aim: at most 15 ms)`,
+  );
+} finally {
+  sh(['runc', '--root', join(s.root, 'oci-state'), 'delete', '--force', 'svc']);
+  sh(wrapCrun(['--root', join(s.root, 'oci-state'), 'delete', '--force', 'csvc']));
+  sh(['lxc-stop', '-P', join(s.root, 'lxc'), '-n', 'bs', '-k']);
+  for (const base of fs.readdirSync('/sys/fs/cgroup')) {
+    const d = join('/sys/fs/cgroup', base, 'jaula-bench');
+    if (fs.existsSync(d))
+      for (const c of fs.readdirSync(d, { withFileTypes: true }))
+        if (c.isDirectory()) sh(['rmdir', join(d, c.name)]);
+    sh(['rmdir', d]);
+  }
+  s.cleanup();
+}
