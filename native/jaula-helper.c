@@ -10,6 +10,11 @@
  *       DIR/exit atomically and then executes the exit command (jaula's cleanup).
  *       It holds no guest state in memory: a few hundred kilobytes per running guest.
  *
+ *   jaula-helper netns-move NSPATH IFNAME NEWNAME
+ *       Moves the host's network device IFNAME into the network namespace bound at NSPATH,
+ *       renamed NEWNAME (one rtnetlink request: IFLA_NET_NS_FD + IFLA_IFNAME). iproute2 can only
+ *       name a namespace by pid or by a name under /var/run/netns.
+ *
  *   jaula-helper private-cgroup2 -- ARGV...
  *       Runs ARGV in a private mount namespace where /sys/fs/cgroup/unified is unmounted, so
  *       crun accepts a hybrid cgroup host (it refuses "cgroups in hybrid mode").
@@ -28,6 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -326,9 +334,73 @@ static int private_cgroup2(int argc, char **argv) {
   return 127;
 }
 
+/* ---- netns-move -------------------------------------------------------------------------------- */
+
+static void nla_put(struct nlmsghdr *h, unsigned short type, const void *data, unsigned short len) {
+  struct rtattr *a = (struct rtattr *)((char *)h + NLMSG_ALIGN(h->nlmsg_len));
+  a->rta_type = type;
+  a->rta_len = RTA_LENGTH(len);
+  memcpy(RTA_DATA(a), data, len);
+  h->nlmsg_len = NLMSG_ALIGN(h->nlmsg_len) + RTA_ALIGN(a->rta_len);
+}
+
+static int netns_move(int argc, char **argv) {
+  if (argc != 3) {
+    fprintf(stderr, "jaula-helper: usage: netns-move NSPATH IFNAME NEWNAME\n");
+    return 2;
+  }
+  int nsfd = open(argv[0], O_RDONLY | O_CLOEXEC);
+  if (nsfd < 0) {
+    fprintf(stderr, "jaula-helper: network namespace \"%s\": %s\n", argv[0], strerror(errno));
+    return 1;
+  }
+  unsigned idx = if_nametoindex(argv[1]);
+  if (!idx) {
+    fprintf(stderr, "jaula-helper: no network device \"%s\"\n", argv[1]);
+    return 1;
+  }
+  if (strlen(argv[2]) >= IFNAMSIZ) {
+    fprintf(stderr, "jaula-helper: interface name \"%s\" is too long\n", argv[2]);
+    return 2;
+  }
+  struct {
+    struct nlmsghdr h;
+    struct ifinfomsg i;
+    char attrs[256];
+  } req;
+  memset(&req, 0, sizeof req);
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof req.i);
+  req.h.nlmsg_type = RTM_NEWLINK;
+  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  req.i.ifi_family = AF_UNSPEC;
+  req.i.ifi_index = (int)idx;
+  nla_put(&req.h, IFLA_NET_NS_FD, &nsfd, sizeof nsfd);
+  nla_put(&req.h, IFLA_IFNAME, argv[2], (unsigned short)(strlen(argv[2]) + 1));
+  int sk = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+  if (sk < 0 || sendto(sk, &req, req.h.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    fprintf(stderr, "jaula-helper: netlink: %s\n", strerror(errno));
+    return 1;
+  }
+  char buf[4096];
+  ssize_t n = recv(sk, buf, sizeof buf, 0);
+  struct nlmsghdr *r = (struct nlmsghdr *)buf;
+  if (n < (ssize_t)sizeof *r || r->nlmsg_type != NLMSG_ERROR) {
+    fprintf(stderr, "jaula-helper: netlink: unexpected answer\n");
+    return 1;
+  }
+  int err = ((struct nlmsgerr *)NLMSG_DATA(r))->error;
+  if (err) {
+    fprintf(stderr, "jaula-helper: moving \"%s\" into \"%s\" as \"%s\": %s\n", argv[1], argv[0], argv[2], strerror(-err));
+    return 1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "netns-move")) return netns_move(argc - 2, argv + 2);
   if (argc >= 2 && !strcmp(argv[1], "shim")) return shim(argc - 2, argv + 2);
   if (argc >= 2 && !strcmp(argv[1], "private-cgroup2")) return private_cgroup2(argc - 2, argv + 2);
-  fprintf(stderr, "jaula-helper: internal helper of jaula; usage: jaula-helper shim|private-cgroup2 ...\n");
+  fprintf(stderr, "jaula-helper: internal helper of jaula; usage: jaula-helper shim|netns-move|private-cgroup2 ...\n");
   return 2;
 }

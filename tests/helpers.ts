@@ -143,12 +143,48 @@ export class TestRoot {
     return found;
   }
 
+  /** Network devices of this root's guests (veth host ends, ifb, macvlan temporaries). */
+  devices(): string[] {
+    const pre = this.tag.slice(0, 4);
+    return fs
+      .readdirSync('/sys/class/net')
+      .filter((d) => ['jv', 'ji', 'jm'].some((k) => d.startsWith(`${k}${pre}`)));
+  }
+
+  /** Network namespaces jaula bound for this root's guests. */
+  netns(): string[] {
+    try {
+      return fs.readdirSync(this.path('run/jaula/netns'));
+    } catch {
+      return [];
+    }
+  }
+
+  /** Elements left in this root's firewall sets and maps. */
+  firewallElements(): string[] {
+    const out: string[] = [];
+    for (const fam of ['bridge', 'ip']) {
+      const r = spawnSync('nft', ['-j', 'list', 'table', fam, `jaula_${this.tag}`], { encoding: 'utf8' });
+      if (r.status !== 0) continue;
+      for (const o of (
+        JSON.parse(r.stdout) as { nftables: Record<string, { name: string; elem?: unknown[] }>[] }
+      ).nftables) {
+        const s = o['set'] ?? o['map'];
+        if (s?.elem?.length && s.name !== 'nat') out.push(`${fam} ${s.name}: ${JSON.stringify(s.elem)}`);
+      }
+    }
+    return out;
+  }
+
   /** Everything a guest run may leave behind on the host. */
   leftovers(): string[] {
     return [
       ...this.containers().map((c) => `container ${c}`),
       ...this.mounts().map((m) => `mount ${m}`),
       ...this.cgroups().map((c) => `cgroup ${c}`),
+      ...this.devices().map((d) => `device ${d}`),
+      ...this.netns().map((n) => `netns ${n}`),
+      ...this.firewallElements().map((e) => `firewall ${e}`),
     ];
   }
 
@@ -160,6 +196,12 @@ export class TestRoot {
         this.jaula(['delete', '--force', g.name]);
     }
     const left = this.leftovers();
+    const nets = this.jaula(['network', 'list', '--format', 'json']);
+    if (nets.code === 0)
+      for (const n of JSON.parse(nets.stdout) as { name: string }[])
+        this.jaula(['network', 'delete', n.name]);
+    for (const d of this.devices()) spawnSync('ip', ['link', 'del', d]);
+    for (const fam of ['bridge', 'ip']) spawnSync('nft', ['delete', 'table', fam, `jaula_${this.tag}`]);
     // Remove what is left anyway, so that one failing test does not break the next.
     for (const c of this.containers())
       spawnSync(c.split(':')[0] as string, [

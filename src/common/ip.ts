@@ -45,3 +45,89 @@ export function isIPv6(s: string): boolean {
 export function ipFamily(s: string): 0 | 4 | 6 {
   return isIPv4(s) ? 4 : isIPv6(s) ? 6 : 0;
 }
+
+/** An address as a bigint (IPv4: 32 bits, IPv6: 128 bits) with its family. */
+export interface IpValue {
+  family: 4 | 6;
+  value: bigint;
+}
+
+export function ipToValue(s: string): IpValue | undefined {
+  if (isIPv4(s))
+    return { family: 4, value: s.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n) };
+  const b = parseIPv6(s);
+  if (!b) return undefined;
+  return { family: 6, value: b.reduce((acc, o) => (acc << 8n) | BigInt(o), 0n) };
+}
+
+export function valueToIp(v: IpValue): string {
+  if (v.family === 4) return [24n, 16n, 8n, 0n].map((sh) => String((v.value >> sh) & 0xffn)).join('.');
+  const groups: string[] = [];
+  for (let i = 7; i >= 0; i--) groups.push(((v.value >> BigInt(i * 16)) & 0xffffn).toString(16));
+  // Compress the longest run of zero groups (RFC 5952).
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (best < 0) return groups.join(':');
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+}
+
+export interface Cidr {
+  family: 4 | 6;
+  /** The address as written (a host address inside the subnet, or the subnet itself). */
+  ip: string;
+  prefix: number;
+  /** The address as a number and the subnet's first and last addresses. */
+  value: bigint;
+  network: bigint;
+  last: bigint;
+}
+
+export function cidrOf(ip: string, prefix: number): Cidr | undefined {
+  const v = ipToValue(ip);
+  if (!v) return undefined;
+  const bits = v.family === 4 ? 32 : 128;
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > bits) return undefined;
+  const hostBits = BigInt(bits - prefix);
+  const mask = ((1n << BigInt(bits)) - 1n) ^ ((1n << hostBits) - 1n);
+  const network = v.value & mask;
+  return { family: v.family, ip, prefix, value: v.value, network, last: network | ((1n << hostBits) - 1n) };
+}
+
+export function parseCidrText(s: string): Cidr | undefined {
+  const slash = s.lastIndexOf('/');
+  if (slash < 0 || !/^\d{1,3}$/.test(s.slice(slash + 1))) return undefined;
+  return cidrOf(s.slice(0, slash), Number(s.slice(slash + 1)));
+}
+
+export function cidrContains(c: Cidr, ip: string): boolean {
+  const v = ipToValue(ip);
+  return v !== undefined && v.family === c.family && v.value >= c.network && v.value <= c.last;
+}
+
+/**
+ * The first free host address of a subnet, skipping the network address, the broadcast
+ * address (IPv4), and every address in `used`.
+ */
+export function firstFree(c: Cidr, used: Set<string>): string | undefined {
+  const first = c.network + 1n;
+  const last = c.family === 4 && c.prefix < 31 ? c.last - 1n : c.last;
+  const usedValues = new Set(
+    [...used].map((u) => ipToValue(u)?.value).filter((x): x is bigint => x !== undefined),
+  );
+  for (let v = first; v <= last && v - first < 1_000_000n; v++)
+    if (!usedValues.has(v)) return valueToIp({ family: c.family, value: v });
+  return undefined;
+}

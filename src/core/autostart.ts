@@ -1,7 +1,7 @@
 import { JaulaError, messageOf } from '../common/errors.js';
 import type { GuestConfig } from './config.js';
 import { startGuest, stopGuest } from './lifecycle.js';
-import { liveStatus, readState } from './state.js';
+import { initAlive, readState } from './state.js';
 import { loadAllConfigs } from './store.js';
 
 /**
@@ -73,7 +73,7 @@ export async function autostart(mark = 'default', parallel = 4): Promise<BulkRes
         });
         return;
       }
-      if (liveStatus(readState(name)) !== 'stopped') {
+      if (initAlive(readState(name))) {
         results.push({ name, ok: true, message: 'already running' });
         return;
       }
@@ -97,7 +97,7 @@ export async function stopMany(
 ): Promise<BulkResult[]> {
   const all = new Map(loadAllConfigs().map((c) => [c.name, c]));
   const chosen = names === 'all' ? [...all.keys()] : names;
-  const running = new Set(chosen.filter((n) => liveStatus(readState(n)) !== 'stopped'));
+  const running = new Set(chosen.filter((n) => initAlive(readState(n))));
   // Waves over the running set only, dependents first.
   const sub = new Map(
     [...running].map((n) => [

@@ -13,6 +13,8 @@ import { withLock } from '../os/lock.js';
 import { paths } from '../os/paths.js';
 import { readProcStat } from '../os/proc.js';
 import type { InterfaceSpec } from '../network/ifspec.js';
+import type { ForwardSpec } from '../network/forward.js';
+import { assignInterfaces } from '../network/assign.js';
 import { storageDriver } from '../storage/index.js';
 import { adaptTree } from './adapt.js';
 import { validateConfig, validateInitStyle, type GuestConfig, type InitStyle } from './config.js';
@@ -21,7 +23,14 @@ import { guestLog } from './log.js';
 import { buildDebootstrap, parseDebootstrapArgs } from './methods/debootstrap.js';
 import { buildSkeleton } from './methods/skeleton.js';
 import { checkTemplateFile, extractTemplate } from './methods/template.js';
-import { BUILDING_MARK, hasBuildingMark, isBuilding, loadConfig, saveConfig } from './store.js';
+import {
+  BUILDING_MARK,
+  hasBuildingMark,
+  isBuilding,
+  loadConfig,
+  loadEveryConfig,
+  saveConfig,
+} from './store.js';
 import { Reverter } from './reverter.js';
 
 export const BUILD_METHODS = ['skeleton', 'template', 'debootstrap'] as const;
@@ -39,6 +48,7 @@ export interface BuildOptions {
   storage?: string;
   /** The command of the "cmd" init style. */
   cmd?: string[];
+  forwards?: ForwardSpec[];
   /** The method's own arguments (after "--"). */
   methodArgs?: string[];
   onProgress?: (line: string) => void;
@@ -138,6 +148,7 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
     stopTimeout: 30,
     storage: { driver: driver.info.name },
     interfaces: o.interfaces ?? [],
+    forwards: o.forwards ?? [],
     build: { method, args, created: new Date().toISOString() },
   });
 
@@ -159,6 +170,9 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
             `The context ID ${o.context} is already used by guest "${owner}" (omit --context to get the next free one)`,
           );
       } else cfg.context = nextFreeContext(used);
+      // Addresses and MACs are assigned now, under the build lock, and stored: they stay stable.
+      const assigned = assignInterfaces(cfg, loadEveryConfig());
+      cfg.interfaces = assigned.interfaces;
       mkdirp(paths().guestConf(name));
       rev.add('remove the config dir', () => removeTree(paths().guestConf(name)));
       const me = readProcStat(process.pid);

@@ -15,6 +15,7 @@ const cfg: GuestConfig = {
   stopTimeout: 30,
   storage: { driver: 'dir' },
   interfaces: [{ name: 'vs01', dev: 'eth1', address: '192.168.39.1/24' }],
+  forwards: [],
   build: { method: 'skeleton', args: [], created: '2026-01-01T00:00:00.000Z' },
 };
 

@@ -1,7 +1,15 @@
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { JaulaError, messageOf } from '../common/errors.js';
 import { validateContext, validateHostname, validateName } from '../common/names.js';
-import { parseCidr, validateIfName, type InterfaceSpec } from '../network/ifspec.js';
+import { parseForward, formatForward, type ForwardSpec } from '../network/forward.js';
+import {
+  IF_MODES,
+  parseCidr,
+  validateIfName,
+  validateMac,
+  type IfMode,
+  type InterfaceSpec,
+} from '../network/ifspec.js';
 
 export const INIT_STYLES = ['plain', 'sysv', 'cmd'] as const;
 export type InitStyle = (typeof INIT_STYLES)[number];
@@ -36,6 +44,8 @@ export interface GuestConfig {
   stopSignal?: string;
   storage: StorageConfig;
   interfaces: InterfaceSpec[];
+  /** Port forwards from the host to this guest. */
+  forwards: ForwardSpec[];
   build: BuildInfo;
 }
 
@@ -69,8 +79,14 @@ export function validateConfig(c: GuestConfig): GuestConfig {
   for (const i of c.interfaces) {
     if (i.name) validateIfName(i.name, 'interface name');
     if (i.dev) validateIfName(i.dev, 'host device');
-    if (i.address) parseCidr(i.address);
+    if (i.address && i.address !== 'auto') parseCidr(i.address);
+    if (i.address6 && i.address6 !== 'auto' && parseCidr(i.address6).family !== 6)
+      throw new JaulaError('invalid', `Guest "${c.name}": address6 "${i.address6}" is not an IPv6 address`);
+    if (i.mac) validateMac(i.mac);
+    if (i.mode && !(IF_MODES as readonly string[]).includes(i.mode))
+      throw new JaulaError('invalid', `Guest "${c.name}": unknown interface mode "${i.mode}"`);
   }
+  for (const f of c.forwards) parseForward(formatForward(f));
   if (!Number.isFinite(c.stopTimeout) || c.stopTimeout < 0)
     throw new JaulaError('invalid', `stop_timeout must be a number of seconds >= 0`);
   return c;
@@ -150,14 +166,45 @@ export function parseConfig(text: string, file: string): GuestConfig {
         throw new JaulaError('invalid', `${where}: interface ${i + 1} must be a table`);
       const it = { ...(x as Toml) };
       const spec: InterfaceSpec = {};
-      const n = take<string>(it, 'name', 'string', where);
-      const d = take<string>(it, 'dev', 'string', where);
-      const a = take<string>(it, 'address', 'string', where);
+      const w = `${where}, interface ${i + 1}`;
+      const str = (k: string): string | undefined => take<string>(it, k, 'string', w);
+      const n = str('name');
+      const d = str('dev');
+      const a = str('address');
+      const a6 = str('address6');
+      const mode = str('mode');
+      const mac = str('mac');
+      const gw = str('gateway');
+      const gw6 = str('gateway6');
+      const iso = take<boolean>(it, 'isolated', 'boolean', w);
+      const ing = take<number>(it, 'ingress', 'number', w);
+      const eg = take<number>(it, 'egress', 'number', w);
       if (n !== undefined) spec.name = n;
       if (d !== undefined) spec.dev = d;
       if (a !== undefined) spec.address = a;
-      noneLeft(it, `${where}, interface ${i + 1}`);
+      if (a6 !== undefined) spec.address6 = a6;
+      if (mode !== undefined) spec.mode = mode as IfMode;
+      if (mac !== undefined) spec.mac = mac;
+      if (gw !== undefined) spec.gateway = gw;
+      if (gw6 !== undefined) spec.gateway6 = gw6;
+      if (iso) spec.isolated = true;
+      if (ing !== undefined) spec.ingress = ing;
+      if (eg !== undefined) spec.egress = eg;
+      noneLeft(it, w);
       return spec;
+    }),
+    forwards: (take<unknown[]>(t, 'forward', 'array', where) ?? []).map((x, i) => {
+      const w = `${where}, forward ${i + 1}`;
+      if (typeof x !== 'object' || x === null) throw new JaulaError('invalid', `${w} must be a table`);
+      const ft = { ...(x as Toml) };
+      const proto = take<string>(ft, 'proto', 'string', w) ?? 'tcp';
+      const hostIp = take<string>(ft, 'host_ip', 'string', w) ?? '0.0.0.0';
+      const hostPort = take<number>(ft, 'host_port', 'number', w);
+      const guestPort = take<number>(ft, 'guest_port', 'number', w);
+      noneLeft(ft, w);
+      if (hostPort === undefined || guestPort === undefined)
+        throw new JaulaError('invalid', `${w}: host_port and guest_port are required`);
+      return parseForward(`${hostIp}:${hostPort}:${guestPort}/${proto}`);
     }),
     build: {
       method: take<string>(buildT, 'method', 'string', where) ?? 'unknown',
@@ -189,6 +236,18 @@ export function serializeConfig(c: GuestConfig): string {
   if (c.stopSignal) t['stop_signal'] = c.stopSignal;
   t['storage'] = { ...c.storage };
   t['build'] = { ...c.build };
-  if (c.interfaces.length) t['interface'] = c.interfaces.map((i) => ({ ...i }));
+  if (c.interfaces.length)
+    t['interface'] = c.interfaces.map((i) => {
+      const o: Toml = {};
+      for (const [k, v] of Object.entries(i)) if (v !== undefined && v !== false) o[k] = v;
+      return o;
+    });
+  if (c.forwards.length)
+    t['forward'] = c.forwards.map((f) => ({
+      proto: f.proto,
+      host_ip: f.hostIp,
+      host_port: f.hostPort,
+      guest_port: f.guestPort,
+    }));
   return `# jaula guest "${c.name}": see docs/config.md. jaula rewrites this file on changes.\n${stringifyToml(t)}\n`;
 }

@@ -3,10 +3,10 @@ import { removeTree } from '../os/fs.js';
 import { mountsBelow } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import { storageDriver } from '../storage/index.js';
-import { stopGuest } from './lifecycle.js';
+import { settleLocked, stopGuest } from './lifecycle.js';
 import { withGuestLock } from './locks.js';
 import { guestLog, guestLogFile } from './log.js';
-import { liveStatus, readState } from './state.js';
+import { initAlive, readState } from './state.js';
 import { loadConfig } from './store.js';
 
 export interface DeleteOptions {
@@ -16,7 +16,7 @@ export interface DeleteOptions {
 /** Delete a guest: config, data, runtime state and log. A running guest needs --force. */
 export async function deleteGuest(name: string, opts: DeleteOptions = {}): Promise<void> {
   const cfg = loadConfig(name);
-  if (liveStatus(readState(name)) !== 'stopped') {
+  if (initAlive(readState(name))) {
     if (!opts.force)
       throw new JaulaError(
         'state',
@@ -25,7 +25,8 @@ export async function deleteGuest(name: string, opts: DeleteOptions = {}): Promi
     await stopGuest(name, { kill: true });
   }
   await withGuestLock(name, async () => {
-    if (liveStatus(readState(name)) !== 'stopped')
+    await settleLocked(cfg);
+    if (initAlive(readState(name)))
       throw new JaulaError('state', `Cannot delete guest "${name}": it was started again meanwhile`);
     const storage = await storageDriver(cfg.storage.driver);
     await storage.unmount(cfg);

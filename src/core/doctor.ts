@@ -92,6 +92,33 @@ export async function doctor(): Promise<Check[]> {
   } catch (e) {
     add('kernel', 'openat2 RESOLVE_IN_ROOT', 'missing', messageOf(e));
   }
+  for (const [tool, pkg] of [
+    ['nft', 'nftables'],
+    ['tc', 'iproute2'],
+    ['nsenter', 'util-linux'],
+  ] as const) {
+    const p = which(tool);
+    add(
+      'network',
+      tool,
+      p ? 'ok' : 'missing',
+      p ? p : `not installed: apt-get install ${pkg} (guest networking needs it)`,
+    );
+  }
+  add(
+    'network',
+    'IP forwarding',
+    'ok',
+    readOr('/proc/sys/net/ipv4/ip_forward') === '1'
+      ? 'on'
+      : 'off (jaula turns it on when a network has NAT or a guest has port forwards)',
+  );
+  const { checkBindingTrap } = await import('../network/trap.js');
+  const trap = checkBindingTrap();
+  if (trap.length)
+    for (const t of trap) add('network', 'address binding trap', 'warn', `${t.problem}; fix: ${t.fix}`);
+  else
+    add('network', 'address binding trap', 'ok', "no host daemon takes guests' addresses or forwarded ports");
   add(
     'jaula',
     'supervisor (jaula-helper)',

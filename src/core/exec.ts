@@ -11,9 +11,11 @@ import { storageDriver } from '../storage/index.js';
 import { guestLog } from './log.js';
 import { trace } from '../os/trace.js';
 import { withGuestLock } from './locks.js';
+import { settleLocked } from './lifecycle.js';
 import { requireRunning } from './running.js';
-import { liveStatus, readState, writeState, type GuestState } from './state.js';
-import { loadConfig, loadFstab } from './store.js';
+import { initAlive, readState, writeState, type GuestState } from './state.js';
+import { loadConfig, loadEveryConfig, loadFstab } from './store.js';
+import { networkDown, networkUp } from '../network/apply.js';
 
 export interface ExecOptions {
   tty?: boolean;
@@ -85,8 +87,9 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
   const prepared = await withGuestLock(name, async () => {
     trace('run: locked');
     const cfg = loadConfig(name);
+    await settleLocked(cfg);
     const prev = readState(name);
-    if (liveStatus(prev) !== 'stopped')
+    if (initAlive(prev))
       throw new JaulaError(
         'state',
         `Guest "${name}" is running: "jaula run" needs a stopped guest (use "jaula exec")`,
@@ -98,6 +101,7 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
     for (const f of ['init.pid', 'exit']) removeTree(join(runDir, f));
     const storage = await storageDriver(cfg.storage.driver);
     const rootfs = await storage.mount(cfg);
+    const netns = await networkUp(cfg, loadEveryConfig(), rootfs);
     const spec = buildSpec({
       cfg,
       rootfs,
@@ -105,6 +109,7 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
       initBin,
       fstab: loadFstab(name),
       nofileHard: nofileHardLimit(),
+      ...(netns ? { netns } : {}),
       args: [GUEST_INIT_PATH, '--', ...cmd],
       terminal: false,
     });
@@ -146,6 +151,7 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
     clearInterval(watcher);
     await withGuestLock(name, async () => {
       await runtimeDelete(rt, name).catch(() => {});
+      await networkDown(cfg).catch(() => {});
       await storage.unmount(cfg).catch(() => {});
       writeState(name, {
         status: 'stopped',

@@ -17,6 +17,7 @@ import { guestHookScript, runHostHook } from './hooks.js';
 import { guestLog } from './log.js';
 import { Reverter } from './reverter.js';
 import {
+  initAlive,
   liveStatus,
   readExitRecord,
   readState,
@@ -25,7 +26,8 @@ import {
   type ExitReason,
   type GuestState,
 } from './state.js';
-import { loadConfig, loadFstab } from './store.js';
+import { loadConfig, loadEveryConfig, loadFstab } from './store.js';
+import { networkDown, networkUp } from '../network/apply.js';
 
 export const SIGNALS: Record<string, number> = {
   SIGHUP: 1,
@@ -90,7 +92,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
   const { name } = cfg;
   trace('start: locked');
   const prev = readState(name);
-  const live = liveStatus(prev);
+  const live = initAlive(prev) ? liveStatus(prev) : 'stopped';
   if (live !== 'stopped')
     throw new JaulaError(
       'state',
@@ -125,6 +127,8 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
           );
       }
     }
+    const netns = await networkUp(cfg, loadEveryConfig(), rootfs);
+    if (netns) rev.add('remove the network', () => networkDown(cfg));
     const spec = buildSpec({
       cfg,
       rootfs,
@@ -132,6 +136,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
       initBin,
       fstab,
       nofileHard: nofileHardLimit(),
+      ...(netns ? { netns } : {}),
     });
     mkdirp(join(runDir, 'bundle'), 0o700);
     writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600, { durable: false });
@@ -255,6 +260,7 @@ async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo):
   const problems: string[] = [];
   const rt = selectRuntime(st.runtime ?? cfg.runtime);
   await runtimeDelete(rt, name).catch((e: unknown) => problems.push(messageOf(e)));
+  await networkDown(cfg).catch((e: unknown) => problems.push(messageOf(e)));
   const storage = await storageDriver(cfg.storage.driver);
   await storage.unmount(cfg).catch((e: unknown) => problems.push(messageOf(e)));
   await runHostHook(cfg, 'post-stop', storage.treePath(name), { JAULA_EXIT_REASON: exit.reason }).catch(
@@ -269,6 +275,15 @@ async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo):
   );
 }
 
+/**
+ * Finish what a guest's exit left undone (its exit handler not run yet, or lost in a crash).
+ * The caller holds the guest lock.
+ */
+export async function settleLocked(cfg: GuestConfig): Promise<void> {
+  const st = readState(cfg.name);
+  if (st.status !== 'stopped' && !initAlive(st)) await finalizeLocked(cfg, st, exitInfoFor(cfg.name, st));
+}
+
 /** A guest rebooting more often than this within REBOOT_WINDOW_MS is left stopped. */
 const MAX_QUICK_REBOOTS = 5;
 const REBOOT_WINDOW_MS = 60_000;
@@ -278,6 +293,8 @@ const REBOOT_WINDOW_MS = 60_000;
  * why, clean up, and start the guest again after a reboot from inside.
  */
 export async function onGuestExited(name: string, instance: string): Promise<void> {
+  // Deleted meanwhile (delete --force stops and cleans up itself): nothing to do, nothing to create.
+  if (!fs.existsSync(paths().guestConf(name))) return;
   await withGuestLock(name, async () => {
     const st = readState(name);
     if (st.instance !== instance || st.status === 'stopped') return; // someone else finalized it
@@ -321,7 +338,7 @@ async function stopLocked(cfg: GuestConfig, opts: StopOptions): Promise<ExitInfo
   const { name } = cfg;
   trace('stop: locked');
   const st = readState(name);
-  if (liveStatus(st) === 'stopped') {
+  if (!initAlive(st)) {
     if (st.status !== 'stopped') await finalizeLocked(cfg, st, exitInfoFor(name, st));
     throw new JaulaError('state', `Guest "${name}" is not running`);
   }
@@ -369,7 +386,7 @@ async function stopLocked(cfg: GuestConfig, opts: StopOptions): Promise<ExitInfo
 export async function restartGuest(name: string, opts: StopOptions = {}): Promise<GuestState> {
   return withGuestLock(name, async () => {
     const cfg = loadConfig(name);
-    if (liveStatus(readState(name)) !== 'stopped') await stopLocked(cfg, opts);
+    if (initAlive(readState(name))) await stopLocked(cfg, opts);
     return startLocked(cfg, {});
   });
 }

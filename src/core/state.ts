@@ -92,7 +92,16 @@ export function liveStatus(st: GuestState): GuestStatus {
     return isSameProcess(st.shimPid, st.shimStart) || isSameProcess(st.pid, st.pidStart)
       ? 'starting'
       : 'stopped';
-  return isSameProcess(st.pid, st.pidStart) ? st.status : 'stopped';
+  if (isSameProcess(st.pid, st.pidStart)) return st.status;
+  // The init ended; until its supervisor (now jaula's exit handler, same pid) has cleaned up and
+  // recorded why, the guest is still stopping.
+  return isSameProcess(st.shimPid, st.shimStart) ? 'stopping' : 'stopped';
+}
+
+/** Whether the guest's init process is alive (whatever the stored state says). */
+export function initAlive(st: GuestState): boolean {
+  if (st.status === 'stopped' || (st.bootId !== undefined && st.bootId !== bootId())) return false;
+  return isSameProcess(st.pid, st.pidStart);
 }
 
 export function listRunDirs(): string[] {

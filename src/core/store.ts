@@ -80,3 +80,29 @@ export function loadAllConfigs(): GuestConfig[] {
   }
   return out;
 }
+
+/**
+ * Every guest config on disk, half-built ones included: address, MAC, context and port
+ * allocation must see reservations of builds under way. Unreadable configs are left out.
+ */
+export function loadEveryConfig(): GuestConfig[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(paths().guestsConf);
+  } catch (e) {
+    if (errnoOf(e) === 'ENOENT') return [];
+    throw e;
+  }
+  const out: GuestConfig[] = [];
+  for (const n of names) {
+    const file = paths().guestConfigFile(n);
+    const text = readFileOr(file, undefined);
+    if (text === undefined) continue;
+    try {
+      out.push(parseConfig(text, file));
+    } catch {
+      /* reported by commands on that guest */
+    }
+  }
+  return out;
+}

@@ -18,6 +18,7 @@ const cfg: GuestConfig = {
   stopTimeout: 30,
   storage: { driver: 'dir' },
   interfaces: [],
+  forwards: [],
   build: { method: 'skeleton', args: [], created: '' },
 };
 const input = {

@@ -165,6 +165,8 @@ export interface SpecInput {
   terminal?: boolean;
   /** The host's hard RLIMIT_NOFILE: a guest cannot be given more. */
   nofileHard?: number;
+  /** A network namespace prepared by jaula (bound to this file) for the guest to join. */
+  netns?: string;
 }
 
 function fstabMount(e: FstabEntry): OciMount {
@@ -237,7 +239,7 @@ export function buildSpec(input: SpecInput): OciSpec {
     linux: {
       namespaces: [
         { type: 'pid' },
-        { type: 'network' },
+        input.netns ? { type: 'network', path: input.netns } : { type: 'network' },
         { type: 'ipc' },
         { type: 'uts' },
         { type: 'mount' },

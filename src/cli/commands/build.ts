@@ -1,6 +1,7 @@
 import { JaulaError } from '../../common/errors.js';
 import { buildGuest } from '../../core/build.js';
 import { parseInterfaceSpec } from '../../network/ifspec.js';
+import { parseForward } from '../../network/forward.js';
 import { bool, list, num, onePositional, str } from '../args.js';
 import { err, out, type Command } from '../command.js';
 
@@ -12,7 +13,12 @@ Options:
   -m, --method M          skeleton | template | debootstrap
   --hostname H            the guest's hostname (default: NAME)
   --context N             its context ID (default: the next free one from 100)
-  --interface SPEC        [name=][dev:]ip/prefix, repeatable (e.g. vs01=eth1:192.168.39.1/24)
+  --interface SPEC        [name=][dev:]ip/prefix|auto[,options], repeatable, up to 10
+                          (e.g. vs01=eth1:192.168.39.1/24, eth0=jaula0:auto,isolated); dev is a
+                          jaula network (bridge, the default is jaula0) or a host device (macvlan)
+                          options: mode=bridge|macvlan|ipvlan mac=M ip6=CIDR|auto gw=IP gw6=IP
+                                   isolated ingress=RATE egress=RATE (RATE in bit/s: 10M, 1G)
+  --forward SPEC          [host-ip:]host-port:guest-port[/tcp|/udp], repeatable (e.g. 8080:80)
   --initstyle S           plain (/sbin/init) | sysv (/etc/init.d/rc 3) | cmd (a command)
   --cmd "CMD ARGS"        the command of the cmd init style (split on spaces)
   --mark M                a mark for autostart and bulk operations, repeatable
@@ -33,6 +39,7 @@ Examples:
     hostname: { type: 'string' },
     context: { type: 'number' },
     interface: { type: 'list' },
+    forward: { type: 'list' },
     initstyle: { type: 'string' },
     cmd: { type: 'string' },
     mark: { type: 'list' },
@@ -55,6 +62,7 @@ Examples:
       name,
       method,
       interfaces: list(p, 'interface').map(parseInterfaceSpec),
+      forwards: list(p, 'forward').map(parseForward),
       marks: list(p, 'mark'),
       depends: list(p, 'depends'),
       methodArgs: p.rest,

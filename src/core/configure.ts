@@ -1,0 +1,76 @@
+import { JaulaError } from '../common/errors.js';
+import { validateHostname, validateName } from '../common/names.js';
+import { assignInterfaces } from '../network/assign.js';
+import { formatForward, type ForwardSpec } from '../network/forward.js';
+import type { InterfaceSpec } from '../network/ifspec.js';
+import { withLock } from '../os/lock.js';
+import { paths } from '../os/paths.js';
+import { validateConfig, validateInitStyle, type GuestConfig } from './config.js';
+import { guestLog } from './log.js';
+import { loadConfig, loadEveryConfig, saveConfig } from './store.js';
+
+/** Changes to a guest's stored config (they apply at its next start). */
+export interface ConfigChanges {
+  hostname?: string;
+  initstyle?: string;
+  cmd?: string[];
+  marks?: string[];
+  depends?: string[];
+  stopTimeout?: number;
+  /** Replace all interfaces. */
+  interfaces?: InterfaceSpec[];
+  addInterfaces?: InterfaceSpec[];
+  removeInterfaces?: string[];
+  forwards?: ForwardSpec[];
+  addForwards?: ForwardSpec[];
+  removeForwards?: ForwardSpec[];
+}
+
+/**
+ * Change a guest's config under the same lock as builds, so that addresses, MACs and forwards
+ * are checked against every other guest (no two guests can take the same one).
+ */
+export async function configureGuest(name: string, ch: ConfigChanges): Promise<GuestConfig> {
+  return withLock(paths().locks, 'build', 'Changing guest configs', async () => {
+    const cfg = loadConfig(name);
+    const next: GuestConfig = { ...cfg, interfaces: [...cfg.interfaces], forwards: [...cfg.forwards] };
+    if (ch.hostname !== undefined) next.hostname = validateHostname(ch.hostname);
+    if (ch.initstyle !== undefined) next.initstyle = validateInitStyle(ch.initstyle);
+    if (ch.cmd !== undefined) next.cmd = ch.cmd;
+    if (ch.marks !== undefined) next.marks = ch.marks.map((m) => validateName(m, 'mark'));
+    if (ch.depends !== undefined) next.depends = ch.depends.map((d) => validateName(d, 'dependency'));
+    if (ch.stopTimeout !== undefined) next.stopTimeout = ch.stopTimeout;
+    if (ch.interfaces !== undefined) next.interfaces = ch.interfaces;
+    for (const n of ch.removeInterfaces ?? []) {
+      const at = next.interfaces.findIndex((i) => i.name === n);
+      if (at < 0)
+        throw new JaulaError(
+          'not_found',
+          `Guest "${name}" has no interface "${n}" (see "jaula list --format json")`,
+        );
+      next.interfaces.splice(at, 1);
+    }
+    next.interfaces.push(...(ch.addInterfaces ?? []));
+    if (ch.forwards !== undefined) next.forwards = ch.forwards;
+    for (const f of ch.removeForwards ?? []) {
+      const at = next.forwards.findIndex((x) => formatForward(x) === formatForward(f));
+      if (at < 0) throw new JaulaError('not_found', `Guest "${name}" has no forward ${formatForward(f)}`);
+      next.forwards.splice(at, 1);
+    }
+    next.forwards.push(...(ch.addForwards ?? []));
+    // Unnamed new interfaces get the next free ethN name.
+    const used = new Set(next.interfaces.map((i) => i.name).filter(Boolean));
+    let k = 0;
+    for (const i of next.interfaces) {
+      if (i.name) continue;
+      while (used.has(`eth${k}`)) k++;
+      i.name = `eth${k}`;
+      used.add(i.name);
+    }
+    next.interfaces = assignInterfaces(next, loadEveryConfig()).interfaces;
+    validateConfig(next);
+    saveConfig(next);
+    guestLog(name, 'config changed');
+    return next;
+  });
+}

@@ -1,0 +1,242 @@
+/**
+ * Bringing a guest's network up and down on the host. The guest gets a network namespace of its
+ * own, bound to a file so it exists before the guest's init runs (services find their addresses
+ * at boot) and so the runtime only joins it. Devices, addresses and routes are made by two
+ * `ip -batch` runs (one inside the namespace, one on the host), shaping by one `tc -batch`, the
+ * firewall by one `nft -f`: a handful of short-lived C programs, no per-command spawn.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { JaulaError } from '../common/errors.js';
+import { readFileOr, writeFileAtomic } from '../os/fs.js';
+import { GuestFs } from '../os/guestfs.js';
+import { helperBin, paths } from '../os/paths.js';
+import { bootId } from '../os/proc.js';
+import { run, runOk } from '../os/spawn.js';
+import { trace } from '../os/trace.js';
+import { assignInterfaces, hostAddresses, hostDevices, hostDns } from './assign.js';
+import type { GuestNetConfig } from './guestnet.js';
+import { listNetworks, networkFor, type NetworkConfig } from './networks.js';
+import {
+  bridgeBatch,
+  firewallDefinition,
+  firewallElements,
+  guestBatch,
+  hostDownBatch,
+  hostPostBatch,
+  hostPreBatch,
+  natElement,
+  planNetwork,
+  tcBatch,
+  type NetPlan,
+} from './plan.js';
+
+export function netnsDir(): string {
+  return join(paths().run, 'netns');
+}
+
+export function netnsPath(guest: string): string {
+  return join(netnsDir(), guest);
+}
+
+function ipBatch(batch: string, what: string, ns?: string): Promise<unknown> {
+  const argv = ns ? ['nsenter', `--net=${ns}`, 'ip', '-batch', '-'] : ['ip', '-batch', '-'];
+  return runOk(argv, { input: batch, what, timeoutMs: 30_000 });
+}
+
+function explainIpError(e: unknown, plan: NetPlan): never {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (/Unknown device type/.test(msg) && plan.interfaces.some((i) => i.mode === 'ipvlan'))
+    throw new JaulaError(
+      'unsupported',
+      `This kernel has no ipvlan support (CONFIG_IPVLAN): use mode=macvlan or bridge mode`,
+      { cause: e },
+    );
+  if (/File exists/.test(msg))
+    throw new JaulaError(
+      'exists',
+      `${msg} (a device of that name exists: a leftover of a crash? "jaula stop" or "jaula network gc" removes it)`,
+      { cause: e },
+    );
+  throw e;
+}
+
+/** Create a network's bridge, and jaula's firewall tables once per boot. Idempotent. */
+async function ensureNetworks(nets: NetworkConfig[]): Promise<void> {
+  const tag = paths().instanceTag;
+  const marker = join(paths().run, 'net', `firewall.${tag || 'system'}`);
+  let nft = '';
+  if (readFileOr(marker, '') !== bootId()) nft += firewallDefinition(tag);
+  for (const n of nets) {
+    if (!fs.existsSync(`/sys/class/net/${n.bridge}`))
+      await ipBatch(bridgeBatch(n), `Creating the bridge "${n.bridge}" of network "${n.name}"`);
+    if (n.nat) {
+      nft += natElement(n, tag);
+      if (readFileOr('/proc/sys/net/ipv4/ip_forward', '0').trim() !== '1')
+        fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
+    }
+  }
+  if (nft) {
+    await runOk(['nft', '-f', '-'], { input: nft, what: "Setting up jaula's firewall (nft)" });
+    fs.mkdirSync(join(paths().run, 'net'), { recursive: true });
+    writeFileAtomic(marker, bootId(), 0o644, { durable: false });
+  }
+}
+
+export function needsForwarding(plan: NetPlan): boolean {
+  return plan.forwards.length > 0;
+}
+
+/** The plan for a guest as configured now (addresses and MACs assigned at build/set). */
+export function guestPlan(g: GuestNetConfig, all: GuestNetConfig[]): NetPlan {
+  const resolved = assignInterfaces(g, all);
+  const nets = new Map<string, NetworkConfig>();
+  for (const i of resolved.interfaces) {
+    const n = i.dev ? networkFor(i.dev) : undefined;
+    if (n) nets.set(n.name, n);
+  }
+  return planNetwork({
+    name: g.name,
+    context: g.context,
+    interfaces: resolved.interfaces,
+    forwards: resolved.forwards,
+    networks: nets,
+    hostDevices: hostDevices(),
+    tag: paths().instanceTag,
+    hostDns: hostDns(),
+  });
+}
+
+/**
+ * Bring the guest's network up; returns the namespace path for the runtime, or undefined when
+ * the guest has no interfaces (then the runtime makes a namespace with loopback only).
+ * On failure everything made is removed before the error is thrown.
+ */
+export async function networkUp(
+  g: GuestNetConfig,
+  all: GuestNetConfig[],
+  rootfs: string,
+): Promise<string | undefined> {
+  if (g.interfaces.length === 0) return undefined;
+  const plan = guestPlan(g, all);
+  if (leftovers(g.name, plan)) await networkDown(g, plan); // of a crash
+  trace('net: planned');
+  const ns = netnsPath(g.name);
+  try {
+    await ensureNetworks(plan.networks);
+    trace('net: bridges and firewall ensured');
+    fs.mkdirSync(netnsDir(), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(ns, '');
+    await runOk(['unshare', `--net=${ns}`, 'true'], { what: "Creating the guest's network namespace" });
+    const pre = hostPreBatch(plan);
+    if (pre) {
+      await ipBatch(pre, "Creating the guest's host-side devices").catch((e: unknown) =>
+        explainIpError(e, plan),
+      );
+      for (const i of plan.interfaces)
+        if (i.tmpIf)
+          await runOk([helperBin, 'netns-move', ns, i.tmpIf, i.name], {
+            what: `Moving ${i.tmpIf} into the guest`,
+          });
+    }
+    await ipBatch(guestBatch(plan, process.pid), "Configuring the guest's interfaces", ns).catch(
+      (e: unknown) => explainIpError(e, plan),
+    );
+    const post = hostPostBatch(plan);
+    if (post) await ipBatch(post, 'Attaching the guest to its bridges');
+    trace('net: host side');
+    const tc = tcBatch(plan);
+    if (tc) await runOk(['tc', '-batch', '-'], { input: tc, what: 'Setting bandwidth limits (tc)' });
+    const fw = firewallElements(plan, paths().instanceTag, 'add');
+    if (fw)
+      await runOk(['nft', '-f', '-'], { input: fw, what: "Adding the guest to jaula's firewall (nft)" });
+    if (plan.forwards.length && readFileOr('/proc/sys/net/ipv4/ip_forward', '0').trim() !== '1')
+      fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
+    writeGuestNetFiles(rootfs, g, plan);
+    trace('net: up');
+    return ns;
+  } catch (e) {
+    await networkDown(g, plan);
+    throw e;
+  }
+}
+
+function leftovers(name: string, p: NetPlan): boolean {
+  return (
+    fs.existsSync(netnsPath(name)) ||
+    p.interfaces.some((i) =>
+      [i.hostIf, i.ifb, i.tmpIf].some((d) => d && fs.existsSync(`/sys/class/net/${d}`)),
+    )
+  );
+}
+
+/** Remove everything networkUp made; idempotent and quiet about what is already gone. */
+export async function networkDown(g: GuestNetConfig, plan?: NetPlan): Promise<void> {
+  const ns = netnsPath(g.name);
+  let p = plan;
+  if (!p) {
+    try {
+      p = guestPlan(g, []);
+    } catch {
+      p = undefined;
+    }
+  }
+  if (p) {
+    const existing = p.interfaces.some((i) =>
+      [i.hostIf, i.ifb, i.tmpIf].some((d) => d && fs.existsSync(`/sys/class/net/${d}`)),
+    );
+    if (existing) await run(['ip', '-force', '-batch', '-'], { input: hostDownBatch(p) });
+    const fw = firewallElements(p, paths().instanceTag, 'delete');
+    if (fw && (await run(['nft', '-f', '-'], { input: fw })).code !== 0) {
+      // Some elements were never added: delete one by one, ignoring the absent ones.
+      for (const line of fw.split('\n').filter(Boolean)) await run(['nft', line]);
+    }
+  }
+  if (fs.existsSync(ns)) {
+    await run(['umount', '-l', ns]);
+    fs.rmSync(ns, { force: true });
+  }
+}
+
+/** /etc/resolv.conf and the guest's address in /etc/hosts, written through GuestFs. */
+function writeGuestNetFiles(rootfs: string, g: GuestNetConfig, plan: NetPlan): void {
+  GuestFs.with(rootfs, (gfs) => {
+    if (plan.dns.length)
+      gfs.writeFile(
+        '/etc/resolv.conf',
+        `# written by jaula at start\n${plan.dns.map((d) => `nameserver ${d}`).join('\n')}\n`,
+      );
+    const hostname = (gfs.readText('/etc/hostname') ?? g.name).trim() || g.name;
+    const hosts = (gfs.readText('/etc/hosts') ?? '')
+      .split('\n')
+      .filter((l) => l.trim() && !l.endsWith('# jaula'));
+    const mine = plan.interfaces.flatMap((i) =>
+      [i.address, i.address6]
+        .filter((a): a is string => !!a)
+        .map((a) => `${a.split('/')[0]}\t${hostname}\t# jaula`),
+    );
+    gfs.writeFile('/etc/hosts', [...hosts, ...mine, ''].join('\n'));
+  });
+}
+
+/** Networks' bridges that exist, for listings. */
+export function bridgeExists(n: NetworkConfig): boolean {
+  return fs.existsSync(`/sys/class/net/${n.bridge}`);
+}
+
+/** Remove a network's bridge (no guest may use it). */
+export async function removeBridge(n: NetworkConfig): Promise<void> {
+  if (bridgeExists(n))
+    await runOk(['ip', 'link', 'del', n.bridge], { what: `Removing the bridge "${n.bridge}"` });
+  if (n.nat)
+    await run([
+      'nft',
+      `delete element ip ${paths().instanceTag ? `jaula_${paths().instanceTag}` : 'jaula'} nat { ${natElement(n, paths().instanceTag).match(/\{ (.*) \}/)?.[1] ?? ''} }`,
+    ]);
+}
+
+export function knownNetworks(): NetworkConfig[] {
+  return listNetworks();
+}
+
+export { hostAddresses };

@@ -1,0 +1,206 @@
+/**
+ * Completing and checking a guest's interfaces: names, networks, addresses from the pool, stable
+ * MACs; refusing IP and MAC conflicts with other guests and with the host's own addresses.
+ */
+import * as fs from 'node:fs';
+import { JaulaError } from '../common/errors.js';
+import { cidrContains, firstFree, parseCidrText, valueToIp } from '../common/ip.js';
+import { fnv1a } from '../os/paths.js';
+import { forwardsCollide, formatForward, type ForwardSpec } from './forward.js';
+import { MAX_INTERFACES_PER_GUEST, type GuestNetConfig } from './guestnet.js';
+import { validateMac, type InterfaceSpec } from './ifspec.js';
+import { DEFAULT_NETWORK, listNetworks, networkFor, type NetworkConfig } from './networks.js';
+
+/** IPv4 and IPv6 addresses configured on the host (from /proc, no process spawned). */
+export function hostAddresses(): Set<string> {
+  const out = new Set<string>();
+  try {
+    let last = '';
+    for (const line of fs.readFileSync('/proc/net/fib_trie', 'utf8').split('\n')) {
+      const m = /^\s*[|+]-- (\d+\.\d+\.\d+\.\d+)$/.exec(line);
+      if (m?.[1]) last = m[1];
+      else if (/\/32 host LOCAL/.test(line) && last) out.add(last);
+    }
+  } catch {
+    /* no IPv4 */
+  }
+  try {
+    for (const line of fs.readFileSync('/proc/net/if_inet6', 'utf8').split('\n')) {
+      const hex = line.split(' ')[0];
+      if (hex?.length === 32) out.add(valueToIp({ family: 6, value: BigInt(`0x${hex}`) }));
+    }
+  } catch {
+    /* no IPv6 */
+  }
+  return out;
+}
+
+/** Host devices, and whether each is a bridge. */
+export function hostDevices(): Map<string, { bridge: boolean }> {
+  const m = new Map<string, { bridge: boolean }>();
+  try {
+    for (const d of fs.readdirSync('/sys/class/net'))
+      m.set(d, { bridge: fs.existsSync(`/sys/class/net/${d}/bridge`) });
+  } catch {
+    /* none */
+  }
+  return m;
+}
+
+export function hostDns(): string[] {
+  try {
+    return fs
+      .readFileSync('/etc/resolv.conf', 'utf8')
+      .split('\n')
+      .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
+      .filter((x): x is string => !!x);
+  } catch {
+    return [];
+  }
+}
+
+const ip = (cidr: string | undefined): string | undefined => cidr?.split('/')[0];
+
+/** A stable, locally administered unicast MAC for interface `index` of a guest. */
+export function stableMac(name: string, context: number, index: number, salt = 0): string {
+  const h = fnv1a(`${name}/${context}/${index}/${salt}`) + fnv1a(`${salt}/${index}/${context}/${name}`);
+  return validateMac(
+    `02:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}:${h.slice(6, 8)}:${h.slice(8, 10)}`,
+  );
+}
+
+interface Others {
+  ips: Map<string, string>;
+  macs: Map<string, string>;
+  forwards: { guest: string; f: ForwardSpec }[];
+}
+
+function othersOf(name: string, all: GuestNetConfig[]): Others {
+  const o: Others = { ips: new Map(), macs: new Map(), forwards: [] };
+  for (const g of all) {
+    if (g.name === name) continue;
+    for (const i of g.interfaces) {
+      for (const a of [ip(i.address), ip(i.address6)]) if (a && a !== 'auto') o.ips.set(a, g.name);
+      if (i.mac) o.macs.set(i.mac, g.name);
+    }
+    for (const f of g.forwards) o.forwards.push({ guest: g.name, f });
+  }
+  return o;
+}
+
+/**
+ * Fill in what the user left out (names, network, addresses, MACs) and refuse conflicts. Run
+ * at build and set (results are stored, so addresses and MACs stay stable) and again at start.
+ */
+export function assignInterfaces(
+  g: GuestNetConfig,
+  all: GuestNetConfig[],
+  opts: { hostAddrs?: Set<string> } = {},
+): GuestNetConfig {
+  if (g.interfaces.length > MAX_INTERFACES_PER_GUEST)
+    throw new JaulaError(
+      'invalid',
+      `Guest "${g.name}" has ${g.interfaces.length} interfaces (at most ${MAX_INTERFACES_PER_GUEST})`,
+    );
+  const others = othersOf(g.name, all);
+  const hostAddrs = opts.hostAddrs ?? hostAddresses();
+  const taken = new Set([...others.ips.keys(), ...hostAddrs]);
+  const names = new Set<string>();
+  const devices = hostDevices();
+  const out: InterfaceSpec[] = [];
+  g.interfaces.forEach((s0, idx) => {
+    const s: InterfaceSpec = { ...s0 };
+    s.name ??= `eth${idx}`;
+    if (names.has(s.name))
+      throw new JaulaError('invalid', `Guest "${g.name}" has two interfaces named "${s.name}"`);
+    names.add(s.name);
+    s.dev ??= DEFAULT_NETWORK;
+    const net: NetworkConfig | undefined =
+      s.mode === 'macvlan' || s.mode === 'ipvlan' ? undefined : networkFor(s.dev);
+    const where = `Guest "${g.name}", interface ${s.name}`;
+    if (!net && !devices.has(s.dev))
+      throw new JaulaError(
+        'not_found',
+        `${where}: "${s.dev}" is neither a jaula network ("jaula network list") nor a device of this host ("ip link")`,
+      );
+    for (const key of ['address', 'address6'] as const) {
+      const want = s[key];
+      if (want === undefined) continue;
+      const subnet = key === 'address' ? net?.subnet : net?.subnet6;
+      if (want === 'auto') {
+        if (!net || !subnet)
+          throw new JaulaError(
+            'invalid',
+            `${where}: "auto" needs a jaula network with ${key === 'address' ? 'an IPv4' : 'an IPv6'} subnet ("${s.dev}" has none)`,
+          );
+        const c = parseCidrText(subnet);
+        const pick = c && firstFree(c, new Set([...taken, c.ip]));
+        if (!pick || !c)
+          throw new JaulaError(
+            'exists',
+            `${where}: the network "${net.name}" (${subnet}) has no free address left`,
+          );
+        s[key] = `${pick}/${c.prefix}`;
+      } else {
+        const a = ip(want) as string;
+        const owner = others.ips.get(a);
+        if (owner)
+          throw new JaulaError('exists', `${where}: the address ${a} is already used by guest "${owner}"`);
+        if (net && subnet) {
+          const c = parseCidrText(subnet);
+          if (c && !cidrContains(c, a))
+            throw new JaulaError(
+              'invalid',
+              `${where}: the address ${a} is outside the subnet of network "${net.name}" (${subnet})`,
+            );
+          if (c && a === c.ip)
+            throw new JaulaError(
+              'exists',
+              `${where}: the address ${a} is the gateway of network "${net.name}"`,
+            );
+        }
+        if (hostAddrs.has(a))
+          throw new JaulaError('exists', `${where}: the address ${a} belongs to the host itself`);
+      }
+      taken.add(ip(s[key]) as string);
+    }
+    if (s.mac) {
+      const owner = others.macs.get(s.mac);
+      if (owner)
+        throw new JaulaError(
+          'exists',
+          `${where}: the MAC address ${s.mac} is already used by guest "${owner}"`,
+        );
+    } else {
+      let salt = 0;
+      do s.mac = stableMac(g.name, g.context, idx, salt++);
+      while (others.macs.has(s.mac));
+    }
+    out.push(s);
+  });
+  for (const f of g.forwards) {
+    const clash = others.forwards.find((o) => forwardsCollide(o.f, f));
+    if (clash)
+      throw new JaulaError(
+        'exists',
+        `The port ${formatForward(f)} is already forwarded to guest "${clash.guest}" (${formatForward(clash.f)})`,
+      );
+  }
+  for (let a = 0; a < g.forwards.length; a++)
+    for (let b = a + 1; b < g.forwards.length; b++)
+      if (forwardsCollide(g.forwards[a] as ForwardSpec, g.forwards[b] as ForwardSpec))
+        throw new JaulaError(
+          'exists',
+          `Guest "${g.name}" forwards ${formatForward(g.forwards[a] as ForwardSpec)} twice`,
+        );
+  const local = new Set([...hostAddrs, ...listNetworks().map((n) => ip(n.subnet) as string)]);
+  const foreign = g.forwards.find((x) => x.hostIp !== '0.0.0.0' && !local.has(x.hostIp));
+  if (foreign) {
+    const f = foreign;
+    throw new JaulaError(
+      'invalid',
+      `The forward ${formatForward(f)} names ${f.hostIp}, which is not an address of this host`,
+    );
+  }
+  return { ...g, interfaces: out };
+}

@@ -1,0 +1,319 @@
+/**
+ * Pure planning of a guest's network: from its config and the networks, the devices, addresses,
+ * routes, firewall elements and traffic shaping it needs, as batches for `ip -batch`, `tc -batch`
+ * and `nft -f`. No I/O here: the same input gives the same commands (unit-tested).
+ */
+import { JaulaError } from '../common/errors.js';
+import { cidrContains, parseCidrText, valueToIp } from '../common/ip.js';
+import { fnv1a } from '../os/paths.js';
+import type { ForwardSpec } from './forward.js';
+import type { IfMode, InterfaceSpec } from './ifspec.js';
+import type { NetworkConfig } from './networks.js';
+
+export interface IfPlan {
+  /** The interface's name inside the guest. */
+  name: string;
+  mode: IfMode;
+  mac: string;
+  /** Bridge mode: the host end of the veth pair, its bridge, the ifb device for egress limits. */
+  hostIf?: string;
+  bridge?: string;
+  ifb?: string;
+  /** macvlan/ipvlan: the host device it sits on, and its temporary name on the host. */
+  lower?: string;
+  tmpIf?: string;
+  address?: string;
+  address6?: string;
+  gateway?: string;
+  gateway6?: string;
+  isolated: boolean;
+  ingress?: number;
+  egress?: number;
+}
+
+export interface FwdPlan extends ForwardSpec {
+  guestIp: string;
+}
+
+export interface NetPlan {
+  interfaces: IfPlan[];
+  forwards: FwdPlan[];
+  /** Networks (bridges) this guest uses, to create on first use. */
+  networks: NetworkConfig[];
+  /** Name servers for the guest's /etc/resolv.conf. */
+  dns: string[];
+}
+
+/** Host-side device names: short (15 bytes), unique per instance, derived from the guest's context. */
+export function hostIfName(kind: 'v' | 'i' | 'm', tag: string, context: number, index: number): string {
+  // The system instance: jv1001.0; another instance (JAULA_ROOT elsewhere): its tag's first four
+  // hex digits, then four from the context, so an instance's devices are easy to find.
+  const id = tag ? `${tag.slice(0, 4)}${fnv1a(`${tag}/${context}`).slice(0, 4)}` : String(context);
+  return `j${kind}${id}.${index}`;
+}
+
+export interface PlanInput {
+  name: string;
+  context: number;
+  interfaces: InterfaceSpec[];
+  forwards: ForwardSpec[];
+  /** Networks by name. */
+  networks: Map<string, NetworkConfig>;
+  /** Host devices that exist (for macvlan/ipvlan and external bridges), and which are bridges. */
+  hostDevices: Map<string, { bridge: boolean }>;
+  tag: string;
+  hostDns: string[];
+}
+
+export function planNetwork(i: PlanInput): NetPlan {
+  const plan: NetPlan = { interfaces: [], forwards: [], networks: [], dns: [] };
+  i.interfaces.forEach((s, idx) => {
+    const name = s.name ?? `eth${idx}`;
+    const dev = s.dev ?? 'jaula0';
+    const net = i.networks.get(dev);
+    const host = i.hostDevices.get(dev);
+    const where = `Guest "${i.name}", interface ${name}`;
+    if (!s.mac) throw new JaulaError('internal', `${where} has no MAC address (assigned at build)`);
+    if (s.address === 'auto' || s.address6 === 'auto')
+      throw new JaulaError('internal', `${where} has no address yet (assigned at build)`);
+    const mode: IfMode = s.mode ?? (net || host?.bridge ? 'bridge' : 'macvlan');
+    const p: IfPlan = { name, mode, mac: s.mac, isolated: !!s.isolated };
+    if (s.address?.includes(':')) p.address6 = s.address;
+    else if (s.address) p.address = s.address;
+    if (s.address6) p.address6 = s.address6;
+    if (s.ingress) p.ingress = s.ingress;
+    if (s.egress) p.egress = s.egress;
+    if (mode === 'bridge') {
+      if (!net && !host?.bridge)
+        throw new JaulaError(
+          'not_found',
+          `${where}: "${dev}" is neither a jaula network ("jaula network list") nor a bridge on the host`,
+        );
+      p.bridge = net ? net.bridge : dev;
+      p.hostIf = hostIfName('v', i.tag, i.context, idx);
+      if (s.egress) p.ifb = hostIfName('i', i.tag, i.context, idx);
+      if (net) {
+        if (!plan.networks.includes(net)) plan.networks.push(net);
+        const c = parseCidrText(net.subnet);
+        if (c && p.address && !cidrContains(c, p.address.split('/')[0] as string))
+          throw new JaulaError(
+            'invalid',
+            `${where}: the address ${p.address} is outside the subnet of network "${net.name}" (${net.subnet})`,
+          );
+        const gw = s.gateway ?? c?.ip;
+        if (gw) p.gateway = gw;
+        const gw6 = s.gateway6 ?? (net.subnet6 ? parseCidrText(net.subnet6)?.ip : undefined);
+        if (gw6 && p.address6) p.gateway6 = gw6;
+        for (const d of net.dns) if (!plan.dns.includes(d)) plan.dns.push(d);
+      } else {
+        if (s.gateway) p.gateway = s.gateway;
+        if (s.gateway6) p.gateway6 = s.gateway6;
+      }
+    } else {
+      if (!host)
+        throw new JaulaError(
+          'not_found',
+          `${where}: the host device "${dev}" does not exist (see "ip link")`,
+        );
+      if (s.ingress || s.egress)
+        throw new JaulaError(
+          'invalid',
+          `${where}: bandwidth limits need bridge mode (the ${mode} device has no host-side end to shape)`,
+        );
+      if (s.isolated) throw new JaulaError('invalid', `${where}: "isolated" needs bridge mode`);
+      p.lower = dev;
+      p.tmpIf = hostIfName('m', i.tag, i.context, idx);
+      if (s.gateway) p.gateway = s.gateway;
+      if (s.gateway6) p.gateway6 = s.gateway6;
+    }
+    plan.interfaces.push(p);
+  });
+  if (!plan.dns.length) plan.dns = i.hostDns.filter((d) => !d.startsWith('127.') && d !== '::1');
+  for (const f of i.forwards) {
+    const first = plan.interfaces.find((x) => x.address);
+    if (!first?.address)
+      throw new JaulaError(
+        'invalid',
+        `Guest "${i.name}" forwards port ${f.hostPort} but has no IPv4 interface to forward to`,
+      );
+    plan.forwards.push({ ...f, guestIp: first.address.split('/')[0] as string });
+  }
+  return plan;
+}
+
+/** Commands run inside the guest's network namespace: create veths (peer to the host), addresses, routes. */
+export function guestBatch(p: NetPlan, hostPid: number): string {
+  const l: string[] = ['link set lo up'];
+  for (const i of p.interfaces) {
+    if (i.mode === 'bridge')
+      l.push(`link add ${i.name} address ${i.mac} type veth peer name ${i.hostIf} netns ${hostPid}`);
+    if (i.address) l.push(`addr add ${i.address} dev ${i.name}`);
+    if (i.address6) l.push(`addr add ${i.address6} dev ${i.name} nodad`);
+    l.push(`link set ${i.name} up`);
+  }
+  const v4 = p.interfaces.find((i) => i.gateway);
+  if (v4) l.push(`route add default via ${v4.gateway} dev ${v4.name}`);
+  const v6 = p.interfaces.find((i) => i.gateway6);
+  if (v6) l.push(`route add default via ${v6.gateway6} dev ${v6.name}`);
+  return l.join('\n') + '\n';
+}
+
+/** Commands run on the host before the guest's devices move: macvlan/ipvlan devices. */
+export function hostPreBatch(p: NetPlan): string {
+  const l: string[] = [];
+  for (const i of p.interfaces) {
+    if (i.mode === 'macvlan')
+      l.push(`link add ${i.tmpIf} link ${i.lower} address ${i.mac} type macvlan mode bridge`);
+    if (i.mode === 'ipvlan') l.push(`link add ${i.tmpIf} link ${i.lower} type ipvlan mode l2`);
+  }
+  return l.length ? l.join('\n') + '\n' : '';
+}
+
+/** Commands run on the host after: veth ends into their bridges, ifb devices for egress limits. */
+export function hostPostBatch(p: NetPlan): string {
+  const l: string[] = [];
+  for (const i of p.interfaces) {
+    if (i.mode !== 'bridge') continue;
+    l.push(`link set ${i.hostIf} master ${i.bridge}`, `link set ${i.hostIf} up`);
+    if (i.ifb) l.push(`link add ${i.ifb} type ifb`, `link set ${i.ifb} up`);
+  }
+  return l.length ? l.join('\n') + '\n' : '';
+}
+
+/** Token-bucket shaping in both directions, on the host side where the guest cannot undo it. */
+export function tcBatch(p: NetPlan): string {
+  const l: string[] = [];
+  const tbf = (dev: string, rate: number): string => {
+    const burst = Math.max(32 * 1024, Math.round(rate / 8 / 100)); // 10 ms worth, at least 32 KiB
+    return `qdisc replace dev ${dev} root tbf rate ${rate}bit burst ${burst} latency 50ms`;
+  };
+  for (const i of p.interfaces) {
+    if (!i.hostIf) continue;
+    if (i.ingress) l.push(tbf(i.hostIf, i.ingress)); // host -> guest leaves through the host end
+    if (i.egress && i.ifb) {
+      l.push(`qdisc add dev ${i.hostIf} handle ffff: ingress`);
+      l.push(
+        `filter add dev ${i.hostIf} parent ffff: protocol all u32 match u32 0 0 action mirred egress redirect dev ${i.ifb}`,
+      );
+      l.push(tbf(i.ifb, i.egress));
+    }
+  }
+  return l.length ? l.join('\n') + '\n' : '';
+}
+
+/** Host-side commands that remove the guest's devices (the guest ends go with them). */
+export function hostDownBatch(p: NetPlan): string {
+  const l: string[] = [];
+  for (const i of p.interfaces) {
+    if (i.hostIf) l.push(`link del ${i.hostIf}`);
+    if (i.ifb) l.push(`link del ${i.ifb}`);
+    if (i.tmpIf) l.push(`link del ${i.tmpIf}`);
+  }
+  return l.length ? l.join('\n') + '\n' : '';
+}
+
+export function tableName(tag: string): string {
+  return tag ? `jaula_${tag}` : 'jaula';
+}
+
+/**
+ * The firewall of one jaula instance: a bridge-family table whose sets name, per guest port, the
+ * MAC and addresses that port may send from (anti-spoofing) and the isolated ports; an ip-family
+ * table with port forwards and NAT. Guests come and go as set elements, never as rules.
+ */
+export function firewallDefinition(tag: string): string {
+  const t = tableName(tag);
+  return `table bridge ${t}
+delete table bridge ${t}
+table bridge ${t} {
+  set ports { type ifname; }
+  set macs { type ifname . ether_addr; }
+  set v4 { type ifname . ipv4_addr; }
+  set v6 { type ifname . ipv6_addr; }
+  set isolated { type ifname; }
+  chain spoof {
+    iifname . ether saddr != @macs drop
+    meta protocol ip iifname . ip saddr != @v4 drop
+    meta protocol arp arp saddr ip != 0.0.0.0 iifname . arp saddr ip != @v4 drop
+    meta protocol arp iifname . arp saddr ether != @macs drop
+    meta protocol ip6 ip6 saddr != { ::, fe80::/10 } iifname . ip6 saddr != @v6 drop
+  }
+  chain forward {
+    type filter hook forward priority -200; policy accept;
+    iifname @ports jump spoof
+    iifname @isolated drop
+    oifname @isolated drop
+  }
+  chain input {
+    type filter hook input priority -200; policy accept;
+    iifname @ports jump spoof
+  }
+}
+table ip ${t}
+delete table ip ${t}
+table ip ${t} {
+  map tcp_at { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
+  map udp_at { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
+  map tcp_any { type inet_service : ipv4_addr . inet_service; }
+  map udp_any { type inet_service : ipv4_addr . inet_service; }
+  set nat { type ipv4_addr; flags interval; }
+  chain forwards {
+    dnat ip to ip daddr . tcp dport map @tcp_at
+    dnat ip to ip daddr . udp dport map @udp_at
+    fib daddr type local dnat ip to tcp dport map @tcp_any
+    fib daddr type local dnat ip to udp dport map @udp_any
+  }
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    jump forwards
+  }
+  chain output {
+    type nat hook output priority -100; policy accept;
+    jump forwards
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr @nat ip daddr != @nat masquerade
+  }
+}
+`;
+}
+
+function fwdElements(p: NetPlan, op: 'add' | 'delete', t: string): string[] {
+  return p.forwards.map((f) =>
+    f.hostIp === '0.0.0.0'
+      ? `${op} element ip ${t} ${f.proto}_any { ${f.hostPort}${op === 'add' ? ` : ${f.guestIp} . ${f.guestPort}` : ''} }`
+      : `${op} element ip ${t} ${f.proto}_at { ${f.hostIp} . ${f.hostPort}${op === 'add' ? ` : ${f.guestIp} . ${f.guestPort}` : ''} }`,
+  );
+}
+
+/** nft commands that add (or delete) this guest's firewall elements. */
+export function firewallElements(p: NetPlan, tag: string, op: 'add' | 'delete'): string {
+  const t = tableName(tag);
+  const l: string[] = [];
+  for (const i of p.interfaces) {
+    if (!i.hostIf) continue;
+    const q = `"${i.hostIf}"`;
+    l.push(`${op} element bridge ${t} ports { ${q} }`, `${op} element bridge ${t} macs { ${q} . ${i.mac} }`);
+    if (i.address) l.push(`${op} element bridge ${t} v4 { ${q} . ${i.address.split('/')[0]} }`);
+    if (i.address6) l.push(`${op} element bridge ${t} v6 { ${q} . ${i.address6.split('/')[0]} }`);
+    if (i.isolated) l.push(`${op} element bridge ${t} isolated { ${q} }`);
+  }
+  l.push(...fwdElements(p, op, t));
+  return l.length ? l.join('\n') + '\n' : '';
+}
+
+/** The bridge of a network, with its gateway addresses. */
+export function bridgeBatch(n: NetworkConfig): string {
+  const l = [`link add ${n.bridge} type bridge`, `addr add ${n.subnet} dev ${n.bridge}`];
+  if (n.subnet6) l.push(`addr add ${n.subnet6} dev ${n.bridge} nodad`);
+  l.push(`link set ${n.bridge} up`);
+  return l.join('\n') + '\n';
+}
+
+/** The subnet a network masquerades, as an nft interval element. */
+export function natElement(n: NetworkConfig, tag: string): string {
+  const c = parseCidrText(n.subnet);
+  if (!c) return '';
+  return `add element ip ${tableName(tag)} nat { ${valueToIp({ family: 4, value: c.network })}/${c.prefix} }\n`;
+}

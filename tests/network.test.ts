@@ -1,0 +1,307 @@
+/**
+ * Guest networking with real bridges, veths, namespaces, nftables and tc. All traffic goes only
+ * to this test's own guests, its own bridge's gateway and namespaces it made.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { TestRoot, buildSkeleton } from './helpers.js';
+
+const t = new TestRoot();
+let subnetBase = '';
+let gw = '';
+const dummy = `jtd${t.tag.slice(0, 6)}`;
+
+after(() => {
+  spawnSync('ip', ['link', 'del', dummy]);
+  assert.deepEqual(t.cleanup(), [], 'nothing is left behind');
+});
+
+const ipOf = (name: string, ifname = 'eth0'): string => {
+  const cfg = fs.readFileSync(t.path(`etc/jaula/guests/${name}/config.toml`), 'utf8');
+  const blocks = cfg.split('[[interface]]').slice(1);
+  const b = blocks.find((x) => new RegExp(`name = "${ifname}"`).test(x)) ?? '';
+  return /address = "([0-9.]+)\//.exec(b)?.[1] ?? '';
+};
+const netnsOf = (name: string): string => t.path('run/jaula/netns', name);
+const iperf = (from: string, to: string, args: string[] = []): number => {
+  const srv = spawn('nsenter', [`--net=${netnsOf(to)}`, 'iperf3', '-s', '-1', '-p', '5201'], {
+    stdio: 'ignore',
+  });
+  try {
+    spawnSync('sleep', ['0.3']);
+    const r = spawnSync(
+      'nsenter',
+      [`--net=${netnsOf(from)}`, 'iperf3', '-c', ipOf(to), '-p', '5201', '-t', '3', '-J', ...args],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
+    return j.end.sum_received.bits_per_second;
+  } finally {
+    srv.kill();
+  }
+};
+
+describe('guest networking on a jaula bridge', () => {
+  before(() => {
+    // A /24 of our own that no other test (or the host) uses.
+    for (let i = 0; i < 20 && !gw; i++) {
+      const base = `10.${150 + Math.floor(Math.random() * 40)}.${Math.floor(Math.random() * 250)}`;
+      const r = t.jaula([
+        'network',
+        'create',
+        'tn',
+        '--subnet',
+        `${base}.1/24`,
+        '--bridge',
+        `jt${t.tag.slice(0, 6)}`,
+      ]);
+      if (r.code === 0) {
+        subnetBase = base;
+        gw = `${base}.1`;
+      }
+    }
+    assert.ok(gw, 'made a network');
+    buildSkeleton(t, 'g1', ['--interface', 'eth0=tn:auto']);
+    buildSkeleton(t, 'g2', ['--interface', 'eth0=tn:auto', '--forward', `${gw}:18080:80`]);
+    buildSkeleton(t, 'g3', ['--interface', 'eth0=tn:auto,isolated']);
+    for (const g of ['g1', 'g2', 'g3']) t.ok(['start', g]);
+  });
+
+  it('gives each guest its own interface and address, with a default route via the gateway', () => {
+    assert.equal(t.sh('g1', 'ls /sys/class/net | tr "\\n" " "').stdout.trim(), 'eth0 lo');
+    assert.match(
+      t.sh('g1', 'ip -4 addr show eth0').stdout,
+      new RegExp(`inet ${ipOf('g1').replace(/\./g, '\\.')}/24`),
+    );
+    assert.match(
+      t.sh('g1', 'ip route').stdout,
+      new RegExp(`default via ${gw.replace(/\./g, '\\.')} dev eth0`),
+    );
+    assert.notEqual(ipOf('g1'), ipOf('g2'));
+    assert.ok(ipOf('g1').startsWith(`${subnetBase}.`));
+    assert.match(
+      t.sh('g1', 'cat /etc/hosts').stdout,
+      new RegExp(`${ipOf('g1').replace(/\./g, '\\.')}\\s+g1`),
+    );
+  });
+
+  it('lets two guests ping and open TCP connections to each other and to the gateway', async () => {
+    assert.equal(t.sh('g1', `ping -c 1 -W 2 ${ipOf('g2')}`).code, 0);
+    assert.equal(t.sh('g2', `ping -c 1 -W 2 ${ipOf('g1')}`).code, 0);
+    assert.equal(t.sh('g1', `ping -c 1 -W 2 ${gw}`).code, 0);
+    t.sh('g2', '(nc -l -p 7000 > /tmp/got 2>/dev/null </dev/null &) ; sleep 0.2');
+    assert.equal(t.sh('g1', `echo over-tcp | nc -w 2 ${ipOf('g2')} 7000`).code, 0);
+    await t.until('g2 to receive', () => t.sh('g2', 'cat /tmp/got').stdout === 'over-tcp\n', 5000);
+    // A listener on the host side of the bridge, in its own process (this test blocks in spawnSync).
+    const listener = spawn(
+      process.execPath,
+      [
+        '-e',
+        `require('net').createServer((s) => s.pipe(process.stdout)).listen(17001, '${gw}', () => console.error('ready'))`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let ready = false;
+    listener.stderr.on('data', () => (ready = true));
+    let got = '';
+    listener.stdout.on('data', (b: Buffer) => (got += b.toString()));
+    try {
+      await t.until('the listener', () => ready, 5000);
+      assert.equal(t.sh('g1', `echo to-gateway | nc -w 2 ${gw} 17001`).code, 0);
+      await t.until('the gateway to receive', () => got === 'to-gateway\n', 5000);
+    } finally {
+      listener.kill();
+    }
+  });
+
+  it('keeps an isolated guest from its neighbours but not from the gateway', () => {
+    assert.notEqual(t.sh('g3', `ping -c 1 -W 1 ${ipOf('g1')}`).code, 0, 'isolated -> neighbour fails');
+    assert.notEqual(t.sh('g1', `ping -c 1 -W 1 ${ipOf('g3')}`).code, 0, 'neighbour -> isolated fails');
+    assert.equal(t.sh('g3', `ping -c 1 -W 2 ${gw}`).code, 0, 'isolated -> gateway works');
+  });
+
+  it('drops traffic with a spoofed source address or MAC', () => {
+    assert.equal(t.sh('g1', `ping -c 1 -W 2 ${gw}`).code, 0, 'genuine traffic passes');
+    const spoofIp = `${subnetBase}.250`;
+    const r = t.sh('g1', `ip addr add ${spoofIp}/24 dev eth0 && ping -c 2 -W 1 -I ${spoofIp} ${gw}`);
+    assert.notEqual(r.code, 0, `a spoofed source is dropped: ${r.stdout}`);
+    const r2 = t.sh(
+      'g1',
+      `ip addr del ${spoofIp}/24 dev eth0; ip addr add ${ipOf('g2')}/32 dev eth0 && ping -c 2 -W 1 -I ${ipOf('g2')} ${gw}`,
+    );
+    assert.notEqual(r2.code, 0, "another guest's address is dropped");
+    t.sh('g1', `ip addr del ${ipOf('g2')}/32 dev eth0`);
+    const mac = t.sh('g1', 'cat /sys/class/net/eth0/address').stdout.trim();
+    const r3 = t.sh(
+      'g1',
+      `ip link set eth0 address 02:de:ad:be:ef:01 && ping -c 2 -W 1 ${gw}; s=$?; ip link set eth0 address ${mac}; exit $s`,
+    );
+    assert.notEqual(r3.code, 0, 'a spoofed MAC is dropped');
+    assert.equal(t.sh('g1', `ping -c 1 -W 2 ${gw}`).code, 0, 'with its own MAC back, traffic passes again');
+  });
+
+  it('forwards a host port to a guest port', async () => {
+    t.sh('g2', 'mkdir -p /www && echo hello-from-g2 > /www/index.html && httpd -p 80 -h /www');
+    const r = spawnSync('curl', ['-s', '-m', '5', `http://${gw}:18080/index.html`], { encoding: 'utf8' });
+    assert.equal(r.stdout, 'hello-from-g2\n', r.stderr);
+  });
+
+  it('refuses conflicts with a clear message and changes nothing', () => {
+    const cases: [string[], RegExp][] = [
+      [['--interface', `eth0=tn:${ipOf('g1')}/24`], /already used by guest "g1"/],
+      [['--interface', `eth0=tn:${gw}/24`], /is the gateway of network "tn"|belongs to the host itself/],
+      [['--interface', 'eth0=tn:10.9.9.9/24'], /outside the subnet of network "tn"/],
+      [['--interface', 'eth0=nosuchdev:auto'], /neither a jaula network .* nor a device of this host/],
+      [['--interface', 'eth0=tn:auto', '--forward', `${gw}:18080:8080`], /already forwarded to guest "g2"/],
+      [['--interface', 'eth0=tn:auto', '--forward', '18080:81'], /already forwarded to guest "g2"/],
+      [['--interface', 'eth0=tn:300.1.1.1/24'], /not an IPv4 or IPv6 address/],
+      [['--interface', 'eth0=tn:10.1.1.1/99'], /prefix length/],
+    ];
+    const mac1 = /mac = "([^"]+)"/.exec(
+      fs.readFileSync(t.path('etc/jaula/guests/g1/config.toml'), 'utf8'),
+    )?.[1];
+    cases.push([['--interface', `eth0=tn:auto,mac=${mac1}`], /MAC address .* already used by guest "g1"/]);
+    for (const [args, re] of cases) {
+      const r = t.jaula(['build', 'bad', '-m', 'skeleton', ...args]);
+      assert.notEqual(r.code, 0, args.join(' '));
+      assert.match(r.stderr, re, args.join(' '));
+      assert.equal(fs.existsSync(t.path('etc/jaula/guests/bad')), false);
+    }
+    const before = fs.readFileSync(t.path('etc/jaula/guests/g3/config.toml'), 'utf8');
+    const s = t.jaula(['set', 'g3', '--interface', `eth0=tn:${ipOf('g2')}/24`]);
+    assert.equal(s.code, 5);
+    assert.match(s.stderr, /already used by guest "g2"/);
+    assert.equal(
+      fs.readFileSync(t.path('etc/jaula/guests/g3/config.toml'), 'utf8'),
+      before,
+      'set changed nothing',
+    );
+  });
+
+  it('refuses at start an address conflict written into a config by hand, leaving nothing behind', () => {
+    buildSkeleton(t, 'g5', ['--interface', 'eth0=tn:auto']);
+    const f = t.path('etc/jaula/guests/g5/config.toml');
+    fs.writeFileSync(
+      f,
+      fs.readFileSync(f, 'utf8').replace(/address = "[^"]+"/, `address = "${ipOf('g1')}/24"`),
+    );
+    const r = t.jaula(['start', 'g5']);
+    assert.equal(r.code, 5);
+    assert.match(r.stderr, /already used by guest "g1"/);
+    assert.ok(!t.netns().includes('g5'));
+    t.ok(['delete', 'g5']);
+  });
+
+  it('limits ingress and egress bandwidth within 20%', () => {
+    t.ok(['build', 'bw', '-m', 'skeleton', '-q', '--interface', 'eth0=tn:auto,egress=20M,ingress=40M']);
+    t.ok(['start', 'bw']);
+    const up = iperf('bw', 'g1');
+    assert.ok(Math.abs(up - 20e6) / 20e6 < 0.2, `egress ${(up / 1e6).toFixed(1)} Mbit/s, limit 20`);
+    const down = iperf('g1', 'bw');
+    assert.ok(Math.abs(down - 40e6) / 40e6 < 0.2, `ingress ${(down / 1e6).toFixed(1)} Mbit/s, limit 40`);
+    t.ok(['stop', 'bw', '--kill']);
+  });
+
+  it('applies a changed interface list at the next start', () => {
+    // A second network, and a second interface of g1 on it.
+    let gw2 = '';
+    for (let i = 0; i < 20 && !gw2; i++) {
+      const base = `10.${150 + Math.floor(Math.random() * 40)}.${Math.floor(Math.random() * 250)}`;
+      if (
+        t.jaula([
+          'network',
+          'create',
+          'tn2',
+          '--subnet',
+          `${base}.1/24`,
+          '--bridge',
+          `ju${t.tag.slice(0, 6)}`,
+        ]).code === 0
+      )
+        gw2 = `${base}.1`;
+    }
+    t.ok(['set', 'g1', '--add-interface', 'eth1=tn2:auto']);
+    assert.equal(
+      t.sh('g1', 'ls /sys/class/net | tr "\\n" " "').stdout.trim(),
+      'eth0 lo',
+      'not while running',
+    );
+    t.ok(['restart', 'g1']);
+    assert.equal(t.sh('g1', 'ls /sys/class/net | tr "\\n" " "').stdout.trim(), 'eth0 eth1 lo');
+    assert.equal(t.sh('g1', `ping -c 1 -W 2 ${gw2}`).code, 0, "reaches the second network's gateway");
+    assert.equal(t.sh('g2', `ping -c 1 -W 2 ${ipOf('g1')}`).code, 0, 'and still its neighbours on the first');
+  });
+
+  it('removes every network object at stop and delete', () => {
+    const dev = t.devices();
+    assert.ok(dev.length >= 3, `veths while running: ${dev.join(' ')}`);
+    for (const g of ['g1', 'g2', 'g3']) t.ok(['stop', g, '--kill']);
+    assert.deepEqual(t.devices(), []);
+    assert.deepEqual(t.netns(), []);
+    assert.deepEqual(t.firewallElements(), []);
+    assert.equal(
+      spawnSync('curl', ['-s', '-m', '2', `http://${gw}:18080/`]).status !== 0,
+      true,
+      'the forward is gone',
+    );
+  });
+
+  it('cleans up the leftovers of a crash at the next start', async () => {
+    t.ok(['start', 'g1']);
+    const st = t.state('g1');
+    // A crash: the supervisor and the guest die at once, nobody cleans up.
+    process.kill(Number(st['shimPid']), 'SIGKILL');
+    process.kill(Number(st['pid']), 'SIGKILL');
+    await t.until(
+      'g1 to be dead',
+      () =>
+        !fs.existsSync(`/proc/${Number(st['pid'])}/stat`) ||
+        fs.readFileSync(`/proc/${Number(st['pid'])}/stat`, 'utf8').includes(') Z'),
+    );
+    assert.ok(t.netns().includes('g1'), 'the crash left its namespace');
+    t.ok(['start', 'g1']);
+    assert.equal(t.sh('g1', `ping -c 1 -W 2 ${gw}`).code, 0);
+    t.ok(['stop', 'g1', '--kill']);
+    assert.deepEqual(t.devices(), []);
+    assert.deepEqual(t.netns(), []);
+  });
+});
+
+describe('macvlan and ipvlan interfaces', () => {
+  it('puts a macvlan interface on a host device into the guest', () => {
+    // A host device for the macvlan to sit on (this kernel has no dummy driver: a veth pair).
+    assert.equal(
+      spawnSync('ip', ['link', 'add', dummy, 'type', 'veth', 'peer', 'name', `${dummy}p`]).status,
+      0,
+    );
+    spawnSync('ip', ['link', 'set', dummy, 'up']);
+    buildSkeleton(t, 'mv', ['--interface', `eth0=${dummy}:10.251.3.5/24,mode=macvlan`]);
+    t.ok(['start', 'mv']);
+    assert.match(t.sh('mv', 'ip -4 addr show eth0').stdout, /inet 10\.251\.3\.5\/24/);
+    assert.match(t.sh('mv', 'cat /sys/class/net/eth0/address').stdout, /^02:/);
+    t.ok(['stop', 'mv', '--kill']);
+    assert.deepEqual(t.devices(), []);
+    assert.deepEqual(t.netns(), []);
+  });
+
+  it('reports clearly that this kernel has no ipvlan (it is not built in here) and leaves nothing', () => {
+    buildSkeleton(t, 'iv', ['--interface', `eth0=${dummy}:10.251.3.6/24,mode=ipvlan`]);
+    const r = t.jaula(['start', 'iv']);
+    assert.equal(r.code, 10, r.stderr);
+    assert.match(r.stderr, /no ipvlan support/);
+    assert.deepEqual(t.netns(), []);
+    assert.deepEqual(t.devices(), []);
+  });
+
+  it('fails cleanly when the host device has gone since the build', () => {
+    spawnSync('ip', ['link', 'del', dummy]);
+    const r = t.jaula(['start', 'mv']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /does not exist|neither a jaula network/);
+    assert.deepEqual(t.netns(), []);
+    assert.deepEqual(t.devices(), []);
+  });
+});
