@@ -1,9 +1,10 @@
 /**
  * TEST ONLY: a deliberately weakened guest profile, so that the escape suite (tests/escape) can
  * prove it detects failures. With JAULA_TEST_WEAKEN=1 in the environment of the jaula process
- * that starts a guest, its OCI spec becomes privileged-like: every capability, no user
- * namespace (every capability jaula itself holds), no seccomp, no masked or read-only paths, /sys and the cgroup mounts read-write,
- * every device allowed, no pids or memory limit. Never use it for a real guest.
+ * that starts a guest, its OCI spec becomes privileged-like: every capability jaula itself holds,
+ * no user namespace, no seccomp, no LSM label, no masked or read-only paths, /sys and the cgroup
+ * mounts read-write, every device allowed, no pids or memory limit (the other namespaces stay).
+ * Never use it for a real guest.
  *
  * It cannot be set from inside a guest: it is read from the environment of the host's jaula
  * process when the spec is built; a guest's processes never run that process nor reach its
