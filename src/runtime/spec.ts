@@ -1,6 +1,7 @@
 import type { GuestConfig } from '../core/config.js';
 import { isBind, type FstabEntry } from '../core/fstab.js';
 import { assertNever } from '../common/errors.js';
+import { applyTestWeakening } from './testweaken.js';
 
 /** The parts of the OCI runtime spec (config.json) that jaula writes. */
 export interface OciMount {
@@ -188,7 +189,10 @@ function fstabMount(e: FstabEntry): OciMount {
   return m;
 }
 
-/** A pure function of the guest's config: same input, same config.json. */
+/**
+ * A pure function of the guest's config: same input, same config.json (except under the
+ * escape suite's test-only JAULA_TEST_WEAKEN=1, see testweaken.ts).
+ */
 export function buildSpec(input: SpecInput): OciSpec {
   const { cfg } = input;
   const args = input.args ?? initArgs(cfg);
@@ -208,7 +212,7 @@ export function buildSpec(input: SpecInput): OciSpec {
       source: input.initBin,
       options: ['bind', 'ro', 'nosuid', 'nodev'],
     });
-  return {
+  const spec: OciSpec = {
     ociVersion: '1.0.2',
     process: {
       terminal: input.terminal ?? true,
@@ -261,4 +265,5 @@ export function buildSpec(input: SpecInput): OciSpec {
       readonlyPaths: [...READONLY_PATHS],
     },
   };
+  return applyTestWeakening(spec);
 }

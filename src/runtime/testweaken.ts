@@ -1,0 +1,143 @@
+/**
+ * TEST ONLY: a deliberately weakened guest profile, so that the escape suite (tests/escape) can
+ * prove it detects failures. With JAULA_TEST_WEAKEN=1 in the environment of the jaula process
+ * that starts a guest, its OCI spec becomes privileged-like: every capability jaula itself holds,
+ * no user namespace, no seccomp, no LSM label, no masked or read-only paths, /sys and the cgroup
+ * mounts read-write, every device allowed, no pids or memory limit (the other namespaces stay).
+ * Never use it for a real guest.
+ *
+ * It cannot be set from inside a guest: it is read from the environment of the host's jaula
+ * process when the spec is built; a guest's processes never run that process nor reach its
+ * environment (the runtime gives the guest the spec's env only). It is refused outright for the
+ * host's real instance (JAULA_ROOT "/"), so it only ever takes effect in a test's own root.
+ */
+import { readFileSync } from 'node:fs';
+import { JaulaError } from '../common/errors.js';
+import { paths } from '../os/paths.js';
+import type { OciSpec } from './spec.js';
+
+export const TEST_WEAKEN_ENV = 'JAULA_TEST_WEAKEN';
+export const WEAKENED_ANNOTATION = 'org.jaula.test-weakened';
+
+/** Every capability up to CAP_CHECKPOINT_RESTORE (40). */
+export const ALL_CAPS = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_DAC_READ_SEARCH',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETPCAP',
+  'CAP_LINUX_IMMUTABLE',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_NET_BROADCAST',
+  'CAP_NET_ADMIN',
+  'CAP_NET_RAW',
+  'CAP_IPC_LOCK',
+  'CAP_IPC_OWNER',
+  'CAP_SYS_MODULE',
+  'CAP_SYS_RAWIO',
+  'CAP_SYS_CHROOT',
+  'CAP_SYS_PTRACE',
+  'CAP_SYS_PACCT',
+  'CAP_SYS_ADMIN',
+  'CAP_SYS_BOOT',
+  'CAP_SYS_NICE',
+  'CAP_SYS_RESOURCE',
+  'CAP_SYS_TIME',
+  'CAP_SYS_TTY_CONFIG',
+  'CAP_MKNOD',
+  'CAP_LEASE',
+  'CAP_AUDIT_WRITE',
+  'CAP_AUDIT_CONTROL',
+  'CAP_SETFCAP',
+  'CAP_MAC_OVERRIDE',
+  'CAP_MAC_ADMIN',
+  'CAP_SYSLOG',
+  'CAP_WAKE_ALARM',
+  'CAP_BLOCK_SUSPEND',
+  'CAP_AUDIT_READ',
+  'CAP_PERFMON',
+  'CAP_BPF',
+  'CAP_CHECKPOINT_RESTORE',
+];
+
+/** The capabilities of ALL_CAPS in jaula's own bounding set: a runtime cannot grant more. */
+function hostCaps(): string[] {
+  let bnd = (1n << BigInt(ALL_CAPS.length)) - 1n;
+  try {
+    const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m?.[1]) bnd = BigInt(`0x${m[1]}`);
+  } catch {
+    /* keep them all */
+  }
+  return ALL_CAPS.filter((_, i) => (bnd >> BigInt(i)) & 1n);
+}
+
+/** Whether this environment asks for the weakened profile (and is allowed to). */
+export function testWeakeningRequested(env: NodeJS.ProcessEnv, root: string): boolean {
+  const v = env[TEST_WEAKEN_ENV];
+  if (v === undefined || v === '' || v === '0') return false;
+  if (v !== '1')
+    throw new JaulaError(
+      'invalid',
+      `${TEST_WEAKEN_ENV}="${v}" is not understood: it is 1 (tests only) or unset`,
+    );
+  if (root === '/')
+    throw new JaulaError(
+      'invalid',
+      `${TEST_WEAKEN_ENV}=1 starts privileged, unprotected guests and exists for the escape test suite only; ` +
+        `it is refused for the host's real guests (JAULA_ROOT "/"): unset it`,
+    );
+  return true;
+}
+
+/**
+ * The spec, privileged-like when `env` asks for it (see the module comment); otherwise the
+ * same object, untouched. Works on whatever hardening the spec carries (user namespace,
+ * seccomp, LSM labels): it removes it.
+ */
+export function applyTestWeakening(
+  spec: OciSpec,
+  env: NodeJS.ProcessEnv = process.env,
+  root: string = paths().root,
+): OciSpec {
+  if (!testWeakeningRequested(env, root)) return spec;
+  const s = structuredClone(spec);
+  const caps = hostCaps();
+  s.process.capabilities = {
+    bounding: [...caps],
+    effective: [...caps],
+    permitted: [...caps],
+    inheritable: [...caps],
+    ambient: [...caps],
+  };
+  s.process.noNewPrivileges = false;
+  const proc = s.process as unknown as Record<string, unknown>;
+  delete proc['apparmorProfile'];
+  delete proc['selinuxLabel'];
+  s.root.readonly = false;
+  for (const m of s.mounts) {
+    if (m.destination === '/sys' || m.destination.startsWith('/sys/'))
+      m.options = [...(m.options ?? []).filter((o) => o !== 'ro'), 'rw'];
+  }
+  const linux = s.linux as unknown as Record<string, unknown>;
+  delete linux['seccomp'];
+  delete linux['uidMappings'];
+  delete linux['gidMappings'];
+  delete linux['mountLabel'];
+  s.linux.namespaces = s.linux.namespaces.filter((n) => n.type !== 'user');
+  s.linux.maskedPaths = [];
+  s.linux.readonlyPaths = [];
+  s.linux.resources.devices = [{ allow: true, access: 'rwm' }];
+  const res = s.linux.resources as unknown as Record<string, unknown>;
+  delete res['pids'];
+  delete res['memory'];
+  s.annotations[WEAKENED_ANNOTATION] = 'true';
+  process.stderr.write(
+    `jaula: WARNING: ${TEST_WEAKEN_ENV}=1: guest "${s.annotations['org.jaula.guest'] ?? s.hostname}" gets a deliberately weakened, privileged profile (escape tests only)\n`,
+  );
+  return s;
+}

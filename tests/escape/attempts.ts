@@ -1,0 +1,515 @@
+/**
+ * The escape and abuse attempts of tests/escape, as the probe (probe.c) runs them from inside a
+ * guest. The ids are the probe's; `escape.test.ts` checks that both lists are the same, and that
+ * docs/security/escape-attempts.md names every attempt.
+ *
+ * KNOWN_GAPS lists the attempts that are NOT blocked yet on the default profile. The default
+ * profile's test treats them as expected failures, reports each one loudly, and asserts that it
+ * is really still not blocked, so that the list cannot go stale: the hardening work (issue 6)
+ * shrinks it to empty, removing an entry in the same change that closes the gap.
+ */
+
+/** How the test runs an attempt. */
+export type Via =
+  /** `jaula exec GUEST -- probe ...` with pipes for stdio (the main batch). */
+  | 'exec'
+  /** In an interactive shell of `jaula enter GUEST` (a pty). */
+  | 'enter'
+  /** `jaula exec GUEST -- probe ...` run from a terminal (the operator's pty as stdio). */
+  | 'exec-from-terminal'
+  /** While other `jaula exec` calls into the same guest run concurrently. */
+  | 'exec-concurrent';
+
+export interface Attempt {
+  id: string;
+  /** What the attempt does. */
+  what: string;
+  /** What the probe must meet for the attempt to count as blocked. */
+  expect: string;
+  /** The layer that should stop it. */
+  layer: string;
+  via: Via;
+}
+
+export const ATTEMPTS: readonly Attempt[] = [
+  {
+    id: 'caps.bounding-set',
+    what: 'keep a dangerous capability (SYS_ADMIN, SYS_MODULE, SYS_RAWIO, SYS_PTRACE, SYS_TIME, SYSLOG, DAC_READ_SEARCH, BPF, PERFMON, ...) in the bounding set',
+    expect: 'none of them in CapBnd',
+    layer: 'capability bounding set',
+    via: 'exec',
+  },
+  {
+    id: 'caps.raise',
+    what: 'capset(2) CAP_SYS_ADMIN into the effective and permitted sets',
+    expect: 'EPERM',
+    layer: 'capability bounding set',
+    via: 'exec',
+  },
+  {
+    id: 'privs.setuid-root',
+    what: 'as uid 65534, run a setuid-root copy of the probe and become the host root',
+    expect: 'no privilege gained (no_new_privs, nosuid), or guest root is an unprivileged host uid',
+    layer: 'user namespace (or no_new_privs)',
+    via: 'exec',
+  },
+  {
+    id: 'userns.host-root',
+    what: 'read /proc/self/uid_map: is uid 0 in the guest uid 0 on the host?',
+    expect: 'uid 0 maps to a non-zero host uid',
+    layer: 'user namespace',
+    via: 'exec',
+  },
+  {
+    id: 'userns.disjoint-maps',
+    what: "compare this guest's uid/gid maps with another guest's (read by the test on the host)",
+    expect: 'host id ranges disjoint',
+    layer: 'user namespace (per-guest id ranges)',
+    via: 'exec',
+  },
+  {
+    id: 'userns.unshare',
+    what: 'unshare(CLONE_NEWUSER): a new user namespace, the first step of many kernel exploits',
+    expect: 'EPERM',
+    layer: 'seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'mount.proc',
+    what: 'mount a new proc',
+    expect: 'EPERM',
+    layer: 'capability bounding set (no CAP_SYS_ADMIN), seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'mount.sysfs-rw',
+    what: 'remount /sys read-write, or mount a new sysfs',
+    expect: 'EPERM',
+    layer: 'capability bounding set, read-only /sys',
+    via: 'exec',
+  },
+  {
+    id: 'mount.bind',
+    what: 'bind-mount /etc elsewhere',
+    expect: 'EPERM',
+    layer: 'capability bounding set, seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'mount.fsopen',
+    what: 'fsopen("tmpfs"): the new mount API',
+    expect: 'EPERM',
+    layer: 'capability bounding set, seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'mount.unmask',
+    what: 'umount the /dev/null mask over a /proc file (keys, timer_list, kmsg, ...)',
+    expect: 'EPERM',
+    layer: 'masked paths + capability bounding set (locked mounts under a user namespace)',
+    via: 'exec',
+  },
+  {
+    id: 'chroot.double',
+    what: 'the double-chroot climb: chroot into a subdirectory, chdir("..") from outside it, chroot(".")',
+    expect: "the climb ends at the guest's own root",
+    layer: 'mount namespace + pivot_root',
+    via: 'exec',
+  },
+  {
+    id: 'fd.leaked',
+    what: 'look for inherited descriptors, cwd or root of any visible process that lead outside the guest',
+    expect: 'none; the probe inherits only fds 0-2 (pipes)',
+    layer: 'runtime and supervisor (close inherited fds)',
+    via: 'exec',
+  },
+  {
+    id: 'kmod.init_module',
+    what: 'init_module(2) with an empty image',
+    expect: 'EPERM',
+    layer: 'capability bounding set (no CAP_SYS_MODULE), seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'kmod.finit_module',
+    what: 'finit_module(2) on /dev/null',
+    expect: 'EPERM',
+    layer: 'capability bounding set, seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'kmod.delete_module',
+    what: 'delete_module(2) of a module that does not exist',
+    expect: 'EPERM',
+    layer: 'capability bounding set, seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'kexec.load',
+    what: 'kexec_load(2) with one segment too many (EINVAL once past the permission check)',
+    expect: 'EPERM',
+    layer: 'seccomp (CAP_SYS_BOOT is kept for halt/reboot inside), user namespace',
+    via: 'exec',
+  },
+  {
+    id: 'fs.open_by_handle_at',
+    what: 'the "shocker" escape: open_by_handle_at(2) with a handle, then the root of the host filesystem by handle',
+    expect: 'EPERM',
+    layer: 'capability bounding set (no CAP_DAC_READ_SEARCH), seccomp, user namespace',
+    via: 'exec',
+  },
+  {
+    id: 'keys.add_key',
+    what: "add_key(2) into the kernel's keyring service (not namespaced)",
+    expect: 'EPERM',
+    layer: 'seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'keys.host-keyring',
+    what: "keyctl(2): reach the user keyring; is it the host root's (_uid.0)?",
+    expect: "EPERM, or the guest's own keyring",
+    layer: 'seccomp, user namespace',
+    via: 'exec',
+  },
+  {
+    id: 'bpf.prog_load',
+    what: 'bpf(BPF_PROG_LOAD) of a two-instruction socket filter',
+    expect: 'EPERM',
+    layer: 'seccomp, capability bounding set (no CAP_BPF/CAP_SYS_ADMIN)',
+    via: 'exec',
+  },
+  {
+    id: 'perf.self',
+    what: 'perf_event_open(2) on itself (allowed to anyone at perf_event_paranoid 2)',
+    expect: 'EPERM',
+    layer: 'seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'perf.cpu-wide',
+    what: 'perf_event_open(2) watching all of CPU 0, host included',
+    expect: 'EACCES or EPERM',
+    layer: 'seccomp, capability bounding set (no CAP_PERFMON)',
+    via: 'exec',
+  },
+  {
+    id: 'userfaultfd',
+    what: 'userfaultfd(2), plain and UFFD_USER_MODE_ONLY (a tool for kernel race exploits)',
+    expect: 'EPERM',
+    layer: 'seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'io_uring.setup',
+    what: 'io_uring_setup(2)',
+    expect: 'EPERM',
+    layer: 'seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'net.af_packet',
+    what: 'socket(AF_PACKET, SOCK_RAW)',
+    expect: 'EPERM',
+    layer: 'capability bounding set (no CAP_NET_RAW) or seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'net.raw_inet',
+    what: 'socket(AF_INET, SOCK_RAW, IPPROTO_RAW)',
+    expect: 'EPERM',
+    layer: 'capability bounding set (no CAP_NET_RAW) or seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'net.af_alg',
+    what: 'socket(AF_ALG): the kernel crypto API',
+    expect: 'EPERM (EAFNOSUPPORT where the kernel lacks it)',
+    layer: 'seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'net.af_vsock',
+    what: 'socket(AF_VSOCK): a line to the hypervisor (created only, never connected)',
+    expect: 'EPERM',
+    layer: 'seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'sock.host-api',
+    what: "connect to unix sockets bound outside the guest (docker.sock, containerd, dbus, systemd, jaula's own, any socket file in the tree not bound in the guest's network namespace)",
+    expect: 'none reachable',
+    layer: 'mount namespace (nothing of the host mounted in)',
+    via: 'exec',
+  },
+  {
+    id: 'time.clock_settime',
+    what: 'clock_settime(CLOCK_REALTIME) to the current time',
+    expect: 'EPERM',
+    layer: 'capability bounding set (no CAP_SYS_TIME), seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'time.settimeofday',
+    what: 'settimeofday(2) with an out-of-range time zone (EINVAL once past the permission check)',
+    expect: 'EPERM',
+    layer: 'capability bounding set, seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'time.adjtimex',
+    what: 'adjtimex(2) ADJ_TICK with an out-of-range tick (EINVAL once past the permission check)',
+    expect: 'EPERM',
+    layer: 'capability bounding set, seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'klog.syslog',
+    what: 'syslog(2) READ_ALL: read the kernel log',
+    expect: 'EPERM',
+    layer: 'capability bounding set (no CAP_SYSLOG) with dmesg_restrict, seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'klog.proc-kmsg',
+    what: 'open /proc/kmsg (never read: reading consumes the log)',
+    expect: 'masked (/dev/null)',
+    layer: 'masked paths',
+    via: 'exec',
+  },
+  {
+    id: 'klog.kallsyms',
+    what: 'read kernel addresses from /proc/kallsyms',
+    expect: 'all zero',
+    layer: 'capability bounding set (no CAP_SYSLOG), kptr_restrict',
+    via: 'exec',
+  },
+  {
+    id: 'proc.kcore',
+    what: 'open /proc/kcore (never read)',
+    expect: 'masked (/dev/null), or absent',
+    layer: 'masked paths',
+    via: 'exec',
+  },
+  {
+    id: 'proc.info-leaks',
+    what: 'read /proc/timer_list, sched_debug, keys, latency_stats, timer_stats, acpi, scsi, /sys/firmware',
+    expect: 'masked or empty',
+    layer: 'masked paths',
+    via: 'exec',
+  },
+  {
+    id: 'proc.sysrq-trigger',
+    what: "open /proc/sysrq-trigger for writing and write 'h' (help) only",
+    expect: 'EROFS (ENOENT where the kernel lacks sysrq)',
+    layer: 'read-only paths',
+    via: 'exec',
+  },
+  {
+    id: 'sysctl.core_pattern',
+    what: 'open /proc/sys/kernel/core_pattern for writing (a pipe there runs as host root); nothing written',
+    expect: 'EROFS',
+    layer: 'read-only paths (/proc/sys)',
+    via: 'exec',
+  },
+  {
+    id: 'sysctl.modprobe',
+    what: 'open /proc/sys/kernel/modprobe for writing; nothing written',
+    expect: 'EROFS (ENOENT where the kernel has no modules)',
+    layer: 'read-only paths (/proc/sys)',
+    via: 'exec',
+  },
+  {
+    id: 'sysctl.host-knobs',
+    what: 'open host-wide /proc/sys knobs for writing (poweroff_cmd, panic, sysrq, kptr_restrict, dmesg_restrict, drop_caches, ...); nothing written',
+    expect: 'EROFS',
+    layer: 'read-only paths (/proc/sys)',
+    via: 'exec',
+  },
+  {
+    id: 'sys.host-knobs',
+    what: 'open /sys knobs for writing (uevent_helper, transparent_hugepage, ksm, power/state, ...); nothing written',
+    expect: 'EROFS',
+    layer: 'read-only /sys',
+    via: 'exec',
+  },
+  {
+    id: 'binfmt_misc.register',
+    what: 'open binfmt_misc/register, or mount binfmt_misc and open it (nothing registered)',
+    expect: 'EPERM',
+    layer: 'capability bounding set, seccomp',
+    via: 'exec',
+  },
+  {
+    id: 'cgroup.release_agent',
+    what: 'write any reachable release_agent (its own value back), or mount a cgroup v1 hierarchy to reach one',
+    expect: 'EPERM/EROFS/ENOENT',
+    layer: 'cgroup namespace, read-only cgroup mount, capability bounding set',
+    via: 'exec',
+  },
+  {
+    id: 'cgroup.memory-limit',
+    what: "write the guest's own memory limit (its own value back) through /sys/fs/cgroup",
+    expect: 'EROFS',
+    layer: 'read-only cgroup mount',
+    via: 'exec',
+  },
+  {
+    id: 'cgroup.pids-limit',
+    what: "write the guest's own pids limit (its own value back) through /sys/fs/cgroup",
+    expect: 'EROFS',
+    layer: 'read-only cgroup mount',
+    via: 'exec',
+  },
+  {
+    id: 'dev.mknod-disk',
+    what: "mknod the host's block devices (the disk under the guest first) in /dev and open them read-only",
+    expect: 'EPERM',
+    layer: 'device cgroup (allowlist)',
+    via: 'exec',
+  },
+  {
+    id: 'dev.mknod-kmsg',
+    what: 'mknod /dev/kmsg (c 1:11) and open it',
+    expect: 'EPERM',
+    layer: 'device cgroup (allowlist)',
+    via: 'exec',
+  },
+  {
+    id: 'dev.planted-nodes',
+    what: "open device nodes found in the guest's tree (the test plants the host's disk and /dev/kmsg there, as a hostile template would)",
+    expect: 'EPERM',
+    layer: 'device cgroup (allowlist)',
+    via: 'exec',
+  },
+  {
+    id: 'exec.proc-self-exe',
+    what: 'open /proc/self/exe for writing in a process started by jaula exec (never written)',
+    expect: 'ETXTBSY or EROFS',
+    layer: 'kernel (text busy), read-only bind of the binary',
+    via: 'exec',
+  },
+  {
+    id: 'exec.runtime-exe',
+    what: 'CVE-2019-5736: while jaula exec runs (also with a #!/proc/self/exe script and a /proc/self/exe symlink as the command), catch a process whose binary is outside the guest and reopen it for writing',
+    expect: 'no such process seen, or it does not open for writing',
+    layer: 'OCI runtime (cloned or read-only binary)',
+    via: 'exec-concurrent',
+  },
+  {
+    id: 'tty.tiocsti',
+    what: "in jaula enter: check the pty is the guest's own, then TIOCSTI into it without it being the controlling terminal",
+    expect: "the guest's own pty; TIOCSTI EPERM",
+    layer: 'fresh pty from the runtime, capability bounding set (no CAP_SYS_ADMIN), seccomp',
+    via: 'enter',
+  },
+  {
+    id: 'tty.host-terminal',
+    what: "jaula exec run from a terminal: does the command hold the operator's terminal? (nothing injected)",
+    expect: "no terminal from outside the guest's devpts",
+    layer: "jaula exec (a pty or pipes of its own, never the caller's terminal)",
+    via: 'exec-from-terminal',
+  },
+  {
+    id: 'guest.kill',
+    what: "kill(pid, 0) another guest's init and a host process (host pids, identity checked by start time)",
+    expect: 'ESRCH',
+    layer: 'PID namespace',
+    via: 'exec',
+  },
+  {
+    id: 'guest.ptrace',
+    what: "PTRACE_SEIZE another guest's init and a host process",
+    expect: 'ESRCH',
+    layer: 'PID namespace',
+    via: 'exec',
+  },
+  {
+    id: 'ipc.host-sysv-shm',
+    what: 'reach a SysV shared memory segment the test made on the host (by id and by key)',
+    expect: 'EINVAL/ENOENT',
+    layer: 'IPC namespace',
+    via: 'exec',
+  },
+  {
+    id: 'ipc.guest-sysv-shm',
+    what: "reach another guest's SysV shared memory segment (by id and by key)",
+    expect: 'EINVAL/ENOENT',
+    layer: 'IPC namespace',
+    via: 'exec',
+  },
+  {
+    id: 'ipc.guest-posix-shm',
+    what: "open another guest's POSIX shared memory (/dev/shm/NAME)",
+    expect: 'ENOENT',
+    layer: 'a /dev/shm of its own',
+    via: 'exec',
+  },
+  {
+    id: 'ipc.guest-mqueue',
+    what: "mq_open another guest's POSIX message queue",
+    expect: 'ENOENT',
+    layer: 'IPC namespace',
+    via: 'exec',
+  },
+  {
+    id: 'guest.files',
+    what: "open another guest's file and a host file by their host paths (also through /.. and /proc/1/root/..)",
+    expect: 'ENOENT',
+    layer: 'mount namespace + pivot_root',
+    via: 'exec',
+  },
+  {
+    id: 'env.secrets',
+    what: "look for JAULA_* variables and the test's host canary in the environment of every guest process",
+    expect: 'none',
+    layer: 'runtime spec (env from the guest config only)',
+    via: 'exec',
+  },
+  {
+    id: 'dos.fork',
+    what: 'fork until refused (at most the pids limit + 16; 256 when there is no limit), then kill them all',
+    expect: 'EAGAIN at the pids limit',
+    layer: 'pids cgroup limit',
+    via: 'exec',
+  },
+  {
+    id: 'dos.memory',
+    what: 'check for a memory limit below the host memory; when it is at most 1 GiB, fill it in a child',
+    expect: 'a limit, enforced (OOM kill or ENOMEM)',
+    layer: 'memory cgroup limit',
+    via: 'exec',
+  },
+  {
+    id: 'dos.disk',
+    what: "write 64 MiB to the guest's / (then remove it): is there a quota or a filesystem of its own?",
+    expect: "ENOSPC/EDQUOT, or a / smaller than the host's filesystem",
+    layer: 'storage quota',
+    via: 'exec',
+  },
+];
+
+/**
+ * Attempts NOT blocked yet on the default profile (measured on the hybrid-cgroup test host with
+ * crun), and what closes each. The hardening work removes entries; the suite fails when an entry
+ * is blocked already (remove it) and when an attempt not listed here gets through.
+ */
+export const KNOWN_GAPS: Readonly<Record<string, string>> = {
+  'caps.bounding-set': 'drop CAP_DAC_READ_SEARCH from GUEST_CAPS (it enables open_by_handle_at)',
+  'privs.setuid-root': 'a user namespace: guest root must be an unprivileged host uid',
+  'userns.host-root': 'a user namespace with a host id range per guest',
+  'userns.disjoint-maps': 'a user namespace with a disjoint host id range per guest',
+  'userns.unshare': 'seccomp: refuse unshare/clone with CLONE_NEWUSER',
+  'fs.open_by_handle_at': 'drop CAP_DAC_READ_SEARCH; seccomp: refuse open_by_handle_at',
+  'keys.add_key': 'seccomp: refuse add_key, keyctl, request_key',
+  'keys.host-keyring': 'seccomp (keyctl), user namespace (a keyring of its own)',
+  'perf.self': 'seccomp: refuse perf_event_open',
+  userfaultfd: 'seccomp: refuse userfaultfd',
+  'io_uring.setup': 'seccomp: refuse io_uring_setup, io_uring_enter, io_uring_register',
+  'net.af_packet': 'drop CAP_NET_RAW, or seccomp: refuse socket(AF_PACKET)',
+  'net.raw_inet': 'drop CAP_NET_RAW, or seccomp: refuse SOCK_RAW',
+  'net.af_vsock': 'seccomp: refuse socket(AF_VSOCK)',
+  'tty.host-terminal': "jaula exec: give the command a pty or pipes of its own, never the caller's terminal",
+  'dos.memory': 'a default memory limit for every guest',
+  'dos.disk': 'a default disk quota (or a size-limited storage) for every guest',
+};
