@@ -17,7 +17,13 @@ import type { ForwardSpec } from '../network/forward.js';
 import { assignInterfaces } from '../network/assign.js';
 import { storageDriver } from '../storage/index.js';
 import { adaptTree } from './adapt.js';
-import { validateConfig, validateInitStyle, type GuestConfig, type InitStyle } from './config.js';
+import {
+  validateConfig,
+  validateInitStyle,
+  type GuestConfig,
+  type InitStyle,
+  type Profile,
+} from './config.js';
 import { DEFAULT_FSTAB } from './fstab.js';
 import { guestLog } from './log.js';
 import { buildDebootstrap, parseDebootstrapArgs } from './methods/debootstrap.js';
@@ -49,6 +55,8 @@ export interface BuildOptions {
   /** The command of the "cmd" init style. */
   cmd?: string[];
   forwards?: ForwardSpec[];
+  privileged?: boolean;
+  profile?: Profile;
   /** The method's own arguments (after "--"). */
   methodArgs?: string[];
   onProgress?: (line: string) => void;
@@ -145,6 +153,8 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
     marks: o.marks ?? [],
     depends: o.depends ?? [],
     runtime: 'auto',
+    privileged: o.privileged ?? false,
+    profile: o.profile ?? 'default',
     stopTimeout: 30,
     storage: { driver: driver.info.name },
     interfaces: o.interfaces ?? [],

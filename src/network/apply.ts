@@ -116,18 +116,23 @@ export async function networkUp(
   g: GuestNetConfig,
   all: GuestNetConfig[],
   rootfs: string,
-): Promise<string | undefined> {
-  if (g.interfaces.length === 0) return undefined;
+  opts: { userns?: string } = {},
+): Promise<string> {
   const plan = guestPlan(g, all);
   if (leftovers(g.name, plan)) await networkDown(g, plan); // of a crash
   trace('net: planned');
   const ns = netnsPath(g.name);
   try {
-    await ensureNetworks(plan.networks);
+    if (plan.networks.length) await ensureNetworks(plan.networks);
     trace('net: bridges and firewall ensured');
-    fs.mkdirSync(netnsDir(), { recursive: true, mode: 0o700 });
-    fs.writeFileSync(ns, '');
-    await runOk(['unshare', `--net=${ns}`, 'true'], { what: "Creating the guest's network namespace" });
+    fs.mkdirSync(netnsDir(), { recursive: true, mode: 0o711 });
+    // An unprivileged guest's namespace belongs to its user namespace; the gids that may ping
+    // (ICMP echo sockets) are read in the writer's user namespace: all the guest's, or the host's.
+    const args = opts.userns
+      ? ['--userns', opts.userns, '--ping', '0', '65535']
+      : ['--ping', '0', '2147483647'];
+    await runOk([helperBin, 'netns-create', ns, ...args], { what: "Creating the guest's network namespace" });
+    if (plan.interfaces.length === 0) return ns;
     const pre = hostPreBatch(plan);
     if (pre) {
       await ipBatch(pre, "Creating the guest's host-side devices").catch((e: unknown) =>

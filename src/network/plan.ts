@@ -143,7 +143,7 @@ export function planNetwork(i: PlanInput): NetPlan {
 
 /** Commands run inside the guest's network namespace: create veths (peer to the host), addresses, routes. */
 export function guestBatch(p: NetPlan, hostPid: number): string {
-  const l: string[] = ['link set lo up'];
+  const l: string[] = [];
   for (const i of p.interfaces) {
     if (i.mode === 'bridge')
       l.push(`link add ${i.name} address ${i.mac} type veth peer name ${i.hostIf} netns ${hostPid}`);

@@ -1,5 +1,6 @@
 import { JaulaError } from '../common/errors.js';
 import type { GuestConfig } from '../core/config.js';
+import type { IdRange } from '../runtime/idmap.js';
 
 /** What a storage driver can do: core branches on these, never on a driver's name. */
 export interface StorageInfo {
@@ -8,12 +9,24 @@ export interface StorageInfo {
   cheapClone: boolean;
 }
 
+export interface MountOptions {
+  /** Give the runtime an idmapped view of the root: on-disk ID 0 is host ID range.hostId. */
+  idmap?: IdRange;
+}
+
+export interface MountedRoot {
+  /** The root the runtime gets (idmapped for an unprivileged guest). */
+  root: string;
+  /** The same tree as the host may write it (plain IDs), for GuestFs. */
+  hostView: string;
+}
+
 export interface StorageDriver {
   readonly info: StorageInfo;
   /** The directory that holds the guest's own tree, to fill at build and read while stopped. */
   treePath(name: string): string;
-  /** Make the guest's root ready for a start; returns the path to hand the runtime. */
-  mount(cfg: GuestConfig): Promise<string>;
+  /** Make the guest's root ready for a start. */
+  mount(cfg: GuestConfig, opts?: MountOptions): Promise<MountedRoot>;
   /** Undo mount(); idempotent. */
   unmount(cfg: GuestConfig): Promise<void>;
   /** Remove all the guest's data; idempotent. */
