@@ -195,7 +195,9 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
     progress(`Building guest "${name}" (context ${cfg.context}) with ${method}`);
     if (method === 'skeleton') await buildSkeleton(rootfs);
     else if (method === 'template') {
-      const s = await extractTemplate(templateFile as string, rootfs, o.signal);
+      const s = await extractTemplate(templateFile as string, rootfs, o.signal, {
+        allowDevices: cfg.privileged,
+      });
       progress(`Unpacked ${s.entries} files (${(s.bytes / 2 ** 20).toFixed(1)} MiB) from ${templateFile}`);
     } else if (dbs) await buildDebootstrap(rootfs, dbs, progress, o.signal);
     o.signal?.throwIfAborted();

@@ -58,6 +58,12 @@ export interface GuestConfig {
   build: BuildInfo;
 }
 
+export function validateProfile(s: string): Profile {
+  if (!(PROFILES as readonly string[]).includes(s))
+    throw new JaulaError('invalid', `Unknown security profile "${s}": use one of ${PROFILES.join(', ')}`);
+  return s as Profile;
+}
+
 export function validateInitStyle(s: string): InitStyle {
   if (!(INIT_STYLES as readonly string[]).includes(s))
     throw new JaulaError('invalid', `Unknown init style "${s}": use one of ${INIT_STYLES.join(', ')}`);

@@ -163,6 +163,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
       pid: shim.initPid,
       shimPid: shim.shimPid,
       haltSignal: signal,
+      hostView,
       cgroupsPath: spec.linux.cgroupsPath,
     };
     if (pidStart !== undefined) st.pidStart = pidStart;

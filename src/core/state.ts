@@ -33,6 +33,8 @@ export interface GuestState {
   startedAt?: string;
   runtime?: RuntimeName;
   cgroupsPath?: string;
+  /** The guest's tree as the host writes it while it runs (for GuestFs users such as cp). */
+  hostView?: string;
   haltSignal?: number;
   stopRequested?: boolean;
   restarts?: number;

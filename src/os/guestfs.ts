@@ -102,6 +102,15 @@ export class GuestFs {
     data: string | Uint8Array,
     opts: { mode?: number; uid?: number; gid?: number } = {},
   ): void {
+    this.writeFileWith(path, (fd) => fs.writeFileSync(fd, data), opts);
+  }
+
+  /** Like writeFile, with the content written by `fill` to the new file's fd. */
+  writeFileWith(
+    path: string,
+    fill: (fd: number) => void,
+    opts: { mode?: number; uid?: number; gid?: number } = {},
+  ): void {
     const [dfd, base] = this.parent(path, true);
     try {
       const dir = `/proc/self/fd/${dfd}`;
@@ -112,7 +121,7 @@ export class GuestFs {
         opts.mode ?? 0o644,
       );
       try {
-        fs.writeFileSync(fd, data);
+        fill(fd);
         fs.fchmodSync(fd, opts.mode ?? 0o644);
         if (opts.uid !== undefined) fs.fchownSync(fd, opts.uid, opts.gid ?? opts.uid);
         fs.closeSync(fd);
@@ -171,6 +180,7 @@ export class GuestFs {
   }
 
   lstat(path: string): fs.Stats | undefined {
+    if (GuestFs.components(path).length === 0) return fs.fstatSync(this.rootFd);
     try {
       return this.withParent(path, false, (at) => fs.lstatSync(at));
     } catch (e) {

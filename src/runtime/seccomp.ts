@@ -9,6 +9,7 @@
  *   "default":  also refuses mount and the new mount API, pivot_root, and every new namespace.
  *   "full-os":  lets a distribution's init mount file systems and make mount, UTS, IPC, network,
  *               PID and cgroup namespaces (for service sandboxing); user namespaces stay refused.
+ *               The guest also gets CAP_SYS_ADMIN, over its own user namespace only (spec.ts).
  */
 import type { Profile } from '../core/config.js';
 

@@ -215,6 +215,9 @@ export function buildSpec(input: SpecInput): OciSpec {
   const { cfg } = input;
   const args = input.args ?? initArgs(cfg);
   const caps = input.idmap ? GUEST_CAPS.filter((c) => c !== 'CAP_NET_RAW') : [...GUEST_CAPS];
+  // A full distribution's init mounts file systems: CAP_SYS_ADMIN, but only over the guest's own
+  // user namespace (never for a privileged guest), with seccomp still refusing the rest.
+  if (cfg.profile === 'full-os' && input.idmap) caps.push('CAP_SYS_ADMIN');
   const maps = input.idmap
     ? [{ containerID: 0, hostID: input.idmap.hostId, size: input.idmap.size }]
     : undefined;

@@ -1,5 +1,6 @@
 import { JaulaError } from '../../common/errors.js';
 import { buildGuest } from '../../core/build.js';
+import { validateProfile } from '../../core/config.js';
 import { parseInterfaceSpec } from '../../network/ifspec.js';
 import { parseForward } from '../../network/forward.js';
 import { bool, list, num, onePositional, str } from '../args.js';
@@ -24,6 +25,9 @@ Options:
   --mark M                a mark for autostart and bulk operations, repeatable
   --depends G             a guest this one starts after, repeatable
   --storage D             storage driver (default dir)
+  --privileged            no user namespace: the guest's root is the host's root (opt-in;
+                          list and doctor show it). Default: an unprivileged guest
+  --profile P             default | full-os (lets a distribution's init mount file systems)
 
 Method arguments (after --):
   template:     -t FILE.tar|.tar.gz|.tar.zst
@@ -45,6 +49,8 @@ Examples:
     mark: { type: 'list' },
     depends: { type: 'list' },
     storage: { type: 'string' },
+    privileged: { type: 'bool' },
+    profile: { type: 'string' },
     quiet: { type: 'bool', short: 'q' },
   },
   async run(p) {
@@ -77,6 +83,9 @@ Examples:
     if (context !== undefined) o.context = context;
     if (initstyle !== undefined) o.initstyle = initstyle;
     if (storage !== undefined) o.storage = storage;
+    if (bool(p, 'privileged')) o.privileged = true;
+    const profile = str(p, 'profile');
+    if (profile !== undefined) o.profile = validateProfile(profile);
     if (cmd !== undefined) o.cmd = cmd.split(/\s+/).filter(Boolean);
     const cfg = await buildGuest(o);
     out(
