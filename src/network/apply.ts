@@ -27,6 +27,7 @@ import {
   hostPreBatch,
   natElement,
   planNetwork,
+  tableName,
   tcBatch,
   type NetPlan,
 } from './plan.js';
@@ -222,6 +223,13 @@ function writeGuestNetFiles(rootfs: string, g: GuestNetConfig, plan: NetPlan): v
     );
     gfs.writeFile('/etc/hosts', [...hosts, ...mine, ''].join('\n'));
   });
+}
+
+/** Remove this instance's firewall tables (when its last network goes). */
+export async function removeFirewall(): Promise<void> {
+  const tag = paths().instanceTag;
+  for (const fam of ['bridge', 'ip']) await run(['nft', 'delete', 'table', fam, tableName(tag)]);
+  fs.rmSync(join(paths().run, 'net', `firewall.${tag || 'system'}`), { force: true });
 }
 
 /** Networks' bridges that exist, for listings. */
