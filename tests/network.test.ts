@@ -326,3 +326,84 @@ describe('macvlan and ipvlan interfaces', () => {
     assert.deepEqual(t.devices(), []);
   });
 });
+
+describe('IPv6 and NAT between networks', () => {
+  it('gives guests IPv6 addresses from the pool and routes them', () => {
+    const tag = t.tag.slice(0, 6);
+    let made = false;
+    for (let i = 0; i < 20 && !made; i++) {
+      const b = Math.floor(Math.random() * 200) + 20;
+      const v6 = `fd${tag.slice(0, 2)}:${tag.slice(2, 6)}:${b.toString(16)}::1/64`;
+      made =
+        t.jaula([
+          'network',
+          'create',
+          'n6',
+          '--subnet',
+          `10.${150 + Math.floor(Math.random() * 40)}.${b}.1/24`,
+          '--subnet6',
+          v6,
+          '--bridge',
+          `j6${tag}`,
+        ]).code === 0;
+    }
+    assert.ok(made, 'made an IPv6 network');
+    buildSkeleton(t, 'v6a', ['--interface', 'eth0=n6:auto,ip6=auto']);
+    buildSkeleton(t, 'v6b', ['--interface', 'eth0=n6:auto,ip6=auto']);
+    t.ok(['start', 'v6a']);
+    t.ok(['start', 'v6b']);
+    const cfgB = fs.readFileSync(t.path('etc/jaula/guests/v6b/config.toml'), 'utf8');
+    const a6 = /address6 = "([0-9a-f:]+)\//.exec(cfgB)?.[1] ?? '';
+    assert.match(a6, /^fd/);
+    assert.match(t.sh('v6b', 'ip -6 addr show eth0').stdout, new RegExp(a6.replace(/:/g, ':')));
+    assert.equal(inNet('v6a', `ping -6 -c 1 -W 2 ${a6}`), 0, 'IPv6 between guests');
+    t.ok(['stop', 'v6a', '--kill']);
+    t.ok(['stop', 'v6b', '--kill']);
+  });
+
+  it("masquerades a NAT network's guests towards another network", async () => {
+    const tag = t.tag.slice(0, 6);
+    const nets: Record<string, string> = {};
+    for (const [name, nat] of [
+      ['nat1', true],
+      ['plain1', false],
+    ] as const) {
+      for (let i = 0; i < 20 && !nets[name]; i++) {
+        const base = `10.${150 + Math.floor(Math.random() * 40)}.${Math.floor(Math.random() * 250)}`;
+        const args = [
+          'network',
+          'create',
+          name,
+          '--subnet',
+          `${base}.1/24`,
+          '--bridge',
+          `j${name[0]}${tag}`,
+          ...(nat ? ['--nat'] : []),
+        ];
+        if (t.jaula(args).code === 0) nets[name] = base;
+      }
+    }
+    assert.ok(nets['nat1'] && nets['plain1'], 'made both networks');
+    buildSkeleton(t, 'inside', ['--interface', 'eth0=nat1:auto']);
+    buildSkeleton(t, 'outside', ['--interface', 'eth0=plain1:auto']);
+    t.ok(['start', 'inside']);
+    t.ok(['start', 'outside']);
+    t.sh('outside', '(sleep 10 | nc -l -p 7100 > /tmp/peer 2>/dev/null &) ; sleep 0.2');
+    // The receiver logs the address it sees through /proc/net/tcp while the connection is open.
+    t.sh('inside', `(sleep 2 | nc -w 3 ${ipOf('outside')} 7100 &) ; sleep 0.5`);
+    const conns = t.sh('outside', 'cat /proc/net/tcp /proc/net/tcp6').stdout; // busybox nc listens dual-stack
+    const hex = (ip: string): string =>
+      ip
+        .split('.')
+        .map((o) => Number(o).toString(16).toUpperCase().padStart(2, '0'))
+        .reverse()
+        .join('');
+    assert.ok(
+      new RegExp(`:1BBC [0-9A-F]*${hex(`${nets['plain1']}.1`)}:`).test(conns),
+      `the peer sees the host's address on its network (masqueraded): ${conns}`,
+    );
+    assert.ok(!conns.includes(hex(ipOf('inside'))), "not the NAT guest's own address");
+    t.ok(['stop', 'inside', '--kill']);
+    t.ok(['stop', 'outside', '--kill']);
+  });
+});

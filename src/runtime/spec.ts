@@ -275,7 +275,7 @@ export function buildSpec(input: SpecInput): OciSpec {
         { type: 'cgroup' },
         ...(input.userns ? [{ type: 'user', path: input.userns }] : input.idmap ? [{ type: 'user' }] : []),
       ],
-      ...(maps && !input.userns ? { uidMappings: maps, gidMappings: maps } : {}),
+      ...(maps ? { uidMappings: maps, gidMappings: maps } : {}),
       cgroupsPath: input.cgroupsPath,
       seccomp: seccompProfile(cfg.profile),
       resources: {
