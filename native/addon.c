@@ -5,6 +5,8 @@
  *   openat2(dirfd, path, flags, mode, resolve) -> fd
  *                                      openat2(2), used with RESOLVE_IN_ROOT so that host-side
  *                                      access to a guest's tree can never leave the guest's root
+ *   prlimit(pid, resource, soft, hard) prlimit(2): `jaula set GUEST nofile=N` changes the limit
+ *                                      of the guest's running processes
  *
  * Errors are thrown as Error objects whose `code` is the errno name (e.g. "ELOOP").
  * Keep this file tiny: everything that Node can do itself stays in TypeScript.
@@ -17,6 +19,7 @@
 #include <node_api.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -89,10 +92,26 @@ static napi_value js_openat2(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value js_prlimit(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  int64_t pid, resource, soft, hard;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4 || get_int(env, argv[0], &pid) || get_int(env, argv[1], &resource) ||
+      get_int(env, argv[2], &soft) || get_int(env, argv[3], &hard) || soft < 0 || hard < soft) {
+    napi_throw_type_error(env, NULL, "prlimit(pid, resource, soft, hard): numbers, soft <= hard");
+    return NULL;
+  }
+  struct rlimit rl = {.rlim_cur = (rlim_t)soft, .rlim_max = (rlim_t)hard};
+  if (prlimit((pid_t)pid, (int)resource, &rl, NULL) < 0) return throw_errno(env, errno, "prlimit");
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"flock", NULL, js_flock, NULL, NULL, NULL, napi_default, NULL},
       {"openat2", NULL, js_openat2, NULL, NULL, NULL, napi_default, NULL},
+      {"prlimit", NULL, js_prlimit, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

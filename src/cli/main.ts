@@ -19,6 +19,7 @@ const COMMANDS: Record<string, Loader> = {
   delete: async () => (await import('./commands/delete.js')).del,
   autostart: async () => (await import('./commands/lifecycle.js')).autostartCmd,
   doctor: async () => (await import('./commands/doctor.js')).doctor,
+  set: async () => (await import('./commands/limits.js')).set,
   __exited: async () => (await import('./commands/lifecycle.js')).exited,
 };
 

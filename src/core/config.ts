@@ -2,6 +2,7 @@ import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { JaulaError, messageOf } from '../common/errors.js';
 import { validateContext, validateHostname, validateName } from '../common/names.js';
 import { parseCidr, validateIfName, type InterfaceSpec } from '../network/ifspec.js';
+import { limitsFromToml, limitsToToml, validateLimits, type Limits } from '../cgroups/limits.js';
 
 export const INIT_STYLES = ['plain', 'sysv', 'cmd'] as const;
 export type InitStyle = (typeof INIT_STYLES)[number];
@@ -37,6 +38,8 @@ export interface GuestConfig {
   storage: StorageConfig;
   interfaces: InterfaceSpec[];
   build: BuildInfo;
+  /** Resource limits applied at start: the [limits] table (`jaula set ... --save`). */
+  limits?: Limits;
 }
 
 export function validateInitStyle(s: string): InitStyle {
@@ -73,6 +76,7 @@ export function validateConfig(c: GuestConfig): GuestConfig {
   }
   if (!Number.isFinite(c.stopTimeout) || c.stopTimeout < 0)
     throw new JaulaError('invalid', `stop_timeout must be a number of seconds >= 0`);
+  if (c.limits) validateLimits(c.limits);
   return c;
 }
 
@@ -168,6 +172,8 @@ export function parseConfig(text: string, file: string): GuestConfig {
   if (stopSignal !== undefined) c.stopSignal = stopSignal;
   const template = take<string>(storageT, 'template', 'string', where);
   if (template !== undefined) c.storage.template = template;
+  const limitsT = take<Toml>(t, 'limits', 'table', where);
+  if (limitsT) c.limits = limitsFromToml(limitsT, `${where}, [limits]`);
   noneLeft(storageT, `${where}, [storage]`);
   noneLeft(buildT, `${where}, [build]`);
   noneLeft(t, where);
@@ -190,5 +196,6 @@ export function serializeConfig(c: GuestConfig): string {
   t['storage'] = { ...c.storage };
   t['build'] = { ...c.build };
   if (c.interfaces.length) t['interface'] = c.interfaces.map((i) => ({ ...i }));
+  if (c.limits && Object.keys(c.limits).length) t['limits'] = limitsToToml(c.limits);
   return `# jaula guest "${c.name}": see docs/config.md. jaula rewrites this file on changes.\n${stringifyToml(t)}\n`;
 }

@@ -9,6 +9,7 @@ import { buildSpec, GUEST_INIT_PATH } from '../runtime/spec.js';
 import { runtimeDelete, selectRuntime } from '../runtime/oci.js';
 import { storageDriver } from '../storage/index.js';
 import { guestLog } from './log.js';
+import { limitSpecInput } from './limits.js';
 import { trace } from '../os/trace.js';
 import { withGuestLock } from './locks.js';
 import { requireRunning } from './running.js';
@@ -107,6 +108,7 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
       nofileHard: nofileHardLimit(),
       args: [GUEST_INIT_PATH, '--', ...cmd],
       terminal: false,
+      ...limitSpecInput(cfg),
     });
     writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600, { durable: false });
     const me = readProcStat(process.pid);

@@ -15,6 +15,7 @@ import { detectInit } from './adapt.js';
 import type { GuestConfig } from './config.js';
 import { guestHookScript, runHostHook } from './hooks.js';
 import { guestLog } from './log.js';
+import { limitSpecInput } from './limits.js';
 import { Reverter } from './reverter.js';
 import {
   liveStatus,
@@ -125,6 +126,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
           );
       }
     }
+    const limits = limitSpecInput(cfg);
     const spec = buildSpec({
       cfg,
       rootfs,
@@ -132,6 +134,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
       initBin,
       fstab,
       nofileHard: nofileHardLimit(),
+      ...limits,
     });
     mkdirp(join(runDir, 'bundle'), 0o700);
     writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600, { durable: false });

@@ -80,6 +80,20 @@ describe('OCI spec builder', () => {
       assert.ok(!GUEST_CAPS.includes(c), c);
     assert.ok(GUEST_CAPS.includes('CAP_SYS_BOOT'), 'halt and reboot inside need it');
   });
+  it('applies limits in the terms of the host cgroup version, with a pids limit by default', () => {
+    assert.deepEqual(buildSpec(input).linux.resources.pids, { limit: 4096 });
+    const limited = {
+      ...cfg,
+      limits: { 'cpu.weight': 300, 'memory.max': 2 ** 28, nofile: { soft: 512, hard: 2048 } },
+    };
+    const v1 = buildSpec({ ...input, cfg: limited, cgroupVersion: 1 }).linux.resources;
+    assert.deepEqual(v1.cpu, { shares: 3072 });
+    assert.deepEqual(v1.memory, { limit: 2 ** 28 });
+    assert.equal(v1.unified, undefined);
+    const v2 = buildSpec({ ...input, cfg: limited, cgroupVersion: 2 });
+    assert.deepEqual(v2.linux.resources.unified, { 'cpu.weight': '300', 'memory.max': String(2 ** 28) });
+    assert.deepEqual(v2.process.rlimits[0], { type: 'RLIMIT_NOFILE', soft: 512, hard: 2048 });
+  });
   it('picks the init per style and mounts jaula-init only when used', () => {
     assert.deepEqual(initArgs(cfg), ['/sbin/init']);
     assert.deepEqual(initArgs({ ...cfg, initstyle: 'sysv' }), [

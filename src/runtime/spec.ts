@@ -1,6 +1,7 @@
 import type { GuestConfig } from '../core/config.js';
 import { isBind, type FstabEntry } from '../core/fstab.js';
 import { assertNever } from '../common/errors.js';
+import { DEFAULT_PIDS_LIMIT, ociResources, type DevNum, type OciLimitResources } from '../cgroups/limits.js';
 
 /** The parts of the OCI runtime spec (config.json) that jaula writes. */
 export interface OciMount {
@@ -36,8 +37,7 @@ export interface OciSpec {
     cgroupsPath: string;
     resources: {
       devices: { allow: boolean; type?: string; major?: number; minor?: number; access?: string }[];
-      pids?: { limit: number };
-    };
+    } & Partial<OciLimitResources>;
     maskedPaths: string[];
     readonlyPaths: string[];
   };
@@ -138,7 +138,7 @@ const DEVICE_ALLOW: [number, number | undefined][] = [
   [136, undefined],
 ];
 
-export const DEFAULT_PIDS_LIMIT = 4096;
+export { DEFAULT_PIDS_LIMIT };
 
 export function initArgs(cfg: GuestConfig): string[] {
   switch (cfg.initstyle) {
@@ -165,6 +165,10 @@ export interface SpecInput {
   terminal?: boolean;
   /** The host's hard RLIMIT_NOFILE: a guest cannot be given more. */
   nofileHard?: number;
+  /** The host's cgroup version: limits are written in its terms (default 1, the classic fields). */
+  cgroupVersion?: 1 | 2;
+  /** The block devices that io.max names, resolved on the host (the builder stays pure). */
+  blockDevices?: Record<string, DevNum>;
 }
 
 function fstabMount(e: FstabEntry): OciMount {
@@ -206,7 +210,8 @@ export function buildSpec(input: SpecInput): OciSpec {
       source: input.initBin,
       options: ['bind', 'ro', 'nosuid', 'nodev'],
     });
-  return {
+  const nofile = cfg.limits?.nofile;
+  const spec: OciSpec = {
     ociVersion: '1.0.2',
     process: {
       terminal: input.terminal ?? true,
@@ -223,8 +228,8 @@ export function buildSpec(input: SpecInput): OciSpec {
       rlimits: [
         {
           type: 'RLIMIT_NOFILE',
-          soft: Math.min(1024, input.nofileHard ?? 1024),
-          hard: input.nofileHard ?? 1024,
+          soft: nofile?.soft ?? Math.min(1024, input.nofileHard ?? 1024),
+          hard: nofile?.hard ?? input.nofileHard ?? 1024,
         },
         { type: 'RLIMIT_CORE', soft: 0, hard: 0 },
       ],
@@ -253,10 +258,11 @@ export function buildSpec(input: SpecInput): OciSpec {
               : { allow: true, type: 'c', major, minor, access: 'rwm' },
           ),
         ],
-        pids: { limit: DEFAULT_PIDS_LIMIT },
+        ...ociResources(cfg.limits ?? {}, input.cgroupVersion ?? 1, input.blockDevices),
       },
       maskedPaths: [...MASKED_PATHS],
       readonlyPaths: [...READONLY_PATHS],
     },
   };
+  return spec;
 }
