@@ -16,6 +16,7 @@ import type { GuestConfig } from './config.js';
 import { guestHookScript, runHostHook } from './hooks.js';
 import { guestLog } from './log.js';
 import { limitSpecInput } from './limits.js';
+import { acquireLxcfs, stopLxcfsIfIdle, type LxcfsLease } from './lxcfs.js';
 import { Reverter } from './reverter.js';
 import {
   liveStatus,
@@ -110,6 +111,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
 
   const rev = new Reverter();
   const storage = await storageDriver(cfg.storage.driver);
+  let lxcfs: LxcfsLease | undefined;
   try {
     const rootfs0 = storage.treePath(name);
     await runHostHook(cfg, 'pre-start', rootfs0);
@@ -127,6 +129,8 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
       }
     }
     const limits = limitSpecInput(cfg);
+    lxcfs = await acquireLxcfs();
+    if (lxcfs.note) guestLog(name, lxcfs.note);
     const spec = buildSpec({
       cfg,
       rootfs,
@@ -135,6 +139,8 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
       fstab,
       nofileHard: nofileHardLimit(),
       ...limits,
+      ...(lxcfs.dir === undefined ? {} : { lxcfs: lxcfs.dir }),
+      sysinfoListener: join(runDir, 'seccomp.sock'),
     });
     mkdirp(join(runDir, 'bundle'), 0o700);
     writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600, { durable: false });
@@ -157,6 +163,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     st.status = 'running';
     st.startedAt = new Date().toISOString();
     writeState(name, st);
+    lxcfs.release();
     rev.success();
     guestLog(
       name,
@@ -165,7 +172,9 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     await runGuestHook(cfg, rt, 'start');
     return st;
   } catch (e) {
+    lxcfs?.release();
     const failed = await rev.revert();
+    await stopLxcfsIfIdle();
     const st = readState(name);
     if (st.instance === instance)
       writeState(name, {
@@ -196,6 +205,7 @@ async function spawnShim(
     runDir,
     '--id',
     name,
+    '--sysinfo',
     '--runtime',
     ...rt.argv(),
     '--exit',
@@ -266,6 +276,10 @@ async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo):
   const next: GuestState = { status: 'stopped', lastExit: exit, restarts: st.restarts ?? 0 };
   if (st.instance) next.instance = st.instance;
   writeState(name, next);
+  if (exit.reason !== 'reboot') {
+    const p = await stopLxcfsIfIdle();
+    if (p) problems.push(p);
+  }
   guestLog(
     name,
     `stopped: ${exit.reason}${exit.code !== undefined ? ` (status ${exit.code})` : ''}${exit.signal !== undefined ? ` (signal ${exit.signal})` : ''}${problems.length ? `; cleanup problems: ${problems.join('; ')}` : ''}`,

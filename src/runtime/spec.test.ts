@@ -94,6 +94,24 @@ describe('OCI spec builder', () => {
     assert.deepEqual(v2.linux.resources.unified, { 'cpu.weight': '300', 'memory.max': String(2 ** 28) });
     assert.deepEqual(v2.process.rlimits[0], { type: 'RLIMIT_NOFILE', soft: 512, hard: 2048 });
   });
+  it("binds lxcfs's files over /proc and /sys, and sends sysinfo(2) to the supervisor", () => {
+    const spec = buildSpec({ ...input, lxcfs: '/run/jaula/lxcfs', sysinfoListener: '/run/x/seccomp.sock' });
+    const meminfo = spec.mounts.find((m) => m.destination === '/proc/meminfo');
+    assert.deepEqual(meminfo, {
+      destination: '/proc/meminfo',
+      type: 'bind',
+      source: '/run/jaula/lxcfs/proc/meminfo',
+      options: ['bind', 'ro'],
+    });
+    const proc = spec.mounts.findIndex((m) => m.destination === '/proc');
+    assert.ok(spec.mounts.indexOf(meminfo) > proc, "over the guest's /proc, not under it");
+    assert.ok(spec.mounts.some((m) => m.destination === '/sys/devices/system/cpu/online'));
+    assert.deepEqual(spec.linux.seccomp, {
+      defaultAction: 'SCMP_ACT_ALLOW',
+      listenerPath: '/run/x/seccomp.sock',
+      syscalls: [{ names: ['sysinfo'], action: 'SCMP_ACT_NOTIFY' }],
+    });
+  });
   it('picks the init per style and mounts jaula-init only when used', () => {
     assert.deepEqual(initArgs(cfg), ['/sbin/init']);
     assert.deepEqual(initArgs({ ...cfg, initstyle: 'sysv' }), [

@@ -40,6 +40,11 @@ export interface OciSpec {
     } & Partial<OciLimitResources>;
     maskedPaths: string[];
     readonlyPaths: string[];
+    seccomp?: {
+      defaultAction: string;
+      listenerPath: string;
+      syscalls: { names: string[]; action: string }[];
+    };
   };
 }
 
@@ -140,6 +145,18 @@ const DEVICE_ALLOW: [number, number | undefined][] = [
 
 export { DEFAULT_PIDS_LIMIT };
 
+/** The lxcfs files bound over the guest's own, so that it sees its limits and uptime there. */
+export const LXCFS_FILES = [
+  '/proc/cpuinfo',
+  '/proc/diskstats',
+  '/proc/loadavg',
+  '/proc/meminfo',
+  '/proc/stat',
+  '/proc/swaps',
+  '/proc/uptime',
+  '/sys/devices/system/cpu/online',
+];
+
 export function initArgs(cfg: GuestConfig): string[] {
   switch (cfg.initstyle) {
     case 'plain':
@@ -169,6 +186,13 @@ export interface SpecInput {
   cgroupVersion?: 1 | 2;
   /** The block devices that io.max names, resolved on the host (the builder stays pure). */
   blockDevices?: Record<string, DevNum>;
+  /** Where lxcfs is mounted on the host: its files are bound over the guest's (LXCFS_FILES). */
+  lxcfs?: string;
+  /**
+   * The supervisor's socket for seccomp notifications: the guest's sysinfo(2) calls (busybox
+   * free, uptime) are answered there with the guest's limits and uptime.
+   */
+  sysinfoListener?: string;
 }
 
 function fstabMount(e: FstabEntry): OciMount {
@@ -210,6 +234,9 @@ export function buildSpec(input: SpecInput): OciSpec {
       source: input.initBin,
       options: ['bind', 'ro', 'nosuid', 'nodev'],
     });
+  if (input.lxcfs !== undefined)
+    for (const f of LXCFS_FILES)
+      mounts.push({ destination: f, type: 'bind', source: `${input.lxcfs}${f}`, options: ['bind', 'ro'] });
   const nofile = cfg.limits?.nofile;
   const spec: OciSpec = {
     ociVersion: '1.0.2',
@@ -264,5 +291,11 @@ export function buildSpec(input: SpecInput): OciSpec {
       readonlyPaths: [...READONLY_PATHS],
     },
   };
+  if (input.sysinfoListener !== undefined)
+    spec.linux.seccomp = {
+      defaultAction: 'SCMP_ACT_ALLOW',
+      listenerPath: input.sysinfoListener,
+      syscalls: [{ names: ['sysinfo'], action: 'SCMP_ACT_NOTIFY' }],
+    };
   return spec;
 }
