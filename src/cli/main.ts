@@ -20,6 +20,10 @@ const COMMANDS: Record<string, Loader> = {
   autostart: async () => (await import('./commands/lifecycle.js')).autostartCmd,
   doctor: async () => (await import('./commands/doctor.js')).doctor,
   set: async () => (await import('./commands/limits.js')).set,
+  ps: async () => (await import('./commands/monitor.js')).ps,
+  top: async () => (await import('./commands/monitor.js')).top,
+  stat: async () => (await import('./commands/monitor.js')).stat,
+  metrics: async () => (await import('./commands/monitor.js')).metrics,
   __exited: async () => (await import('./commands/lifecycle.js')).exited,
 };
 

@@ -106,6 +106,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
   const instance = tmpSuffix();
   const restarts = opts.reboot ? (prev.restarts ?? 0) + 1 : 0;
   const base: GuestState = { status: 'starting', instance, runtime: rt.name, bootId: bootId(), restarts };
+  base.context = cfg.context;
   if (prev.lastExit) base.lastExit = prev.lastExit;
   writeState(name, base);
 

@@ -1,0 +1,435 @@
+/**
+ * Monitoring across guests from the host (the seed's spectator context): every process of
+ * every guest (`jaula ps`, the seed's vps), per-guest counters and rates (`jaula top`, vtop;
+ * `jaula stat`, vserver-stat) and their Prometheus exposition (`jaula metrics`).
+ *
+ * Processes belong to a guest by cgroup membership: the guest's cgroup.procs, read once per
+ * guest, never guessed from names. Everything is read straight from /proc and cgroupfs with
+ * one read per file; no process is spawned.
+ */
+import * as fs from 'node:fs';
+import { JaulaError } from '../common/errors.js';
+import { validateName } from '../common/names.js';
+import { cgroupVersion, openGuestCgroup, type CgroupStats, type GuestCgroup } from '../cgroups/index.js';
+import { parseNetDev, parseProcStatus, parsePasswd, type NetCounters } from '../cgroups/parse.js';
+import { GuestFs } from '../os/guestfs.js';
+import { readKernelFile } from '../os/kernfs.js';
+import { CLK_TCK, parseProcStat } from '../os/proc.js';
+import { listRunDirs, liveStatus, readState } from './state.js';
+import { guestExists, loadConfig } from './store.js';
+
+export interface RunningGuest {
+  name: string;
+  context: number;
+  /** Host PID of the guest's init. */
+  pid: number;
+  startedAt?: string;
+  cgroup: GuestCgroup;
+}
+
+/**
+ * The running guests of this instance (all, or those named: each must exist and run), from
+ * their state files: no config is parsed unless the state predates the context field.
+ */
+export function runningGuests(names: readonly string[] = []): RunningGuest[] {
+  const version = cgroupVersion();
+  const wanted = names.length ? [...new Set(names)] : listRunDirs().sort();
+  const out: RunningGuest[] = [];
+  for (const name of wanted) {
+    if (names.length) {
+      validateName(name);
+      if (!guestExists(name))
+        throw new JaulaError('not_found', `There is no guest "${name}" (see "jaula list")`);
+    }
+    const st = readState(name);
+    if (liveStatus(st) !== 'running' || st.pid === undefined) {
+      if (names.length)
+        throw new JaulaError('state', `Guest "${name}" is not running (start it with "jaula start ${name}")`);
+      continue;
+    }
+    const cgroup = openGuestCgroup(st.pid, st.cgroupsPath, version);
+    if (!cgroup) continue;
+    let context = st.context;
+    if (context === undefined) {
+      try {
+        context = loadConfig(name).context;
+      } catch {
+        continue;
+      }
+    }
+    const g: RunningGuest = { name, context, pid: st.pid, cgroup };
+    if (st.startedAt) g.startedAt = st.startedAt;
+    out.push(g);
+  }
+  return out;
+}
+
+// ---- processes (jaula ps) --------------------------------------------------------------------
+
+export interface ProcessRow {
+  /** null: a host process (context 0). */
+  guest: string | null;
+  context: number;
+  /** PID on the host. */
+  pid: number;
+  /** PID inside the guest's PID namespace (NSpid). */
+  vpid: number;
+  ppid: number;
+  uid: number;
+  user: string;
+  state: string;
+  /** Average CPU use over the process's life, in % of one CPU (as ps shows it). */
+  cpu: number;
+  /** CPU time used, seconds. */
+  time: number;
+  rssKb: number;
+  command: string;
+  /** The full command line (with `args`). */
+  args?: string;
+}
+
+export interface PsOptions {
+  guests?: readonly string[];
+  /** Host processes too, as context 0. */
+  all?: boolean;
+  /** Read full command lines. */
+  args?: boolean;
+}
+
+const MAX_PASSWD = 1 << 20;
+
+/** A guest's /etc/passwd, read safely through its init's root (bounded, regular files only). */
+function guestPasswd(initPid: number): Map<number, string> {
+  try {
+    return GuestFs.with(`/proc/${initPid}/root`, (g) => {
+      const fd = g.open('/etc/passwd', fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      try {
+        if (!fs.fstatSync(fd).isFile()) return new Map<number, string>();
+        const buf = Buffer.alloc(MAX_PASSWD);
+        const n = fs.readSync(fd, buf, 0, MAX_PASSWD, 0);
+        return parsePasswd(buf.toString('utf8', 0, n));
+      } finally {
+        fs.closeSync(fd);
+      }
+    });
+  } catch {
+    return new Map();
+  }
+}
+
+function readCmdline(pid: number): string | undefined {
+  const t = readKernelFile(`/proc/${pid}/cmdline`, 'utf8');
+  if (t === undefined) return undefined;
+  return t.replace(/\0+$/, '').replace(/\0/g, ' ');
+}
+
+/**
+ * Every process of the running guests (or of those named), and with `all` every other process
+ * of the host as context 0.
+ */
+export function listProcesses(opts: PsOptions = {}): ProcessRow[] {
+  const guests = runningGuests(opts.guests ?? []);
+  const uptime = Number((readKernelFile('/proc/uptime') ?? '0').split(' ')[0]);
+  const rows: ProcessRow[] = [];
+  const seen = new Set<number>();
+  let hostUsers: Map<number, string> | undefined;
+  const readOne = (
+    pid: number,
+    guest: string | null,
+    context: number,
+    users: () => Map<number, string>,
+  ): void => {
+    const statText = readKernelFile(`/proc/${pid}/stat`);
+    if (statText === undefined) return;
+    const statusText = readKernelFile(`/proc/${pid}/status`);
+    if (statusText === undefined) return;
+    const ps = parseProcStat(statText);
+    if (!ps) return;
+    const st = parseProcStatus(statusText);
+    const ticks = ps.utime + ps.stime;
+    const elapsed = uptime - ps.starttime / CLK_TCK;
+    const row: ProcessRow = {
+      guest,
+      context,
+      pid,
+      vpid: st.nspid || pid,
+      ppid: ps.ppid,
+      uid: st.uid,
+      user: st.uid === 0 ? 'root' : (users().get(st.uid) ?? String(st.uid)),
+      state: ps.state,
+      cpu: elapsed > 0 ? Math.round((ticks / CLK_TCK / elapsed) * 100 * 10) / 10 : 0,
+      time: ticks / CLK_TCK,
+      rssKb: st.rssKb,
+      command: ps.comm,
+    };
+    if (opts.args) row.args = readCmdline(pid) || `[${ps.comm}]`;
+    rows.push(row);
+  };
+  for (const g of guests) {
+    let users: Map<number, string> | undefined;
+    const guestUsers = (): Map<number, string> => (users ??= guestPasswd(g.pid));
+    for (const pid of g.cgroup.procs() ?? []) {
+      if (seen.has(pid)) continue;
+      seen.add(pid);
+      readOne(pid, g.name, g.context, guestUsers);
+    }
+  }
+  if (opts.all) {
+    const hostPasswd = (): Map<number, string> =>
+      (hostUsers ??= parsePasswd(readKernelFile('/etc/passwd', 'utf8') ?? ''));
+    for (const e of fs.readdirSync('/proc')) {
+      const c = e.charCodeAt(0);
+      if (c < 48 || c > 57) continue;
+      const pid = Number(e);
+      if (!seen.has(pid)) readOne(pid, null, 0, hostPasswd);
+    }
+  }
+  return rows;
+}
+
+// ---- counters and rates (jaula top, stat, metrics) -------------------------------------------
+
+export interface GuestSample {
+  name: string;
+  context: number;
+  pid: number;
+  startedAt?: string;
+  /** When the sample was taken (ms, monotonic). */
+  at: number;
+  cgroup: CgroupStats;
+  net: NetCounters;
+  /** Number of processes (with `detail`). */
+  processes?: number;
+}
+
+export function sampleGuests(names: readonly string[] = [], opts: { detail?: boolean } = {}): GuestSample[] {
+  const out: GuestSample[] = [];
+  for (const g of runningGuests(names)) {
+    const s: GuestSample = {
+      name: g.name,
+      context: g.context,
+      pid: g.pid,
+      at: performance.now(),
+      cgroup: g.cgroup.stats(opts),
+      net: parseNetDev(readKernelFile(`/proc/${g.pid}/net/dev`) ?? ''),
+    };
+    if (g.startedAt) s.startedAt = g.startedAt;
+    if (opts.detail) s.processes = g.cgroup.procs()?.length ?? 0;
+    out.push(s);
+  }
+  return out;
+}
+
+/** One guest's line in `jaula top`: rates over the last interval, counters since start. */
+export interface GuestRates {
+  name: string;
+  context: number;
+  /** % of one CPU over the interval. */
+  cpu: number;
+  memory: number;
+  memoryLimit: number | null;
+  pids: number;
+  pidsLimit: number | null;
+  /** Bytes per second. */
+  ioRead: number;
+  ioWrite: number;
+  netRx: number;
+  netTx: number;
+  oomKills: number;
+  memoryHits: number;
+  throttled: number;
+  pidsRefused: number;
+}
+
+export function rates(prev: readonly GuestSample[], cur: readonly GuestSample[]): GuestRates[] {
+  const before = new Map(prev.map((s) => [`${s.name}\0${s.pid}`, s]));
+  return cur.map((s) => {
+    const p = before.get(`${s.name}\0${s.pid}`);
+    const dt = p ? (s.at - p.at) / 1000 : 0;
+    const per = (a: number, b: number | undefined): number =>
+      dt > 0 && b !== undefined ? Math.max(0, (a - b) / dt) : 0;
+    const c = s.cgroup;
+    return {
+      name: s.name,
+      context: s.context,
+      cpu: dt > 0 && p ? Math.max(0, ((c.cpu.usageNs - p.cgroup.cpu.usageNs) / 1e9 / dt) * 100) : 0,
+      memory: c.memory.current,
+      memoryLimit: c.memory.limit,
+      pids: c.pids.current,
+      pidsLimit: c.pids.limit,
+      ioRead: per(c.io.readBytes, p?.cgroup.io.readBytes),
+      ioWrite: per(c.io.writeBytes, p?.cgroup.io.writeBytes),
+      netRx: per(s.net.rxBytes, p?.net.rxBytes),
+      netTx: per(s.net.txBytes, p?.net.txBytes),
+      oomKills: c.memory.oomKills,
+      memoryHits: c.memory.limitHits,
+      throttled: c.cpu.throttled,
+      pidsRefused: c.pids.refusals,
+    };
+  });
+}
+
+// ---- Prometheus exposition ---------------------------------------------------------------------
+
+function label(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function num(v: number | null): string {
+  if (v === null) return '+Inf';
+  return Number.isInteger(v) ? String(v) : v.toFixed(6).replace(/0+$/, '').replace(/\.$/, '');
+}
+
+interface Family {
+  name: string;
+  type: 'counter' | 'gauge';
+  help: string;
+  values: (s: GuestSample) => [Record<string, string>, number | null][];
+}
+
+const FAMILIES: Family[] = [
+  {
+    name: 'jaula_guest_cpu_usage_seconds_total',
+    type: 'counter',
+    help: 'CPU time used by the guest (user + system).',
+    values: (s) => [[{}, s.cgroup.cpu.usageNs / 1e9]],
+  },
+  {
+    name: 'jaula_guest_cpu_seconds_total',
+    type: 'counter',
+    help: 'CPU time used by the guest, by mode.',
+    values: (s) => [
+      [{ mode: 'user' }, s.cgroup.cpu.userNs / 1e9],
+      [{ mode: 'system' }, s.cgroup.cpu.systemNs / 1e9],
+    ],
+  },
+  {
+    name: 'jaula_guest_cpu_periods_total',
+    type: 'counter',
+    help: 'CPU bandwidth periods elapsed under cpu.max.',
+    values: (s) => [[{}, s.cgroup.cpu.periods]],
+  },
+  {
+    name: 'jaula_guest_cpu_throttled_periods_total',
+    type: 'counter',
+    help: 'Periods in which the guest was throttled at cpu.max (limit hits).',
+    values: (s) => [[{}, s.cgroup.cpu.throttled]],
+  },
+  {
+    name: 'jaula_guest_cpu_throttled_seconds_total',
+    type: 'counter',
+    help: 'Time the guest spent throttled at cpu.max.',
+    values: (s) => [[{}, s.cgroup.cpu.throttledNs / 1e9]],
+  },
+  {
+    name: 'jaula_guest_memory_usage_bytes',
+    type: 'gauge',
+    help: 'Memory charged to the guest (incl. page cache).',
+    values: (s) => [[{}, s.cgroup.memory.current]],
+  },
+  {
+    name: 'jaula_guest_memory_limit_bytes',
+    type: 'gauge',
+    help: "The guest's memory.max (+Inf: none).",
+    values: (s) => [[{}, s.cgroup.memory.limit]],
+  },
+  {
+    name: 'jaula_guest_memory_limit_hits_total',
+    type: 'counter',
+    help: 'Times the guest hit its memory limit (v1 memory.failcnt, v2 memory.events max).',
+    values: (s) => [[{}, s.cgroup.memory.limitHits]],
+  },
+  {
+    name: 'jaula_guest_oom_kills_total',
+    type: 'counter',
+    help: 'Processes of the guest ended by the OOM killer.',
+    values: (s) => [[{}, s.cgroup.memory.oomKills]],
+  },
+  {
+    name: 'jaula_guest_pids',
+    type: 'gauge',
+    help: 'Tasks (processes and threads) in the guest.',
+    values: (s) => [[{}, s.cgroup.pids.current]],
+  },
+  {
+    name: 'jaula_guest_pids_limit',
+    type: 'gauge',
+    help: "The guest's pids.max (+Inf: none).",
+    values: (s) => [[{}, s.cgroup.pids.limit]],
+  },
+  {
+    name: 'jaula_guest_pids_limit_hits_total',
+    type: 'counter',
+    help: "Forks refused at the guest's pids.max.",
+    values: (s) => [[{}, s.cgroup.pids.refusals]],
+  },
+  {
+    name: 'jaula_guest_io_bytes_total',
+    type: 'counter',
+    help: 'Block I/O of the guest, bytes.',
+    values: (s) => [
+      [{ direction: 'read' }, s.cgroup.io.readBytes],
+      [{ direction: 'write' }, s.cgroup.io.writeBytes],
+    ],
+  },
+  {
+    name: 'jaula_guest_io_operations_total',
+    type: 'counter',
+    help: 'Block I/O of the guest, operations.',
+    values: (s) => [
+      [{ direction: 'read' }, s.cgroup.io.readOps],
+      [{ direction: 'write' }, s.cgroup.io.writeOps],
+    ],
+  },
+  {
+    name: 'jaula_guest_network_bytes_total',
+    type: 'counter',
+    help: "Network traffic of the guest's interfaces (but lo), bytes.",
+    values: (s) => [
+      [{ direction: 'receive' }, s.net.rxBytes],
+      [{ direction: 'transmit' }, s.net.txBytes],
+    ],
+  },
+  {
+    name: 'jaula_guest_network_packets_total',
+    type: 'counter',
+    help: "Network traffic of the guest's interfaces (but lo), packets.",
+    values: (s) => [
+      [{ direction: 'receive' }, s.net.rxPackets],
+      [{ direction: 'transmit' }, s.net.txPackets],
+    ],
+  },
+  {
+    name: 'jaula_guest_processes',
+    type: 'gauge',
+    help: 'Processes in the guest.',
+    values: (s) => (s.processes === undefined ? [] : [[{}, s.processes]]),
+  },
+  {
+    name: 'jaula_guest_start_time_seconds',
+    type: 'gauge',
+    help: 'When the guest started, seconds since the epoch.',
+    values: (s) => (s.startedAt ? [[{}, Date.parse(s.startedAt) / 1000]] : []),
+  },
+];
+
+/** The Prometheus text exposition (version 0.0.4) of the guests' counters. */
+export function prometheusText(samples: readonly GuestSample[]): string {
+  const lines: string[] = [
+    '# HELP jaula_guests_running Guests running in this jaula instance.',
+    '# TYPE jaula_guests_running gauge',
+    `jaula_guests_running ${samples.length}`,
+  ];
+  for (const f of FAMILIES) {
+    lines.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`);
+    for (const s of samples)
+      for (const [extra, v] of f.values(s)) {
+        const labels = { guest: s.name, context: String(s.context), ...extra };
+        const l = Object.entries(labels)
+          .map(([k, x]) => `${k}="${label(x)}"`)
+          .join(',');
+        lines.push(`${f.name}{${l}} ${num(v)}`);
+      }
+  }
+  return lines.join('\n') + '\n';
+}
