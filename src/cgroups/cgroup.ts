@@ -52,6 +52,8 @@ export interface GuestCgroup {
   readonly version: 1 | 2;
   /** The guest's cgroup directory per controller ("" on v2: one directory). */
   readonly dirs: ReadonlyMap<string, string>;
+  /** The directory whose cgroup.procs lists the guest's processes. */
+  readonly procsDir: string | undefined;
   /** PIDs of the guest's processes (its cgroup and any below it); undefined when it is gone. */
   procs(): number[] | undefined;
   stats(opts?: StatsOptions): CgroupStats;
@@ -90,18 +92,26 @@ export function knobError(e: unknown, key: string, file: string, value: string):
   );
 }
 
-/** PIDs of a cgroup directory and its descendants (guests do not normally make sub-cgroups). */
-export function procsBelow(dir: string, file = 'cgroup.procs'): number[] | undefined {
-  const text = readKernelFile(join(dir, file));
+/**
+ * PIDs of a cgroup directory and its descendants (guests do not normally make sub-cgroups).
+ * `text` and `nlink`: its cgroup.procs and link count when the caller read them already.
+ */
+export function procsBelow(
+  dir: string,
+  text = readKernelFile(`${dir}/cgroup.procs`),
+  nlink = fs.statSync(dir, { throwIfNoEntry: false })?.nlink ?? 2,
+): number[] | undefined {
   if (text === undefined) return undefined;
   const pids = parsePidList(text);
+  // A directory's link count is 2 + its subdirectories (on cgroupfs too): most guests have none.
+  if (nlink <= 2) return pids;
   let subdirs: fs.Dirent[] = [];
   try {
     subdirs = fs.readdirSync(dir, { withFileTypes: true });
   } catch {
     /* gone meanwhile */
   }
-  for (const d of subdirs) if (d.isDirectory()) pids.push(...(procsBelow(join(dir, d.name), file) ?? []));
+  for (const d of subdirs) if (d.isDirectory()) pids.push(...(procsBelow(join(dir, d.name)) ?? []));
   return pids;
 }
 

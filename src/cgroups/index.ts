@@ -24,9 +24,18 @@ export function openGuestCgroup(
   cgroupsPath?: string,
   version = cgroupVersion(),
 ): GuestCgroup | undefined {
+  const mounts = cgroupMounts();
+  if (version === 1 && cgroupsPath?.startsWith('/')) {
+    // The runtime's absolute path, the same in every hierarchy (crun): no /proc read needed.
+    const dirs = new Map<string, string>();
+    for (const c of V1_CONTROLLERS) {
+      const m = mounts.get(c);
+      if (m !== undefined) dirs.set(c, m + cgroupsPath);
+    }
+    return new V1Cgroup(dirs, mounts);
+  }
   const paths = guestCgroupPaths(pid, cgroupsPath);
   if (!paths) return undefined;
-  const mounts = cgroupMounts();
   if (version === 2) {
     const root = mounts.get('') ?? '/sys/fs/cgroup';
     return new V2Cgroup(join(root, paths.get('') ?? '/'));
@@ -35,7 +44,8 @@ export function openGuestCgroup(
   for (const c of V1_CONTROLLERS) {
     const m = mounts.get(c);
     const p = paths.get(c);
-    if (m !== undefined && p !== undefined) dirs.set(c, join(m, p));
+    // Plain concatenation: both are clean absolute paths from the kernel (hot in jaula ps).
+    if (m !== undefined && p !== undefined) dirs.set(c, p === '/' ? m : m + p);
   }
   return new V1Cgroup(dirs, mounts);
 }

@@ -9,7 +9,6 @@ import {
   parsePasswd,
   parsePidList,
   parseProcCgroup,
-  parseProcStatus,
   parseV1Limit,
   parseV1Throttle,
   parseV2CpuMax,
@@ -101,12 +100,6 @@ describe('cgroup file parsers (v1 and v2 samples)', () => {
 });
 
 describe('/proc parsers', () => {
-  it('reads NSpid, uid, RSS and name from /proc/PID/status', () => {
-    const text =
-      'Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t32427\nNgid:\t0\nPid:\t32427\nPPid:\t32423\nUid:\t1000\t1000\t1000\t1000\nGid:\t0\t0\t0\t0\nNSpid:\t32427\t3\nVmRSS:\t    1404 kB\n';
-    assert.deepEqual(parseProcStatus(text), { name: 'sleep', uid: 1000, nspid: 3, rssKb: 1404 });
-    assert.equal(parseProcStatus('Name:\tkthreadd\nUid:\t0\t0\t0\t0\nNSpid:\t2\n').nspid, 2);
-  });
   it('sums network counters but lo', () => {
     const text = `Inter-|   Receive                                                |  Transmit
  face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed

@@ -171,39 +171,6 @@ export function parseNetDev(text: string): NetCounters {
   return c;
 }
 
-/** The fields of /proc/PID/status that `jaula ps` needs. */
-export interface ProcStatus {
-  name: string;
-  uid: number;
-  /** PID in the innermost PID namespace (the guest's view), from NSpid. */
-  nspid: number;
-  rssKb: number;
-}
-
-export function parseProcStatus(text: string): ProcStatus {
-  const s: ProcStatus = { name: '', uid: -1, nspid: 0, rssKb: 0 };
-  let at = 0;
-  while (at < text.length) {
-    let end = text.indexOf('\n', at);
-    if (end < 0) end = text.length;
-    const c0 = text.charCodeAt(at);
-    // Only look at the lines we need: Name, Uid, NSpid, VmRSS.
-    if (c0 === 78 /* N */ || c0 === 85 /* U */ || c0 === 86 /* V */) {
-      const colon = text.indexOf(':', at);
-      const key = text.slice(at, colon);
-      const val = text.slice(colon + 1, end);
-      if (key === 'Name') s.name = val.trim();
-      else if (key === 'Uid') s.uid = parseInt(val.trim(), 10);
-      else if (key === 'NSpid') {
-        const parts = val.trim().split(/\s+/);
-        s.nspid = Number(parts[parts.length - 1]);
-      } else if (key === 'VmRSS') s.rssKb = parseInt(val.trim(), 10);
-    }
-    at = end + 1;
-  }
-  return s;
-}
-
 /** /etc/passwd -> uid -> name. */
 export function parsePasswd(text: string): Map<number, string> {
   const m = new Map<number, string>();

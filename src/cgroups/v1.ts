@@ -95,12 +95,17 @@ export class V1Cgroup implements GuestCgroup {
     return Number(this.read(ctrl, name) ?? 0) || 0;
   }
 
-  procs(): number[] | undefined {
+  get procsDir(): string | undefined {
     for (const c of ['pids', 'memory', 'cpu', 'name=systemd']) {
       const d = this.dirs.get(c);
-      if (d !== undefined) return procsBelow(d);
+      if (d !== undefined) return d;
     }
     return undefined;
+  }
+
+  procs(): number[] | undefined {
+    const d = this.procsDir;
+    return d === undefined ? undefined : procsBelow(d);
   }
 
   stats(opts: StatsOptions = {}): CgroupStats {

@@ -54,6 +54,10 @@ export class V2Cgroup implements GuestCgroup {
     return Number(this.read(name) ?? 0) || 0;
   }
 
+  get procsDir(): string {
+    return this.dir;
+  }
+
   procs(): number[] | undefined {
     return procsBelow(this.dir);
   }

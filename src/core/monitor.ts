@@ -11,55 +11,90 @@ import * as fs from 'node:fs';
 import { JaulaError } from '../common/errors.js';
 import { validateName } from '../common/names.js';
 import { cgroupVersion, openGuestCgroup, type CgroupStats, type GuestCgroup } from '../cgroups/index.js';
-import { parseNetDev, parseProcStatus, parsePasswd, type NetCounters } from '../cgroups/parse.js';
+import { procsBelow } from '../cgroups/cgroup.js';
+import { paths } from '../os/paths.js';
+import { parseNetDev, parsePasswd, type NetCounters } from '../cgroups/parse.js';
 import { GuestFs } from '../os/guestfs.js';
-import { readKernelFile } from '../os/kernfs.js';
-import { CLK_TCK, parseProcStat } from '../os/proc.js';
-import { listRunDirs, liveStatus, readState } from './state.js';
-import { guestExists, loadConfig } from './store.js';
+import { linkCounts, readKernelFile, readKernelFiles } from '../os/kernfs.js';
+import { CLK_TCK, bootId, isSameProcess } from '../os/proc.js';
+import { emptyProcInfo, parseStat, parseStatus, type ProcInfo } from '../os/procinfo.js';
+import { listRunDirs, type GuestState } from './state.js';
 
 export interface RunningGuest {
   name: string;
   context: number;
   /** Host PID of the guest's init. */
   pid: number;
+  /** Its start time (clock ticks since boot): with the PID it names the init for sure. */
+  pidStart?: number;
   startedAt?: string;
   cgroup: GuestCgroup;
 }
 
+/** Guests whose state says they run, on this boot (the named ones must exist and say so). */
+function claimedRunning(names: readonly string[]): { name: string; st: GuestState }[] {
+  const boot = bootId();
+  const wanted = names.length ? [...new Set(names)] : listRunDirs().sort();
+  for (const name of names) {
+    validateName(name);
+    if (!fs.existsSync(paths().guestConfigFile(name)))
+      throw new JaulaError('not_found', `There is no guest "${name}" (see "jaula list")`);
+  }
+  const files = readKernelFiles(wanted.map((n) => `${paths().guestsRun}/${n}/state.json`));
+  const out: { name: string; st: GuestState }[] = [];
+  wanted.forEach((name, i) => {
+    let st: GuestState | undefined;
+    try {
+      st = JSON.parse(files.text(i) ?? 'null') as GuestState | undefined;
+    } catch {
+      st = undefined;
+    }
+    if (st?.status === 'running' && st.pid !== undefined && (st.bootId === undefined || st.bootId === boot))
+      out.push({ name, st });
+    else if (names.length) throw notRunning(name);
+  });
+  return out;
+}
+
+function notRunning(name: string): JaulaError {
+  return new JaulaError('state', `Guest "${name}" is not running (start it with "jaula start ${name}")`);
+}
+
+function toRunning(name: string, st: GuestState, version: 1 | 2): RunningGuest | undefined {
+  const pid = st.pid as number;
+  const cgroup = openGuestCgroup(pid, st.cgroupsPath, version);
+  if (!cgroup) return undefined;
+  // A state written before it kept the context: take it from the config (as the builder does,
+  // without loading the TOML parser on this hot path).
+  const context =
+    st.context ??
+    Number(/^context\s*=\s*(\d+)/m.exec(readKernelFile(paths().guestConfigFile(name), 'utf8') ?? '')?.[1]);
+  if (!Number.isInteger(context)) return undefined;
+  const g: RunningGuest = { name, context, pid, cgroup };
+  if (st.pidStart !== undefined) g.pidStart = st.pidStart;
+  if (st.startedAt) g.startedAt = st.startedAt;
+  return g;
+}
+
 /**
  * The running guests of this instance (all, or those named: each must exist and run), from
- * their state files: no config is parsed unless the state predates the context field.
+ * their state files and /proc: no config is parsed unless a state predates the context field.
+ * `verify: false` leaves checking that the init is still the same process to the caller.
  */
-export function runningGuests(names: readonly string[] = []): RunningGuest[] {
+export function runningGuests(
+  names: readonly string[] = [],
+  opts: { verify?: boolean } = {},
+): RunningGuest[] {
   const version = cgroupVersion();
-  const wanted = names.length ? [...new Set(names)] : listRunDirs().sort();
   const out: RunningGuest[] = [];
-  for (const name of wanted) {
-    if (names.length) {
-      validateName(name);
-      if (!guestExists(name))
-        throw new JaulaError('not_found', `There is no guest "${name}" (see "jaula list")`);
-    }
-    const st = readState(name);
-    if (liveStatus(st) !== 'running' || st.pid === undefined) {
-      if (names.length)
-        throw new JaulaError('state', `Guest "${name}" is not running (start it with "jaula start ${name}")`);
+  for (const { name, st } of claimedRunning(names)) {
+    if (opts.verify !== false && !isSameProcess(st.pid, st.pidStart)) {
+      if (names.length) throw notRunning(name);
       continue;
     }
-    const cgroup = openGuestCgroup(st.pid, st.cgroupsPath, version);
-    if (!cgroup) continue;
-    let context = st.context;
-    if (context === undefined) {
-      try {
-        context = loadConfig(name).context;
-      } catch {
-        continue;
-      }
-    }
-    const g: RunningGuest = { name, context, pid: st.pid, cgroup };
-    if (st.startedAt) g.startedAt = st.startedAt;
-    out.push(g);
+    const g = toRunning(name, st, version);
+    if (g) out.push(g);
+    else if (names.length) throw notRunning(name);
   }
   return out;
 }
@@ -117,72 +152,134 @@ function guestPasswd(initPid: number): Map<number, string> {
   }
 }
 
-function readCmdline(pid: number): string | undefined {
-  const t = readKernelFile(`/proc/${pid}/cmdline`, 'utf8');
-  if (t === undefined) return undefined;
-  return t.replace(/\0+$/, '').replace(/\0/g, ' ');
+function row(
+  pid: number,
+  p: ProcInfo,
+  guest: string | null,
+  context: number,
+  uptime: number,
+  users: () => Map<number, string>,
+): ProcessRow {
+  const ticks = p.utime + p.stime;
+  const elapsed = uptime - p.starttime / CLK_TCK;
+  return {
+    guest,
+    context,
+    pid,
+    vpid: p.nspid || pid,
+    ppid: p.ppid,
+    uid: p.uid,
+    user: p.uid === 0 ? 'root' : (users().get(p.uid) ?? String(p.uid)),
+    state: p.state,
+    cpu: elapsed > 0 ? Math.round((ticks / CLK_TCK / elapsed) * 1000) / 10 : 0,
+    time: ticks / CLK_TCK,
+    rssKb: p.rssKb,
+    command: p.comm,
+  };
+}
+
+interface Owner {
+  guest: string | null;
+  context: number;
+  users: () => Map<number, string>;
+}
+
+/** Read stat and status (and cmdline) of many processes in one native call. */
+function readMany(
+  pids: number[],
+  args: boolean,
+): { info: (i: number) => ProcInfo | undefined; cmdline: (i: number) => string | undefined } {
+  const per = args ? 3 : 2;
+  const paths: string[] = [];
+  for (const pid of pids) {
+    paths.push(`/proc/${pid}/stat`, `/proc/${pid}/status`);
+    if (args) paths.push(`/proc/${pid}/cmdline`);
+  }
+  const files = readKernelFiles(paths);
+  return {
+    info: (i) => {
+      const stat = files.text(i * per);
+      const status = files.text(i * per + 1);
+      const p = emptyProcInfo();
+      if (stat === undefined || status === undefined || !parseStat(stat, p)) return undefined;
+      parseStatus(status, p);
+      return p;
+    },
+    cmdline: (i) => {
+      const b = args ? files.text(i * per + 2) : undefined;
+      return b === undefined
+        ? undefined
+        : Buffer.from(b, 'latin1').toString('utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
+    },
+  };
 }
 
 /**
  * Every process of the running guests (or of those named), and with `all` every other process
- * of the host as context 0.
+ * of the host as context 0. Per guest: its state and cgroup.procs; per process: its stat and
+ * status (and cmdline with `args`), all read in one native call.
  */
 export function listProcesses(opts: PsOptions = {}): ProcessRow[] {
-  const guests = runningGuests(opts.guests ?? []);
+  const names = opts.guests ?? [];
+  const guests = runningGuests(names, { verify: false });
   const uptime = Number((readKernelFile('/proc/uptime') ?? '0').split(' ')[0]);
-  const rows: ProcessRow[] = [];
+  const pids: number[] = [];
+  const owners: Owner[] = [];
+  const inits: { g: RunningGuest; at: number }[] = [];
   const seen = new Set<number>();
-  let hostUsers: Map<number, string> | undefined;
-  const readOne = (
-    pid: number,
-    guest: string | null,
-    context: number,
-    users: () => Map<number, string>,
-  ): void => {
-    const statText = readKernelFile(`/proc/${pid}/stat`);
-    if (statText === undefined) return;
-    const statusText = readKernelFile(`/proc/${pid}/status`);
-    if (statusText === undefined) return;
-    const ps = parseProcStat(statText);
-    if (!ps) return;
-    const st = parseProcStatus(statusText);
-    const ticks = ps.utime + ps.stime;
-    const elapsed = uptime - ps.starttime / CLK_TCK;
-    const row: ProcessRow = {
-      guest,
-      context,
-      pid,
-      vpid: st.nspid || pid,
-      ppid: ps.ppid,
-      uid: st.uid,
-      user: st.uid === 0 ? 'root' : (users().get(st.uid) ?? String(st.uid)),
-      state: ps.state,
-      cpu: elapsed > 0 ? Math.round((ticks / CLK_TCK / elapsed) * 100 * 10) / 10 : 0,
-      time: ticks / CLK_TCK,
-      rssKb: st.rssKb,
-      command: ps.comm,
-    };
-    if (opts.args) row.args = readCmdline(pid) || `[${ps.comm}]`;
-    rows.push(row);
-  };
-  for (const g of guests) {
+  const dirs = guests.map((g) => g.cgroup.procsDir ?? '/nonexistent');
+  const nlinks = linkCounts(dirs);
+  const procsFiles = readKernelFiles(dirs.map((d) => `${d}/cgroup.procs`));
+  const procsOf = dirs.map((d, i) => procsBelow(d, procsFiles.text(i), nlinks[i]));
+  guests.forEach((g, gi) => {
+    const procs = procsOf[gi];
+    if (!procs?.includes(g.pid)) {
+      if (names.length) throw notRunning(g.name);
+      return;
+    }
     let users: Map<number, string> | undefined;
-    const guestUsers = (): Map<number, string> => (users ??= guestPasswd(g.pid));
-    for (const pid of g.cgroup.procs() ?? []) {
+    const owner: Owner = { guest: g.name, context: g.context, users: () => (users ??= guestPasswd(g.pid)) };
+    for (const pid of procs) {
       if (seen.has(pid)) continue;
       seen.add(pid);
-      readOne(pid, g.name, g.context, guestUsers);
+      if (pid === g.pid) inits.push({ g, at: pids.length });
+      pids.push(pid);
+      owners.push(owner);
     }
-  }
+  });
   if (opts.all) {
-    const hostPasswd = (): Map<number, string> =>
-      (hostUsers ??= parsePasswd(readKernelFile('/etc/passwd', 'utf8') ?? ''));
+    let hostUsers: Map<number, string> | undefined;
+    const host: Owner = {
+      guest: null,
+      context: 0,
+      users: () => (hostUsers ??= parsePasswd(readKernelFile('/etc/passwd', 'utf8') ?? '')),
+    };
     for (const e of fs.readdirSync('/proc')) {
       const c = e.charCodeAt(0);
       if (c < 48 || c > 57) continue;
       const pid = Number(e);
-      if (!seen.has(pid)) readOne(pid, null, 0, hostPasswd);
+      if (seen.has(pid)) continue;
+      pids.push(pid);
+      owners.push(host);
     }
+  }
+  const files = readMany(pids, !!opts.args);
+  const infos = pids.map((_, i) => files.info(i));
+  // A guest whose init is not the process that was started is not running: leave it out.
+  const gone = new Set<string>();
+  for (const { g, at } of inits)
+    if (infos[at]?.starttime !== g.pidStart) {
+      if (names.length) throw notRunning(g.name);
+      gone.add(g.name);
+    }
+  const rows: ProcessRow[] = [];
+  for (let i = 0; i < pids.length; i++) {
+    const p = infos[i];
+    const o = owners[i] as Owner;
+    if (!p || (o.guest !== null && gone.has(o.guest))) continue;
+    const r = row(pids[i] as number, p, o.guest, o.context, uptime, o.users);
+    if (opts.args) r.args = files.cmdline(i) || `[${r.command}]`;
+    rows.push(r);
   }
   return rows;
 }

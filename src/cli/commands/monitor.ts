@@ -38,9 +38,10 @@ const byStr =
   (a, b) =>
     f(a) < f(b) ? -1 : f(a) > f(b) ? 1 : 0;
 
+const byGuest = byStr<ProcessRow>((r) => r.guest ?? '');
 const PS_SORT: Record<string, Cmp<ProcessRow>> = {
-  ctx: (a, b) => a.context - b.context || (a.guest ?? '').localeCompare(b.guest ?? '') || a.pid - b.pid,
-  guest: (a, b) => (a.guest ?? '').localeCompare(b.guest ?? '') || a.pid - b.pid,
+  ctx: (a, b) => a.context - b.context || byGuest(a, b) || a.pid - b.pid,
+  guest: (a, b) => byGuest(a, b) || a.pid - b.pid,
   pid: byNum((r) => r.pid),
   vpid: byNum((r) => r.vpid),
   user: byStr((r) => r.user),
