@@ -77,6 +77,16 @@ describe('v1 guest cgroup', () => {
     assert.deepEqual(s.pids, { current: 3, limit: null, refusals: 5 });
     assert.deepEqual(s.io, { readBytes: 4096, writeBytes: 512, readOps: 1, writeOps: 2 });
   });
+  it('names the files it reads, and reads them through the caller when asked', () => {
+    const paths = cg.statsPaths();
+    assert.ok(paths.includes(d('cpuacct', 'cpuacct.usage')));
+    assert.ok(!paths.includes(d('memory', 'memory.stat')), 'details only on request');
+    assert.ok(cg.statsPaths({ detail: true }).includes(d('memory', 'memory.stat')));
+    const asked: string[] = [];
+    const s = cg.stats({ read: (p) => (asked.push(p), p.endsWith('pids.current') ? '9\n' : undefined) });
+    assert.equal(s.pids.current, 9);
+    assert.deepEqual(asked.sort(), [...paths].sort());
+  });
   it('writes the v1 counterparts of the v2 knobs', () => {
     cg.apply(
       {

@@ -46,6 +46,8 @@ export interface CgroupStats {
 export interface StatsOptions {
   /** Also read the costlier details (memory.stat split, user/system CPU, high and swap limits). */
   detail?: boolean;
+  /** How to read a file (default: one read each); for files the caller read in bulk. */
+  read?: (path: string) => string | undefined;
 }
 
 export interface GuestCgroup {
@@ -57,6 +59,8 @@ export interface GuestCgroup {
   /** PIDs of the guest's processes (its cgroup and any below it); undefined when it is gone. */
   procs(): number[] | undefined;
   stats(opts?: StatsOptions): CgroupStats;
+  /** The files stats() reads with these options. */
+  statsPaths(opts?: StatsOptions): string[];
   /** The limits in force, read back from the cgroup files, as text ("" where not readable). */
   readLimits(): Partial<Record<LimitKey, string>>;
   /** The cgroup files that `keys` need and this guest's cgroup lacks. */

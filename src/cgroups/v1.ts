@@ -72,6 +72,27 @@ export function v1Why(file: string, controllerMounted: boolean, ctrl: string): s
   return `the ${ctrl} controller has no ${file}`;
 }
 
+/** What stats() reads: counters always, details (costlier) on request. */
+const V1_STAT_FILES: [string, string][] = [
+  ['cpu', 'cpu.stat'],
+  ['cpuacct', 'cpuacct.usage'],
+  ['memory', 'memory.oom_control'],
+  ['memory', 'memory.usage_in_bytes'],
+  ['memory', 'memory.limit_in_bytes'],
+  ['memory', 'memory.failcnt'],
+  ['pids', 'pids.current'],
+  ['pids', 'pids.max'],
+  ['pids', 'pids.events'],
+  ['blkio', 'blkio.throttle.io_service_bytes_recursive'],
+];
+const V1_DETAIL_FILES: [string, string][] = [
+  ['blkio', 'blkio.throttle.io_serviced_recursive'],
+  ['cpuacct', 'cpuacct.stat'],
+  ['memory', 'memory.stat'],
+  ['memory', 'memory.soft_limit_in_bytes'],
+  ['memory', 'memory.memsw.limit_in_bytes'],
+];
+
 const TICK_NS = 1e7; // USER_HZ = 100
 
 export class V1Cgroup implements GuestCgroup {
@@ -91,10 +112,6 @@ export class V1Cgroup implements GuestCgroup {
     return f === undefined ? undefined : readKernelFile(f);
   }
 
-  private num(ctrl: string, name: string): number {
-    return Number(this.read(ctrl, name) ?? 0) || 0;
-  }
-
   get procsDir(): string | undefined {
     for (const c of ['pids', 'memory', 'cpu', 'name=systemd']) {
       const d = this.dirs.get(c);
@@ -108,18 +125,32 @@ export class V1Cgroup implements GuestCgroup {
     return d === undefined ? undefined : procsBelow(d);
   }
 
+  /** The files stats() reads (for a caller that reads many guests' files at once). */
+  statsPaths(opts: StatsOptions = {}): string[] {
+    const out: string[] = [];
+    for (const [c, f] of opts.detail ? [...V1_STAT_FILES, ...V1_DETAIL_FILES] : V1_STAT_FILES) {
+      const p = this.file(c, f);
+      if (p !== undefined) out.push(p);
+    }
+    return out;
+  }
+
   stats(opts: StatsOptions = {}): CgroupStats {
-    const cpuStat = parseFlatKeyed(this.read('cpu', 'cpu.stat') ?? '');
-    const oom = parseFlatKeyed(this.read('memory', 'memory.oom_control') ?? '');
-    const pidsEvents = parseFlatKeyed(this.read('pids', 'pids.events') ?? '');
-    const ioBytes = parseBlkioRecursive(
-      this.read('blkio', 'blkio.throttle.io_service_bytes_recursive') ?? '',
-    );
-    const ioOps = parseBlkioRecursive(this.read('blkio', 'blkio.throttle.io_serviced_recursive') ?? '');
-    const limit = parseV1Limit(this.read('memory', 'memory.limit_in_bytes') ?? '');
+    const rd = opts.read ?? readKernelFile;
+    const read = (c: string, f: string): string | undefined => {
+      const p = this.file(c, f);
+      return p === undefined ? undefined : rd(p);
+    };
+    const num = (c: string, f: string): number => Number(read(c, f) ?? 0) || 0;
+    const cpuStat = parseFlatKeyed(read('cpu', 'cpu.stat') ?? '');
+    const oom = parseFlatKeyed(read('memory', 'memory.oom_control') ?? '');
+    const pidsEvents = parseFlatKeyed(read('pids', 'pids.events') ?? '');
+    const ioBytes = parseBlkioRecursive(read('blkio', 'blkio.throttle.io_service_bytes_recursive') ?? '');
+
+    const limit = parseV1Limit(read('memory', 'memory.limit_in_bytes') ?? '');
     const s: CgroupStats = {
       cpu: {
-        usageNs: this.num('cpuacct', 'cpuacct.usage'),
+        usageNs: num('cpuacct', 'cpuacct.usage'),
         userNs: 0,
         systemNs: 0,
         periods: cpuStat.get('nr_periods') ?? 0,
@@ -127,29 +158,32 @@ export class V1Cgroup implements GuestCgroup {
         throttledNs: cpuStat.get('throttled_time') ?? 0,
       },
       memory: {
-        current: this.num('memory', 'memory.usage_in_bytes'),
+        current: num('memory', 'memory.usage_in_bytes'),
         limit,
         high: null,
         swapLimit: null,
-        limitHits: this.num('memory', 'memory.failcnt'),
+        limitHits: num('memory', 'memory.failcnt'),
         oomKills: oom.get('oom_kill') ?? 0,
       },
       pids: {
-        current: this.num('pids', 'pids.current'),
-        limit: parseV1PidsMax(this.read('pids', 'pids.max')),
+        current: num('pids', 'pids.current'),
+        limit: parseV1PidsMax(read('pids', 'pids.max')),
         refusals: pidsEvents.get('max') ?? 0,
       },
-      io: { readBytes: ioBytes.read, writeBytes: ioBytes.write, readOps: ioOps.read, writeOps: ioOps.write },
+      io: { readBytes: ioBytes.read, writeBytes: ioBytes.write, readOps: 0, writeOps: 0 },
     };
     if (opts.detail) {
-      const acct = parseFlatKeyed(this.read('cpuacct', 'cpuacct.stat') ?? '');
+      const ops = parseBlkioRecursive(read('blkio', 'blkio.throttle.io_serviced_recursive') ?? '');
+      s.io.readOps = ops.read;
+      s.io.writeOps = ops.write;
+      const acct = parseFlatKeyed(read('cpuacct', 'cpuacct.stat') ?? '');
       s.cpu.userNs = (acct.get('user') ?? 0) * TICK_NS;
       s.cpu.systemNs = (acct.get('system') ?? 0) * TICK_NS;
-      const ms = parseFlatKeyed(this.read('memory', 'memory.stat') ?? '');
+      const ms = parseFlatKeyed(read('memory', 'memory.stat') ?? '');
       s.memory.anon = ms.get('total_rss') ?? ms.get('rss') ?? 0;
       s.memory.file = ms.get('total_cache') ?? ms.get('cache') ?? 0;
-      s.memory.high = parseV1Limit(this.read('memory', 'memory.soft_limit_in_bytes') ?? '');
-      const memsw = parseV1Limit(this.read('memory', 'memory.memsw.limit_in_bytes') ?? '');
+      s.memory.high = parseV1Limit(read('memory', 'memory.soft_limit_in_bytes') ?? '');
+      const memsw = parseV1Limit(read('memory', 'memory.memsw.limit_in_bytes') ?? '');
       s.memory.swapLimit = memsw === null || limit === null ? null : memsw - limit;
     }
     return s;

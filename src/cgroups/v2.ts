@@ -39,6 +39,19 @@ export function v2Why(file: string, ctrl: string): string {
   return `the ${ctrl} controller is not enabled for the guest's cgroup (see cgroup.subtree_control of its parents)`;
 }
 
+/** What stats() reads: counters always, details (costlier) on request. */
+const V2_STAT_FILES = [
+  'cpu.stat',
+  'memory.events',
+  'pids.events',
+  'memory.current',
+  'memory.max',
+  'pids.current',
+  'pids.max',
+  'io.stat',
+];
+const V2_DETAIL_FILES = ['memory.stat', 'memory.high', 'memory.swap.max'];
+
 export class V2Cgroup implements GuestCgroup {
   readonly version = 2 as const;
   readonly dirs: ReadonlyMap<string, string>;
@@ -50,10 +63,6 @@ export class V2Cgroup implements GuestCgroup {
     return readKernelFile(join(this.dir, name));
   }
 
-  private num(name: string): number {
-    return Number(this.read(name) ?? 0) || 0;
-  }
-
   get procsDir(): string {
     return this.dir;
   }
@@ -62,10 +71,20 @@ export class V2Cgroup implements GuestCgroup {
     return procsBelow(this.dir);
   }
 
+  /** The files stats() reads (for a caller that reads many guests' files at once). */
+  statsPaths(opts: StatsOptions = {}): string[] {
+    return (opts.detail ? [...V2_STAT_FILES, ...V2_DETAIL_FILES] : V2_STAT_FILES).map((f) =>
+      join(this.dir, f),
+    );
+  }
+
   stats(opts: StatsOptions = {}): CgroupStats {
-    const cpu = parseFlatKeyed(this.read('cpu.stat') ?? '');
-    const events = parseFlatKeyed(this.read('memory.events') ?? '');
-    const pidsEvents = parseFlatKeyed(this.read('pids.events') ?? '');
+    const rd = opts.read ?? readKernelFile;
+    const read = (f: string): string | undefined => rd(join(this.dir, f));
+    const num = (f: string): number => Number(read(f) ?? 0) || 0;
+    const cpu = parseFlatKeyed(read('cpu.stat') ?? '');
+    const events = parseFlatKeyed(read('memory.events') ?? '');
+    const pidsEvents = parseFlatKeyed(read('pids.events') ?? '');
     const s: CgroupStats = {
       cpu: {
         usageNs: (cpu.get('usage_usec') ?? 0) * 1000,
@@ -76,26 +95,26 @@ export class V2Cgroup implements GuestCgroup {
         throttledNs: (cpu.get('throttled_usec') ?? 0) * 1000,
       },
       memory: {
-        current: this.num('memory.current'),
-        limit: parseV2Limit(this.read('memory.max') ?? 'max'),
+        current: num('memory.current'),
+        limit: parseV2Limit(read('memory.max') ?? 'max'),
         high: null,
         swapLimit: null,
         limitHits: events.get('max') ?? 0,
         oomKills: events.get('oom_kill') ?? 0,
       },
       pids: {
-        current: this.num('pids.current'),
-        limit: parseV2Limit(this.read('pids.max') ?? 'max'),
+        current: num('pids.current'),
+        limit: parseV2Limit(read('pids.max') ?? 'max'),
         refusals: pidsEvents.get('max') ?? 0,
       },
-      io: parseIoStat(this.read('io.stat') ?? ''),
+      io: parseIoStat(read('io.stat') ?? ''),
     };
     if (opts.detail) {
-      const ms = parseFlatKeyed(this.read('memory.stat') ?? '');
+      const ms = parseFlatKeyed(read('memory.stat') ?? '');
       s.memory.anon = ms.get('anon') ?? 0;
       s.memory.file = ms.get('file') ?? 0;
-      s.memory.high = parseV2Limit(this.read('memory.high') ?? 'max');
-      s.memory.swapLimit = parseV2Limit(this.read('memory.swap.max') ?? 'max');
+      s.memory.high = parseV2Limit(read('memory.high') ?? 'max');
+      s.memory.swapLimit = parseV2Limit(read('memory.swap.max') ?? 'max');
     }
     return s;
   }
