@@ -401,6 +401,8 @@ static int shim(int argc, char **argv) {
   size_t errlen = 0;
   int master = -1, peer = -1, rt_status = -1, errlive = 1;
   pid_t init_pid = -1;
+  struct { pid_t pid; int status; } early[16];
+  int nearly = 0;
   fcntl(errpipe[0], F_SETFL, O_NONBLOCK);
   while (rt_status < 0 || master < 0) {
     struct pollfd p[3] = {{errlive ? errpipe[0] : -1, POLLIN, 0}, {master < 0 ? lsock : -1, POLLIN, 0}, {sfd, POLLIN, 0}};
@@ -431,6 +433,10 @@ static int shim(int argc, char **argv) {
       pid_t w;
       while ((w = waitpid(-1, &st, WNOHANG)) > 0)
         if (w == rt) rt_status = st;
+        else if (nearly < (int)(sizeof early / sizeof early[0])) { /* the guest's init may end this soon */
+          early[nearly].pid = w;
+          early[nearly++].status = st;
+        }
     }
     if (rt_status >= 0 && master < 0 && !(p[1].revents & POLLIN)) break; /* the runtime failed before sending a console */
   }
@@ -458,6 +464,8 @@ static int shim(int argc, char **argv) {
   /* Supervise: copy the console, reap children, notice the init's end, answer sysinfo(2). */
   log_open();
   int status = -1;
+  for (int i = 0; i < nearly; i++) /* reaped while the runtime was still at work */
+    if (early[i].pid == init_pid) status = early[i].status;
   int notify[MAX_NOTIFY], nnotify = 0;
   while (status == -1) {
     struct pollfd p[3 + MAX_NOTIFY] = {{sfd, POLLIN, 0}, {master, POLLIN, 0}, {nsock, POLLIN, 0}};
