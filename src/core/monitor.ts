@@ -300,31 +300,44 @@ export interface GuestSample {
 }
 
 export function sampleGuests(names: readonly string[] = [], opts: { detail?: boolean } = {}): GuestSample[] {
-  const guests = runningGuests(names);
-  // Every guest's counters in one bulk read: a refresh of top over hundreds of guests.
+  const guests = runningGuests(names, { verify: false });
+  // Every guest's counters in one bulk read (a refresh of top over hundreds of guests): its
+  // init's stat (is it still the process that was started?), its network counters, with
+  // `detail` its cgroup.procs, and the cgroup files of its stats.
   const paths: string[] = [];
-  const first = guests.map((g) => {
-    const at = paths.length;
-    paths.push(`/proc/${g.pid}/net/dev`, ...g.cgroup.statsPaths(opts));
-    return at;
-  });
+  const first: number[] = [];
+  const dirs = guests.map((g) => g.cgroup.procsDir ?? '/nonexistent');
+  for (const [i, g] of guests.entries()) {
+    first.push(paths.length);
+    paths.push(`/proc/${g.pid}/stat`, `/proc/${g.pid}/net/dev`);
+    if (opts.detail) paths.push(`${dirs[i]}/cgroup.procs`);
+    paths.push(...g.cgroup.statsPaths(opts));
+  }
+  const nlinks = opts.detail ? linkCounts(dirs) : undefined;
   const files = readKernelFiles(paths);
   const text = new Map<string, string | undefined>();
   paths.forEach((p, i) => text.set(p, files.text(i)));
   const out: GuestSample[] = [];
-  guests.forEach((g, i) => {
+  for (const [i, g] of guests.entries()) {
+    const at = first[i] as number;
+    const init = emptyProcInfo();
+    const stat = files.text(at);
+    if (stat === undefined || !parseStat(stat, init) || init.starttime !== g.pidStart) {
+      if (names.length) throw notRunning(g.name);
+      continue;
+    }
     const s: GuestSample = {
       name: g.name,
       context: g.context,
       pid: g.pid,
       at: performance.now(),
       cgroup: g.cgroup.stats({ ...opts, read: (p) => text.get(p) }),
-      net: parseNetDev(files.text(first[i] as number) ?? ''),
+      net: parseNetDev(files.text(at + 1) ?? ''),
     };
     if (g.startedAt) s.startedAt = g.startedAt;
-    if (opts.detail) s.processes = g.cgroup.procs()?.length ?? 0;
+    if (nlinks) s.processes = procsBelow(dirs[i] as string, files.text(at + 2), nlinks[i])?.length ?? 0;
     out.push(s);
-  });
+  }
   return out;
 }
 
