@@ -60,6 +60,21 @@ function cpuOf(argv: string[], env: NodeJS.ProcessEnv): number {
 }
 
 try {
+  await main();
+} catch (e) {
+  console.error(`bench/monitor failed: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode = 1;
+} finally {
+  const t = Date.now();
+  await pool(
+    names.map((n) => ['delete', '--force', n]),
+    4,
+  ).catch(() => {}); // guests a failed setup never built
+  s.cleanup();
+  console.log(`(cleaned up in ${((Date.now() - t) / 1000).toFixed(0)} s)`);
+}
+
+async function main(): Promise<void> {
   const t0 = Date.now();
   s.jaula(['build', 'tpl', '-m', 'skeleton', '-q']);
   const tarball = join(s.root, 'tpl.tar');
@@ -149,12 +164,4 @@ try {
   console.log(
     `jaula ps / ps -e -o pid,comm: ${(med('jaula ps') / psMs).toFixed(2)}x (aim: at most 1.5x); with NODE_EXTRA_CA_CERTS as this machine sets it: ${(med('jaula ps (NODE_EXTRA_CA_CERTS as set here)') / psMs).toFixed(2)}x`,
   );
-} finally {
-  const t = Date.now();
-  await pool(
-    names.map((n) => ['delete', '--force', n]),
-    4,
-  ).catch((e: unknown) => console.error(String(e)));
-  s.cleanup();
-  console.log(`(cleaned up in ${((Date.now() - t) / 1000).toFixed(0)} s)`);
 }
