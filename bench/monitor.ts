@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { cgroupMode } from '../src/cgroups/detect.js';
-import { Scratch, median, must, pct, table, timeMs } from './lib.js';
+import { Scratch, median, must, pct, sleeperFromTemplate, table, timeMs } from './lib.js';
 
 const GUESTS = Number(process.env['BENCH_GUESTS'] ?? 200);
 const RUNS = Number(process.env['BENCH_N'] ?? 15);
@@ -81,20 +81,7 @@ async function main(): Promise<void> {
   must(['tar', '-C', join(s.root, 'var/lib/jaula/guests/tpl/rootfs'), '-cf', tarball, '.']);
   s.jaula(['delete', 'tpl']);
   await pool(
-    names.map((n) => [
-      'build',
-      n,
-      '-m',
-      'template',
-      '-q',
-      '--initstyle',
-      'cmd',
-      '--cmd',
-      '/bin/sleep 100000',
-      '--',
-      '-t',
-      tarball,
-    ]),
+    names.map((n) => sleeperFromTemplate(n, tarball)),
     4,
   );
   const chunks: string[][] = [];
