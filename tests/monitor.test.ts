@@ -57,7 +57,13 @@ function kernelMembers(name: string): number[] {
 
 /** End processes a test started inside a guest (killing `jaula exec` leaves them running). */
 function killInGuest(name: string, which: (r: Row) => boolean): void {
-  for (const r of ps(name).filter(which)) process.kill(r.pid, 'SIGKILL');
+  for (const r of ps(name).filter(which)) {
+    try {
+      process.kill(r.pid, 'SIGKILL');
+    } catch {
+      /* it ended meanwhile */
+    }
+  }
 }
 
 describe('jaula ps', () => {
@@ -173,8 +179,11 @@ describe('jaula stat and top', () => {
         'sorted by CPU',
       );
       const m3 = frame.guests[0];
-      assert.ok(m3 && m3.cpu > 40, `the busy guest uses CPU: ${m3?.cpu}`);
-      assert.ok(frame.guests.slice(1).every((g) => g.cpu < 10));
+      assert.ok(m3 && m3.cpu > 20, `the busy guest uses CPU: ${m3?.cpu}`);
+      assert.ok(
+        frame.guests.slice(1).every((g) => g.cpu < m3.cpu / 4),
+        'the idle ones hardly any',
+      );
       const text = t.ok(['top', '-n', '2', '--interval', '0.2', '--sort', 'name']).stdout;
       assert.equal(text.match(/^jaula top - /gm)?.length, 2, 'two refreshes');
       assert.match(
