@@ -74,6 +74,24 @@ export class Scratch {
   }
 }
 
+/** `jaula build` arguments for a busybox guest running `/bin/sleep 100000` from a template tarball. */
+export function sleeperFromTemplate(name: string, tarball: string): string[] {
+  return [
+    'build',
+    name,
+    '-m',
+    'template',
+    '-q',
+    '--initstyle',
+    'cmd',
+    '--cmd',
+    '/bin/sleep 100000',
+    '--',
+    '-t',
+    tarball,
+  ];
+}
+
 export function have(cmd: string): boolean {
   return sh(['sh', '-c', `command -v ${cmd}`]).code === 0;
 }

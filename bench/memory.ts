@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { Scratch, have, must, sh, table } from './lib.js';
+import { Scratch, have, must, sh, sleeperFromTemplate, table } from './lib.js';
 
 const GUESTS = Number(process.env['BENCH_GUESTS'] ?? 100);
 const LXC = Number(process.env['BENCH_LXC'] ?? 10);
@@ -53,21 +53,7 @@ try {
   // The other guests are built from the first one's tree as a template (same content).
   const tpl = join(s.root, 'm.tar');
   must(['tar', '-cf', tpl, '-C', rootfs, '.']);
-  for (let i = 1; i < GUESTS; i++)
-    s.jaula([
-      'build',
-      `m${i}`,
-      '-m',
-      'template',
-      '-q',
-      '--initstyle',
-      'cmd',
-      '--cmd',
-      '/bin/sleep 100000',
-      '--',
-      '-t',
-      tpl,
-    ]);
+  for (let i = 1; i < GUESTS; i++) s.jaula(sleeperFromTemplate(`m${i}`, tpl));
   const t0 = Date.now();
   for (let i = 0; i < GUESTS; i++) s.jaula(['start', `m${i}`]);
   const startSecs = (Date.now() - t0) / 1000;

@@ -9,6 +9,10 @@
  *       parent on fd 3 "ok PID" or "err MESSAGE", waits for the guest's init to end, writes
  *       DIR/exit atomically and then executes the exit command (jaula's cleanup).
  *       It holds no guest state in memory: a few hundred kilobytes per running guest.
+ *       With --sysinfo it also listens on DIR/seccomp.sock for the seccomp notification fds
+ *       of the guest's processes (the spec's listenerPath) and answers their sysinfo(2) calls
+ *       with the guest's own view: its memory and swap limits and use, its tasks, its uptime
+ *       (busybox free and uptime call sysinfo(2); lxcfs covers the /proc files).
  *
  *   jaula-helper netns-move NSPATH IFNAME NEWNAME
  *       Moves the host's network device IFNAME into the network namespace bound at NSPATH,
@@ -46,10 +50,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/seccomp.h>
 #include <sys/mount.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <sys/sysinfo.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -141,16 +147,197 @@ static int recv_fd(int sock) {
   return -1;
 }
 
+/* ---- sysinfo(2) as the guest sees it ---------------------------------------------------------- */
+
+#define MAX_NOTIFY 64
+
+/* Read a small file into buf (NUL-terminated); returns its length or -1. */
+static ssize_t read_small(const char *path, char *buf, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t len = 0;
+  ssize_t n;
+  while (len < size - 1 && (n = read(fd, buf + len, size - 1 - len)) > 0) len += (size_t)n;
+  close(fd);
+  buf[len] = 0;
+  return (ssize_t)len;
+}
+
+/* A number from a cgroup file; -1 when absent; "max" or v1's huge values count as unlimited (-2). */
+static long long cg_num(const char *dir, const char *name) {
+  char path[4200], buf[64];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  if (read_small(path, buf, sizeof buf) < 0) return -1;
+  if (!strncmp(buf, "max", 3)) return -2;
+  long long v = strtoll(buf, NULL, 10);
+  return v >= (1LL << 62) || v < 0 ? -2 : v;
+}
+
+/* The mount point of the v1 hierarchy with `ctrl`, or of cgroup2 when ctrl is NULL. */
+static int cgroup_mount(const char *ctrl, char *out, size_t size) {
+  static char info[65536];
+  if (read_small("/proc/self/mountinfo", info, sizeof info) < 0) return -1;
+  char *save;
+  for (char *line = strtok_r(info, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    char *dash = strstr(line, " - ");
+    if (!dash) continue;
+    char type[32] = "", opts[512] = "", point[1024] = "";
+    if (sscanf(dash + 3, "%31s %*s %511s", type, opts) < 1) continue;
+    if (sscanf(line, "%*s %*s %*s %*s %1023s", point) != 1) continue;
+    if (ctrl == NULL ? !strcmp(type, "cgroup2") : !strcmp(type, "cgroup")) {
+      if (ctrl) {
+        int found = 0;
+        char *p = opts;
+        size_t cl = strlen(ctrl);
+        while (p && *p) {
+          if (!strncmp(p, ctrl, cl) && (p[cl] == ',' || p[cl] == 0)) found = 1;
+          p = strchr(p, ',');
+          if (p) p++;
+        }
+        if (!found) continue;
+      }
+      snprintf(out, size, "%s", point);
+      return 0;
+    }
+  }
+  return -1;
+}
+
+/* The guest's cgroup directory of `ctrl` (v1) or its v2 directory, from /proc/PID/cgroup. */
+static int guest_cgroup(pid_t pid, const char *ctrl, char *out, size_t size) {
+  char path[64], buf[8192], mnt[1024];
+  snprintf(path, sizeof path, "/proc/%d/cgroup", pid);
+  if (read_small(path, buf, sizeof buf) < 0) return -1;
+  int v1 = cgroup_mount(ctrl, mnt, sizeof mnt) == 0;
+  if (!v1 && cgroup_mount(NULL, mnt, sizeof mnt) < 0) return -1;
+  char *save;
+  for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+    if (!b) continue;
+    *b = 0;
+    const char *ctrls = a + 1;
+    int match = 0;
+    if (!v1) match = *ctrls == 0;
+    else {
+      size_t cl = strlen(ctrl);
+      for (const char *p = ctrls; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (!strncmp(p, ctrl, cl) && (p[cl] == ',' || p[cl] == 0)) match = 1;
+    }
+    if (match) {
+      snprintf(out, size, "%s%s", mnt, b + 1);
+      return v1 ? 1 : 2;
+    }
+  }
+  return -1;
+}
+
+static long long stat_key(const char *dir, const char *file, const char *key) {
+  char path[4200], buf[8192];
+  snprintf(path, sizeof path, "%s/%s", dir, file);
+  if (read_small(path, buf, sizeof buf) < 0) return -1;
+  size_t kl = strlen(key);
+  char *save;
+  for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+    if (!strncmp(line, key, kl) && line[kl] == ' ') return strtoll(line + kl + 1, NULL, 10);
+  return -1;
+}
+
+/* The host's sysinfo, narrowed to the guest of process `pid` whose init is `init_pid`. */
+static void guest_sysinfo(pid_t pid, pid_t init_pid, struct sysinfo *si) {
+  sysinfo(si);
+  unsigned long long unit = si->mem_unit ? si->mem_unit : 1;
+  unsigned long long total = (unsigned long long)si->totalram * unit;
+  unsigned long long tswap = (unsigned long long)si->totalswap * unit;
+  char dir[4096];
+  int v = guest_cgroup(pid, "memory", dir, sizeof dir);
+  if (v > 0) {
+    long long limit = cg_num(dir, v == 1 ? "memory.limit_in_bytes" : "memory.max");
+    long long usage = cg_num(dir, v == 1 ? "memory.usage_in_bytes" : "memory.current");
+    long long shmem = stat_key(dir, "memory.stat", v == 1 ? "total_shmem" : "shmem");
+    if (limit > 0 && (unsigned long long)limit < total) {
+      total = (unsigned long long)limit;
+      si->totalram = total / unit;
+      si->freeram = usage >= 0 && (unsigned long long)usage < total ? (total - (unsigned long long)usage) / unit : 0;
+      si->bufferram = 0;
+      if (shmem >= 0) si->sharedram = (unsigned long long)shmem / unit;
+    }
+    long long sw_limit = -1, sw_used = -1;
+    if (v == 1) {
+      long long memsw = cg_num(dir, "memory.memsw.limit_in_bytes");
+      long long memsw_use = cg_num(dir, "memory.memsw.usage_in_bytes");
+      if (memsw >= 0 && limit >= 0) sw_limit = memsw - limit;
+      if (memsw_use >= 0 && usage >= 0) sw_used = memsw_use > usage ? memsw_use - usage : 0;
+    } else {
+      sw_limit = cg_num(dir, "memory.swap.max");
+      sw_used = cg_num(dir, "memory.swap.current");
+    }
+    if (sw_limit >= 0 && (unsigned long long)sw_limit < tswap) {
+      si->totalswap = (unsigned long long)sw_limit / unit;
+      unsigned long long used = sw_used > 0 ? (unsigned long long)sw_used : 0;
+      si->freeswap = used < (unsigned long long)sw_limit ? ((unsigned long long)sw_limit - used) / unit : 0;
+    }
+  }
+  v = guest_cgroup(pid, "pids", dir, sizeof dir);
+  if (v > 0) {
+    long long n = cg_num(dir, "pids.current");
+    if (n >= 0) si->procs = (unsigned short)(n > 65535 ? 65535 : n);
+  }
+  /* Uptime: since the guest's init started (field 22 of its stat, in clock ticks). */
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", init_pid);
+  if (read_small(path, buf, sizeof buf) > 0) {
+    char *p = strrchr(buf, ')');
+    for (int f = 2; p && f < 22; f++) p = strchr(p + 1, ' ');
+    if (p) {
+      long long start = strtoll(p + 1, NULL, 10) / sysconf(_SC_CLK_TCK);
+      if (start <= si->uptime) si->uptime -= start;
+    }
+  }
+}
+
+/* Answer one notification from a guest's seccomp filter (it only ever asks about sysinfo). */
+static int handle_notify(int fd, pid_t init_pid) {
+  static struct seccomp_notif_sizes sizes;
+  if (!sizes.seccomp_notif && syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0) return -1;
+  char reqbuf[1024], respbuf[1024];
+  if (sizes.seccomp_notif > sizeof reqbuf || sizes.seccomp_notif_resp > sizeof respbuf) return -1;
+  struct seccomp_notif *req = (struct seccomp_notif *)reqbuf;
+  struct seccomp_notif_resp *resp = (struct seccomp_notif_resp *)respbuf;
+  memset(reqbuf, 0, sizeof reqbuf);
+  memset(respbuf, 0, sizeof respbuf);
+  if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, req) < 0) return errno == EINTR || errno == ENOENT ? 0 : -1;
+  resp->id = req->id;
+  if (req->data.nr == SYS_sysinfo) {
+    struct sysinfo si;
+    guest_sysinfo((pid_t)req->pid, init_pid, &si);
+    char mem[64];
+    snprintf(mem, sizeof mem, "/proc/%u/mem", req->pid);
+    int mfd = open(mem, O_RDWR | O_CLOEXEC);
+    /* Check the caller still waits (its PID was not reused) before writing to its memory. */
+    if (ioctl(fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0) {
+      if (mfd >= 0) close(mfd);
+      return 0;
+    }
+    if (mfd < 0 || pwrite(mfd, &si, sizeof si, (off_t)req->data.args[0]) != (ssize_t)sizeof si) resp->error = -EFAULT;
+    if (mfd >= 0) close(mfd);
+  } else {
+    resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+  }
+  if (ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, resp) < 0 && errno != ENOENT) return -1;
+  return 0;
+}
+
 /* ---- shim ------------------------------------------------------------------------------------- */
 
 static int shim(int argc, char **argv) {
   const char *dir = NULL, *id = NULL;
   char **runtime = NULL, **exitcmd = NULL;
-  int nruntime = 0;
+  int nruntime = 0, want_sysinfo = 0;
   for (int i = 0; i < argc; i++) {
     if (!strcmp(argv[i], "--dir") && i + 1 < argc) dir = argv[++i];
     else if (!strcmp(argv[i], "--id") && i + 1 < argc) id = argv[++i];
     else if (!strcmp(argv[i], "--log-max") && i + 1 < argc) log_max = atoll(argv[++i]);
+    else if (!strcmp(argv[i], "--sysinfo")) want_sysinfo = 1;
     else if (!strcmp(argv[i], "--runtime")) {
       runtime = &argv[i + 1];
       while (i + 1 < argc && strcmp(argv[i + 1], "--exit")) i++, nruntime++;
@@ -160,7 +347,7 @@ static int shim(int argc, char **argv) {
     } else die("shim: unknown argument \"%s\"", argv[i]);
   }
   if (!dir || !id || !runtime || !nruntime || !exitcmd || !exitcmd[0])
-    die("shim: usage: shim --dir DIR --id ID --runtime ARGV... --exit ARGV...");
+    die("shim: usage: shim --dir DIR --id ID [--sysinfo] --runtime ARGV... --exit ARGV...");
   /* Nothing jaula's caller left open may live on in the supervisor or the guest. */
   syscall(SYS_close_range, SYNC_FD + 1, ~0U, 0);
   fcntl(SYNC_FD, F_SETFD, FD_CLOEXEC); /* the runtime and the guest must not hold it */
@@ -181,6 +368,17 @@ static int shim(int argc, char **argv) {
   strcpy(addr.sun_path, "console.sock");
   if (lsock < 0 || bind(lsock, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(lsock, 1) < 0)
     die("shim: console socket: %s", strerror(errno));
+
+  /* The runtime connects here with the seccomp notification fd of each process it starts. */
+  int nsock = -1;
+  if (want_sysinfo) {
+    unlink("seccomp.sock");
+    struct sockaddr_un naddr = {.sun_family = AF_UNIX};
+    strcpy(naddr.sun_path, "seccomp.sock");
+    nsock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (nsock < 0 || bind(nsock, (struct sockaddr *)&naddr, sizeof naddr) < 0 || listen(nsock, 16) < 0)
+      die("shim: seccomp socket: %s", strerror(errno));
+  }
 
   int errpipe[2];
   if (pipe2(errpipe, O_CLOEXEC) < 0) die("shim: pipe: %s", strerror(errno));
@@ -225,6 +423,8 @@ static int shim(int argc, char **argv) {
   size_t errlen = 0;
   int master = -1, peer = -1, rt_status = -1, errlive = 1;
   pid_t init_pid = -1;
+  struct { pid_t pid; int status; } early[16];
+  int nearly = 0;
   fcntl(errpipe[0], F_SETFL, O_NONBLOCK);
   while (rt_status < 0 || master < 0) {
     struct pollfd p[3] = {{errlive ? errpipe[0] : -1, POLLIN, 0}, {master < 0 ? lsock : -1, POLLIN, 0}, {sfd, POLLIN, 0}};
@@ -255,6 +455,10 @@ static int shim(int argc, char **argv) {
       pid_t w;
       while ((w = waitpid(-1, &st, WNOHANG)) > 0)
         if (w == rt) rt_status = st;
+        else if (nearly < (int)(sizeof early / sizeof early[0])) { /* the guest's init may end this soon */
+          early[nearly].pid = w;
+          early[nearly++].status = st;
+        }
     }
     if (rt_status >= 0 && master < 0 && !(p[1].revents & POLLIN)) break; /* the runtime failed before sending a console */
   }
@@ -279,13 +483,35 @@ static int shim(int argc, char **argv) {
   dprintf(SYNC_FD, "ok %d\n", init_pid);
   close(SYNC_FD);
 
-  /* Supervise: copy the console, reap children, notice the init's end. */
+  /* Supervise: copy the console, reap children, notice the init's end, answer sysinfo(2). */
   log_open();
   int status = -1;
+  for (int i = 0; i < nearly; i++) /* reaped while the runtime was still at work */
+    if (early[i].pid == init_pid) status = early[i].status;
+  int notify[MAX_NOTIFY], nnotify = 0;
   while (status == -1) {
-    struct pollfd p[2] = {{sfd, POLLIN, 0}, {master, POLLIN, 0}};
-    int n = poll(p, master >= 0 ? 2 : 1, -1);
+    struct pollfd p[3 + MAX_NOTIFY] = {{sfd, POLLIN, 0}, {master, POLLIN, 0}, {nsock, POLLIN, 0}};
+    for (int i = 0; i < nnotify; i++) p[3 + i] = (struct pollfd){notify[i], POLLIN, 0};
+    int n = poll(p, (nfds_t)(3 + nnotify), -1);
     if (n < 0 && errno != EINTR) break;
+    if (n < 0) continue;
+    if (nsock >= 0 && (p[2].revents & POLLIN)) {
+      int c = accept4(nsock, NULL, NULL, SOCK_CLOEXEC);
+      if (c >= 0) {
+        int fd = recv_fd(c);
+        close(c);
+        if (fd >= 0 && nnotify < MAX_NOTIFY) notify[nnotify++] = fd;
+        else if (fd >= 0) close(fd); /* too many at once: those calls fail with ENOSYS */
+      }
+    }
+    for (int i = nnotify - 1; i >= 0; i--) {
+      short ev = p[3 + i].revents;
+      if ((ev & POLLIN) && handle_notify(notify[i], init_pid) == 0) continue;
+      if (ev & (POLLHUP | POLLERR | POLLNVAL | POLLIN)) { /* its processes are gone */
+        close(notify[i]);
+        notify[i] = notify[--nnotify];
+      }
+    }
     if (master >= 0 && p[1].revents) {
       if (drain(master) < 0) {
         close(master);
@@ -301,6 +527,11 @@ static int shim(int argc, char **argv) {
       while ((w = waitpid(-1, &st, WNOHANG)) > 0)
         if (w == init_pid) status = st;
     }
+  }
+  for (int i = 0; i < nnotify; i++) close(notify[i]);
+  if (nsock >= 0) {
+    close(nsock);
+    unlink("seccomp.sock");
   }
   if (peer >= 0) close(peer);
   if (master >= 0) {

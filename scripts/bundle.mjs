@@ -12,5 +12,8 @@ await build({
   outfile: 'dist/jaula.cjs',
   logLevel: 'warning',
   define: { 'import.meta.url': '__jaulaUrl' },
+  // import() of built-ins becomes require(): bin/jaula.cjs runs the bundle as a vm.Script (for
+  // its code cache), where a dynamic import would need an experimental loader.
+  supported: { 'dynamic-import': false },
   banner: { js: "const __jaulaUrl = require('node:url').pathToFileURL(__filename).href;" },
 });

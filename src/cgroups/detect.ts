@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { parseProcCgroup } from './parse.js';
 
 /**
  * The host's cgroup layout:
@@ -21,23 +22,11 @@ export function cgroupMode(): CgroupMode {
 
 /** This process's cgroup per controller ("" key = the v2 hierarchy), from /proc/self/cgroup. */
 export function ownCgroups(pid: number | 'self' = 'self'): Map<string, string> {
-  const m = new Map<string, string>();
-  let text = '';
   try {
-    text = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+    return parseProcCgroup(fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8'));
   } catch {
-    return m;
+    return new Map();
   }
-  for (const line of text.split('\n')) {
-    const a = line.indexOf(':');
-    const b = line.indexOf(':', a + 1);
-    if (a < 0 || b < 0) continue;
-    const ctrls = line.slice(a + 1, b);
-    const path = line.slice(b + 1);
-    if (ctrls === '') m.set('', path);
-    for (const c of ctrls.split(',')) if (c) m.set(c, path);
-  }
-  return m;
 }
 
 /** The deepest cgroup this process is in, over all hierarchies. */

@@ -25,7 +25,9 @@ function writeAll(fd: number, text: string): void {
     try {
       buf = buf.subarray(writeSync(fd, buf));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EPIPE') return; // the reader went away (jaula ps | head): nothing to say
+      if (code !== 'EAGAIN') throw e;
     }
   }
 }

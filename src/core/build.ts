@@ -11,7 +11,7 @@ import {
 import { mkdirp, readFileOr, removeTree, writeFileAtomic } from '../os/fs.js';
 import { withLock } from '../os/lock.js';
 import { paths } from '../os/paths.js';
-import { readProcStat } from '../os/proc.js';
+import { isSameProcess, readProcStat } from '../os/proc.js';
 import type { InterfaceSpec } from '../network/ifspec.js';
 import type { ForwardSpec } from '../network/forward.js';
 import { assignInterfaces } from '../network/assign.js';
@@ -29,14 +29,7 @@ import { guestLog } from './log.js';
 import { buildDebootstrap, parseDebootstrapArgs } from './methods/debootstrap.js';
 import { buildSkeleton } from './methods/skeleton.js';
 import { checkTemplateFile, extractTemplate } from './methods/template.js';
-import {
-  BUILDING_MARK,
-  hasBuildingMark,
-  isBuilding,
-  loadConfig,
-  loadEveryConfig,
-  saveConfig,
-} from './store.js';
+import { BUILDING_MARK, loadConfig, loadEveryConfig, saveConfig } from './store.js';
 import { Reverter } from './reverter.js';
 
 export const BUILD_METHODS = ['skeleton', 'template', 'debootstrap'] as const;
@@ -82,7 +75,12 @@ export async function removeStaleBuilds(): Promise<string[]> {
     return removed;
   }
   for (const n of names) {
-    if (hasBuildingMark(n) && !isBuilding(n)) {
+    // One read of the mark: a builder that just finished removes it, and must not be taken
+    // for a dead one between two looks.
+    const mark = readFileOr(join(paths().guestConf(n), BUILDING_MARK), undefined);
+    if (mark === undefined) continue;
+    const [pid, start] = mark.trim().split(' ').map(Number);
+    if (!isSameProcess(pid, start)) {
       const cfgText = readFileOr(paths().guestConfigFile(n), '');
       const driver = /driver = "([a-z]+)"/.exec(cfgText)?.[1] ?? 'dir';
       await (await storageDriver(driver)).destroy(n).catch(() => removeTree(paths().guestData(n)));

@@ -52,6 +52,28 @@ describe('guest config (TOML)', () => {
       /cannot depend on itself/,
     );
   });
+  it('keeps resource limits in a [limits] table, refusing unknown ones', () => {
+    const withLimits: GuestConfig = {
+      ...cfg,
+      limits: {
+        'cpu.weight': 300,
+        'memory.max': 512 * 2 ** 20,
+        'io.max': [{ device: '/dev/vda', rbps: 2 ** 20 }],
+      },
+    };
+    const text = serializeConfig(withLimits);
+    assert.match(text, /^\[limits\]$/m);
+    assert.match(text, /^"memory.max" = "512M"$/m);
+    assert.deepEqual(parseConfig(text, 'x'), withLimits);
+    assert.deepEqual(parseConfig(serializeConfig(cfg) + '\n[limits]\ncpu.weight = 50\n', 'x').limits, {
+      'cpu.weight': 50,
+    });
+    assert.throws(
+      () => parseConfig(text + '"cpu.turbo" = 1\n', '/etc/x.toml'),
+      /In "\/etc\/x.toml", \[limits\]: unknown limit "cpu.turbo"/,
+    );
+    assert.throws(() => parseConfig(text.replace('"512M"', '"512Q"'), 'f'), /Invalid memory.max "512Q"/);
+  });
 });
 
 describe('per-guest fstab', () => {

@@ -10,6 +10,7 @@ import {
   type IfMode,
   type InterfaceSpec,
 } from '../network/ifspec.js';
+import { limitsFromToml, limitsToToml, validateLimits, type Limits } from '../cgroups/limits.js';
 
 export const INIT_STYLES = ['plain', 'sysv', 'cmd'] as const;
 export type InitStyle = (typeof INIT_STYLES)[number];
@@ -56,6 +57,8 @@ export interface GuestConfig {
   /** Port forwards from the host to this guest. */
   forwards: ForwardSpec[];
   build: BuildInfo;
+  /** Resource limits applied at start: the [limits] table (`jaula set ... --save`). */
+  limits?: Limits;
 }
 
 export function validateProfile(s: string): Profile {
@@ -104,6 +107,7 @@ export function validateConfig(c: GuestConfig): GuestConfig {
   for (const f of c.forwards) parseForward(formatForward(f));
   if (!Number.isFinite(c.stopTimeout) || c.stopTimeout < 0)
     throw new JaulaError('invalid', `stop_timeout must be a number of seconds >= 0`);
+  if (c.limits) validateLimits(c.limits);
   return c;
 }
 
@@ -236,6 +240,8 @@ export function parseConfig(text: string, file: string): GuestConfig {
   if (stopSignal !== undefined) c.stopSignal = stopSignal;
   const template = take<string>(storageT, 'template', 'string', where);
   if (template !== undefined) c.storage.template = template;
+  const limitsT = take<Toml>(t, 'limits', 'table', where);
+  if (limitsT) c.limits = limitsFromToml(limitsT, `${where}, [limits]`);
   noneLeft(storageT, `${where}, [storage]`);
   noneLeft(buildT, `${where}, [build]`);
   noneLeft(t, where);
@@ -272,5 +278,6 @@ export function serializeConfig(c: GuestConfig): string {
       host_port: f.hostPort,
       guest_port: f.guestPort,
     }));
+  if (c.limits && Object.keys(c.limits).length) t['limits'] = limitsToToml(c.limits);
   return `# jaula guest "${c.name}": see docs/config.md. jaula rewrites this file on changes.\n${stringifyToml(t)}\n`;
 }

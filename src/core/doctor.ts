@@ -1,5 +1,8 @@
 import * as fs from 'node:fs';
 import { cgroupMode, ownCgroups } from '../cgroups/detect.js';
+import { hostMissing } from '../cgroups/index.js';
+import { LIMIT_KEYS } from '../cgroups/limits.js';
+import { lxcfsStatus } from './lxcfs.js';
 import { messageOf } from '../common/errors.js';
 import { isExecutable, which } from '../os/fs.js';
 import { native, O_DIRECTORY, O_PATH, RESOLVE_IN_ROOT } from '../os/native.js';
@@ -132,12 +135,14 @@ export async function doctor(): Promise<Check[]> {
     isExecutable(initBin) ? initBin : 'not built: run "npm run build"',
   );
   add('jaula', 'JAULA_ROOT', 'ok', paths().root);
+  addLimitChecks(add);
   for (const [tool, pkg, what] of [
     ['busybox', 'busybox-static', 'skeleton builds'],
     ['debootstrap', 'debootstrap', 'debootstrap builds'],
     ['tar', 'tar', 'templates'],
     ['zstd', 'zstd', '.tar.zst templates'],
     ['ip', 'iproute2', 'networking'],
+    ['lxcfs', 'lxcfs', "guests' own /proc/meminfo, cpuinfo, uptime"],
   ] as const) {
     const p = which(tool);
     add(
@@ -267,4 +272,30 @@ export async function securityReport(): Promise<Check[]> {
       `${fullos.map((c) => c.name).join(', ')}: may mount and make non-user namespaces (inside their user namespace)`,
     );
   return checks;
+}
+
+/** What of jaula set / [limits] this host honours, and the lxcfs serving this instance. */
+function addLimitChecks(
+  add: (area: string, name: string, status: CheckStatus, detail: string) => void,
+): void {
+  for (const key of LIMIT_KEYS.filter((k) => k !== 'nofile')) {
+    const missing = hostMissing([key]);
+    add(
+      'limits',
+      key,
+      missing.length ? 'warn' : 'ok',
+      missing.length ? (missing[0]?.why ?? '') : 'can be set',
+    );
+  }
+  const lx = lxcfsStatus();
+  add(
+    'limits',
+    'lxcfs',
+    lx.state === 'dead' ? 'warn' : 'ok',
+    lx.state === 'ok'
+      ? `mounted at ${lx.dir}${lx.ownedByJaula ? ' (started by jaula)' : ''}`
+      : lx.state === 'dead'
+        ? `${lx.dir} is mounted but its daemon is gone: jaula remounts it at the next start`
+        : `not running now: jaula starts it at ${lx.dir} with the first guest`,
+  );
 }

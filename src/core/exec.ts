@@ -13,6 +13,7 @@ import { guestIdRange } from '../runtime/idmap.js';
 import { testWeakeningRequested } from '../runtime/testweaken.js';
 import { createUserns, removeUserns } from '../runtime/userns.js';
 import { guestLog } from './log.js';
+import { limitSpecInput } from './limits.js';
 import { trace } from '../os/trace.js';
 import { withGuestLock } from './locks.js';
 import { settleLocked } from './lifecycle.js';
@@ -140,6 +141,7 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
       ...(userns ? { userns } : {}),
       args: [GUEST_INIT_PATH, '--', ...cmd],
       terminal: false,
+      ...limitSpecInput(cfg),
     });
     writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600, { durable: false });
     const me = readProcStat(process.pid);

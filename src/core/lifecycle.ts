@@ -19,6 +19,8 @@ import { detectInit } from './adapt.js';
 import type { GuestConfig } from './config.js';
 import { guestHookScript, runHostHook } from './hooks.js';
 import { guestLog } from './log.js';
+import { limitSpecInput } from './limits.js';
+import { acquireLxcfs, stopLxcfsIfIdle, type LxcfsLease } from './lxcfs.js';
 import { Reverter } from './reverter.js';
 import {
   initAlive,
@@ -110,11 +112,13 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
   const instance = tmpSuffix();
   const restarts = opts.reboot ? (prev.restarts ?? 0) + 1 : 0;
   const base: GuestState = { status: 'starting', instance, runtime: rt.name, bootId: bootId(), restarts };
+  base.context = cfg.context;
   if (prev.lastExit) base.lastExit = prev.lastExit;
   writeState(name, base);
 
   const rev = new Reverter();
   const storage = await storageDriver(cfg.storage.driver);
+  let lxcfs: LxcfsLease | undefined;
   try {
     const rootfs0 = storage.treePath(name);
     await runHostHook(cfg, 'pre-start', rootfs0);
@@ -137,6 +141,9 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     if (userns) rev.add('remove the user namespace', () => removeUserns(name));
     rev.add('remove the network', () => networkDown(cfg));
     const netns = await networkUp(cfg, loadEveryConfig(), hostView, userns ? { userns } : {});
+    const limits = limitSpecInput(cfg);
+    lxcfs = await acquireLxcfs();
+    if (lxcfs.note) guestLog(name, lxcfs.note);
     const spec = buildSpec({
       cfg,
       rootfs,
@@ -148,6 +155,9 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
       netns,
       ...(idmap ? { idmap } : {}),
       ...(userns ? { userns } : {}),
+      ...limits,
+      ...(lxcfs.dir === undefined ? {} : { lxcfs: lxcfs.dir }),
+      sysinfoListener: join(runDir, 'seccomp.sock'),
     });
     mkdirp(join(runDir, 'bundle'), 0o700);
     writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600, { durable: false });
@@ -171,6 +181,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     st.status = 'running';
     st.startedAt = new Date().toISOString();
     writeState(name, st);
+    lxcfs.release();
     rev.success();
     guestLog(
       name,
@@ -179,7 +190,9 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     await runGuestHook(cfg, rt, 'start');
     return st;
   } catch (e) {
+    lxcfs?.release();
     const failed = await rev.revert();
+    await stopLxcfsIfIdle();
     const st = readState(name);
     if (st.instance === instance)
       writeState(name, {
@@ -210,6 +223,7 @@ async function spawnShim(
     runDir,
     '--id',
     name,
+    '--sysinfo',
     '--runtime',
     ...rt.argv(),
     '--exit',
@@ -282,6 +296,10 @@ async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo):
   const next: GuestState = { status: 'stopped', lastExit: exit, restarts: st.restarts ?? 0 };
   if (st.instance) next.instance = st.instance;
   writeState(name, next);
+  if (exit.reason !== 'reboot') {
+    const p = await stopLxcfsIfIdle();
+    if (p) problems.push(p);
+  }
   guestLog(
     name,
     `stopped: ${exit.reason}${exit.code !== undefined ? ` (status ${exit.code})` : ''}${exit.signal !== undefined ? ` (signal ${exit.signal})` : ''}${problems.length ? `; cleanup problems: ${problems.join('; ')}` : ''}`,

@@ -32,6 +32,8 @@ export interface GuestState {
   bootId?: string;
   startedAt?: string;
   runtime?: RuntimeName;
+  /** The context ID it runs with (listings of processes need no config parsing). */
+  context?: number;
   cgroupsPath?: string;
   /** The guest's tree as the host writes it while it runs (for GuestFs users such as cp). */
   hostView?: string;

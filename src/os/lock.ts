@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { JaulaError } from '../common/errors.js';
-import { LOCK_EX, LOCK_NB, native } from './native.js';
+import { LOCK_EX, LOCK_NB, LOCK_SH, native } from './native.js';
 import { mkdirp } from './fs.js';
 
 /**
@@ -10,11 +10,15 @@ import { mkdirp } from './fs.js';
  */
 export class FileLock {
   private fd: number | undefined;
-  constructor(readonly path: string) {}
+  /** `shared`: many holders at once (LOCK_SH), none while someone holds it exclusively. */
+  constructor(
+    readonly path: string,
+    readonly shared = false,
+  ) {}
 
   tryAcquire(): boolean {
     const fd = fs.openSync(this.path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
-    if (native().flock(fd, LOCK_EX | LOCK_NB)) {
+    if (native().flock(fd, (this.shared ? LOCK_SH : LOCK_EX) | LOCK_NB)) {
       this.fd = fd;
       return true;
     }

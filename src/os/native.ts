@@ -6,7 +6,12 @@ import { projectDir } from './paths.js';
 export interface Native {
   flock(fd: number, op: number): boolean;
   openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number;
+  prlimit(pid: number, resource: number, soft: number, hard: number): void;
+  readFiles(paths: string[], buf: Buffer, out: Int32Array): number;
+  linkCounts(paths: string[], out: Int32Array): void;
 }
+
+export const RLIMIT_NOFILE = 7;
 
 export const LOCK_SH = 1;
 export const LOCK_EX = 2;

@@ -15,14 +15,17 @@ import type { Profile } from '../core/config.js';
 
 export interface SeccompRule {
   names: string[];
-  action: 'SCMP_ACT_ERRNO';
-  errnoRet: number;
+  /** ERRNO refuses; NOTIFY hands the call to the listener (the supervisor answers sysinfo). */
+  action: 'SCMP_ACT_ERRNO' | 'SCMP_ACT_NOTIFY';
+  errnoRet?: number;
   args?: { index: number; value: number; valueTwo: number; op: 'SCMP_CMP_MASKED_EQ' | 'SCMP_CMP_EQ' }[];
 }
 
 export interface SeccompProfile {
   defaultAction: 'SCMP_ACT_ALLOW';
   architectures: string[];
+  /** The supervisor's unix socket that receives the notification fd (OCI listenerPath). */
+  listenerPath?: string;
   syscalls: SeccompRule[];
 }
 

@@ -83,6 +83,43 @@ describe('OCI spec builder', () => {
       assert.ok(!GUEST_CAPS.includes(c), c);
     assert.ok(GUEST_CAPS.includes('CAP_SYS_BOOT'), 'halt and reboot inside need it');
   });
+  it('applies limits in the terms of the host cgroup version, with a pids limit by default', () => {
+    assert.deepEqual(buildSpec(input).linux.resources.pids, { limit: 4096 });
+    const limited = {
+      ...cfg,
+      limits: { 'cpu.weight': 300, 'memory.max': 2 ** 28, nofile: { soft: 512, hard: 2048 } },
+    };
+    const v1 = buildSpec({ ...input, cfg: limited, cgroupVersion: 1 }).linux.resources;
+    assert.deepEqual(v1.cpu, { shares: 3072 });
+    assert.deepEqual(v1.memory, { limit: 2 ** 28 });
+    assert.equal(v1.unified, undefined);
+    const v2 = buildSpec({ ...input, cfg: limited, cgroupVersion: 2 });
+    assert.deepEqual(v2.linux.resources.unified, { 'cpu.weight': '300', 'memory.max': String(2 ** 28) });
+    assert.deepEqual(v2.process.rlimits[0], { type: 'RLIMIT_NOFILE', soft: 512, hard: 2048 });
+  });
+  it("binds lxcfs's files over /proc and /sys, and sends sysinfo(2) to the supervisor", () => {
+    const spec = buildSpec({ ...input, lxcfs: '/run/jaula/lxcfs', sysinfoListener: '/run/x/seccomp.sock' });
+    const meminfo = spec.mounts.find((m) => m.destination === '/proc/meminfo');
+    assert.deepEqual(meminfo, {
+      destination: '/proc/meminfo',
+      type: 'bind',
+      source: '/run/jaula/lxcfs/proc/meminfo',
+      options: ['bind', 'ro'],
+    });
+    const proc = spec.mounts.findIndex((m) => m.destination === '/proc');
+    assert.ok(spec.mounts.indexOf(meminfo) > proc, "over the guest's /proc, not under it");
+    assert.ok(spec.mounts.some((m) => m.destination === '/sys/devices/system/cpu/online'));
+    const sc = spec.linux.seccomp;
+    assert.equal(sc?.listenerPath, '/run/x/seccomp.sock');
+    assert.deepEqual(
+      sc?.syscalls.filter((r) => r.names.includes('sysinfo')),
+      [{ names: ['sysinfo'], action: 'SCMP_ACT_NOTIFY' }],
+    );
+    assert.ok(
+      sc?.syscalls.some((r) => r.names.includes('kexec_load') && r.action === 'SCMP_ACT_ERRNO'),
+      "the profile's refusals stay",
+    );
+  });
   it('picks the init per style and mounts jaula-init only when used', () => {
     assert.deepEqual(initArgs(cfg), ['/sbin/init']);
     assert.deepEqual(initArgs({ ...cfg, initstyle: 'sysv' }), [

@@ -4,6 +4,14 @@ import { assertNever } from '../common/errors.js';
 import type { IdRange } from './idmap.js';
 import { seccompProfile, type SeccompProfile } from './seccomp.js';
 import { applyTestWeakening } from './testweaken.js';
+import {
+  DEFAULT_PIDS_LIMIT,
+  defaultMemoryLimit,
+  ociResources,
+  type DevNum,
+  type Limits,
+  type OciLimitResources,
+} from '../cgroups/limits.js';
 
 /** The parts of the OCI runtime spec (config.json) that jaula writes. */
 export interface OciMount {
@@ -42,9 +50,7 @@ export interface OciSpec {
     seccomp?: SeccompProfile;
     resources: {
       devices: { allow: boolean; type?: string; major?: number; minor?: number; access?: string }[];
-      pids?: { limit: number };
-      memory?: { limit: number };
-    };
+    } & Partial<OciLimitResources>;
     maskedPaths: string[];
     readonlyPaths: string[];
   };
@@ -146,11 +152,25 @@ const DEVICE_ALLOW: [number, number | undefined][] = [
   [136, undefined],
 ];
 
-export const DEFAULT_PIDS_LIMIT = 4096;
+export { DEFAULT_PIDS_LIMIT, defaultMemoryLimit };
 
-/** No guest may take the whole host's memory by default: half of it, in whole MiB. */
-export function defaultMemoryLimit(hostMemory: number): number {
-  return Math.floor(hostMemory / 2 / 2 ** 20) * 2 ** 20;
+/** The lxcfs files bound over the guest's own, so that it sees its limits and uptime there. */
+export const LXCFS_FILES = [
+  '/proc/cpuinfo',
+  '/proc/diskstats',
+  '/proc/loadavg',
+  '/proc/meminfo',
+  '/proc/stat',
+  '/proc/swaps',
+  '/proc/uptime',
+  '/sys/devices/system/cpu/online',
+];
+
+/** The guest's limits with jaula's defaults for those it does not set (memory: half the host's). */
+function withDefaults(l: Limits, hostMemory: number | undefined): Limits {
+  return l['memory.max'] === undefined && hostMemory
+    ? { ...l, 'memory.max': defaultMemoryLimit(hostMemory) }
+    : l;
 }
 
 export function initArgs(cfg: GuestConfig): string[] {
@@ -186,6 +206,17 @@ export interface SpecInput {
   userns?: string;
   /** The host's memory in bytes: a guest's default memory limit is half of it. */
   hostMemory?: number;
+  /** The host's cgroup version: limits are written in its terms (default 1, the classic fields). */
+  cgroupVersion?: 1 | 2;
+  /** The block devices that io.max names, resolved on the host (the builder stays pure). */
+  blockDevices?: Record<string, DevNum>;
+  /** Where lxcfs is mounted on the host: its files are bound over the guest's (LXCFS_FILES). */
+  lxcfs?: string;
+  /**
+   * The supervisor's socket for seccomp notifications: the guest's sysinfo(2) calls (busybox
+   * free, uptime) are answered there with the guest's limits and uptime.
+   */
+  sysinfoListener?: string;
 }
 
 function fstabMount(e: FstabEntry): OciMount {
@@ -237,6 +268,10 @@ export function buildSpec(input: SpecInput): OciSpec {
       source: input.initBin,
       options: ['bind', 'ro', 'nosuid', 'nodev'],
     });
+  if (input.lxcfs !== undefined)
+    for (const f of LXCFS_FILES)
+      mounts.push({ destination: f, type: 'bind', source: `${input.lxcfs}${f}`, options: ['bind', 'ro'] });
+  const nofile = cfg.limits?.nofile;
   const spec: OciSpec = {
     ociVersion: '1.0.2',
     process: {
@@ -254,8 +289,8 @@ export function buildSpec(input: SpecInput): OciSpec {
       rlimits: [
         {
           type: 'RLIMIT_NOFILE',
-          soft: Math.min(1024, input.nofileHard ?? 1024),
-          hard: input.nofileHard ?? 1024,
+          soft: nofile?.soft ?? Math.min(1024, input.nofileHard ?? 1024),
+          hard: nofile?.hard ?? input.nofileHard ?? 1024,
         },
         { type: 'RLIMIT_CORE', soft: 0, hard: 0 },
       ],
@@ -287,12 +322,21 @@ export function buildSpec(input: SpecInput): OciSpec {
               : { allow: true, type: 'c', major, minor, access: 'rwm' },
           ),
         ],
-        pids: { limit: DEFAULT_PIDS_LIMIT },
-        ...(input.hostMemory ? { memory: { limit: defaultMemoryLimit(input.hostMemory) } } : {}),
+        ...ociResources(
+          withDefaults(cfg.limits ?? {}, input.hostMemory),
+          input.cgroupVersion ?? 1,
+          input.blockDevices,
+        ),
       },
       maskedPaths: [...MASKED_PATHS],
       readonlyPaths: [...READONLY_PATHS],
     },
   };
+  if (input.sysinfoListener !== undefined && spec.linux.seccomp) {
+    // The guest's sysinfo(2) calls (busybox free, uptime) go to its supervisor, which answers
+    // with the guest's limits and uptime; every other rule of the profile stays.
+    spec.linux.seccomp.listenerPath = input.sysinfoListener;
+    spec.linux.seccomp.syscalls.push({ names: ['sysinfo'], action: 'SCMP_ACT_NOTIFY' });
+  }
   return applyTestWeakening(spec);
 }

@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TestRoot, buildSkeleton, jaulaBin, projectDir } from '../helpers.js';
@@ -122,6 +123,8 @@ describe('escape and abuse attempts from inside a guest', () => {
         })(),
       ),
       'disk-bound-mb': '64',
+      // The guest's /proc/meminfo and sysinfo(2) show its own limit (lxcfs, the supervisor).
+      'host-mem-bytes': String(os.totalmem()),
     };
     return Object.entries(sets).flatMap(([k, v]) => ['--set', `${k}=${v}`]);
   }

@@ -1,18 +1,44 @@
 import { JaulaError } from '../../common/errors.js';
 import { configureGuest, type ConfigChanges } from '../../core/configure.js';
+import { setLimits, showLimits } from '../../core/limits.js';
 import { liveStatus, readState } from '../../core/state.js';
 import { parseForward } from '../../network/forward.js';
 import { formatInterfaceSpec, parseInterfaceSpec } from '../../network/ifspec.js';
 import { bool, list, num, str } from '../args.js';
-import { out, type Command } from '../command.js';
+import { formatOf, json, out, type Command } from '../command.js';
+import { table } from '../table.js';
 
 export const set: Command = {
-  summary: "change a guest's settings (network, hostname, marks, ...)",
-  help: `Usage: jaula set NAME [options]
+  summary: "change a guest's limits (live, --save to keep) and settings (network, hostname, ...)",
+  help: `Usage: jaula set NAME KEY=VALUE... [--save]      resource limits
+       jaula set NAME [options]                   network, hostname, marks, ...
+       jaula set NAME [--format table|json]       show its limits: saved, live, default
 
-Changes the guest's stored config; network changes apply at its next start
-("jaula restart NAME"). Addresses, MACs and forwards are checked against every guest and the
-host: a conflict is refused and nothing is changed.
+Limits (KEY=VALUE) change a running guest at once, by writing its cgroup files. Without --save
+the change lasts until the guest stops; with --save it is also stored in the [limits] table of
+the guest's config.toml and applied at every start (a stopped guest needs --save). KEY= (empty)
+goes back to the default.
+
+Keys (cgroup v2 names; on a v1 host the v1 counterpart is written):
+  cpu.weight=N          relative CPU share, 1..10000 (default 100; v1: cpu.shares = N*1024/100)
+  cpu.max=50%|QUOTA/PERIOD|max
+                        CPU bandwidth: "50%" of one CPU, "200%" two; microseconds per period
+  cpuset=0-1,3          CPUs the guest may use
+  memory.max=SIZE|max   hard memory limit (SIZE: 512M, 1.5G, 1024K, bytes)
+  memory.high=SIZE|max  throttling limit (v1: memory.soft_limit_in_bytes, the reclaim target)
+  memory.swap=SIZE|max  swap beyond memory.max (v1: memory.memsw = memory.max + swap)
+  pids.max=N|max        processes and threads (default 4096)
+  io.weight=N           relative block I/O share, 1..10000 (v1: blkio.weight, if the kernel has it)
+  io.max=DEVICE:rbps=SIZE,wbps=SIZE,riops=N,wiops=N
+                        block I/O limits per disk (DEVICE: /dev/vda or MAJOR:MINOR; "max" lifts)
+  nofile=N|SOFT:HARD    open files per process (at most the host's hard limit)
+
+A limit the host cannot honour (a missing controller or kernel feature) is refused with the
+reason; nothing is ever dropped silently.
+
+The options below change the guest's stored config (always saved); network changes apply at
+its next start ("jaula restart NAME"). Addresses, MACs and forwards are checked against every
+guest and the host: a conflict is refused and nothing is changed.
 
 Options:
   --interface SPEC        replace all interfaces (repeatable; see "jaula build --help")
@@ -24,8 +50,15 @@ Options:
   --remove-forward SPEC   remove a port forward
   --hostname H  --initstyle S  --cmd "CMD"  --mark M (repeatable, replaces)  --depends G
   --stop-timeout S
+  --save                  keep limit changes in the config (applied at every start)
+  --format table|json
 
 Examples:
+  jaula set web1 cpu.weight=300 memory.max=512M --save
+  jaula set web1 cpu.max=50% pids.max=256
+  jaula set web1 io.max=/dev/vda:rbps=20M,wbps=10M --save
+  jaula set web1 memory.max= --save      # back to the default
+  jaula set web1
   jaula set web1 --add-interface eth1=jaula0:auto,isolated
   jaula set web1 --add-forward 8080:80 --add-forward 5353:53/udp
   jaula set web1 --hostname www.example.org`,
@@ -43,16 +76,22 @@ Examples:
     mark: { type: 'list' },
     depends: { type: 'list' },
     'stop-timeout': { type: 'number' },
+    save: { type: 'bool' },
+    format: { type: 'string' },
   },
   async run(p) {
-    const [name, ...extra] = p.positionals;
+    const [name, ...assignments] = p.positionals;
     if (!name)
       throw new JaulaError(
         'usage',
-        'Give the guest to change: jaula set NAME [options] (see "jaula set --help")',
+        'Give the guest to change: jaula set NAME [KEY=VALUE...] [options] (see "jaula set --help")',
       );
-    if (extra.length)
-      throw new JaulaError('usage', `Unexpected arguments "${extra.join(' ')}" (see "jaula set --help")`);
+    const bad = assignments.find((a) => !a.includes('='));
+    if (bad)
+      throw new JaulaError(
+        'usage',
+        `Unexpected argument "${bad}": limits are KEY=VALUE, e.g. memory.max=512M (see "jaula set --help")`,
+      );
     const ch: ConfigChanges = {};
     if (list(p, 'interface').length) ch.interfaces = list(p, 'interface').map(parseInterfaceSpec);
     if (bool(p, 'no-interfaces')) ch.interfaces = [];
@@ -71,14 +110,45 @@ Examples:
     if (list(p, 'mark').length) ch.marks = list(p, 'mark');
     if (list(p, 'depends').length) ch.depends = list(p, 'depends');
     if (stopTimeout !== undefined) ch.stopTimeout = stopTimeout;
-    if (Object.keys(ch).length === 0)
-      throw new JaulaError('usage', 'Nothing to change: give at least one option (see "jaula set --help")');
-    const cfg = await configureGuest(name, ch);
-    out(
-      `Saved the config of guest "${name}"${cfg.interfaces.length ? `; interfaces: ${cfg.interfaces.map(formatInterfaceSpec).join(' ')}` : ''}.`,
-    );
-    if (liveStatus(readState(name)) !== 'stopped')
-      out(`It is running: the change applies at its next start (jaula restart ${name}).`);
+    if (Object.keys(ch).length === 0 && assignments.length === 0) return showGuestLimits(name, p);
+    if (Object.keys(ch).length) {
+      const cfg = await configureGuest(name, ch);
+      out(
+        `Saved the config of guest "${name}"${cfg.interfaces.length ? `; interfaces: ${cfg.interfaces.map(formatInterfaceSpec).join(' ')}` : ''}.`,
+      );
+      if (liveStatus(readState(name)) !== 'stopped')
+        out(`It is running: the change applies at its next start (jaula restart ${name}).`);
+    }
+    if (assignments.length === 0) return 0;
+    const r = await setLimits(name, assignments, { save: bool(p, 'save') });
+    if (formatOf(p) === 'json') {
+      json(r);
+      return 0;
+    }
+    const what = Object.entries(r.changes)
+      .map(([k, v]) => `${k}=${v || '(default)'}`)
+      .join(' ');
+    if (r.running && !r.saved)
+      out(
+        `Set ${what} on the running guest "${name}" (live only: gone at its next start; add --save to keep it).`,
+      );
+    else if (r.running) out(`Set ${what} on the running guest "${name}" and saved it in its config.`);
+    else out(`Saved ${what} in the config of "${name}": it applies at its next start.`);
     return 0;
   },
 };
+
+function showGuestLimits(name: string, p: Parameters<Command['run']>[0]): number {
+  const v = showLimits(name);
+  if (formatOf(p) === 'json') json(v);
+  else
+    out(
+      table(
+        v.running ? ['KEY', 'LIVE', 'SAVED', 'DEFAULT'] : ['KEY', 'SAVED', 'DEFAULT'],
+        v.limits.map((l) =>
+          v.running ? [l.key, l.live || '-', l.saved || '-', l.default] : [l.key, l.saved || '-', l.default],
+        ),
+      ),
+    );
+  return 0;
+}

@@ -1,0 +1,428 @@
+import { JaulaError } from '../../common/errors.js';
+import { humanSize } from '../../cgroups/limits.js';
+import {
+  listProcesses,
+  prometheusText,
+  rates,
+  sampleGuests,
+  type GuestRates,
+  type GuestSample,
+  type ProcessRow,
+} from '../../core/monitor.js';
+import { bool, list, num, str, type Parsed } from '../args.js';
+import { formatOf, json, out, type Command } from '../command.js';
+import { duration, table } from '../table.js';
+
+const FORMAT = { format: { type: 'string' as const } };
+
+function guestsOf(p: Parsed): string[] {
+  return [...p.positionals, ...list(p, 'guest')];
+}
+
+function pick<T>(key: string, table: Record<string, T>, option: string): T {
+  const v = table[key];
+  if (v === undefined)
+    throw new JaulaError('usage', `--${option} ${key}: use one of ${Object.keys(table).join(', ')}`);
+  return v;
+}
+
+// ---- ps ------------------------------------------------------------------------------------------
+
+type Cmp<T> = (a: T, b: T) => number;
+const byNum =
+  <T>(f: (x: T) => number, desc = false): Cmp<T> =>
+  (a, b) =>
+    desc ? f(b) - f(a) : f(a) - f(b);
+const byStr =
+  <T>(f: (x: T) => string): Cmp<T> =>
+  (a, b) =>
+    f(a) < f(b) ? -1 : f(a) > f(b) ? 1 : 0;
+
+const byGuest = byStr<ProcessRow>((r) => r.guest ?? '');
+const PS_SORT: Record<string, Cmp<ProcessRow>> = {
+  ctx: (a, b) => a.context - b.context || byGuest(a, b) || a.pid - b.pid,
+  guest: (a, b) => byGuest(a, b) || a.pid - b.pid,
+  pid: byNum((r) => r.pid),
+  vpid: byNum((r) => r.vpid),
+  user: byStr((r) => r.user),
+  cpu: byNum((r) => r.cpu, true),
+  rss: byNum((r) => r.rssKb, true),
+  mem: byNum((r) => r.rssKb, true),
+  time: byNum((r) => r.time, true),
+  command: byStr((r) => r.args ?? r.command),
+};
+
+function cpuTime(s: number): string {
+  const t = Math.floor(s);
+  return `${Math.floor(t / 60)}:${String(t % 60).padStart(2, '0')}`;
+}
+
+export const ps: Command = {
+  summary: 'list the processes of all guests from the host (vps)',
+  help: `Usage: jaula ps [GUEST...] [--guest G]... [--user U]... [--all] [--args]
+                [--sort ctx|guest|pid|vpid|user|cpu|rss|time|command] [--format table|json]
+
+Every process of every running guest (or of the guests named), seen from the host: its guest
+and context ID, its PID on the host and inside the guest (VPID), user, state, average CPU use
+over its life, resident memory, CPU time and command. A process belongs to a guest because it
+is in the guest's cgroup. --all adds the host's own processes as context 0.
+
+Options:
+  --user U      only processes of user U (name or uid), repeatable
+  --args        full command lines instead of command names
+  --sort KEY    order (default ctx: by context, then PID)
+
+Examples:
+  jaula ps
+  jaula ps web1 db1 --sort cpu
+  jaula ps --all --format json`,
+  specs: {
+    ...FORMAT,
+    guest: { type: 'list' },
+    user: { type: 'list' },
+    all: { type: 'bool', short: 'a' },
+    args: { type: 'bool' },
+    sort: { type: 'string' },
+  },
+  async run(p) {
+    const cmp = pick(str(p, 'sort') ?? 'ctx', PS_SORT, 'sort');
+    let rows = listProcesses({ guests: guestsOf(p), all: bool(p, 'all'), args: bool(p, 'args') });
+    const users = list(p, 'user');
+    if (users.length) rows = rows.filter((r) => users.includes(r.user) || users.includes(String(r.uid)));
+    rows.sort(cmp);
+    if (formatOf(p) === 'json') {
+      json(rows);
+      return 0;
+    }
+    out(
+      table(
+        ['GUEST', 'CTX', 'PID', 'VPID', 'USER', 'STAT', '%CPU', 'RSS', 'TIME', 'COMMAND'],
+        rows.map((r) => [
+          r.guest ?? '(host)',
+          r.context,
+          r.pid,
+          r.vpid,
+          r.user,
+          r.state,
+          r.cpu.toFixed(1),
+          humanSize(r.rssKb * 1024),
+          cpuTime(r.time),
+          r.args ?? r.command,
+        ]),
+      ),
+    );
+    return 0;
+  },
+};
+
+// ---- top -----------------------------------------------------------------------------------------
+
+const TOP_SORT: Record<string, Cmp<GuestRates>> = {
+  cpu: byNum((r) => r.cpu, true),
+  mem: byNum((r) => r.memory, true),
+  pids: byNum((r) => r.pids, true),
+  io: byNum((r) => r.ioRead + r.ioWrite, true),
+  net: byNum((r) => r.netRx + r.netTx, true),
+  name: byStr((r) => r.name),
+  ctx: byNum((r) => r.context),
+};
+const KEYS: Record<string, string> = {
+  c: 'cpu',
+  m: 'mem',
+  p: 'pids',
+  i: 'io',
+  n: 'net',
+  N: 'name',
+  x: 'ctx',
+};
+
+const rate = (b: number): string => `${humanSize(Math.round(b))}/s`;
+
+function topFrame(rows: GuestRates[], interval: number, sort: string): string {
+  const now = new Date().toTimeString().slice(0, 8);
+  const cpu = rows.reduce((a, r) => a + r.cpu, 0);
+  const head = `jaula top - ${now}, ${rows.length} guest${rows.length === 1 ? '' : 's'} running, ${cpu.toFixed(1)}% CPU in guests, every ${interval}s, sorted by ${sort} (keys: c m p i n N x, q quits)`;
+  return `${head}\n\n${table(
+    [
+      'NAME',
+      'CTX',
+      '%CPU',
+      'MEM',
+      'MEMLIMIT',
+      'PIDS',
+      'IO-READ',
+      'IO-WRITE',
+      'NET-RX',
+      'NET-TX',
+      'OOM',
+      'MEMHITS',
+      'THROTTLED',
+      'PIDSREFUSED',
+    ],
+    rows.map((r) => [
+      r.name,
+      r.context,
+      r.cpu.toFixed(1),
+      humanSize(r.memory),
+      r.memoryLimit === null ? 'max' : humanSize(r.memoryLimit),
+      `${r.pids}/${r.pidsLimit ?? 'max'}`,
+      rate(r.ioRead),
+      rate(r.ioWrite),
+      rate(r.netRx),
+      rate(r.netTx),
+      r.oomKills,
+      r.memoryHits,
+      r.throttled,
+      r.pidsRefused,
+    ]),
+  )}`;
+}
+
+export const top: Command = {
+  summary: 'live per-guest view of CPU, memory, pids, I/O, network and limit hits (vtop)',
+  help: `Usage: jaula top [GUEST...] [--interval S] [-n N | --once] [--sort cpu|mem|pids|io|net|name|ctx]
+                 [--format table|json]
+
+Refreshes every --interval seconds (default 2): per guest its CPU use (% of one CPU), memory
+and its limit, tasks and their limit, block I/O and network rates, and the limit hits since it
+started: processes killed by the OOM killer, memory limit hits, CPU periods throttled at
+cpu.max, forks refused at pids.max. On a terminal the keys c m p i n N x change the order and
+q quits. -n N stops after N refreshes (--once: after one); with --format json each refresh is
+one JSON line.
+
+Examples:
+  jaula top
+  jaula top --sort mem --interval 5
+  jaula top --once --format json`,
+  specs: {
+    ...FORMAT,
+    guest: { type: 'list' },
+    interval: { type: 'string', short: 'd' },
+    iterations: { type: 'number', short: 'n' },
+    once: { type: 'bool' },
+    sort: { type: 'string' },
+  },
+  async run(p) {
+    const intervalText = str(p, 'interval') ?? '2';
+    const interval = Number(intervalText);
+    if (!Number.isFinite(interval) || interval < 0)
+      throw new JaulaError('usage', `--interval needs a number of seconds, not "${intervalText}"`);
+    const n = bool(p, 'once') ? 1 : num(p, 'iterations');
+    if (n !== undefined && (!Number.isInteger(n) || n < 1))
+      throw new JaulaError('usage', `-n needs a whole number of refreshes (1 or more)`);
+    let sort = str(p, 'sort') ?? 'cpu';
+    pick(sort, TOP_SORT, 'sort');
+    const asJson = formatOf(p) === 'json';
+    const names = guestsOf(p);
+    const tty = process.stdout.isTTY && !asJson;
+    let quit = false;
+    let wake: (() => void) | undefined;
+    const stdin = process.stdin;
+    const interactive = tty && stdin.isTTY && n === undefined;
+    if (interactive) {
+      stdin.setRawMode(true);
+      stdin.resume();
+      stdin.on('data', (b: Buffer) => {
+        const k = b.toString();
+        if (k === 'q' || k === '\u0003') quit = true;
+        else if (KEYS[k]) sort = KEYS[k] as string;
+        wake?.();
+      });
+    }
+    const onSignal = (): void => {
+      quit = true;
+      wake?.();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      let prev: GuestSample[] = sampleGuests(names);
+      for (let i = 0; n === undefined || i < n; i++) {
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, interval * 1000);
+          wake = (): void => {
+            clearTimeout(t);
+            r();
+          };
+        });
+        if (quit) break;
+        const cur = sampleGuests(names);
+        const rows = rates(prev, cur).sort(pick(sort, TOP_SORT, 'sort'));
+        prev = cur;
+        if (asJson) out(JSON.stringify({ time: new Date().toISOString(), interval, guests: rows }));
+        else out(`${tty ? '\x1b[H\x1b[2J' : i ? '\n' : ''}${topFrame(rows, interval, sort)}`);
+      }
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      if (interactive) {
+        stdin.setRawMode(false);
+        stdin.pause();
+      }
+    }
+    return 0;
+  },
+};
+
+// ---- stat ----------------------------------------------------------------------------------------
+
+export interface StatRow {
+  name: string;
+  context: number;
+  pid: number;
+  processes: number;
+  tasks: number;
+  memory: number;
+  memoryLimit: number | null;
+  cpuUser: number;
+  cpuSystem: number;
+  cpuTotal: number;
+  uptime: number | null;
+  startedAt: string | null;
+  oomKills: number;
+  memoryHits: number;
+  throttled: number;
+  pidsRefused: number;
+}
+
+export const stat: Command = {
+  summary: 'one table of all running guests: processes, memory, CPU time, uptime, limit hits (vserver-stat)',
+  help: `Usage: jaula stat [GUEST...] [--format table|json]
+
+For each running guest: its context ID, processes (and tasks), memory in use and its limit, CPU
+time used (user, system), uptime, and the limit hits since it started (OOM kills, memory limit
+hits, periods throttled at cpu.max, forks refused at pids.max).`,
+  specs: { ...FORMAT, guest: { type: 'list' } },
+  async run(p) {
+    const now = Date.now();
+    const rows: StatRow[] = sampleGuests(guestsOf(p), { detail: true })
+      .sort((a, b) => a.context - b.context)
+      .map((s) => ({
+        name: s.name,
+        context: s.context,
+        pid: s.pid,
+        processes: s.processes ?? 0,
+        tasks: s.cgroup.pids.current,
+        memory: s.cgroup.memory.current,
+        memoryLimit: s.cgroup.memory.limit,
+        cpuUser: s.cgroup.cpu.userNs / 1e9,
+        cpuSystem: s.cgroup.cpu.systemNs / 1e9,
+        cpuTotal: s.cgroup.cpu.usageNs / 1e9,
+        uptime: s.startedAt ? Math.max(0, (now - Date.parse(s.startedAt)) / 1000) : null,
+        startedAt: s.startedAt ?? null,
+        oomKills: s.cgroup.memory.oomKills,
+        memoryHits: s.cgroup.memory.limitHits,
+        throttled: s.cgroup.cpu.throttled,
+        pidsRefused: s.cgroup.pids.refusals,
+      }));
+    if (formatOf(p) === 'json') {
+      json(rows);
+      return 0;
+    }
+    const secs = (s: number): string => `${s.toFixed(2)}s`;
+    out(
+      table(
+        [
+          'CTX',
+          'NAME',
+          'PROCS',
+          'TASKS',
+          'MEMORY',
+          'MEMLIMIT',
+          'USER',
+          'SYSTEM',
+          'UPTIME',
+          'OOM',
+          'MEMHITS',
+          'THROTTLED',
+          'PIDSREFUSED',
+        ],
+        rows.map((r) => [
+          r.context,
+          r.name,
+          r.processes,
+          r.tasks,
+          humanSize(r.memory),
+          r.memoryLimit === null ? 'max' : humanSize(r.memoryLimit),
+          secs(r.cpuUser),
+          secs(r.cpuSystem),
+          r.uptime === null ? undefined : duration(r.uptime * 1000),
+          r.oomKills,
+          r.memoryHits,
+          r.throttled,
+          r.pidsRefused,
+        ]),
+      ),
+    );
+    return 0;
+  },
+};
+
+// ---- metrics ---------------------------------------------------------------------------------------
+
+function parseListen(s: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(s);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535)
+    throw new JaulaError('usage', `--listen needs ADDRESS:PORT (e.g. 127.0.0.1:9100), not "${s}"`);
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
+export const metrics: Command = {
+  summary: "Prometheus metrics of the guests' CPU, memory, pids, I/O, network and limit hits",
+  help: `Usage: jaula metrics                       print the exposition once
+       jaula metrics --listen ADDRESS:PORT   serve it over HTTP at /metrics until stopped
+
+Every series has the labels guest="NAME" and context="ID". Families: jaula_guest_cpu_usage_seconds_total,
+jaula_guest_cpu_seconds_total{mode}, jaula_guest_cpu_throttled_periods_total,
+jaula_guest_memory_usage_bytes, jaula_guest_memory_limit_bytes, jaula_guest_memory_limit_hits_total,
+jaula_guest_oom_kills_total, jaula_guest_pids, jaula_guest_pids_limit,
+jaula_guest_pids_limit_hits_total, jaula_guest_io_bytes_total{direction},
+jaula_guest_network_bytes_total{direction}, jaula_guest_processes, jaula_guest_start_time_seconds
+and more (see the HELP lines).
+
+Examples:
+  jaula metrics
+  jaula metrics --listen 127.0.0.1:9100     # port 0 picks a free one (printed)`,
+  specs: { listen: { type: 'string' } },
+  async run(p) {
+    const listen = str(p, 'listen');
+    if (!listen) {
+      out(prometheusText(sampleGuests([], { detail: true })));
+      return 0;
+    }
+    const { host, port } = parseListen(listen);
+    const http = await import('node:http');
+    const server = http.createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if (req.method !== 'GET' || (path !== '/metrics' && path !== '/')) {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('jaula: try /metrics\n');
+        return;
+      }
+      try {
+        const body = prometheusText(sampleGuests([], { detail: true }));
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(body);
+      } catch (e) {
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`jaula: ${(e as Error).message}\n`);
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e) =>
+        reject(new JaulaError('io', `Cannot listen on ${listen}: ${(e as Error).message}`, { cause: e })),
+      );
+      server.listen(port, host, resolve);
+    });
+    const addr = server.address();
+    const real = typeof addr === 'object' && addr ? addr.port : port;
+    out(`Serving Prometheus metrics at http://${host.includes(':') ? `[${host}]` : host}:${real}/metrics`);
+    await new Promise<void>((resolve) => {
+      const stop = (): void => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    return 0;
+  },
+};

@@ -1,0 +1,152 @@
+/**
+ * lxcfs, the FUSE file system that gives each guest its own view of /proc/meminfo, cpuinfo,
+ * stat, loadavg, uptime, swaps, diskstats and /sys/devices/system/cpu/online: the values of the
+ * cgroup of the reading process's PID-namespace init, that is of its guest (it reads the v1
+ * controllers on a hybrid host, the unified hierarchy on v2).
+ *
+ * One daemon per jaula instance, started on demand when a guest starts and stopped when the
+ * last guest of the instance stops. With JAULA_ROOT=/ it is the standard /var/lib/lxcfs, and a
+ * daemon already mounted there (Debian's lxcfs.service) is used and never stopped by jaula.
+ *
+ * Starts hold a shared lock on locks/lxcfs.lock from "is it running?" until their guest's
+ * container exists; the stop takes it exclusively without waiting, so it never pulls lxcfs
+ * from under a guest being created.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { JaulaError, messageOf } from '../common/errors.js';
+import { mkdirp, readFileOr, which, writeFileAtomic } from '../os/fs.js';
+import { readKernelFile } from '../os/kernfs.js';
+import { FileLock, withLock } from '../os/lock.js';
+import { readMountInfo } from '../os/mounts.js';
+import { paths } from '../os/paths.js';
+import { isSameProcess, readProcStat } from '../os/proc.js';
+import { run } from '../os/spawn.js';
+import { listRunDirs, liveStatus, readState } from './state.js';
+
+export function lxcfsDir(): string {
+  return paths().root === '/' ? '/var/lib/lxcfs' : join(paths().run, 'lxcfs');
+}
+const ownerFile = (): string => join(paths().run, 'lxcfs.owner');
+const lockFile = (): string => join(paths().locks, 'lxcfs.lock');
+
+type MountState = 'ok' | 'dead' | 'none';
+
+function mountState(dir: string): MountState {
+  if (!readMountInfo().some((m) => m.mountPoint === dir && m.fsType.startsWith('fuse'))) return 'none';
+  return readKernelFile(join(dir, 'proc/uptime')) === undefined ? 'dead' : 'ok';
+}
+
+export interface LxcfsLease {
+  /** The lxcfs mount, or undefined when guests start without it (see `note`). */
+  dir: string | undefined;
+  note?: string;
+  release(): void;
+}
+
+/**
+ * Make sure lxcfs serves this instance, and keep it from being stopped until release().
+ * Without the lxcfs program (or with JAULA_LXCFS=off) guests start without it, with a note.
+ */
+export async function acquireLxcfs(): Promise<LxcfsLease> {
+  const none = (note: string): LxcfsLease => ({ dir: undefined, note, release: () => {} });
+  if (process.env['JAULA_LXCFS'] === 'off') return none('JAULA_LXCFS=off');
+  const bin = which('lxcfs');
+  if (!bin)
+    return none(
+      "lxcfs is not installed: the guest sees the host's /proc/meminfo, cpuinfo and uptime (apt-get install lxcfs, or run the README's setup command)",
+    );
+  mkdirp(paths().locks, 0o700);
+  const lock = await new FileLock(lockFile(), true).acquire('lxcfs');
+  try {
+    const dir = lxcfsDir();
+    if (mountState(dir) !== 'ok')
+      await withLock(paths().locks, 'lxcfs-spawn', 'starting lxcfs', () => startDaemon(bin, dir));
+    return { dir, release: () => lock.release() };
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+async function startDaemon(bin: string, dir: string): Promise<void> {
+  const state = mountState(dir);
+  if (state === 'ok') return;
+  if (state === 'dead') await run(['umount', '-l', dir]); // its daemon died
+  mkdirp(dir, 0o755);
+  mkdirp(paths().log, 0o700);
+  const logPath = join(paths().log, 'lxcfs.log');
+  const log = fs.openSync(logPath, 'a', 0o600);
+  // -l: per-guest load averages; --enable-cfs: the CPU count shown follows cpu.max too.
+  const child = spawn(bin, ['-f', '-l', '--enable-cfs', '-p', join(paths().run, 'lxcfs.pid'), dir], {
+    detached: true,
+    stdio: ['ignore', log, log],
+    cwd: '/',
+  });
+  fs.closeSync(log);
+  let ended: string | undefined;
+  child.on('exit', (code, sig) => (ended = sig ?? String(code)));
+  child.on('error', (e) => (ended = e.message));
+  child.unref();
+  const deadline = Date.now() + 10_000;
+  while (mountState(dir) !== 'ok') {
+    const fail = (why: string): JaulaError =>
+      new JaulaError(
+        'runtime',
+        `lxcfs could not be started (${why}; see ${logPath}): guests need it for their own /proc views; fix it, or set JAULA_LXCFS=off to start guests without it`,
+      );
+    if (ended !== undefined) throw fail(`it ended: ${ended}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw fail('it did not mount within 10 s');
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const st = child.pid ? readProcStat(child.pid) : undefined;
+  if (child.pid && st)
+    writeFileAtomic(ownerFile(), `${child.pid} ${st.starttime}\n`, 0o600, { durable: false });
+}
+
+function anyGuestActive(): boolean {
+  return listRunDirs().some((n) => liveStatus(readState(n)) !== 'stopped');
+}
+
+/**
+ * Stop the lxcfs daemon this instance started, when no guest of the instance runs or starts.
+ * Problems are returned as text for the caller's log, never thrown: a guest's stop succeeds.
+ */
+export async function stopLxcfsIfIdle(): Promise<string | undefined> {
+  const owner = readFileOr(ownerFile(), undefined);
+  if (owner === undefined) return undefined;
+  const lock = new FileLock(lockFile());
+  try {
+    if (!lock.tryAcquire() || anyGuestActive()) return undefined;
+    const [pid, start] = owner.trim().split(' ').map(Number);
+    if (pid && isSameProcess(pid, start)) {
+      process.kill(pid, 'SIGTERM'); // lxcfs unmounts itself
+      const deadline = Date.now() + 5000;
+      while (isSameProcess(pid, start) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      if (isSameProcess(pid, start)) process.kill(pid, 'SIGKILL');
+    }
+    const dir = lxcfsDir();
+    if (mountState(dir) !== 'none') await run(['umount', '-l', dir]);
+    fs.rmSync(ownerFile(), { force: true });
+    try {
+      fs.rmdirSync(dir);
+    } catch {
+      /* not empty or gone: leave it */
+    }
+    return undefined;
+  } catch (e) {
+    return `lxcfs could not be stopped: ${messageOf(e)}`;
+  } finally {
+    lock.release();
+  }
+}
+
+/** For `jaula doctor` and tests: whether this instance's lxcfs is mounted and answers. */
+export function lxcfsStatus(): { dir: string; state: MountState; ownedByJaula: boolean } {
+  const dir = lxcfsDir();
+  return { dir, state: mountState(dir), ownedByJaula: fs.existsSync(ownerFile()) };
+}
