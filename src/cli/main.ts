@@ -2,6 +2,7 @@ import { exitCodes, isJaulaError, JaulaError } from '../common/errors.js';
 import { parseArgs } from './args.js';
 import { err, out, type Command } from './command.js';
 import { trace } from '../os/trace.js';
+import { VERSION } from '../common/version.js';
 
 type Loader = () => Promise<Command>;
 
@@ -22,6 +23,8 @@ const COMMANDS: Record<string, Loader> = {
   set: async () => (await import('./commands/set.js')).set,
   cp: async () => (await import('./commands/cp.js')).cp,
   network: async () => (await import('./commands/network.js')).network,
+  daemon: async () => (await import('./commands/daemon.js')).daemon,
+  info: async () => (await import('./commands/daemon.js')).info,
   __exited: async () => (await import('./commands/lifecycle.js')).exited,
 };
 
@@ -36,7 +39,8 @@ async function usage(): Promise<string> {
   lines.push(
     '',
     "Environment: JAULA_ROOT moves all of jaula's files under another root (default /);",
-    'JAULA_RUNTIME=crun|runc overrides the automatic runtime choice.',
+    'JAULA_RUNTIME=crun|runc overrides the automatic runtime choice. While jaulad runs, commands go',
+    'through it; JAULA_NO_DAEMON=1 makes them work in this process instead.',
   );
   return lines.join('\n') + '\n';
 }
@@ -49,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
     return first ? 0 : 2;
   }
   if (first === '--version' || first === 'version') {
-    out('jaula 0.1.0');
+    out(`jaula ${VERSION}`);
     return 0;
   }
   const name = ALIASES[first] ?? first;
