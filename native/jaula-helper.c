@@ -241,12 +241,7 @@ static int pty_exec(int argc, char **argv) {
         master = -1;
       }
     }
-    if (master >= 0 && p[3].revents) {
-      char buf[16384];
-      ssize_t n = read(0, buf, sizeof buf);
-      if (n > 0) write_all(master, buf, n);
-      else if (n == 0 || (errno != EINTR && errno != EAGAIN)) in_open = 0;
-    }
+    /* Window sizes before input: a resize sent before a command applies to that command. */
     if (master >= 0 && p[4].revents) {
       ssize_t n = read(3, ctl + ctl_len, sizeof ctl - 1 - ctl_len);
       if (n <= 0) ctl_open = 0;
@@ -264,6 +259,12 @@ static int pty_exec(int argc, char **argv) {
         }
         if (ctl_len >= sizeof ctl - 1) ctl_len = 0;
       }
+    }
+    if (master >= 0 && p[3].revents) {
+      char buf[16384];
+      ssize_t n = read(0, buf, sizeof buf);
+      if (n > 0) write_all(master, buf, n);
+      else if (n == 0 || (errno != EINTR && errno != EAGAIN)) in_open = 0;
     }
     if (p[0].revents) {
       struct signalfd_siginfo si;

@@ -33,6 +33,24 @@ function exitCode(code: number | null, signal: NodeJS.Signals | null): number {
   return 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGTERM' ? 15 : signal === 'SIGHUP' ? 1 : 2);
 }
 
+/** Deliver one client message (after the hello) to the command. */
+function control(child: ChildProcess, buf: Buffer, isBinary: boolean): void {
+  if (isBinary) {
+    if (buf[0] === 0) child.stdin?.write(buf.subarray(1));
+    return;
+  }
+  try {
+    const m = JSON.parse(buf.toString('utf8')) as { type?: string; rows?: number; cols?: number };
+    if (m.type === 'eof') child.stdin?.end();
+    if (m.type === 'resize' && m.rows && m.cols) {
+      const ctl = child.stdio[3] as NodeJS.WritableStream | null | undefined;
+      ctl?.write(`${Math.floor(m.rows)} ${Math.floor(m.cols)}\n`);
+    }
+  } catch {
+    /* ignore what is not understood */
+  }
+}
+
 /** Serve one attach session on an open WebSocket. */
 export function serveAttach(
   ws: WebSocket,
@@ -54,9 +72,12 @@ export function serveAttach(
   const fail = (e: unknown): void =>
     finish({ type: 'error', code: isJaulaError(e) ? e.code : 'internal', message: messageOf(e) });
 
+  /** Messages that came before the command was spawned, delivered to it once it is. */
+  const early: [Buffer, boolean][] = [];
   const wire = (c: ChildProcess): Promise<number> =>
     new Promise((resolve) => {
       child = c;
+      for (const [b, bin] of early.splice(0)) control(c, b, bin);
       c.stdout?.on('data', (b: Buffer) => ws.send(Buffer.concat([Buffer.from([1]), b])));
       c.stderr?.on('data', (b: Buffer) => ws.send(Buffer.concat([Buffer.from([2]), b])));
       c.stdin?.on('error', () => {});
@@ -81,20 +102,8 @@ export function serveAttach(
       void begin(hello).catch(fail);
       return;
     }
-    if (isBinary) {
-      if (buf[0] === 0) child?.stdin?.write(buf.subarray(1));
-      return;
-    }
-    try {
-      const m = JSON.parse(buf.toString('utf8')) as { type?: string; rows?: number; cols?: number };
-      if (m.type === 'eof') child?.stdin?.end();
-      if (m.type === 'resize' && m.rows && m.cols) {
-        const ctl = child?.stdio[3] as NodeJS.WritableStream | undefined;
-        ctl?.write(`${Math.floor(m.rows)} ${Math.floor(m.cols)}\n`);
-      }
-    } catch {
-      /* ignore what is not understood */
-    }
+    if (child) control(child, buf, isBinary);
+    else early.push([buf, isBinary]); // the command is not there yet (enter looks up the shell)
   });
   ws.on('close', () => {
     if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');

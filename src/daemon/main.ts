@@ -108,7 +108,8 @@ export async function runDaemon(argv: string[]): Promise<number> {
   if (token) o.token = token;
   const server = new Server(o);
   await server.listen();
-  log(`listening on ${socket}${listen ? ` and ${listen}${cert ? ' (TLS)' : ''}` : ''} (pid ${process.pid})`);
+  const bound = listen?.replace(/:0$/, `:${server.tcpPort() ?? 0}`);
+  log(`listening on ${socket}${bound ? ` and ${bound}${cert ? ' (TLS)' : ''}` : ''} (pid ${process.pid})`);
 
   void reconcileFinish(report, stopping, { autostart }).then((r) => {
     for (const n of r.completedStops) log(`completed the stop of ${n}`);
