@@ -71,7 +71,7 @@ export async function startMany(e: Engine, chosen: GuestSummary[], parallel: num
     chosen.map((g) => g.name),
     all,
   )) {
-    await inParallel(wave, parallel, async (name) => {
+    await inWave(rows, wave, parallel, async (name, rows) => {
       const deps = all.get(name)?.depends.filter((d) => failed.has(d)) ?? [];
       if (deps.length) {
         failed.add(name);
@@ -111,7 +111,7 @@ export async function stopMany(
   );
   const rows: BulkRow[] = [];
   for (const wave of dependencyWaves([...running.keys()], sub).reverse())
-    await inParallel(wave, parallel, async (name) => {
+    await inWave(rows, wave, parallel, async (name, rows) => {
       try {
         const x = await e.stopGuest({ name, ...opts });
         rows.push({ name, ok: true, message: `stopped${x.message ? ` (${x.message})` : ''}` });
@@ -122,20 +122,37 @@ export async function stopMany(
   return rows;
 }
 
-/** Run fn for each guest in parallel (no order). */
+/** Run one wave in parallel; its rows are added to `rows` in name order, whatever ends first. */
+async function inWave(
+  rows: BulkRow[],
+  wave: string[],
+  parallel: number,
+  fn: (name: string, rows: BulkRow[]) => Promise<void>,
+): Promise<void> {
+  const got: BulkRow[] = [];
+  await inParallel(wave, parallel, (name) => fn(name, got));
+  rows.push(...got.sort((a, b) => a.name.localeCompare(b.name)));
+}
+
+/** Run fn for each guest, at most `parallel` at a time; the rows come in name order. */
 export async function eachGuest(
   chosen: GuestSummary[],
   parallel: number,
   fn: (g: GuestSummary) => Promise<BulkRow>,
 ): Promise<BulkRow[]> {
   const rows: BulkRow[] = [];
-  await inParallel(chosen, parallel, async (g) => {
-    try {
-      rows.push(await fn(g));
-    } catch (err) {
-      rows.push({ name: g.name, ok: false, message: messageOf(err) });
-    }
-  });
+  await inWave(
+    rows,
+    chosen.map((g) => g.name),
+    parallel,
+    async (name, got) => {
+      try {
+        got.push(await fn(chosen.find((g) => g.name === name) as GuestSummary));
+      } catch (err) {
+        got.push({ name, ok: false, message: messageOf(err) });
+      }
+    },
+  );
   return rows;
 }
 

@@ -25,9 +25,10 @@ export const exec: Command = {
        jaula exec NAME... | --mark M | --all  [--parallel N] [--format table|json] -- CMD [ARGS...]
 
 With one guest, standard input, output and error are passed through and the exit status is
-the command's. With several (selectors), the command runs in each running guest, at most
+the command's. With several (selectors), the command runs in each selected guest, at most
 --parallel N (default 8) at a time, without input; a table shows each guest's exit status and
 last line of output (--format json: all of it); the exit status is 0 when all succeeded.
+--all and --mark pass over guests that do not run; a guest named on the command line must run.
 
 Examples:
   jaula exec vs01 -- ps aux
@@ -48,8 +49,11 @@ Examples:
     if (isBulk(p)) {
       if (!p.rest.length)
         throw new JaulaError('usage', 'Give the command after "--": jaula exec --all -- CMD');
-      const chosen = (await selectGuests(e, p, 'exec')).filter((g) => g.status === 'running');
-      const rows = await eachGuest(chosen, parallelOf(p), async (g) => {
+      // A guest named on the command line must run; --all and --mark pass over stopped ones.
+      const named = new Set(p.positionals);
+      const rows = await eachGuest(await selectGuests(e, p, 'exec'), parallelOf(p), async (g) => {
+        if (g.status !== 'running')
+          return { name: g.name, ok: !named.has(g.name), message: `skipped: the guest is ${g.status}` };
         const r = await e.execCapture({
           name: g.name,
           cmd: p.rest,
@@ -66,7 +70,7 @@ Examples:
           stderr: r.stderr,
         };
       });
-      return printBulk(p, rows, 'No selected guest is running.');
+      return printBulk(p, rows, 'No guest selected.');
     }
     const name = onePositional(p, 'exec');
     if (!p.rest.length)
