@@ -8,7 +8,7 @@ import {
   validateHostname,
   validateName,
 } from '../common/names.js';
-import { mkdirp, readFileOr, removeTree, writeFileAtomic } from '../os/fs.js';
+import { mkdirp, readFileOr, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
 import { withLock } from '../os/lock.js';
 import { paths } from '../os/paths.js';
 import { readProcStat } from '../os/proc.js';
@@ -72,6 +72,9 @@ function parseTemplateArgs(args: string[]): string {
   return args[1];
 }
 
+/** Config dirs being made for a build (renamed to the guest's name once they hold the building mark). */
+const STAGING_PREFIX = '.staging-';
+
 /** Remove guests whose build was interrupted (their builder died): no half-made guest stays. */
 export async function removeStaleBuilds(): Promise<string[]> {
   const removed: string[] = [];
@@ -82,6 +85,10 @@ export async function removeStaleBuilds(): Promise<string[]> {
     return removed;
   }
   for (const n of names) {
+    if (n.startsWith(STAGING_PREFIX)) {
+      if (!isBuilding(n)) removeTree(join(paths().guestsConf, n));
+      continue;
+    }
     if (hasBuildingMark(n) && !isBuilding(n)) {
       const cfgText = readFileOr(paths().guestConfigFile(n), '');
       const driver = /driver = "([a-z]+)"/.exec(cfgText)?.[1] ?? 'dir';
@@ -183,10 +190,14 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
       // Addresses and MACs are assigned now, under the build lock, and stored: they stay stable.
       const assigned = assignInterfaces(cfg, loadEveryConfig());
       cfg.interfaces = assigned.interfaces;
-      mkdirp(paths().guestConf(name));
-      rev.add('remove the config dir', () => removeTree(paths().guestConf(name)));
+      // The config dir appears with its building mark in it (made aside, then renamed): a
+      // builder killed at any moment leaves nothing that the next removeStaleBuilds misses.
+      const aside = join(paths().guestsConf, `${STAGING_PREFIX}${name}.${tmpSuffix()}`);
+      mkdirp(aside);
       const me = readProcStat(process.pid);
-      writeFileAtomic(join(paths().guestConf(name), BUILDING_MARK), `${process.pid} ${me?.starttime ?? 0}\n`);
+      writeFileAtomic(join(aside, BUILDING_MARK), `${process.pid} ${me?.starttime ?? 0}\n`);
+      fs.renameSync(aside, paths().guestConf(name));
+      rev.add('remove the config dir', () => removeTree(paths().guestConf(name)));
       saveConfig(cfg);
     });
     rev.add('remove the guest data', () => driver.destroy(name));
