@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ReconcileReport } from '../src/api/types.js';
-import { skeletonTemplate, TestRoot, type Jaulad } from './helpers.js';
+import { skeletonTemplate, TestRoot, type GuestStatus, type Jaulad } from './helpers.js';
 
 const ROUNDS = 10;
 const t = new TestRoot('jaula-crash-');
@@ -55,36 +55,9 @@ function fingerprint(name: string): Record<string, string> {
   return out;
 }
 
-/** What a stopped guest must not have: a runtime container, mounts, cgroups, namespaces. */
-function runLeftovers(name: string): string[] {
-  const mine = (p: string): boolean =>
-    [`/guests/${name}/`, `/netns/${name}`, `/userns/${name}`].some((x) => p.includes(x)) ||
-    p.endsWith(`/guests/${name}/root`);
-  return [
-    ...t.containers().filter((c) => c.endsWith(`:${name}`)),
-    ...t.mounts().filter(mine),
-    ...t.cgroups().filter((c) => c.endsWith(`/${name}`)),
-    ...['runtime', 'netns', 'userns']
-      .map((dir) => t.path('run/jaula', dir, name))
-      .filter((p) => fs.existsSync(p)),
-  ];
-}
-
-interface Status {
-  status: string;
-  pid?: number;
-  lastExit?: { reason: string };
-}
-
-/** The guest's state is true: running with an init that answers, or stopped with nothing left. */
-function assertConsistent(name: string, print: Record<string, string>, round: string): Status {
-  const st = JSON.parse(t.jaula(['status', name, '--format', 'json']).stdout) as Status;
-  assert.ok(['running', 'stopped'].includes(st.status), `${round}: ${name} is ${st.status}`);
-  if (st.status === 'running') {
-    assert.ok(st.pid && fs.existsSync(`/proc/${st.pid}`), `${round}: the init of ${name} lives`);
-    const r = t.jaula(['exec', name, '--', 'cat', '/root/marker']);
-    assert.equal(r.code, 0, `${round}: ${name} answers: ${r.stderr}`);
-  } else assert.deepEqual(runLeftovers(name), [], `${round}: nothing is left of ${name}'s last run`);
+/** A guest's state is true and its files are intact. */
+function assertConsistent(name: string, print: Record<string, string>, round: string): GuestStatus {
+  const st = t.assertConsistent(name, round);
   assert.deepEqual(fingerprint(name), print, `${round}: the files of ${name} are intact`);
   return st;
 }
@@ -209,7 +182,7 @@ describe('kill -9 jaulad', () => {
     );
     assert.deepEqual(names.sort(), ['bx', 'cs', 'ct']);
     t.ok(['stop', '--all']);
-    for (const n of names) assert.deepEqual(runLeftovers(n), [], n);
+    for (const n of names) assert.deepEqual(t.runLeftovers(n), [], n);
     assert.deepEqual(t.leftovers(), []);
   });
 });

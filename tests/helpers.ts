@@ -3,6 +3,7 @@
  * CLI (the README's command), and checks at the end that nothing is left behind: no container,
  * no mount, no cgroup. Cleanup runs even when the test fails.
  */
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { request as httpRequest, type ClientRequest } from 'node:http';
 import * as fs from 'node:fs';
@@ -13,6 +14,15 @@ import { makePaths } from '../src/os/paths.js';
 
 export const projectDir = resolve(fileURLToPath(import.meta.url), '../../..');
 export const jaulaBin = join(projectDir, 'bin/jaula.cjs');
+
+export interface GuestStatus {
+  name: string;
+  status: string;
+  context: number;
+  pid?: number;
+  startedAt?: string;
+  lastExit?: { reason: string };
+}
 
 export interface Result {
   code: number;
@@ -195,6 +205,36 @@ export class TestRoot {
       ...this.netns().map((n) => `netns ${n}`),
       ...this.firewallElements().map((e) => `firewall ${e}`),
     ];
+  }
+
+  /** What a stopped guest must not have: a runtime container, mounts, cgroups, namespaces. */
+  runLeftovers(name: string): string[] {
+    const mine = (p: string): boolean =>
+      [`/guests/${name}/`, `/netns/${name}`, `/userns/${name}`].some((x) => p.includes(x)) ||
+      p.endsWith(`/guests/${name}/root`);
+    return [
+      ...this.containers().filter((c) => c.endsWith(`:${name}`)),
+      ...this.mounts().filter(mine),
+      ...this.cgroups().filter((c) => c.endsWith(`/${name}`)),
+      ...['runtime', 'netns', 'userns']
+        .map((dir) => this.path('run/jaula', dir, name))
+        .filter((p) => fs.existsSync(p)),
+    ];
+  }
+
+  /**
+   * The guest's state is true: running with a live init that answers an exec, or stopped with
+   * nothing left of its last run (never "starting" or "stopping" once nothing works on it).
+   */
+  assertConsistent(name: string, what = ''): GuestStatus {
+    const st = JSON.parse(this.jaula(['status', name, '--format', 'json']).stdout) as GuestStatus;
+    assert.ok(['running', 'stopped'].includes(st.status), `${what}: ${name} is ${st.status}`);
+    if (st.status === 'running') {
+      assert.ok(st.pid && fs.existsSync(`/proc/${st.pid}`), `${what}: the init of ${name} lives`);
+      const r = this.jaula(['exec', name, '--', 'true']);
+      assert.equal(r.code, 0, `${what}: ${name} answers: ${r.stderr}`);
+    } else assert.deepEqual(this.runLeftovers(name), [], `${what}: nothing is left of ${name}'s last run`);
+    return st;
   }
 
   /** jaulads started by daemon(), killed by cleanup(). */
