@@ -29,5 +29,8 @@ await build({
   outfile: 'web/dist/app.js',
   logLevel: 'warning',
 });
+// Everything jaulad serves comes from web/dist: the page, its style, xterm's style (no CDN).
 mkdirSync('web/dist', { recursive: true });
 copyFileSync('node_modules/@xterm/xterm/css/xterm.css', 'web/dist/xterm.css');
+copyFileSync('web/index.html', 'web/dist/index.html');
+copyFileSync('web/app.css', 'web/dist/app.css');

@@ -91,11 +91,12 @@ function readBody(req: http.IncomingMessage): Promise<unknown> {
   });
 }
 
+/** The dashboard: files of web/dist (made by `npm run build`; xterm.js is bundled into app.js). */
 const STATIC: Record<string, [string, string]> = {
-  '/': ['web/index.html', 'text/html; charset=utf-8'],
-  '/index.html': ['web/index.html', 'text/html; charset=utf-8'],
+  '/': ['web/dist/index.html', 'text/html; charset=utf-8'],
+  '/index.html': ['web/dist/index.html', 'text/html; charset=utf-8'],
   '/assets/app.js': ['web/dist/app.js', 'text/javascript; charset=utf-8'],
-  '/assets/app.css': ['web/app.css', 'text/css; charset=utf-8'],
+  '/assets/app.css': ['web/dist/app.css', 'text/css; charset=utf-8'],
   '/assets/xterm.css': ['web/dist/xterm.css', 'text/css; charset=utf-8'],
 };
 
