@@ -1,34 +1,9 @@
 import { exitCodes, isJaulaError, JaulaError } from '../common/errors.js';
 import { parseArgs } from './args.js';
-import { err, out, type Command } from './command.js';
+import { err, out } from './command.js';
+import { ALIASES, COMMANDS } from './registry.js';
 import { trace } from '../os/trace.js';
 import { VERSION } from '../common/version.js';
-
-type Loader = () => Promise<Command>;
-
-/** Commands load their modules only when used: `jaula status` does not load the builder. */
-const COMMANDS: Record<string, Loader> = {
-  build: async () => (await import('./commands/build.js')).build,
-  start: async () => (await import('./commands/lifecycle.js')).start,
-  stop: async () => (await import('./commands/lifecycle.js')).stop,
-  restart: async () => (await import('./commands/lifecycle.js')).restart,
-  status: async () => (await import('./commands/info.js')).status,
-  list: async () => (await import('./commands/info.js')).listCmd,
-  enter: async () => (await import('./commands/exec.js')).enter,
-  exec: async () => (await import('./commands/exec.js')).exec,
-  run: async () => (await import('./commands/exec.js')).runCmd,
-  delete: async () => (await import('./commands/delete.js')).del,
-  autostart: async () => (await import('./commands/lifecycle.js')).autostartCmd,
-  doctor: async () => (await import('./commands/doctor.js')).doctor,
-  set: async () => (await import('./commands/set.js')).set,
-  cp: async () => (await import('./commands/cp.js')).cp,
-  network: async () => (await import('./commands/network.js')).network,
-  daemon: async () => (await import('./commands/daemon.js')).daemon,
-  info: async () => (await import('./commands/daemon.js')).info,
-  __exited: async () => (await import('./commands/lifecycle.js')).exited,
-};
-
-const ALIASES: Record<string, string> = { ls: 'list', rm: 'delete', destroy: 'delete' };
 
 async function usage(): Promise<string> {
   const lines = ['Usage: jaula COMMAND [OPTIONS] (jaula COMMAND --help for more)', '', 'Commands:'];

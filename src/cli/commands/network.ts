@@ -9,8 +9,8 @@ export const network: Command = {
   help: `Usage: jaula network create NAME --subnet GW/PREFIX [--subnet6 GW6/PREFIX] [--bridge DEV] [--nat] [--dns IP]...
        jaula network list [--format table|json]
        jaula network delete NAME
-       jaula network gc          remove leftovers (namespaces, devices) of guests that are not running
-       jaula network check       the address binding trap: host daemons that would steal guests' traffic
+       jaula network gc [--format table|json]     remove leftovers (namespaces, devices) of guests that are not running
+       jaula network check [--format table|json]  the address binding trap: host daemons that would steal guests' traffic
 
 A network is a Linux bridge on the host with the gateway address on it; guests attach with
 veth pairs ("--interface eth0=NAME:auto"). The default network jaula0 (10.88.0.1/16, NAT on)
@@ -19,6 +19,7 @@ is made on first use.
 Examples:
   jaula network create lan --subnet 192.168.39.1/24 --nat
   jaula build vs01 -m skeleton --interface eth0=lan:192.168.39.10/24`,
+  verbs: ['create', 'list', 'delete', 'gc', 'check'],
   specs: {
     subnet: { type: 'string' },
     subnet6: { type: 'string' },
@@ -84,7 +85,8 @@ Examples:
         return 0;
       case 'gc': {
         const r = (await e.networkGc()).removed;
-        out(r.length ? `Removed network leftovers of: ${r.join(', ')}` : 'No network leftovers.');
+        if (formatOf(p) === 'json') json(r);
+        else out(r.length ? `Removed network leftovers of: ${r.join(', ')}` : 'No network leftovers.');
         return 0;
       }
       case 'check': {
