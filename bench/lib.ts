@@ -95,3 +95,20 @@ export function sleeperFromTemplate(name: string, tarball: string): string[] {
 export function have(cmd: string): boolean {
   return sh(['sh', '-c', `command -v ${cmd}`]).code === 0;
 }
+
+/** An LXC container `name` under `lxcPath` on an existing tree, running `cmd` as its init, no network. */
+export function lxcContainer(lxcPath: string, name: string, rootfs: string, cmd: string): void {
+  fs.mkdirSync(join(lxcPath, name), { recursive: true });
+  fs.writeFileSync(
+    join(lxcPath, name, 'config'),
+    [
+      `lxc.uts.name = ${name}`,
+      `lxc.rootfs.path = dir:${rootfs}`,
+      'lxc.net.0.type = empty',
+      'lxc.apparmor.profile = unconfined',
+      'lxc.mount.auto = proc:mixed sys:ro',
+      `lxc.init.cmd = ${cmd}`,
+      '',
+    ].join('\n'),
+  );
+}

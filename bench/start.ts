@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { cgroupMode } from '../src/cgroups/detect.js';
-import { N, Scratch, have, median, must, pct, sh, table, timeMs } from './lib.js';
+import { N, Scratch, have, lxcContainer, median, must, pct, sh, table, timeMs } from './lib.js';
 
 const s = new Scratch();
 const rows: { op: string; tool: string; ms: number[] }[] = [];
@@ -61,19 +61,7 @@ try {
       ['bs', '/bin/sleep 100000'],
       ['bx', '/bin/true'],
     ]) {
-      fs.mkdirSync(join(lxcPath, name as string), { recursive: true });
-      fs.writeFileSync(
-        join(lxcPath, name as string, 'config'),
-        [
-          `lxc.uts.name = ${name}`,
-          `lxc.rootfs.path = dir:${rootfs}`,
-          'lxc.net.0.type = empty',
-          'lxc.apparmor.profile = unconfined',
-          'lxc.mount.auto = proc:mixed sys:ro',
-          `lxc.init.cmd = ${cmd}`,
-          '',
-        ].join('\n'),
-      );
+      lxcContainer(lxcPath, name as string, rootfs, cmd as string);
     }
   }
   const nspawnOk = have('systemd-nspawn');

@@ -33,6 +33,13 @@
  *       Bind-mounts SRC on DST, idmapped 0..SIZE-1 -> HOSTID..: a file owned by uid 0 on disk
  *       belongs to the guest's root, which is an unprivileged uid on the host.
  *
+ *   jaula-helper pty-exec ROWS COLS SOCKET -- ARGV...
+ *       An interactive session on a pty made inside a guest, for jaulad's consoles: runs ARGV
+ *       (`runtime exec --tty --console-socket SOCKET ...`), receives the pty master over SOCKET,
+ *       copies fd 0 to it and it to fd 1, applies "ROWS COLS" lines read on fd 3 as window sizes
+ *       (the guest's foreground job gets SIGWINCH), and exits with the runtime's status. The
+ *       guest's programs hold only the guest's own pty, never one of the host.
+ *
  *   jaula-helper private-cgroup2 -- ARGV...
  *       Runs ARGV in a private mount namespace where /sys/fs/cgroup/unified is unmounted, so
  *       crun accepts a hybrid cgroup host (it refuses "cgroups in hybrid mode").
@@ -325,6 +332,146 @@ static int handle_notify(int fd, pid_t init_pid) {
   }
   if (ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, resp) < 0 && errno != ENOENT) return -1;
   return 0;
+}
+
+/* ---- pty-exec: an interactive session for jaulad --------------------------------------------- */
+
+static void set_winsize(int fd, const char *rows, const char *cols) {
+  struct winsize ws = {0};
+  ws.ws_row = (unsigned short)atoi(rows);
+  ws.ws_col = (unsigned short)atoi(cols);
+  if (ws.ws_row && ws.ws_col) ioctl(fd, TIOCSWINSZ, &ws);
+}
+
+static int write_all(int fd, const char *buf, ssize_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, buf, (size_t)n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EAGAIN) {
+      struct pollfd p = {fd, POLLOUT, 0};
+      poll(&p, 1, 1000);
+      continue;
+    }
+    if (w <= 0) return -1;
+    buf += w;
+    n -= w;
+  }
+  return 0;
+}
+
+static int pty_exec(int argc, char **argv) {
+  if (argc < 5 || strcmp(argv[3], "--")) {
+    fprintf(stderr, "jaula-helper: usage: pty-exec ROWS COLS SOCKET -- ARGV...\n");
+    return 2;
+  }
+  const char *rows = argv[0], *cols = argv[1], *sockpath = argv[2];
+  char **args = argv + 4;
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  unlink(sockpath);
+  int lsock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (strlen(sockpath) >= sizeof addr.sun_path) {
+    fprintf(stderr, "jaula-helper: pty-exec: socket path too long\n");
+    return 1;
+  }
+  strcpy(addr.sun_path, sockpath);
+  if (sfd < 0 || lsock < 0 || bind(lsock, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(lsock, 1) < 0) {
+    fprintf(stderr, "jaula-helper: pty-exec: console socket: %s\n", strerror(errno));
+    return 1;
+  }
+  pid_t rt = fork();
+  if (rt < 0) return 1;
+  if (rt == 0) {
+    sigprocmask(SIG_UNBLOCK, &mask, NULL);
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(null, 1);
+    syscall(SYS_close_range, 3, ~0U, 0);
+    execvp(args[0], args);
+    fprintf(stderr, "jaula-helper: cannot execute \"%s\": %s\n", args[0], strerror(errno));
+    _exit(127);
+  }
+  int master = -1, status = -1, in_open = 1, ctl_open = fcntl(3, F_GETFD) >= 0;
+  char ctl[256];
+  size_t ctl_len = 0;
+  fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+  while (status < 0) {
+    struct pollfd p[5] = {{sfd, POLLIN, 0},
+                          {master < 0 ? lsock : -1, POLLIN, 0},
+                          {master, POLLIN, 0},
+                          {master >= 0 && in_open ? 0 : -1, POLLIN, 0},
+                          {master >= 0 && ctl_open ? 3 : -1, POLLIN, 0}};
+    if (poll(p, 5, -1) < 0 && errno != EINTR) break;
+    if (p[1].revents & POLLIN) {
+      int c = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
+      if (c >= 0) {
+        master = recv_fd(c);
+        close(c);
+        if (master >= 0) set_winsize(master, rows, cols);
+      }
+    }
+    if (master >= 0 && p[2].revents) {
+      char buf[16384];
+      ssize_t n = read(master, buf, sizeof buf);
+      if (n > 0) write_all(1, buf, n);
+      else if (n < 0 && errno != EINTR && errno != EAGAIN) {
+        close(master);
+        master = -1;
+      } else if (n == 0) {
+        close(master);
+        master = -1;
+      }
+    }
+    /* Window sizes before input: a resize sent before a command applies to that command. */
+    if (master >= 0 && p[4].revents) {
+      ssize_t n = read(3, ctl + ctl_len, sizeof ctl - 1 - ctl_len);
+      if (n <= 0) ctl_open = 0;
+      else {
+        ctl_len += (size_t)n;
+        ctl[ctl_len] = 0;
+        char *nl;
+        while ((nl = strchr(ctl, '\n'))) {
+          *nl = 0;
+          char r[16] = "", c[16] = "";
+          if (sscanf(ctl, "%15s %15s", r, c) == 2) set_winsize(master, r, c);
+          size_t used = (size_t)(nl - ctl) + 1;
+          memmove(ctl, nl + 1, ctl_len - used + 1);
+          ctl_len -= used;
+        }
+        if (ctl_len >= sizeof ctl - 1) ctl_len = 0;
+      }
+    }
+    if (master >= 0 && p[3].revents) {
+      char buf[16384];
+      ssize_t n = read(0, buf, sizeof buf);
+      if (n > 0) write_all(master, buf, n);
+      else if (n == 0 || (errno != EINTR && errno != EAGAIN)) in_open = 0;
+    }
+    if (p[0].revents) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) > 0) {
+      }
+      int st;
+      pid_t w;
+      while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+        if (w == rt) status = st;
+    }
+  }
+  if (master >= 0) { /* what the session wrote last */
+    char buf[16384];
+    fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+    ssize_t n;
+    while ((n = read(master, buf, sizeof buf)) > 0) write_all(1, buf, n);
+  }
+  close(lsock);
+  unlink(sockpath);
+  if (status < 0) return 1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 /* ---- shim ------------------------------------------------------------------------------------- */
@@ -869,7 +1016,8 @@ int main(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "idmap-mount")) return idmap_mount(argc - 2, argv + 2);
   if (argc >= 2 && !strcmp(argv[1], "netns-move")) return netns_move(argc - 2, argv + 2);
   if (argc >= 2 && !strcmp(argv[1], "shim")) return shim(argc - 2, argv + 2);
+  if (argc >= 2 && !strcmp(argv[1], "pty-exec")) return pty_exec(argc - 2, argv + 2);
   if (argc >= 2 && !strcmp(argv[1], "private-cgroup2")) return private_cgroup2(argc - 2, argv + 2);
-  fprintf(stderr, "jaula-helper: internal helper of jaula; usage: jaula-helper shim|netns-move|userns-create|netns-create|idmap-mount|private-cgroup2 ...\n");
+  fprintf(stderr, "jaula-helper: internal helper of jaula; usage: jaula-helper shim|pty-exec|netns-move|userns-create|netns-create|idmap-mount|private-cgroup2 ...\n");
   return 2;
 }

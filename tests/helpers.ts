@@ -3,7 +3,9 @@
  * CLI (the README's command), and checks at the end that nothing is left behind: no container,
  * no mount, no cgroup. Cleanup runs even when the test fails.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { request as httpRequest, type ClientRequest } from 'node:http';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -12,6 +14,15 @@ import { makePaths } from '../src/os/paths.js';
 
 export const projectDir = resolve(fileURLToPath(import.meta.url), '../../..');
 export const jaulaBin = join(projectDir, 'bin/jaula.cjs');
+
+export interface GuestStatus {
+  name: string;
+  status: string;
+  context: number;
+  pid?: number;
+  startedAt?: string;
+  lastExit?: { reason: string };
+}
 
 export interface Result {
   code: number;
@@ -63,6 +74,14 @@ export class TestRoot {
       child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
       child.on('close', (code) => res({ code: code ?? 128, stdout, stderr }));
     });
+  }
+
+  /** Build a skeleton guest whose init is `sleep` (cheap to start and stop), with more build options. */
+  buildSleeper(name: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Result {
+    return this.ok(
+      ['build', name, '-m', 'skeleton', '-q', '--initstyle', 'cmd', '--cmd', '/bin/sleep 100000', ...extra],
+      { env },
+    );
   }
 
   /** `jaula exec NAME -- sh -c SCRIPT`, returning the result. */
@@ -188,8 +207,56 @@ export class TestRoot {
     ];
   }
 
+  /** What a stopped guest must not have: a runtime container, mounts, cgroups, namespaces. */
+  runLeftovers(name: string): string[] {
+    const mine = (p: string): boolean =>
+      [`/guests/${name}/`, `/netns/${name}`, `/userns/${name}`].some((x) => p.includes(x)) ||
+      p.endsWith(`/guests/${name}/root`);
+    return [
+      ...this.containers().filter((c) => c.endsWith(`:${name}`)),
+      ...this.mounts().filter(mine),
+      ...this.cgroups().filter((c) => c.endsWith(`/${name}`)),
+      ...['runtime', 'netns', 'userns']
+        .map((dir) => this.path('run/jaula', dir, name))
+        .filter((p) => fs.existsSync(p)),
+    ];
+  }
+
+  /**
+   * The guest's state is true: running with a live init that answers an exec, or stopped with
+   * nothing left of its last run (never "starting" or "stopping" once nothing works on it).
+   */
+  assertConsistent(name: string, what = ''): GuestStatus {
+    const st = JSON.parse(this.jaula(['status', name, '--format', 'json']).stdout) as GuestStatus;
+    assert.ok(['running', 'stopped'].includes(st.status), `${what}: ${name} is ${st.status}`);
+    if (st.status === 'running') {
+      assert.ok(st.pid && fs.existsSync(`/proc/${st.pid}`), `${what}: the init of ${name} lives`);
+      const r = this.jaula(['exec', name, '--', 'true']);
+      assert.equal(r.code, 0, `${what}: ${name} answers: ${r.stderr}`);
+    } else assert.deepEqual(this.runLeftovers(name), [], `${what}: nothing is left of ${name}'s last run`);
+    return st;
+  }
+
+  /** jaulads started by daemon(), killed by cleanup(). */
+  readonly daemons: Jaulad[] = [];
+
+  /** Start a jaulad for this root (wait with `await d.ready()`). */
+  daemon(args: string[] = []): Jaulad {
+    const d = new Jaulad(this, args);
+    this.daemons.push(d);
+    return d;
+  }
+
   /** Stop and delete every guest, check for leftovers, remove the root. */
   cleanup(): string[] {
+    for (const d of this.daemons)
+      if (d.alive)
+        try {
+          process.kill(d.pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+    fs.rmSync(this.path('run/jaula/jaulad.sock'), { force: true });
     const list = this.jaula(['list', '--format', 'json']);
     if (list.code === 0) {
       for (const g of JSON.parse(list.stdout) as { name: string }[])
@@ -257,4 +324,179 @@ export function buildSkeleton(t: TestRoot, name: string, extra: string[] = []): 
 export function writeScript(path: string, text: string): void {
   fs.mkdirSync(join(path, '..'), { recursive: true });
   fs.writeFileSync(path, text, { mode: 0o755 });
+}
+
+/** A jaulad of a TestRoot: started on the root's socket, stopped (or killed) by the test. */
+export class Jaulad {
+  readonly proc: ChildProcess;
+  log = '';
+  constructor(
+    readonly t: TestRoot,
+    args: string[],
+  ) {
+    this.proc = spawn(process.execPath, [join(projectDir, 'bin/jaulad.cjs'), ...args], {
+      env: t.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.proc.stdout?.on('data', (b: Buffer) => (this.log += b.toString()));
+    this.proc.stderr?.on('data', (b: Buffer) => (this.log += b.toString()));
+  }
+
+  get pid(): number {
+    return this.proc.pid as number;
+  }
+
+  get socket(): string {
+    return this.t.path('run/jaula/jaulad.sock');
+  }
+
+  get alive(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /** Wait until it serves (GET /v1/info answers); with `reconciled`, until its reconcile is done. */
+  async ready(opts: { reconciled?: boolean; ms?: number } = {}): Promise<void> {
+    const deadline = Date.now() + (opts.ms ?? 30_000);
+    for (;;) {
+      if (!this.alive) throw new Error(`jaulad exited (${this.proc.exitCode}): ${this.log}`);
+      try {
+        const r = await apiRequest(this.socket, 'GET', '/v1/info');
+        const d = (r.json as { daemon?: { reconcile?: unknown } }).daemon;
+        if (r.status === 200 && (!opts.reconciled || d?.reconcile)) return;
+      } catch {
+        /* not yet */
+      }
+      if (Date.now() > deadline) throw new Error(`jaulad did not get ready: ${this.log}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async exited(): Promise<number | null> {
+    if (!this.alive) return this.proc.exitCode;
+    return new Promise((r) => this.proc.once('exit', (code) => r(code)));
+  }
+
+  /** kill -9: what a crash does. */
+  async kill9(): Promise<void> {
+    if (!this.alive) return;
+    const done = this.exited();
+    this.proc.kill('SIGKILL');
+    await done;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.alive) return;
+    const done = this.exited();
+    this.proc.kill('SIGTERM');
+    const t = setTimeout(() => this.proc.kill('SIGKILL'), 15_000);
+    await done;
+    clearTimeout(t);
+  }
+
+  request(method: string, path: string, body?: unknown): Promise<ApiResult> {
+    return apiRequest(this.socket, method, path, body);
+  }
+}
+
+export interface ApiResult {
+  status: number;
+  json: unknown;
+  text: string;
+}
+
+/** One HTTP request to jaulad's unix socket. */
+export function apiRequest(socket: string, method: string, path: string, body?: unknown): Promise<ApiResult> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const headers: Record<string, string | number> = {};
+    if (data !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = Buffer.byteLength(data);
+    }
+    const req = httpRequest({ socketPath: socket, method, path, headers, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        let json: unknown;
+        try {
+          json = text ? JSON.parse(text) : undefined;
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, json, text });
+      });
+    });
+    req.setTimeout(300_000, () => req.destroy(new Error(`${method} ${path}: timed out`)));
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+/** Follow jaulad's event stream; `events` collects every event, `waitFor` waits for one. */
+export class EventStream {
+  readonly events: Record<string, unknown>[] = [];
+  private req: ClientRequest;
+  private waiters: {
+    fn: (e: Record<string, unknown>) => boolean;
+    resolve: (e: Record<string, unknown>) => void;
+  }[] = [];
+  constructor(socket: string, path = '/v1/events') {
+    this.req = httpRequest({ socketPath: socket, path, agent: false }, (res) => {
+      let buf = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        buf += c;
+        let at: number;
+        while ((at = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, at);
+          buf = buf.slice(at + 2);
+          for (const line of block.split('\n'))
+            if (line.startsWith('data: ')) this.push(JSON.parse(line.slice(6)) as Record<string, unknown>);
+        }
+      });
+    });
+    this.req.on('error', () => {});
+    this.req.end();
+  }
+  private push(e: Record<string, unknown>): void {
+    this.events.push(e);
+    this.waiters = this.waiters.filter((w) => {
+      if (!w.fn(e)) return true;
+      w.resolve(e);
+      return false;
+    });
+  }
+  waitFor(
+    what: string,
+    fn: (e: Record<string, unknown>) => boolean,
+    ms = 20_000,
+  ): Promise<Record<string, unknown>> {
+    const hit = this.events.find(fn);
+    if (hit) return Promise.resolve(hit);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out waiting for the event: ${what}`)), ms);
+      this.waiters.push({
+        fn,
+        resolve: (e) => {
+          clearTimeout(t);
+          resolve(e);
+        },
+      });
+    });
+  }
+  close(): void {
+    this.req.destroy();
+  }
+}
+
+/** A template tarball of a busybox skeleton (made once per TestRoot, by building and packing a guest). */
+export function skeletonTemplate(t: TestRoot): string {
+  const file = t.path('skeleton-template.tar');
+  if (fs.existsSync(file)) return file;
+  t.ok(['build', 'tplsrc', '-m', 'skeleton', '-q'], { env: { JAULA_NO_DAEMON: '1' } });
+  const r = spawnSync('tar', ['-C', t.guestRoot('tplsrc'), '-cf', file, '.']);
+  if (r.status !== 0) throw new Error(`tar failed: ${String(r.stderr)}`);
+  t.ok(['delete', 'tplsrc'], { env: { JAULA_NO_DAEMON: '1' } });
+  return file;
 }

@@ -7,6 +7,8 @@ export interface Command {
   /** Usage and examples, shown by --help. */
   help: string;
   specs: OptSpecs;
+  /** Sub-commands taken as the first positional (`jaula network create`), for completion. */
+  verbs?: string[];
   run(p: Parsed): Promise<number>;
 }
 

@@ -1,35 +1,9 @@
 import { exitCodes, isJaulaError, JaulaError } from '../common/errors.js';
 import { parseArgs } from './args.js';
-import { err, out, type Command } from './command.js';
+import { err, out } from './command.js';
+import { ALIASES, COMMANDS } from './registry.js';
 import { trace } from '../os/trace.js';
-
-type Loader = () => Promise<Command>;
-
-/** Commands load their modules only when used: `jaula status` does not load the builder. */
-const COMMANDS: Record<string, Loader> = {
-  build: async () => (await import('./commands/build.js')).build,
-  start: async () => (await import('./commands/lifecycle.js')).start,
-  stop: async () => (await import('./commands/lifecycle.js')).stop,
-  restart: async () => (await import('./commands/lifecycle.js')).restart,
-  status: async () => (await import('./commands/info.js')).status,
-  list: async () => (await import('./commands/info.js')).listCmd,
-  enter: async () => (await import('./commands/exec.js')).enter,
-  exec: async () => (await import('./commands/exec.js')).exec,
-  run: async () => (await import('./commands/exec.js')).runCmd,
-  delete: async () => (await import('./commands/delete.js')).del,
-  autostart: async () => (await import('./commands/lifecycle.js')).autostartCmd,
-  doctor: async () => (await import('./commands/doctor.js')).doctor,
-  set: async () => (await import('./commands/set.js')).set,
-  cp: async () => (await import('./commands/cp.js')).cp,
-  network: async () => (await import('./commands/network.js')).network,
-  ps: async () => (await import('./commands/monitor.js')).ps,
-  top: async () => (await import('./commands/monitor.js')).top,
-  stat: async () => (await import('./commands/monitor.js')).stat,
-  metrics: async () => (await import('./commands/monitor.js')).metrics,
-  __exited: async () => (await import('./commands/lifecycle.js')).exited,
-};
-
-const ALIASES: Record<string, string> = { ls: 'list', rm: 'delete', destroy: 'delete' };
+import { VERSION } from '../common/version.js';
 
 async function usage(): Promise<string> {
   const lines = ['Usage: jaula COMMAND [OPTIONS] (jaula COMMAND --help for more)', '', 'Commands:'];
@@ -40,7 +14,8 @@ async function usage(): Promise<string> {
   lines.push(
     '',
     "Environment: JAULA_ROOT moves all of jaula's files under another root (default /);",
-    'JAULA_RUNTIME=crun|runc overrides the automatic runtime choice.',
+    'JAULA_RUNTIME=crun|runc overrides the automatic runtime choice. While jaulad runs, commands go',
+    'through it; JAULA_NO_DAEMON=1 makes them work in this process instead.',
   );
   return lines.join('\n') + '\n';
 }
@@ -53,7 +28,7 @@ export async function main(argv: string[]): Promise<number> {
     return first ? 0 : 2;
   }
   if (first === '--version' || first === 'version') {
-    out('jaula 0.1.0');
+    out(`jaula ${VERSION}`);
     return 0;
   }
   const name = ALIASES[first] ?? first;

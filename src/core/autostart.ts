@@ -1,58 +1,16 @@
-import { JaulaError, messageOf } from '../common/errors.js';
+import { messageOf } from '../common/errors.js';
+import { dependencyWaves, inParallel } from '../common/waves.js';
 import type { GuestConfig } from './config.js';
 import { startGuest, stopGuest } from './lifecycle.js';
 import { initAlive, readState } from './state.js';
 import { loadAllConfigs } from './store.js';
 
-/**
- * Order guests so that each comes after the guests it depends on (Kahn's algorithm), in
- * waves: the guests of one wave do not depend on each other and may start in parallel.
- * Dependencies outside `selected` are pulled in; a cycle or a missing guest is an error.
- */
-export function dependencyWaves(selected: string[], all: Map<string, GuestConfig>): string[][] {
-  const need = new Set<string>();
-  const visit = (n: string, from?: string): void => {
-    if (need.has(n)) return;
-    const c = all.get(n);
-    if (!c) throw new JaulaError('not_found', `Guest "${from}" depends on "${n}", which does not exist`);
-    need.add(n);
-    for (const d of c.depends) visit(d, n);
-  };
-  for (const n of selected) visit(n);
-  const waves: string[][] = [];
-  const done = new Set<string>();
-  while (done.size < need.size) {
-    const wave = [...need]
-      .filter((n) => !done.has(n) && (all.get(n)?.depends ?? []).every((d) => done.has(d)))
-      .sort();
-    if (wave.length === 0) {
-      const left = [...need].filter((n) => !done.has(n));
-      throw new JaulaError(
-        'invalid',
-        `The dependencies of guests ${left.map((n) => `"${n}"`).join(', ')} form a cycle`,
-      );
-    }
-    for (const n of wave) done.add(n);
-    waves.push(wave);
-  }
-  return waves;
-}
+export { dependencyWaves } from '../common/waves.js';
 
 export interface BulkResult {
   name: string;
   ok: boolean;
   message: string;
-}
-
-async function inParallel<T>(items: T[], limit: number, fn: (x: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const x = items[next++] as T;
-      await fn(x);
-    }
-  });
-  await Promise.all(workers);
 }
 
 /** Start all guests with the mark (and what they depend on), dependencies first. */

@@ -8,7 +8,7 @@ import {
   validateHostname,
   validateName,
 } from '../common/names.js';
-import { mkdirp, readFileOr, removeTree, writeFileAtomic } from '../os/fs.js';
+import { mkdirp, readFileOr, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
 import { withLock } from '../os/lock.js';
 import { paths } from '../os/paths.js';
 import { isSameProcess, readProcStat } from '../os/proc.js';
@@ -29,7 +29,7 @@ import { guestLog } from './log.js';
 import { buildDebootstrap, parseDebootstrapArgs } from './methods/debootstrap.js';
 import { buildSkeleton } from './methods/skeleton.js';
 import { checkTemplateFile, extractTemplate } from './methods/template.js';
-import { BUILDING_MARK, loadConfig, loadEveryConfig, saveConfig } from './store.js';
+import { BUILDING_MARK, isBuilding, loadConfig, loadEveryConfig, saveConfig } from './store.js';
 import { Reverter } from './reverter.js';
 
 export const BUILD_METHODS = ['skeleton', 'template', 'debootstrap'] as const;
@@ -65,6 +65,9 @@ function parseTemplateArgs(args: string[]): string {
   return args[1];
 }
 
+/** Config dirs being made for a build (renamed to the guest's name once they hold the building mark). */
+const STAGING_PREFIX = '.staging-';
+
 /** Remove guests whose build was interrupted (their builder died): no half-made guest stays. */
 export async function removeStaleBuilds(): Promise<string[]> {
   const removed: string[] = [];
@@ -75,6 +78,10 @@ export async function removeStaleBuilds(): Promise<string[]> {
     return removed;
   }
   for (const n of names) {
+    if (n.startsWith(STAGING_PREFIX)) {
+      if (!isBuilding(n)) removeTree(join(paths().guestsConf, n));
+      continue;
+    }
     // One read of the mark: a builder that just finished removes it, and must not be taken
     // for a dead one between two looks.
     const mark = readFileOr(join(paths().guestConf(n), BUILDING_MARK), undefined);
@@ -181,10 +188,14 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
       // Addresses and MACs are assigned now, under the build lock, and stored: they stay stable.
       const assigned = assignInterfaces(cfg, loadEveryConfig());
       cfg.interfaces = assigned.interfaces;
-      mkdirp(paths().guestConf(name));
-      rev.add('remove the config dir', () => removeTree(paths().guestConf(name)));
+      // The config dir appears with its building mark in it (made aside, then renamed): a
+      // builder killed at any moment leaves nothing that the next removeStaleBuilds misses.
+      const aside = join(paths().guestsConf, `${STAGING_PREFIX}${name}.${tmpSuffix()}`);
+      mkdirp(aside);
       const me = readProcStat(process.pid);
-      writeFileAtomic(join(paths().guestConf(name), BUILDING_MARK), `${process.pid} ${me?.starttime ?? 0}\n`);
+      writeFileAtomic(join(aside, BUILDING_MARK), `${process.pid} ${me?.starttime ?? 0}\n`);
+      fs.renameSync(aside, paths().guestConf(name));
+      rev.add('remove the config dir', () => removeTree(paths().guestConf(name)));
       saveConfig(cfg);
     });
     rev.add('remove the guest data', () => driver.destroy(name));

@@ -21,6 +21,7 @@ import { requireRunning } from './running.js';
 import { initAlive, readState, writeState, type GuestState } from './state.js';
 import { loadConfig, loadEveryConfig, loadFstab } from './store.js';
 import { networkDown, networkUp } from '../network/apply.js';
+import { run } from '../os/spawn.js';
 
 export interface ExecOptions {
   tty?: boolean;
@@ -65,20 +66,66 @@ function waitChild(argv: string[], opts: { pipes?: boolean } = {}): Promise<numb
   });
 }
 
-/** Run a command inside a running guest (its namespaces, cgroup and limits); returns its exit code. */
-export async function execInGuest(name: string, cmd: string[], opts: ExecOptions = {}): Promise<number> {
+/** The argv of `runtime exec` that runs cmd in the running guest (a pty inside it with opts.tty). */
+export function execArgv(
+  name: string,
+  cmd: string[],
+  opts: ExecOptions & { consoleSocket?: string } = {},
+): string[] {
   if (cmd.length === 0)
     throw new JaulaError('usage', `Give the command to run: jaula exec ${name} -- CMD [ARGS...]`);
   const { rt } = requireRunning(name);
   const args = ['exec', ...(opts.tty ? ['--tty'] : []), '--cwd', opts.cwd ?? '/'];
+  if (opts.tty && opts.consoleSocket) args.push('--console-socket', opts.consoleSocket);
   for (const e of opts.env ?? []) args.push('--env', e);
   if (opts.user) args.push('--user', opts.user);
+  return rt.argv(...args, name, ...cmd);
+}
+
+/** Run a command inside a running guest (its namespaces, cgroup and limits); returns its exit code. */
+export async function execInGuest(name: string, cmd: string[], opts: ExecOptions = {}): Promise<number> {
+  const argv = execArgv(name, cmd, opts);
   // Without --tty the command gets pipes, never the caller's terminal.
   const pipes =
     !opts.tty &&
     [process.stdin, process.stdout, process.stderr].some((s) => s.isTTY) &&
     !testWeakeningRequested(process.env, paths().root); // the escape suite's weakened guest only
-  return waitChild(rt.argv(...args, name, ...cmd), { pipes });
+  return waitChild(argv, { pipes });
+}
+
+export interface CaptureOptions extends ExecOptions {
+  input?: string;
+  timeoutMs?: number;
+}
+
+/** Run a command in a running guest to its end, with its output collected. */
+export async function execCapture(
+  name: string,
+  cmd: string[],
+  opts: CaptureOptions = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const argv = execArgv(name, cmd, { ...opts, tty: false });
+  const r = await run(argv, {
+    input: opts.input ?? '',
+    timeoutMs: opts.timeoutMs ?? 300_000,
+  });
+  return {
+    code: r.signal ? 128 + (r.signal === 'SIGKILL' ? 9 : 15) : r.code,
+    stdout: r.stdout,
+    stderr: r.stderr,
+  };
+}
+
+/** The login shell `enter` runs: bash if the guest has it, else sh. */
+export async function loginShell(name: string): Promise<string[]> {
+  const { cfg } = requireRunning(name);
+  const storage = await storageDriver(cfg.storage.driver);
+  const { GuestFs } = await import('../os/guestfs.js');
+  const shell = GuestFs.with(
+    storage.treePath(name),
+    (g) => ['/bin/bash', '/bin/sh'].find((s) => g.stat(s)?.isFile()) ?? '/bin/sh',
+  );
+  return [shell, '-l'];
 }
 
 /** An interactive login shell on a fresh pty inside a running guest. */
@@ -88,21 +135,21 @@ export async function enterGuest(name: string): Promise<number> {
       'usage',
       `"jaula enter" needs a terminal; to run commands without one use "jaula exec ${name} -- CMD"`,
     );
-  const { cfg } = requireRunning(name);
-  const storage = await storageDriver(cfg.storage.driver);
-  const { GuestFs } = await import('../os/guestfs.js');
-  const shell = GuestFs.with(
-    storage.treePath(name),
-    (g) => ['/bin/bash', '/bin/sh'].find((s) => g.stat(s)?.isFile()) ?? '/bin/sh',
-  );
-  return execInGuest(name, [shell, '-l'], { tty: true, env: [`TERM=${process.env['TERM'] ?? 'xterm'}`] });
+  return execInGuest(name, await loginShell(name), {
+    tty: true,
+    env: [`TERM=${process.env['TERM'] ?? 'xterm'}`],
+  });
 }
 
 /**
  * One-shot run (like lxc-execute): start the stopped guest with CMD as the only program under
  * jaula-init, stdio attached, and stop it when CMD ends. Returns CMD's exit code.
  */
-export async function runOnce(name: string, cmd: string[]): Promise<number> {
+export async function runOnce(
+  name: string,
+  cmd: string[],
+  runChild: (argv: string[]) => Promise<number> = (argv) => waitChild(argv),
+): Promise<number> {
   if (cmd.length === 0)
     throw new JaulaError('usage', `Give the command to run: jaula run ${name} -- CMD [ARGS...]`);
   const runDir = paths().guestRun(name);
@@ -175,7 +222,7 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
   let code: number;
   try {
     trace('run: runtime run');
-    code = await waitChild(rt.argv('run', '--bundle', join(runDir, 'bundle'), '--pid-file', pidFile, name));
+    code = await runChild(rt.argv('run', '--bundle', join(runDir, 'bundle'), '--pid-file', pidFile, name));
     trace('run: runtime ended');
   } finally {
     clearInterval(watcher);

@@ -163,7 +163,12 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600, { durable: false });
 
     trace('start: bundle written');
-    const shim = await spawnShim(rt, name, instance, runDir);
+    // The supervisor is recorded as soon as it exists: if this process dies during the start,
+    // whoever settles the guest next waits for it and rolls the start back (finalizeLocked).
+    const shim = await spawnShim(rt, name, instance, runDir, (shimPid) => {
+      const shimStart = readProcStat(shimPid)?.starttime;
+      writeState(name, { ...base, shimPid, ...(shimStart !== undefined ? { shimStart } : {}) });
+    });
     trace('start: guest running');
     rev.add('delete the container', () => runtimeDelete(rt, name));
     const pidStart = readProcStat(shim.initPid)?.starttime;
@@ -214,6 +219,7 @@ async function spawnShim(
   name: string,
   instance: string,
   runDir: string,
+  onSpawned: (pid: number) => void,
 ): Promise<{ shimPid: number; initPid: number }> {
   mkdirp(paths().log, 0o700);
   const logFd = fs.openSync(join(paths().log, `${name}.log`), 'a', 0o600);
@@ -240,6 +246,7 @@ async function spawnShim(
     cwd: '/',
   });
   fs.closeSync(logFd);
+  if (child.pid) onSpawned(child.pid);
   const sync = child.stdio[3] as NodeJS.ReadableStream | null;
   const answer = await new Promise<string>((resolve) => {
     let text = '';
@@ -261,6 +268,12 @@ async function spawnShim(
 function exitInfoFor(name: string, st: GuestState): ExitInfo {
   const at = new Date().toISOString();
   if (st.bootId !== undefined && st.bootId !== bootId()) return { reason: 'host-reboot', at };
+  if (st.status === 'starting' && st.pid === undefined)
+    return {
+      reason: 'failed',
+      at,
+      message: 'its start was interrupted (the jaula process starting it ended); what it made was removed',
+    };
   const rec = readExitRecord(name);
   if (!rec || rec.pid !== st.pid)
     return {
@@ -285,6 +298,7 @@ async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo):
   const { name } = cfg;
   const problems: string[] = [];
   const rt = selectRuntime(st.runtime ?? cfg.runtime);
+  if (st.status === 'starting') await waitSupervisorSettled(name, st);
   await runtimeDelete(rt, name).catch((e: unknown) => problems.push(messageOf(e)));
   await networkDown(cfg).catch((e: unknown) => problems.push(messageOf(e)));
   await removeUserns(name).catch((e: unknown) => problems.push(messageOf(e)));
@@ -307,12 +321,39 @@ async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo):
 }
 
 /**
+ * A start interrupted while its supervisor was creating the guest: wait (bounded) until the
+ * runtime is done, so that deleting the container afterwards leaves nothing behind.
+ */
+async function waitSupervisorSettled(name: string, st: GuestState): Promise<void> {
+  const pidFile = join(paths().guestRun(name), 'init.pid');
+  const deadline = Date.now() + 30_000;
+  while (isSameProcess(st.shimPid, st.shimStart) && Date.now() < deadline) {
+    const pid = Number(fs.existsSync(pidFile) ? fs.readFileSync(pidFile, 'utf8').trim() : NaN);
+    if (pid > 0 && readProcStat(pid)) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
  * Finish what a guest's exit left undone (its exit handler not run yet, or lost in a crash).
  * The caller holds the guest lock.
  */
-export async function settleLocked(cfg: GuestConfig): Promise<void> {
+export async function settleLocked(cfg: GuestConfig): Promise<'settled' | 'rolled-back' | undefined> {
   const st = readState(cfg.name);
-  if (st.status !== 'stopped' && !initAlive(st)) await finalizeLocked(cfg, st, exitInfoFor(cfg.name, st));
+  if (st.status === 'stopped' || initAlive(st)) return undefined;
+  await finalizeLocked(cfg, st, exitInfoFor(cfg.name, st));
+  return st.status === 'starting' ? 'rolled-back' : 'settled';
+}
+
+/**
+ * A stop interrupted while it waited for the guest to halt (the guest lock is free, the state
+ * says stopping, the init still runs): do it again. The caller holds the guest lock.
+ */
+export async function completeStopLocked(cfg: GuestConfig): Promise<boolean> {
+  const st = readState(cfg.name);
+  if (st.status !== 'stopping' || !initAlive(st)) return false;
+  await stopLocked(cfg, {});
+  return true;
 }
 
 /** A guest rebooting more often than this within REBOOT_WINDOW_MS is left stopped. */

@@ -1,5 +1,6 @@
 import { spawn, type StdioOptions } from 'node:child_process';
 import { JaulaError } from '../common/errors.js';
+import { which } from './fs.js';
 
 export interface RunOptions {
   input?: string | Uint8Array;
@@ -12,6 +13,11 @@ export interface RunOptions {
   /** Called with each chunk of stderr (progress display). */
   onStderr?: (chunk: string) => void;
   onStdout?: (chunk: string) => void;
+  /**
+   * Kill the program when this process dies (setpriv --pdeathsig KILL): a build's unpacking
+   * must not go on writing after jaulad was killed and its next start removed the half-built guest.
+   */
+  dieWithParent?: boolean;
 }
 
 export interface RunResult {
@@ -23,7 +29,8 @@ export interface RunResult {
 
 /** Run a program from an argv array (never a shell string). */
 export function run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-  const [cmd, ...args] = argv;
+  const setpriv = opts.dieWithParent ? which('setpriv') : undefined;
+  const [cmd, ...args] = setpriv ? [setpriv, '--pdeathsig', 'KILL', '--', ...argv] : argv;
   if (!cmd) throw new Error('run: empty argv');
   return new Promise((resolve, reject) => {
     const stdio: StdioOptions = opts.inherit

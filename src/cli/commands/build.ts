@@ -1,10 +1,8 @@
 import { JaulaError } from '../../common/errors.js';
-import { buildGuest } from '../../core/build.js';
-import { validateProfile } from '../../core/config.js';
-import { parseInterfaceSpec } from '../../network/ifspec.js';
-import { parseForward } from '../../network/forward.js';
+import type { BuildRequest } from '../../api/types.js';
 import { bool, list, num, onePositional, str } from '../args.js';
 import { err, out, type Command } from '../command.js';
+import { engine } from '../engine.js';
 
 export const build: Command = {
   summary: 'build a guest (skeleton, template or debootstrap)',
@@ -64,30 +62,41 @@ Examples:
     process.once('SIGINT', abort);
     process.once('SIGTERM', abort);
     const cmd = str(p, 'cmd');
-    const o: Parameters<typeof buildGuest>[0] = {
+    const r: BuildRequest = {
       name,
       method,
-      interfaces: list(p, 'interface').map(parseInterfaceSpec),
-      forwards: list(p, 'forward').map(parseForward),
+      interfaces: list(p, 'interface'),
+      forwards: list(p, 'forward'),
       marks: list(p, 'mark'),
       depends: list(p, 'depends'),
       methodArgs: p.rest,
-      signal: ac.signal,
-      onProgress: bool(p, 'quiet') ? () => {} : (l) => err(`jaula: ${l}`),
     };
     const hostname = str(p, 'hostname');
     const context = num(p, 'context');
     const initstyle = str(p, 'initstyle');
     const storage = str(p, 'storage');
-    if (hostname !== undefined) o.hostname = hostname;
-    if (context !== undefined) o.context = context;
-    if (initstyle !== undefined) o.initstyle = initstyle;
-    if (storage !== undefined) o.storage = storage;
-    if (bool(p, 'privileged')) o.privileged = true;
     const profile = str(p, 'profile');
-    if (profile !== undefined) o.profile = validateProfile(profile);
-    if (cmd !== undefined) o.cmd = cmd.split(/\s+/).filter(Boolean);
-    const cfg = await buildGuest(o);
+    if (hostname !== undefined) r.hostname = hostname;
+    if (context !== undefined) r.context = context;
+    if (initstyle !== undefined) r.initstyle = initstyle;
+    if (storage !== undefined) r.storage = storage;
+    if (bool(p, 'privileged')) r.privileged = true;
+    if (profile !== undefined) r.profile = profile;
+    if (cmd !== undefined) r.cmd = cmd.split(/\s+/).filter(Boolean);
+    // A template path is the host's: make it absolute for jaulad, whose working directory is not ours.
+    if (
+      method === 'template' &&
+      r.methodArgs?.[0] === '-t' &&
+      r.methodArgs[1] &&
+      !r.methodArgs[1].startsWith('/')
+    )
+      r.methodArgs = ['-t', (await import('node:path')).resolve(r.methodArgs[1])];
+    const cfg = await (
+      await engine()
+    ).buildGuest(r, {
+      signal: ac.signal,
+      onProgress: bool(p, 'quiet') ? () => {} : (l) => err(`jaula: ${l}`),
+    });
     out(
       `Built guest "${cfg.name}" (context ${cfg.context}, hostname ${cfg.hostname}, init style ${cfg.initstyle}). Start it with: jaula start ${cfg.name}`,
     );

@@ -1,7 +1,8 @@
-import { copy } from '../../core/cp.js';
+import { isAbsolute, resolve } from 'node:path';
 import { bool } from '../args.js';
 import { JaulaError } from '../../common/errors.js';
 import { out, type Command } from '../command.js';
+import { engine } from '../engine.js';
 
 export const cp: Command = {
   summary: 'copy files and directories into or out of a guest',
@@ -20,7 +21,10 @@ Examples:
     if (p.positionals.length !== 2)
       throw new JaulaError('usage', 'jaula cp [-a] SRC DST (one of them GUEST:/path)');
     const [src, dst] = p.positionals as [string, string];
-    const r = await copy(src, dst, { archive: bool(p, 'archive') });
+    // Host paths are made absolute: jaulad's working directory is not ours.
+    const guestPath = (a: string): boolean => /^[A-Za-z0-9][A-Za-z0-9_.-]*:/.test(a) && !a.startsWith('.');
+    const abs = (a: string): string => (guestPath(a) || isAbsolute(a) ? a : resolve(a));
+    const r = await (await engine()).copy({ src: abs(src), dst: abs(dst), archive: bool(p, 'archive') });
     out(
       `Copied ${r.files} file${r.files === 1 ? '' : 's'} ${r.direction === 'in' ? 'into' : 'out of'} the guest.`,
     );

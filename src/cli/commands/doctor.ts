@@ -1,5 +1,5 @@
-import { doctor as runDoctor, securityReport } from '../../core/doctor.js';
 import { formatOf, json, out, type Command } from '../command.js';
+import { engine } from '../engine.js';
 import { table } from '../table.js';
 
 export const doctor: Command = {
@@ -9,10 +9,14 @@ export const doctor: Command = {
 Reports the runtime, cgroup mode, kernel features and tools jaula relies on; with --security,
 what protects guests on this host (user namespaces, idmapped mounts, seccomp, devices,
 capabilities, kernel settings) and which guests are privileged.
-Exit status 1 when something jaula needs is missing.`,
+Exit status 1 when something jaula needs is missing.
+
+Examples:
+  jaula doctor
+  jaula doctor --security --format json`,
   specs: { format: { type: 'string' }, security: { type: 'bool' } },
   async run(p) {
-    const checks = p.opts['security'] === true ? await securityReport() : await runDoctor();
+    const checks = await (await engine()).doctor({ security: p.opts['security'] === true });
     if (formatOf(p) === 'json') json(checks);
     else
       out(

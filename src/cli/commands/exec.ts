@@ -1,45 +1,88 @@
-import { enterGuest, execInGuest, runOnce } from '../../core/exec.js';
+import { JaulaError } from '../../common/errors.js';
 import { bool, list, onePositional, str } from '../args.js';
+import { eachGuest, isBulk, parallelOf, printBulk, selectGuests, SELECTOR_SPECS } from '../bulk.js';
 import { type Command } from '../command.js';
+import { engine } from '../engine.js';
 
 export const enter: Command = {
   summary: 'open an interactive shell inside a running guest',
   help: `Usage: jaula enter NAME
 
 A login shell (bash if the guest has it, else sh) on a fresh pty inside the guest, with no
-password: the host may always enter its guests, never the reverse.`,
+password: the host may always enter its guests, never the reverse.
+
+Example:
+  jaula enter vs01`,
   specs: {},
   async run(p) {
-    return enterGuest(onePositional(p, 'enter'));
+    return (await engine()).enterGuest({ name: onePositional(p, 'enter') });
   },
 };
 
 export const exec: Command = {
-  summary: 'run a command inside a running guest',
+  summary: 'run a command inside running guests',
   help: `Usage: jaula exec NAME [-t] [-e VAR=VALUE]... [--cwd DIR] [--user UID[:GID]] -- CMD [ARGS...]
+       jaula exec NAME... | --mark M | --all  [--parallel N] [--format table|json] -- CMD [ARGS...]
 
-Standard input, output and error are passed through; the exit status is the command's.
+With one guest, standard input, output and error are passed through and the exit status is
+the command's. With several (selectors), the command runs in each selected guest, at most
+--parallel N (default 8) at a time, without input; a table shows each guest's exit status and
+last line of output (--format json: all of it); the exit status is 0 when all succeeded.
+--all and --mark pass over guests that do not run; a guest named on the command line must run.
 
 Examples:
   jaula exec vs01 -- ps aux
-  echo hello | jaula exec vs01 -- cat`,
+  echo hello | jaula exec vs01 -- cat
+  jaula exec --mark web -- /etc/init.d/nginx reload
+  jaula exec --all --format json -- uptime`,
   specs: {
+    ...SELECTOR_SPECS,
     tty: { type: 'bool', short: 't' },
     env: { type: 'list', short: 'e' },
     cwd: { type: 'string' },
     user: { type: 'string', short: 'u' },
   },
   async run(p) {
-    const name = onePositional(p, 'exec');
-    const o: { tty: boolean; env: string[]; cwd?: string; user?: string } = {
-      tty: bool(p, 'tty'),
-      env: list(p, 'env'),
-    };
+    const e = await engine();
     const cwd = str(p, 'cwd');
     const user = str(p, 'user');
-    if (cwd) o.cwd = cwd;
-    if (user) o.user = user;
-    return execInGuest(name, p.rest, o);
+    if (isBulk(p)) {
+      if (!p.rest.length)
+        throw new JaulaError('usage', 'Give the command after "--": jaula exec --all -- CMD');
+      // A guest named on the command line must run; --all and --mark pass over stopped ones.
+      const named = new Set(p.positionals);
+      const rows = await eachGuest(await selectGuests(e, p, 'exec'), parallelOf(p), async (g) => {
+        if (g.status !== 'running')
+          return { name: g.name, ok: !named.has(g.name), message: `skipped: the guest is ${g.status}` };
+        const r = await e.execCapture({
+          name: g.name,
+          cmd: p.rest,
+          env: list(p, 'env'),
+          ...(cwd ? { cwd } : {}),
+          ...(user ? { user } : {}),
+        });
+        return {
+          name: g.name,
+          ok: r.code === 0,
+          message: `exit ${r.code}`,
+          code: r.code,
+          stdout: r.stdout,
+          stderr: r.stderr,
+        };
+      });
+      return printBulk(p, rows, 'No guest selected.');
+    }
+    const name = onePositional(p, 'exec');
+    if (!p.rest.length)
+      throw new JaulaError('usage', `Give the command to run: jaula exec ${name} -- CMD [ARGS...]`);
+    return e.execInteractive({
+      name,
+      cmd: p.rest,
+      tty: bool(p, 'tty'),
+      env: list(p, 'env'),
+      ...(cwd ? { cwd } : {}),
+      ...(user ? { user } : {}),
+    });
   },
 };
 
@@ -54,6 +97,9 @@ Example:
   jaula run vs01 -- /bin/true`,
   specs: {},
   async run(p) {
-    return runOnce(onePositional(p, 'run'), p.rest);
+    const name = onePositional(p, 'run');
+    if (!p.rest.length)
+      throw new JaulaError('usage', `Give the command to run: jaula run ${name} -- CMD [ARGS...]`);
+    return (await engine()).runOnce({ name, cmd: p.rest });
   },
 };

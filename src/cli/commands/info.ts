@@ -1,6 +1,7 @@
-import { guestStatus, listGuests, type GuestSummary } from '../../core/guests.js';
+import type { GuestSummary } from '../../api/types.js';
 import { bool, onePositional, str } from '../args.js';
 import { formatOf, json, out, type Command } from '../command.js';
+import { engine } from '../engine.js';
 import { duration, table } from '../table.js';
 
 const FORMAT = { format: { type: 'string' as const } };
@@ -19,10 +20,14 @@ function describeExit(g: GuestSummary): string {
 
 export const status: Command = {
   summary: 'tell whether a guest runs (exit status 0 if it does, 3 if not)',
-  help: `Usage: jaula status NAME [--format table|json]`,
+  help: `Usage: jaula status NAME [--format table|json]
+
+Examples:
+  jaula status vs01
+  jaula status vs01 --format json`,
   specs: FORMAT,
   async run(p) {
-    const g = guestStatus(onePositional(p, 'status'));
+    const g = await (await engine()).getGuest({ name: onePositional(p, 'status') });
     if (formatOf(p) === 'json') json(g);
     else if (g.status === 'stopped')
       out(
@@ -38,13 +43,18 @@ export const status: Command = {
 
 export const listCmd: Command = {
   summary: 'list guests',
-  help: `Usage: jaula list [--format table|json] [--running] [--mark M]`,
+  help: `Usage: jaula list [--format table|json] [--running] [--mark M]
+
+Examples:
+  jaula list
+  jaula list --running --mark web --format json`,
   specs: { ...FORMAT, running: { type: 'bool' }, mark: { type: 'string' } },
   async run(p) {
-    let guests = listGuests();
+    const req: { mark?: string; running?: boolean } = {};
     const mark = str(p, 'mark');
-    if (bool(p, 'running')) guests = guests.filter((g) => g.status !== 'stopped');
-    if (mark) guests = guests.filter((g) => g.marks.includes(mark));
+    if (mark) req.mark = mark;
+    if (bool(p, 'running')) req.running = true;
+    const guests = await (await engine()).listGuests(req);
     if (formatOf(p) === 'json') {
       json(guests);
       return 0;

@@ -1,134 +1,141 @@
 import { JaulaError } from '../../common/errors.js';
-import { autostart, stopMany, type BulkResult } from '../../core/autostart.js';
-import { listGuests } from '../../core/guests.js';
-import { onGuestExited, restartGuest, startGuest, stopGuest } from '../../core/lifecycle.js';
-import { bool, num, onePositional, str, type Parsed } from '../args.js';
-import { err, formatOf, json, out, type Command } from '../command.js';
-import { table } from '../table.js';
+import { bool, list, num, onePositional, type Parsed } from '../args.js';
+import {
+  eachGuest,
+  isBulk,
+  parallelOf,
+  printBulk,
+  selectGuests,
+  SELECTOR_SPECS,
+  startMany,
+  stopMany,
+} from '../bulk.js';
+import { out, type Command } from '../command.js';
+import { engine } from '../engine.js';
 
-const FORMAT = { format: { type: 'string' as const } };
-
-function bulkTable(results: BulkResult[]): string {
-  return table(
-    ['GUEST', 'RESULT', 'MESSAGE'],
-    results.map((r) => [r.name, r.ok ? 'ok' : 'FAILED', r.message]),
-  );
+function stopOpts(p: Parsed): { timeout?: number; kill?: boolean } {
+  const o: { timeout?: number; kill?: boolean } = { kill: bool(p, 'kill') };
+  const t = num(p, 'timeout');
+  if (t !== undefined) o.timeout = t;
+  return o;
 }
 
 export const start: Command = {
-  summary: 'start a guest',
-  help: `Usage: jaula start NAME...
-       jaula start --mark M
+  summary: 'start guests',
+  help: `Usage: jaula start NAME
+       jaula start NAME... | --mark M | --all  [--parallel N] [--format table|json]
 
 Starts the guest's init in new PID, mount, UTS, IPC, network and cgroup namespaces. The guest
-keeps running after jaula exits.
+keeps running after jaula exits. Several guests start in dependency order (a guest after the
+guests it depends on, which are started too), at most --parallel N (default 8) at a time, with
+one result line per guest.
 
 Examples:
   jaula start vs01
-  jaula start --mark default`,
-  specs: { mark: { type: 'string' } },
+  jaula start --mark web --parallel 4
+  jaula start --all --format json`,
+  specs: SELECTOR_SPECS,
   async run(p) {
-    const mark = str(p, 'mark');
-    if (mark) {
-      const r = await autostart(mark);
-      out(bulkTable(r));
-      return r.every((x) => x.ok) ? 0 : 1;
-    }
+    const e = await engine();
+    if (isBulk(p))
+      return printBulk(
+        p,
+        await startMany(e, await selectGuests(e, p, 'start'), parallelOf(p)),
+        'No guest selected.',
+      );
     if (!p.positionals.length)
-      throw new JaulaError('usage', 'Give the guest(s) to start: jaula start NAME... (or --mark M)');
-    let rc = 0;
-    for (const name of p.positionals) {
-      try {
-        const st = await startGuest(name);
-        out(`Started guest "${name}" (pid ${st.pid}).`);
-      } catch (e) {
-        if (p.positionals.length === 1) throw e;
-        err(`jaula: ${(e as Error).message}`);
-        rc = 1;
-      }
-    }
-    return rc;
+      throw new JaulaError('usage', 'Give the guest(s) to start: jaula start NAME... (or --mark M, --all)');
+    const name = p.positionals[0] as string;
+    const g = await e.startGuest({ name });
+    out(`Started guest "${name}" (pid ${g.pid ?? '?'}).`);
+    return 0;
   },
 };
 
 export const stop: Command = {
-  summary: 'stop a guest (asks its init to halt, then kills)',
-  help: `Usage: jaula stop NAME... [--timeout S] [--kill]
-       jaula stop --all | --mark M
+  summary: 'stop guests (asks their init to halt, then kills)',
+  help: `Usage: jaula stop NAME [--timeout S] [--kill]
+       jaula stop NAME... | --mark M | --all  [--parallel N] [--format table|json]
 
 Asks the guest's init to halt the way that init understands (busybox: SIGUSR2, sysvinit:
 SIGPWR, systemd: SIGRTMIN+3, jaula-init: SIGPWR), waits up to --timeout seconds (default:
-the guest's stop_timeout, 30), then kills every process of the guest.
+the guest's stop_timeout, 30), then kills every process of the guest. Several guests stop
+dependents first, at most --parallel N (default 8) at a time.
 
 Examples:
   jaula stop vs01
   jaula stop vs01 --timeout 5
+  jaula stop --mark web --kill
   jaula stop --all`,
   specs: {
+    ...SELECTOR_SPECS,
     timeout: { type: 'number', short: 't' },
     kill: { type: 'bool', short: 'k' },
-    all: { type: 'bool' },
-    mark: { type: 'string' },
   },
   async run(p) {
-    const opts: { timeout?: number; kill?: boolean } = { kill: bool(p, 'kill') };
-    const t = num(p, 'timeout');
-    if (t !== undefined) opts.timeout = t;
-    const mark = str(p, 'mark');
-    if (bool(p, 'all') || mark) {
-      const names = mark
-        ? listGuests()
-            .filter((g) => g.marks.includes(mark))
-            .map((g) => g.name)
-        : 'all';
-      const r = await stopMany(names, opts);
-      out(r.length ? bulkTable(r) : 'No guest was running.');
-      return r.every((x) => x.ok) ? 0 : 1;
-    }
+    const e = await engine();
+    if (isBulk(p))
+      return printBulk(
+        p,
+        await stopMany(e, await selectGuests(e, p, 'stop'), parallelOf(p), stopOpts(p)),
+        'No guest was running.',
+      );
     if (!p.positionals.length)
       throw new JaulaError('usage', 'Give the guest(s) to stop: jaula stop NAME... (or --all, --mark M)');
-    let rc = 0;
-    for (const name of p.positionals) {
-      try {
-        const e = await stopGuest(name, opts);
-        out(`Stopped guest "${name}"${e.message ? ` (${e.message})` : ''}.`);
-      } catch (e) {
-        if (p.positionals.length === 1) throw e;
-        err(`jaula: ${(e as Error).message}`);
-        rc = 1;
-      }
-    }
-    return rc;
+    const name = p.positionals[0] as string;
+    const x = await e.stopGuest({ name, ...stopOpts(p) });
+    out(`Stopped guest "${name}"${x.message ? ` (${x.message})` : ''}.`);
+    return 0;
   },
 };
 
 export const restart: Command = {
-  summary: 'stop (if running) and start a guest',
-  help: `Usage: jaula restart NAME [--timeout S] [--kill]`,
-  specs: { timeout: { type: 'number', short: 't' }, kill: { type: 'bool', short: 'k' } },
+  summary: 'stop (if running) and start guests',
+  help: `Usage: jaula restart NAME [--timeout S] [--kill]
+       jaula restart NAME... | --mark M | --all  [--parallel N] [--format table|json]
+
+Examples:
+  jaula restart vs01
+  jaula restart --mark web --parallel 2`,
+  specs: {
+    ...SELECTOR_SPECS,
+    timeout: { type: 'number', short: 't' },
+    kill: { type: 'bool', short: 'k' },
+  },
   async run(p) {
+    const e = await engine();
+    if (isBulk(p))
+      return printBulk(
+        p,
+        await eachGuest(await selectGuests(e, p, 'restart'), parallelOf(p), async (g) => {
+          const s = await e.restartGuest({ name: g.name, ...stopOpts(p) });
+          return { name: g.name, ok: true, message: `restarted (pid ${s.pid ?? '?'})` };
+        }),
+        'No guest selected.',
+      );
     const name = onePositional(p, 'restart');
-    const opts: { timeout?: number; kill?: boolean } = { kill: bool(p, 'kill') };
-    const t = num(p, 'timeout');
-    if (t !== undefined) opts.timeout = t;
-    const st = await restartGuest(name, opts);
-    out(`Restarted guest "${name}" (pid ${st.pid}).`);
+    const g = await e.restartGuest({ name, ...stopOpts(p) });
+    out(`Restarted guest "${name}" (pid ${g.pid ?? '?'}).`);
     return 0;
   },
 };
 
 export const autostartCmd: Command = {
   summary: 'start the guests with a mark, in dependency order (for boot)',
-  help: `Usage: jaula autostart [--mark M] [--parallel N]
+  help: `Usage: jaula autostart [--mark M] [--parallel N] [--format table|json]
 
 Starts every guest marked M (default: "default") after the guests it depends on. Run at boot
-by contrib/systemd/jaula-autostart.service.`,
-  specs: { mark: { type: 'string' }, parallel: { type: 'number' }, ...FORMAT },
+by contrib/systemd/jaula-autostart.service (jaulad also does it when it sees a new boot).
+
+Examples:
+  jaula autostart
+  jaula autostart --mark web --parallel 2`,
+  specs: { mark: { type: 'list' }, parallel: { type: 'number' }, format: { type: 'string' } },
   async run(p) {
-    const r = await autostart(str(p, 'mark') ?? 'default', num(p, 'parallel') ?? 4);
-    if (formatOf(p) === 'json') json(r);
-    else out(r.length ? bulkTable(r) : 'No guest has that mark.');
-    return r.every((x) => x.ok) ? 0 : 1;
+    const e = await engine();
+    if (!list(p, 'mark').length) p.opts['mark'] = ['default'];
+    const chosen = await selectGuests(e, p, 'autostart');
+    return printBulk(p, await startMany(e, chosen, num(p, 'parallel') ?? 4), 'No guest has that mark.');
   },
 };
 
@@ -139,6 +146,7 @@ export const exited: Command = {
   async run(p: Parsed) {
     const [name, instance] = p.positionals;
     if (!name || !instance) throw new JaulaError('usage', 'jaula __exited NAME INSTANCE');
+    const { onGuestExited } = await import('../../core/lifecycle.js');
     await onGuestExited(name, instance);
     return 0;
   },

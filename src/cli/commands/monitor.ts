@@ -291,7 +291,11 @@ export const stat: Command = {
 
 For each running guest: its context ID, processes (and tasks), memory in use and its limit, CPU
 time used (user, system), uptime, and the limit hits since it started (OOM kills, memory limit
-hits, periods throttled at cpu.max, forks refused at pids.max).`,
+hits, periods throttled at cpu.max, forks refused at pids.max).
+
+Examples:
+  jaula stat
+  jaula stat web1 db1 --format json`,
   specs: { ...FORMAT, guest: { type: 'list' } },
   async run(p) {
     const now = Date.now();

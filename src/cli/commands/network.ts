@@ -1,8 +1,7 @@
 import { JaulaError } from '../../common/errors.js';
-import { createNetwork, deleteNetwork, networkGc, networkSummaries } from '../../network/admin.js';
-import { checkBindingTrap } from '../../network/trap.js';
 import { bool, list, str } from '../args.js';
 import { formatOf, json, out, type Command } from '../command.js';
+import { engine } from '../engine.js';
 import { table } from '../table.js';
 
 export const network: Command = {
@@ -10,8 +9,8 @@ export const network: Command = {
   help: `Usage: jaula network create NAME --subnet GW/PREFIX [--subnet6 GW6/PREFIX] [--bridge DEV] [--nat] [--dns IP]...
        jaula network list [--format table|json]
        jaula network delete NAME
-       jaula network gc          remove leftovers (namespaces, devices) of guests that are not running
-       jaula network check       the address binding trap: host daemons that would steal guests' traffic
+       jaula network gc [--format table|json]     remove leftovers (namespaces, devices) of guests that are not running
+       jaula network check [--format table|json]  the address binding trap: host daemons that would steal guests' traffic
 
 A network is a Linux bridge on the host with the gateway address on it; guests attach with
 veth pairs ("--interface eth0=NAME:auto"). The default network jaula0 (10.88.0.1/16, NAT on)
@@ -20,6 +19,7 @@ is made on first use.
 Examples:
   jaula network create lan --subnet 192.168.39.1/24 --nat
   jaula build vs01 -m skeleton --interface eth0=lan:192.168.39.10/24`,
+  verbs: ['create', 'list', 'delete', 'gc', 'check'],
   specs: {
     subnet: { type: 'string' },
     subnet6: { type: 'string' },
@@ -29,6 +29,7 @@ Examples:
     format: { type: 'string' },
   },
   async run(p) {
+    const e = await engine();
     const [verb, name, ...extra] = p.positionals;
     if (extra.length)
       throw new JaulaError('usage', `Unexpected arguments "${extra.join(' ')}" (see "jaula network --help")`);
@@ -41,15 +42,16 @@ Examples:
             'usage',
             `Give the network's gateway and prefix: jaula network create ${name} --subnet 192.168.39.1/24`,
           );
-        const n = {
+        const s6 = str(p, 'subnet6');
+        const bridge = str(p, 'bridge');
+        const n = await e.createNetwork({
           name,
-          bridge: str(p, 'bridge') ?? `jbr-${name}`.slice(0, 15),
           subnet,
           nat: bool(p, 'nat'),
           dns: list(p, 'dns'),
-        };
-        const s6 = str(p, 'subnet6');
-        await createNetwork(s6 ? { ...n, subnet6: s6 } : n);
+          ...(s6 ? { subnet6: s6 } : {}),
+          ...(bridge ? { bridge } : {}),
+        });
         out(
           `Created network "${name}" (bridge ${n.bridge}, ${subnet}${n.nat ? ', NAT' : ''}); the bridge appears when a guest on it starts.`,
         );
@@ -57,7 +59,7 @@ Examples:
       }
       case 'list':
       case undefined: {
-        const ns = networkSummaries();
+        const ns = await e.listNetworks();
         if (formatOf(p) === 'json') json(ns);
         else
           out(
@@ -78,16 +80,17 @@ Examples:
       }
       case 'delete':
         if (!name) throw new JaulaError('usage', 'jaula network delete NAME');
-        await deleteNetwork(name);
+        await e.deleteNetwork({ name });
         out(`Deleted network "${name}".`);
         return 0;
       case 'gc': {
-        const r = await networkGc();
-        out(r.length ? `Removed network leftovers of: ${r.join(', ')}` : 'No network leftovers.');
+        const r = (await e.networkGc()).removed;
+        if (formatOf(p) === 'json') json(r);
+        else out(r.length ? `Removed network leftovers of: ${r.join(', ')}` : 'No network leftovers.');
         return 0;
       }
       case 'check': {
-        const findings = checkBindingTrap();
+        const findings = await e.networkCheck();
         if (formatOf(p) === 'json') json(findings);
         else
           out(

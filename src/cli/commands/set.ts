@@ -1,11 +1,9 @@
 import { JaulaError } from '../../common/errors.js';
-import { configureGuest, type ConfigChanges } from '../../core/configure.js';
+import type { ConfigureRequest } from '../../api/types.js';
 import { setLimits, showLimits } from '../../core/limits.js';
-import { liveStatus, readState } from '../../core/state.js';
-import { parseForward } from '../../network/forward.js';
-import { formatInterfaceSpec, parseInterfaceSpec } from '../../network/ifspec.js';
 import { bool, list, num, str } from '../args.js';
 import { formatOf, json, out, type Command } from '../command.js';
+import { engine } from '../engine.js';
 import { table } from '../table.js';
 
 export const set: Command = {
@@ -48,8 +46,9 @@ Options:
   --forward SPEC          replace all port forwards ([host-ip:]host-port:guest-port[/tcp|/udp])
   --add-forward SPEC      add a port forward
   --remove-forward SPEC   remove a port forward
-  --hostname H  --initstyle S  --cmd "CMD"  --mark M (repeatable, replaces)  --depends G
-  --stop-timeout S
+  --hostname H  --initstyle S  --cmd "CMD"  --stop-timeout S
+  --mark M                the guest's marks (repeatable, replaces them); --no-marks: none
+  --depends G             the guests it starts after (repeatable, replaces); --no-depends: none
   --save                  keep limit changes in the config (applied at every start)
   --format table|json
 
@@ -75,6 +74,8 @@ Examples:
     cmd: { type: 'string' },
     mark: { type: 'list' },
     depends: { type: 'list' },
+    'no-marks': { type: 'bool' },
+    'no-depends': { type: 'bool' },
     'stop-timeout': { type: 'number' },
     save: { type: 'bool' },
     format: { type: 'string' },
@@ -92,14 +93,14 @@ Examples:
         'usage',
         `Unexpected argument "${bad}": limits are KEY=VALUE, e.g. memory.max=512M (see "jaula set --help")`,
       );
-    const ch: ConfigChanges = {};
-    if (list(p, 'interface').length) ch.interfaces = list(p, 'interface').map(parseInterfaceSpec);
+    const ch: ConfigureRequest = { name };
+    if (list(p, 'interface').length) ch.interfaces = list(p, 'interface');
     if (bool(p, 'no-interfaces')) ch.interfaces = [];
-    if (list(p, 'add-interface').length) ch.addInterfaces = list(p, 'add-interface').map(parseInterfaceSpec);
+    if (list(p, 'add-interface').length) ch.addInterfaces = list(p, 'add-interface');
     if (list(p, 'remove-interface').length) ch.removeInterfaces = list(p, 'remove-interface');
-    if (list(p, 'forward').length) ch.forwards = list(p, 'forward').map(parseForward);
-    if (list(p, 'add-forward').length) ch.addForwards = list(p, 'add-forward').map(parseForward);
-    if (list(p, 'remove-forward').length) ch.removeForwards = list(p, 'remove-forward').map(parseForward);
+    if (list(p, 'forward').length) ch.forwards = list(p, 'forward');
+    if (list(p, 'add-forward').length) ch.addForwards = list(p, 'add-forward');
+    if (list(p, 'remove-forward').length) ch.removeForwards = list(p, 'remove-forward');
     const hostname = str(p, 'hostname');
     const initstyle = str(p, 'initstyle');
     const cmd = str(p, 'cmd');
@@ -108,18 +109,23 @@ Examples:
     if (initstyle !== undefined) ch.initstyle = initstyle;
     if (cmd !== undefined) ch.cmd = cmd.split(/\s+/).filter(Boolean);
     if (list(p, 'mark').length) ch.marks = list(p, 'mark');
+    if (bool(p, 'no-marks')) ch.marks = [];
     if (list(p, 'depends').length) ch.depends = list(p, 'depends');
+    if (bool(p, 'no-depends')) ch.depends = [];
     if (stopTimeout !== undefined) ch.stopTimeout = stopTimeout;
-    if (Object.keys(ch).length === 0 && assignments.length === 0) return showGuestLimits(name, p);
-    if (Object.keys(ch).length) {
-      const cfg = await configureGuest(name, ch);
+    if (Object.keys(ch).length === 1 && assignments.length === 0) return showGuestLimits(name, p);
+    if (Object.keys(ch).length > 1) {
+      const e = await engine();
+      const cfg = await e.configureGuest(ch);
       out(
-        `Saved the config of guest "${name}"${cfg.interfaces.length ? `; interfaces: ${cfg.interfaces.map(formatInterfaceSpec).join(' ')}` : ''}.`,
+        `Saved the config of guest "${name}"${cfg.interfaces.length ? `; interfaces: ${cfg.interfaces.join(' ')}` : ''}.`,
       );
-      if (liveStatus(readState(name)) !== 'stopped')
+      if ((await e.getGuest({ name })).status !== 'stopped')
         out(`It is running: the change applies at its next start (jaula restart ${name}).`);
     }
     if (assignments.length === 0) return 0;
+    // Limits are written to the guest's cgroup files here, under the guest's lock, with or
+    // without jaulad.
     const r = await setLimits(name, assignments, { save: bool(p, 'save') });
     if (formatOf(p) === 'json') {
       json(r);

@@ -122,6 +122,7 @@ export async function buildDebootstrap(
   try {
     await runOk(argv, {
       what: 'debootstrap',
+      dieWithParent: true,
       timeoutMs: 30 * 60_000,
       ...(signal ? { signal } : {}),
       onStdout: (chunk) => {

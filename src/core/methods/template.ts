@@ -40,6 +40,7 @@ export async function extractTemplate(
   const c = detectCompression(file);
   await runOk(['tar', '-x', ...tarCompressionFlag(c), ...TAR_PRESERVE, '-f', file, '-C', target], {
     what: `Unpacking "${file}"`,
+    dieWithParent: true,
     ...(signal ? { signal } : {}),
   });
   return stats;

@@ -1,0 +1,484 @@
+/**
+ * jaula's REST API, version 1: every route, its request and its answer, in one table. jaulad's
+ * router, the RemoteEngine (the CLI's client) and the OpenAPI document (GET /v1/openapi.json)
+ * are all made from it, and the API tests check every answer against it.
+ *
+ * Adding an operation: one entry here (with `engine: true` when the Engine has a method of the
+ * same name), the method in the Engine interface (core/engine.ts) and LocalEngine; RemoteEngine
+ * and jaulad's handler follow from this table. `job: true` runs it as a job with progress.
+ */
+import { anyValue, arr, bool, int, num, obj, ref, str, strs, type Schema } from './schema.js';
+
+export const API_VERSION = 'v1';
+
+const exitReason: Schema = {
+  type: 'string',
+  enum: ['stopped', 'halt', 'reboot', 'exited', 'killed', 'failed', 'lost', 'host-reboot'],
+};
+
+/** Shared schemas (components.schemas in the OpenAPI document). */
+export const SCHEMAS: Record<string, Schema> = {
+  Error: obj({ error: obj({ code: str, message: str }) }),
+  ExitInfo: obj({ reason: exitReason, 'code?': int, 'signal?': int, at: str, 'message?': str }),
+  GuestSummary: obj({
+    name: str,
+    context: int,
+    status: { type: 'string', enum: ['stopped', 'starting', 'running', 'stopping'] },
+    hostname: str,
+    initstyle: str,
+    marks: strs,
+    depends: strs,
+    interfaces: strs,
+    storage: str,
+    privileged: bool,
+    profile: str,
+    'pid?': int,
+    'runtime?': str,
+    'startedAt?': str,
+    'lastExit?': ref('ExitInfo'),
+  }),
+  GuestSettings: obj({
+    name: str,
+    context: int,
+    hostname: str,
+    initstyle: str,
+    cmd: strs,
+    marks: strs,
+    depends: strs,
+    stopTimeout: num,
+    interfaces: strs,
+    forwards: strs,
+    privileged: bool,
+    profile: str,
+    storage: str,
+    build: obj({ method: str, args: strs, created: str }),
+  }),
+  BuildRequest: obj({
+    name: str,
+    method: { type: 'string', enum: ['skeleton', 'template', 'debootstrap'] },
+    'hostname?': str,
+    'context?': int,
+    'interfaces?': strs,
+    'forwards?': strs,
+    'initstyle?': { type: 'string', enum: ['plain', 'sysv', 'cmd'] },
+    'cmd?': strs,
+    'marks?': strs,
+    'depends?': strs,
+    'storage?': str,
+    'privileged?': bool,
+    'profile?': str,
+    'methodArgs?': strs,
+  }),
+  Job: obj({
+    id: str,
+    op: str,
+    target: str,
+    state: { type: 'string', enum: ['running', 'succeeded', 'failed', 'cancelled'] },
+    progress: strs,
+    'fraction?': num,
+    createdAt: str,
+    'endedAt?': str,
+    'result?': anyValue,
+    'error?': obj({ code: str, message: str }),
+  }),
+  GuestUsage: obj({ name: str, cpuNs: num, memoryBytes: num, at: num }),
+  Check: obj({
+    area: str,
+    name: str,
+    status: { type: 'string', enum: ['ok', 'warn', 'missing'] },
+    detail: str,
+  }),
+  NetworkSummary: obj({
+    name: str,
+    bridge: str,
+    subnet: str,
+    'subnet6?': str,
+    nat: bool,
+    dns: strs,
+    up: bool,
+    guests: strs,
+  }),
+  ReconcileReport: obj({
+    at: str,
+    hostRebooted: bool,
+    settled: strs,
+    rolledBack: strs,
+    completedStops: strs,
+    staleBuilds: strs,
+    mounts: strs,
+    runtimeStates: strs,
+    cgroups: strs,
+    network: strs,
+    autostarted: strs,
+    problems: strs,
+  }),
+  EngineInfo: obj({
+    version: str,
+    engine: { type: 'string', enum: ['local', 'remote'] },
+    root: str,
+    bootId: str,
+    features: obj({
+      daemon: bool,
+      jobs: bool,
+      console: bool,
+      limits: bool,
+      templates: bool,
+      clone: bool,
+      hashify: bool,
+      du: bool,
+    }),
+    'daemon?': obj({
+      pid: int,
+      startedAt: str,
+      socket: str,
+      'listen?': str,
+      'reconcile?': ref('ReconcileReport'),
+    }),
+  }),
+};
+
+export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
+export interface Route {
+  /** The operationId; for engine routes also the Engine method's name. */
+  op: string;
+  method: HttpMethod;
+  /** With {param} placeholders. */
+  path: string;
+  summary: string;
+  tag: string;
+  /** Query parameters (arrays are comma-separated). */
+  query?: Record<string, Schema>;
+  /** The JSON request body. */
+  body?: Schema;
+  /** The JSON answer of a success. */
+  response: Schema;
+  /** The route calls the Engine method named `op` with path params, query and body merged. */
+  engine?: boolean;
+  /** Run as a job: the answer is 202 with the Job; progress and the end come on /v1/events. */
+  job?: boolean;
+  /** How the answer comes, when it is not one JSON document. */
+  stream?: 'sse' | 'websocket';
+}
+
+const stopBody = obj({ 'timeout?': { ...num, minimum: 0 }, 'kill?': bool });
+
+export const ROUTES = [
+  {
+    op: 'getInfo',
+    method: 'GET',
+    path: '/v1/info',
+    summary: "jaula's version, features and the daemon's last reconcile",
+    tag: 'system',
+    response: ref('EngineInfo'),
+    engine: true,
+  },
+  {
+    op: 'getOpenapi',
+    method: 'GET',
+    path: '/v1/openapi.json',
+    summary: 'this document',
+    tag: 'system',
+    response: { type: 'object' },
+  },
+  {
+    op: 'listGuests',
+    method: 'GET',
+    path: '/v1/guests',
+    summary: 'all guests with their live state',
+    tag: 'guests',
+    query: { mark: str, running: bool },
+    response: arr(ref('GuestSummary')),
+    engine: true,
+  },
+  {
+    op: 'buildGuest',
+    method: 'POST',
+    path: '/v1/guests',
+    summary: 'build a guest (a job: follow it on /v1/events?job=ID)',
+    tag: 'guests',
+    body: ref('BuildRequest'),
+    response: ref('Job'),
+    engine: true,
+    job: true,
+  },
+  {
+    op: 'getGuest',
+    method: 'GET',
+    path: '/v1/guests/{name}',
+    summary: "a guest's live state",
+    tag: 'guests',
+    response: ref('GuestSummary'),
+    engine: true,
+  },
+  {
+    op: 'deleteGuest',
+    method: 'DELETE',
+    path: '/v1/guests/{name}',
+    summary: 'delete a guest (force: kill it first if it runs)',
+    tag: 'guests',
+    query: { force: bool },
+    response: obj({ deleted: str }),
+    engine: true,
+  },
+  {
+    op: 'getGuestSettings',
+    method: 'GET',
+    path: '/v1/guests/{name}/settings',
+    summary: "a guest's stored settings",
+    tag: 'guests',
+    response: ref('GuestSettings'),
+    engine: true,
+  },
+  {
+    op: 'configureGuest',
+    method: 'PATCH',
+    path: '/v1/guests/{name}/settings',
+    summary: "change a guest's settings (applied at its next start)",
+    tag: 'guests',
+    body: obj({
+      'hostname?': str,
+      'initstyle?': str,
+      'cmd?': strs,
+      'marks?': strs,
+      'depends?': strs,
+      'stopTimeout?': { ...num, minimum: 0 },
+      'interfaces?': strs,
+      'addInterfaces?': strs,
+      'removeInterfaces?': strs,
+      'forwards?': strs,
+      'addForwards?': strs,
+      'removeForwards?': strs,
+    }),
+    response: ref('GuestSettings'),
+    engine: true,
+  },
+  {
+    op: 'startGuest',
+    method: 'POST',
+    path: '/v1/guests/{name}/start',
+    summary: 'start a guest',
+    tag: 'lifecycle',
+    response: ref('GuestSummary'),
+    engine: true,
+  },
+  {
+    op: 'stopGuest',
+    method: 'POST',
+    path: '/v1/guests/{name}/stop',
+    summary: 'stop a guest (its init is asked to halt, then killed after the timeout)',
+    tag: 'lifecycle',
+    body: stopBody,
+    response: ref('ExitInfo'),
+    engine: true,
+  },
+  {
+    op: 'restartGuest',
+    method: 'POST',
+    path: '/v1/guests/{name}/restart',
+    summary: 'stop a guest if it runs, then start it',
+    tag: 'lifecycle',
+    body: stopBody,
+    response: ref('GuestSummary'),
+    engine: true,
+  },
+  {
+    op: 'execCapture',
+    method: 'POST',
+    path: '/v1/guests/{name}/exec',
+    summary: 'run a command in a running guest to its end and return its output and exit status',
+    tag: 'exec',
+    body: obj({
+      cmd: strs,
+      'env?': strs,
+      'cwd?': str,
+      'user?': str,
+      'input?': str,
+      'timeout?': { ...num, minimum: 0 },
+    }),
+    response: obj({ name: str, code: int, stdout: str, stderr: str }),
+    engine: true,
+  },
+  {
+    op: 'attach',
+    method: 'GET',
+    path: '/v1/guests/{name}/attach',
+    summary:
+      'WebSocket: exec (mode=exec), a login shell (mode=enter) or a one-shot run (mode=run) with its stdio streamed. ' +
+      'The client sends one JSON text message {cmd, env, cwd, user, tty, rows, cols} first; then binary messages whose ' +
+      'first byte is the stream (0 stdin, 1 stdout, 2 stderr), and text messages {"type":"resize","rows","cols"} or ' +
+      '{"type":"eof"}; the server ends with the text message {"type":"exit","code"}.',
+    tag: 'exec',
+    query: { mode: { type: 'string', enum: ['exec', 'enter', 'run'] } },
+    response: { type: 'object', description: 'a WebSocket (101 Switching Protocols)' },
+    stream: 'websocket',
+  },
+  {
+    op: 'getUsage',
+    method: 'GET',
+    path: '/v1/usage',
+    summary: 'CPU time and memory of running guests, from their cgroups',
+    tag: 'monitoring',
+    query: { names: strs },
+    response: arr(ref('GuestUsage')),
+    engine: true,
+  },
+  {
+    op: 'copy',
+    method: 'POST',
+    path: '/v1/copy',
+    summary: "copy files into or out of a guest (GUEST:/path and absolute paths of jaulad's host)",
+    tag: 'exec',
+    body: obj({ src: str, dst: str, 'archive?': bool }),
+    response: obj({ files: int, direction: { type: 'string', enum: ['in', 'out'] } }),
+    engine: true,
+  },
+  {
+    op: 'doctor',
+    method: 'GET',
+    path: '/v1/doctor',
+    summary: "the host's runtime, cgroups and kernel features (security=true: what protects guests)",
+    tag: 'system',
+    query: { security: bool },
+    response: arr(ref('Check')),
+    engine: true,
+  },
+  {
+    op: 'listNetworks',
+    method: 'GET',
+    path: '/v1/networks',
+    summary: 'networks (bridges, pools, NAT)',
+    tag: 'networks',
+    response: arr(ref('NetworkSummary')),
+    engine: true,
+  },
+  {
+    op: 'createNetwork',
+    method: 'POST',
+    path: '/v1/networks',
+    summary: 'create a network',
+    tag: 'networks',
+    body: obj({ name: str, subnet: str, 'subnet6?': str, 'bridge?': str, 'nat?': bool, 'dns?': strs }),
+    response: ref('NetworkSummary'),
+    engine: true,
+  },
+  {
+    op: 'deleteNetwork',
+    method: 'DELETE',
+    path: '/v1/networks/{name}',
+    summary: 'delete a network no guest uses',
+    tag: 'networks',
+    response: obj({ deleted: str }),
+    engine: true,
+  },
+  {
+    op: 'networkGc',
+    method: 'POST',
+    path: '/v1/networks/gc',
+    summary: 'remove network leftovers of guests that do not run',
+    tag: 'networks',
+    response: obj({ removed: strs }),
+    engine: true,
+  },
+  {
+    op: 'networkCheck',
+    method: 'GET',
+    path: '/v1/networks/check',
+    summary: "the address binding trap: host daemons that would take guests' traffic",
+    tag: 'networks',
+    response: arr(obj({ problem: str, fix: str })),
+    engine: true,
+  },
+  {
+    op: 'listJobs',
+    method: 'GET',
+    path: '/v1/jobs',
+    summary: 'jobs running and recently ended',
+    tag: 'jobs',
+    response: arr(ref('Job')),
+  },
+  {
+    op: 'getJob',
+    method: 'GET',
+    path: '/v1/jobs/{id}',
+    summary: 'one job',
+    tag: 'jobs',
+    response: ref('Job'),
+  },
+  {
+    op: 'cancelJob',
+    method: 'DELETE',
+    path: '/v1/jobs/{id}',
+    summary: 'cancel a running job (what it made is removed)',
+    tag: 'jobs',
+    response: ref('Job'),
+  },
+  {
+    op: 'events',
+    method: 'GET',
+    path: '/v1/events',
+    summary:
+      'Server-Sent Events: "hello" (all guests and jobs), then "guest", "guest-removed" and "job" as they change ' +
+      '(also changes made by other processes). job=ID: only that job, from its start, ending when it ends.',
+    tag: 'events',
+    query: { job: str },
+    response: { type: 'string', description: 'text/event-stream; each data line is a JSON JaulaEvent' },
+    stream: 'sse',
+  },
+] as const satisfies readonly Route[];
+
+export type RouteOp = (typeof ROUTES)[number]['op'];
+export type EngineOp = Extract<(typeof ROUTES)[number], { engine: true }>['op'];
+
+export function routeOf(op: RouteOp): Route {
+  return ROUTES.find((r) => r.op === op) as Route;
+}
+
+/** Turn "/v1/guests/{name}" and {name: "a b"} into "/v1/guests/a%20b". */
+export function fillPath(path: string, params: Record<string, unknown>): string {
+  return path.replace(/\{(\w+)\}/g, (_, k: string) => encodeURIComponent(String(params[k] ?? '')));
+}
+
+export function pathParams(path: string): string[] {
+  return [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as string);
+}
+
+/** Match a concrete path against a route path; returns the params or undefined. */
+export function matchPath(pattern: string, path: string): Record<string, string> | undefined {
+  const a = pattern.split('/');
+  const b = path.split('/');
+  if (a.length !== b.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < a.length; i++) {
+    const p = a[i] as string;
+    const v = b[i] as string;
+    if (p.startsWith('{') && p.endsWith('}')) {
+      if (!v) return undefined;
+      try {
+        params[p.slice(1, -1)] = decodeURIComponent(v);
+      } catch {
+        return undefined;
+      }
+    } else if (p !== v) return undefined;
+  }
+  return params;
+}
+
+/** Parse a query value by its schema (query strings carry text). */
+export function parseQueryValue(text: string, schema: Schema): unknown {
+  switch (schema.type) {
+    case 'boolean':
+      return text === '' || text === 'true' || text === '1'
+        ? true
+        : text === 'false' || text === '0'
+          ? false
+          : text;
+    case 'integer':
+    case 'number':
+      return /^-?\d+(\.\d+)?$/.test(text) ? Number(text) : text;
+    case 'array':
+      return text === '' ? [] : text.split(',');
+    default:
+      return text;
+  }
+}

@@ -1,0 +1,299 @@
+/**
+ * Wire types of jaula's API: what the Engine's operations take and return, the same whether the
+ * engine runs in-process (LocalEngine) or behind jaulad (RemoteEngine). Plain JSON values only;
+ * no node:* imports (the web dashboard uses these too). Core's own types are structurally equal:
+ * LocalEngine would not compile if they drifted apart.
+ */
+
+export type GuestStatus = 'stopped' | 'starting' | 'running' | 'stopping';
+
+export type ExitReason =
+  'stopped' | 'halt' | 'reboot' | 'exited' | 'killed' | 'failed' | 'lost' | 'host-reboot';
+
+export interface ExitInfo {
+  reason: ExitReason;
+  code?: number;
+  signal?: number;
+  at: string;
+  message?: string;
+}
+
+/** One guest as listings show it. */
+export interface GuestSummary {
+  name: string;
+  context: number;
+  status: GuestStatus;
+  hostname: string;
+  initstyle: string;
+  marks: string[];
+  depends: string[];
+  /** Interfaces in the command line's syntax (`eth0=jaula0:10.88.0.5/16`). */
+  interfaces: string[];
+  storage: string;
+  privileged: boolean;
+  profile: string;
+  pid?: number;
+  runtime?: string;
+  startedAt?: string;
+  lastExit?: ExitInfo;
+}
+
+/** A guest's stored settings, as `jaula set` and the dashboard edit them. */
+export interface GuestSettings {
+  name: string;
+  context: number;
+  hostname: string;
+  initstyle: string;
+  cmd: string[];
+  marks: string[];
+  depends: string[];
+  stopTimeout: number;
+  interfaces: string[];
+  forwards: string[];
+  privileged: boolean;
+  profile: string;
+  storage: string;
+  build: { method: string; args: string[]; created: string };
+}
+
+export interface NameRequest {
+  name: string;
+}
+
+export interface ListRequest {
+  mark?: string;
+  running?: boolean;
+}
+
+export interface BuildRequest {
+  name: string;
+  method: string;
+  hostname?: string;
+  context?: number;
+  /** `[name=][dev:]ip/prefix|auto[,options]` each (see `jaula build --help`). */
+  interfaces?: string[];
+  /** `[host-ip:]host-port:guest-port[/tcp|/udp]` each. */
+  forwards?: string[];
+  initstyle?: string;
+  cmd?: string[];
+  marks?: string[];
+  depends?: string[];
+  storage?: string;
+  privileged?: boolean;
+  profile?: string;
+  /** The method's own arguments (`-t FILE` for template, `-d RELEASE` for debootstrap). */
+  methodArgs?: string[];
+}
+
+export interface StopRequest {
+  name: string;
+  /** Seconds to wait for a clean halt before killing. */
+  timeout?: number;
+  /** Kill at once. */
+  kill?: boolean;
+}
+
+export interface DeleteRequest {
+  name: string;
+  force?: boolean;
+}
+
+export interface DeleteResult {
+  deleted: string;
+}
+
+/** Changes to a guest's stored settings; they apply at its next start. */
+export interface ConfigureRequest {
+  name: string;
+  hostname?: string;
+  initstyle?: string;
+  cmd?: string[];
+  marks?: string[];
+  depends?: string[];
+  stopTimeout?: number;
+  interfaces?: string[];
+  addInterfaces?: string[];
+  removeInterfaces?: string[];
+  forwards?: string[];
+  addForwards?: string[];
+  removeForwards?: string[];
+}
+
+export interface ExecRequest {
+  name: string;
+  cmd: string[];
+  env?: string[];
+  cwd?: string;
+  user?: string;
+  /** A pty inside the guest (interactive programs). */
+  tty?: boolean;
+}
+
+/** A command run to its end with its output collected (bulk exec, programs). */
+export interface ExecCaptureRequest {
+  name: string;
+  cmd: string[];
+  env?: string[];
+  cwd?: string;
+  user?: string;
+  /** Given to the command's standard input. */
+  input?: string;
+  /** Seconds before the command is killed (default 300). */
+  timeout?: number;
+}
+
+export interface ExecCaptureResult {
+  name: string;
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunRequest {
+  name: string;
+  cmd: string[];
+}
+
+export interface CopyRequest {
+  /** `GUEST:/path` or an absolute path on the host jaula runs on. */
+  src: string;
+  dst: string;
+  archive?: boolean;
+}
+
+export interface CopyResult {
+  files: number;
+  direction: 'in' | 'out';
+}
+
+/** CPU and memory of a running guest, read from its cgroup. */
+export interface GuestUsage {
+  name: string;
+  /** CPU time used since the guest started, nanoseconds. */
+  cpuNs: number;
+  /** Memory charged to the guest now, bytes. */
+  memoryBytes: number;
+  /** When it was read (milliseconds since the epoch). */
+  at: number;
+}
+
+export interface UsageRequest {
+  /** Only these guests (default: every running guest). */
+  names?: string[];
+}
+
+export type CheckStatus = 'ok' | 'warn' | 'missing';
+export interface Check {
+  area: string;
+  name: string;
+  status: CheckStatus;
+  detail: string;
+}
+
+export interface DoctorRequest {
+  security?: boolean;
+}
+
+export interface NetworkCreateRequest {
+  name: string;
+  subnet: string;
+  subnet6?: string;
+  bridge?: string;
+  nat?: boolean;
+  dns?: string[];
+}
+
+export interface NetworkSummary {
+  name: string;
+  bridge: string;
+  subnet: string;
+  subnet6?: string;
+  nat: boolean;
+  dns: string[];
+  up: boolean;
+  guests: string[];
+}
+
+export interface NetworkGcResult {
+  removed: string[];
+}
+
+export interface TrapFinding {
+  problem: string;
+  fix: string;
+}
+
+export type JobState = 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/** A long operation run by jaulad (build; later template export, clone, hashify). */
+export interface Job {
+  id: string;
+  /** The operation (the API's operationId, e.g. "buildGuest"). */
+  op: string;
+  /** What it works on (a guest's name). */
+  target: string;
+  state: JobState;
+  /** Progress lines, oldest first. */
+  progress: string[];
+  /** Fraction done (0..1) when the operation knows it. */
+  fraction?: number;
+  createdAt: string;
+  endedAt?: string;
+  result?: unknown;
+  error?: { code: string; message: string };
+}
+
+/** What this jaula offers: operations that other parts of jaula add later are listed as false. */
+export interface Features {
+  daemon: boolean;
+  jobs: boolean;
+  console: boolean;
+  limits: boolean;
+  templates: boolean;
+  clone: boolean;
+  hashify: boolean;
+  du: boolean;
+}
+
+export interface ReconcileReport {
+  at: string;
+  /** The host rebooted since jaulad last ran (boot_id changed). */
+  hostRebooted: boolean;
+  settled: string[];
+  rolledBack: string[];
+  completedStops: string[];
+  staleBuilds: string[];
+  mounts: string[];
+  runtimeStates: string[];
+  cgroups: string[];
+  network: string[];
+  autostarted: string[];
+  problems: string[];
+}
+
+export interface EngineInfo {
+  version: string;
+  engine: 'local' | 'remote';
+  root: string;
+  bootId: string;
+  features: Features;
+  daemon?: {
+    pid: number;
+    startedAt: string;
+    socket: string;
+    listen?: string;
+    reconcile?: ReconcileReport;
+  };
+}
+
+/** One message of the event stream (GET /v1/events, Server-Sent Events). */
+export type JaulaEvent =
+  | { type: 'hello'; at: string; guests: GuestSummary[]; jobs: Job[] }
+  | { type: 'guest'; at: string; guest: GuestSummary }
+  | { type: 'guest-removed'; at: string; name: string }
+  | { type: 'job'; at: string; job: Job };
+
+/** The error body of every failed request. */
+export interface ApiError {
+  error: { code: string; message: string };
+}

@@ -1,0 +1,35 @@
+/**
+ * Which Engine the CLI uses: jaulad's (RemoteEngine) when it answers on its socket, else this
+ * process's (LocalEngine); JAULA_NO_DAEMON=1 forces the local one. Without a socket file no
+ * HTTP code is loaded: `jaula status` stays as cheap as before jaulad existed.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Engine } from '../core/engine.js';
+import { paths } from '../os/paths.js';
+import { trace } from '../os/trace.js';
+
+let chosen: Promise<Engine> | undefined;
+
+export function daemonSocket(): string {
+  return process.env['JAULA_SOCKET'] ?? join(paths().run, 'jaulad.sock');
+}
+
+async function pick(): Promise<Engine> {
+  const sock = daemonSocket();
+  if (process.env['JAULA_NO_DAEMON'] !== '1' && existsSync(sock)) {
+    const { RemoteEngine, daemonAnswers } = await import('../client/remote-engine.js');
+    if (await daemonAnswers(sock)) {
+      trace(`engine: jaulad at ${sock}`);
+      return new RemoteEngine(sock);
+    }
+  }
+  trace('engine: local');
+  const { LocalEngine } = await import('../core/local-engine.js');
+  return new LocalEngine();
+}
+
+export function engine(): Promise<Engine> {
+  chosen ??= pick();
+  return chosen;
+}

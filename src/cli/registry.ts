@@ -1,0 +1,37 @@
+/**
+ * The command table: every command's name and the module that has it (loaded only when used:
+ * `jaula status` does not load the builder). main.ts dispatches from it, and the bash
+ * completion and the help test are made from it.
+ */
+import type { Command } from './command.js';
+
+type Loader = () => Promise<Command>;
+
+export const COMMANDS: Record<string, Loader> = {
+  build: async () => (await import('./commands/build.js')).build,
+  start: async () => (await import('./commands/lifecycle.js')).start,
+  stop: async () => (await import('./commands/lifecycle.js')).stop,
+  restart: async () => (await import('./commands/lifecycle.js')).restart,
+  status: async () => (await import('./commands/info.js')).status,
+  list: async () => (await import('./commands/info.js')).listCmd,
+  enter: async () => (await import('./commands/exec.js')).enter,
+  exec: async () => (await import('./commands/exec.js')).exec,
+  run: async () => (await import('./commands/exec.js')).runCmd,
+  delete: async () => (await import('./commands/delete.js')).del,
+  autostart: async () => (await import('./commands/lifecycle.js')).autostartCmd,
+  doctor: async () => (await import('./commands/doctor.js')).doctor,
+  set: async () => (await import('./commands/set.js')).set,
+  cp: async () => (await import('./commands/cp.js')).cp,
+  network: async () => (await import('./commands/network.js')).network,
+  ps: async () => (await import('./commands/monitor.js')).ps,
+  top: async () => (await import('./commands/monitor.js')).top,
+  stat: async () => (await import('./commands/monitor.js')).stat,
+  metrics: async () => (await import('./commands/monitor.js')).metrics,
+  daemon: async () => (await import('./commands/daemon.js')).daemon,
+  info: async () => (await import('./commands/daemon.js')).info,
+  completion: async () => (await import('./commands/completion.js')).completion,
+  __exited: async () => (await import('./commands/lifecycle.js')).exited,
+  __names: async () => (await import('./commands/completion.js')).names,
+};
+
+export const ALIASES: Record<string, string> = { ls: 'list', rm: 'delete', destroy: 'delete' };

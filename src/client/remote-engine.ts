@@ -1,0 +1,262 @@
+/**
+ * RemoteEngine: the Engine over jaulad's REST API, on its unix socket. Each method is one
+ * route of api/routes.ts: path parameters go into the path, the rest into the query (GET,
+ * DELETE) or the JSON body. Jobs (build) are followed on the event stream; exec, enter and run
+ * stream stdio over a WebSocket. Errors come back as the same JaulaError codes as in-process.
+ */
+import * as http from 'node:http';
+import * as net from 'node:net';
+import { fillPath, pathParams, routeOf, type EngineOp, type RouteOp } from '../api/routes.js';
+import type { ExecRequest, Job } from '../api/types.js';
+import { exitCodes, JaulaError, type ErrorCode } from '../common/errors.js';
+import type { Engine, JobHooks } from '../core/engine.js';
+
+/** Whether jaulad answers on the socket (a stale socket file refuses the connection). */
+export function daemonAnswers(socket: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socket);
+    const done = (ok: boolean): void => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+function toError(status: number, body: unknown): JaulaError {
+  const e = (body as { error?: { code?: string; message?: string } } | undefined)?.error;
+  const code = (
+    e?.code && e.code in exitCodes ? e.code : status === 404 ? 'not_found' : 'internal'
+  ) as ErrorCode;
+  return new JaulaError(code, e?.message ?? `jaulad answered ${status}`);
+}
+
+export class RemoteEngine implements Engine {
+  readonly kind = 'remote' as const;
+  constructor(readonly socket: string) {}
+
+  /** One request: {method, path} of the route, params in the path, the rest in query or body. */
+  async call<T>(op: RouteOp, req: object = {}): Promise<T> {
+    const route = routeOf(op);
+    const r = req as Record<string, unknown>;
+    const inPath = new Set(pathParams(route.path));
+    let path = fillPath(route.path, r);
+    const rest = Object.entries(r).filter(([k, v]) => !inPath.has(k) && v !== undefined);
+    let body: string | undefined;
+    if (route.body) body = JSON.stringify(Object.fromEntries(rest));
+    else if (rest.length) {
+      const q = new URLSearchParams();
+      for (const [k, v] of rest) q.set(k, Array.isArray(v) ? v.join(',') : String(v));
+      path += `?${q.toString()}`;
+    }
+    const { status, text } = await this.request(route.method, path, body);
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      throw new JaulaError('internal', `jaulad answered ${status} with something that is not JSON`);
+    }
+    if (status >= 400) throw toError(status, parsed);
+    return parsed as T;
+  }
+
+  request(method: string, path: string, body?: string): Promise<{ status: number; text: string }> {
+    return new Promise((resolve, reject) => {
+      const headers: http.OutgoingHttpHeaders = { accept: 'application/json' };
+      if (body !== undefined) {
+        headers['content-type'] = 'application/json';
+        headers['content-length'] = Buffer.byteLength(body);
+      }
+      const req = http.request({ socketPath: this.socket, method, path, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (b: Buffer) => chunks.push(b));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', reject);
+      });
+      req.on('error', (e) =>
+        reject(new JaulaError('runtime', `The connection to jaulad (${this.socket}) failed: ${e.message}`)),
+      );
+      req.end(body);
+    });
+  }
+
+  /** Start a job and follow it on the event stream until it ends. */
+  async job<T>(op: RouteOp, req: object, hooks: JobHooks = {}): Promise<T> {
+    const job = await this.call<Job>(op, req);
+    const cancel = (): void => void this.call('cancelJob', { id: job.id }).catch(() => {});
+    hooks.signal?.addEventListener('abort', cancel, { once: true });
+    try {
+      const last = await this.follow(job.id, hooks);
+      if (last.state === 'succeeded') return last.result as T;
+      const e = last.error;
+      throw new JaulaError(
+        (e?.code && e.code in exitCodes ? e.code : 'runtime') as ErrorCode,
+        e?.message ?? `The job ${last.state}`,
+      );
+    } finally {
+      hooks.signal?.removeEventListener('abort', cancel);
+    }
+  }
+
+  private follow(id: string, hooks: JobHooks): Promise<Job> {
+    return new Promise((resolve, reject) => {
+      let shown = 0;
+      let last: Job | undefined;
+      const req = http.get(
+        {
+          socketPath: this.socket,
+          path: `/v1/events?job=${encodeURIComponent(id)}`,
+          headers: { accept: 'text/event-stream' },
+        },
+        (res) => {
+          let buf = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            buf += chunk;
+            let at: number;
+            while ((at = buf.indexOf('\n\n')) >= 0) {
+              const block = buf.slice(0, at);
+              buf = buf.slice(at + 2);
+              for (const line of block.split('\n')) {
+                if (!line.startsWith('data: ')) continue;
+                const ev = JSON.parse(line.slice(6)) as { type: string; job?: Job };
+                if (ev.type !== 'job' || !ev.job) continue;
+                last = ev.job;
+                for (const l of ev.job.progress.slice(shown)) hooks.onProgress?.(l, ev.job.fraction);
+                shown = ev.job.progress.length;
+              }
+            }
+          });
+          res.on('end', () =>
+            last && last.state !== 'running'
+              ? resolve(last)
+              : reject(new JaulaError('runtime', `jaulad ended the job's event stream early (job ${id})`)),
+          );
+          res.on('error', reject);
+        },
+      );
+      req.on('error', (e) =>
+        reject(new JaulaError('runtime', `The connection to jaulad failed: ${e.message}`)),
+      );
+    });
+  }
+
+  /** exec, enter and run: this process's stdio over a WebSocket. */
+  async attach(
+    mode: 'exec' | 'enter' | 'run',
+    name: string,
+    hello: Omit<ExecRequest, 'name'>,
+  ): Promise<number> {
+    const { WebSocket } = await import('ws');
+    const tty = (mode === 'enter' || hello.tty === true) && process.stdin.isTTY === true;
+    if (mode === 'enter' && !process.stdin.isTTY)
+      throw new JaulaError(
+        'usage',
+        `"jaula enter" needs a terminal; to run commands without one use "jaula exec ${name} -- CMD"`,
+      );
+    const ws = new WebSocket(
+      `ws+unix:${this.socket}:/v1/guests/${encodeURIComponent(name)}/attach?mode=${mode}`,
+    );
+    return new Promise<number>((resolve, reject) => {
+      let done = false;
+      const stdin = process.stdin;
+      const cleanup = (): void => {
+        done = true;
+        stdin.off('data', onData);
+        stdin.off('end', onEnd);
+        process.stdout.off('resize', onResize);
+        if (tty) stdin.setRawMode(false);
+        stdin.pause();
+        stdin.unref?.();
+      };
+      const onData = (b: Buffer): void => ws.send(Buffer.concat([Buffer.from([0]), b]));
+      const onEnd = (): void => ws.send(JSON.stringify({ type: 'eof' }));
+      const onResize = (): void =>
+        ws.send(JSON.stringify({ type: 'resize', rows: process.stdout.rows, cols: process.stdout.columns }));
+      ws.on('open', () => {
+        ws.send(
+          JSON.stringify({
+            ...hello,
+            tty: mode === 'enter' ? true : hello.tty === true,
+            rows: process.stdout.rows ?? 24,
+            cols: process.stdout.columns ?? 80,
+            env:
+              mode === 'enter' || hello.tty
+                ? [...(hello.env ?? []), `TERM=${process.env['TERM'] ?? 'xterm'}`]
+                : (hello.env ?? []),
+          }),
+        );
+        if (tty) stdin.setRawMode(true);
+        stdin.on('data', onData);
+        stdin.on('end', onEnd);
+        process.stdout.on('resize', onResize);
+      });
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
+        if (isBinary) {
+          if (data[0] === 1) process.stdout.write(data.subarray(1));
+          else if (data[0] === 2) process.stderr.write(data.subarray(1));
+          return;
+        }
+        const m = JSON.parse(data.toString('utf8')) as {
+          type: string;
+          code?: number | string;
+          message?: string;
+        };
+        if (m.type === 'exit') {
+          cleanup();
+          resolve(Number(m.code ?? 0));
+        } else if (m.type === 'error') {
+          cleanup();
+          reject(
+            new JaulaError(
+              (String(m.code) in exitCodes ? m.code : 'runtime') as ErrorCode,
+              m.message ?? 'failed',
+            ),
+          );
+        }
+      });
+      ws.on('error', (e) => {
+        if (done) return;
+        cleanup();
+        reject(new JaulaError('runtime', `The connection to jaulad failed: ${e.message}`));
+      });
+      ws.on('close', () => {
+        if (done) return;
+        cleanup();
+        reject(new JaulaError('runtime', 'jaulad closed the session before the command ended'));
+      });
+    });
+  }
+
+  private op<K extends EngineOp>(k: K): Engine[K & keyof Engine] {
+    return ((r: object = {}) => this.call(k, r)) as unknown as Engine[K & keyof Engine];
+  }
+
+  // One line per operation of the route table (engine: true).
+  getInfo = this.op('getInfo');
+  listGuests = this.op('listGuests');
+  getGuest = this.op('getGuest');
+  deleteGuest = this.op('deleteGuest');
+  getGuestSettings = this.op('getGuestSettings');
+  configureGuest = this.op('configureGuest');
+  startGuest = this.op('startGuest');
+  stopGuest = this.op('stopGuest');
+  restartGuest = this.op('restartGuest');
+  execCapture = this.op('execCapture');
+  getUsage = this.op('getUsage');
+  copy = this.op('copy');
+  doctor = this.op('doctor');
+  listNetworks = this.op('listNetworks');
+  createNetwork = this.op('createNetwork');
+  deleteNetwork = this.op('deleteNetwork');
+  networkGc = this.op('networkGc');
+  networkCheck = this.op('networkCheck');
+  buildGuest: Engine['buildGuest'] = (r, hooks) => this.job('buildGuest', r, hooks);
+  execInteractive: Engine['execInteractive'] = ({ name, ...rest }) => this.attach('exec', name, rest);
+  enterGuest: Engine['enterGuest'] = ({ name }) => this.attach('enter', name, { cmd: [] });
+  runOnce: Engine['runOnce'] = ({ name, cmd }) => this.attach('run', name, { cmd });
+}

@@ -1,0 +1,74 @@
+/**
+ * The Engine: every operation the CLI (and jaulad's API) offers on guests, networks and the
+ * host, behind one interface with two implementations, as Podman does:
+ *   - LocalEngine (core/local-engine.ts) calls core in this process;
+ *   - RemoteEngine (client/remote-engine.ts) asks jaulad over its unix socket.
+ * The CLI picks RemoteEngine when jaulad answers (cli/engine.ts). Requests and answers are the
+ * API's wire types (api/types.ts), so both engines behave alike, down to the error codes.
+ *
+ * To add an operation: a route in api/routes.ts (engine: true, method name = op), its method
+ * here, its implementation in LocalEngine. RemoteEngine gets a one-line entry; jaulad's router
+ * calls LocalEngine by the route's op.
+ */
+import type {
+  BuildRequest,
+  Check,
+  ConfigureRequest,
+  CopyRequest,
+  CopyResult,
+  DeleteRequest,
+  DeleteResult,
+  DoctorRequest,
+  EngineInfo,
+  ExecCaptureRequest,
+  ExecCaptureResult,
+  ExecRequest,
+  ExitInfo,
+  GuestSettings,
+  GuestSummary,
+  GuestUsage,
+  ListRequest,
+  NameRequest,
+  NetworkCreateRequest,
+  NetworkGcResult,
+  NetworkSummary,
+  RunRequest,
+  StopRequest,
+  TrapFinding,
+  UsageRequest,
+} from '../api/types.js';
+
+/** How a long operation reports progress and is cancelled. */
+export interface JobHooks {
+  onProgress?: (line: string, fraction?: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface Engine {
+  readonly kind: 'local' | 'remote';
+  getInfo(): Promise<EngineInfo>;
+  listGuests(r: ListRequest): Promise<GuestSummary[]>;
+  getGuest(r: NameRequest): Promise<GuestSummary>;
+  buildGuest(r: BuildRequest, hooks?: JobHooks): Promise<GuestSettings>;
+  deleteGuest(r: DeleteRequest): Promise<DeleteResult>;
+  getGuestSettings(r: NameRequest): Promise<GuestSettings>;
+  configureGuest(r: ConfigureRequest): Promise<GuestSettings>;
+  startGuest(r: NameRequest): Promise<GuestSummary>;
+  stopGuest(r: StopRequest): Promise<ExitInfo>;
+  restartGuest(r: StopRequest): Promise<GuestSummary>;
+  execCapture(r: ExecCaptureRequest): Promise<ExecCaptureResult>;
+  getUsage(r: UsageRequest): Promise<GuestUsage[]>;
+  copy(r: CopyRequest): Promise<CopyResult>;
+  doctor(r: DoctorRequest): Promise<Check[]>;
+  listNetworks(): Promise<NetworkSummary[]>;
+  createNetwork(r: NetworkCreateRequest): Promise<NetworkSummary>;
+  deleteNetwork(r: NameRequest): Promise<{ deleted: string }>;
+  networkGc(): Promise<NetworkGcResult>;
+  networkCheck(): Promise<TrapFinding[]>;
+  /** Interactive: the command gets this process's stdin, stdout and stderr; returns its exit status. */
+  execInteractive(r: ExecRequest): Promise<number>;
+  /** A login shell on a fresh pty inside the guest, on this process's terminal. */
+  enterGuest(r: NameRequest): Promise<number>;
+  /** One-shot: start a stopped guest with the command, stop it when it ends (stdio attached). */
+  runOnce(r: RunRequest): Promise<number>;
+}

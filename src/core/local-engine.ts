@@ -1,0 +1,236 @@
+/**
+ * LocalEngine: the Engine in this process, calling core directly. The CLI uses it when jaulad
+ * does not run (or JAULA_NO_DAEMON=1); jaulad itself serves its API with it. Core modules are
+ * loaded per operation, so that `jaula status` loads no builder, runtime or network code.
+ */
+import type { Features, GuestSettings, GuestSummary, GuestUsage, NetworkSummary } from '../api/types.js';
+import { VERSION } from '../common/version.js';
+import type { GuestConfig } from './config.js';
+import type { Engine, JobHooks } from './engine.js';
+
+/** What this build of jaula offers; other parts of jaula turn their features on as they land. */
+export const FEATURES: Features = {
+  daemon: false,
+  jobs: false,
+  console: false,
+  limits: false,
+  templates: false,
+  clone: false,
+  hashify: false,
+  du: false,
+};
+
+export async function settingsOf(cfg: GuestConfig): Promise<GuestSettings> {
+  const { formatInterfaceSpec } = await import('../network/ifspec.js');
+  const { formatForward } = await import('../network/forward.js');
+  return {
+    name: cfg.name,
+    context: cfg.context,
+    hostname: cfg.hostname,
+    initstyle: cfg.initstyle,
+    cmd: cfg.cmd,
+    marks: cfg.marks,
+    depends: cfg.depends,
+    stopTimeout: cfg.stopTimeout,
+    interfaces: cfg.interfaces.map(formatInterfaceSpec),
+    forwards: cfg.forwards.map(formatForward),
+    privileged: cfg.privileged,
+    profile: cfg.profile,
+    storage: cfg.storage.driver,
+    build: cfg.build,
+  };
+}
+
+/** Where each running guest's counters are, by init pid and start time (its cgroup does not move). */
+const usageFileCache = new Map<string, import('../cgroups/usage.js').UsageFiles>();
+
+export class LocalEngine implements Engine {
+  readonly kind = 'local' as const;
+
+  async getInfo() {
+    const { paths } = await import('../os/paths.js');
+    const { bootId } = await import('../os/proc.js');
+    return {
+      version: VERSION,
+      engine: 'local' as const,
+      root: paths().root,
+      bootId: bootId(),
+      features: FEATURES,
+    };
+  }
+
+  async listGuests(r: { mark?: string; running?: boolean }): Promise<GuestSummary[]> {
+    const { listGuests } = await import('./guests.js');
+    let gs = listGuests();
+    if (r.running) gs = gs.filter((g) => g.status !== 'stopped');
+    if (r.mark) gs = gs.filter((g) => g.marks.includes(r.mark as string));
+    return gs;
+  }
+
+  async getGuest(r: { name: string }): Promise<GuestSummary> {
+    return (await import('./guests.js')).guestStatus(r.name);
+  }
+
+  async buildGuest(r: import('../api/types.js').BuildRequest, hooks: JobHooks = {}): Promise<GuestSettings> {
+    const { buildGuest } = await import('./build.js');
+    const { parseInterfaceSpec } = await import('../network/ifspec.js');
+    const { parseForward } = await import('../network/forward.js');
+    const { validateProfile } = await import('./config.js');
+    const o: Parameters<typeof buildGuest>[0] = {
+      name: r.name,
+      method: r.method,
+      interfaces: (r.interfaces ?? []).map(parseInterfaceSpec),
+      forwards: (r.forwards ?? []).map(parseForward),
+      marks: r.marks ?? [],
+      depends: r.depends ?? [],
+      methodArgs: r.methodArgs ?? [],
+    };
+    if (hooks.onProgress) o.onProgress = hooks.onProgress;
+    if (hooks.signal) o.signal = hooks.signal;
+    if (r.hostname !== undefined) o.hostname = r.hostname;
+    if (r.context !== undefined) o.context = r.context;
+    if (r.initstyle !== undefined) o.initstyle = r.initstyle;
+    if (r.storage !== undefined) o.storage = r.storage;
+    if (r.privileged) o.privileged = true;
+    if (r.profile !== undefined) o.profile = validateProfile(r.profile);
+    if (r.cmd !== undefined) o.cmd = r.cmd;
+    return settingsOf(await buildGuest(o));
+  }
+
+  async deleteGuest(r: { name: string; force?: boolean }) {
+    await (await import('./delete.js')).deleteGuest(r.name, { force: r.force === true });
+    return { deleted: r.name };
+  }
+
+  async getGuestSettings(r: { name: string }): Promise<GuestSettings> {
+    return settingsOf((await import('./store.js')).loadConfig(r.name));
+  }
+
+  async configureGuest(r: import('../api/types.js').ConfigureRequest): Promise<GuestSettings> {
+    const { configureGuest } = await import('./configure.js');
+    const { parseInterfaceSpec } = await import('../network/ifspec.js');
+    const { parseForward } = await import('../network/forward.js');
+    const ch: import('./configure.js').ConfigChanges = {};
+    if (r.hostname !== undefined) ch.hostname = r.hostname;
+    if (r.initstyle !== undefined) ch.initstyle = r.initstyle;
+    if (r.cmd !== undefined) ch.cmd = r.cmd;
+    if (r.marks !== undefined) ch.marks = r.marks;
+    if (r.depends !== undefined) ch.depends = r.depends;
+    if (r.stopTimeout !== undefined) ch.stopTimeout = r.stopTimeout;
+    if (r.interfaces !== undefined) ch.interfaces = r.interfaces.map(parseInterfaceSpec);
+    if (r.addInterfaces !== undefined) ch.addInterfaces = r.addInterfaces.map(parseInterfaceSpec);
+    if (r.removeInterfaces !== undefined) ch.removeInterfaces = r.removeInterfaces;
+    if (r.forwards !== undefined) ch.forwards = r.forwards.map(parseForward);
+    if (r.addForwards !== undefined) ch.addForwards = r.addForwards.map(parseForward);
+    if (r.removeForwards !== undefined) ch.removeForwards = r.removeForwards.map(parseForward);
+    return settingsOf(await configureGuest(r.name, ch));
+  }
+
+  async startGuest(r: { name: string }): Promise<GuestSummary> {
+    await (await import('./lifecycle.js')).startGuest(r.name);
+    return this.getGuest(r);
+  }
+
+  async stopGuest(r: import('../api/types.js').StopRequest) {
+    const o: { timeout?: number; kill?: boolean } = { kill: r.kill === true };
+    if (r.timeout !== undefined) o.timeout = r.timeout;
+    return (await import('./lifecycle.js')).stopGuest(r.name, o);
+  }
+
+  async restartGuest(r: import('../api/types.js').StopRequest): Promise<GuestSummary> {
+    const o: { timeout?: number; kill?: boolean } = { kill: r.kill === true };
+    if (r.timeout !== undefined) o.timeout = r.timeout;
+    await (await import('./lifecycle.js')).restartGuest(r.name, o);
+    return this.getGuest(r);
+  }
+
+  async execCapture(r: import('../api/types.js').ExecCaptureRequest) {
+    const { execCapture } = await import('./exec.js');
+    const o: import('./exec.js').CaptureOptions = { env: r.env ?? [] };
+    if (r.cwd !== undefined) o.cwd = r.cwd;
+    if (r.user !== undefined) o.user = r.user;
+    if (r.input !== undefined) o.input = r.input;
+    if (r.timeout !== undefined) o.timeoutMs = r.timeout * 1000;
+    return { name: r.name, ...(await execCapture(r.name, r.cmd, o)) };
+  }
+
+  async getUsage(r: { names?: string[] }): Promise<GuestUsage[]> {
+    const { usageFilesOf, readUsage } = await import('../cgroups/usage.js');
+    const { readState, liveStatus } = await import('./state.js');
+    const { listGuestNames } = await import('./store.js');
+    const names = r.names ?? listGuestNames();
+    const out: GuestUsage[] = [];
+    const seen = new Set<string>();
+    for (const name of names) {
+      const st = readState(name);
+      if (!st.pid || liveStatus(st) === 'stopped') continue;
+      const key = `${st.pid}:${st.pidStart ?? 0}`;
+      seen.add(key);
+      let files = usageFileCache.get(key);
+      if (!files) {
+        files = usageFilesOf(st.pid);
+        if (!files) continue;
+        usageFileCache.set(key, files);
+      }
+      const u = readUsage(files);
+      if (u) out.push({ name, ...u, at: Date.now() });
+    }
+    if (!r.names) for (const k of usageFileCache.keys()) if (!seen.has(k)) usageFileCache.delete(k);
+    return out;
+  }
+
+  async copy(r: import('../api/types.js').CopyRequest) {
+    const c = await (await import('./cp.js')).copy(r.src, r.dst, { archive: r.archive === true });
+    return { files: c.files, direction: c.direction };
+  }
+
+  async doctor(r: { security?: boolean }) {
+    const d = await import('./doctor.js');
+    return r.security ? d.securityReport() : d.doctor();
+  }
+
+  async listNetworks(): Promise<NetworkSummary[]> {
+    return (await import('../network/admin.js')).networkSummaries();
+  }
+
+  async createNetwork(r: import('../api/types.js').NetworkCreateRequest): Promise<NetworkSummary> {
+    const { createNetwork, networkSummaries } = await import('../network/admin.js');
+    const n = {
+      name: r.name,
+      bridge: r.bridge ?? `jbr-${r.name}`.slice(0, 15),
+      subnet: r.subnet,
+      nat: r.nat === true,
+      dns: r.dns ?? [],
+    };
+    await createNetwork(r.subnet6 ? { ...n, subnet6: r.subnet6 } : n);
+    return networkSummaries().find((x) => x.name === r.name) as NetworkSummary;
+  }
+
+  async deleteNetwork(r: { name: string }) {
+    await (await import('../network/admin.js')).deleteNetwork(r.name);
+    return { deleted: r.name };
+  }
+
+  async networkGc() {
+    return { removed: await (await import('../network/admin.js')).networkGc() };
+  }
+
+  async networkCheck() {
+    return (await import('../network/trap.js')).checkBindingTrap();
+  }
+
+  async execInteractive(r: import('../api/types.js').ExecRequest): Promise<number> {
+    const o: import('./exec.js').ExecOptions = { tty: r.tty === true, env: r.env ?? [] };
+    if (r.cwd !== undefined) o.cwd = r.cwd;
+    if (r.user !== undefined) o.user = r.user;
+    return (await import('./exec.js')).execInGuest(r.name, r.cmd, o);
+  }
+
+  async enterGuest(r: { name: string }): Promise<number> {
+    return (await import('./exec.js')).enterGuest(r.name);
+  }
+
+  async runOnce(r: { name: string; cmd: string[] }): Promise<number> {
+    return (await import('./exec.js')).runOnce(r.name, r.cmd);
+  }
+}

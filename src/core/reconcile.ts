@@ -1,0 +1,243 @@
+/**
+ * Reconcile, don't trust: run when jaulad starts (after a crash, a kill -9 or a host reboot).
+ * Guests keep running without jaulad (their supervisors are independent); what may be wrong is
+ * the stored state and what interrupted operations left behind. Under each guest's lock:
+ *   - a guest whose init ended meanwhile is settled (stopped, with the reason);
+ *   - a start that was interrupted (state "starting", the lock free) is rolled back;
+ *   - a stop that was interrupted (state "stopping", the init alive) is completed;
+ *   - leftovers of a guest that does not run are removed: runtime state, mounts under the run
+ *     directory (user namespace, network namespace, idmapped root), cgroup directories, network
+ *     devices and firewall elements.
+ * And for the whole instance: half-built guests are removed, runtime state, run directories and
+ * cgroups of guests jaula does not know are removed, network leftovers are collected, and a host
+ * reboot (a new boot_id) starts the guests marked "default", dependencies first.
+ */
+import { stopLxcfsIfIdle } from './lxcfs.js';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import type { ReconcileReport } from '../api/types.js';
+import { deepestOwnCgroup, ownCgroups } from '../cgroups/detect.js';
+import { messageOf } from '../common/errors.js';
+import { inParallel } from '../common/waves.js';
+import { networkGc } from '../network/admin.js';
+import { netnsPath, networkDown } from '../network/apply.js';
+import { readFileOr, removeTree, writeFileAtomic, mkdirp } from '../os/fs.js';
+import { withLock } from '../os/lock.js';
+import { mountsBelow } from '../os/mounts.js';
+import { paths } from '../os/paths.js';
+import { bootId } from '../os/proc.js';
+import { run } from '../os/spawn.js';
+import { runtimeDelete, runtimeHasContainer, selectRuntime } from '../runtime/oci.js';
+import { removeUserns, usernsPath } from '../runtime/userns.js';
+import { storageDriver } from '../storage/index.js';
+import { autostart } from './autostart.js';
+import { removeStaleBuilds } from './build.js';
+import { completeStopLocked, settleLocked } from './lifecycle.js';
+import { withGuestLock } from './locks.js';
+import { guestLog } from './log.js';
+import { liveStatus, listRunDirs, readState } from './state.js';
+import { hasBuildingMark, listGuestNames, loadConfig } from './store.js';
+
+export function emptyReport(): ReconcileReport {
+  return {
+    at: new Date().toISOString(),
+    hostRebooted: false,
+    settled: [],
+    rolledBack: [],
+    completedStops: [],
+    staleBuilds: [],
+    mounts: [],
+    runtimeStates: [],
+    cgroups: [],
+    network: [],
+    autostarted: [],
+    problems: [],
+  };
+}
+
+const bootIdFile = (): string => join(paths().run, 'boot_id');
+
+/** Directories that may hold a guest's cgroup: `<mount>/<base>/jaula[-TAG]/NAME` in every hierarchy. */
+export function cgroupParents(): string[] {
+  const parent = `jaula${paths().instanceTag ? `-${paths().instanceTag}` : ''}`;
+  const out = new Set<string>();
+  let mounts = '';
+  try {
+    mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
+  } catch {
+    return [];
+  }
+  const own = ownCgroups();
+  const deepest = deepestOwnCgroup();
+  for (const line of mounts.split('\n')) {
+    const [, dir, type, opts] = line.split(' ');
+    if (!dir || (type !== 'cgroup' && type !== 'cgroup2')) continue;
+    const ctrls = type === 'cgroup2' ? [''] : (opts ?? '').split(',');
+    const bases = new Set(['/', deepest]);
+    for (const c of ctrls) {
+      const p = own.get(c);
+      if (p !== undefined) bases.add(p);
+    }
+    for (const b of bases) out.add(join(dir, b, parent));
+  }
+  return [...out].filter((d) => fs.existsSync(d));
+}
+
+/** Remove a guest's cgroup directories that no process uses any more. */
+function removeCgroups(name: string, parents: string[]): string[] {
+  const removed: string[] = [];
+  for (const p of parents) {
+    const d = join(p, name);
+    if (!fs.existsSync(d)) continue;
+    const procs = readFileOr(join(d, 'cgroup.procs'), '').trim();
+    if (procs) continue;
+    try {
+      // Sub-cgroups first (a runtime may make some), deepest first.
+      const subs = fs
+        .readdirSync(d, { withFileTypes: true, recursive: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => join(e.parentPath ?? e.path, e.name))
+        .sort((a, b) => b.length - a.length);
+      for (const s of subs) fs.rmdirSync(s);
+      fs.rmdirSync(d);
+      removed.push(d);
+    } catch {
+      /* busy: left for the next reconcile */
+    }
+  }
+  return removed;
+}
+
+async function unmountAll(points: string[]): Promise<string[]> {
+  const done: string[] = [];
+  for (const p of points.sort((a, b) => b.length - a.length)) {
+    const r = await run(['umount', '-l', p]);
+    if (r.code === 0) done.push(p);
+  }
+  return done;
+}
+
+/** A guest that does not run: remove whatever a crash left of its last run. */
+async function removeGuestLeftovers(name: string, report: ReconcileReport, parents: string[]): Promise<void> {
+  if (runtimeHasContainer(name)) {
+    await runtimeDelete(selectRuntime(), name);
+    report.runtimeStates.push(name);
+  }
+  const mounts = [
+    ...mountsBelow(paths().guestRun(name)),
+    ...mountsBelow(usernsPath(name)),
+    ...mountsBelow(netnsPath(name)),
+  ];
+  if (mounts.length) report.mounts.push(...(await unmountAll(mounts)));
+  if (fs.existsSync(usernsPath(name))) await removeUserns(name);
+  report.cgroups.push(...removeCgroups(name, parents));
+}
+
+export interface ReconcileOptions {
+  /** Start the guests marked "default" after a host reboot (default true). */
+  autostart?: boolean;
+  parallel?: number;
+}
+
+/**
+ * Phase one, before jaulad serves requests: settle every guest and remove leftovers. Returns
+ * the report and the guests whose stop must be completed (phase two).
+ */
+export async function reconcileState(opts: ReconcileOptions = {}): Promise<{
+  report: ReconcileReport;
+  stopping: string[];
+}> {
+  const report = emptyReport();
+  const now = bootId();
+  const before = readFileOr(bootIdFile(), '').trim();
+  report.hostRebooted = before !== now;
+  report.staleBuilds = await withLock(paths().locks, 'build', 'Building guests', () => removeStaleBuilds());
+  const parents = cgroupParents();
+  const names = listGuestNames();
+  const stopping: string[] = [];
+  await inParallel(names, opts.parallel ?? 8, async (name) => {
+    try {
+      await withGuestLock(name, async () => {
+        const cfg = loadConfig(name);
+        const r = await settleLocked(cfg);
+        if (r === 'settled') report.settled.push(name);
+        if (r === 'rolled-back') {
+          report.rolledBack.push(name);
+          guestLog(name, 'jaulad: an interrupted start was rolled back');
+        }
+        const st = readState(name);
+        const live = liveStatus(st);
+        if (st.status === 'stopping' && live !== 'stopped') stopping.push(name);
+        if (live === 'stopped') {
+          await removeGuestLeftovers(name, report, parents);
+          // Network devices and firewall elements (idempotent; nothing to do in most cases).
+          if (cfg.interfaces.length) await networkDown(cfg).catch(() => {});
+          await (await storageDriver(cfg.storage.driver)).unmount(cfg).catch(() => {});
+        }
+      });
+    } catch (e) {
+      report.problems.push(`${name}: ${messageOf(e)}`);
+    }
+  });
+  // Run directories, runtime state and cgroups of guests jaula does not know (deleted halfway).
+  const known = new Set(names);
+  const building = (n: string): boolean => hasBuildingMark(n);
+  for (const n of listRunDirs()) {
+    if (known.has(n) || building(n)) continue;
+    await removeGuestLeftovers(n, report, parents);
+    removeTree(paths().guestRun(n));
+    report.runtimeStates.push(`run dir ${n}`);
+  }
+  try {
+    for (const id of fs.readdirSync(paths().runtimeRoot))
+      if (!known.has(id) && !building(id) && runtimeHasContainer(id)) {
+        await runtimeDelete(selectRuntime(), id).catch((e: unknown) => report.problems.push(messageOf(e)));
+        report.runtimeStates.push(id);
+      }
+  } catch {
+    /* no runtime state at all */
+  }
+  for (const p of parents)
+    for (const e of fs.readdirSync(p, { withFileTypes: true }))
+      if (e.isDirectory() && !known.has(e.name) && !building(e.name))
+        report.cgroups.push(...removeCgroups(e.name, [p]));
+  try {
+    report.network = await networkGc();
+  } catch (e) {
+    report.problems.push(`network: ${messageOf(e)}`);
+  }
+  // An lxcfs the instance started for a start that was rolled back, with no guest left to use it.
+  const lx = await stopLxcfsIfIdle();
+  if (lx) report.problems.push(lx);
+  mkdirp(paths().run, 0o755);
+  writeFileAtomic(bootIdFile(), `${now}\n`, 0o644);
+  return { report, stopping };
+}
+
+/** Phase two, while jaulad already serves: complete interrupted stops; after a reboot, autostart. */
+export async function reconcileFinish(
+  report: ReconcileReport,
+  stopping: string[],
+  opts: ReconcileOptions = {},
+): Promise<ReconcileReport> {
+  await inParallel(stopping, opts.parallel ?? 8, async (name) => {
+    try {
+      const done = await withGuestLock(name, () => completeStopLocked(loadConfig(name)));
+      if (done) report.completedStops.push(name);
+    } catch (e) {
+      report.problems.push(`${name}: ${messageOf(e)}`);
+    }
+  });
+  if (report.hostRebooted && opts.autostart !== false) {
+    try {
+      for (const r of await autostart('default', opts.parallel ?? 4)) {
+        if (r.ok && r.message === 'started') report.autostarted.push(r.name);
+        if (!r.ok) report.problems.push(`${r.name}: ${r.message}`);
+      }
+    } catch (e) {
+      report.problems.push(`autostart: ${messageOf(e)}`);
+    }
+  }
+  report.at = new Date().toISOString();
+  return report;
+}

@@ -1,0 +1,149 @@
+/**
+ * GET /v1/guests/{name}/attach: a command's stdio over a WebSocket (exec, enter and one-shot
+ * run through jaulad; the dashboard's console). Messages:
+ *   client -> server: first one JSON text {cmd, env, cwd, user, tty, rows, cols}; then binary
+ *     [0, ...stdin bytes], text {"type":"resize","rows","cols"}, text {"type":"eof"};
+ *   server -> client: binary [1, ...stdout] and [2, ...stderr]; last text {"type":"exit","code"}
+ *     or {"type":"error","code","message"}.
+ * With tty the command runs on a pty made inside the guest (jaula-helper pty-exec), sized by
+ * the client; without, on pipes.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import type { WebSocket } from 'ws';
+import { isJaulaError, JaulaError, messageOf } from '../common/errors.js';
+import { execArgv, loginShell, runOnce } from '../core/exec.js';
+import { tmpSuffix } from '../os/fs.js';
+import { helperBin, paths } from '../os/paths.js';
+
+interface Hello {
+  cmd?: string[];
+  env?: string[];
+  cwd?: string;
+  user?: string;
+  tty?: boolean;
+  rows?: number;
+  cols?: number;
+}
+
+export type AttachMode = 'exec' | 'enter' | 'run';
+
+function exitCode(code: number | null, signal: NodeJS.Signals | null): number {
+  if (code !== null) return code;
+  return 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGTERM' ? 15 : signal === 'SIGHUP' ? 1 : 2);
+}
+
+/** Deliver one client message (after the hello) to the command. */
+function control(child: ChildProcess, buf: Buffer, isBinary: boolean): void {
+  if (isBinary) {
+    if (buf[0] === 0) child.stdin?.write(buf.subarray(1));
+    return;
+  }
+  try {
+    const m = JSON.parse(buf.toString('utf8')) as { type?: string; rows?: number; cols?: number };
+    if (m.type === 'eof') child.stdin?.end();
+    if (m.type === 'resize' && m.rows && m.cols) {
+      const ctl = child.stdio[3] as NodeJS.WritableStream | null | undefined;
+      ctl?.write(`${Math.floor(m.rows)} ${Math.floor(m.cols)}\n`);
+    }
+  } catch {
+    /* ignore what is not understood */
+  }
+}
+
+/** Serve one attach session on an open WebSocket. */
+export function serveAttach(
+  ws: WebSocket,
+  name: string,
+  mode: AttachMode,
+  log: (line: string) => void,
+): void {
+  let child: ChildProcess | undefined;
+  let ended = false;
+  const finish = (msg: Record<string, unknown>): void => {
+    if (ended) return;
+    ended = true;
+    try {
+      ws.send(JSON.stringify(msg), () => ws.close(1000));
+    } catch {
+      ws.terminate();
+    }
+  };
+  const fail = (e: unknown): void =>
+    finish({ type: 'error', code: isJaulaError(e) ? e.code : 'internal', message: messageOf(e) });
+
+  /** Messages that came before the command was spawned, delivered to it once it is. */
+  const early: [Buffer, boolean][] = [];
+  const wire = (c: ChildProcess): Promise<number> =>
+    new Promise((resolve) => {
+      child = c;
+      for (const [b, bin] of early.splice(0)) control(c, b, bin);
+      c.stdout?.on('data', (b: Buffer) => ws.send(Buffer.concat([Buffer.from([1]), b])));
+      c.stderr?.on('data', (b: Buffer) => ws.send(Buffer.concat([Buffer.from([2]), b])));
+      c.stdin?.on('error', () => {});
+      c.on('error', (e) => {
+        log(`attach ${name}: ${e.message}`);
+        resolve(127);
+      });
+      c.on('close', (code, signal) => resolve(exitCode(code, signal)));
+    });
+
+  let started = false;
+  ws.on('message', (data, isBinary) => {
+    const buf = Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
+    if (!started) {
+      started = true;
+      let hello: Hello;
+      try {
+        hello = JSON.parse(buf.toString('utf8')) as Hello;
+      } catch {
+        return fail(new JaulaError('usage', 'The first message must be JSON: {"cmd": [...], "tty": false}'));
+      }
+      void begin(hello).catch(fail);
+      return;
+    }
+    if (child) control(child, buf, isBinary);
+    else early.push([buf, isBinary]); // the command is not there yet (enter looks up the shell)
+  });
+  ws.on('close', () => {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  });
+
+  async function begin(h: Hello): Promise<void> {
+    const tty = mode === 'enter' ? true : h.tty === true;
+    let cmd = h.cmd ?? [];
+    const env = [...(h.env ?? [])];
+    if (mode === 'enter') {
+      cmd = await loginShell(name);
+      if (!env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm-256color');
+    }
+    if (mode === 'run') {
+      const code = await runOnce(name, cmd, (argv) => {
+        const [bin, ...args] = argv;
+        return wire(spawn(bin as string, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
+      });
+      return finish({ type: 'exit', code });
+    }
+    if (!tty) {
+      const o: Parameters<typeof execArgv>[2] = { env };
+      if (h.cwd) o.cwd = h.cwd;
+      if (h.user) o.user = h.user;
+      const [bin, ...args] = execArgv(name, cmd, o);
+      const code = await wire(spawn(bin as string, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
+      return finish({ type: 'exit', code });
+    }
+    const sock = join(paths().run, `console-${tmpSuffix()}.sock`);
+    const o: Parameters<typeof execArgv>[2] = { env, tty: true, consoleSocket: sock };
+    if (h.cwd) o.cwd = h.cwd;
+    if (h.user) o.user = h.user;
+    const argv = execArgv(name, cmd, o);
+    const rows = String(Math.max(1, Math.floor(h.rows ?? 24)));
+    const cols = String(Math.max(1, Math.floor(h.cols ?? 80)));
+    const code = await wire(
+      spawn(helperBin, ['pty-exec', rows, cols, sock, '--', ...argv], {
+        stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+      }),
+    );
+    finish({ type: 'exit', code });
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * The event stream's source: guest changes noticed from the state files, whoever made them
+ * (jaulad, a CLI run without it, a guest's supervisor when the guest halts itself). One
+ * inotify watch (fs.watch) per guest run directory and config directory, plus the two parent
+ * directories for guests that come and go; no polling per guest. One slow sweep over the guests
+ * that run catches what leaves no file behind (a guest killed together with its supervisor).
+ */
+import * as fs from 'node:fs';
+import type { GuestSummary, JaulaEvent } from '../api/types.js';
+import { summarize } from '../core/guests.js';
+import { loadConfig } from '../core/store.js';
+import { mkdirp } from '../os/fs.js';
+import { paths } from '../os/paths.js';
+
+type Listener = (ev: JaulaEvent) => void;
+
+export class EventHub {
+  private readonly listeners = new Set<Listener>();
+  subscribe(l: Listener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+  publish(ev: JaulaEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(ev);
+      } catch {
+        /* a broken subscriber does not stop the others */
+      }
+    }
+  }
+  get size(): number {
+    return this.listeners.size;
+  }
+}
+
+const FILES = new Set(['state.json', 'config.toml', 'exit', '.building']);
+const SWEEP_MS = 10_000;
+
+export class GuestWatcher {
+  /** The last summary published per guest (JSON), to send changes only. */
+  private readonly known = new Map<string, string>();
+  private readonly summaries = new Map<string, GuestSummary>();
+  private readonly watchers = new Map<string, fs.FSWatcher>();
+  private readonly pending = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private sweep: NodeJS.Timeout | undefined;
+
+  constructor(private readonly hub: EventHub) {}
+
+  start(): void {
+    mkdirp(paths().guestsRun, 0o700);
+    mkdirp(paths().guestsConf, 0o755);
+    this.watchDir(paths().guestsRun, (f) => f && this.addGuest(f));
+    this.watchDir(paths().guestsConf, (f) => f && this.addGuest(f));
+    for (const d of [paths().guestsConf, paths().guestsRun])
+      for (const n of fs.readdirSync(d)) if (!n.startsWith('.')) this.addGuest(n, true);
+    this.sweep = setInterval(() => {
+      for (const [n, g] of this.summaries) if (g.status !== 'stopped') this.touch(n);
+    }, SWEEP_MS);
+    this.sweep.unref();
+  }
+
+  stop(): void {
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
+    if (this.sweep) clearInterval(this.sweep);
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  /** Guests as last seen (the "hello" event). */
+  all(): GuestSummary[] {
+    return [...this.summaries.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  watchCount(): number {
+    return this.watchers.size;
+  }
+
+  private watchDir(dir: string, onChange: (file: string | null) => void): void {
+    if (this.watchers.has(dir)) return;
+    try {
+      const w = fs.watch(dir, { persistent: false }, (_ev, file) => onChange(file));
+      w.on('error', () => {
+        w.close();
+        this.watchers.delete(dir);
+      });
+      this.watchers.set(dir, w);
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+
+  private addGuest(name: string, initial = false): void {
+    if (name.startsWith('.')) return;
+    for (const dir of [paths().guestRun(name), paths().guestConf(name)])
+      this.watchDir(dir, (f) => {
+        if (f === null || FILES.has(f)) this.touch(name);
+      });
+    if (initial) this.refresh(name, true);
+    else this.touch(name);
+  }
+
+  /** Something changed for this guest: look again soon (changes come in bursts). */
+  touch(name: string): void {
+    this.pending.add(name);
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      const names = [...this.pending];
+      this.pending.clear();
+      for (const n of names) this.refresh(n, false);
+    }, 15);
+  }
+
+  private refresh(name: string, quiet: boolean): void {
+    let g: GuestSummary | undefined;
+    try {
+      g = summarize(loadConfig(name));
+    } catch {
+      g = undefined;
+    }
+    if (!g) {
+      if (fs.existsSync(paths().guestConf(name)) || fs.existsSync(paths().guestRun(name))) {
+        // Being built, or a broken config: not a guest (yet).
+        if (this.summaries.has(name)) this.forget(name, quiet);
+        return;
+      }
+      for (const dir of [paths().guestRun(name), paths().guestConf(name)]) {
+        this.watchers.get(dir)?.close();
+        this.watchers.delete(dir);
+      }
+      if (this.summaries.has(name)) this.forget(name, quiet);
+      return;
+    }
+    const text = JSON.stringify(g);
+    if (this.known.get(name) === text) return;
+    this.known.set(name, text);
+    this.summaries.set(name, g);
+    if (!quiet) this.hub.publish({ type: 'guest', at: new Date().toISOString(), guest: g });
+  }
+
+  private forget(name: string, quiet: boolean): void {
+    this.known.delete(name);
+    this.summaries.delete(name);
+    if (!quiet) this.hub.publish({ type: 'guest-removed', at: new Date().toISOString(), name });
+  }
+}

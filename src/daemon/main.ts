@@ -1,0 +1,146 @@
+/**
+ * jaulad: `jaula daemon [--listen HOST:PORT --token-file F [--tls-cert C --tls-key K]]
+ * [--socket PATH] [--no-autostart]`. Reconciles what it finds (guests that ended, interrupted
+ * starts and stops, leftovers, a host reboot), then serves the API until SIGTERM or SIGINT.
+ * Guests do not depend on it: they keep running when it is stopped, restarted or killed.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { exitCodes, isJaulaError, JaulaError, messageOf } from '../common/errors.js';
+import { reconcileFinish, reconcileState } from '../core/reconcile.js';
+import { FileLock } from '../os/lock.js';
+import { mkdirp, writeFileAtomic } from '../os/fs.js';
+import { paths } from '../os/paths.js';
+import { Server } from './server.js';
+
+const VALUE_OPTS = ['socket', 'listen', 'tls-cert', 'tls-key', 'token-file'];
+const FLAG_OPTS = ['no-autostart'];
+
+/** jaulad's few options: --name VALUE, --name=VALUE, --flag. */
+export function parseDaemonArgs(argv: string[]): Map<string, string | true> {
+  const m = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    const eq = a.indexOf('=');
+    const k = a.startsWith('--') ? a.slice(2, eq > 0 ? eq : undefined) : '';
+    if (FLAG_OPTS.includes(k) && eq < 0) m.set(k, true);
+    else if (VALUE_OPTS.includes(k)) {
+      const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
+      if (v === undefined) throw new JaulaError('usage', `The option --${k} needs a value`);
+      m.set(k, v);
+    } else throw new JaulaError('usage', `Unknown option "${a}" for jaulad (see "jaula daemon --help")`);
+  }
+  return m;
+}
+
+export function defaultSocket(): string {
+  return join(paths().run, 'jaulad.sock');
+}
+
+function log(line: string): void {
+  process.stderr.write(`jaulad: ${line}\n`);
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host);
+}
+
+export async function runDaemon(argv: string[]): Promise<number> {
+  const p = parseDaemonArgs(argv);
+  const str = (k: string): string | undefined => {
+    const v = p.get(k);
+    return typeof v === 'string' ? v : undefined;
+  };
+  const socket = str('socket') ?? defaultSocket();
+  const listen = str('listen');
+  const cert = str('tls-cert');
+  const key = str('tls-key');
+  const tokenFile = str('token-file');
+  const autostart = !p.has('no-autostart');
+  if (!!cert !== !!key) throw new JaulaError('usage', 'Give both --tls-cert and --tls-key, or neither');
+  let token: string | undefined;
+  if (listen) {
+    if (!tokenFile)
+      throw new JaulaError(
+        'usage',
+        '--listen needs --token-file FILE (a secret that clients send as "Authorization: Bearer TOKEN")',
+      );
+    const host = listen.replace(/:\d+$/, '');
+    if (!cert && !isLoopback(host))
+      throw new JaulaError(
+        'usage',
+        `--listen ${listen} is not a loopback address: give --tls-cert and --tls-key (plain HTTP only on 127.0.0.1 or ::1)`,
+      );
+    token = fs.readFileSync(tokenFile, 'utf8').trim();
+    if (token.length < 16)
+      throw new JaulaError('invalid', `The token in ${tokenFile} is too short: use at least 16 characters`);
+  }
+  mkdirp(paths().run, 0o755);
+  mkdirp(paths().locks, 0o700);
+  const lock = new FileLock(join(paths().locks, 'jaulad.lock'));
+  if (!lock.tryAcquire()) {
+    const pid = fs.existsSync(join(paths().run, 'jaulad.pid'))
+      ? fs.readFileSync(join(paths().run, 'jaulad.pid'), 'utf8').trim()
+      : '?';
+    throw new JaulaError('busy', `jaulad already runs for ${paths().root} (pid ${pid}); stop it first`);
+  }
+  writeFileAtomic(join(paths().run, 'jaulad.pid'), `${process.pid}\n`, 0o644, { durable: false });
+
+  const t0 = Date.now();
+  const { report, stopping } = await reconcileState({ autostart });
+  const fixed = [
+    ...report.settled.map((n) => `settled ${n}`),
+    ...report.rolledBack.map((n) => `rolled back the start of ${n}`),
+    ...report.staleBuilds.map((n) => `removed the half-built ${n}`),
+    ...report.mounts.map((m) => `unmounted ${m}`),
+    ...report.runtimeStates.map((r) => `removed runtime state ${r}`),
+    ...report.cgroups.map((c) => `removed cgroup ${c}`),
+    ...report.network.map((n) => `removed network leftovers of ${n}`),
+    ...report.problems.map((x) => `problem: ${x}`),
+  ];
+  for (const f of fixed) log(f);
+  log(`reconciled in ${Date.now() - t0} ms${report.hostRebooted ? ' (new boot)' : ''}`);
+
+  const o: ConstructorParameters<typeof Server>[0] = { socket, log };
+  if (listen) o.listen = listen;
+  if (cert) o.tlsCert = cert;
+  if (key) o.tlsKey = key;
+  if (token) o.token = token;
+  const server = new Server(o);
+  await server.listen();
+  const bound = listen?.replace(/:0$/, `:${server.tcpPort() ?? 0}`);
+  log(`listening on ${socket}${bound ? ` and ${bound}${cert ? ' (TLS)' : ''}` : ''} (pid ${process.pid})`);
+
+  void reconcileFinish(report, stopping, { autostart }).then((r) => {
+    for (const n of r.completedStops) log(`completed the stop of ${n}`);
+    for (const n of r.autostarted) log(`started ${n} (host reboot)`);
+    server.reconcile = r;
+  });
+
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string): void => {
+      log(`${sig}: stopping (guests keep running)`);
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  for (const j of server.jobs.list()) if (j.state === 'running') server.jobs.cancel(j.id);
+  const deadline = Date.now() + 10_000;
+  while (server.jobs.running() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await server.close();
+  fs.rmSync(join(paths().run, 'jaulad.pid'), { force: true });
+  lock.release();
+  return 0;
+}
+
+/** Entry of dist/jaulad.cjs (bin/jaulad.cjs and `jaula daemon`). */
+export function daemonMain(argv: string[]): void {
+  runDaemon(argv).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      process.stderr.write(`jaulad: ${messageOf(e)}\n`);
+      process.exit(isJaulaError(e) ? exitCodes[e.code] : exitCodes.internal);
+    },
+  );
+}

@@ -1,0 +1,541 @@
+/**
+ * jaulad's API against a running jaulad on a temporary root: every documented operation is
+ * exercised and every answer is checked against the OpenAPI document it serves; the CLI goes
+ * through jaulad when it answers and works without it; jobs, the event stream (also for changes
+ * other processes make), exec over WebSocket, errors, TCP with TLS and a token, one jaulad per
+ * root, and the autostart after a host reboot.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { after, before, describe, it } from 'node:test';
+import { WebSocket } from 'ws';
+import { validate, type Schema } from '../src/api/schema.js';
+import { EventStream, Jaulad, skeletonTemplate, TestRoot } from './helpers.js';
+
+const t = new TestRoot('jaula-api-');
+let d: Jaulad;
+let doc: {
+  paths: Record<
+    string,
+    Record<
+      string,
+      { operationId: string; responses: Record<string, { content?: Record<string, { schema: Schema }> }> }
+    >
+  >;
+  components: { schemas: Record<string, Schema> };
+};
+const exercised = new Set<string>();
+
+after(async () => {
+  await d?.stop();
+  assert.deepEqual(t.cleanup(), [], 'nothing is left behind');
+});
+
+function operationOf(method: string, path: string): { id: string; path: string } | undefined {
+  const p = path.split('?')[0] as string;
+  for (const [pattern, ops] of Object.entries(doc.paths)) {
+    const re = new RegExp(`^${pattern.replace(/\{\w+\}/g, '[^/]+')}$`);
+    const op = ops[method.toLowerCase()];
+    if (re.test(p) && op) return { id: op.operationId, path: pattern };
+  }
+  return undefined;
+}
+
+/** A request whose answer must match the document (status and body schema). */
+async function api<T = unknown>(method: string, path: string, body?: unknown, expect = 200): Promise<T> {
+  const r = await d.request(method, path, body);
+  const op = operationOf(method, path);
+  assert.ok(op, `${method} ${path} is documented`);
+  exercised.add(op.id);
+  assert.equal(r.status, expect, `${method} ${path}: ${r.text}`);
+  const spec = doc.paths[op.path]?.[method.toLowerCase()]?.responses[String(r.status)];
+  assert.ok(spec, `${method} ${path}: status ${r.status} is documented`);
+  const schema = spec.content?.['application/json']?.schema;
+  if (schema) {
+    const problems = validate(
+      r.json,
+      schema,
+      (ref) => doc.components.schemas[ref.split('/').pop() as string],
+    );
+    assert.deepEqual(problems, [], `${method} ${path}: the answer matches the document`);
+  }
+  return r.json as T;
+}
+
+interface Job {
+  id: string;
+  state: string;
+  progress: string[];
+  result?: { name: string };
+  error?: { message: string };
+}
+
+async function waitJob(id: string): Promise<Job> {
+  const es = new EventStream(d.socket, `/v1/events?job=${id}`);
+  try {
+    const ev = await es.waitFor(
+      `job ${id} to end`,
+      (e) => e['type'] === 'job' && (e['job'] as Job).state !== 'running',
+      120_000,
+    );
+    return ev['job'] as Job;
+  } finally {
+    es.close();
+  }
+}
+
+before(async () => {
+  d = t.daemon(['--no-autostart']);
+  await d.ready({ reconciled: true });
+  doc = (await d.request('GET', '/v1/openapi.json')).json as typeof doc;
+});
+
+describe('the unix socket', () => {
+  it('is root-only (mode 0600)', () => {
+    const st = fs.statSync(d.socket);
+    assert.ok(st.isSocket());
+    assert.equal(st.mode & 0o777, 0o600);
+    assert.equal(st.uid, 0);
+  });
+
+  it('is the only jaulad of its root: a second one refuses to start', () => {
+    const r = spawnSync(process.execPath, [d.proc.spawnargs[1] as string], {
+      env: t.env,
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    assert.equal(r.status, 7, r.stderr);
+    assert.match(r.stderr, /jaulad already runs/);
+  });
+});
+
+describe('the OpenAPI document', () => {
+  it('is OpenAPI 3 and describes versioned routes', async () => {
+    const o = await api<{ openapi: string; paths: Record<string, unknown> }>('GET', '/v1/openapi.json');
+    assert.match(o.openapi, /^3\./);
+    for (const p of Object.keys(o.paths)) assert.match(p, /^\/v1\//);
+  });
+
+  it('has a route behind every documented operation, and no undocumented route answers', async () => {
+    for (const [path, ops] of Object.entries(doc.paths))
+      for (const method of Object.keys(ops)) {
+        if (path === '/v1/events') continue; // a stream: exercised below
+        const concrete = path.replace(/\{\w+\}/g, 'nosuchthing');
+        const r = await d.request(
+          method.toUpperCase(),
+          concrete,
+          method === 'get' || method === 'delete' ? undefined : {},
+        );
+        assert.doesNotMatch(r.text, /No API route/, `${method.toUpperCase()} ${path} is served`);
+        assert.ok(
+          r.status < 500 || r.status === 501,
+          `${method.toUpperCase()} ${concrete}: ${r.status} ${r.text}`,
+        );
+      }
+    const r = await d.request('GET', '/v1/nosuch');
+    assert.equal(r.status, 404);
+    assert.match(r.text, /No API route/);
+  });
+
+  it('refuses bodies that do not match it, saying what is wrong', async () => {
+    const r = await d.request('POST', '/v1/guests', { name: 'x', method: 'nonsense', extra: 1 });
+    assert.equal(r.status, 400);
+    assert.match(r.text, /method: must be one of/);
+    assert.match(r.text, /extra: is not a known field/);
+  });
+});
+
+describe('guests through the API', () => {
+  it('builds a guest as a job with progress, then lists, configures, starts, execs, stops it', async () => {
+    const tpl = skeletonTemplate(t);
+    const job = await api<Job>(
+      'POST',
+      '/v1/guests',
+      {
+        name: 'a1',
+        method: 'template',
+        methodArgs: ['-t', tpl],
+        initstyle: 'cmd',
+        cmd: ['/bin/sleep', '100000'],
+        marks: ['web'],
+      },
+      202,
+    );
+    assert.equal(job.state, 'running');
+    const done = await waitJob(job.id);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done));
+    assert.ok(
+      done.progress.some((l) => /Unpacked \d+ files/.test(l)),
+      'progress lines of the build',
+    );
+    assert.equal((await api<Job>('GET', `/v1/jobs/${job.id}`)).state, 'succeeded');
+    assert.ok((await api<Job[]>('GET', '/v1/jobs')).some((j) => j.id === job.id));
+
+    const list = await api<{ name: string; status: string }[]>('GET', '/v1/guests');
+    assert.deepEqual(
+      list.map((g) => [g.name, g.status]),
+      [['a1', 'stopped']],
+    );
+    assert.deepEqual(await api('GET', '/v1/guests?mark=nomark'), []);
+    const s = await api<{ marks: string[]; stopTimeout: number }>('PATCH', '/v1/guests/a1/settings', {
+      marks: ['web', 'db'],
+      stopTimeout: 5,
+    });
+    assert.deepEqual(s.marks, ['web', 'db']);
+    assert.equal((await api<{ stopTimeout: number }>('GET', '/v1/guests/a1/settings')).stopTimeout, 5);
+
+    const g = await api<{ status: string; pid: number }>('POST', '/v1/guests/a1/start');
+    assert.equal(g.status, 'running');
+    assert.equal((await api<{ status: string }>('GET', '/v1/guests/a1')).status, 'running');
+    const x = await api<{ code: number; stdout: string; stderr: string }>('POST', '/v1/guests/a1/exec', {
+      cmd: ['/bin/sh', '-c', 'cat; echo err >&2; exit 3'],
+      input: 'in\n',
+    });
+    assert.deepEqual([x.code, x.stdout, x.stderr], [3, 'in\n', 'err\n']);
+    const u = await api<{ name: string; cpuNs: number; memoryBytes: number }[]>('GET', '/v1/usage?names=a1');
+    assert.equal(u.length, 1);
+    assert.ok(u[0]!.memoryBytes > 0, 'memory read from the cgroup');
+    fs.writeFileSync(t.path('hello.txt'), 'hello\n');
+    assert.deepEqual(await api('POST', '/v1/copy', { src: t.path('hello.txt'), dst: 'a1:/root/hello.txt' }), {
+      files: 1,
+      direction: 'in',
+    });
+    assert.equal(
+      (await api<{ stdout: string }>('POST', '/v1/guests/a1/exec', { cmd: ['cat', '/root/hello.txt'] }))
+        .stdout,
+      'hello\n',
+    );
+    const r2 = await api<{ pid: number }>('POST', '/v1/guests/a1/restart', { timeout: 5 });
+    assert.notEqual(r2.pid, g.pid);
+    const e = await api<{ reason: string }>('POST', '/v1/guests/a1/stop', { timeout: 5 });
+    assert.equal(e.reason, 'stopped');
+  });
+
+  it('answers errors with the codes the CLI exits with', async () => {
+    const r = await d.request('GET', '/v1/guests/nosuch');
+    assert.equal(r.status, 404);
+    assert.deepEqual(Object.keys((r.json as { error: object }).error).sort(), ['code', 'message']);
+    assert.equal((r.json as { error: { code: string } }).error.code, 'not_found');
+    const busy = await d.request('POST', '/v1/guests/a1/stop', {});
+    assert.equal(busy.status, 409, 'stopping a stopped guest is a state conflict');
+    // the same exit status through jaulad and without it
+    assert.equal(t.jaula(['status', 'nosuch']).code, 4);
+    assert.equal(t.jaula(['status', 'nosuch'], { env: { JAULA_NO_DAEMON: '1' } }).code, 4);
+    assert.equal(t.jaula(['stop', 'a1']).code, 6);
+  });
+
+  it('cancels a job: what it made is removed', async () => {
+    // A big template takes long enough to unpack that the cancel lands during the build.
+    const big = t.path('big.tar');
+    fs.mkdirSync(t.path('big'), { recursive: true });
+    for (let i = 0; i < 20; i++) fs.writeFileSync(t.path('big', `f${i}`), Buffer.alloc(4 << 20, i));
+    spawnSync('tar', ['-C', t.path('big'), '-cf', big, '.']);
+    const job = await api<Job>(
+      'POST',
+      '/v1/guests',
+      { name: 'c1', method: 'template', methodArgs: ['-t', big] },
+      202,
+    );
+    await api<Job>('DELETE', `/v1/jobs/${job.id}`);
+    const end = await waitJob(job.id);
+    assert.equal(end.state, 'cancelled', JSON.stringify(end));
+    assert.equal(fs.existsSync(t.path('etc/jaula/guests/c1')), false);
+    assert.equal(fs.existsSync(t.path('var/lib/jaula/guests/c1')), false);
+  });
+
+  it('networks, doctor and the binding-trap check', async () => {
+    const n = await api<{ name: string; up: boolean }>('POST', '/v1/networks', {
+      name: 'apinet',
+      subnet: '10.251.7.1/24',
+    });
+    assert.deepEqual([n.name, n.up], ['apinet', false]);
+    assert.ok((await api<{ name: string }[]>('GET', '/v1/networks')).some((x) => x.name === 'apinet'));
+    assert.deepEqual(await api('DELETE', '/v1/networks/apinet'), { deleted: 'apinet' });
+    await api('POST', '/v1/networks/gc');
+    await api('GET', '/v1/networks/check');
+    const checks = await api<{ area: string }[]>('GET', '/v1/doctor');
+    assert.ok(checks.some((c) => c.area === 'cgroups'));
+    await api('GET', '/v1/doctor?security=true');
+    const info = await api<{ engine: string; features: { jobs: boolean; hashify: boolean } }>(
+      'GET',
+      '/v1/info',
+    );
+    assert.equal(info.engine, 'remote');
+    assert.deepEqual([info.features.jobs, info.features.hashify], [true, false]);
+  });
+});
+
+describe('the event stream', () => {
+  it('says hello with all guests, then reports changes made by jaulad, by other processes and by guests themselves', async () => {
+    const es = new EventStream(d.socket);
+    exercised.add('events');
+    try {
+      const hello = await es.waitFor('hello', (e) => e['type'] === 'hello');
+      assert.deepEqual(
+        (hello['guests'] as { name: string }[]).map((g) => g.name),
+        ['a1'],
+      );
+      await api('POST', '/v1/guests/a1/start');
+      await es.waitFor(
+        'a1 running',
+        (e) => e['type'] === 'guest' && (e['guest'] as { status: string }).status === 'running',
+      );
+      // A guest halting itself: its supervisor records it; jaulad notices the state file.
+      const n = es.events.length;
+      t.jaula(['exec', 'a1', '--', 'poweroff', '-f'], { env: { JAULA_NO_DAEMON: '1' } });
+      const ev = await es.waitFor(
+        'a1 stopped by itself',
+        (e) =>
+          es.events.indexOf(e) >= n &&
+          e['type'] === 'guest' &&
+          (e['guest'] as { status: string }).status === 'stopped',
+      );
+      assert.equal((ev['guest'] as { lastExit: { reason: string } }).lastExit.reason, 'halt');
+      // A change made without jaulad (a CLI run with JAULA_NO_DAEMON=1).
+      t.ok(['set', 'a1', '--hostname', 'changed'], { env: { JAULA_NO_DAEMON: '1' } });
+      await es.waitFor(
+        'a1 hostname',
+        (e) => e['type'] === 'guest' && (e['guest'] as { hostname: string }).hostname === 'changed',
+      );
+      t.ok(['build', 'ev2', '-m', 'skeleton', '-q'], { env: { JAULA_NO_DAEMON: '1' } });
+      await es.waitFor(
+        'ev2 appears',
+        (e) => e['type'] === 'guest' && (e['guest'] as { name: string }).name === 'ev2',
+      );
+      await api('DELETE', '/v1/guests/ev2');
+      await es.waitFor('ev2 removed', (e) => e['type'] === 'guest-removed' && e['name'] === 'ev2');
+    } finally {
+      es.close();
+    }
+  });
+});
+
+describe('exec over the WebSocket', () => {
+  /** One attach session; `input` is called at the start and again after every output chunk. */
+  const attach = (name: string, mode: string, hello: object, input: (ws: WebSocket, out: string) => void) =>
+    new Promise<{ out: string; code: number }>((resolve, reject) => {
+      const ws = new WebSocket(`ws+unix:${d.socket}:/v1/guests/${name}/attach?mode=${mode}`);
+      let out = '';
+      ws.on('open', () => {
+        ws.send(JSON.stringify(hello));
+        input(ws, out);
+      });
+      ws.on('message', (m: Buffer, bin: boolean) => {
+        if (bin) {
+          out += m.subarray(1).toString();
+          input(ws, out);
+        } else {
+          const x = JSON.parse(m.toString()) as { type: string; code: number; message?: string };
+          if (x.type === 'exit') resolve({ out, code: x.code });
+          else reject(new Error(x.message));
+        }
+      });
+      ws.on('error', reject);
+    });
+
+  it('streams stdin and stdout and returns the exit status', async () => {
+    exercised.add('attach');
+    await api('POST', '/v1/guests/a1/start');
+    const r = await attach(
+      'a1',
+      'exec',
+      { cmd: ['/bin/sh', '-c', 'read x; echo "got $x"; exit 5'] },
+      (ws, out) => {
+        if (out) return;
+        ws.send(Buffer.concat([Buffer.from([0]), Buffer.from('ping\n')]));
+        ws.send(JSON.stringify({ type: 'eof' }));
+      },
+    );
+    assert.deepEqual(r, { out: 'got ping\n', code: 5 });
+  });
+
+  it('gives a pty inside the guest, sized and resized by the client', async () => {
+    // Each step waits for the output of the one before: no timing.
+    let step = 0;
+    const r = await attach('a1', 'exec', { cmd: ['/bin/sh'], tty: true, rows: 30, cols: 100 }, (ws, out) => {
+      const send = (s: string): void => void ws.send(Buffer.concat([Buffer.from([0]), Buffer.from(s)]));
+      if (step === 0) {
+        step = 1;
+        send('stty size; tty\n');
+      } else if (step === 1 && /\/dev\/pts\/\d+/.test(out)) {
+        step = 2;
+        ws.send(JSON.stringify({ type: 'resize', rows: 40, cols: 120 }));
+        send('stty size; exit 7\n');
+      }
+    });
+    assert.equal(r.code, 7);
+    assert.match(r.out, /30 100/);
+    assert.match(r.out, /40 120/);
+    assert.match(r.out, /\/dev\/pts\/\d+/, "the guest's own pty");
+  });
+
+  it('reports a guest that does not run', async () => {
+    await assert.rejects(
+      attach('nosuch', 'exec', { cmd: ['true'] }, () => {}),
+      /There is no guest/,
+    );
+  });
+});
+
+describe('the CLI', () => {
+  it('goes through jaulad when it answers, and works without it', () => {
+    const via = t.jaula(['list'], { env: { JAULA_TRACE: '1' } });
+    assert.match(via.stderr, /engine: jaulad at/);
+    const local = t.jaula(['list'], { env: { JAULA_TRACE: '1', JAULA_NO_DAEMON: '1' } });
+    assert.match(local.stderr, /engine: local/);
+    assert.equal(via.stdout.split('\n')[1]?.split(/\s+/)[0], 'a1');
+    assert.equal(JSON.parse(t.ok(['info', '--format', 'json']).stdout).engine, 'remote');
+    assert.equal(t.sh('a1', 'echo $((6*7)); exit 4').code, 4);
+    assert.equal(t.sh('a1', 'echo $((6*7))').stdout, '42\n');
+    assert.equal(t.jaula(['exec', 'a1', '--', 'cat'], { input: 'through\n' }).stdout, 'through\n');
+    assert.equal(t.jaula(['run', 'a1', '--', '/bin/true']).code, 6, 'one-shot needs a stopped guest');
+  });
+
+  it('uses the local engine when the socket is stale', async () => {
+    // A socket path nobody listens on.
+    const env = { JAULA_SOCKET: t.path('stale.sock'), JAULA_TRACE: '1' };
+    fs.writeFileSync(t.path('stale.sock'), '');
+    const r = t.jaula(['list'], { env });
+    assert.equal(r.code, 0);
+    assert.match(r.stderr, /engine: local/);
+  });
+});
+
+describe('TCP with TLS and a token', () => {
+  it('serves the API and the dashboard on TLS, only with the token', async () => {
+    const key = t.path('key.pem');
+    const cert = t.path('cert.pem');
+    const r = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    fs.writeFileSync(t.path('token'), 'secret-token-0123456789\n');
+    await d.stop();
+    d = t.daemon([
+      '--no-autostart',
+      '--listen',
+      '127.0.0.1:0',
+      '--token-file',
+      t.path('token'),
+      '--tls-cert',
+      cert,
+      '--tls-key',
+      key,
+    ]);
+    await d.ready();
+    const info = (await d.request('GET', '/v1/info')).json as { daemon: { listen: string } };
+    const p = Number(/and 127\.0\.0\.1:(\d+) \(TLS\)/.exec(d.log)?.[1]);
+    assert.ok(p > 0, d.log);
+    const get = (path: string, token?: string): Promise<{ status: number; text: string }> =>
+      new Promise((resolve, reject) => {
+        const req = httpsRequest(
+          {
+            host: '127.0.0.1',
+            port: p,
+            path,
+            ca: fs.readFileSync(cert),
+            servername: 'localhost',
+            headers: token ? { authorization: `Bearer ${token}` } : {},
+          },
+          (res) => {
+            let text = '';
+            res.on('data', (c: Buffer) => (text += c.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    assert.equal(info.daemon.listen, '127.0.0.1:0');
+    assert.equal((await get('/v1/guests')).status, 401);
+    assert.equal((await get('/v1/guests', 'wrong-token-0123456789')).status, 401);
+    const ok = await get('/v1/guests', 'secret-token-0123456789');
+    assert.equal(ok.status, 200);
+    assert.equal((JSON.parse(ok.text) as unknown[]).length, 1);
+    assert.equal((await get('/v1/guests?access_token=secret-token-0123456789')).status, 200);
+    const page = await get('/');
+    assert.equal(page.status, 200, 'the dashboard page itself needs no token');
+    assert.match(page.text, /<script/);
+  });
+
+  it('refuses plain HTTP on an address other than loopback, and TCP without a token', () => {
+    const run = (args: string[]) =>
+      spawnSync(process.execPath, [d.proc.spawnargs[1] as string, ...args], {
+        env: { ...t.env, JAULA_ROOT: t.path('other') },
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+    const a = run(['--listen', '0.0.0.0:7999', '--token-file', t.path('token')]);
+    assert.equal(a.status, 2);
+    assert.match(a.stderr, /--tls-cert/);
+    const b = run(['--listen', '127.0.0.1:7999']);
+    assert.equal(b.status, 2);
+    assert.match(b.stderr, /--token-file/);
+  });
+});
+
+describe('reconcile', () => {
+  it('after a host reboot (a new boot_id) starts the guests marked "default", dependencies first', async () => {
+    await d.stop();
+    t.buildSleeper('rb1', ['--mark', 'default']);
+    t.buildSleeper('rb0');
+    t.ok(['set', 'rb1', '--depends', 'rb0']);
+    // What the previous boot left: a state that says running, and the boot it ran in.
+    fs.writeFileSync(t.path('run/jaula/boot_id'), 'a-boot-before\n');
+    fs.mkdirSync(t.path('run/jaula/guests/rb1'), { recursive: true });
+    fs.writeFileSync(
+      t.path('run/jaula/guests/rb1/state.json'),
+      JSON.stringify({
+        status: 'running',
+        pid: 999999,
+        pidStart: 1,
+        bootId: 'a-boot-before',
+        startedAt: new Date().toISOString(),
+      }),
+    );
+    d = t.daemon([]);
+    await d.ready({ reconciled: true });
+    const info = (await d.request('GET', '/v1/info')).json as {
+      daemon: { reconcile: { hostRebooted: boolean; autostarted: string[] } };
+    };
+    assert.equal(info.daemon.reconcile.hostRebooted, true);
+    assert.deepEqual(info.daemon.reconcile.autostarted.sort(), ['rb0', 'rb1']);
+    const st = (n: string) =>
+      JSON.parse(t.ok(['status', n, '--format', 'json']).stdout) as { status: string; startedAt: string };
+    assert.equal(st('rb1').status, 'running');
+    assert.ok(Date.parse(st('rb0').startedAt) <= Date.parse(st('rb1').startedAt), 'the dependency first');
+    assert.equal(
+      fs.readFileSync(t.path('run/jaula/boot_id'), 'utf8').trim(),
+      fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
+    );
+    t.ok(['stop', '--all']);
+  });
+
+  it('exercised every documented operation', () => {
+    const all = Object.values(doc.paths).flatMap((ops) => Object.values(ops).map((o) => o.operationId));
+    assert.deepEqual(
+      all.filter((o) => !exercised.has(o)),
+      [],
+    );
+  });
+});
