@@ -74,8 +74,24 @@ export class TestRoot {
     return join(this.root, ...p);
   }
 
+  /** The directory that holds a guest's own files: its tree (dir), or its upper layer (overlay). */
   guestRoot(name: string): string {
-    return this.path('var/lib/jaula/guests', name, 'rootfs');
+    const upper = this.path('var/lib/jaula/guests', name, 'upper');
+    return fs.existsSync(upper) ? upper : this.path('var/lib/jaula/guests', name, 'rootfs');
+  }
+
+  /** Loop devices backed by files under this root. */
+  loops(): string[] {
+    const out: string[] = [];
+    for (const d of fs.readdirSync('/sys/block').filter((x) => x.startsWith('loop'))) {
+      try {
+        const f = fs.readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').trim();
+        if (f === this.root || f.startsWith(this.root + '/')) out.push(`/dev/${d}`);
+      } catch {
+        /* not set up */
+      }
+    }
+    return out;
   }
 
   state(name: string): Record<string, unknown> {
@@ -181,6 +197,7 @@ export class TestRoot {
     return [
       ...this.containers().map((c) => `container ${c}`),
       ...this.mounts().map((m) => `mount ${m}`),
+      ...this.loops().map((l) => `loop device ${l}`),
       ...this.cgroups().map((c) => `cgroup ${c}`),
       ...this.devices().map((d) => `device ${d}`),
       ...this.netns().map((n) => `netns ${n}`),
@@ -212,6 +229,7 @@ export class TestRoot {
         c.split(':')[1] as string,
       ]);
     for (const m of this.mounts().sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
+    for (const l of this.loops()) spawnSync('losetup', ['-d', l]);
     for (const c of this.cgroups()) spawnSync('rmdir', [c]);
     const parent = `jaula-${this.tag}`;
     for (const base of fs.readdirSync('/sys/fs/cgroup')) {

@@ -6,7 +6,23 @@ import { projectDir } from './paths.js';
 export interface Native {
   flock(fd: number, op: number): boolean;
   openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number;
+  /** Every entry below a directory fd, as packed records (see os/walk.ts); never follows a symlink. */
+  walk(dirfd: number, flags: number): Buffer;
+  /** FIDEDUPERANGE of a whole file: bytes shared, or -1 when the contents differ. */
+  dedupe(srcFd: number, dstFd: number, length: number): number;
+  syncfs(fd: number): void;
+  mount(source: string | null, target: string, type: string | null, flags: number, data: string | null): void;
+  umount2(target: string, flags: number): void;
+  /** FS_IOC_FSGETXATTR: [xflags, project ID]. */
+  fsGetXattr(fd: number): [number, number];
+  fsSetXattr(fd: number, xflags: number, projid: number): void;
 }
+
+export const WALK_XATTRS = 1;
+export const WALK_ONEFS = 2;
+export const MNT_DETACH = 2;
+export const MS_RDONLY = 1;
+export const FS_XFLAG_PROJINHERIT = 0x200;
 
 export const LOCK_SH = 1;
 export const LOCK_EX = 2;

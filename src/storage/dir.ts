@@ -1,17 +1,55 @@
+import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { copyTree } from '../os/copy.js';
 import { removeTree } from '../os/fs.js';
 import { unmountBelow } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import type { StorageDriver } from './driver.js';
+import { copyDirAttrs, storedTemplateTree } from './tree.js';
+import { vol } from './vol.js';
 
-/** "dir": the guest's root is a plain directory tree. */
+const rootfs = (name: string): string => join(vol.base(name), 'rootfs');
+
+/** "dir": the guest's root is a plain directory tree (a template is copied into it). */
 export const dirDriver: StorageDriver = {
-  info: { name: 'dir', cheapClone: false },
-  treePath: (name) => join(paths().guestData(name), 'rootfs'),
-  mount: async (cfg) => join(paths().guestData(cfg.name), 'rootfs'),
-  unmount: async () => {},
-  destroy: async (name) => {
+  info: {
+    name: 'dir',
+    cheapClone: false,
+    layers: false,
+    unify: 'none',
+    unifyRunning: 'never',
+    quota: 'image',
+  },
+  unavailable: () => undefined,
+  treePath: rootfs,
+  async create(cfg) {
+    await vol.create(cfg.name, cfg.storage);
+    fs.mkdirSync(rootfs(cfg.name), { recursive: true, mode: 0o755 });
+    if (cfg.storage.template) {
+      const tree = storedTemplateTree(cfg.storage.template);
+      copyDirAttrs(tree, rootfs(cfg.name));
+      await copyTree(tree, rootfs(cfg.name), { reflink: 'auto' });
+    }
+  },
+  async clone(src, dst, progress) {
+    await vol.create(dst.name, dst.storage);
+    fs.mkdirSync(rootfs(dst.name), { recursive: true, mode: 0o755 });
+    copyDirAttrs(rootfs(src.name), rootfs(dst.name));
+    await copyTree(rootfs(src.name), rootfs(dst.name), {
+      reflink: 'auto',
+      ...(progress ? { progress } : {}),
+    });
+  },
+  async mount(cfg) {
+    await vol.attach(cfg.name);
+    return rootfs(cfg.name);
+  },
+  async unmount(cfg) {
+    vol.detach(cfg.name);
+  },
+  async destroy(name) {
     await unmountBelow(paths().guestData(name));
     removeTree(paths().guestData(name));
   },
+  lowerDirs: () => [],
 };

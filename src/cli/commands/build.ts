@@ -2,6 +2,7 @@ import { JaulaError } from '../../common/errors.js';
 import { buildGuest } from '../../core/build.js';
 import { parseInterfaceSpec } from '../../network/ifspec.js';
 import { parseForward } from '../../network/forward.js';
+import { parseSize } from '../../common/size.js';
 import { bool, list, num, onePositional, str } from '../args.js';
 import { err, out, type Command } from '../command.js';
 
@@ -23,16 +24,19 @@ Options:
   --cmd "CMD ARGS"        the command of the cmd init style (split on spaces)
   --mark M                a mark for autostart and bulk operations, repeatable
   --depends G             a guest this one starts after, repeatable
-  --storage D             storage driver (default dir)
+  --storage D             overlay | dir | reflink (default: overlay where the kernel has it, else dir)
+  --quota SIZE            limit the guest's own files to SIZE (e.g. 2G): an ext4 image of that size
+  --quota-inodes N        and to about N files (ext4 rounds up to a multiple of 16)
 
 Method arguments (after --):
-  template:     -t FILE.tar|.tar.gz|.tar.zst
+  template:     -t NAME (a stored template: see "jaula template list") or -t FILE.tar|.tar.gz|.tar.zst
   debootstrap:  -d RELEASE [-m MIRROR] [--variant minbase] [--include P1,P2] [--init sysvinit|systemd|none]
 
 Examples:
   jaula build vs01 -m skeleton --hostname vs01 --context 1001 --interface vs01=eth1:192.168.39.1/24
   jaula build web1 -m debootstrap --mark default -- -d bookworm
   jaula build web2 -m template -- -t /var/lib/jaula/bookworm.tar.zst
+  jaula build web3 -m template --quota 2G -- -t bookworm
   jaula build job1 -m skeleton --initstyle cmd --cmd "/bin/sleep 3600"`,
   specs: {
     method: { type: 'string', short: 'm' },
@@ -45,6 +49,8 @@ Examples:
     mark: { type: 'list' },
     depends: { type: 'list' },
     storage: { type: 'string' },
+    quota: { type: 'string' },
+    'quota-inodes': { type: 'number' },
     quiet: { type: 'bool', short: 'q' },
   },
   async run(p) {
@@ -77,10 +83,14 @@ Examples:
     if (context !== undefined) o.context = context;
     if (initstyle !== undefined) o.initstyle = initstyle;
     if (storage !== undefined) o.storage = storage;
+    const quota = str(p, 'quota');
+    const qi = num(p, 'quota-inodes');
+    if (quota !== undefined) o.quotaBytes = parseSize(quota, 'quota');
+    if (qi !== undefined) o.quotaInodes = qi;
     if (cmd !== undefined) o.cmd = cmd.split(/\s+/).filter(Boolean);
     const cfg = await buildGuest(o);
     out(
-      `Built guest "${cfg.name}" (context ${cfg.context}, hostname ${cfg.hostname}, init style ${cfg.initstyle}). Start it with: jaula start ${cfg.name}`,
+      `Built guest "${cfg.name}" (context ${cfg.context}, hostname ${cfg.hostname}, init style ${cfg.initstyle}, ${cfg.storage.driver} storage). Start it with: jaula start ${cfg.name}`,
     );
     return 0;
   },

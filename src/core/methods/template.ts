@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { JaulaError } from '../../common/errors.js';
+import { tarProgress } from '../../os/copy.js';
 import { runOk } from '../../os/spawn.js';
 import { detectCompression, scanTar, TAR_PRESERVE, tarCompressionFlag } from '../../os/tar.js';
 
@@ -26,13 +27,16 @@ export async function extractTemplate(
   file: string,
   target: string,
   signal?: AbortSignal,
+  progress?: (line: string) => void,
 ): Promise<{ entries: number; bytes: number }> {
   checkTemplateFile(file);
   const stats = await scanTar(file);
   const c = detectCompression(file);
-  await runOk(['tar', '-x', ...tarCompressionFlag(c), ...TAR_PRESERVE, '-f', file, '-C', target], {
+  const p = tarProgress(progress, 'unpacked', stats.bytes);
+  await runOk(['tar', '-x', ...tarCompressionFlag(c), ...TAR_PRESERVE, ...p.args, '-f', file, '-C', target], {
     what: `Unpacking "${file}"`,
     ...(signal ? { signal } : {}),
+    ...(p.onStderr ? { onStderr: p.onStderr } : {}),
   });
   return stats;
 }
