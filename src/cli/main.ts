@@ -21,6 +21,11 @@ const COMMANDS: Record<string, Loader> = {
   doctor: async () => (await import('./commands/doctor.js')).doctor,
   set: async () => (await import('./commands/set.js')).set,
   network: async () => (await import('./commands/network.js')).network,
+  template: async () => (await import('./commands/template.js')).template,
+  clone: async () => (await import('./commands/clone.js')).clone,
+  layer: async () => (await import('./commands/layer.js')).layer,
+  hashify: async () => (await import('./commands/hashify.js')).hashify,
+  du: async () => (await import('./commands/du.js')).du,
   __exited: async () => (await import('./commands/lifecycle.js')).exited,
 };
 

@@ -13,6 +13,8 @@ export interface Native {
   syncfs(fd: number): void;
   mount(source: string | null, target: string, type: string | null, flags: number, data: string | null): void;
   umount2(target: string, flags: number): void;
+  /** FS_IOC_FIEMAP: [bytes in the file's extents, bytes shared with other files]. */
+  fiemap(fd: number): [number, number];
   /** FS_IOC_FSGETXATTR: [xflags, project ID]. */
   fsGetXattr(fd: number): [number, number];
   fsSetXattr(fd: number, xflags: number, projid: number): void;

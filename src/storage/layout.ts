@@ -28,6 +28,8 @@ export const layout = {
   vol: (name: string): string => join(paths().guestData(name), 'vol'),
   unifiedLayer: (name: string): string => join(paths().guestData(name), 'unified'),
   unifyPending: (name: string): string => join(paths().guestData(name), 'unify-pending.json'),
+  /** Matches the stamp in hashify's index while the unified layer is as the index knows it. */
+  unifiedStamp: (name: string): string => join(paths().guestData(name), 'unified.stamp'),
   store: (): string => join(paths().lib, 'unified'),
   objects: (): string => join(paths().lib, 'unified', 'objects'),
   storeTmp: (): string => join(paths().lib, 'unified', 'tmp'),

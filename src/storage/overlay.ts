@@ -107,6 +107,7 @@ export const overlayDriver: StorageDriver = {
     unmountRoot(cfg.name); // a stale mount from a crash: mount afresh with today's layers
     fs.mkdirSync(mp, { recursive: true, mode: 0o755 });
     fs.mkdirSync(layout.unifiedLayer(cfg.name), { recursive: true, mode: 0o755 });
+    fs.mkdirSync(work(cfg.name), { recursive: true, mode: 0o700 });
     native().mount(
       'overlay',
       mp,

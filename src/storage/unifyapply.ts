@@ -21,7 +21,8 @@ import { layout } from './layout.js';
  *
  *   1. the file's inode (adopted) or the existing object is linked to unified/PATH (atomic
  *      rename); the upper still shadows it, so the guest sees no change;
- *   2. syncfs: the new links are on disk before anything is removed;
+ *   2. (the journal of ext4, XFS and btrfs commits metadata changes in order: after a power
+ *      failure the links exist whenever the removal below does; no sync needed);
  *   3. the upper's name is removed (only if the file is still the one that was hashed): the
  *      guest now sees the unified file, same content and metadata;
  *   4. an adopted inode is published as objects/KEY only now, when no upper links to it any
@@ -44,6 +45,8 @@ export interface ApplyResult {
   unified: number;
   bytes: number;
   skipped: number;
+  /** The entries carried out. */
+  done: UnifyEntry[];
 }
 
 const RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
@@ -137,10 +140,11 @@ const BATCH = 1024;
  * what was done. Files that changed since they were hashed are skipped.
  */
 export function applyUnify(name: string, upperDir: string, entries: UnifyEntry[]): ApplyResult {
-  const res: ApplyResult = { unified: 0, bytes: 0, skipped: 0 };
+  const res: ApplyResult = { unified: 0, bytes: 0, skipped: 0, done: [] };
   if (!entries.length) return res;
   mkdirp(layout.objects(), 0o700);
   mkdirp(layout.unifiedLayer(name), 0o755);
+  fs.rmSync(layout.unifiedStamp(name), { force: true });
   const tmp = scratch();
   const upper = new Dirs(upperDir);
   const unified = new Dirs(layout.unifiedLayer(name));
@@ -188,13 +192,6 @@ export function applyUnify(name: string, upperDir: string, entries: UnifyEntry[]
           res.skipped++;
         }
       }
-      // 2. on disk before anything goes
-      const sfd = fs.openSync(layout.unifiedLayer(name), fs.constants.O_RDONLY | O_DIRECTORY);
-      try {
-        native().syncfs(sfd);
-      } finally {
-        fs.closeSync(sfd);
-      }
       // 3. the upper's copy goes (if it is still the file that was hashed)
       for (const { e, adopted } of linked) {
         const up = upper.at(e.path);
@@ -207,6 +204,7 @@ export function applyUnify(name: string, upperDir: string, entries: UnifyEntry[]
           fs.unlinkSync(up);
           res.unified++;
           res.bytes += e.size;
+          res.done.push(e);
         } catch {
           res.skipped++;
           continue;

@@ -1,6 +1,8 @@
 import { JaulaError } from '../../common/errors.js';
 import { configureGuest, type ConfigChanges } from '../../core/configure.js';
 import { liveStatus, readState } from '../../core/state.js';
+import { setQuota } from '../../core/quota.js';
+import { formatSize, parseSize } from '../../common/size.js';
 import { parseForward } from '../../network/forward.js';
 import { formatInterfaceSpec, parseInterfaceSpec } from '../../network/ifspec.js';
 import { bool, list, num, str } from '../args.js';
@@ -24,6 +26,8 @@ Options:
   --remove-forward SPEC   remove a port forward
   --hostname H  --initstyle S  --cmd "CMD"  --mark M (repeatable, replaces)  --depends G
   --stop-timeout S
+  --quota SIZE|none       limit the guest's own files (e.g. 4G), or no limit; the guest must be
+  --quota-inodes N        stopped (its files are copied into a new image unless it only grows)
 
 Examples:
   jaula set web1 --add-interface eth1=jaula0:auto,isolated
@@ -43,6 +47,8 @@ Examples:
     mark: { type: 'list' },
     depends: { type: 'list' },
     'stop-timeout': { type: 'number' },
+    quota: { type: 'string' },
+    'quota-inodes': { type: 'number' },
   },
   async run(p) {
     const [name, ...extra] = p.positionals;
@@ -71,8 +77,22 @@ Examples:
     if (list(p, 'mark').length) ch.marks = list(p, 'mark');
     if (list(p, 'depends').length) ch.depends = list(p, 'depends');
     if (stopTimeout !== undefined) ch.stopTimeout = stopTimeout;
-    if (Object.keys(ch).length === 0)
+    const quota = str(p, 'quota');
+    const qi = num(p, 'quota-inodes');
+    if (Object.keys(ch).length === 0 && quota === undefined && qi === undefined)
       throw new JaulaError('usage', 'Nothing to change: give at least one option (see "jaula set --help")');
+    if (quota !== undefined || qi !== undefined) {
+      const q = await setQuota(name, {
+        ...(quota !== undefined ? { bytes: quota === 'none' ? null : parseSize(quota, 'quota') } : {}),
+        ...(qi !== undefined ? { inodes: qi } : {}),
+      });
+      out(
+        q.storage.quotaBytes
+          ? `Guest "${name}" may use ${formatSize(q.storage.quotaBytes)}${q.storage.quotaInodes ? ` and ${q.storage.quotaInodes} inodes` : ''} for its own files.`
+          : `Guest "${name}" has no quota.`,
+      );
+      if (Object.keys(ch).length === 0) return 0;
+    }
     const cfg = await configureGuest(name, ch);
     out(
       `Saved the config of guest "${name}"${cfg.interfaces.length ? `; interfaces: ${cfg.interfaces.map(formatInterfaceSpec).join(' ')}` : ''}.`,
