@@ -205,12 +205,48 @@ export class TestRoot {
     ];
   }
 
+  private readonly cleanups: (() => void)[] = [];
+
+  /** Run `fn` at cleanup, after the guests are deleted and before leftovers are counted. */
+  onCleanup(fn: () => void): void {
+    this.cleanups.push(fn);
+  }
+
+  /**
+   * A fresh XFS (reflink=1) or btrfs filesystem in an image file under this root, mounted on
+   * `at` through a loop device; unmounted (the loop device freed) at cleanup.
+   */
+  loopFs(type: 'xfs' | 'btrfs', at: string, sizeMiB = 320): void {
+    const img = this.path(`${type}-${this.cleanups.length}.img`);
+    fs.writeFileSync(img, '');
+    fs.truncateSync(img, sizeMiB * 2 ** 20);
+    const mk =
+      type === 'xfs'
+        ? spawnSync('mkfs.xfs', ['-q', '-f', '-m', 'reflink=1', img], { encoding: 'utf8' })
+        : spawnSync('mkfs.btrfs', ['-q', '-f', img], { encoding: 'utf8' });
+    if (mk.status !== 0) throw new Error(`mkfs.${type} failed: ${mk.stderr}`);
+    fs.mkdirSync(at, { recursive: true });
+    const m = spawnSync('mount', ['-o', 'loop', img, at], { encoding: 'utf8' });
+    if (m.status !== 0) throw new Error(`mounting the ${type} image failed: ${m.stderr}`);
+    this.onCleanup(() => {
+      spawnSync('umount', [at]);
+      fs.rmSync(img, { force: true });
+    });
+  }
+
   /** Stop and delete every guest, check for leftovers, remove the root. */
   cleanup(): string[] {
     const list = this.jaula(['list', '--format', 'json']);
     if (list.code === 0) {
       for (const g of JSON.parse(list.stdout) as { name: string }[])
         this.jaula(['delete', '--force', g.name]);
+    }
+    for (const fn of this.cleanups.splice(0).reverse()) {
+      try {
+        fn();
+      } catch {
+        /* the leftovers check reports what stays */
+      }
     }
     const left = this.leftovers();
     const nets = this.jaula(['network', 'list', '--format', 'json']);

@@ -257,13 +257,6 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
     rev.success();
     return loadConfig(name);
   } catch (e) {
-    const failed = await rev.revert();
-    if (failed.length)
-      throw new JaulaError(
-        'runtime',
-        `${(e as Error).message}; and cleaning up failed: ${failed.join('; ')}`,
-        { cause: e },
-      );
-    throw e;
+    return rev.fail(e);
   }
 }

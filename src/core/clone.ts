@@ -7,15 +7,13 @@ import type { InterfaceSpec } from '../network/ifspec.js';
 import { networkFor } from '../network/networks.js';
 import { copyTree } from '../os/copy.js';
 import { paths } from '../os/paths.js';
-import { storageDriver } from '../storage/index.js';
 import { adaptTree } from './adapt.js';
 import { reserveGuest } from './build.js';
 import { validateConfig, type GuestConfig } from './config.js';
 import { newIdentity } from './identity.js';
-import { withGuestLock } from './locks.js';
 import { guestLog } from './log.js';
 import { Reverter } from './reverter.js';
-import { initAlive, readState } from './state.js';
+import { withStoppedGuest } from './running.js';
 import { BUILDING_MARK, loadConfig } from './store.js';
 
 export interface CloneOptions {
@@ -68,64 +66,52 @@ export async function cloneGuest(
 ): Promise<GuestConfig> {
   validateName(dstName);
   const progress = o.onProgress ?? (() => {});
-  return withGuestLock(srcName, async () => {
-    const src = loadConfig(srcName);
-    if (initAlive(readState(srcName)))
-      throw new JaulaError(
-        'state',
-        `Guest "${srcName}" is running: stop it first, so that its files do not change while they are copied`,
-      );
-    const driver = await storageDriver(src.storage.driver);
-    const hostname = validateHostname(o.hostname ?? dstName);
-    const dst: GuestConfig = validateConfig({
-      ...src,
-      name: dstName,
-      context: o.context ?? src.context,
-      hostname,
-      interfaces: o.interfaces ?? renewInterfaces(src),
-      forwards: [],
-      storage: { ...src.storage, ...(src.storage.layers ? { layers: [...src.storage.layers] } : {}) },
-      build: { method: 'clone', args: [srcName], created: new Date().toISOString() },
-    });
-    const rev = new Reverter();
-    try {
-      await reserveGuest(dst, rev, o.context !== undefined);
-      rev.add('remove the clone data', () => driver.destroy(dstName));
-      progress(
-        `Cloning guest "${srcName}" to "${dstName}" (context ${dst.context}) on ${driver.info.name} storage${driver.info.cheapClone ? '' : ' (a full copy)'}`,
-      );
-      await driver.mount(src);
+  return withStoppedGuest(
+    srcName,
+    'so that its files do not change while they are copied',
+    async (src, driver) => {
+      const hostname = validateHostname(o.hostname ?? dstName);
+      const dst: GuestConfig = validateConfig({
+        ...src,
+        name: dstName,
+        context: o.context ?? src.context,
+        hostname,
+        interfaces: o.interfaces ?? renewInterfaces(src),
+        forwards: [],
+        storage: { ...src.storage, ...(src.storage.layers ? { layers: [...src.storage.layers] } : {}) },
+        build: { method: 'clone', args: [srcName], created: new Date().toISOString() },
+      });
+      const rev = new Reverter();
       try {
-        await driver.clone(src, dst, progress);
-      } finally {
-        await driver.unmount(src);
-      }
-      const root = await driver.mount(dst);
-      rev.add('unmount the clone', () => driver.unmount(dst));
-      const changes = [...adaptTree(root, { hostname }), ...(await newIdentity(root, hostname))];
-      await driver.unmount(dst);
-      for (const c of changes) guestLog(dstName, `clone: ${c}`);
-      // Its mounts and hooks are the source's.
-      const from = paths().guestConf(srcName);
-      const to = paths().guestConf(dstName);
-      if (fs.existsSync(join(from, 'fstab'))) fs.copyFileSync(join(from, 'fstab'), join(to, 'fstab'));
-      fs.mkdirSync(join(to, 'hooks'), { recursive: true });
-      if (fs.existsSync(join(from, 'hooks'))) await copyTree(join(from, 'hooks'), join(to, 'hooks'));
-      fs.rmSync(join(to, BUILDING_MARK));
-      guestLog(dstName, `cloned from "${srcName}", context ${dst.context}`);
-      rev.success();
-      return loadConfig(dstName);
-    } catch (e) {
-      const failed = await rev.revert();
-      if (failed.length)
-        throw new JaulaError(
-          'runtime',
-          `${(e as Error).message}; and cleaning up failed: ${failed.join('; ')}`,
-          {
-            cause: e,
-          },
+        await reserveGuest(dst, rev, o.context !== undefined);
+        rev.add('remove the clone data', () => driver.destroy(dstName));
+        progress(
+          `Cloning guest "${srcName}" to "${dstName}" (context ${dst.context}) on ${driver.info.name} storage${driver.info.cheapClone ? '' : ' (a full copy)'}`,
         );
-      throw e;
-    }
-  });
+        await driver.mount(src);
+        try {
+          await driver.clone(src, dst, progress);
+        } finally {
+          await driver.unmount(src);
+        }
+        const root = await driver.mount(dst);
+        rev.add('unmount the clone', () => driver.unmount(dst));
+        const changes = [...adaptTree(root, { hostname }), ...(await newIdentity(root, hostname))];
+        await driver.unmount(dst);
+        for (const c of changes) guestLog(dstName, `clone: ${c}`);
+        // Its mounts and hooks are the source's.
+        const from = paths().guestConf(srcName);
+        const to = paths().guestConf(dstName);
+        if (fs.existsSync(join(from, 'fstab'))) fs.copyFileSync(join(from, 'fstab'), join(to, 'fstab'));
+        fs.mkdirSync(join(to, 'hooks'), { recursive: true });
+        if (fs.existsSync(join(from, 'hooks'))) await copyTree(join(from, 'hooks'), join(to, 'hooks'));
+        fs.rmSync(join(to, BUILDING_MARK));
+        guestLog(dstName, `cloned from "${srcName}", context ${dst.context}`);
+        rev.success();
+        return loadConfig(dstName);
+      } catch (e) {
+        return rev.fail(e);
+      }
+    },
+  );
 }

@@ -9,14 +9,12 @@ import { paths } from '../os/paths.js';
 import { runOk } from '../os/spawn.js';
 import { tarCompressionFlag } from '../os/tar.js';
 import { isDir, isWhiteout, walkTree } from '../os/walk.js';
-import { storageDriver } from '../storage/index.js';
 import { layout } from '../storage/layout.js';
 import { copyDirAttrs, storedTemplateTree } from '../storage/tree.js';
 import type { GuestConfig } from './config.js';
-import { withGuestLock } from './locks.js';
 import { checkTemplateFile, extractTemplate } from './methods/template.js';
-import { initAlive, readState } from './state.js';
-import { loadConfig, loadEveryConfig } from './store.js';
+import { withStoppedGuest } from './running.js';
+import { loadEveryConfig } from './store.js';
 
 /**
  * Stored templates: read-only trees in var/lib/jaula/templates/NAME/tree. Guests on overlay
@@ -151,40 +149,37 @@ export async function saveTemplate(
   o: { changesOnly?: boolean; progress?: Progress } = {},
 ): Promise<TemplateMeta> {
   validateName(name, 'template');
-  return withGuestLock(guest, async () => {
-    const cfg = loadConfig(guest);
-    if (initAlive(readState(guest)))
-      throw new JaulaError(
-        'state',
-        `Guest "${guest}" is running: stop it first, so that its files do not change while they are saved`,
-      );
-    const driver = await storageDriver(cfg.storage.driver);
-    if (o.changesOnly && !driver.info.layers)
-      throw new JaulaError(
-        'unsupported',
-        `Guest "${guest}" uses ${driver.info.name} storage, which has no layers: save its whole tree (without --changes)`,
-      );
-    const root = await driver.mount(cfg);
-    try {
-      return await makeTemplate(
-        name,
-        o.changesOnly ? `guest ${guest} (its changes only)` : `guest ${guest}`,
-        async (tree) => {
-          if (o.changesOnly) return saveChanges(driver.treePath(guest), driver.lowerDirs(cfg)[0], tree);
-          copyDirAttrs(root, tree);
-          const total = treeStats(root).bytes;
-          o.progress?.(`Saving guest "${guest}" (${mib(total)}) as template "${name}"`);
-          await copyTree(root, tree, {
-            reflink: 'auto',
-            totalBytes: total,
-            ...(o.progress ? { progress: o.progress } : {}),
-          });
-        },
-      );
-    } finally {
-      await driver.unmount(cfg);
-    }
-  });
+  return withStoppedGuest(
+    guest,
+    'so that its files do not change while they are saved',
+    async (cfg, driver) => {
+      if (o.changesOnly && !driver.info.layers)
+        throw new JaulaError(
+          'unsupported',
+          `Guest "${guest}" uses ${driver.info.name} storage, which has no layers: save its whole tree (without --changes)`,
+        );
+      const root = await driver.mount(cfg);
+      try {
+        return await makeTemplate(
+          name,
+          o.changesOnly ? `guest ${guest} (its changes only)` : `guest ${guest}`,
+          async (tree) => {
+            if (o.changesOnly) return saveChanges(driver.treePath(guest), driver.lowerDirs(cfg)[0], tree);
+            copyDirAttrs(root, tree);
+            const total = treeStats(root).bytes;
+            o.progress?.(`Saving guest "${guest}" (${mib(total)}) as template "${name}"`);
+            await copyTree(root, tree, {
+              reflink: 'auto',
+              totalBytes: total,
+              ...(o.progress ? { progress: o.progress } : {}),
+            });
+          },
+        );
+      } finally {
+        await driver.unmount(cfg);
+      }
+    },
+  );
 }
 
 /** The guest's own changes as a layer: the unified layer (linked), then the upper over it. */

@@ -36,6 +36,9 @@ export const RESOLVE_NO_MAGICLINKS = 0x02;
 export const RESOLVE_NO_SYMLINKS = 0x04;
 export const RESOLVE_BENEATH = 0x08;
 export const RESOLVE_IN_ROOT = 0x10;
+/** Below a directory, never through a symlink, a magic link or a mount: how storage code opens a guest's files. */
+export const RESOLVE_STRICT_BENEATH =
+  RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
 
 export const O_PATH = 0o10000000;
 export const O_DIRECTORY = 0o200000;

@@ -2,15 +2,7 @@ import * as fs from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { errnoOf } from '../common/errors.js';
 import { mkdirp, readFileOr, removeTree, writeFileAtomic } from '../os/fs.js';
-import {
-  O_DIRECTORY,
-  O_PATH,
-  RESOLVE_BENEATH,
-  RESOLVE_NO_MAGICLINKS,
-  RESOLVE_NO_SYMLINKS,
-  RESOLVE_NO_XDEV,
-  native,
-} from '../os/native.js';
+import { O_DIRECTORY, O_PATH, RESOLVE_STRICT_BENEATH, native } from '../os/native.js';
 import { isSameProcess, readProcStat } from '../os/proc.js';
 import { layout } from './layout.js';
 
@@ -49,8 +41,6 @@ export interface ApplyResult {
   done: UnifyEntry[];
 }
 
-const RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-
 /** Directory fds below a root, resolved without ever following a symlink. */
 class Dirs {
   private readonly rootFd: number;
@@ -64,7 +54,10 @@ class Dirs {
     if (hit !== undefined) return hit;
     let fd: number;
     try {
-      fd = key === '' ? this.rootFd : native().openat2(this.rootFd, key, O_PATH | O_DIRECTORY, 0, RESOLVE);
+      fd =
+        key === ''
+          ? this.rootFd
+          : native().openat2(this.rootFd, key, O_PATH | O_DIRECTORY, 0, RESOLVE_STRICT_BENEATH);
     } catch (e) {
       if (['ENOENT', 'ENOTDIR', 'ELOOP', 'EXDEV'].includes(errnoOf(e) ?? '')) return undefined;
       throw e;

@@ -3,13 +3,7 @@ import type { GuestConfig } from '../core/config.js';
 import { withGuestLock } from '../core/locks.js';
 import { initAlive, readState } from '../core/state.js';
 import { listGuestNames, loadConfig } from '../core/store.js';
-import {
-  O_NOFOLLOW,
-  RESOLVE_BENEATH,
-  RESOLVE_NO_MAGICLINKS,
-  RESOLVE_NO_SYMLINKS,
-  native,
-} from '../os/native.js';
+import { O_NOFOLLOW, RESOLVE_STRICT_BENEATH, native } from '../os/native.js';
 import { paths } from '../os/paths.js';
 import { isDir, isReg, isWhiteout, walkTree, type WalkEntry } from '../os/walk.js';
 import { storageDriver, type StorageDriver } from '../storage/index.js';
@@ -98,7 +92,7 @@ function reflinkUsage(root: string, own: WalkEntry[]): { excl: number; shared: n
           e.path,
           fs.constants.O_RDONLY | O_NOFOLLOW | fs.constants.O_NONBLOCK,
           0,
-          RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+          RESOLVE_STRICT_BENEATH,
         );
       } catch {
         continue;

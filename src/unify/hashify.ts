@@ -8,14 +8,7 @@ import { initAlive, readState } from '../core/state.js';
 import { loadConfig, listGuestNames } from '../core/store.js';
 import { readFileOr } from '../os/fs.js';
 import { withLock } from '../os/lock.js';
-import {
-  O_NOFOLLOW,
-  RESOLVE_BENEATH,
-  RESOLVE_NO_MAGICLINKS,
-  RESOLVE_NO_SYMLINKS,
-  RESOLVE_NO_XDEV,
-  native,
-} from '../os/native.js';
+import { O_NOFOLLOW, RESOLVE_STRICT_BENEATH, native } from '../os/native.js';
 import { paths } from '../os/paths.js';
 import { trace } from '../os/trace.js';
 import { isDir, isReg, walkTree, type WalkEntry } from '../os/walk.js';
@@ -128,8 +121,6 @@ function rulesFor(name: string, extra: string[]): ExcludeRule[] {
   ]);
 }
 
-const OPEN_RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-
 /** Open a file below a guest tree for reading; undefined when it is not the file the walk saw. */
 function openCand(c: Cand): number | undefined {
   let fd: number;
@@ -139,7 +130,7 @@ function openCand(c: Cand): number | undefined {
       c.e.path,
       fs.constants.O_RDONLY | O_NOFOLLOW | fs.constants.O_NONBLOCK,
       0,
-      OPEN_RESOLVE,
+      RESOLVE_STRICT_BENEATH,
     );
   } catch {
     return undefined;
