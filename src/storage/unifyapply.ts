@@ -42,7 +42,7 @@ export interface ApplyResult {
 }
 
 /** Directory fds below a root, resolved without ever following a symlink. */
-class Dirs {
+export class Dirs {
   private readonly rootFd: number;
   private readonly cache = new Map<string, number>();
   constructor(readonly root: string) {
@@ -89,6 +89,15 @@ class Dirs {
       if (errnoOf(e) !== 'EEXIST') return false;
     }
     return this.fd(dir) !== undefined;
+  }
+  /** Is `path` below the root a hard link to inode `ino`? */
+  isLink(path: string, ino: number): boolean {
+    const at = this.at(path);
+    try {
+      return !!at && fs.lstatSync(at).ino === ino;
+    } catch {
+      return false;
+    }
   }
   flush(): void {
     for (const [k, fd] of this.cache) if (k !== '') fs.closeSync(fd);
@@ -158,7 +167,9 @@ export function applyUnify(name: string, upperDir: string, entries: UnifyEntry[]
       for (const e of batch) {
         const up = upper.at(e.path);
         const st = up ? lstatNs(up) : undefined;
-        if (!up || !st || !same(st, e) || st.ctimeNs.toString() !== e.ctime || st.nlink !== 1n) {
+        // (nlink 2: the other link is unified/PATH itself, left by an interrupted run)
+        const alone = st?.nlink === 1n || (st?.nlink === 2n && unified.isLink(e.path, e.ino));
+        if (!up || !st || !same(st, e) || st.ctimeNs.toString() !== e.ctime || !alone) {
           res.skipped++;
           continue;
         }
@@ -185,7 +196,14 @@ export function applyUnify(name: string, upperDir: string, entries: UnifyEntry[]
           res.skipped++;
         }
       }
-      // 3. the upper's copy goes (if it is still the file that was hashed)
+      // 3. the upper's copy goes (if it is still the file that was hashed); the directories
+      // keep their times
+      const dirTimes = new Map<string, fs.Stats>();
+      for (const { e } of linked) {
+        const dir = dirname(e.path);
+        const fd = dirTimes.has(dir) ? undefined : upper.fd(dir);
+        if (fd !== undefined) dirTimes.set(dir, fs.fstatSync(fd));
+      }
       for (const { e, adopted } of linked) {
         const up = upper.at(e.path);
         try {
@@ -215,6 +233,10 @@ export function applyUnify(name: string, upperDir: string, entries: UnifyEntry[]
             fs.renameSync(t, dst);
           }
         }
+      }
+      for (const [dir, st] of dirTimes) {
+        const fd = upper.fd(dir);
+        if (fd !== undefined) fs.utimesSync(`/proc/self/fd/${fd}`, st.atime, st.mtime);
       }
       upper.flush();
       unified.flush();

@@ -17,6 +17,7 @@ import { layout } from '../storage/layout.js';
 import {
   applyUnify,
   cleanScratch,
+  Dirs,
   objectPath,
   savePendingUnify,
   type UnifyEntry,
@@ -97,8 +98,8 @@ interface Scan {
   root: string;
   rootFd: number;
   idx: GuestIndex;
-  /** Objects the guest's unified layer links already (layer mode). */
-  unified: Set<string>;
+  /** Objects the guest's unified layer links already, and where (layer mode). */
+  unified: Map<string, string>;
   cands: Cand[];
   files: number;
 }
@@ -225,7 +226,7 @@ export async function hashify(o: HashifyOptions): Promise<HashifyReport> {
           root,
           rootFd,
           idx: loadIndex(name),
-          unified: new Set(),
+          unified: new Map(),
           cands: [],
           files: 0,
         };
@@ -239,6 +240,14 @@ export async function hashify(o: HashifyOptions): Promise<HashifyReport> {
           continue;
         }
         const rules = rulesFor(name, o.excludes ?? []);
+        // A file with a second link in the unified layer, at its own path: left by an interrupted run.
+        let twins: Dirs | undefined;
+        const leftover = (e: WalkEntry): boolean => {
+          if (mode !== 'layer' || e.nlink !== 2) return false;
+          if (!fs.existsSync(layout.unifiedLayer(name))) return false;
+          twins ??= new Dirs(layout.unifiedLayer(name));
+          return twins.isLink(e.path, e.ino);
+        };
         const opaque = new Set<string>();
         for (const e of entries) {
           if (isDir(e)) {
@@ -250,7 +259,8 @@ export async function hashify(o: HashifyOptions): Promise<HashifyReport> {
             continue;
           }
           s.files++;
-          if (!isReg(e) || e.size < minSize || (mode === 'layer' && e.nlink !== 1)) continue;
+          if (!isReg(e) || e.size < minSize) continue;
+          if (mode === 'layer' && e.nlink !== 1 && !leftover(e)) continue;
           if (excluded(rules, `/${e.path}`)) continue;
           if (opaque.size) {
             let d = e.path;
@@ -268,6 +278,7 @@ export async function hashify(o: HashifyOptions): Promise<HashifyReport> {
           }
           s.cands.push(c);
         }
+        (twins as Dirs | undefined)?.close();
         if (mode === 'layer') {
           objects ??= loadObjects();
           if (s.idx.unified) s.unified = s.idx.unified;
@@ -275,7 +286,7 @@ export async function hashify(o: HashifyOptions): Promise<HashifyReport> {
             const byIno = new Map([...objects].map(([k, v]) => [v.ino, k]));
             for (const e of walkTree(layout.unifiedLayer(name))) {
               const k = isReg(e) ? byIno.get(e.ino) : undefined;
-              if (k) s.unified.add(k);
+              if (k && !s.unified.has(k)) s.unified.set(k, e.path);
             }
           }
         }
@@ -333,8 +344,15 @@ export async function hashify(o: HashifyOptions): Promise<HashifyReport> {
         const key = k.slice(k.indexOf('|') + 1);
         if (k.startsWith('layer|')) {
           const byGuest = new Map<Scan, Cand>();
-          for (const c of members) if (!byGuest.has(c.g) && !c.g.unified.has(key)) byGuest.set(c.g, c);
-          const using = scans.filter((s) => s.mode === 'layer' && s.unified.has(key)).length;
+          // One path per object in a guest (two would look like hard links to it); the same path
+          // again is what an interrupted run left half done.
+          for (const c of members) {
+            const at = c.g.unified.get(key);
+            if (!byGuest.has(c.g) && (at === undefined || at === c.e.path)) byGuest.set(c.g, c);
+          }
+          const using = scans.filter(
+            (s) => s.mode === 'layer' && s.unified.has(key) && !byGuest.has(s),
+          ).length;
           if (byGuest.size === 0 || byGuest.size + using < 2) continue;
           for (const [s, c] of byGuest) {
             const list = plans.get(s) ?? [];
@@ -377,7 +395,7 @@ export async function hashify(o: HashifyOptions): Promise<HashifyReport> {
             return;
           }
           const r = applyUnify(s.cfg.name, s.root, entries);
-          for (const e of r.done) s.unified.add(e.key);
+          for (const e of r.done) s.unified.set(e.key, e.path);
           const doneIno = new Set(r.done.map((e) => e.ino));
           s.cands = s.cands.filter((c) => !doneIno.has(c.e.ino));
           add(s, 'unified', r.unified, r.bytes);

@@ -21,8 +21,8 @@ export interface IndexedFile {
 
 export interface GuestIndex {
   files: Map<number, IndexedFile>;
-  /** Objects linked in the unified layer, or undefined when unknown (walk the layer). */
-  unified: Set<string> | undefined;
+  /** Objects linked in the unified layer (key -> path), or undefined when unknown (walk the layer). */
+  unified: Map<string, string> | undefined;
 }
 
 const HEADER = 'jaula-hashify-index 1';
@@ -34,7 +34,7 @@ export function loadIndex(name: string): GuestIndex {
   const text = readFileOr(layout.index(name), undefined);
   if (text === undefined || !text.startsWith(HEADER)) return idx;
   const stamp = readFileOr(stampFile(name), '').trim();
-  const unified = new Set<string>();
+  const unified = new Map<string, string>();
   let stampOk = false;
   for (const line of text.split('\n')) {
     const sp = line.indexOf(' ');
@@ -43,8 +43,10 @@ export function loadIndex(name: string): GuestIndex {
       const [, ino, size, mtime, ctime, sha, flag] = line.split(' ');
       if (ino && size && mtime && ctime && sha)
         idx.files.set(Number(ino), { size: Number(size), mtime, ctime, sha, done: flag === 'd' });
-    } else if (tag === 'u') unified.add(line.slice(2));
-    else if (tag === 'stamp') stampOk = stamp !== '' && line.slice(6) === stamp;
+    } else if (tag === 'u') {
+      const sp2 = line.indexOf(' ', 2);
+      unified.set(line.slice(2, sp2), line.slice(sp2 + 1));
+    } else if (tag === 'stamp') stampOk = stamp !== '' && line.slice(6) === stamp;
   }
   if (stampOk) idx.unified = unified;
   return idx;
@@ -60,7 +62,7 @@ export function saveIndex(name: string, idx: GuestIndex): void {
   const lines = [HEADER];
   if (idx.unified) {
     lines.push(`stamp ${stamp}`);
-    for (const k of idx.unified) lines.push(`u ${k}`);
+    for (const [k, p] of idx.unified) lines.push(`u ${k} ${p}`);
   }
   for (const [ino, f] of idx.files)
     lines.push(`f ${ino} ${f.size} ${f.mtime} ${f.ctime} ${f.sha} ${f.done ? 'd' : '-'}`);
