@@ -97,24 +97,27 @@ function makeArchive(): string {
   return file;
 }
 
+/** (Re)build a guest from the archive: its upper holds all the files. */
+function rebuild(g: string, file: string): void {
+  t.jaula(['delete', '--force', g]);
+  t.ok([
+    'build',
+    g,
+    '-m',
+    'template',
+    '-q',
+    '--initstyle',
+    'cmd',
+    '--cmd',
+    '/bin/sleep 100000',
+    '--',
+    '-t',
+    file,
+  ]);
+}
+
 function buildGuests(file: string): void {
-  for (const g of GUESTS) {
-    t.jaula(['delete', '--force', g]);
-    t.ok([
-      'build',
-      g,
-      '-m',
-      'template',
-      '-q',
-      '--initstyle',
-      'cmd',
-      '--cmd',
-      '/bin/sleep 100000',
-      '--',
-      '-t',
-      file,
-    ]);
-  }
+  for (const g of GUESTS) rebuild(g, file);
   // Make them differ a little: content, mode, xattr.
   fs.appendFileSync(guestDir('h2', 'upper/usr/lib/jt/f10'), 'changed in h2');
   fs.chmodSync(guestDir('h3', 'upper/usr/lib/jt/f11'), 0o600);
@@ -175,21 +178,7 @@ describe('hashify on overlay guests', () => {
   });
 
   it('unifies a running guest at its next start, keeping what it wrote meanwhile', () => {
-    t.jaula(['delete', '--force', 'h3']);
-    t.ok([
-      'build',
-      'h3',
-      '-m',
-      'template',
-      '-q',
-      '--initstyle',
-      'cmd',
-      '--cmd',
-      '/bin/sleep 100000',
-      '--',
-      '-t',
-      archive,
-    ]);
+    rebuild('h3', archive);
     t.ok(['start', 'h3']);
     const r = hashify('h1', 'h2', 'h3');
     assert.equal(r.guests.find((g) => g.name === 'h3')?.result, 'at next start');
