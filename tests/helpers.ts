@@ -80,13 +80,13 @@ export class TestRoot {
     return fs.existsSync(upper) ? upper : this.path('var/lib/jaula/guests', name, 'rootfs');
   }
 
-  /** Loop devices backed by files under this root. */
+  /** Loop devices backed by files under this root: "/dev/loopN FILE". */
   loops(): string[] {
     const out: string[] = [];
     for (const d of fs.readdirSync('/sys/block').filter((x) => x.startsWith('loop'))) {
       try {
         const f = fs.readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').trim();
-        if (f === this.root || f.startsWith(this.root + '/')) out.push(`/dev/${d}`);
+        if (f === this.root || f.startsWith(this.root + '/')) out.push(`/dev/${d} ${f}`);
       } catch {
         /* not set up */
       }
@@ -265,7 +265,7 @@ export class TestRoot {
         c.split(':')[1] as string,
       ]);
     for (const m of this.mounts().sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
-    for (const l of this.loops()) spawnSync('losetup', ['-d', l]);
+    for (const l of this.loops()) spawnSync('losetup', ['-d', l.split(' ')[0] as string]);
     for (const c of this.cgroups()) spawnSync('rmdir', [c]);
     const parent = `jaula-${this.tag}`;
     for (const base of fs.readdirSync('/sys/fs/cgroup')) {

@@ -5,15 +5,13 @@ import { formatSize } from '../common/size.js';
 import { copyTree } from '../os/copy.js';
 import { removeTree } from '../os/fs.js';
 import { makeImage, mountImage, umountImage } from '../os/image.js';
-import { storageDriver } from '../storage/index.js';
 import { layout } from '../storage/layout.js';
 import { vol } from '../storage/vol.js';
 import type { GuestConfig } from './config.js';
 import { validateConfig } from './config.js';
-import { withGuestLock } from './locks.js';
 import { guestLog } from './log.js';
-import { initAlive, readState } from './state.js';
-import { loadConfig, saveConfig } from './store.js';
+import { withStoppedGuest } from './running.js';
+import { saveConfig } from './store.js';
 
 export interface QuotaChange {
   /** New space limit; null removes the quota. */
@@ -31,14 +29,7 @@ export async function setQuota(
   ch: QuotaChange,
   progress?: (l: string) => void,
 ): Promise<GuestConfig> {
-  return withGuestLock(name, async () => {
-    const cfg = loadConfig(name);
-    if (initAlive(readState(name)))
-      throw new JaulaError(
-        'state',
-        `Guest "${name}" is running: stop it to change its quota, then start it again`,
-      );
-    const d = await storageDriver(cfg.storage.driver);
+  return withStoppedGuest(name, 'to change its quota, then start it again', async (cfg, d) => {
     const next: GuestConfig = { ...cfg, storage: { ...cfg.storage } };
     if (ch.bytes === null) {
       delete next.storage.quotaBytes;
@@ -60,7 +51,7 @@ export async function setQuota(
       had &&
       want &&
       next.storage.quotaInodes === cfg.storage.quotaInodes &&
-      (next.storage.quotaBytes as number) >= fs.statSync(layout.image(name)).size
+      (next.storage.quotaBytes as number) >= (cfg.storage.quotaBytes ?? Infinity)
     ) {
       await vol.grow(name, next.storage.quotaBytes as number);
     } else if (had || want) {
@@ -74,7 +65,6 @@ export async function setQuota(
           await makeImage(img, next.storage.quotaBytes as number, next.storage.quotaInodes);
           try {
             await mountImage(img, mnt);
-            removeTree(join(mnt, 'lost+found'));
             fs.mkdirSync(join(mnt, sub), { mode: 0o755 });
             progress?.(
               `Copying the guest's own files into a ${formatSize(next.storage.quotaBytes as number)} image`,

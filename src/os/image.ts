@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import { JaulaError, errnoOf } from '../common/errors.js';
 import { mountsBelow } from './mounts.js';
 import { MNT_DETACH, native } from './native.js';
-import { runOk } from './spawn.js';
+import { run, runOk } from './spawn.js';
 
 /**
  * Filesystem images on loop devices: a guest with a quota keeps its own files in an ext4 image
@@ -12,27 +12,41 @@ import { runOk } from './spawn.js';
  */
 export async function makeImage(file: string, bytes: number, inodes?: number): Promise<void> {
   const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-  try {
-    fs.ftruncateSync(fd, bytes);
-  } finally {
-    fs.closeSync(fd);
-  }
-  await runOk(
-    [
-      'mkfs.ext4',
-      '-q',
-      '-F',
-      '-m',
-      '0',
-      ...(inodes ? ['-N', String(inodes)] : []),
-      '-E',
-      'nodiscard,lazy_itable_init=1',
-      '-L',
-      'jaula-guest',
-      file,
-    ],
-    { what: `Making the filesystem image "${file}"` },
-  );
+  fs.closeSync(fd);
+  const mkfs = (size: number): Promise<unknown> => {
+    fs.truncateSync(file, size);
+    return runOk(
+      [
+        'mkfs.ext4',
+        '-q',
+        '-F',
+        '-b',
+        '4096',
+        '-m',
+        '0',
+        ...(inodes ? ['-N', String(inodes)] : []),
+        '-E',
+        'nodiscard,lazy_itable_init=1',
+        '-L',
+        'jaula-guest',
+        file,
+      ],
+      { what: `Making the filesystem image "${file}"` },
+    );
+  };
+  await mkfs(bytes);
+  // The journal and the inode tables take room of their own: make the image that much larger,
+  // so that the guest can store `bytes`.
+  const overhead = await overheadBytes(file);
+  if (overhead > 0) await mkfs(bytes + overhead);
+}
+
+/** Bytes of an ext4 image that its own metadata (journal, inode tables) takes. */
+async function overheadBytes(file: string): Promise<number> {
+  const info = (await runOk(['dumpe2fs', '-h', file], { what: 'Reading the image' })).stdout;
+  const clusters = Number(/^Overhead clusters:\s+(\d+)/m.exec(info)?.[1] ?? 0);
+  const bs = Number(/^Block size:\s+(\d+)/m.exec(info)?.[1] ?? 4096);
+  return clusters * bs;
 }
 
 export function isMountPoint(dir: string): boolean {
@@ -62,17 +76,22 @@ export function umountImage(dir: string, lazy = false): void {
   }
 }
 
-/** Grow an image (stopped: checked and resized offline; mounted: online). */
+/** Grow an image so that it holds `bytes` (stopped: checked and resized offline; mounted: online). */
 export async function growImage(file: string, dir: string, bytes: number): Promise<void> {
   const size = fs.statSync(file).size;
-  if (bytes < size)
-    throw new JaulaError('invalid', `growImage: ${bytes} is smaller than the image (${size})`);
-  fs.truncateSync(file, bytes);
+  const want = bytes + (await overheadBytes(file));
+  if (want < size) throw new JaulaError('invalid', `growImage: ${bytes} is smaller than the image (${size})`);
+  fs.truncateSync(file, want);
   if (isMountPoint(dir)) {
     await runOk(['resize2fs', file], { what: 'Growing the mounted image' });
     return;
   }
-  await runOk(['e2fsck', '-f', '-p', file], { what: `Checking "${file}"` });
+  const fsck = await run(['e2fsck', '-f', '-p', file]);
+  if (fsck.code > 1)
+    throw new JaulaError(
+      'runtime',
+      `Checking "${file}" failed (e2fsck status ${fsck.code}): ${fsck.stderr.trim() || fsck.stdout.trim()}; repair it with e2fsck -f before growing it`,
+    );
   await runOk(['resize2fs', file], { what: `Growing "${file}"` });
 }
 

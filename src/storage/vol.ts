@@ -1,5 +1,4 @@
 import * as fs from 'node:fs';
-import { join } from 'node:path';
 import { JaulaError } from '../common/errors.js';
 import { growImage, isMountPoint, makeImage, mountImage, umountImage } from '../os/image.js';
 import type { StorageConfig } from '../core/config.js';
@@ -26,8 +25,6 @@ export const vol = {
     }
     await makeImage(layout.image(name), s.quotaBytes, s.quotaInodes);
     await vol.attach(name);
-    // A guest's tree has no lost+found of its own (e2fsck makes one when it needs it).
-    fs.rmSync(join(layout.vol(name), 'lost+found'), { recursive: true, force: true });
   },
 
   /** Make base(name) reachable (mount the image if there is one). */

@@ -26,7 +26,7 @@ Options:
   --depends G             a guest this one starts after, repeatable
   --storage D             overlay | dir | reflink (default: overlay where the kernel has it, else dir)
   --quota SIZE            limit the guest's own files to SIZE (e.g. 2G): an ext4 image of that size
-  --quota-inodes N        and to about N files (ext4 rounds up to a multiple of 16)
+  --quota-inodes N        and to about N files (ext4 rounds to a multiple of 16)
 
 Method arguments (after --):
   template:     -t NAME (a stored template: see "jaula template list") or -t FILE.tar|.tar.gz|.tar.zst
