@@ -194,6 +194,9 @@ export class TestRoot {
 
   /** Everything a guest run may leave behind on the host. */
   leftovers(): string[] {
+    // A loop device goes a moment after its last unmount (quota images): give it that moment.
+    const deadline = Date.now() + 3000;
+    while (this.loops().length && Date.now() < deadline) spawnSync('sleep', ['0.05']);
     return [
       ...this.containers().map((c) => `container ${c}`),
       ...this.mounts().map((m) => `mount ${m}`),
@@ -230,6 +233,11 @@ export class TestRoot {
     if (m.status !== 0) throw new Error(`mounting the ${type} image failed: ${m.stderr}`);
     this.onCleanup(() => {
       spawnSync('umount', [at]);
+      // The kernel frees an autoclear loop device a moment after the last unmount.
+      const deadline = Date.now() + 5000;
+      while (this.loops().some((l) => l.includes(img)) && Date.now() < deadline) spawnSync('sleep', ['0.05']);
+      for (const l of this.loops().filter((x) => x.includes(img)))
+        spawnSync('losetup', ['-d', l.split(' ')[0] as string]);
       fs.rmSync(img, { force: true });
     });
   }
