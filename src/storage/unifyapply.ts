@@ -283,7 +283,11 @@ export function pendingUnify(name: string): UnifyEntry[] {
 export async function applyPendingUnify(name: string, upperDir: string): Promise<ApplyResult | undefined> {
   if (!fs.existsSync(layout.unifyPending(name))) return undefined;
   const entries = pendingUnify(name);
-  const r = applyUnify(name, upperDir, entries);
-  fs.rmSync(layout.unifyPending(name), { force: true });
-  return r;
+  try {
+    return applyUnify(name, upperDir, entries);
+  } catch {
+    return undefined; // the guest starts as it is; the next hashify plans again
+  } finally {
+    fs.rmSync(layout.unifyPending(name), { force: true });
+  }
 }
