@@ -15,6 +15,10 @@
  *   fiemap(fd) -> [bytes, shared]    FS_IOC_FIEMAP: a file's extents, and those shared (reflinks)
  *   fsGetXattr(fd) -> [xflags, projid] / fsSetXattr(fd, xflags, projid)
  *                                      FS_IOC_FSGETXATTR / FS_IOC_FSSETXATTR (project IDs)
+ *   setFsIds(uid, gid)                 setfsuid(2)/setfsgid(2) of the calling thread, keeping its
+ *                                      capabilities effective: files it creates get these owners
+ *                                      (an overlay mounted so writes through idmapped layers; the
+ *                                      host writing into an unprivileged guest as its root)
  *
  * Errors are thrown as Error objects whose `code` is the errno name (e.g. "ELOOP").
  * Keep this file tiny: everything that Node can do itself stays in TypeScript.
@@ -36,6 +40,8 @@
 #include <node_api.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/fsuid.h>
+#include <linux/capability.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -446,6 +452,24 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* setfsuid/setfsgid act on this thread only (the raw system calls: glibc's setfsuid is not broadcast). */
+static napi_value js_setfsids(napi_env env, napi_callback_info info) {
+  int64_t ids[2];
+  if (get_ints(env, info, 2, ids, "setFsIds(uid, gid): numbers expected")) return NULL;
+  syscall(SYS_setfsgid, (gid_t)ids[1]);
+  syscall(SYS_setfsuid, (uid_t)ids[0]);
+  if ((int64_t)syscall(SYS_setfsuid, (uid_t)-1) != ids[0] || (int64_t)syscall(SYS_setfsgid, (gid_t)-1) != ids[1])
+    return throw_errno(env, EPERM, "setfsuid");
+  /* A non-zero fsuid drops the file capabilities from the effective set: raise them again. */
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+  if (syscall(SYS_capget, &h, d) < 0) return throw_errno(env, errno, "capget");
+  d[0].effective = d[0].permitted;
+  d[1].effective = d[1].permitted;
+  if (syscall(SYS_capset, &h, d) < 0) return throw_errno(env, errno, "capset");
+  return NULL;
+}
+
 static napi_value js_fsgetxattr(napi_env env, napi_callback_info info) {
   int64_t fd;
   if (get_ints(env, info, 1, &fd, "fsGetXattr(fd): a number expected")) return NULL;
@@ -522,6 +546,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"fiemap", NULL, js_fiemap, NULL, NULL, NULL, napi_default, NULL},
       {"fsGetXattr", NULL, js_fsgetxattr, NULL, NULL, NULL, napi_default, NULL},
       {"fsSetXattr", NULL, js_fssetxattr, NULL, NULL, NULL, napi_default, NULL},
+      {"setFsIds", NULL, js_setfsids, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -15,6 +15,20 @@
  *       renamed NEWNAME (one rtnetlink request: IFLA_NET_NS_FD + IFLA_IFNAME). iproute2 can only
  *       name a namespace by pid or by a name under /var/run/netns.
  *
+ *   jaula-helper userns-create PATH HOSTID SIZE
+ *       Creates a user namespace mapping IDs 0..SIZE-1 inside to HOSTID..HOSTID+SIZE-1 (uids and
+ *       gids) and binds it to PATH, so the guest, its network namespace and its idmapped root all
+ *       use that one namespace.
+ *
+ *   jaula-helper netns-create PATH [--userns USERNS] [--ping GID-LOW GID-HIGH]
+ *       Creates a network namespace bound to PATH, owned by the user namespace bound at USERNS
+ *       (an unprivileged guest's), else by the host's; loopback up; optionally letting those gids
+ *       use ICMP echo sockets (ping without raw sockets).
+ *
+ *   jaula-helper idmap-mount SRC DST HOSTID SIZE
+ *       Bind-mounts SRC on DST, idmapped 0..SIZE-1 -> HOSTID..: a file owned by uid 0 on disk
+ *       belongs to the guest's root, which is an unprivileged uid on the host.
+ *
  *   jaula-helper private-cgroup2 -- ARGV...
  *       Runs ARGV in a private mount namespace where /sys/fs/cgroup/unified is unmounted, so
  *       crun accepts a hybrid cgroup host (it refuses "cgroups in hybrid mode").
@@ -397,10 +411,234 @@ static int netns_move(int argc, char **argv) {
   return 0;
 }
 
+/* ---- user namespaces, network namespaces, idmapped mounts -------------------------------------- */
+
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
+struct jaula_mount_attr {
+  unsigned long long attr_set, attr_clr, propagation, userns_fd;
+};
+
+static int write_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = write(fd, text, strlen(text));
+  int e = errno;
+  close(fd);
+  errno = e;
+  return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* Fork a child that runs `setup` in new namespaces and then waits; the parent binds the child's
+ * namespace file `nsname` to `path` after `before_bind` (e.g. writing the id maps). */
+static int bind_child_ns(const char *path, const char *nsname, int (*setup)(void *), void *arg,
+                         int (*before_bind)(pid_t, void *)) {
+  int ready[2], go[2];
+  if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0) return -1;
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    close(ready[0]);
+    close(go[1]);
+    char c = setup(arg) == 0 ? 'y' : 'n';
+    int e = errno;
+    if (write(ready[1], &c, 1) < 0) _exit(1);
+    if (c == 'n') {
+      if (write(ready[1], &e, sizeof e) < 0) _exit(1);
+      _exit(1);
+    }
+    if (read(go[0], &c, 1) < 0) _exit(1); /* wait until the parent has bound the namespace */
+    _exit(0);
+  }
+  close(ready[1]);
+  close(go[0]);
+  char c = 'n';
+  int e = EIO, rc = -1;
+  if (read(ready[0], &c, 1) == 1 && c == 'y') {
+    char ns[64];
+    snprintf(ns, sizeof ns, "/proc/%d/ns/%s", pid, nsname);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+    if ((before_bind == NULL || before_bind(pid, arg) == 0) && mount(ns, path, NULL, MS_BIND, NULL) == 0) rc = 0;
+    else e = errno;
+  } else if (read(ready[0], &e, sizeof e) != sizeof e) e = EIO;
+  close(go[1]); /* lets the child end */
+  waitpid(pid, NULL, 0);
+  errno = e;
+  return rc;
+}
+
+static int setup_userns(void *arg) {
+  (void)arg;
+  return unshare(CLONE_NEWUSER);
+}
+
+struct idmap {
+  unsigned long long host, size;
+};
+
+static int write_maps(pid_t pid, void *arg) {
+  struct idmap *m = arg;
+  char path[64], map[96];
+  snprintf(map, sizeof map, "0 %llu %llu\n", m->host, m->size);
+  snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
+  if (write_file(path, map) < 0) return -1;
+  snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
+  return write_file(path, map);
+}
+
+static int userns_create(int argc, char **argv) {
+  if (argc != 3) {
+    fprintf(stderr, "jaula-helper: usage: userns-create PATH HOSTID SIZE\n");
+    return 2;
+  }
+  struct idmap m = {strtoull(argv[1], NULL, 10), strtoull(argv[2], NULL, 10)};
+  if (m.size == 0 || m.host + m.size > 4294967295ULL) {
+    fprintf(stderr, "jaula-helper: bad id range %s+%s\n", argv[1], argv[2]);
+    return 2;
+  }
+  if (bind_child_ns(argv[0], "user", setup_userns, &m, write_maps) < 0) {
+    fprintf(stderr, "jaula-helper: user namespace at \"%s\": %s\n", argv[0], strerror(errno));
+    return 1;
+  }
+  return 0;
+}
+
+struct netns_args {
+  const char *userns;
+  char ping[64];
+};
+
+static int setup_netns(void *arg) {
+  struct netns_args *a = arg;
+  /* In the guest's user namespace, the new network namespace belongs to the guest: its root
+   * may configure it, bind low ports, and mount its own /sys. */
+  if (a->userns) {
+    int fd = open(a->userns, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWUSER) < 0) return -1;
+    close(fd);
+  }
+  if (unshare(CLONE_NEWNET) < 0) return -1;
+  /* Loopback up, as a runtime does for a namespace it makes itself. */
+  int sk = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  if (sk < 0 || ioctl(sk, SIOCGIFFLAGS, &ifr) < 0) return -1;
+  ifr.ifr_flags |= IFF_UP;
+  if (ioctl(sk, SIOCSIFFLAGS, &ifr) < 0) return -1;
+  close(sk);
+  /* Unprivileged ICMP echo sockets for these gids: ping without raw sockets. */
+  if (a->ping[0] && write_file("/proc/sys/net/ipv4/ping_group_range", a->ping) < 0) return -1;
+  return 0;
+}
+
+static int netns_create(int argc, char **argv) {
+  struct netns_args a = {NULL, ""};
+  const char *path = NULL;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--userns") && i + 1 < argc) a.userns = argv[++i];
+    else if (!strcmp(argv[i], "--ping") && i + 2 < argc) {
+      snprintf(a.ping, sizeof a.ping, "%s %s", argv[i + 1], argv[i + 2]);
+      i += 2;
+    } else if (!path) path = argv[i];
+    else path = NULL, i = argc;
+  }
+  if (!path) {
+    fprintf(stderr, "jaula-helper: usage: netns-create PATH [--userns USERNS] [--ping GID-LOW GID-HIGH]\n");
+    return 2;
+  }
+  if (bind_child_ns(path, "net", setup_netns, &a, NULL) < 0) {
+    fprintf(stderr, "jaula-helper: network namespace at \"%s\": %s\n", path, strerror(errno));
+    return 1;
+  }
+  return 0;
+}
+
+/* A user namespace with the map 0 HOST SIZE, held by a child that waits; returns an fd to it. */
+static int temp_userns(unsigned long long host, unsigned long long size, pid_t *child) {
+  int ready[2], go[2];
+  if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0) return -1;
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    char c = unshare(CLONE_NEWUSER) == 0 ? 'y' : 'n';
+    if (write(ready[1], &c, 1) < 0 || c == 'n') _exit(1);
+    if (read(go[0], &c, 1) < 0) _exit(1);
+    _exit(0);
+  }
+  close(ready[1]);
+  close(go[0]);
+  char c = 'n';
+  int fd = -1;
+  struct idmap m = {host, size};
+  if (read(ready[0], &c, 1) == 1 && c == 'y' && write_maps(pid, &m) == 0) {
+    char ns[64];
+    snprintf(ns, sizeof ns, "/proc/%d/ns/user", pid);
+    fd = open(ns, O_RDONLY | O_CLOEXEC);
+  }
+  int e = errno;
+  close(ready[0]);
+  *child = pid;
+  (void)go;
+  errno = e;
+  return fd;
+}
+
+static int idmap_mount(int argc, char **argv) {
+  if (argc != 4) {
+    fprintf(stderr, "jaula-helper: usage: idmap-mount SRC DST HOSTID SIZE\n");
+    return 2;
+  }
+  unsigned long long host = strtoull(argv[2], NULL, 10), size = strtoull(argv[3], NULL, 10);
+  if (size == 0 || host + size > 4294967295ULL) {
+    fprintf(stderr, "jaula-helper: bad id range %s+%s\n", argv[2], argv[3]);
+    return 2;
+  }
+  pid_t child = -1;
+  int userns = temp_userns(host, size, &child);
+  if (userns < 0) {
+    fprintf(stderr, "jaula-helper: user namespace for the idmapping: %s\n", strerror(errno));
+    return 1;
+  }
+  int rc = 1;
+  int tree = (int)syscall(SYS_open_tree, AT_FDCWD, argv[0], OPEN_TREE_CLONE | O_CLOEXEC);
+  struct jaula_mount_attr attr = {MOUNT_ATTR_IDMAP, 0, 0, (unsigned long long)userns};
+  if (tree < 0) fprintf(stderr, "jaula-helper: open_tree \"%s\": %s\n", argv[0], strerror(errno));
+  else if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+    fprintf(stderr, "jaula-helper: idmapping \"%s\": %s (its filesystem may not support idmapped mounts)\n", argv[0],
+            strerror(errno));
+  else if (syscall(SYS_move_mount, tree, "", AT_FDCWD, argv[1], MOVE_MOUNT_F_EMPTY_PATH) < 0)
+    fprintf(stderr, "jaula-helper: mounting on \"%s\": %s\n", argv[1], strerror(errno));
+  else rc = 0;
+  kill(child, SIGKILL);
+  waitpid(child, NULL, 0);
+  return rc;
+}
+
 int main(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "userns-create")) return userns_create(argc - 2, argv + 2);
+  if (argc >= 2 && !strcmp(argv[1], "netns-create")) return netns_create(argc - 2, argv + 2);
+  if (argc >= 2 && !strcmp(argv[1], "idmap-mount")) return idmap_mount(argc - 2, argv + 2);
   if (argc >= 2 && !strcmp(argv[1], "netns-move")) return netns_move(argc - 2, argv + 2);
   if (argc >= 2 && !strcmp(argv[1], "shim")) return shim(argc - 2, argv + 2);
   if (argc >= 2 && !strcmp(argv[1], "private-cgroup2")) return private_cgroup2(argc - 2, argv + 2);
-  fprintf(stderr, "jaula-helper: internal helper of jaula; usage: jaula-helper shim|netns-move|private-cgroup2 ...\n");
+  fprintf(stderr, "jaula-helper: internal helper of jaula; usage: jaula-helper shim|netns-move|userns-create|netns-create|idmap-mount|private-cgroup2 ...\n");
   return 2;
 }

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { TestRoot } from './helpers.js';
+import { join } from 'node:path';
+import { TestRoot, projectDir } from './helpers.js';
 
 const cache = process.env['JAULA_TEST_CACHE'] ?? '/var/cache/jaula-test';
 const t = new TestRoot('jaula-test-', { JAULA_CACHE_DIR: cache });
@@ -24,7 +25,19 @@ const procs = (name: string): string[] =>
 describe('a Debian bookworm guest', () => {
   before(() => {
     const r = t.ok(
-      ['build', 'deb', '-m', 'debootstrap', '--hostname', 'deb.example', '--', '-d', 'bookworm'],
+      [
+        'build',
+        'deb',
+        '-m',
+        'debootstrap',
+        '--hostname',
+        'deb.example',
+        '--',
+        '-d',
+        'bookworm',
+        '--include',
+        'sudo',
+      ],
       { timeoutMs: 20 * 60_000 },
     );
     assert.match(r.stdout, /Built guest "deb"/);
@@ -89,13 +102,101 @@ describe('a Debian bookworm guest', () => {
 
   it('runs with the sysv init style: /etc/init.d/rc 3 under jaula-init', () => {
     // Same release and packages: this build comes from the debootstrap cache.
-    t.ok(['build', 'debsv', '-m', 'debootstrap', '--initstyle', 'sysv', '-q', '--', '-d', 'bookworm'], {
-      timeoutMs: 20 * 60_000,
-    });
+    t.ok(
+      [
+        'build',
+        'debsv',
+        '-m',
+        'debootstrap',
+        '--initstyle',
+        'sysv',
+        '-q',
+        '--',
+        '-d',
+        'bookworm',
+        '--include',
+        'sudo',
+      ],
+      {
+        timeoutMs: 20 * 60_000,
+      },
+    );
     t.ok(['start', 'debsv']);
     const ps = procs('debsv');
     assert.match(ps[0] ?? '', /^\/dev\/\.jaula-init -k -s \/etc\/init\.d\/rc -- \/etc\/init\.d\/rc 3/);
     const r = t.ok(['stop', 'debsv', '--timeout', '30']);
     assert.doesNotMatch(r.stdout, /killed/);
+  });
+
+  it("boots with the full-os profile, runs sudo and apt, and still refuses the escape suite's syscall, /proc and device attempts", () => {
+    t.ok(
+      [
+        'build',
+        'debos',
+        '-m',
+        'debootstrap',
+        '--profile',
+        'full-os',
+        '-q',
+        '--',
+        '-d',
+        'bookworm',
+        '--include',
+        'sudo',
+      ],
+      { timeoutMs: 20 * 60_000 },
+    );
+    const probe = join(projectDir, 'native/out/jaula-escape-probe');
+    assert.ok(fs.existsSync(probe), 'the escape probe is built (native/Makefile)');
+    fs.appendFileSync(
+      t.path('etc/jaula/guests/debos/fstab'),
+      `${probe} /usr/local/sbin/jaula-escape-probe none bind,ro 0 0\n`,
+    );
+    t.ok(['start', 'debos']);
+    assert.equal(t.sh('debos', 'runlevel').code, 0);
+    assert.equal(
+      t.sh('debos', 'sudo -u nobody id -un').stdout.trim(),
+      'nobody',
+      'sudo works (setuid inside the user namespace)',
+    );
+    assert.equal(t.sh('debos', 'apt-get check').code, 0, 'apt works');
+    assert.match(t.sh('debos', 'apt-cache policy sudo').stdout, /Installed: \d/);
+    assert.equal(
+      t.sh('debos', 'mount -t tmpfs none /mnt && umount /mnt').code,
+      0,
+      'full-os lets its init mount',
+    );
+    assert.notEqual(t.sh('debos', 'unshare -U true').code, 0, 'but no user namespaces');
+    const ids = [
+      'kmod.init_module',
+      'kexec.load',
+      'fs.open_by_handle_at',
+      'keys.add_key',
+      'bpf.prog_load',
+      'perf.self',
+      'userfaultfd',
+      'io_uring.setup',
+      'net.af_packet',
+      'net.raw_inet',
+      'net.af_vsock',
+      'time.clock_settime',
+      'klog.syslog',
+      'klog.proc-kmsg',
+      'proc.kcore',
+      'proc.sysrq-trigger',
+      'sysctl.core_pattern',
+      'sysctl.host-knobs',
+      'dev.mknod-disk',
+      'dev.mknod-kmsg',
+      'userns.host-root',
+    ];
+    const r = t.jaula(['exec', 'debos', '--', '/usr/local/sbin/jaula-escape-probe', ...ids]);
+    const results = r.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { id: string; blocked: boolean; detail: string });
+    assert.deepEqual(results.map((x) => x.id).sort(), [...ids].sort(), r.stderr);
+    for (const x of results) assert.ok(x.blocked, `${x.id} is blocked in a full-os guest: ${x.detail}`);
+    t.ok(['stop', 'debos']);
   });
 });

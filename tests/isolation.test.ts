@@ -22,7 +22,7 @@ describe('isolation of a running guest', () => {
     buildSkeleton(t, 'iso2', ['--context', '1002', '--initstyle', 'cmd', '--cmd', '/bin/sleep 4321']);
     fs.appendFileSync(
       t.path('etc/jaula/guests/iso1/fstab'),
-      `${shared} /mnt/ro none bind,ro 0 0\n${sharedRw} /mnt/rw none bind 0 0\n`,
+      `${shared} /mnt/ro none bind,ro 0 0\n${sharedRw} /mnt/rw none bind,idmap 0 0\n`,
     );
     fs.writeFileSync(`${t.guestRoot('iso1')}/marker-iso1`, 'x');
     t.ok(['start', 'iso1']);

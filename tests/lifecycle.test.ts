@@ -160,7 +160,7 @@ describe('init styles', () => {
     fs.mkdirSync(marks);
     buildSkeleton(t, 'sv1', ['--initstyle', 'sysv']);
     writeScript(`${t.guestRoot('sv1')}/etc/init.d/rc`, '#!/bin/sh\necho "rc $1" >> /marks/log\n');
-    fs.appendFileSync(t.path('etc/jaula/guests/sv1/fstab'), `${marks} /marks none bind 0 0\n`);
+    fs.appendFileSync(t.path('etc/jaula/guests/sv1/fstab'), `${marks} /marks none bind,idmap 0 0\n`);
     t.ok(['start', 'sv1']);
     assert.match(
       t.sh('sv1', 'cat /proc/1/cmdline | tr "\\0" " "').stdout,
@@ -202,7 +202,7 @@ describe('hooks', () => {
     writeScript(`${hooks}/post-stop`, `#!/bin/sh\necho "$JAULA_HOOK $JAULA_EXIT_REASON" > ${out}/post\n`);
     fs.writeFileSync(`${hooks}/start`, 'hostname > /out/start-inside\n');
     fs.writeFileSync(`${hooks}/stop`, 'echo stopping > /out/stop-inside\n');
-    fs.appendFileSync(t.path('etc/jaula/guests/hk/fstab'), `${out} /out none bind 0 0\n`);
+    fs.appendFileSync(t.path('etc/jaula/guests/hk/fstab'), `${out} /out none bind,idmap 0 0\n`);
     t.ok(['start', 'hk']);
     assert.equal(fs.readFileSync(`${out}/pre`, 'utf8'), `pre-start hk 4242 ${t.guestRoot('hk')}\n`);
     assert.equal(fs.readFileSync(`${out}/start-inside`, 'utf8'), 'hk\n');

@@ -20,6 +20,7 @@ const COMMANDS: Record<string, Loader> = {
   autostart: async () => (await import('./commands/lifecycle.js')).autostartCmd,
   doctor: async () => (await import('./commands/doctor.js')).doctor,
   set: async () => (await import('./commands/set.js')).set,
+  cp: async () => (await import('./commands/cp.js')).cp,
   network: async () => (await import('./commands/network.js')).network,
   template: async () => (await import('./commands/template.js')).template,
   clone: async () => (await import('./commands/clone.js')).clone,

@@ -18,7 +18,13 @@ import { assignInterfaces } from '../network/assign.js';
 import { defaultStorage, storageDriver, type StorageDriver } from '../storage/index.js';
 import { layout } from '../storage/layout.js';
 import { adaptTree } from './adapt.js';
-import { validateConfig, validateInitStyle, type GuestConfig, type InitStyle } from './config.js';
+import {
+  validateConfig,
+  validateInitStyle,
+  type GuestConfig,
+  type InitStyle,
+  type Profile,
+} from './config.js';
 import { DEFAULT_FSTAB } from './fstab.js';
 import { guestLog } from './log.js';
 import { buildDebootstrap, parseDebootstrapArgs } from './methods/debootstrap.js';
@@ -54,6 +60,8 @@ export interface BuildOptions {
   /** The command of the "cmd" init style. */
   cmd?: string[];
   forwards?: ForwardSpec[];
+  privileged?: boolean;
+  profile?: Profile;
   /** The method's own arguments (after "--"). */
   methodArgs?: string[];
   onProgress?: (line: string) => void;
@@ -209,6 +217,8 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
     marks: o.marks ?? [],
     depends: o.depends ?? [],
     runtime: 'auto',
+    privileged: o.privileged ?? false,
+    profile: o.profile ?? 'default',
     stopTimeout: 30,
     storage: {
       driver: driver.info.name,
@@ -240,11 +250,13 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
           : `Copied the stored template "${stored}"`,
       );
     else if (method === 'template') {
-      const s = await extractTemplate(templateFile as string, tree, o.signal);
+      const s = await extractTemplate(templateFile as string, tree, o.signal, progress, {
+        allowDevices: cfg.privileged,
+      });
       progress(`Unpacked ${s.entries} files (${(s.bytes / 2 ** 20).toFixed(1)} MiB) from ${templateFile}`);
     } else if (dbs) await buildDebootstrap(tree, dbs, progress, o.signal);
     o.signal?.throwIfAborted();
-    const rootfs = await driver.mount(cfg);
+    const rootfs = (await driver.mount(cfg)).hostView;
     const changes = adaptTree(rootfs, { hostname });
     if (method === 'template') changes.push(...(await newIdentity(rootfs, hostname)));
     await driver.unmount(cfg);

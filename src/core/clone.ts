@@ -94,7 +94,7 @@ export async function cloneGuest(
         } finally {
           await driver.unmount(src);
         }
-        const root = await driver.mount(dst);
+        const root = (await driver.mount(dst)).hostView;
         rev.add('unmount the clone', () => driver.unmount(dst));
         const changes = [...adaptTree(root, { hostname }), ...(await newIdentity(root, hostname))];
         await driver.unmount(dst);

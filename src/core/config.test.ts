@@ -12,6 +12,8 @@ const cfg: GuestConfig = {
   marks: ['default'],
   depends: ['db'],
   runtime: 'auto',
+  privileged: false,
+  profile: 'default',
   stopTimeout: 30,
   storage: { driver: 'dir' },
   interfaces: [{ name: 'vs01', dev: 'eth1', address: '192.168.39.1/24' }],

@@ -14,6 +14,8 @@ import {
 export const INIT_STYLES = ['plain', 'sysv', 'cmd'] as const;
 export type InitStyle = (typeof INIT_STYLES)[number];
 export const RUNTIME_CHOICES = ['auto', 'crun', 'runc'] as const;
+export const PROFILES = ['default', 'full-os'] as const;
+export type Profile = (typeof PROFILES)[number];
 export type RuntimeChoice = (typeof RUNTIME_CHOICES)[number];
 
 export interface StorageConfig {
@@ -44,6 +46,13 @@ export interface GuestConfig {
   marks: string[];
   depends: string[];
   runtime: RuntimeChoice;
+  /**
+   * Privileged guests have no user namespace: their root is the host's root (opt-in, shown as
+   * such by list and doctor). Unprivileged guests (the default) run in a user namespace of their own.
+   */
+  privileged: boolean;
+  /** Security profile: "default", or "full-os" for distributions whose init mounts file systems. */
+  profile: Profile;
   /** Seconds `stop` waits for the guest's init to halt before it kills the guest. */
   stopTimeout: number;
   /** Overrides the signal that asks the guest's init to halt (e.g. "SIGPWR", "SIGRTMIN+3"). */
@@ -53,6 +62,12 @@ export interface GuestConfig {
   /** Port forwards from the host to this guest. */
   forwards: ForwardSpec[];
   build: BuildInfo;
+}
+
+export function validateProfile(s: string): Profile {
+  if (!(PROFILES as readonly string[]).includes(s))
+    throw new JaulaError('invalid', `Unknown security profile "${s}": use one of ${PROFILES.join(', ')}`);
+  return s as Profile;
 }
 
 export function validateInitStyle(s: string): InitStyle {
@@ -167,6 +182,10 @@ export function parseConfig(text: string, file: string): GuestConfig {
   const ifaces = take<unknown[]>(t, 'interface', 'array', where) ?? [];
   const stopSignal = take<string>(t, 'stop_signal', 'string', where);
   const runtime = take<string>(t, 'runtime', 'string', where) ?? 'auto';
+  const privileged = take<boolean>(t, 'privileged', 'boolean', where) ?? false;
+  const profile = take<string>(t, 'profile', 'string', where) ?? 'default';
+  if (!(PROFILES as readonly string[]).includes(profile))
+    throw new JaulaError('invalid', `${where}: profile must be one of ${PROFILES.join(', ')}`);
   if (!(RUNTIME_CHOICES as readonly string[]).includes(runtime))
     throw new JaulaError('invalid', `${where}: runtime must be one of ${RUNTIME_CHOICES.join(', ')}`);
   const c: GuestConfig = {
@@ -178,6 +197,8 @@ export function parseConfig(text: string, file: string): GuestConfig {
     marks: strings(take(t, 'marks', 'array', where), 'marks', where),
     depends: strings(take(t, 'depends', 'array', where), 'depends', where),
     runtime: runtime as RuntimeChoice,
+    privileged,
+    profile: profile as Profile,
     stopTimeout: take<number>(t, 'stop_timeout', 'number', where) ?? 30,
     storage: { driver: take<string>(storageT, 'driver', 'string', where) ?? 'dir' },
     interfaces: ifaces.map((x, i) => {
@@ -257,6 +278,8 @@ export function serializeConfig(c: GuestConfig): string {
   t['marks'] = c.marks;
   t['depends'] = c.depends;
   t['runtime'] = c.runtime;
+  t['privileged'] = c.privileged;
+  t['profile'] = c.profile;
   t['stop_timeout'] = c.stopTimeout;
   if (c.stopSignal) t['stop_signal'] = c.stopSignal;
   const st: Toml = { driver: c.storage.driver };

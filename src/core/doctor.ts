@@ -160,3 +160,111 @@ export async function doctor(): Promise<Check[]> {
   }
   return checks;
 }
+
+/** `jaula doctor --security`: what protects guests on this host, and what is missing. */
+export async function securityReport(): Promise<Check[]> {
+  const checks: Check[] = [];
+  const add = (name: string, status: CheckStatus, detail: string): void => {
+    checks.push({ area: 'security', name, status, detail });
+  };
+  const { loadAllConfigs } = await import('./store.js');
+  const { helperBin: helper, paths: p } = await import('../os/paths.js');
+  const { mkdtempSync, rmSync, mkdirSync } = await import('node:fs');
+  const maxUserns = Number(readOr('/proc/sys/user/max_user_namespaces', '0'));
+  add(
+    'user namespaces',
+    maxUserns > 0 ? 'ok' : 'missing',
+    maxUserns > 0
+      ? `each unprivileged guest's root is an unprivileged host uid (max_user_namespaces=${maxUserns})`
+      : 'disabled: guests can only be privileged (set user.max_user_namespaces)',
+  );
+  mkdirSync(p().lib, { recursive: true });
+  const dir = mkdtempSync(`${p().lib}/.doctor-`);
+  try {
+    mkdirSync(`${dir}/src`);
+    mkdirSync(`${dir}/dst`);
+    const r = await run([helper, 'idmap-mount', `${dir}/src`, `${dir}/dst`, '1000000', '65536']);
+    if (r.code === 0) await run(['umount', `${dir}/dst`]);
+    add(
+      'idmapped mounts',
+      r.code === 0 ? 'ok' : 'missing',
+      r.code === 0
+        ? `guests' files keep plain owners on disk (${p().lib}), shared templates stay shareable`
+        : `not on ${p().lib}: ${r.stderr.trim()}`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const seccomp = /Seccomp:\s*(\d)/.exec(readOr('/proc/self/status'));
+  add(
+    'seccomp',
+    seccomp ? 'ok' : 'missing',
+    seccomp
+      ? "guests run under jaula's profile: modules, kexec, keyring, bpf, perf, userfaultfd, io_uring, handle opens, clock, kernel log, AF_PACKET/ALG/VSOCK/KEY sockets and new user namespaces refused"
+      : 'the kernel has no seccomp: system call filtering is off',
+  );
+  try {
+    const rt = selectRuntime();
+    const v = await runtimeVersion(rt);
+    const full = (await run([rt.path, '--version'])).stdout;
+    add('runtime seccomp support', /\+SECCOMP|libseccomp/i.test(full) ? 'ok' : 'warn', `${rt.name}: ${v}`);
+  } catch (e) {
+    add('runtime', 'missing', messageOf(e));
+  }
+  const mode = cgroupMode();
+  add(
+    'device control',
+    mode === 'v2' || fs.existsSync('/sys/fs/cgroup/devices') ? 'ok' : 'missing',
+    mode === 'v2'
+      ? 'cgroup v2 device filter (BPF): only null, zero, full, random, urandom, tty, console, ptmx and ptys'
+      : 'cgroup v1 devices controller: only null, zero, full, random, urandom, tty, console, ptmx and ptys',
+  );
+  add(
+    'capabilities',
+    'ok',
+    'guests keep no SYS_ADMIN, SYS_MODULE, SYS_RAWIO, SYS_TIME, SYSLOG, DAC_READ_SEARCH, BPF, PERFMON, NET_RAW (unprivileged)',
+  );
+  add(
+    'masked /proc and /sys',
+    'ok',
+    'kcore, keys, kmsg, timer_list, sched_debug, firmware, ... masked; /proc/sys, sysrq-trigger, irq, bus read-only',
+  );
+  for (const [k, good, what] of [
+    ['/proc/sys/kernel/kptr_restrict', (v: string) => Number(v) >= 1, 'kernel addresses hidden from guests'],
+    ['/proc/sys/kernel/dmesg_restrict', (v: string) => v === '1', 'the kernel log needs CAP_SYSLOG'],
+    [
+      '/proc/sys/kernel/perf_event_paranoid',
+      (v: string) => Number(v) >= 2,
+      'perf needs privileges (seccomp refuses it anyway)',
+    ],
+    [
+      '/proc/sys/kernel/unprivileged_bpf_disabled',
+      (v: string) => Number(v) >= 1,
+      'unprivileged bpf off (seccomp refuses it anyway)',
+    ],
+  ] as const) {
+    const v = readOr(k, '');
+    if (v)
+      add(
+        k.replace('/proc/sys/', '').replace(/\//g, '.'),
+        good(v) ? 'ok' : 'warn',
+        `${v}: ${good(v) ? what : `set it (${what})`}`,
+      );
+  }
+  const privileged = loadAllConfigs().filter((c) => c.privileged);
+  add(
+    'privileged guests',
+    privileged.length ? 'warn' : 'ok',
+    privileged.length
+      ? `${privileged.map((c) => c.name).join(', ')}: their root is the host's root (built with --privileged)`
+      : 'none: every guest runs in a user namespace of its own',
+  );
+  const fullos = loadAllConfigs().filter((c) => c.profile === 'full-os');
+  if (fullos.length)
+    add(
+      'full-os profile',
+      'ok',
+      `${fullos.map((c) => c.name).join(', ')}: may mount and make non-user namespaces (inside their user namespace)`,
+    );
+  return checks;
+}

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { JaulaError } from '../common/errors.js';
 import { mkdirp, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
@@ -8,6 +9,9 @@ import { bootId, nofileHardLimit, readProcStat } from '../os/proc.js';
 import { buildSpec, GUEST_INIT_PATH } from '../runtime/spec.js';
 import { runtimeDelete, selectRuntime } from '../runtime/oci.js';
 import { storageDriver } from '../storage/index.js';
+import { guestIdRange } from '../runtime/idmap.js';
+import { testWeakeningRequested } from '../runtime/testweaken.js';
+import { createUserns, removeUserns } from '../runtime/userns.js';
 import { guestLog } from './log.js';
 import { trace } from '../os/trace.js';
 import { withGuestLock } from './locks.js';
@@ -24,19 +28,33 @@ export interface ExecOptions {
   user?: string;
 }
 
-/** Wait for a child with inherited stdio; the exit code (128+signal when killed). */
-function waitChild(argv: string[]): Promise<number> {
+/**
+ * Run a child and wait; the exit code (128+signal when killed). With `pipes`, the child gets
+ * pipes of its own and jaula copies the data: a guest's process never holds the caller's
+ * terminal (it could read what the operator types next, or inject into it).
+ */
+function waitChild(argv: string[], opts: { pipes?: boolean } = {}): Promise<number> {
   return new Promise((resolve, reject) => {
     const [cmd, ...args] = argv;
-    const child = spawn(cmd as string, args, { stdio: 'inherit' });
+    const child = spawn(cmd as string, args, { stdio: opts.pipes ? 'pipe' : 'inherit' });
     const ignore = (): void => {};
     // Signals from the terminal reach the runtime too: it forwards them to the guest process.
     process.on('SIGINT', ignore);
     process.on('SIGTERM', ignore);
+    if (opts.pipes) {
+      process.stdin.pipe(child.stdin as NodeJS.WritableStream);
+      child.stdin?.on('error', () => {});
+      child.stdout?.pipe(process.stdout);
+      child.stderr?.pipe(process.stderr);
+    }
     child.on('error', (e) => reject(new JaulaError('runtime', `Could not run ${cmd}: ${e.message}`)));
     child.on('close', (code, signal) => {
       process.off('SIGINT', ignore);
       process.off('SIGTERM', ignore);
+      if (opts.pipes) {
+        process.stdin.unpipe(child.stdin as NodeJS.WritableStream);
+        process.stdin.destroy();
+      }
       resolve(
         code ??
           128 +
@@ -54,7 +72,12 @@ export async function execInGuest(name: string, cmd: string[], opts: ExecOptions
   const args = ['exec', ...(opts.tty ? ['--tty'] : []), '--cwd', opts.cwd ?? '/'];
   for (const e of opts.env ?? []) args.push('--env', e);
   if (opts.user) args.push('--user', opts.user);
-  return waitChild(rt.argv(...args, name, ...cmd));
+  // Without --tty the command gets pipes, never the caller's terminal.
+  const pipes =
+    !opts.tty &&
+    [process.stdin, process.stdout, process.stderr].some((s) => s.isTTY) &&
+    !testWeakeningRequested(process.env, paths().root); // the escape suite's weakened guest only
+  return waitChild(rt.argv(...args, name, ...cmd), { pipes });
 }
 
 /** An interactive login shell on a fresh pty inside a running guest. */
@@ -64,11 +87,11 @@ export async function enterGuest(name: string): Promise<number> {
       'usage',
       `"jaula enter" needs a terminal; to run commands without one use "jaula exec ${name} -- CMD"`,
     );
-  const { cfg } = requireRunning(name);
+  const { cfg, st } = requireRunning(name);
   const storage = await storageDriver(cfg.storage.driver);
   const { GuestFs } = await import('../os/guestfs.js');
   const shell = GuestFs.with(
-    storage.treePath(name),
+    st.hostView ?? storage.treePath(name),
     (g) => ['/bin/bash', '/bin/sh'].find((s) => g.stat(s)?.isFile()) ?? '/bin/sh',
   );
   return execInGuest(name, [shell, '-l'], { tty: true, env: [`TERM=${process.env['TERM'] ?? 'xterm'}`] });
@@ -100,8 +123,13 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
     mkdirp(join(runDir, 'bundle'), 0o700);
     for (const f of ['init.pid', 'exit']) removeTree(join(runDir, f));
     const storage = await storageDriver(cfg.storage.driver);
-    const rootfs = await storage.mount(cfg);
-    const netns = await networkUp(cfg, loadEveryConfig(), rootfs);
+    const idmap = guestIdRange(cfg);
+    const { root: rootfs, hostView, hostShift } = await storage.mount(cfg, idmap ? { idmap } : {});
+    const userns = idmap ? await createUserns(name, idmap) : undefined;
+    const netns = await networkUp(cfg, loadEveryConfig(), hostView, {
+      ...(userns ? { userns } : {}),
+      shift: hostShift,
+    });
     const spec = buildSpec({
       cfg,
       rootfs,
@@ -109,7 +137,10 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
       initBin,
       fstab: loadFstab(name),
       nofileHard: nofileHardLimit(),
-      ...(netns ? { netns } : {}),
+      hostMemory: totalmem(),
+      netns,
+      ...(idmap ? { idmap } : {}),
+      ...(userns ? { userns } : {}),
       args: [GUEST_INIT_PATH, '--', ...cmd],
       terminal: false,
     });
@@ -152,6 +183,7 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
     await withGuestLock(name, async () => {
       await runtimeDelete(rt, name).catch(() => {});
       await networkDown(cfg).catch(() => {});
+      await removeUserns(name).catch(() => {});
       await storage.unmount(cfg).catch(() => {});
       writeState(name, {
         status: 'stopped',

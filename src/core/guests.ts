@@ -14,6 +14,9 @@ export interface GuestSummary {
   depends: string[];
   interfaces: string[];
   storage: string;
+  /** True for a privileged guest (no user namespace: its root is the host's root). */
+  privileged: boolean;
+  profile: string;
   pid?: number;
   runtime?: string;
   startedAt?: string;
@@ -33,6 +36,8 @@ export function summarize(cfg: GuestConfig): GuestSummary {
     depends: cfg.depends,
     interfaces: cfg.interfaces.map(formatInterfaceSpec),
     storage: cfg.storage.driver,
+    privileged: cfg.privileged,
+    profile: cfg.profile,
   };
   if (status !== 'stopped') {
     if (st.pid) s.pid = st.pid;

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { JaulaError, messageOf } from '../common/errors.js';
 import { mkdirp, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
@@ -11,6 +12,9 @@ import { run } from '../os/spawn.js';
 import { buildSpec } from '../runtime/spec.js';
 import { runtimeDelete, selectRuntime, type Runtime } from '../runtime/oci.js';
 import { storageDriver } from '../storage/index.js';
+import { guestIdRange } from '../runtime/idmap.js';
+import { createUserns, removeUserns } from '../runtime/userns.js';
+import { sanitizeMountPoints } from './adapt.js';
 import { detectInit } from './adapt.js';
 import type { GuestConfig } from './config.js';
 import { guestHookScript, runHostHook } from './hooks.js';
@@ -114,9 +118,11 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
   try {
     const rootfs0 = storage.treePath(name);
     await runHostHook(cfg, 'pre-start', rootfs0);
-    const rootfs = await storage.mount(cfg);
+    const idmap = guestIdRange(cfg);
+    const { root: rootfs, hostView, hostShift } = await storage.mount(cfg, idmap ? { idmap } : {});
     rev.add('unmount the root', () => storage.unmount(cfg));
-    const signal = haltSignal(cfg, rootfs);
+    sanitizeMountPoints(hostView, hostShift);
+    const signal = haltSignal(cfg, hostView);
     const fstab = loadFstab(name);
     for (const e of fstab) {
       if (e.type === 'bind' || e.options.includes('bind') || e.options.includes('rbind')) {
@@ -127,8 +133,13 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
           );
       }
     }
-    const netns = await networkUp(cfg, loadEveryConfig(), rootfs);
-    if (netns) rev.add('remove the network', () => networkDown(cfg));
+    const userns = idmap ? await createUserns(name, idmap) : undefined;
+    if (userns) rev.add('remove the user namespace', () => removeUserns(name));
+    rev.add('remove the network', () => networkDown(cfg));
+    const netns = await networkUp(cfg, loadEveryConfig(), hostView, {
+      ...(userns ? { userns } : {}),
+      shift: hostShift,
+    });
     const spec = buildSpec({
       cfg,
       rootfs,
@@ -136,7 +147,10 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
       initBin,
       fstab,
       nofileHard: nofileHardLimit(),
-      ...(netns ? { netns } : {}),
+      hostMemory: totalmem(),
+      netns,
+      ...(idmap ? { idmap } : {}),
+      ...(userns ? { userns } : {}),
     });
     mkdirp(join(runDir, 'bundle'), 0o700);
     writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600, { durable: false });
@@ -152,6 +166,8 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
       pid: shim.initPid,
       shimPid: shim.shimPid,
       haltSignal: signal,
+      hostView,
+      ...(hostShift !== undefined ? { hostShift } : {}),
       cgroupsPath: spec.linux.cgroupsPath,
     };
     if (pidStart !== undefined) st.pidStart = pidStart;
@@ -261,6 +277,7 @@ async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo):
   const rt = selectRuntime(st.runtime ?? cfg.runtime);
   await runtimeDelete(rt, name).catch((e: unknown) => problems.push(messageOf(e)));
   await networkDown(cfg).catch((e: unknown) => problems.push(messageOf(e)));
+  await removeUserns(name).catch((e: unknown) => problems.push(messageOf(e)));
   const storage = await storageDriver(cfg.storage.driver);
   await storage.unmount(cfg).catch((e: unknown) => problems.push(messageOf(e)));
   await runHostHook(cfg, 'post-stop', storage.treePath(name), { JAULA_EXIT_REASON: exit.reason }).catch(

@@ -158,7 +158,7 @@ export async function saveTemplate(
           'unsupported',
           `Guest "${guest}" uses ${driver.info.name} storage, which has no layers: save its whole tree (without --changes)`,
         );
-      const root = await driver.mount(cfg);
+      const root = (await driver.mount(cfg)).hostView;
       try {
         return await makeTemplate(
           name,

@@ -6,7 +6,7 @@ import { loadAllConfigs, loadEveryConfig } from '../core/store.js';
 import { withLock } from '../os/lock.js';
 import { paths } from '../os/paths.js';
 import { hostAddresses, hostDevices } from './assign.js';
-import { bridgeExists, netnsDir, networkDown, removeBridge } from './apply.js';
+import { bridgeExists, netnsDir, networkDown, removeBridge, removeFirewall } from './apply.js';
 import {
   deleteNetworkConfig,
   listNetworks,
@@ -96,6 +96,7 @@ export async function deleteNetwork(name: string): Promise<void> {
       );
     await removeBridge(n);
     deleteNetworkConfig(name);
+    if (listNetworks().length === 0) await removeFirewall();
   });
 }
 

@@ -27,6 +27,7 @@ import {
   hostPreBatch,
   natElement,
   planNetwork,
+  tableName,
   tcBatch,
   type NetPlan,
 } from './plan.js';
@@ -116,18 +117,23 @@ export async function networkUp(
   g: GuestNetConfig,
   all: GuestNetConfig[],
   rootfs: string,
-): Promise<string | undefined> {
-  if (g.interfaces.length === 0) return undefined;
+  opts: { userns?: string; shift?: number | undefined } = {},
+): Promise<string> {
   const plan = guestPlan(g, all);
   if (leftovers(g.name, plan)) await networkDown(g, plan); // of a crash
   trace('net: planned');
   const ns = netnsPath(g.name);
   try {
-    await ensureNetworks(plan.networks);
+    if (plan.networks.length) await ensureNetworks(plan.networks);
     trace('net: bridges and firewall ensured');
-    fs.mkdirSync(netnsDir(), { recursive: true, mode: 0o700 });
-    fs.writeFileSync(ns, '');
-    await runOk(['unshare', `--net=${ns}`, 'true'], { what: "Creating the guest's network namespace" });
+    fs.mkdirSync(netnsDir(), { recursive: true, mode: 0o711 });
+    // An unprivileged guest's namespace belongs to its user namespace; the gids that may ping
+    // (ICMP echo sockets) are read in the writer's user namespace: all the guest's, or the host's.
+    const args = opts.userns
+      ? ['--userns', opts.userns, '--ping', '0', '65535']
+      : ['--ping', '0', '2147483647'];
+    await runOk([helperBin, 'netns-create', ns, ...args], { what: "Creating the guest's network namespace" });
+    if (plan.interfaces.length === 0) return ns;
     const pre = hostPreBatch(plan);
     if (pre) {
       await ipBatch(pre, "Creating the guest's host-side devices").catch((e: unknown) =>
@@ -152,7 +158,7 @@ export async function networkUp(
       await runOk(['nft', '-f', '-'], { input: fw, what: "Adding the guest to jaula's firewall (nft)" });
     if (plan.forwards.length && readFileOr('/proc/sys/net/ipv4/ip_forward', '0').trim() !== '1')
       fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
-    writeGuestNetFiles(rootfs, g, plan);
+    writeGuestNetFiles(rootfs, g, plan, opts.shift);
     trace('net: up');
     return ns;
   } catch (e) {
@@ -199,24 +205,35 @@ export async function networkDown(g: GuestNetConfig, plan?: NetPlan): Promise<vo
 }
 
 /** /etc/resolv.conf and the guest's address in /etc/hosts, written through GuestFs. */
-function writeGuestNetFiles(rootfs: string, g: GuestNetConfig, plan: NetPlan): void {
-  GuestFs.with(rootfs, (gfs) => {
-    if (plan.dns.length)
-      gfs.writeFile(
-        '/etc/resolv.conf',
-        `# written by jaula at start\n${plan.dns.map((d) => `nameserver ${d}`).join('\n')}\n`,
+function writeGuestNetFiles(rootfs: string, g: GuestNetConfig, plan: NetPlan, shift?: number): void {
+  GuestFs.with(
+    rootfs,
+    (gfs) => {
+      if (plan.dns.length)
+        gfs.writeFile(
+          '/etc/resolv.conf',
+          `# written by jaula at start\n${plan.dns.map((d) => `nameserver ${d}`).join('\n')}\n`,
+        );
+      const hostname = (gfs.readText('/etc/hostname') ?? g.name).trim() || g.name;
+      const hosts = (gfs.readText('/etc/hosts') ?? '')
+        .split('\n')
+        .filter((l) => l.trim() && !l.endsWith('# jaula'));
+      const mine = plan.interfaces.flatMap((i) =>
+        [i.address, i.address6]
+          .filter((a): a is string => !!a)
+          .map((a) => `${a.split('/')[0]}\t${hostname}\t# jaula`),
       );
-    const hostname = (gfs.readText('/etc/hostname') ?? g.name).trim() || g.name;
-    const hosts = (gfs.readText('/etc/hosts') ?? '')
-      .split('\n')
-      .filter((l) => l.trim() && !l.endsWith('# jaula'));
-    const mine = plan.interfaces.flatMap((i) =>
-      [i.address, i.address6]
-        .filter((a): a is string => !!a)
-        .map((a) => `${a.split('/')[0]}\t${hostname}\t# jaula`),
-    );
-    gfs.writeFile('/etc/hosts', [...hosts, ...mine, ''].join('\n'));
-  });
+      gfs.writeFile('/etc/hosts', [...hosts, ...mine, ''].join('\n'));
+    },
+    { shift },
+  );
+}
+
+/** Remove this instance's firewall tables (when its last network goes). */
+export async function removeFirewall(): Promise<void> {
+  const tag = paths().instanceTag;
+  for (const fam of ['bridge', 'ip']) await run(['nft', 'delete', 'table', fam, tableName(tag)]);
+  fs.rmSync(join(paths().run, 'net', `firewall.${tag || 'system'}`), { force: true });
 }
 
 /** Networks' bridges that exist, for listings. */

@@ -143,7 +143,7 @@ export function planNetwork(i: PlanInput): NetPlan {
 
 /** Commands run inside the guest's network namespace: create veths (peer to the host), addresses, routes. */
 export function guestBatch(p: NetPlan, hostPid: number): string {
-  const l: string[] = ['link set lo up'];
+  const l: string[] = [];
   for (const i of p.interfaces) {
     if (i.mode === 'bridge')
       l.push(`link add ${i.name} address ${i.mac} type veth peer name ${i.hostIf} netns ${hostPid}`);
@@ -305,7 +305,12 @@ export function firewallElements(p: NetPlan, tag: string, op: 'add' | 'delete'):
 
 /** The bridge of a network, with its gateway addresses. */
 export function bridgeBatch(n: NetworkConfig): string {
-  const l = [`link add ${n.bridge} type bridge`, `addr add ${n.subnet} dev ${n.bridge}`];
+  // Bridged traffic skips the IP-layer netfilter hooks (br_netfilter): jaula's bridge-family
+  // table filters it, and guest-to-guest packets need no conntrack.
+  const l = [
+    `link add ${n.bridge} type bridge nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0`,
+    `addr add ${n.subnet} dev ${n.bridge}`,
+  ];
   if (n.subnet6) l.push(`addr add ${n.subnet6} dev ${n.bridge} nodad`);
   l.push(`link set ${n.bridge} up`);
   return l.join('\n') + '\n';

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { GuestFs } from './guestfs.js';
 
@@ -52,5 +53,39 @@ describe('GuestFs: host-side access that cannot leave the guest root', () => {
       assert.equal(g.realpath('/init-link'), '/usr/sbin/init');
       assert.equal(g.realpath('/nope'), undefined);
     });
+  });
+
+  it('stays inside while the guest swaps a directory for a symlink to the host, again and again', async () => {
+    const race = join(base, 'race');
+    const outside2 = join(base, 'outside2');
+    fs.mkdirSync(join(race, 'etc'), { recursive: true });
+    fs.mkdirSync(outside2);
+    // The "guest" swaps /etc between a directory and a link to a host directory as fast as it can.
+    const swapper = spawn(
+      'sh',
+      ['-c', `cd ${race}; while :; do mv etc etc.d; ln -s ${outside2} etc; rm etc; mv etc.d etc; done`],
+      { stdio: 'ignore' },
+    );
+    try {
+      let wrote = 0;
+      const g = new GuestFs(race);
+      try {
+        for (let i = 0; i < 400; i++) {
+          try {
+            g.writeFile('/etc/probe', `${i}\n`);
+            wrote++;
+          } catch {
+            /* the directory was away at that moment */
+          }
+          await new Promise((r) => setImmediate(r));
+        }
+      } finally {
+        g.close();
+      }
+      assert.ok(wrote > 0, 'some writes happened');
+      assert.deepEqual(fs.readdirSync(outside2), [], 'nothing was ever written through the link to the host');
+    } finally {
+      swapper.kill('SIGKILL');
+    }
   });
 });

@@ -18,6 +18,8 @@ export interface Native {
   /** FS_IOC_FSGETXATTR: [xflags, project ID]. */
   fsGetXattr(fd: number): [number, number];
   fsSetXattr(fd: number, xflags: number, projid: number): void;
+  /** setfsuid/setfsgid of the calling thread (capabilities kept): what it creates gets these owners. */
+  setFsIds(uid: number, gid: number): void;
 }
 
 export const WALK_XATTRS = 1;
@@ -60,4 +62,18 @@ export function native(): Native {
     }
   }
   return loaded;
+}
+
+/**
+ * Run `fn` (synchronous: it stays on this thread) with the file system IDs `id`: what it creates
+ * is owned by `id`, capabilities kept. Without `id`, just `fn`.
+ */
+export function withFsIds<T>(id: number | undefined, fn: () => T): T {
+  if (id === undefined) return fn();
+  native().setFsIds(id, id);
+  try {
+    return fn();
+  } finally {
+    native().setFsIds(0, 0);
+  }
 }

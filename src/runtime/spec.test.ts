@@ -15,6 +15,8 @@ const cfg: GuestConfig = {
   marks: [],
   depends: [],
   runtime: 'auto',
+  privileged: false,
+  profile: 'default',
   stopTimeout: 30,
   storage: { driver: 'dir' },
   interfaces: [],

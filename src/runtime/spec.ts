@@ -1,6 +1,8 @@
 import type { GuestConfig } from '../core/config.js';
 import { isBind, type FstabEntry } from '../core/fstab.js';
 import { assertNever } from '../common/errors.js';
+import type { IdRange } from './idmap.js';
+import { seccompProfile, type SeccompProfile } from './seccomp.js';
 import { applyTestWeakening } from './testweaken.js';
 
 /** The parts of the OCI runtime spec (config.json) that jaula writes. */
@@ -34,10 +36,14 @@ export interface OciSpec {
   annotations: Record<string, string>;
   linux: {
     namespaces: { type: string; path?: string }[];
+    uidMappings?: { containerID: number; hostID: number; size: number }[];
+    gidMappings?: { containerID: number; hostID: number; size: number }[];
     cgroupsPath: string;
+    seccomp?: SeccompProfile;
     resources: {
       devices: { allow: boolean; type?: string; major?: number; minor?: number; access?: string }[];
       pids?: { limit: number };
+      memory?: { limit: number };
     };
     maskedPaths: string[];
     readonlyPaths: string[];
@@ -50,13 +56,14 @@ export const GUEST_INIT_PATH = '/dev/.jaula-init';
 /**
  * The capabilities a guest keeps. Left out: SYS_ADMIN, SYS_MODULE, SYS_RAWIO, SYS_TIME,
  * SYS_PACCT, SYS_RESOURCE, SYS_PTRACE, SYSLOG, MAC_*, AUDIT_CONTROL/READ, BPF, PERFMON,
- * CHECKPOINT_RESTORE, WAKE_ALARM, BLOCK_SUSPEND, LINUX_IMMUTABLE. SYS_BOOT stays: in a PID
+ * CHECKPOINT_RESTORE, WAKE_ALARM, BLOCK_SUSPEND, LINUX_IMMUTABLE, DAC_READ_SEARCH (it grants
+ * open_by_handle_at, which opens any file of a mounted file system by its handle). An
+ * unprivileged guest also loses NET_RAW: ping uses ICMP echo sockets (ping_group_range). SYS_BOOT stays: in a PID
  * namespace reboot(2) only ends the guest itself, which is how halt and reboot inside work.
  */
 export const GUEST_CAPS = [
   'CAP_CHOWN',
   'CAP_DAC_OVERRIDE',
-  'CAP_DAC_READ_SEARCH',
   'CAP_FOWNER',
   'CAP_FSETID',
   'CAP_KILL',
@@ -141,6 +148,11 @@ const DEVICE_ALLOW: [number, number | undefined][] = [
 
 export const DEFAULT_PIDS_LIMIT = 4096;
 
+/** No guest may take the whole host's memory by default: half of it, in whole MiB. */
+export function defaultMemoryLimit(hostMemory: number): number {
+  return Math.floor(hostMemory / 2 / 2 ** 20) * 2 ** 20;
+}
+
 export function initArgs(cfg: GuestConfig): string[] {
   switch (cfg.initstyle) {
     case 'plain':
@@ -168,6 +180,12 @@ export interface SpecInput {
   nofileHard?: number;
   /** A network namespace prepared by jaula (bound to this file) for the guest to join. */
   netns?: string;
+  /** An unprivileged guest: a user namespace mapping its IDs 0.. to this host range. */
+  idmap?: IdRange;
+  /** That user namespace, made by jaula (bound to this file): the guest joins it. */
+  userns?: string;
+  /** The host's memory in bytes: a guest's default memory limit is half of it. */
+  hostMemory?: number;
 }
 
 function fstabMount(e: FstabEntry): OciMount {
@@ -196,6 +214,13 @@ function fstabMount(e: FstabEntry): OciMount {
 export function buildSpec(input: SpecInput): OciSpec {
   const { cfg } = input;
   const args = input.args ?? initArgs(cfg);
+  const caps = input.idmap ? GUEST_CAPS.filter((c) => c !== 'CAP_NET_RAW') : [...GUEST_CAPS];
+  // A full distribution's init mounts file systems: CAP_SYS_ADMIN, but only over the guest's own
+  // user namespace (never for a privileged guest), with seccomp still refusing the rest.
+  if (cfg.profile === 'full-os' && input.idmap) caps.push('CAP_SYS_ADMIN');
+  const maps = input.idmap
+    ? [{ containerID: 0, hostID: input.idmap.hostId, size: input.idmap.size }]
+    : undefined;
   const mounts: OciMount[] = BASE_MOUNTS.map((m) => ({ ...m, options: [...(m.options ?? [])] }));
   for (const e of input.fstab) {
     const m = fstabMount(e);
@@ -225,7 +250,7 @@ export function buildSpec(input: SpecInput): OciSpec {
         'HOME=/root',
       ],
       cwd: '/',
-      capabilities: { bounding: [...GUEST_CAPS], effective: [...GUEST_CAPS], permitted: [...GUEST_CAPS] },
+      capabilities: { bounding: [...caps], effective: [...caps], permitted: [...caps] },
       rlimits: [
         {
           type: 'RLIMIT_NOFILE',
@@ -248,8 +273,11 @@ export function buildSpec(input: SpecInput): OciSpec {
         { type: 'uts' },
         { type: 'mount' },
         { type: 'cgroup' },
+        ...(input.userns ? [{ type: 'user', path: input.userns }] : input.idmap ? [{ type: 'user' }] : []),
       ],
+      ...(maps ? { uidMappings: maps, gidMappings: maps } : {}),
       cgroupsPath: input.cgroupsPath,
+      seccomp: seccompProfile(cfg.profile),
       resources: {
         devices: [
           { allow: false, access: 'rwm' },
@@ -260,6 +288,7 @@ export function buildSpec(input: SpecInput): OciSpec {
           ),
         ],
         pids: { limit: DEFAULT_PIDS_LIMIT },
+        ...(input.hostMemory ? { memory: { limit: defaultMemoryLimit(input.hostMemory) } } : {}),
       },
       maskedPaths: [...MASKED_PATHS],
       readonlyPaths: [...READONLY_PATHS],

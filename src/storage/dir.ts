@@ -5,6 +5,7 @@ import { removeTree } from '../os/fs.js';
 import { unmountBelow } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import type { StorageDriver } from './driver.js';
+import { mountOrUndo, mountTree, unmountIdmapped } from './idmapped.js';
 import { copyDirAttrs, storedTemplateTree } from './tree.js';
 import { vol } from './vol.js';
 
@@ -40,11 +41,17 @@ export const dirDriver: StorageDriver = {
       ...(progress ? { progress } : {}),
     });
   },
-  async mount(cfg) {
-    await vol.attach(cfg.name);
-    return rootfs(cfg.name);
+  async mount(cfg, opts = {}) {
+    return mountOrUndo(
+      async () => {
+        await vol.attach(cfg.name);
+        return mountTree(cfg.name, rootfs(cfg.name), opts);
+      },
+      () => dirDriver.unmount(cfg),
+    );
   },
   async unmount(cfg) {
+    await unmountIdmapped(cfg.name);
     vol.detach(cfg.name);
   },
   async destroy(name) {

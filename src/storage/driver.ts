@@ -1,5 +1,6 @@
 import { JaulaError } from '../common/errors.js';
 import type { GuestConfig } from '../core/config.js';
+import type { IdRange } from '../runtime/idmap.js';
 
 /** What a storage driver can do: core branches on these, never on a driver's name. */
 export interface StorageInfo {
@@ -20,6 +21,23 @@ export interface StorageInfo {
   quota: 'image' | 'none';
 }
 
+export interface MountOptions {
+  /** Give the runtime an idmapped view of the root: on-disk ID 0 is host ID range.hostId. */
+  idmap?: IdRange;
+}
+
+export interface MountedRoot {
+  /** The root the runtime gets (idmapped for an unprivileged guest). */
+  root: string;
+  /** The same tree as the host may write it, for GuestFs (plain IDs unless hostShift is set). */
+  hostView: string;
+  /**
+   * Set when hostView shows on-disk ID n as host ID hostShift + n (an overlay over idmapped
+   * layers cannot show plain IDs): GuestFs writes through it as the guest's root.
+   */
+  hostShift?: number;
+}
+
 export interface StorageDriver {
   readonly info: StorageInfo;
   /** Why this driver cannot be used on this host (and what to do), or undefined. */
@@ -34,8 +52,11 @@ export interface StorageDriver {
   create(cfg: GuestConfig): Promise<void>;
   /** Make dst's storage a copy of stopped src's (cheap where info.cheapClone). */
   clone(src: GuestConfig, dst: GuestConfig, progress?: (line: string) => void): Promise<void>;
-  /** Make the guest's whole root ready (start, or reading a stopped guest); returns its path. */
-  mount(cfg: GuestConfig): Promise<string>;
+  /**
+   * Make the guest's whole root ready (start, or reading a stopped guest). With opts.idmap the
+   * runtime's root is an idmapped view of it (on-disk ID 0 is host ID opts.idmap.hostId).
+   */
+  mount(cfg: GuestConfig, opts?: MountOptions): Promise<MountedRoot>;
   /** Undo mount() and create(); idempotent. Only for a stopped guest. */
   unmount(cfg: GuestConfig): Promise<void>;
   /** Remove all the guest's data; idempotent. */

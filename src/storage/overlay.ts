@@ -1,14 +1,21 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { errnoOf } from '../common/errors.js';
 import { copyTree } from '../os/copy.js';
 import { removeTree } from '../os/fs.js';
-import { isMountPoint } from '../os/image.js';
 import { unmountBelow } from '../os/mounts.js';
-import { MNT_DETACH, native } from '../os/native.js';
+import { native, withFsIds } from '../os/native.js';
 import { paths } from '../os/paths.js';
 import type { GuestConfig } from '../core/config.js';
-import type { StorageDriver } from './driver.js';
+import type { IdRange } from '../runtime/idmap.js';
+import type { MountedRoot, StorageDriver } from './driver.js';
+import {
+  idmapMount,
+  idmappedLayersPath,
+  idmappedRootPath,
+  makeTraversable,
+  mountOrUndo,
+  unmountTree,
+} from './idmapped.js';
 import { layout, overlayPath } from './layout.js';
 import { copyDirAttrs, storedTemplateTree } from './tree.js';
 import { applyPendingUnify } from './unifyapply.js';
@@ -33,20 +40,74 @@ export function overlayOptions(lowers: string[], up: string, wk: string): string
   ].join(',');
 }
 
+/** Unmount the overlay (either kind), then the idmapped views of its layers. */
 function unmountRoot(name: string): void {
-  const mp = layout.mountPoint(name);
-  if (isMountPoint(mp)) {
+  unmountTree(layout.mountPoint(name));
+  unmountTree(idmappedRootPath(name));
+  unmountTree(idmappedLayersPath(name));
+  for (const d of [layout.mountPoint(name), idmappedRootPath(name)])
     try {
-      native().umount2(mp, 0);
-    } catch (e) {
-      if (errnoOf(e) !== 'EINVAL') native().umount2(mp, MNT_DETACH);
+      fs.rmdirSync(d);
+    } catch {
+      /* absent or not empty (never remove files under a mount point) */
     }
-  }
+  removeEmptyDirs(idmappedLayersPath(name));
+}
+
+/** Remove `dir` and the empty directories in it (mount points left by unmountRoot). */
+function removeEmptyDirs(dir: string): void {
+  let names: string[];
   try {
-    fs.rmdirSync(mp);
+    names = fs.readdirSync(dir);
   } catch {
-    /* absent or not empty (never remove files under a mount point) */
+    return;
   }
+  for (const n of names)
+    try {
+      fs.rmdirSync(join(dir, n));
+    } catch {
+      /* not empty or still mounted: left alone */
+    }
+  try {
+    fs.rmdirSync(dir);
+  } catch {
+    /* not empty */
+  }
+}
+
+/**
+ * An unprivileged guest's root. Overlayfs cannot itself be idmapped, but it can stack idmapped
+ * mounts: every lower layer, and the directory holding upper and work, is bound idmapped
+ * (on-disk ID n seen as host ID range.hostId + n) under run/jaula/guests/NAME/layers, and the
+ * overlay is mounted from those. Overlay does its own work (work dir, copy-up) with its
+ * mounter's credentials, which must map through the idmapped upper: it is mounted with the
+ * file system IDs of the guest's root (range.hostId). Files stay on disk with plain IDs, so
+ * layers remain shared between guests of any ID range.
+ */
+async function mountIdmappedOverlay(cfg: GuestConfig, range: IdRange): Promise<MountedRoot> {
+  const name = cfg.name;
+  const at = idmappedLayersPath(name);
+  fs.mkdirSync(at, { recursive: true, mode: 0o700 });
+  const lowers: string[] = [];
+  for (const [i, dir] of lowerDirs(cfg).entries()) {
+    lowers.push(join(at, String(i)));
+    await idmapMount(dir, join(at, String(i)), range, `Mounting layer ${dir} of guest "${name}" idmapped`);
+  }
+  const rw = join(at, 'rw');
+  await idmapMount(vol.base(name), rw, range, `Mounting the own files of guest "${name}" idmapped`);
+  const root = idmappedRootPath(name);
+  fs.mkdirSync(root, { recursive: true, mode: 0o711 });
+  makeTraversable(root);
+  withFsIds(range.hostId, () =>
+    native().mount(
+      'overlay',
+      root,
+      'overlay',
+      0,
+      overlayOptions(lowers, join(rw, 'upper'), join(rw, 'work')),
+    ),
+  );
+  return { root, hostView: root, hostShift: range.hostId };
 }
 
 function lowerDirs(cfg: GuestConfig): string[] {
@@ -100,22 +161,23 @@ export const overlayDriver: StorageDriver = {
     await copyTree(layout.unifiedLayer(src.name), layout.unifiedLayer(dst.name), { link: true });
     await copyTree(upper(src.name), upper(dst.name), { reflink: 'auto', ...(progress ? { progress } : {}) });
   },
-  async mount(cfg) {
-    await vol.attach(cfg.name);
-    await applyPendingUnify(cfg.name, upper(cfg.name));
-    const mp = layout.mountPoint(cfg.name);
-    unmountRoot(cfg.name); // a stale mount from a crash: mount afresh with today's layers
-    fs.mkdirSync(mp, { recursive: true, mode: 0o755 });
-    fs.mkdirSync(layout.unifiedLayer(cfg.name), { recursive: true, mode: 0o755 });
-    fs.mkdirSync(work(cfg.name), { recursive: true, mode: 0o700 });
-    native().mount(
-      'overlay',
-      mp,
-      'overlay',
-      0,
-      overlayOptions(lowerDirs(cfg), upper(cfg.name), work(cfg.name)),
+  async mount(cfg, opts = {}) {
+    return mountOrUndo(
+      async () => {
+        await vol.attach(cfg.name);
+        await applyPendingUnify(cfg.name, upper(cfg.name));
+        unmountRoot(cfg.name); // a stale mount from a crash: mount afresh with today's layers
+        fs.mkdirSync(layout.unifiedLayer(cfg.name), { recursive: true, mode: 0o755 });
+        fs.mkdirSync(work(cfg.name), { recursive: true, mode: 0o700 });
+        if (opts.idmap) return mountIdmappedOverlay(cfg, opts.idmap);
+        const mp = layout.mountPoint(cfg.name);
+        fs.mkdirSync(mp, { recursive: true, mode: 0o755 });
+        const o = overlayOptions(lowerDirs(cfg), upper(cfg.name), work(cfg.name));
+        native().mount('overlay', mp, 'overlay', 0, o);
+        return { root: mp, hostView: mp };
+      },
+      () => overlayDriver.unmount(cfg),
     );
-    return mp;
   },
   async unmount(cfg) {
     unmountRoot(cfg.name);

@@ -6,6 +6,7 @@ import { mkdirp, removeTree, tmpSuffix } from '../os/fs.js';
 import { withLock } from '../os/lock.js';
 import { paths } from '../os/paths.js';
 import type { StorageDriver } from './driver.js';
+import { mountOrUndo, mountTree, unmountIdmapped } from './idmapped.js';
 import { layout } from './layout.js';
 import { copyDirAttrs, storedTemplateTree } from './tree.js';
 
@@ -105,8 +106,12 @@ export const reflinkDriver: StorageDriver = {
     copyDirAttrs(rootfs(src.name), rootfs(dst.name));
     await copyTree(rootfs(src.name), rootfs(dst.name), { reflink: 'always' });
   },
-  mount: async (cfg) => rootfs(cfg.name),
-  unmount: async () => {},
+  mount: async (cfg, opts = {}) =>
+    mountOrUndo(
+      () => mountTree(cfg.name, rootfs(cfg.name), opts),
+      () => unmountIdmapped(cfg.name),
+    ),
+  unmount: async (cfg) => unmountIdmapped(cfg.name),
   async destroy(name) {
     removeTree(layout.poolGuest(name));
     removeTree(paths().guestData(name));

@@ -495,21 +495,5 @@ export const ATTEMPTS: readonly Attempt[] = [
  * is blocked already (remove it) and when an attempt not listed here gets through.
  */
 export const KNOWN_GAPS: Readonly<Record<string, string>> = {
-  'caps.bounding-set': 'drop CAP_DAC_READ_SEARCH from GUEST_CAPS (it enables open_by_handle_at)',
-  'privs.setuid-root': 'a user namespace: guest root must be an unprivileged host uid',
-  'userns.host-root': 'a user namespace with a host id range per guest',
-  'userns.disjoint-maps': 'a user namespace with a disjoint host id range per guest',
-  'userns.unshare': 'seccomp: refuse unshare/clone with CLONE_NEWUSER',
-  'fs.open_by_handle_at': 'drop CAP_DAC_READ_SEARCH; seccomp: refuse open_by_handle_at',
-  'keys.add_key': 'seccomp: refuse add_key, keyctl, request_key',
-  'keys.host-keyring': 'seccomp (keyctl), user namespace (a keyring of its own)',
-  'perf.self': 'seccomp: refuse perf_event_open',
-  userfaultfd: 'seccomp: refuse userfaultfd',
-  'io_uring.setup': 'seccomp: refuse io_uring_setup, io_uring_enter, io_uring_register',
-  'net.af_packet': 'drop CAP_NET_RAW, or seccomp: refuse socket(AF_PACKET)',
-  'net.raw_inet': 'drop CAP_NET_RAW, or seccomp: refuse SOCK_RAW',
-  'net.af_vsock': 'seccomp: refuse socket(AF_VSOCK)',
-  'tty.host-terminal': "jaula exec: give the command a pty or pipes of its own, never the caller's terminal",
-  'dos.memory': 'a default memory limit for every guest',
   'dos.disk': 'a default disk quota (or a size-limited storage) for every guest',
 };

@@ -206,7 +206,21 @@ describe('escape and abuse attempts from inside a guest', () => {
       add(parseResults(e.stdout), `jaula enter ${guest}: ${e.stdout} ${e.stderr}`);
     }
     for (const a of ATTEMPTS.filter((x) => x.via === 'exec-from-terminal')) {
-      const cmd = [process.execPath, jaulaBin, 'exec', guest, '--', PROBE, a.id].map(shq).join(' ');
+      // The probe learns that jaula exec was run from a terminal: no terminal on its side then
+      // means jaula gave the command pipes of its own.
+      const cmd = [
+        process.execPath,
+        jaulaBin,
+        'exec',
+        guest,
+        '--',
+        PROBE,
+        '--set',
+        'caller-has-terminal=1',
+        a.id,
+      ]
+        .map(shq)
+        .join(' ');
       const e = spawnSync('script', ['-qec', cmd, '/dev/null'], {
         input: '',
         env: t.env,

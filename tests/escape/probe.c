@@ -1331,7 +1331,10 @@ static void a_host_terminal(result *r) {
   int foreign;
   char what[400] = "";
   int tty = find_tty(&foreign, what, sizeof what);
-  if (tty < 0) return INCONCLUSIVE(r, "no terminal on fds 0-2: run this attempt through jaula exec from a terminal");
+  if (tty < 0) {
+    if (ctx("caller-has-terminal")) return BLOCKED(r, 0, "jaula exec ran from a terminal, yet fds 0-2 are no terminal: the command got pipes of its own");
+    return INCONCLUSIVE(r, "no terminal on fds 0-2: run this attempt through jaula exec from a terminal");
+  }
   if (foreign) return OPEN(r, "%s: its input can be read and its settings changed from inside", what);
   BLOCKED(r, 0, "%s", what);
 }

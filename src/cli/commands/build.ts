@@ -1,5 +1,6 @@
 import { JaulaError } from '../../common/errors.js';
 import { buildGuest } from '../../core/build.js';
+import { validateProfile } from '../../core/config.js';
 import { parseInterfaceSpec } from '../../network/ifspec.js';
 import { parseForward } from '../../network/forward.js';
 import { parseSize } from '../../common/size.js';
@@ -27,6 +28,9 @@ Options:
   --storage D             overlay | dir | reflink (default: overlay where the kernel has it, else dir)
   --quota SIZE            limit the guest's own files to SIZE (e.g. 2G): an ext4 image of that size
   --quota-inodes N        and to about N files (ext4 rounds to a multiple of 16)
+  --privileged            no user namespace: the guest's root is the host's root (opt-in;
+                          list and doctor show it). Default: an unprivileged guest
+  --profile P             default | full-os (lets a distribution's init mount file systems)
 
 Method arguments (after --):
   template:     -t NAME (a stored template: see "jaula template list") or -t FILE.tar|.tar.gz|.tar.zst
@@ -51,6 +55,8 @@ Examples:
     storage: { type: 'string' },
     quota: { type: 'string' },
     'quota-inodes': { type: 'number' },
+    privileged: { type: 'bool' },
+    profile: { type: 'string' },
     quiet: { type: 'bool', short: 'q' },
   },
   async run(p) {
@@ -87,6 +93,9 @@ Examples:
     const qi = num(p, 'quota-inodes');
     if (quota !== undefined) o.quotaBytes = parseSize(quota, 'quota');
     if (qi !== undefined) o.quotaInodes = qi;
+    if (bool(p, 'privileged')) o.privileged = true;
+    const profile = str(p, 'profile');
+    if (profile !== undefined) o.profile = validateProfile(profile);
     if (cmd !== undefined) o.cmd = cmd.split(/\s+/).filter(Boolean);
     const cfg = await buildGuest(o);
     out(

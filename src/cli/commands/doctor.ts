@@ -1,15 +1,18 @@
-import { doctor as runDoctor } from '../../core/doctor.js';
+import { doctor as runDoctor, securityReport } from '../../core/doctor.js';
 import { formatOf, json, out, type Command } from '../command.js';
 import { table } from '../table.js';
 
 export const doctor: Command = {
   summary: 'report the runtime, cgroup mode and kernel features jaula relies on',
-  help: `Usage: jaula doctor [--format table|json]
+  help: `Usage: jaula doctor [--security] [--format table|json]
 
+Reports the runtime, cgroup mode, kernel features and tools jaula relies on; with --security,
+what protects guests on this host (user namespaces, idmapped mounts, seccomp, devices,
+capabilities, kernel settings) and which guests are privileged.
 Exit status 1 when something jaula needs is missing.`,
-  specs: { format: { type: 'string' } },
+  specs: { format: { type: 'string' }, security: { type: 'bool' } },
   async run(p) {
-    const checks = await runDoctor();
+    const checks = p.opts['security'] === true ? await securityReport() : await runDoctor();
     if (formatOf(p) === 'json') json(checks);
     else
       out(

@@ -51,12 +51,13 @@ export const listCmd: Command = {
     }
     out(
       table(
-        ['NAME', 'CONTEXT', 'STATUS', 'INIT', 'HOSTNAME', 'PID', 'UPTIME', 'MARKS', 'INTERFACES'],
+        ['NAME', 'CONTEXT', 'STATUS', 'INIT', 'SECURITY', 'HOSTNAME', 'PID', 'UPTIME', 'MARKS', 'INTERFACES'],
         guests.map((g) => [
           g.name,
           g.context,
           g.status,
           g.initstyle,
+          g.privileged ? 'PRIVILEGED' : g.profile === 'default' ? 'unprivileged' : `unpriv/${g.profile}`,
           g.hostname,
           g.pid,
           g.startedAt && g.status !== 'stopped' ? duration(Date.now() - Date.parse(g.startedAt)) : undefined,

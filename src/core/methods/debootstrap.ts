@@ -102,7 +102,7 @@ export async function buildDebootstrap(
   const cache = debootstrapCacheFile(a, arch);
   if (fs.existsSync(cache)) {
     progress(`Using the cached ${a.suite} tree ${cache}`);
-    await extractTemplate(cache, rootfs, signal);
+    await extractTemplate(cache, rootfs, signal, undefined, { allowDevices: true }); // jaula made it
     return;
   }
   if (!which('debootstrap'))
@@ -146,6 +146,7 @@ export async function buildDebootstrap(
         '--numeric-owner',
         '--xattrs',
         '--xattrs-include=*',
+        '--exclude=./dev/*', // /dev is a tmpfs in every guest: no device nodes in the cache
         '-f',
         tmp,
         '-C',

@@ -2,7 +2,13 @@ import * as fs from 'node:fs';
 import { JaulaError } from '../../common/errors.js';
 import { tarProgress } from '../../os/copy.js';
 import { runOk } from '../../os/spawn.js';
-import { detectCompression, scanTar, TAR_PRESERVE, tarCompressionFlag } from '../../os/tar.js';
+import {
+  DEFAULT_TAR_LIMITS,
+  detectCompression,
+  scanTar,
+  TAR_PRESERVE,
+  tarCompressionFlag,
+} from '../../os/tar.js';
 
 export function checkTemplateFile(file: string): void {
   let st: fs.Stats;
@@ -28,9 +34,11 @@ export async function extractTemplate(
   target: string,
   signal?: AbortSignal,
   progress?: (line: string) => void,
+  opts: { allowDevices?: boolean } = {},
 ): Promise<{ entries: number; bytes: number }> {
   checkTemplateFile(file);
-  const stats = await scanTar(file);
+  // Device nodes only for privileged guests: an unprivileged one could not make them either.
+  const stats = await scanTar(file, { ...DEFAULT_TAR_LIMITS, allowDevices: opts.allowDevices ?? false });
   const c = detectCompression(file);
   const p = tarProgress(progress, 'unpacked', stats.bytes);
   await runOk(['tar', '-x', ...tarCompressionFlag(c), ...TAR_PRESERVE, ...p.args, '-f', file, '-C', target], {

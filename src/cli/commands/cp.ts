@@ -1,0 +1,29 @@
+import { copy } from '../../core/cp.js';
+import { bool } from '../args.js';
+import { JaulaError } from '../../common/errors.js';
+import { out, type Command } from '../command.js';
+
+export const cp: Command = {
+  summary: 'copy files and directories into or out of a guest',
+  help: `Usage: jaula cp [-a] SRC DST
+
+One side names a guest path as GUEST:/path. Directories are copied recursively; symlinks are
+copied as links. The guest's side is resolved as the guest sees it: its symlinks never lead to
+the host's files. Files copied in belong to the guest's root unless -a keeps numeric owners.
+
+Examples:
+  jaula cp ./site web1:/var/www
+  jaula cp web1:/var/log/syslog ./web1-syslog
+  jaula cp -a web1:/etc ./web1-etc`,
+  specs: { archive: { type: 'bool', short: 'a' } },
+  async run(p) {
+    if (p.positionals.length !== 2)
+      throw new JaulaError('usage', 'jaula cp [-a] SRC DST (one of them GUEST:/path)');
+    const [src, dst] = p.positionals as [string, string];
+    const r = await copy(src, dst, { archive: bool(p, 'archive') });
+    out(
+      `Copied ${r.files} file${r.files === 1 ? '' : 's'} ${r.direction === 'in' ? 'into' : 'out of'} the guest.`,
+    );
+    return 0;
+  },
+};

@@ -1,0 +1,167 @@
+/**
+ * `jaula cp`: copy files into and out of a guest. Every access on the guest's side goes through
+ * GuestFs (openat2 RESOLVE_IN_ROOT): a guest's symlinks resolve inside the guest, never to the
+ * host, and symlinks inside copied trees are copied as links, never followed.
+ */
+import * as fs from 'node:fs';
+import { basename, join } from 'node:path';
+import { JaulaError, errnoOf } from '../common/errors.js';
+import { GuestFs } from '../os/guestfs.js';
+import { O_NOFOLLOW } from '../os/native.js';
+import { storageDriver } from '../storage/index.js';
+import { withGuestLock } from './locks.js';
+import { initAlive, readState } from './state.js';
+import { loadConfig } from './store.js';
+
+export interface CpOptions {
+  /** Keep numeric owners (else files copied in belong to the guest's root, out to the caller). */
+  archive?: boolean;
+}
+
+export interface GuestPath {
+  guest: string;
+  path: string;
+}
+
+/** `NAME:/path` names a guest path; anything else is a host path. */
+export function parseCpArg(arg: string): GuestPath | undefined {
+  const m = /^([A-Za-z0-9][A-Za-z0-9_.-]*):(.*)$/.exec(arg);
+  if (!m || arg.startsWith('/') || arg.startsWith('.')) return undefined;
+  return { guest: m[1] as string, path: m[2] || '/' };
+}
+
+/**
+ * Run `fn` on the guest's tree as the host may read and write it: a running guest's host view,
+ * or a stopped guest's root, assembled (and its lock held) for the while.
+ */
+async function withGuestFs<T>(name: string, fn: (g: GuestFs) => T): Promise<T> {
+  const view = (): { hostView: string; shift: number | undefined } | undefined => {
+    const st = readState(name);
+    return initAlive(st) && st.hostView ? { hostView: st.hostView, shift: st.hostShift } : undefined;
+  };
+  const v = view();
+  if (v) return GuestFs.with(v.hostView, fn, { shift: v.shift });
+  return withGuestLock(name, async () => {
+    const cfg = loadConfig(name);
+    const again = view();
+    if (again) return GuestFs.with(again.hostView, fn, { shift: again.shift });
+    const driver = await storageDriver(cfg.storage.driver);
+    try {
+      return GuestFs.with((await driver.mount(cfg)).hostView, fn);
+    } finally {
+      await driver.unmount(cfg);
+    }
+  });
+}
+
+const CHUNK = 1 << 20;
+
+function copyFd(from: number, to: number): void {
+  const buf = Buffer.allocUnsafe(CHUNK);
+  for (;;) {
+    const n = fs.readSync(from, buf, 0, CHUNK, null);
+    if (n === 0) break;
+    let off = 0;
+    while (off < n) off += fs.writeSync(to, buf, off, n - off);
+  }
+}
+
+function copyIn(g: GuestFs, src: string, dst: string, o: CpOptions, count: { files: number }): void {
+  const st = fs.lstatSync(src);
+  const own = (x: { uid: number; gid: number }): { uid: number; gid: number } =>
+    o.archive ? { uid: x.uid, gid: x.gid } : { uid: 0, gid: 0 };
+  if (st.isSymbolicLink()) {
+    g.symlink(dst, fs.readlinkSync(src));
+  } else if (st.isDirectory()) {
+    g.mkdirp(dst, st.mode & 0o7777);
+    for (const e of fs.readdirSync(src)) copyIn(g, join(src, e), `${dst}/${e}`, o, count);
+  } else if (st.isFile()) {
+    const from = fs.openSync(src, fs.constants.O_RDONLY | O_NOFOLLOW);
+    try {
+      g.writeFileWith(dst, (to) => copyFd(from, to), { mode: st.mode & 0o7777, ...own(st) });
+    } finally {
+      fs.closeSync(from);
+    }
+    count.files++;
+  } else
+    throw new JaulaError(
+      'invalid',
+      `"${src}" is not a regular file, directory or symlink: jaula cp does not copy it`,
+    );
+}
+
+function copyOut(g: GuestFs, src: string, dst: string, o: CpOptions, count: { files: number }): void {
+  const st = g.lstat(src);
+  if (!st) throw new JaulaError('not_found', `There is no "${src}" in the guest`);
+  if (st.isSymbolicLink()) {
+    fs.symlinkSync(g.readlink(src) ?? '', dst);
+  } else if (st.isDirectory()) {
+    fs.mkdirSync(dst, { recursive: true, mode: st.mode & 0o7777 });
+    for (const e of g.readdir(src)) copyOut(g, `${src}/${e}`, join(dst, e), o, count);
+  } else if (st.isFile()) {
+    // Opened by the final component without following it (it was not a symlink just now; if
+    // the guest swaps one in meanwhile, O_NOFOLLOW refuses it).
+    const from = g.open(src, fs.constants.O_RDONLY | O_NOFOLLOW);
+    try {
+      const to = fs.openSync(
+        dst,
+        fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | O_NOFOLLOW,
+        st.mode & 0o777,
+      );
+      try {
+        copyFd(from, to);
+        if (o.archive) fs.fchownSync(to, st.uid, st.gid);
+      } finally {
+        fs.closeSync(to);
+      }
+    } finally {
+      fs.closeSync(from);
+    }
+    count.files++;
+  } else
+    throw new JaulaError(
+      'invalid',
+      `"${src}" in the guest is not a regular file, directory or symlink: jaula cp does not copy it`,
+    );
+}
+
+export async function copy(
+  srcArg: string,
+  dstArg: string,
+  o: CpOptions = {},
+): Promise<{ files: number; direction: 'in' | 'out' }> {
+  const s = parseCpArg(srcArg);
+  const d = parseCpArg(dstArg);
+  if ((s && d) || (!s && !d))
+    throw new JaulaError(
+      'usage',
+      'Exactly one side of "jaula cp" names a guest path: jaula cp FILE GUEST:/path, or jaula cp GUEST:/path FILE',
+    );
+  const count = { files: 0 };
+  if (d) {
+    if (!fs.existsSync(srcArg)) throw new JaulaError('not_found', `There is no "${srcArg}" on the host`);
+    await withGuestFs(d.guest, (g) => {
+      const into = g.stat(d.path)?.isDirectory()
+        ? `${d.path.replace(/\/+$/, '')}/${basename(srcArg)}`
+        : d.path;
+      copyIn(g, srcArg, into, o, count);
+    });
+    return { files: count.files, direction: 'in' };
+  }
+  const gs = s as GuestPath;
+  await withGuestFs(gs.guest, (g) => {
+    let into = dstArg;
+    try {
+      if (fs.statSync(dstArg).isDirectory()) into = join(dstArg, basename(gs.path) || 'root');
+    } catch (e) {
+      if (errnoOf(e) !== 'ENOENT') throw e;
+    }
+    // The path itself resolves as the guest sees it (its symlinks stay inside it); below it,
+    // links are copied as links.
+    const real = g.realpath(gs.path);
+    if (real === undefined)
+      throw new JaulaError('not_found', `There is no "${gs.path}" in guest "${gs.guest}"`);
+    copyOut(g, real, into, o, count);
+  });
+  return { files: count.files, direction: 'out' };
+}
