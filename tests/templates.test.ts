@@ -115,8 +115,14 @@ describe('templates: save, export, import', () => {
     });
 
   it('builds guests from a stored template by name, and they see it all', () => {
-    t.ok(['build', 'ov', '-m', 'template', '-q', ...CMD, '--', '-t', 'from-tar-zst']);
-    t.ok(['build', 'pl', '-m', 'template', '-q', '--storage', 'dir', ...CMD, '--', '-t', 'from-tar-zst']);
+    // It holds device nodes: privileged guests only.
+    const r = t.jaula(['build', 'unpriv', '-m', 'template', '-q', ...CMD, '--', '-t', 'from-tar-zst']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /holds 2 device nodes \(only privileged guests/);
+    assert.equal(fs.existsSync(t.path('etc/jaula/guests/unpriv')), false);
+    const P = ['-q', '--privileged', ...CMD];
+    t.ok(['build', 'ov', '-m', 'template', ...P, '--', '-t', 'from-tar-zst']);
+    t.ok(['build', 'pl', '-m', 'template', '--storage', 'dir', ...P, '--', '-t', 'from-tar-zst']);
     for (const g of ['ov', 'pl']) {
       const out = t.ok([
         'run',
@@ -193,10 +199,13 @@ describe('templates: save, export, import', () => {
 describe('layers', () => {
   const inside = (g: string, cmd: string): string => t.ok(['run', g, '--', '/bin/sh', '-c', cmd]).stdout;
   before(() => {
-    t.ok(['build', 'lb', '-m', 'template', '-q', ...CMD, '--', '-t', 'full']);
+    // Unprivileged guests: a base without the device nodes.
+    for (const d of ['null', 'blk']) fs.rmSync(t.path('var/lib/jaula/guests/tsrc/rootfs/data', d));
+    t.ok(['template', 'save', 'tsrc', 'base', '-q']);
+    t.ok(['build', 'lb', '-m', 'template', '-q', ...CMD, '--', '-t', 'base']);
     inside('lb', 'mkdir -p /opt && echo tool > /opt/tool && rm /data/x && mkdir /data/newdir');
     t.ok(['template', 'save', 'lb', 'tools', '--changes', '-q']);
-    t.ok(['build', 'l1', '-m', 'template', '-q', ...CMD, '--', '-t', 'full']);
+    t.ok(['build', 'l1', '-m', 'template', '-q', ...CMD, '--', '-t', 'base']);
   });
 
   it("saves a guest's own changes as a layer, whiteouts kept", () => {
@@ -209,13 +218,13 @@ describe('layers', () => {
   it('stacks a layer at the next start; the guest keeps its own changes over it; removes it again', () => {
     t.ok(['start', 'l1']);
     const a = t.ok(['layer', 'add', 'l1', 'tools']);
-    assert.match(a.stdout, /full, tools \(bottom first\).*applies at its next start/s);
+    assert.match(a.stdout, /base, tools \(bottom first\).*applies at its next start/s);
     assert.equal(t.sh('l1', 'test -e /opt/tool').code, 1, 'not before the next start');
     t.ok(['stop', 'l1']);
     const rows = JSON.parse(t.ok(['layer', 'list', 'l1', '--format', 'json']).stdout) as { name: string }[];
     assert.deepEqual(
       rows.map((r) => r.name),
-      ['(its own changes)', '(hashify)', 'tools', 'full'],
+      ['(its own changes)', '(hashify)', 'tools', 'base'],
     );
     assert.equal(inside('l1', 'cat /opt/tool'), 'tool\n');
     assert.equal(
@@ -242,5 +251,8 @@ describe('layers', () => {
     const r = t.jaula(['layer', 'add', 'tsrc', 'full']);
     assert.equal(r.code, 10);
     assert.match(r.stderr, /dir storage, which cannot stack layers/);
+    const d = t.jaula(['layer', 'add', 'l1', 'full']);
+    assert.equal(d.code, 2);
+    assert.match(d.stderr, /holds 2 device nodes/);
   });
 });

@@ -40,6 +40,7 @@ import {
   saveConfig,
 } from './store.js';
 import { Reverter } from './reverter.js';
+import { checkTemplateFor } from './templates.js';
 
 export const BUILD_METHODS = ['skeleton', 'template', 'debootstrap'] as const;
 export type BuildMethod = (typeof BUILD_METHODS)[number];
@@ -232,6 +233,7 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
     build: { method, args, created: new Date().toISOString() },
   });
 
+  if (stored) checkTemplateFor(cfg, stored);
   const rev = new Reverter();
   try {
     await reserveGuest(cfg, rev, o.context !== undefined);

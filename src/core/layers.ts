@@ -6,6 +6,7 @@ import { storageDriver } from '../storage/index.js';
 import { storedTemplateTree } from '../storage/tree.js';
 import type { GuestConfig } from './config.js';
 import { guestLog } from './log.js';
+import { checkTemplateFor } from './templates.js';
 import { liveStatus, readState } from './state.js';
 import { loadConfig, saveConfig } from './store.js';
 
@@ -56,6 +57,7 @@ export async function changeLayers(
     if (add !== undefined) {
       validateName(add, 'template');
       storedTemplateTree(add);
+      checkTemplateFor(cfg, add);
       if (layers.includes(add))
         throw new JaulaError(
           'exists',

@@ -29,6 +29,8 @@ export interface TemplateMeta {
   source: string;
   files: number;
   bytes: number;
+  /** Device nodes in it (overlay whiteouts not counted): only privileged guests may use it then. */
+  devices?: number;
 }
 
 export interface TemplateInfo extends TemplateMeta {
@@ -37,15 +39,31 @@ export interface TemplateInfo extends TemplateMeta {
 
 type Progress = (line: string) => void;
 
-function treeStats(tree: string): { files: number; bytes: number } {
+function treeStats(tree: string): { files: number; bytes: number; devices: number } {
   let files = 0;
   let bytes = 0;
+  let devices = 0;
   for (const e of walkTree(tree)) {
     if (e.path === '') continue;
     files++;
     if (!isDir(e)) bytes += e.size;
+    const type = e.mode & 0o170000;
+    if ((type === 0o020000 || type === 0o060000) && !isWhiteout(e)) devices++;
   }
-  return { files, bytes };
+  return { files, bytes, devices };
+}
+
+/**
+ * Device nodes are for privileged guests only (an unprivileged one could not make them either):
+ * refuse to base an unprivileged guest on a stored template that has some.
+ */
+export function checkTemplateFor(cfg: GuestConfig, template: string): void {
+  const n = readTemplateMeta(template)?.devices ?? 0;
+  if (n > 0 && !cfg.privileged)
+    throw new JaulaError(
+      'invalid',
+      `The template "${template}" holds ${n} device node${n === 1 ? '' : 's'} (only privileged guests may have device nodes): build the guest with --privileged, or use a template without them`,
+    );
 }
 
 /** Guests whose root stacks this template as a layer (they need it to start). */
@@ -216,7 +234,8 @@ export async function importTemplate(
   const n = name ?? basename(file).replace(/\.(tar|tar\.gz|tgz|tar\.zst|tzst)$/, '');
   validateName(n, 'template');
   return makeTemplate(n, `file ${file}`, async (tree) => {
-    const s = await extractTemplate(file, tree, undefined, progress);
+    // The store keeps device nodes; only privileged guests may be based on such a template.
+    const s = await extractTemplate(file, tree, undefined, progress, { allowDevices: true });
     progress?.(`Unpacked ${s.entries} members (${mib(s.bytes)})`);
   });
 }
