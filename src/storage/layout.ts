@@ -16,7 +16,10 @@ import { paths } from '../os/paths.js';
  *   var/lib/jaula/unified/index/NAME.json      hashify's per-guest index (rescans read only changes)
  *   var/lib/jaula/reflink/                      the reflink driver's pool: an XFS (reflink=1) or
  *                                               btrfs filesystem mounted here by the admin
- *   run/jaula/guests/NAME/rootfs               an overlay guest's assembled root while it runs
+ *   run/jaula/guests/NAME/rootfs               a privileged overlay guest's assembled root (or a
+ *                                               stopped one's, read by jaula)
+ *   run/jaula/guests/NAME/root                 an unprivileged guest's root: idmapped (dir,
+ *                                               reflink), or overlay over run/.../layers/*
  */
 export const layout = {
   templates: (): string => paths().templates,

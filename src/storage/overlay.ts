@@ -120,7 +120,8 @@ function lowerDirs(cfg: GuestConfig): string[] {
 /**
  * "overlay": the guest's root is overlayfs: its own changes (upper) over hashify's unified
  * layer over read-only layers (stored templates, bottom first in cfg.storage.layers). Mounted
- * at start on run/jaula/guests/NAME/rootfs, unmounted at stop.
+ * at start (unprivileged guests: over idmapped views of those, see mountIdmappedOverlay),
+ * unmounted at stop.
  */
 export const overlayDriver: StorageDriver = {
   info: {
