@@ -108,6 +108,51 @@ for (const v of VARIANTS) {
       assert.equal(spawnSync('md5sum', [tree], { encoding: 'utf8' }).stdout.split(' ')[0], want);
     });
 
+    it('runs a guest unprivileged over plain owners on disk: its users, copy-up, the host view', () => {
+      const own = (name: string): string =>
+        v.driver === 'overlay' ? join(dataDir(name), 'upper') : join(dataDir(name), 'rootfs');
+      t.ok(['build', 'o', '-m', 'skeleton', '-q', ...storageArgs]);
+      const setup =
+        'echo "u:x:1000:1000::/srv/u:/bin/sh" >> /etc/passwd && mkdir -p /srv/u && echo base > /srv/u/f';
+      t.ok(['run', 'o', '--', '/bin/sh', '-c', `${setup} && chown -R 1000:1000 /srv/u`]);
+      t.ok(['template', 'save', 'o', 'owners', '-q']);
+      t.ok(['build', 'u1', '-m', 'template', '-q', ...storageArgs, '--', '-t', 'owners']);
+      t.ok(['start', 'u1']);
+      const inside = (cmd: string): string => t.ok(['exec', 'u1', '--', '/bin/sh', '-c', cmd]).stdout;
+      assert.notEqual(inside('cat /proc/self/uid_map').trim().split(/\s+/)[1], '0', 'an unprivileged guest');
+      // Its user changes a file of the template (overlay: a copy-up) and makes one; its root too.
+      inside('su -s /bin/sh u -c "echo more >> /srv/u/f && echo new > /srv/u/g" && echo r > /root/r');
+      fs.writeFileSync(t.path('from-host'), 'host\n');
+      t.ok(['cp', t.path('from-host'), 'u1:/srv/u/h']);
+      assert.equal(
+        inside('stat -c "%u:%g %n" /srv/u/f /srv/u/g /srv/u/h /root/r'),
+        '1000:1000 /srv/u/f\n1000:1000 /srv/u/g\n0:0 /srv/u/h\n0:0 /root/r\n',
+      );
+      assert.equal(inside('cat /srv/u/f /srv/u/h'), 'base\nmore\nhost\n');
+      const owner = (p: string): string => {
+        const st = fs.statSync(join(own('u1'), p));
+        return `${st.uid}:${st.gid}`;
+      };
+      assert.deepEqual(
+        ['srv/u/f', 'srv/u/g', 'srv/u/h', 'root/r'].map(owner),
+        ['1000:1000', '1000:1000', '0:0', '0:0'],
+        "on disk, the guest's own IDs",
+      );
+      t.ok(['stop', 'u1']);
+      // A start that fails after the root is assembled leaves nothing mounted.
+      fs.appendFileSync(t.path('etc/jaula/guests/u1/fstab'), `${t.path('no-such-dir')} /mnt none bind 0 0\n`);
+      const r = t.jaula(['start', 'u1']);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /bind mount source .* does not exist/);
+      assert.deepEqual(
+        t.mounts().filter((m) => m !== pool),
+        [],
+        'nothing mounted after stop or a failed start',
+      );
+      t.ok(['delete', 'u1']);
+      t.ok(['delete', 'o']);
+    });
+
     it(`clones a guest under a new identity${v.driver === 'reflink' ? ', cloning its files' : ''}`, () => {
       const base = v.driver === 'reflink' ? fsUsed(pool) : 0;
       t.ok(['clone', 'src', 'c1', '-q']);
