@@ -13,6 +13,7 @@ import { guestIdRange } from '../runtime/idmap.js';
 import { testWeakeningRequested } from '../runtime/testweaken.js';
 import { createUserns, removeUserns } from '../runtime/userns.js';
 import { guestLog } from './log.js';
+import { Reverter } from './reverter.js';
 import { trace } from '../os/trace.js';
 import { withGuestLock } from './locks.js';
 import { settleLocked } from './lifecycle.js';
@@ -125,39 +126,49 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
     const storage = await storageDriver(cfg.storage.driver);
     const idmap = guestIdRange(cfg);
     const { root: rootfs, hostView, hostShift } = await storage.mount(cfg, idmap ? { idmap } : {});
-    const userns = idmap ? await createUserns(name, idmap) : undefined;
-    const netns = await networkUp(cfg, loadEveryConfig(), hostView, {
-      ...(userns ? { userns } : {}),
-      shift: hostShift,
-    });
-    const spec = buildSpec({
-      cfg,
-      rootfs,
-      cgroupsPath: rt.cgroupsPath(name),
-      initBin,
-      fstab: loadFstab(name),
-      nofileHard: nofileHardLimit(),
-      hostMemory: totalmem(),
-      netns,
-      ...(idmap ? { idmap } : {}),
-      ...(userns ? { userns } : {}),
-      args: [GUEST_INIT_PATH, '--', ...cmd],
-      terminal: false,
-    });
-    writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600, { durable: false });
-    const me = readProcStat(process.pid);
-    const st: GuestState = {
-      status: 'starting',
-      instance,
-      runtime: rt.name,
-      bootId: bootId(),
-      shimPid: process.pid,
-      startedAt: new Date().toISOString(),
-    };
-    if (me) st.shimStart = me.starttime;
-    writeState(name, st);
-    trace('run: bundle and state written');
-    return { cfg, rt, storage, st };
+    // A failure before the run leaves nothing behind (no mount, loop device or namespace).
+    const rev = new Reverter();
+    rev.add('unmount the root', () => storage.unmount(cfg));
+    try {
+      const userns = idmap ? await createUserns(name, idmap) : undefined;
+      if (userns) rev.add('remove the user namespace', () => removeUserns(name));
+      rev.add('remove the network', () => networkDown(cfg));
+      const netns = await networkUp(cfg, loadEveryConfig(), hostView, {
+        ...(userns ? { userns } : {}),
+        shift: hostShift,
+      });
+      const spec = buildSpec({
+        cfg,
+        rootfs,
+        cgroupsPath: rt.cgroupsPath(name),
+        initBin,
+        fstab: loadFstab(name),
+        nofileHard: nofileHardLimit(),
+        hostMemory: totalmem(),
+        netns,
+        ...(idmap ? { idmap } : {}),
+        ...(userns ? { userns } : {}),
+        args: [GUEST_INIT_PATH, '--', ...cmd],
+        terminal: false,
+      });
+      writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600, { durable: false });
+      const me = readProcStat(process.pid);
+      const st: GuestState = {
+        status: 'starting',
+        instance,
+        runtime: rt.name,
+        bootId: bootId(),
+        shimPid: process.pid,
+        startedAt: new Date().toISOString(),
+      };
+      if (me) st.shimStart = me.starttime;
+      writeState(name, st);
+      trace('run: bundle and state written');
+      rev.success();
+      return { cfg, rt, storage, st };
+    } catch (e) {
+      return rev.fail(e);
+    }
   });
   const { cfg, rt, storage, st } = prepared;
   const pidFile = join(runDir, 'init.pid');
