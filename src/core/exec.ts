@@ -11,16 +11,16 @@ import { runtimeDelete, selectRuntime } from '../runtime/oci.js';
 import { storageDriver } from '../storage/index.js';
 import { guestIdRange } from '../runtime/idmap.js';
 import { testWeakeningRequested } from '../runtime/testweaken.js';
-import { createUserns, removeUserns } from '../runtime/userns.js';
+import { removeUserns } from '../runtime/userns.js';
 import { guestLog } from './log.js';
 import { Reverter } from './reverter.js';
 import { trace } from '../os/trace.js';
 import { withGuestLock } from './locks.js';
-import { settleLocked } from './lifecycle.js';
+import { guestNamespaces, settleLocked } from './lifecycle.js';
 import { requireRunning } from './running.js';
 import { initAlive, readState, writeState, type GuestState } from './state.js';
-import { loadConfig, loadEveryConfig, loadFstab } from './store.js';
-import { networkDown, networkUp } from '../network/apply.js';
+import { loadConfig, loadFstab } from './store.js';
+import { networkDown } from '../network/apply.js';
 
 export interface ExecOptions {
   tty?: boolean;
@@ -125,29 +125,22 @@ export async function runOnce(name: string, cmd: string[]): Promise<number> {
     for (const f of ['init.pid', 'exit']) removeTree(join(runDir, f));
     const storage = await storageDriver(cfg.storage.driver);
     const idmap = guestIdRange(cfg);
-    const { root: rootfs, hostView, hostShift } = await storage.mount(cfg, idmap ? { idmap } : {});
+    const mounted = await storage.mount(cfg, idmap ? { idmap } : {});
     // A failure before the run leaves nothing behind (no mount, loop device or namespace).
     const rev = new Reverter();
     rev.add('unmount the root', () => storage.unmount(cfg));
     try {
-      const userns = idmap ? await createUserns(name, idmap) : undefined;
-      if (userns) rev.add('remove the user namespace', () => removeUserns(name));
-      rev.add('remove the network', () => networkDown(cfg));
-      const netns = await networkUp(cfg, loadEveryConfig(), hostView, {
-        ...(userns ? { userns } : {}),
-        shift: hostShift,
-      });
+      const ns = await guestNamespaces(cfg, mounted, idmap, rev);
       const spec = buildSpec({
         cfg,
-        rootfs,
+        rootfs: mounted.root,
         cgroupsPath: rt.cgroupsPath(name),
         initBin,
         fstab: loadFstab(name),
         nofileHard: nofileHardLimit(),
         hostMemory: totalmem(),
-        netns,
+        ...ns,
         ...(idmap ? { idmap } : {}),
-        ...(userns ? { userns } : {}),
         args: [GUEST_INIT_PATH, '--', ...cmd],
         terminal: false,
       });
