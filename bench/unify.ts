@@ -66,7 +66,10 @@ function xfsAt(dir: string, gib: number): void {
   loops.push(dir);
 }
 
-/** The cached debootstrap tree (a .tar.zst), made by jaula when it is not there yet. */
+/**
+ * The newest cached debootstrap tree (a .tar.zst), made by jaula when it is not there yet (older
+ * caches kept /dev's device nodes, which unprivileged guests refuse).
+ */
 function debianTarball(): string {
   const dir = join(cacheDir, 'debootstrap');
   const find = (): string | undefined =>
@@ -74,7 +77,8 @@ function debianTarball(): string {
       ? fs
           .readdirSync(dir)
           .filter((f) => /^bookworm-.*-minbase-.*\.tar\.zst$/.test(f))
-          .map((f) => join(dir, f))[0]
+          .map((f) => join(dir, f))
+          .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0]
       : undefined;
   let file = find();
   if (!file) {
