@@ -13,6 +13,20 @@
  *                                      call would dominate
  *   linkCounts(paths, out)             stat(2)'s link counts of many paths (does a guest's
  *                                      cgroup have children?)
+ *   walk(dirfd, flags) -> Buffer      every entry below a directory, found by fd-relative calls
+ *                                      that never follow a symlink (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW):
+ *                                      storage code reads guest trees with it (src/os/walk.ts)
+ *   dedupe(srcfd, dstfd, len) -> n     FIDEDUPERANGE over a whole file: bytes now shared, or -1
+ *                                      when the contents differ (the kernel compares them)
+ *   syncfs(fd)                         syncfs(2)
+ *   mount(src, target, type, flags, data) / umount2(target, flags)
+ *   fiemap(fd) -> [bytes, shared]    FS_IOC_FIEMAP: a file's extents, and those shared (reflinks)
+ *   fsGetXattr(fd) -> [xflags, projid] / fsSetXattr(fd, xflags, projid)
+ *                                      FS_IOC_FSGETXATTR / FS_IOC_FSSETXATTR (project IDs)
+ *   setFsIds(uid, gid)                 setfsuid(2)/setfsgid(2) of the calling thread, keeping its
+ *                                      capabilities effective: files it creates get these owners
+ *                                      (an overlay mounted so writes through idmapped layers; the
+ *                                      host writing into an unprivileged guest as its root)
  *
  * Errors are thrown as Error objects whose `code` is the errno name (e.g. "ELOOP").
  * Keep this file tiny: everything that Node can do itself stays in TypeScript.
@@ -21,7 +35,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 #include <linux/openat2.h>
+#include <dirent.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
 #include <node_api.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -29,6 +52,8 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/fsuid.h>
+#include <linux/capability.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -242,6 +267,426 @@ static napi_value js_link_counts(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- walk ---------------------------------------------------------------------------------- */
+
+#define WALK_XATTRS 1  /* collect the xattrs of directories and regular files */
+#define WALK_ONEFS 2   /* do not descend into directories on another filesystem */
+#define WALK_MAX_DEPTH 1024
+
+struct buf {
+  char *p;
+  size_t len, cap;
+  int err;
+};
+
+static void *buf_grow(struct buf *b, size_t n) {
+  if (b->err) return NULL;
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 1 << 16;
+    while (cap < b->len + n) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+      b->err = ENOMEM;
+      return NULL;
+    }
+    b->p = p;
+    b->cap = cap;
+  }
+  void *at = b->p + b->len;
+  b->len += n;
+  return at;
+}
+
+/* One record: a fixed header (little endian on the hosts jaula runs on) then path and xattrs. */
+struct rec {
+  uint32_t reclen, pathlen, mode, uid, gid, nlink, xattrlen, mtime_nsec, ctime_nsec, pad;
+  uint64_t ino, size, blocks, dev, rdev;
+  int64_t mtime_sec, ctime_sec;
+};
+
+/* getxattrat(2) and listxattrat(2) (Linux 6.13): no path walk through /proc per file. */
+#ifndef SYS_getxattrat
+#define SYS_getxattrat 464
+#endif
+#ifndef SYS_listxattrat
+#define SYS_listxattrat 465
+#endif
+struct xattr_args_compat {
+  uint64_t value;
+  uint32_t size;
+  uint32_t flags;
+};
+static int have_xattrat = 1;
+
+static void proc_path(char *path, size_t size, int dfd, const char *name) {
+  if (name)
+    snprintf(path, size, "/proc/self/fd/%d/%s", dfd, name);
+  else
+    snprintf(path, size, "/proc/self/fd/%d", dfd);
+}
+
+static ssize_t x_list(int dfd, const char *name, char *list, size_t size) {
+  if (have_xattrat) {
+    long r = syscall(SYS_listxattrat, dfd, name ? name : "", name ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH,
+                     list, size);
+    if (r >= 0 || errno != ENOSYS) return r;
+    have_xattrat = 0;
+  }
+  char path[64 + 256];
+  proc_path(path, sizeof path, dfd, name);
+  return llistxattr(path, list, size);
+}
+
+static ssize_t x_get(int dfd, const char *name, const char *key, char *val, size_t size) {
+  if (have_xattrat) {
+    struct xattr_args_compat a = {(uint64_t)(uintptr_t)val, (uint32_t)size, 0};
+    long r = syscall(SYS_getxattrat, dfd, name ? name : "", name ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH,
+                     key, &a, sizeof a);
+    if (r >= 0 || errno != ENOSYS) return r;
+    have_xattrat = 0;
+  }
+  char path[64 + 256];
+  proc_path(path, sizeof path, dfd, name);
+  return lgetxattr(path, key, val, size);
+}
+
+/* The xattrs of dfd's entry `name` (or of dfd itself when name is NULL), never following a link. */
+static void put_xattrs(struct buf *b, int dfd, const char *name, uint32_t *total) {
+  static char names[65536], val[65536];
+  ssize_t n = x_list(dfd, name, names, sizeof names);
+  if (n <= 0) return;
+  for (char *k = names; k < names + n; k += strlen(k) + 1) {
+    ssize_t v = x_get(dfd, name, k, val, sizeof val);
+    if (v < 0) continue;
+    uint16_t kl = (uint16_t)strlen(k);
+    uint32_t vl = (uint32_t)v;
+    char *at = buf_grow(b, 2 + 4 + kl + vl);
+    if (!at) return;
+    memcpy(at, &kl, 2);
+    memcpy(at + 2, &vl, 4);
+    memcpy(at + 6, k, kl);
+    memcpy(at + 6 + kl, val, vl);
+    *total += 6 + kl + vl;
+  }
+}
+
+static int put_entry(struct buf *b, int dfd, const char *name, const char *path, size_t pathlen,
+                     const struct stat *st, int flags) {
+  size_t off = b->len;
+  struct rec *r = buf_grow(b, sizeof *r + pathlen);
+  if (!r) return -1;
+  memset(r, 0, sizeof *r);
+  r->pathlen = (uint32_t)pathlen;
+  r->mode = st->st_mode;
+  r->uid = st->st_uid;
+  r->gid = st->st_gid;
+  r->nlink = (uint32_t)st->st_nlink;
+  r->ino = st->st_ino;
+  r->size = (uint64_t)st->st_size;
+  r->blocks = (uint64_t)st->st_blocks;
+  r->dev = st->st_dev;
+  r->rdev = st->st_rdev;
+  r->mtime_sec = st->st_mtim.tv_sec;
+  r->mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
+  r->ctime_sec = st->st_ctim.tv_sec;
+  r->ctime_nsec = (uint32_t)st->st_ctim.tv_nsec;
+  memcpy((char *)r + sizeof *r, path, pathlen);
+  uint32_t xl = 0;
+  if ((flags & WALK_XATTRS) && (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode)))
+    put_xattrs(b, dfd, name, &xl);
+  if (b->err) return -1;
+  r = (struct rec *)(b->p + off);
+  r->xattrlen = xl;
+  r->reclen = (uint32_t)(b->len - off);
+  return 0;
+}
+
+static int walk_dir(struct buf *b, int dfd, char *path, size_t pathlen, dev_t rootdev, int flags,
+                    int depth) {
+  if (depth > WALK_MAX_DEPTH) return ELOOP;
+  int d2 = dup(dfd);
+  if (d2 < 0) return errno;
+  DIR *d = fdopendir(d2);
+  if (!d) {
+    int e = errno;
+    close(d2);
+    return e;
+  }
+  /* Read all names first: the directory stream is closed before descending. */
+  struct buf names = {0};
+  struct dirent *de;
+  errno = 0;
+  while ((de = readdir(d))) {
+    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+    size_t l = strlen(de->d_name) + 1;
+    char *at = buf_grow(&names, l);
+    if (!at) break;
+    memcpy(at, de->d_name, l);
+  }
+  int rerr = errno;
+  closedir(d);
+  if (names.err || rerr) {
+    free(names.p);
+    return names.err ? names.err : rerr;
+  }
+  int ret = 0;
+  for (size_t i = 0; i < names.len && !ret; i += strlen(names.p + i) + 1) {
+    const char *name = names.p + i;
+    size_t nl = strlen(name);
+    if (pathlen + 1 + nl >= 65536) {
+      ret = ENAMETOOLONG;
+      break;
+    }
+    size_t plen = pathlen;
+    if (plen) path[plen++] = '/';
+    memcpy(path + plen, name, nl);
+    plen += nl;
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      if (errno == ENOENT) continue; /* removed meanwhile */
+      ret = errno;
+      break;
+    }
+    if (put_entry(b, dfd, name, path, plen, &st, flags)) {
+      ret = b->err;
+      break;
+    }
+    if (S_ISDIR(st.st_mode) && (!(flags & WALK_ONEFS) || st.st_dev == rootdev)) {
+      int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub < 0) {
+        if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) continue;
+        ret = errno;
+        break;
+      }
+      ret = walk_dir(b, sub, path, plen, rootdev, flags, depth + 1);
+      close(sub);
+    }
+  }
+  free(names.p);
+  return ret;
+}
+
+static void free_buf(napi_env env, void *data, void *hint) { free(data); }
+
+static napi_value js_walk(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int64_t dirfd, flags;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || get_int(env, argv[0], &dirfd) || get_int(env, argv[1], &flags)) {
+    napi_throw_type_error(env, NULL, "walk(dirfd, flags): numbers expected");
+    return NULL;
+  }
+  struct stat st;
+  if (fstat((int)dirfd, &st) < 0) return throw_errno(env, errno, "walk");
+  if (!S_ISDIR(st.st_mode)) return throw_errno(env, ENOTDIR, "walk");
+  int fd = openat((int)dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, errno, "walk");
+  struct buf b = {0};
+  char *path = malloc(65536);
+  int e = path ? 0 : ENOMEM;
+  if (!e) e = put_entry(&b, fd, NULL, "", 0, &st, (int)flags) ? b.err : 0;
+  if (!e) e = walk_dir(&b, fd, path, 0, st.st_dev, (int)flags, 0);
+  close(fd);
+  free(path);
+  if (e) {
+    free(b.p);
+    return throw_errno(env, e, "walk");
+  }
+  napi_value result;
+  if (b.len == 0) {
+    free(b.p);
+    CHECK(napi_create_buffer(env, 0, NULL, &result));
+    return result;
+  }
+  if (napi_create_external_buffer(env, b.len, b.p, free_buf, NULL, &result) != napi_ok) {
+    free(b.p);
+    return NULL;
+  }
+  return result;
+}
+
+/* Read `n` integer arguments; on failure a TypeError naming `usage` is thrown and -1 returned. */
+static int get_ints(napi_env env, napi_callback_info info, size_t n, int64_t *out, const char *usage) {
+  size_t argc = 8;
+  napi_value argv[8];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return -1;
+  for (size_t i = 0; i < n; i++)
+    if (argc < n || get_int(env, argv[i], &out[i])) {
+      napi_throw_type_error(env, NULL, usage);
+      return -1;
+    }
+  return 0;
+}
+
+/* ---- dedupe, syncfs, mount, fsxattr --------------------------------------------------------- */
+
+static napi_value js_dedupe(napi_env env, napi_callback_info info) {
+  int64_t a3[3];
+  if (get_ints(env, info, 3, a3, "dedupe(srcfd, dstfd, length): numbers expected")) return NULL;
+  int64_t src = a3[0], dst = a3[1], len = a3[2];
+  struct {
+    struct file_dedupe_range r;
+    struct file_dedupe_range_info i;
+  } a;
+  int64_t off = 0, done = 0;
+  const int64_t chunk = 16 << 20; /* btrfs refuses more per call */
+  while (off < len) {
+    memset(&a, 0, sizeof a);
+    a.r.src_offset = (uint64_t)off;
+    a.r.src_length = (uint64_t)(len - off < chunk ? len - off : chunk);
+    a.r.dest_count = 1;
+    a.i.dest_fd = dst;
+    a.i.dest_offset = (uint64_t)off;
+    if (ioctl((int)src, FIDEDUPERANGE, &a) < 0) return throw_errno(env, errno, "FIDEDUPERANGE");
+    if (a.i.status == FILE_DEDUPE_RANGE_DIFFERS) {
+      done = -1;
+      break;
+    }
+    if (a.i.status < 0) return throw_errno(env, -a.i.status, "FIDEDUPERANGE");
+    if (a.i.bytes_deduped == 0) break;
+    done += (int64_t)a.i.bytes_deduped;
+    off += (int64_t)a.i.bytes_deduped;
+  }
+  napi_value result;
+  CHECK(napi_create_int64(env, done, &result));
+  return result;
+}
+
+static napi_value js_syncfs(napi_env env, napi_callback_info info) {
+  int64_t fd;
+  if (get_ints(env, info, 1, &fd, "syncfs(fd): a number expected")) return NULL;
+  if (syncfs((int)fd) < 0) return throw_errno(env, errno, "syncfs");
+  return NULL;
+}
+
+static int get_str(napi_env env, napi_value v, char *out, size_t cap) {
+  size_t len;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return -1;
+  if (t == napi_null || t == napi_undefined) {
+    out[0] = 0;
+    return 1;
+  }
+  if (napi_get_value_string_utf8(env, v, out, cap, &len) != napi_ok || len >= cap - 1) return -1;
+  return 0;
+}
+
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  char src[4096], target[4096], type[64], data[8192];
+  int64_t flags;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int ns = -1, nt = -1, nty = -1, nd = -1;
+  if (argc < 5 || (ns = get_str(env, argv[0], src, sizeof src)) < 0 ||
+      (nt = get_str(env, argv[1], target, sizeof target)) != 0 ||
+      (nty = get_str(env, argv[2], type, sizeof type)) < 0 || get_int(env, argv[3], &flags) ||
+      (nd = get_str(env, argv[4], data, sizeof data)) < 0) {
+    napi_throw_type_error(env, NULL, "mount(source, target, type, flags, data): bad arguments");
+    return NULL;
+  }
+  if (mount(ns ? NULL : src, target, nty ? NULL : type, (unsigned long)flags, nd ? NULL : data) < 0)
+    return throw_errno(env, errno, target);
+  return NULL;
+}
+
+static napi_value js_umount2(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  char target[4096];
+  int64_t flags;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || get_str(env, argv[0], target, sizeof target) != 0 || get_int(env, argv[1], &flags)) {
+    napi_throw_type_error(env, NULL, "umount2(target, flags): bad arguments");
+    return NULL;
+  }
+  if (umount2(target, (int)flags) < 0) return throw_errno(env, errno, target);
+  return NULL;
+}
+
+/* setfsuid/setfsgid act on this thread only (the raw system calls: glibc's setfsuid is not broadcast). */
+static napi_value js_setfsids(napi_env env, napi_callback_info info) {
+  int64_t ids[2];
+  if (get_ints(env, info, 2, ids, "setFsIds(uid, gid): numbers expected")) return NULL;
+  syscall(SYS_setfsgid, (gid_t)ids[1]);
+  syscall(SYS_setfsuid, (uid_t)ids[0]);
+  if ((int64_t)syscall(SYS_setfsuid, (uid_t)-1) != ids[0] || (int64_t)syscall(SYS_setfsgid, (gid_t)-1) != ids[1])
+    return throw_errno(env, EPERM, "setfsuid");
+  /* A non-zero fsuid drops the file capabilities from the effective set: raise them again. */
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+  if (syscall(SYS_capget, &h, d) < 0) return throw_errno(env, errno, "capget");
+  d[0].effective = d[0].permitted;
+  d[1].effective = d[1].permitted;
+  if (syscall(SYS_capset, &h, d) < 0) return throw_errno(env, errno, "capset");
+  return NULL;
+}
+
+static napi_value js_fsgetxattr(napi_env env, napi_callback_info info) {
+  int64_t fd;
+  if (get_ints(env, info, 1, &fd, "fsGetXattr(fd): a number expected")) return NULL;
+  struct fsxattr fa;
+  memset(&fa, 0, sizeof fa);
+  if (ioctl((int)fd, FS_IOC_FSGETXATTR, &fa) < 0) return throw_errno(env, errno, "FS_IOC_FSGETXATTR");
+  napi_value result, a, b;
+  CHECK(napi_create_array_with_length(env, 2, &result));
+  CHECK(napi_create_uint32(env, fa.fsx_xflags, &a));
+  CHECK(napi_create_uint32(env, fa.fsx_projid, &b));
+  CHECK(napi_set_element(env, result, 0, a));
+  CHECK(napi_set_element(env, result, 1, b));
+  return result;
+}
+
+static napi_value js_fssetxattr(napi_env env, napi_callback_info info) {
+  int64_t a3[3];
+  if (get_ints(env, info, 3, a3, "fsSetXattr(fd, xflags, projid): numbers expected")) return NULL;
+  int64_t fd = a3[0], xflags = a3[1], projid = a3[2];
+  struct fsxattr fa;
+  memset(&fa, 0, sizeof fa);
+  if (ioctl((int)fd, FS_IOC_FSGETXATTR, &fa) < 0) return throw_errno(env, errno, "FS_IOC_FSGETXATTR");
+  fa.fsx_xflags = (uint32_t)xflags;
+  fa.fsx_projid = (uint32_t)projid;
+  if (ioctl((int)fd, FS_IOC_FSSETXATTR, &fa) < 0) return throw_errno(env, errno, "FS_IOC_FSSETXATTR");
+  return NULL;
+}
+
+/* FS_IOC_FIEMAP over a whole file: [bytes in extents, bytes in extents shared with other files]. */
+static napi_value js_fiemap(napi_env env, napi_callback_info info) {
+  int64_t fd;
+  if (get_ints(env, info, 1, &fd, "fiemap(fd): a number expected")) return NULL;
+  enum { N = 256 };
+  static char mem[sizeof(struct fiemap) + N * sizeof(struct fiemap_extent)];
+  struct fiemap *fm = (struct fiemap *)mem;
+  uint64_t start = 0, total = 0, shared = 0;
+  for (;;) {
+    memset(mem, 0, sizeof mem);
+    fm->fm_start = start;
+    fm->fm_length = ~0ULL - start;
+    fm->fm_extent_count = N;
+    if (ioctl((int)fd, FS_IOC_FIEMAP, fm) < 0) return throw_errno(env, errno, "FS_IOC_FIEMAP");
+    if (fm->fm_mapped_extents == 0) break;
+    int last = 0;
+    for (unsigned i = 0; i < fm->fm_mapped_extents; i++) {
+      struct fiemap_extent *x = &fm->fm_extents[i];
+      if (!(x->fe_flags & (FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_UNWRITTEN))) {
+        total += x->fe_length;
+        if (x->fe_flags & FIEMAP_EXTENT_SHARED) shared += x->fe_length;
+      }
+      start = x->fe_logical + x->fe_length;
+      if (x->fe_flags & FIEMAP_EXTENT_LAST) last = 1;
+    }
+    if (last) break;
+  }
+  napi_value result, a, b;
+  CHECK(napi_create_array_with_length(env, 2, &result));
+  CHECK(napi_create_double(env, (double)total, &a));
+  CHECK(napi_create_double(env, (double)shared, &b));
+  CHECK(napi_set_element(env, result, 0, a));
+  CHECK(napi_set_element(env, result, 1, b));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"flock", NULL, js_flock, NULL, NULL, NULL, napi_default, NULL},
@@ -249,6 +694,15 @@ static napi_value init(napi_env env, napi_value exports) {
       {"prlimit", NULL, js_prlimit, NULL, NULL, NULL, napi_default, NULL},
       {"readFiles", NULL, js_read_files, NULL, NULL, NULL, napi_default, NULL},
       {"linkCounts", NULL, js_link_counts, NULL, NULL, NULL, napi_default, NULL},
+      {"walk", NULL, js_walk, NULL, NULL, NULL, napi_default, NULL},
+      {"dedupe", NULL, js_dedupe, NULL, NULL, NULL, napi_default, NULL},
+      {"syncfs", NULL, js_syncfs, NULL, NULL, NULL, napi_default, NULL},
+      {"mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL},
+      {"umount2", NULL, js_umount2, NULL, NULL, NULL, napi_default, NULL},
+      {"fiemap", NULL, js_fiemap, NULL, NULL, NULL, napi_default, NULL},
+      {"fsGetXattr", NULL, js_fsgetxattr, NULL, NULL, NULL, napi_default, NULL},
+      {"fsSetXattr", NULL, js_fssetxattr, NULL, NULL, NULL, napi_default, NULL},
+      {"setFsIds", NULL, js_setfsids, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

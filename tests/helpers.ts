@@ -93,8 +93,24 @@ export class TestRoot {
     return join(this.root, ...p);
   }
 
+  /** The directory that holds a guest's own files: its tree (dir), or its upper layer (overlay). */
   guestRoot(name: string): string {
-    return this.path('var/lib/jaula/guests', name, 'rootfs');
+    const upper = this.path('var/lib/jaula/guests', name, 'upper');
+    return fs.existsSync(upper) ? upper : this.path('var/lib/jaula/guests', name, 'rootfs');
+  }
+
+  /** Loop devices backed by files under this root: "/dev/loopN FILE". */
+  loops(): string[] {
+    const out: string[] = [];
+    for (const d of fs.readdirSync('/sys/block').filter((x) => x.startsWith('loop'))) {
+      try {
+        const f = fs.readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').trim();
+        if (f === this.root || f.startsWith(this.root + '/')) out.push(`/dev/${d} ${f}`);
+      } catch {
+        /* not set up */
+      }
+    }
+    return out;
   }
 
   state(name: string): Record<string, unknown> {
@@ -197,9 +213,13 @@ export class TestRoot {
 
   /** Everything a guest run may leave behind on the host. */
   leftovers(): string[] {
+    // A loop device goes a moment after its last unmount (quota images): give it that moment.
+    const deadline = Date.now() + 3000;
+    while (this.loops().length && Date.now() < deadline) spawnSync('sleep', ['0.05']);
     return [
       ...this.containers().map((c) => `container ${c}`),
       ...this.mounts().map((m) => `mount ${m}`),
+      ...this.loops().map((l) => `loop device ${l}`),
       ...this.cgroups().map((c) => `cgroup ${c}`),
       ...this.devices().map((d) => `device ${d}`),
       ...this.netns().map((n) => `netns ${n}`),
@@ -247,6 +267,40 @@ export class TestRoot {
     return d;
   }
 
+  private readonly cleanups: (() => void)[] = [];
+
+  /** Run `fn` at cleanup, after the guests are deleted and before leftovers are counted. */
+  onCleanup(fn: () => void): void {
+    this.cleanups.push(fn);
+  }
+
+  /**
+   * A fresh XFS (reflink=1) or btrfs filesystem in an image file under this root, mounted on
+   * `at` through a loop device; unmounted (the loop device freed) at cleanup.
+   */
+  loopFs(type: 'xfs' | 'btrfs', at: string, sizeMiB = 320): void {
+    const img = this.path(`${type}-${this.cleanups.length}.img`);
+    fs.writeFileSync(img, '');
+    fs.truncateSync(img, sizeMiB * 2 ** 20);
+    const mk =
+      type === 'xfs'
+        ? spawnSync('mkfs.xfs', ['-q', '-f', '-m', 'reflink=1', img], { encoding: 'utf8' })
+        : spawnSync('mkfs.btrfs', ['-q', '-f', img], { encoding: 'utf8' });
+    if (mk.status !== 0) throw new Error(`mkfs.${type} failed: ${mk.stderr}`);
+    fs.mkdirSync(at, { recursive: true });
+    const m = spawnSync('mount', ['-o', 'loop', img, at], { encoding: 'utf8' });
+    if (m.status !== 0) throw new Error(`mounting the ${type} image failed: ${m.stderr}`);
+    this.onCleanup(() => {
+      spawnSync('umount', [at]);
+      // The kernel frees an autoclear loop device a moment after the last unmount.
+      const deadline = Date.now() + 5000;
+      while (this.loops().some((l) => l.includes(img)) && Date.now() < deadline) spawnSync('sleep', ['0.05']);
+      for (const l of this.loops().filter((x) => x.includes(img)))
+        spawnSync('losetup', ['-d', l.split(' ')[0] as string]);
+      fs.rmSync(img, { force: true });
+    });
+  }
+
   /** Stop and delete every guest, check for leftovers, remove the root. */
   cleanup(): string[] {
     for (const d of this.daemons)
@@ -261,6 +315,13 @@ export class TestRoot {
     if (list.code === 0) {
       for (const g of JSON.parse(list.stdout) as { name: string }[])
         this.jaula(['delete', '--force', g.name]);
+    }
+    for (const fn of this.cleanups.splice(0).reverse()) {
+      try {
+        fn();
+      } catch {
+        /* the leftovers check reports what stays */
+      }
     }
     const left = this.leftovers();
     const nets = this.jaula(['network', 'list', '--format', 'json']);
@@ -279,6 +340,7 @@ export class TestRoot {
         c.split(':')[1] as string,
       ]);
     for (const m of this.mounts().sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
+    for (const l of this.loops()) spawnSync('losetup', ['-d', l.split(' ')[0] as string]);
     for (const c of this.cgroups()) spawnSync('rmdir', [c]);
     const parent = `jaula-${this.tag}`;
     for (const base of fs.readdirSync('/sys/fs/cgroup')) {

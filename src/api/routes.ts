@@ -65,6 +65,8 @@ export const SCHEMAS: Record<string, Schema> = {
     'marks?': strs,
     'depends?': strs,
     'storage?': str,
+    'quotaBytes?': int,
+    'quotaInodes?': int,
     'privileged?': bool,
     'profile?': str,
     'methodArgs?': strs,

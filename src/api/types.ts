@@ -79,6 +79,10 @@ export interface BuildRequest {
   marks?: string[];
   depends?: string[];
   storage?: string;
+  /** A quota on the guest's own files, bytes (a per-guest filesystem image). */
+  quotaBytes?: number;
+  /** A quota on the guest's own inodes. */
+  quotaInodes?: number;
   privileged?: boolean;
   profile?: string;
   /** The method's own arguments (`-t FILE` for template, `-d RELEASE` for debootstrap). */

@@ -165,17 +165,21 @@ export function detectInit(rootfs: string): InitKind {
  * template's symlinked /proc, /sys, /dev, /run or /tmp is replaced (runtimes resolve mount
  * targets inside the root anyway; this keeps the guest working and the intent plain).
  */
-export function sanitizeMountPoints(rootfs: string): string[] {
-  return GuestFs.with(rootfs, (g) => {
-    const fixed: string[] = [];
-    for (const d of ['/proc', '/sys', '/dev', '/run', '/tmp']) {
-      const st = g.lstat(d);
-      if (st && !st.isDirectory()) {
-        g.unlink(d);
-        fixed.push(d);
+export function sanitizeMountPoints(rootfs: string, shift?: number): string[] {
+  return GuestFs.with(
+    rootfs,
+    (g) => {
+      const fixed: string[] = [];
+      for (const d of ['/proc', '/sys', '/dev', '/run', '/tmp']) {
+        const st = g.lstat(d);
+        if (st && !st.isDirectory()) {
+          g.unlink(d);
+          fixed.push(d);
+        }
+        if (!st || !st.isDirectory()) g.mkdirp(d);
       }
-      if (!st || !st.isDirectory()) g.mkdirp(d);
-    }
-    return fixed;
-  });
+      return fixed;
+    },
+    { shift },
+  );
 }

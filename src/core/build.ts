@@ -15,7 +15,8 @@ import { isSameProcess, readProcStat } from '../os/proc.js';
 import type { InterfaceSpec } from '../network/ifspec.js';
 import type { ForwardSpec } from '../network/forward.js';
 import { assignInterfaces } from '../network/assign.js';
-import { storageDriver } from '../storage/index.js';
+import { defaultStorage, storageDriver, type StorageDriver } from '../storage/index.js';
+import { layout } from '../storage/layout.js';
 import { adaptTree } from './adapt.js';
 import {
   validateConfig,
@@ -29,8 +30,10 @@ import { guestLog } from './log.js';
 import { buildDebootstrap, parseDebootstrapArgs } from './methods/debootstrap.js';
 import { buildSkeleton } from './methods/skeleton.js';
 import { checkTemplateFile, extractTemplate } from './methods/template.js';
+import { newIdentity } from './identity.js';
 import { BUILDING_MARK, isBuilding, loadConfig, loadEveryConfig, saveConfig } from './store.js';
 import { Reverter } from './reverter.js';
+import { checkTemplateFor } from './templates.js';
 
 export const BUILD_METHODS = ['skeleton', 'template', 'debootstrap'] as const;
 export type BuildMethod = (typeof BUILD_METHODS)[number];
@@ -45,6 +48,9 @@ export interface BuildOptions {
   marks?: string[];
   depends?: string[];
   storage?: string;
+  /** Limits on the guest's own files (bytes, inodes). */
+  quotaBytes?: number;
+  quotaInodes?: number;
   /** The command of the "cmd" init style. */
   cmd?: string[];
   forwards?: ForwardSpec[];
@@ -60,13 +66,28 @@ function parseTemplateArgs(args: string[]): string {
   if (args[0] !== '-t' || args[1] === undefined || args.length !== 2)
     throw new JaulaError(
       'usage',
-      'The template method takes the archive after "--": jaula build NAME -m template -- -t FILE.tar.zst',
+      'The template method takes an archive or a stored template after "--": jaula build NAME -m template -- -t FILE.tar.zst (or -- -t NAME, see "jaula template list")',
     );
   return args[1];
 }
 
 /** Config dirs being made for a build (renamed to the guest's name once they hold the building mark). */
 const STAGING_PREFIX = '.staging-';
+
+/** "-t X" names a stored template when X is a template's name (not a path) and one is stored. */
+export function isStoredTemplate(x: string): boolean {
+  return (
+    !x.includes('/') && !/\.(tar|tgz|tzst|tar\.gz|tar\.zst)$/.test(x) && fs.existsSync(layout.templateMeta(x))
+  );
+}
+
+/** The storage driver for a build: the one asked for, or the default (overlay where it works). */
+export async function buildStorage(name: string | undefined): Promise<StorageDriver> {
+  const d = name ? await storageDriver(name) : await defaultStorage();
+  const why = d.unavailable();
+  if (why) throw new JaulaError('unsupported', `The storage driver "${d.info.name}" cannot be used: ${why}`);
+  return d;
+}
 
 /** Remove guests whose build was interrupted (their builder died): no half-made guest stays. */
 export async function removeStaleBuilds(): Promise<string[]> {
@@ -121,6 +142,43 @@ export function nextFreeContext(used: Map<number, string>): number {
 }
 
 /**
+ * Reserve a new guest's name and context (under the build lock) and store its config with a
+ * mark saying it is being made; `rev` removes it again if what follows fails. Addresses and
+ * MACs are assigned now and stored: they stay stable.
+ */
+export async function reserveGuest(cfg: GuestConfig, rev: Reverter, fixedContext: boolean): Promise<void> {
+  const { name } = cfg;
+  await withLock(paths().locks, 'build', 'Building guests', async () => {
+    await removeStaleBuilds();
+    if (fs.existsSync(paths().guestConf(name)) || fs.existsSync(paths().guestData(name)))
+      throw new JaulaError(
+        'exists',
+        `A guest named "${name}" already exists (see "jaula list"; choose another name or "jaula delete ${name}")`,
+      );
+    const used = usedContexts();
+    if (fixedContext) {
+      const owner = used.get(cfg.context);
+      if (owner)
+        throw new JaulaError(
+          'exists',
+          `The context ID ${cfg.context} is already used by guest "${owner}" (omit --context to get the next free one)`,
+        );
+    } else cfg.context = nextFreeContext(used);
+    const assigned = assignInterfaces(cfg, loadEveryConfig());
+    cfg.interfaces = assigned.interfaces;
+    // The config dir appears with its building mark in it (made aside, then renamed): a
+    // builder killed at any moment leaves nothing that the next removeStaleBuilds misses.
+    const aside = join(paths().guestsConf, `${STAGING_PREFIX}${name}.${tmpSuffix()}`);
+    mkdirp(aside);
+    const me = readProcStat(process.pid);
+    writeFileAtomic(join(aside, BUILDING_MARK), `${process.pid} ${me?.starttime ?? 0}\n`);
+    fs.renameSync(aside, paths().guestConf(name));
+    rev.add('remove the config dir', () => removeTree(paths().guestConf(name)));
+    saveConfig(cfg);
+  });
+}
+
+/**
  * Build a guest. The name and context are reserved first (under the build lock), the tree is
  * filled and adapted, and the guest appears in listings only when all is done; a failure or an
  * interruption removes everything the build made.
@@ -137,17 +195,28 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
   const progress = o.onProgress ?? (() => {});
   // Check the method's arguments before anything is made.
   let templateFile: string | undefined;
+  let stored: string | undefined;
   let dbs: ReturnType<typeof parseDebootstrapArgs> | undefined;
   if (method === 'template') {
-    templateFile = parseTemplateArgs(args);
-    checkTemplateFile(templateFile);
+    const t = parseTemplateArgs(args);
+    if (isStoredTemplate(t)) stored = t;
+    else {
+      templateFile = t;
+      checkTemplateFile(templateFile);
+    }
   } else if (method === 'debootstrap') dbs = parseDebootstrapArgs(args);
   else if (args.length)
     throw new JaulaError(
       'usage',
       `The skeleton method takes no arguments after "--" (got "${args.join(' ')}")`,
     );
-  const driver = await storageDriver(o.storage ?? 'dir');
+  const driver = await buildStorage(o.storage);
+  const quota = o.quotaBytes !== undefined || o.quotaInodes !== undefined;
+  if (quota && driver.info.quota === 'none')
+    throw new JaulaError(
+      'unsupported',
+      `The storage driver "${driver.info.name}" cannot limit a guest's space here: use --storage overlay or dir with --quota`,
+    );
 
   const cfg: GuestConfig = validateConfig({
     name,
@@ -161,56 +230,47 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
     privileged: o.privileged ?? false,
     profile: o.profile ?? 'default',
     stopTimeout: 30,
-    storage: { driver: driver.info.name },
+    storage: {
+      driver: driver.info.name,
+      ...(stored ? { template: stored } : {}),
+      ...(stored && driver.info.layers ? { layers: [stored] } : {}),
+      ...(o.quotaBytes !== undefined ? { quotaBytes: o.quotaBytes } : {}),
+      ...(o.quotaInodes !== undefined ? { quotaInodes: o.quotaInodes } : {}),
+    },
     interfaces: o.interfaces ?? [],
     forwards: o.forwards ?? [],
     build: { method, args, created: new Date().toISOString() },
   });
 
+  if (stored) checkTemplateFor(cfg, stored);
   const rev = new Reverter();
   try {
-    await withLock(paths().locks, 'build', 'Building guests', async () => {
-      await removeStaleBuilds();
-      if (fs.existsSync(paths().guestConf(name)) || fs.existsSync(paths().guestData(name)))
-        throw new JaulaError(
-          'exists',
-          `A guest named "${name}" already exists (see "jaula list"; choose another name or "jaula delete ${name}")`,
-        );
-      const used = usedContexts();
-      if (o.context !== undefined) {
-        const owner = used.get(o.context);
-        if (owner)
-          throw new JaulaError(
-            'exists',
-            `The context ID ${o.context} is already used by guest "${owner}" (omit --context to get the next free one)`,
-          );
-      } else cfg.context = nextFreeContext(used);
-      // Addresses and MACs are assigned now, under the build lock, and stored: they stay stable.
-      const assigned = assignInterfaces(cfg, loadEveryConfig());
-      cfg.interfaces = assigned.interfaces;
-      // The config dir appears with its building mark in it (made aside, then renamed): a
-      // builder killed at any moment leaves nothing that the next removeStaleBuilds misses.
-      const aside = join(paths().guestsConf, `${STAGING_PREFIX}${name}.${tmpSuffix()}`);
-      mkdirp(aside);
-      const me = readProcStat(process.pid);
-      writeFileAtomic(join(aside, BUILDING_MARK), `${process.pid} ${me?.starttime ?? 0}\n`);
-      fs.renameSync(aside, paths().guestConf(name));
-      rev.add('remove the config dir', () => removeTree(paths().guestConf(name)));
-      saveConfig(cfg);
-    });
+    await reserveGuest(cfg, rev, o.context !== undefined);
     rev.add('remove the guest data', () => driver.destroy(name));
-    const rootfs = driver.treePath(name);
-    mkdirp(rootfs);
-    progress(`Building guest "${name}" (context ${cfg.context}) with ${method}`);
-    if (method === 'skeleton') await buildSkeleton(rootfs);
+    rev.add('unmount the guest data', () => driver.unmount(cfg));
+    progress(
+      `Building guest "${name}" (context ${cfg.context}) with ${method} on ${driver.info.name} storage`,
+    );
+    await driver.create(cfg);
+    const tree = driver.treePath(name);
+    if (method === 'skeleton') await buildSkeleton(tree);
+    else if (stored)
+      progress(
+        driver.info.cheapClone
+          ? `Based on the stored template "${stored}" (no file data copied)`
+          : `Copied the stored template "${stored}"`,
+      );
     else if (method === 'template') {
-      const s = await extractTemplate(templateFile as string, rootfs, o.signal, {
+      const s = await extractTemplate(templateFile as string, tree, o.signal, progress, {
         allowDevices: cfg.privileged,
       });
       progress(`Unpacked ${s.entries} files (${(s.bytes / 2 ** 20).toFixed(1)} MiB) from ${templateFile}`);
-    } else if (dbs) await buildDebootstrap(rootfs, dbs, progress, o.signal);
+    } else if (dbs) await buildDebootstrap(tree, dbs, progress, o.signal);
     o.signal?.throwIfAborted();
+    const rootfs = (await driver.mount(cfg)).hostView;
     const changes = adaptTree(rootfs, { hostname });
+    if (method === 'template') changes.push(...(await newIdentity(rootfs, hostname)));
+    await driver.unmount(cfg);
     for (const c of changes) guestLog(name, `build: ${c}`);
     progress(`Adapted the tree to run as a guest (${changes.length} changes)`);
     writeFileAtomic(join(paths().guestConf(name), 'fstab'), DEFAULT_FSTAB);
@@ -220,13 +280,6 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
     rev.success();
     return loadConfig(name);
   } catch (e) {
-    const failed = await rev.revert();
-    if (failed.length)
-      throw new JaulaError(
-        'runtime',
-        `${(e as Error).message}; and cleaning up failed: ${failed.join('; ')}`,
-        { cause: e },
-      );
-    throw e;
+    return rev.fail(e);
   }
 }

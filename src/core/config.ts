@@ -21,7 +21,13 @@ export type RuntimeChoice = (typeof RUNTIME_CHOICES)[number];
 
 export interface StorageConfig {
   driver: string;
+  /** The stored template the guest was built from (or cloned from a guest built from). */
   template?: string;
+  /** Read-only layers (stored templates) under the guest's own changes, bottom first. */
+  layers?: string[];
+  /** Limits on the guest's own files (see docs/adr/0003-storage-and-unification.md). */
+  quotaBytes?: number;
+  quotaInodes?: number;
 }
 
 export interface BuildInfo {
@@ -105,6 +111,19 @@ export function validateConfig(c: GuestConfig): GuestConfig {
       throw new JaulaError('invalid', `Guest "${c.name}": unknown interface mode "${i.mode}"`);
   }
   for (const f of c.forwards) parseForward(formatForward(f));
+  for (const l of c.storage.layers ?? []) validateName(l, 'layer');
+  if (c.storage.template !== undefined) validateName(c.storage.template, 'template');
+  for (const [k, v] of [
+    ['quota_bytes', c.storage.quotaBytes],
+    ['quota_inodes', c.storage.quotaInodes],
+  ] as const)
+    if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0))
+      throw new JaulaError('invalid', `Guest "${c.name}": ${k} must be a whole number above 0`);
+  if (c.storage.quotaInodes !== undefined && c.storage.quotaBytes === undefined)
+    throw new JaulaError(
+      'invalid',
+      `Guest "${c.name}": an inode limit needs a space limit too (give --quota SIZE with --quota-inodes N)`,
+    );
   if (!Number.isFinite(c.stopTimeout) || c.stopTimeout < 0)
     throw new JaulaError('invalid', `stop_timeout must be a number of seconds >= 0`);
   if (c.limits) validateLimits(c.limits);
@@ -240,6 +259,12 @@ export function parseConfig(text: string, file: string): GuestConfig {
   if (stopSignal !== undefined) c.stopSignal = stopSignal;
   const template = take<string>(storageT, 'template', 'string', where);
   if (template !== undefined) c.storage.template = template;
+  const layers = strings(take(storageT, 'layers', 'array', where), 'layers', where);
+  if (layers.length) c.storage.layers = layers;
+  const qb = take<number>(storageT, 'quota_bytes', 'number', where);
+  const qi = take<number>(storageT, 'quota_inodes', 'number', where);
+  if (qb !== undefined) c.storage.quotaBytes = qb;
+  if (qi !== undefined) c.storage.quotaInodes = qi;
   const limitsT = take<Toml>(t, 'limits', 'table', where);
   if (limitsT) c.limits = limitsFromToml(limitsT, `${where}, [limits]`);
   noneLeft(storageT, `${where}, [storage]`);
@@ -263,7 +288,12 @@ export function serializeConfig(c: GuestConfig): string {
   t['profile'] = c.profile;
   t['stop_timeout'] = c.stopTimeout;
   if (c.stopSignal) t['stop_signal'] = c.stopSignal;
-  t['storage'] = { ...c.storage };
+  const st: Toml = { driver: c.storage.driver };
+  if (c.storage.template !== undefined) st['template'] = c.storage.template;
+  if (c.storage.layers?.length) st['layers'] = c.storage.layers;
+  if (c.storage.quotaBytes !== undefined) st['quota_bytes'] = c.storage.quotaBytes;
+  if (c.storage.quotaInodes !== undefined) st['quota_inodes'] = c.storage.quotaInodes;
+  t['storage'] = st;
   t['build'] = { ...c.build };
   if (c.interfaces.length)
     t['interface'] = c.interfaces.map((i) => {

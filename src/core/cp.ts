@@ -9,6 +9,7 @@ import { JaulaError, errnoOf } from '../common/errors.js';
 import { GuestFs } from '../os/guestfs.js';
 import { O_NOFOLLOW } from '../os/native.js';
 import { storageDriver } from '../storage/index.js';
+import { withGuestLock } from './locks.js';
 import { initAlive, readState } from './state.js';
 import { loadConfig } from './store.js';
 
@@ -29,12 +30,28 @@ export function parseCpArg(arg: string): GuestPath | undefined {
   return { guest: m[1] as string, path: m[2] || '/' };
 }
 
-/** The guest's tree as the host may read and write it (its own files, plain owners). */
-export async function guestTree(name: string): Promise<string> {
-  const cfg = loadConfig(name);
-  const st = readState(name);
-  if (initAlive(st) && st.hostView) return st.hostView;
-  return (await storageDriver(cfg.storage.driver)).treePath(name);
+/**
+ * Run `fn` on the guest's tree as the host may read and write it: a running guest's host view,
+ * or a stopped guest's root, assembled (and its lock held) for the while.
+ */
+async function withGuestFs<T>(name: string, fn: (g: GuestFs) => T): Promise<T> {
+  const view = (): { hostView: string; shift: number | undefined } | undefined => {
+    const st = readState(name);
+    return initAlive(st) && st.hostView ? { hostView: st.hostView, shift: st.hostShift } : undefined;
+  };
+  const v = view();
+  if (v) return GuestFs.with(v.hostView, fn, { shift: v.shift });
+  return withGuestLock(name, async () => {
+    const cfg = loadConfig(name);
+    const again = view();
+    if (again) return GuestFs.with(again.hostView, fn, { shift: again.shift });
+    const driver = await storageDriver(cfg.storage.driver);
+    try {
+      return GuestFs.with((await driver.mount(cfg)).hostView, fn);
+    } finally {
+      await driver.unmount(cfg);
+    }
+  });
 }
 
 const CHUNK = 1 << 20;
@@ -122,9 +139,8 @@ export async function copy(
     );
   const count = { files: 0 };
   if (d) {
-    const tree = await guestTree(d.guest);
     if (!fs.existsSync(srcArg)) throw new JaulaError('not_found', `There is no "${srcArg}" on the host`);
-    GuestFs.with(tree, (g) => {
+    await withGuestFs(d.guest, (g) => {
       const into = g.stat(d.path)?.isDirectory()
         ? `${d.path.replace(/\/+$/, '')}/${basename(srcArg)}`
         : d.path;
@@ -133,8 +149,7 @@ export async function copy(
     return { files: count.files, direction: 'in' };
   }
   const gs = s as GuestPath;
-  const tree = await guestTree(gs.guest);
-  GuestFs.with(tree, (g) => {
+  await withGuestFs(gs.guest, (g) => {
     let into = dstArg;
     try {
       if (fs.statSync(dstArg).isDirectory()) into = join(dstArg, basename(gs.path) || 'root');

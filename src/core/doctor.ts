@@ -264,6 +264,14 @@ export async function securityReport(): Promise<Check[]> {
       ? `${privileged.map((c) => c.name).join(', ')}: their root is the host's root (built with --privileged)`
       : 'none: every guest runs in a user namespace of its own',
   );
+  const unlimited = loadAllConfigs().filter((c) => c.storage.quotaBytes === undefined);
+  add(
+    'disk limits',
+    unlimited.length ? 'warn' : 'ok',
+    unlimited.length
+      ? `${unlimited.map((c) => c.name).join(', ')}: no --quota, can fill the filesystem of ${p().lib} (there is no default limit: docs/adr/0003-storage-and-unification.md; set one with "jaula set NAME --quota SIZE")`
+      : 'every guest has a disk quota',
+  );
   const fullos = loadAllConfigs().filter((c) => c.profile === 'full-os');
   if (fullos.length)
     add(

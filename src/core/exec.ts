@@ -11,16 +11,17 @@ import { runtimeDelete, selectRuntime } from '../runtime/oci.js';
 import { storageDriver } from '../storage/index.js';
 import { guestIdRange } from '../runtime/idmap.js';
 import { testWeakeningRequested } from '../runtime/testweaken.js';
-import { createUserns, removeUserns } from '../runtime/userns.js';
+import { removeUserns } from '../runtime/userns.js';
 import { guestLog } from './log.js';
 import { limitSpecInput } from './limits.js';
+import { Reverter } from './reverter.js';
 import { trace } from '../os/trace.js';
 import { withGuestLock } from './locks.js';
-import { settleLocked } from './lifecycle.js';
+import { guestNamespaces, settleLocked } from './lifecycle.js';
 import { requireRunning } from './running.js';
 import { initAlive, readState, writeState, type GuestState } from './state.js';
-import { loadConfig, loadEveryConfig, loadFstab } from './store.js';
-import { networkDown, networkUp } from '../network/apply.js';
+import { loadConfig, loadFstab } from './store.js';
+import { networkDown } from '../network/apply.js';
 import { run } from '../os/spawn.js';
 
 export interface ExecOptions {
@@ -118,11 +119,11 @@ export async function execCapture(
 
 /** The login shell `enter` runs: bash if the guest has it, else sh. */
 export async function loginShell(name: string): Promise<string[]> {
-  const { cfg } = requireRunning(name);
+  const { cfg, st } = requireRunning(name);
   const storage = await storageDriver(cfg.storage.driver);
   const { GuestFs } = await import('../os/guestfs.js');
   const shell = GuestFs.with(
-    storage.treePath(name),
+    st.hostView ?? storage.treePath(name),
     (g) => ['/bin/bash', '/bin/sh'].find((s) => g.stat(s)?.isFile()) ?? '/bin/sh',
   );
   return [shell, '-l'];
@@ -172,38 +173,44 @@ export async function runOnce(
     for (const f of ['init.pid', 'exit']) removeTree(join(runDir, f));
     const storage = await storageDriver(cfg.storage.driver);
     const idmap = guestIdRange(cfg);
-    const { root: rootfs, hostView } = await storage.mount(cfg, idmap ? { idmap } : {});
-    const userns = idmap ? await createUserns(name, idmap) : undefined;
-    const netns = await networkUp(cfg, loadEveryConfig(), hostView, userns ? { userns } : {});
-    const spec = buildSpec({
-      cfg,
-      rootfs,
-      cgroupsPath: rt.cgroupsPath(name),
-      initBin,
-      fstab: loadFstab(name),
-      nofileHard: nofileHardLimit(),
-      hostMemory: totalmem(),
-      netns,
-      ...(idmap ? { idmap } : {}),
-      ...(userns ? { userns } : {}),
-      args: [GUEST_INIT_PATH, '--', ...cmd],
-      terminal: false,
-      ...limitSpecInput(cfg),
-    });
-    writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600, { durable: false });
-    const me = readProcStat(process.pid);
-    const st: GuestState = {
-      status: 'starting',
-      instance,
-      runtime: rt.name,
-      bootId: bootId(),
-      shimPid: process.pid,
-      startedAt: new Date().toISOString(),
-    };
-    if (me) st.shimStart = me.starttime;
-    writeState(name, st);
-    trace('run: bundle and state written');
-    return { cfg, rt, storage, st };
+    const mounted = await storage.mount(cfg, idmap ? { idmap } : {});
+    // A failure before the run leaves nothing behind (no mount, loop device or namespace).
+    const rev = new Reverter();
+    rev.add('unmount the root', () => storage.unmount(cfg));
+    try {
+      const ns = await guestNamespaces(cfg, mounted, idmap, rev);
+      const spec = buildSpec({
+        cfg,
+        rootfs: mounted.root,
+        cgroupsPath: rt.cgroupsPath(name),
+        initBin,
+        fstab: loadFstab(name),
+        nofileHard: nofileHardLimit(),
+        hostMemory: totalmem(),
+        ...ns,
+        ...(idmap ? { idmap } : {}),
+        args: [GUEST_INIT_PATH, '--', ...cmd],
+        terminal: false,
+        ...limitSpecInput(cfg),
+      });
+      writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600, { durable: false });
+      const me = readProcStat(process.pid);
+      const st: GuestState = {
+        status: 'starting',
+        instance,
+        runtime: rt.name,
+        bootId: bootId(),
+        shimPid: process.pid,
+        startedAt: new Date().toISOString(),
+      };
+      if (me) st.shimStart = me.starttime;
+      writeState(name, st);
+      trace('run: bundle and state written');
+      rev.success();
+      return { cfg, rt, storage, st };
+    } catch (e) {
+      return rev.fail(e);
+    }
   });
   const { cfg, rt, storage, st } = prepared;
   const pidFile = join(runDir, 'init.pid');

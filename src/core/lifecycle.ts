@@ -12,7 +12,8 @@ import { run } from '../os/spawn.js';
 import { buildSpec } from '../runtime/spec.js';
 import { runtimeDelete, selectRuntime, type Runtime } from '../runtime/oci.js';
 import { storageDriver } from '../storage/index.js';
-import { guestIdRange } from '../runtime/idmap.js';
+import { guestIdRange, type IdRange } from '../runtime/idmap.js';
+import type { MountedRoot } from '../storage/driver.js';
 import { createUserns, removeUserns } from '../runtime/userns.js';
 import { sanitizeMountPoints } from './adapt.js';
 import { detectInit } from './adapt.js';
@@ -94,6 +95,26 @@ export async function startGuest(name: string, opts: StartOptions = {}): Promise
   return withGuestLock(name, () => startLocked(loadConfig(name), opts));
 }
 
+/**
+ * The guest's user namespace (unprivileged guests) and its network, made for a start or a
+ * one-shot run; their removal is registered on `rev`. Returns what buildSpec needs of them.
+ */
+export async function guestNamespaces(
+  cfg: GuestConfig,
+  root: MountedRoot,
+  idmap: IdRange | undefined,
+  rev: Reverter,
+): Promise<{ netns: string; userns?: string }> {
+  const userns = idmap ? await createUserns(cfg.name, idmap) : undefined;
+  if (userns) rev.add('remove the user namespace', () => removeUserns(cfg.name));
+  rev.add('remove the network', () => networkDown(cfg));
+  const netns = await networkUp(cfg, loadEveryConfig(), root.hostView, {
+    ...(userns ? { userns } : {}),
+    shift: root.hostShift,
+  });
+  return { netns, ...(userns ? { userns } : {}) };
+}
+
 async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestState> {
   const { name } = cfg;
   trace('start: locked');
@@ -123,9 +144,10 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     const rootfs0 = storage.treePath(name);
     await runHostHook(cfg, 'pre-start', rootfs0);
     const idmap = guestIdRange(cfg);
-    const { root: rootfs, hostView } = await storage.mount(cfg, idmap ? { idmap } : {});
+    const mounted = await storage.mount(cfg, idmap ? { idmap } : {});
+    const { root: rootfs, hostView, hostShift } = mounted;
     rev.add('unmount the root', () => storage.unmount(cfg));
-    sanitizeMountPoints(hostView);
+    sanitizeMountPoints(hostView, hostShift);
     const signal = haltSignal(cfg, hostView);
     const fstab = loadFstab(name);
     for (const e of fstab) {
@@ -137,10 +159,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
           );
       }
     }
-    const userns = idmap ? await createUserns(name, idmap) : undefined;
-    if (userns) rev.add('remove the user namespace', () => removeUserns(name));
-    rev.add('remove the network', () => networkDown(cfg));
-    const netns = await networkUp(cfg, loadEveryConfig(), hostView, userns ? { userns } : {});
+    const ns = await guestNamespaces(cfg, mounted, idmap, rev);
     const limits = limitSpecInput(cfg);
     lxcfs = await acquireLxcfs();
     if (lxcfs.note) guestLog(name, lxcfs.note);
@@ -152,9 +171,8 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
       fstab,
       nofileHard: nofileHardLimit(),
       hostMemory: totalmem(),
-      netns,
+      ...ns,
       ...(idmap ? { idmap } : {}),
-      ...(userns ? { userns } : {}),
       ...limits,
       ...(lxcfs.dir === undefined ? {} : { lxcfs: lxcfs.dir }),
       sysinfoListener: join(runDir, 'seccomp.sock'),
@@ -179,6 +197,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
       shimPid: shim.shimPid,
       haltSignal: signal,
       hostView,
+      ...(hostShift !== undefined ? { hostShift } : {}),
       cgroupsPath: spec.linux.cgroupsPath,
     };
     if (pidStart !== undefined) st.pidStart = pidStart;

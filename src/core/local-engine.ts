@@ -91,6 +91,8 @@ export class LocalEngine implements Engine {
     if (r.context !== undefined) o.context = r.context;
     if (r.initstyle !== undefined) o.initstyle = r.initstyle;
     if (r.storage !== undefined) o.storage = r.storage;
+    if (r.quotaBytes !== undefined) o.quotaBytes = r.quotaBytes;
+    if (r.quotaInodes !== undefined) o.quotaInodes = r.quotaInodes;
     if (r.privileged) o.privileged = true;
     if (r.profile !== undefined) o.profile = validateProfile(r.profile);
     if (r.cmd !== undefined) o.cmd = r.cmd;

@@ -89,6 +89,11 @@ async function startDaemon(bin: string, dir: string): Promise<void> {
   child.on('exit', (code, sig) => (ended = sig ?? String(code)));
   child.on('error', (e) => (ended = e.message));
   child.unref();
+  // Recorded at once: if this process dies while lxcfs mounts, the next stopLxcfsIfIdle (a
+  // guest's stop, or jaulad's reconcile) still knows whose daemon it is.
+  const st = child.pid ? readProcStat(child.pid) : undefined;
+  if (child.pid && st)
+    writeFileAtomic(ownerFile(), `${child.pid} ${st.starttime}\n`, 0o600, { durable: false });
   const deadline = Date.now() + 10_000;
   while (mountState(dir) !== 'ok') {
     const fail = (why: string): JaulaError =>
@@ -103,9 +108,6 @@ async function startDaemon(bin: string, dir: string): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 10));
   }
-  const st = child.pid ? readProcStat(child.pid) : undefined;
-  if (child.pid && st)
-    writeFileAtomic(ownerFile(), `${child.pid} ${st.starttime}\n`, 0o600, { durable: false });
 }
 
 function anyGuestActive(): boolean {

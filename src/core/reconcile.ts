@@ -238,6 +238,9 @@ export async function reconcileFinish(
       report.problems.push(`autostart: ${messageOf(e)}`);
     }
   }
+  // Stops completed here may have ended the instance's last guest.
+  const lx = await stopLxcfsIfIdle();
+  if (lx) report.problems.push(lx);
   report.at = new Date().toISOString();
   return report;
 }

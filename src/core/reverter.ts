@@ -1,3 +1,5 @@
+import { JaulaError, messageOf } from '../common/errors.js';
+
 /**
  * Every multi-step host change registers its undo as soon as the change is made; on failure the
  * undos run newest first, so a failed operation leaves nothing behind (Incus's shared/revert).
@@ -12,6 +14,16 @@ export class Reverter {
   /** The operation succeeded: keep what it made. */
   success(): void {
     this.steps = [];
+  }
+
+  /** The operation failed with `e`: undo everything, and throw `e` (with what could not be undone). */
+  async fail(e: unknown): Promise<never> {
+    const failed = await this.revert();
+    if (failed.length)
+      throw new JaulaError('runtime', `${messageOf(e)}; and cleaning up failed: ${failed.join('; ')}`, {
+        cause: e,
+      });
+    throw e;
   }
 
   /** Undo everything registered; returns the undo steps that failed. */

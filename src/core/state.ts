@@ -37,6 +37,8 @@ export interface GuestState {
   cgroupsPath?: string;
   /** The guest's tree as the host writes it while it runs (for GuestFs users such as cp). */
   hostView?: string;
+  /** hostView shows on-disk IDs shifted by this (GuestFs shift). */
+  hostShift?: number;
   haltSignal?: number;
   stopRequested?: boolean;
   restarts?: number;

@@ -117,7 +117,7 @@ export async function networkUp(
   g: GuestNetConfig,
   all: GuestNetConfig[],
   rootfs: string,
-  opts: { userns?: string } = {},
+  opts: { userns?: string; shift?: number | undefined } = {},
 ): Promise<string> {
   const plan = guestPlan(g, all);
   if (leftovers(g.name, plan)) await networkDown(g, plan); // of a crash
@@ -158,7 +158,7 @@ export async function networkUp(
       await runOk(['nft', '-f', '-'], { input: fw, what: "Adding the guest to jaula's firewall (nft)" });
     if (plan.forwards.length && readFileOr('/proc/sys/net/ipv4/ip_forward', '0').trim() !== '1')
       fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
-    writeGuestNetFiles(rootfs, g, plan);
+    writeGuestNetFiles(rootfs, g, plan, opts.shift);
     trace('net: up');
     return ns;
   } catch (e) {
@@ -205,24 +205,28 @@ export async function networkDown(g: GuestNetConfig, plan?: NetPlan): Promise<vo
 }
 
 /** /etc/resolv.conf and the guest's address in /etc/hosts, written through GuestFs. */
-function writeGuestNetFiles(rootfs: string, g: GuestNetConfig, plan: NetPlan): void {
-  GuestFs.with(rootfs, (gfs) => {
-    if (plan.dns.length)
-      gfs.writeFile(
-        '/etc/resolv.conf',
-        `# written by jaula at start\n${plan.dns.map((d) => `nameserver ${d}`).join('\n')}\n`,
+function writeGuestNetFiles(rootfs: string, g: GuestNetConfig, plan: NetPlan, shift?: number): void {
+  GuestFs.with(
+    rootfs,
+    (gfs) => {
+      if (plan.dns.length)
+        gfs.writeFile(
+          '/etc/resolv.conf',
+          `# written by jaula at start\n${plan.dns.map((d) => `nameserver ${d}`).join('\n')}\n`,
+        );
+      const hostname = (gfs.readText('/etc/hostname') ?? g.name).trim() || g.name;
+      const hosts = (gfs.readText('/etc/hosts') ?? '')
+        .split('\n')
+        .filter((l) => l.trim() && !l.endsWith('# jaula'));
+      const mine = plan.interfaces.flatMap((i) =>
+        [i.address, i.address6]
+          .filter((a): a is string => !!a)
+          .map((a) => `${a.split('/')[0]}\t${hostname}\t# jaula`),
       );
-    const hostname = (gfs.readText('/etc/hostname') ?? g.name).trim() || g.name;
-    const hosts = (gfs.readText('/etc/hosts') ?? '')
-      .split('\n')
-      .filter((l) => l.trim() && !l.endsWith('# jaula'));
-    const mine = plan.interfaces.flatMap((i) =>
-      [i.address, i.address6]
-        .filter((a): a is string => !!a)
-        .map((a) => `${a.split('/')[0]}\t${hostname}\t# jaula`),
-    );
-    gfs.writeFile('/etc/hosts', [...hosts, ...mine, ''].join('\n'));
-  });
+      gfs.writeFile('/etc/hosts', [...hosts, ...mine, ''].join('\n'));
+    },
+    { shift },
+  );
 }
 
 /** Remove this instance's firewall tables (when its last network goes). */

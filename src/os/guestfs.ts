@@ -1,7 +1,24 @@
 import * as fs from 'node:fs';
 import { JaulaError, errnoOf } from '../common/errors.js';
 import { tmpSuffix } from './fs.js';
-import { O_DIRECTORY, O_NOFOLLOW, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, native } from './native.js';
+import {
+  O_DIRECTORY,
+  O_NOFOLLOW,
+  O_PATH,
+  RESOLVE_IN_ROOT,
+  RESOLVE_NO_MAGICLINKS,
+  native,
+  withFsIds,
+} from './native.js';
+
+export interface GuestFsOptions {
+  /**
+   * The tree shows on-disk ID n as host ID shift + n (an unprivileged guest's overlay root):
+   * changes are made as host ID `shift` (the guest's root; other IDs cannot be created through
+   * it), and the IDs given to and returned by GuestFs stay on-disk IDs.
+   */
+  shift?: number | undefined;
+}
 
 /**
  * The one way host-side code touches files inside a guest's tree. Every lookup is done by
@@ -13,8 +30,13 @@ import { O_DIRECTORY, O_NOFOLLOW, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS
 export class GuestFs {
   private readonly rootFd: number;
   private closed = false;
+  private readonly shift: number | undefined;
 
-  constructor(readonly root: string) {
+  constructor(
+    readonly root: string,
+    opts: GuestFsOptions = {},
+  ) {
+    this.shift = opts.shift;
     try {
       this.rootFd = fs.openSync(root, O_PATH | O_DIRECTORY);
     } catch (e) {
@@ -26,8 +48,8 @@ export class GuestFs {
     }
   }
 
-  static with<T>(root: string, fn: (g: GuestFs) => T): T {
-    const g = new GuestFs(root);
+  static with<T>(root: string, fn: (g: GuestFs) => T, opts: GuestFsOptions = {}): T {
+    const g = new GuestFs(root, opts);
     try {
       return fn(g);
     } finally {
@@ -38,6 +60,21 @@ export class GuestFs {
   close(): void {
     if (!this.closed) fs.closeSync(this.rootFd);
     this.closed = true;
+  }
+
+  /** A change inside the guest, made as its root when the tree is shifted. */
+  private act<T>(fn: () => T): T {
+    return withFsIds(this.shift, fn);
+  }
+
+  /** On-disk IDs in a stat of a shifted tree. */
+  private unshift(st: fs.Stats): fs.Stats {
+    const s = this.shift;
+    if (s !== undefined) {
+      if (st.uid >= s && st.uid - s < 65536) st.uid -= s;
+      if (st.gid >= s && st.gid - s < 65536) st.gid -= s;
+    }
+    return st;
   }
 
   /** Split a guest path into clean components ("/etc/../etc/x" -> ["etc", "x"]). */
@@ -115,21 +152,24 @@ export class GuestFs {
     try {
       const dir = `/proc/self/fd/${dfd}`;
       const tmp = `.jaula-${tmpSuffix()}`;
-      const fd = fs.openSync(
-        `${dir}/${tmp}`,
-        fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW,
-        opts.mode ?? 0o644,
-      );
-      try {
-        fill(fd);
-        fs.fchmodSync(fd, opts.mode ?? 0o644);
-        if (opts.uid !== undefined) fs.fchownSync(fd, opts.uid, opts.gid ?? opts.uid);
-        fs.closeSync(fd);
-        fs.renameSync(`${dir}/${tmp}`, `${dir}/${base}`);
-      } catch (e) {
-        fs.rmSync(`${dir}/${tmp}`, { force: true });
-        throw e;
-      }
+      this.act(() => {
+        const fd = fs.openSync(
+          `${dir}/${tmp}`,
+          fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW,
+          opts.mode ?? 0o644,
+        );
+        try {
+          fill(fd);
+          fs.fchmodSync(fd, opts.mode ?? 0o644);
+          if (opts.uid !== undefined)
+            fs.fchownSync(fd, opts.uid + (this.shift ?? 0), (opts.gid ?? opts.uid) + (this.shift ?? 0));
+          fs.closeSync(fd);
+          fs.renameSync(`${dir}/${tmp}`, `${dir}/${base}`);
+        } catch (e) {
+          fs.rmSync(`${dir}/${tmp}`, { force: true });
+          throw e;
+        }
+      });
     } finally {
       fs.closeSync(dfd);
     }
@@ -148,7 +188,7 @@ export class GuestFs {
       }
       this.withParent(sub, false, (at) => {
         try {
-          fs.mkdirSync(at, mode);
+          this.act(() => fs.mkdirSync(at, mode));
         } catch (e) {
           if (errnoOf(e) !== 'EEXIST') throw e;
         }
@@ -160,13 +200,15 @@ export class GuestFs {
   symlink(path: string, target: string): void {
     this.withParent(path, true, (at) => {
       const tmp = `${at}.jaula-${tmpSuffix()}`;
-      fs.symlinkSync(target, tmp);
-      try {
-        fs.renameSync(tmp, at);
-      } catch (e) {
-        fs.rmSync(tmp, { force: true });
-        throw e;
-      }
+      this.act(() => {
+        fs.symlinkSync(target, tmp);
+        try {
+          fs.renameSync(tmp, at);
+        } catch (e) {
+          fs.rmSync(tmp, { force: true });
+          throw e;
+        }
+      });
     });
   }
 
@@ -180,9 +222,9 @@ export class GuestFs {
   }
 
   lstat(path: string): fs.Stats | undefined {
-    if (GuestFs.components(path).length === 0) return fs.fstatSync(this.rootFd);
+    if (GuestFs.components(path).length === 0) return this.unshift(fs.fstatSync(this.rootFd));
     try {
-      return this.withParent(path, false, (at) => fs.lstatSync(at));
+      return this.withParent(path, false, (at) => this.unshift(fs.lstatSync(at)));
     } catch (e) {
       if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') return undefined;
       throw e;
@@ -199,7 +241,7 @@ export class GuestFs {
       throw e;
     }
     try {
-      return fs.fstatSync(fd);
+      return this.unshift(fs.fstatSync(fd));
     } finally {
       fs.closeSync(fd);
     }
@@ -211,7 +253,7 @@ export class GuestFs {
 
   unlink(path: string): void {
     try {
-      this.withParent(path, false, (at) => fs.unlinkSync(at));
+      this.withParent(path, false, (at) => this.act(() => fs.unlinkSync(at)));
     } catch (e) {
       if (errnoOf(e) !== 'ENOENT' && errnoOf(e) !== 'ENOTDIR') throw e;
     }

@@ -9,8 +9,27 @@ export interface Native {
   prlimit(pid: number, resource: number, soft: number, hard: number): void;
   readFiles(paths: string[], buf: Buffer, out: Int32Array): number;
   linkCounts(paths: string[], out: Int32Array): void;
+  /** Every entry below a directory fd, as packed records (see os/walk.ts); never follows a symlink. */
+  walk(dirfd: number, flags: number): Buffer;
+  /** FIDEDUPERANGE of a whole file: bytes shared, or -1 when the contents differ. */
+  dedupe(srcFd: number, dstFd: number, length: number): number;
+  syncfs(fd: number): void;
+  mount(source: string | null, target: string, type: string | null, flags: number, data: string | null): void;
+  umount2(target: string, flags: number): void;
+  /** FS_IOC_FIEMAP: [bytes in the file's extents, bytes shared with other files]. */
+  fiemap(fd: number): [number, number];
+  /** FS_IOC_FSGETXATTR: [xflags, project ID]. */
+  fsGetXattr(fd: number): [number, number];
+  fsSetXattr(fd: number, xflags: number, projid: number): void;
+  /** setfsuid/setfsgid of the calling thread (capabilities kept): what it creates gets these owners. */
+  setFsIds(uid: number, gid: number): void;
 }
 
+export const WALK_XATTRS = 1;
+export const WALK_ONEFS = 2;
+export const MNT_DETACH = 2;
+export const MS_RDONLY = 1;
+export const FS_XFLAG_PROJINHERIT = 0x200;
 export const RLIMIT_NOFILE = 7;
 
 export const LOCK_SH = 1;
@@ -23,6 +42,9 @@ export const RESOLVE_NO_MAGICLINKS = 0x02;
 export const RESOLVE_NO_SYMLINKS = 0x04;
 export const RESOLVE_BENEATH = 0x08;
 export const RESOLVE_IN_ROOT = 0x10;
+/** Below a directory, never through a symlink, a magic link or a mount: how storage code opens a guest's files. */
+export const RESOLVE_STRICT_BENEATH =
+  RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
 
 export const O_PATH = 0o10000000;
 export const O_DIRECTORY = 0o200000;
@@ -44,4 +66,18 @@ export function native(): Native {
     }
   }
   return loaded;
+}
+
+/**
+ * Run `fn` (synchronous: it stays on this thread) with the file system IDs `id`: what it creates
+ * is owned by `id`, capabilities kept. Without `id`, just `fn`.
+ */
+export function withFsIds<T>(id: number | undefined, fn: () => T): T {
+  if (id === undefined) return fn();
+  native().setFsIds(id, id);
+  try {
+    return fn();
+  } finally {
+    native().setFsIds(0, 0);
+  }
 }

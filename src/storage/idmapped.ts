@@ -1,13 +1,21 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { errnoOf } from '../common/errors.js';
 import { mountsBelow } from '../os/mounts.js';
+import { MNT_DETACH, native } from '../os/native.js';
 import { helperBin, paths } from '../os/paths.js';
-import { run, runOk } from '../os/spawn.js';
+import { runOk } from '../os/spawn.js';
 import type { IdRange } from '../runtime/idmap.js';
+import type { MountedRoot, MountOptions } from './driver.js';
 
 /** Where a running guest's idmapped root is mounted. */
 export function idmappedRootPath(name: string): string {
   return join(paths().guestRun(name), 'root');
+}
+
+/** Where the idmapped views of an overlay guest's layers are mounted (private to jaula). */
+export function idmappedLayersPath(name: string): string {
+  return join(paths().guestRun(name), 'layers');
 }
 
 /**
@@ -23,19 +31,53 @@ export function makeTraversable(path: string): void {
   }
 }
 
+/** Bind `src` on `dst` idmapped: on-disk ID n is seen as host ID range.hostId + n. */
+export async function idmapMount(src: string, dst: string, range: IdRange, what: string): Promise<void> {
+  fs.mkdirSync(dst, { recursive: true, mode: 0o711 });
+  await runOk([helperBin, 'idmap-mount', src, dst, String(range.hostId), String(range.size)], { what });
+}
+
 /** Mount an idmapped view of `tree` for the runtime. */
 export async function mountIdmapped(name: string, tree: string, range: IdRange): Promise<string> {
   const at = idmappedRootPath(name);
   await unmountIdmapped(name);
   fs.mkdirSync(at, { recursive: true, mode: 0o711 });
   makeTraversable(at);
-  await runOk([helperBin, 'idmap-mount', tree, at, String(range.hostId), String(range.size)], {
-    what: `Mounting the idmapped root of guest "${name}"`,
-  });
+  await idmapMount(tree, at, range, `Mounting the idmapped root of guest "${name}"`);
   return at;
 }
 
+/** A plain tree's root: the tree itself, or (opts.idmap) an idmapped view of it for the runtime. */
+export async function mountTree(name: string, tree: string, opts: MountOptions): Promise<MountedRoot> {
+  return { root: opts.idmap ? await mountIdmapped(name, tree, opts.idmap) : tree, hostView: tree };
+}
+
+/** Run a driver's mount steps; when one fails, undo those done (no stray mount or loop device). */
+export async function mountOrUndo<T>(steps: () => Promise<T>, undo: () => Promise<void>): Promise<T> {
+  try {
+    return await steps();
+  } catch (e) {
+    await undo().catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Unmount `dir` and everything below it, deepest first; plainly when possible, so that a
+ * filesystem image below is released at once (its loop device freed), lazily when busy.
+ */
+export function unmountTree(dir: string): void {
+  for (const m of mountsBelow(dir)) {
+    try {
+      native().umount2(m, 0);
+    } catch (e) {
+      if (errnoOf(e) !== 'EINVAL' && errnoOf(e) !== 'ENOENT') native().umount2(m, MNT_DETACH);
+    }
+  }
+}
+
+/** Undo mountIdmapped() and the overlay driver's idmapped layers: the root first, then its layers. */
 export async function unmountIdmapped(name: string): Promise<void> {
-  const at = idmappedRootPath(name);
-  for (const m of mountsBelow(at)) await run(['umount', '-l', m]);
+  unmountTree(idmappedRootPath(name));
+  unmountTree(idmappedLayersPath(name));
 }

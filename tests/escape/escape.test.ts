@@ -133,9 +133,20 @@ describe('escape and abuse attempts from inside a guest', () => {
     ensureProbe();
     fs.writeFileSync(t.path('host-secret'), 'a host file no guest may open\n');
     const [maj, min] = majorMinor(fs.statSync(t.root, { bigint: true }).dev);
-    buildSkeleton(t, 'esc1', ['--context', '3101']);
-    buildSkeleton(t, 'escw', ['--context', '3102']);
-    buildSkeleton(t, 'esc2', ['--context', '3103', '--initstyle', 'cmd', '--cmd', '/bin/sleep 1000000']);
+    // Plain trees (--storage dir): the "shocker" attempt needs file handles on the guest's /,
+    // which an overlayfs root (the default storage) does not give at all.
+    buildSkeleton(t, 'esc1', ['--context', '3101', '--storage', 'dir']);
+    buildSkeleton(t, 'escw', ['--context', '3102', '--storage', 'dir']);
+    buildSkeleton(t, 'esc2', [
+      '--context',
+      '3103',
+      '--storage',
+      'dir',
+      '--initstyle',
+      'cmd',
+      '--cmd',
+      '/bin/sleep 1000000',
+    ]);
     for (const g of ['esc1', 'escw', 'esc2'])
       fs.appendFileSync(t.path('etc/jaula/guests', g, 'fstab'), `${PROBE_HOST} ${PROBE} none bind,ro 0 0\n`);
     for (const g of ['esc1', 'escw']) {

@@ -1,5 +1,7 @@
 import { JaulaError } from '../../common/errors.js';
 import type { BuildRequest } from '../../api/types.js';
+import { isStoredTemplate } from '../../core/build.js';
+import { parseSize } from '../../common/size.js';
 import { bool, list, num, onePositional, str } from '../args.js';
 import { err, out, type Command } from '../command.js';
 import { engine } from '../engine.js';
@@ -22,19 +24,22 @@ Options:
   --cmd "CMD ARGS"        the command of the cmd init style (split on spaces)
   --mark M                a mark for autostart and bulk operations, repeatable
   --depends G             a guest this one starts after, repeatable
-  --storage D             storage driver (default dir)
+  --storage D             overlay | dir | reflink (default: overlay where the kernel has it, else dir)
+  --quota SIZE            limit the guest's own files to SIZE (e.g. 2G): an ext4 image of that size
+  --quota-inodes N        and to about N files (ext4 rounds to a multiple of 16)
   --privileged            no user namespace: the guest's root is the host's root (opt-in;
                           list and doctor show it). Default: an unprivileged guest
   --profile P             default | full-os (lets a distribution's init mount file systems)
 
 Method arguments (after --):
-  template:     -t FILE.tar|.tar.gz|.tar.zst
+  template:     -t NAME (a stored template: see "jaula template list") or -t FILE.tar|.tar.gz|.tar.zst
   debootstrap:  -d RELEASE [-m MIRROR] [--variant minbase] [--include P1,P2] [--init sysvinit|systemd|none]
 
 Examples:
   jaula build vs01 -m skeleton --hostname vs01 --context 1001 --interface vs01=eth1:192.168.39.1/24
   jaula build web1 -m debootstrap --mark default -- -d bookworm
   jaula build web2 -m template -- -t /var/lib/jaula/bookworm.tar.zst
+  jaula build web3 -m template --quota 2G -- -t bookworm
   jaula build job1 -m skeleton --initstyle cmd --cmd "/bin/sleep 3600"`,
   specs: {
     method: { type: 'string', short: 'm' },
@@ -47,6 +52,8 @@ Examples:
     mark: { type: 'list' },
     depends: { type: 'list' },
     storage: { type: 'string' },
+    quota: { type: 'string' },
+    'quota-inodes': { type: 'number' },
     privileged: { type: 'bool' },
     profile: { type: 'string' },
     quiet: { type: 'bool', short: 'q' },
@@ -75,6 +82,10 @@ Examples:
     const context = num(p, 'context');
     const initstyle = str(p, 'initstyle');
     const storage = str(p, 'storage');
+    const quota = str(p, 'quota');
+    const qi = num(p, 'quota-inodes');
+    if (quota !== undefined) r.quotaBytes = parseSize(quota, 'quota');
+    if (qi !== undefined) r.quotaInodes = qi;
     const profile = str(p, 'profile');
     if (hostname !== undefined) r.hostname = hostname;
     if (context !== undefined) r.context = context;
@@ -83,14 +94,17 @@ Examples:
     if (bool(p, 'privileged')) r.privileged = true;
     if (profile !== undefined) r.profile = profile;
     if (cmd !== undefined) r.cmd = cmd.split(/\s+/).filter(Boolean);
-    // A template path is the host's: make it absolute for jaulad, whose working directory is not ours.
+    // A template file is the host's: make its path absolute for jaulad, whose working directory
+    // is not ours. A stored template's name stays a name.
+    const t = r.methodArgs?.[1];
     if (
       method === 'template' &&
       r.methodArgs?.[0] === '-t' &&
-      r.methodArgs[1] &&
-      !r.methodArgs[1].startsWith('/')
+      t &&
+      !t.startsWith('/') &&
+      !isStoredTemplate(t)
     )
-      r.methodArgs = ['-t', (await import('node:path')).resolve(r.methodArgs[1])];
+      r.methodArgs = ['-t', (await import('node:path')).resolve(t), ...r.methodArgs.slice(2)];
     const cfg = await (
       await engine()
     ).buildGuest(r, {
@@ -98,7 +112,7 @@ Examples:
       onProgress: bool(p, 'quiet') ? () => {} : (l) => err(`jaula: ${l}`),
     });
     out(
-      `Built guest "${cfg.name}" (context ${cfg.context}, hostname ${cfg.hostname}, init style ${cfg.initstyle}). Start it with: jaula start ${cfg.name}`,
+      `Built guest "${cfg.name}" (context ${cfg.context}, hostname ${cfg.hostname}, init style ${cfg.initstyle}, ${cfg.storage} storage). Start it with: jaula start ${cfg.name}`,
     );
     return 0;
   },

@@ -1,6 +1,8 @@
 import { JaulaError } from '../../common/errors.js';
 import type { ConfigureRequest } from '../../api/types.js';
 import { setLimits, showLimits } from '../../core/limits.js';
+import { setQuota } from '../../core/quota.js';
+import { formatSize, parseSize } from '../../common/size.js';
 import { bool, list, num, str } from '../args.js';
 import { formatOf, json, out, type Command } from '../command.js';
 import { engine } from '../engine.js';
@@ -51,6 +53,8 @@ Options:
   --depends G             the guests it starts after (repeatable, replaces); --no-depends: none
   --save                  keep limit changes in the config (applied at every start)
   --format table|json
+  --quota SIZE|none       limit the guest's own files (e.g. 4G), or no limit; the guest must be
+  --quota-inodes N        stopped (its files are copied into a new image unless it only grows)
 
 Examples:
   jaula set web1 cpu.weight=300 memory.max=512M --save
@@ -79,6 +83,8 @@ Examples:
     'stop-timeout': { type: 'number' },
     save: { type: 'bool' },
     format: { type: 'string' },
+    quota: { type: 'string' },
+    'quota-inodes': { type: 'number' },
   },
   async run(p) {
     const [name, ...assignments] = p.positionals;
@@ -113,8 +119,23 @@ Examples:
     if (list(p, 'depends').length) ch.depends = list(p, 'depends');
     if (bool(p, 'no-depends')) ch.depends = [];
     if (stopTimeout !== undefined) ch.stopTimeout = stopTimeout;
-    if (Object.keys(ch).length === 1 && assignments.length === 0) return showGuestLimits(name, p);
-    if (Object.keys(ch).length > 1) {
+    const quota = str(p, 'quota');
+    const qi = num(p, 'quota-inodes');
+    const changes = Object.keys(ch).length > 1;
+    if (!changes && assignments.length === 0 && quota === undefined && qi === undefined)
+      return showGuestLimits(name, p);
+    if (quota !== undefined || qi !== undefined) {
+      const q = await setQuota(name, {
+        ...(quota !== undefined ? { bytes: quota === 'none' ? null : parseSize(quota, 'quota') } : {}),
+        ...(qi !== undefined ? { inodes: qi } : {}),
+      });
+      out(
+        q.storage.quotaBytes
+          ? `Guest "${name}" may use ${formatSize(q.storage.quotaBytes)}${q.storage.quotaInodes ? ` and ${q.storage.quotaInodes} inodes` : ''} for its own files.`
+          : `Guest "${name}" has no quota.`,
+      );
+    }
+    if (changes) {
       const e = await engine();
       const cfg = await e.configureGuest(ch);
       out(

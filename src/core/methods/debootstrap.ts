@@ -102,7 +102,7 @@ export async function buildDebootstrap(
   const cache = debootstrapCacheFile(a, arch);
   if (fs.existsSync(cache)) {
     progress(`Using the cached ${a.suite} tree ${cache}`);
-    await extractTemplate(cache, rootfs, signal, { allowDevices: true }); // jaula made it
+    await extractTemplate(cache, rootfs, signal, undefined, { allowDevices: true }); // jaula made it
     return;
   }
   if (!which('debootstrap'))

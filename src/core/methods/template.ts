@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { JaulaError } from '../../common/errors.js';
+import { tarProgress } from '../../os/copy.js';
 import { runOk } from '../../os/spawn.js';
 import {
   DEFAULT_TAR_LIMITS,
@@ -32,16 +33,19 @@ export async function extractTemplate(
   file: string,
   target: string,
   signal?: AbortSignal,
+  progress?: (line: string) => void,
   opts: { allowDevices?: boolean } = {},
 ): Promise<{ entries: number; bytes: number }> {
   checkTemplateFile(file);
   // Device nodes only for privileged guests: an unprivileged one could not make them either.
   const stats = await scanTar(file, { ...DEFAULT_TAR_LIMITS, allowDevices: opts.allowDevices ?? false });
   const c = detectCompression(file);
-  await runOk(['tar', '-x', ...tarCompressionFlag(c), ...TAR_PRESERVE, '-f', file, '-C', target], {
+  const p = tarProgress(progress, 'unpacked', stats.bytes);
+  await runOk(['tar', '-x', ...tarCompressionFlag(c), ...TAR_PRESERVE, ...p.args, '-f', file, '-C', target], {
     what: `Unpacking "${file}"`,
     dieWithParent: true,
     ...(signal ? { signal } : {}),
+    ...(p.onStderr ? { onStderr: p.onStderr } : {}),
   });
   return stats;
 }

@@ -1,0 +1,45 @@
+import { cloneGuest } from '../../core/clone.js';
+import { JaulaError } from '../../common/errors.js';
+import { parseInterfaceSpec } from '../../network/ifspec.js';
+import { bool, list, num, str } from '../args.js';
+import { err, out, type Command } from '../command.js';
+
+export const clone: Command = {
+  summary: 'copy a stopped guest under a new identity (cheap on overlay and reflink storage)',
+  help: `Usage: jaula clone SRC DST [--hostname H] [--context N] [--interface SPEC]... [--no-interfaces]
+
+DST gets SRC's files (overlay: SRC's layers shared, only its own changes copied; reflink: cloned;
+dir: copied) and config, with a new identity: the next free context ID (or --context), hostname
+DST (or --hostname), new MAC addresses, new addresses from the same jaula networks' pools, a new
+/etc/machine-id and new SSH host keys. Port forwards are not copied. An interface with a static
+address outside a jaula network cannot be renewed: give DST its own with --interface.
+
+Examples:
+  jaula clone web1 web2
+  jaula clone web1 web3 --hostname www3.example.org --interface eth0=lan:192.168.39.13/24`,
+  specs: {
+    hostname: { type: 'string' },
+    context: { type: 'number' },
+    interface: { type: 'list' },
+    'no-interfaces': { type: 'bool' },
+    quiet: { type: 'bool', short: 'q' },
+  },
+  async run(p) {
+    const [src, dst, ...extra] = p.positionals;
+    if (!src || !dst || extra.length)
+      throw new JaulaError('usage', 'jaula clone SRC DST [options] (see "jaula clone --help")');
+    const o: Parameters<typeof cloneGuest>[2] = {};
+    const hostname = str(p, 'hostname');
+    const context = num(p, 'context');
+    if (hostname !== undefined) o.hostname = hostname;
+    if (context !== undefined) o.context = context;
+    if (list(p, 'interface').length) o.interfaces = list(p, 'interface').map(parseInterfaceSpec);
+    if (bool(p, 'no-interfaces')) o.interfaces = [];
+    if (!bool(p, 'quiet')) o.onProgress = (l) => err(`jaula: ${l}`);
+    const cfg = await cloneGuest(src, dst, o);
+    out(
+      `Cloned guest "${src}" to "${cfg.name}" (context ${cfg.context}, hostname ${cfg.hostname}). Start it with: jaula start ${cfg.name}`,
+    );
+    return 0;
+  },
+};

@@ -1,0 +1,46 @@
+import { formatSize } from '../../common/size.js';
+import { diskUsage } from '../../unify/du.js';
+import { formatOf, json, out, type Command } from '../command.js';
+import { table } from '../table.js';
+
+export const du: Command = {
+  summary: 'disk usage of guests: exclusive, shared, against their quota, and in total',
+  help: `Usage: jaula du [GUEST...] [--format table|json]
+
+  EXCLUSIVE  bytes (and INODES) only this guest holds: deleting it would free them
+  SHARED     bytes of files it sees that others hold too (its layers, unified files other
+             guests share, reflinked extents)
+  QUOTA      its own files' space and inodes against its limits ("jaula build --quota")
+
+The last line is what all guests, templates and shared objects really use on disk (each inode
+once), beside what the guests see in all. Hard links count once; blocks are allocated blocks.
+
+Examples:
+  jaula du
+  jaula du web1 web2 --format json`,
+  specs: { format: { type: 'string' } },
+  async run(p) {
+    const r = await diskUsage(p.positionals);
+    if (formatOf(p) === 'json') {
+      json(r);
+      return 0;
+    }
+    out(
+      table(
+        ['GUEST', 'DRIVER', 'EXCLUSIVE', 'INODES', 'SHARED', 'QUOTA'],
+        r.guests.map((g) => [
+          g.name,
+          g.driver,
+          formatSize(g.exclusiveBytes),
+          g.exclusiveInodes,
+          formatSize(g.sharedBytes),
+          g.quota
+            ? `${formatSize(g.quota.bytes)}/${formatSize(g.quota.bytesLimit)}, ${g.quota.inodes}/${g.quota.inodesLimit} inodes`
+            : undefined,
+        ]),
+      ),
+    );
+    out(`Total on disk ${formatSize(r.totalBytes)}; the guests see ${formatSize(r.seenBytes)} in all.`);
+    return 0;
+  },
+};

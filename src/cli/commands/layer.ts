@@ -1,0 +1,56 @@
+import { JaulaError } from '../../common/errors.js';
+import { appliesAtNextStart, changeLayers, listLayers } from '../../core/layers.js';
+import { formatOf, json, out, type Command } from '../command.js';
+import { table } from '../table.js';
+
+export const layer: Command = {
+  summary: "stack stored templates as read-only layers under a guest's own changes",
+  help: `Usage: jaula layer list GUEST [--format table|json]
+       jaula layer add GUEST TEMPLATE
+       jaula layer remove GUEST TEMPLATE
+
+An overlay guest's root is its own changes over hashify's unified layer over its layers (stored
+templates, "jaula template list"). "add" puts a template on top of the layers, "remove" takes
+one away; both apply at the guest's next start. Files the guest changed stay its own (copied up
+by overlayfs), files it deleted stay deleted (whiteouts). Make a layer from a guest's changes
+with "jaula template save GUEST NAME --changes".
+
+Examples:
+  jaula template save pkgbuilder tools --changes
+  jaula layer add web1 tools
+  jaula restart web1`,
+  specs: { format: { type: 'string' } },
+  async run(p) {
+    const [verb, guest, name, ...extra] = p.positionals;
+    if (!guest || extra.length || (verb !== 'list' && !name) || (verb === 'list' && name))
+      throw new JaulaError('usage', 'jaula layer list GUEST | add GUEST TEMPLATE | remove GUEST TEMPLATE');
+    switch (verb) {
+      case 'list': {
+        const rows = await listLayers(guest);
+        if (formatOf(p) === 'json') json(rows);
+        else
+          out(
+            table(
+              ['LAYER', 'PATH'],
+              rows.map((r) => [r.name, r.path]),
+            ),
+          );
+        return 0;
+      }
+      case 'add':
+      case 'remove': {
+        const cfg = await changeLayers(
+          guest,
+          verb === 'add' ? name : undefined,
+          verb === 'remove' ? name : undefined,
+        );
+        out(
+          `Guest "${guest}" has the layers ${(cfg.storage.layers ?? []).join(', ') || '(none)'} (bottom first).${appliesAtNextStart(guest) ? ` It is running: the change applies at its next start (jaula restart ${guest}).` : ''}`,
+        );
+        return 0;
+      }
+      default:
+        throw new JaulaError('usage', `Unknown "jaula layer ${verb}": use list, add or remove`);
+    }
+  },
+};

@@ -1,0 +1,103 @@
+import { JaulaError } from '../../common/errors.js';
+import { formatSize } from '../../common/size.js';
+import {
+  deleteTemplate,
+  exportTemplate,
+  importTemplate,
+  listTemplates,
+  saveTemplate,
+} from '../../core/templates.js';
+import { bool } from '../args.js';
+import { err, formatOf, json, out, type Command } from '../command.js';
+import { table } from '../table.js';
+
+const USAGE = `Usage: jaula template save GUEST NAME [--changes]
+       jaula template list [--format table|json]
+       jaula template import FILE [NAME]
+       jaula template export NAME FILE
+       jaula template delete NAME`;
+
+export const template: Command = {
+  summary: 'stored templates: save a guest, list, import, export, delete',
+  help: `${USAGE}
+
+A stored template is a read-only tree in $JAULA_ROOT/var/lib/jaula/templates/NAME. Guests on
+overlay storage stack it as a layer ("jaula build NAME -m template -- -t TEMPLATE" copies no
+file data); dir guests copy it, reflink guests clone it. Owners, modes, xattrs, hard links and
+device nodes are kept everywhere.
+
+  save GUEST NAME   the whole tree of a stopped guest; with --changes (overlay guests) only its
+                    own changes (whiteouts kept), to stack on other guests: "jaula layer add"
+  import FILE       a .tar, .tar.gz or .tar.zst archive, every member checked first (absolute
+                    paths, "..", writes through symlinks are refused and nothing is written)
+  export NAME FILE  to FILE; its name (.tar, .tar.gz, .tar.zst) chooses the format
+  delete NAME       refused while a guest stacks it as a layer
+
+Examples:
+  jaula template import /srv/bookworm.tar.zst bookworm
+  jaula build web1 -m template -- -t bookworm
+  jaula template save web1 web-base
+  jaula template export web-base /srv/web-base.tar.zst`,
+  specs: {
+    changes: { type: 'bool' },
+    format: { type: 'string' },
+    quiet: { type: 'bool', short: 'q' },
+  },
+  async run(p) {
+    const [verb, a, b, ...extra] = p.positionals;
+    const progress = bool(p, 'quiet') ? undefined : (l: string): void => err(`jaula: ${l}`);
+    const need = (ok: boolean): void => {
+      if (!ok || extra.length) throw new JaulaError('usage', `${USAGE}\n(see "jaula template --help")`);
+    };
+    switch (verb) {
+      case 'save': {
+        need(!!a && !!b);
+        const m = await saveTemplate(a as string, b as string, {
+          changesOnly: bool(p, 'changes'),
+          ...(progress ? { progress } : {}),
+        });
+        out(`Saved template "${m.name}" from guest "${a}" (${m.files} files, ${formatSize(m.bytes)}).`);
+        return 0;
+      }
+      case 'list':
+      case undefined: {
+        need(!a);
+        const ts = listTemplates();
+        if (formatOf(p) === 'json') json(ts);
+        else
+          out(
+            table(
+              ['NAME', 'SIZE', 'FILES', 'CREATED', 'SOURCE', 'USED BY'],
+              ts.map((t) => [
+                t.name,
+                formatSize(t.bytes),
+                t.files,
+                t.created.slice(0, 19).replace('T', ' '),
+                t.source,
+                t.usedBy.join(',') || undefined,
+              ]),
+            ),
+          );
+        return 0;
+      }
+      case 'import': {
+        need(!!a);
+        const m = await importTemplate(a as string, b, progress);
+        out(`Imported template "${m.name}" (${m.files} files, ${formatSize(m.bytes)}).`);
+        return 0;
+      }
+      case 'export':
+        need(!!a && !!b);
+        await exportTemplate(a as string, b as string, progress);
+        out(`Exported template "${a}" to ${b}.`);
+        return 0;
+      case 'delete':
+        need(!!a && !b);
+        await deleteTemplate(a as string);
+        out(`Deleted template "${a}".`);
+        return 0;
+      default:
+        throw new JaulaError('usage', `Unknown "jaula template ${verb}": ${USAGE}`);
+    }
+  },
+};

@@ -1,0 +1,107 @@
+import * as fs from 'node:fs';
+import { basename, join } from 'node:path';
+import { JaulaError } from '../common/errors.js';
+import { formatSize } from '../common/size.js';
+import { copyTree } from '../os/copy.js';
+import { removeTree } from '../os/fs.js';
+import { makeImage, mountImage, umountImage } from '../os/image.js';
+import { layout } from '../storage/layout.js';
+import { vol } from '../storage/vol.js';
+import type { GuestConfig } from './config.js';
+import { validateConfig } from './config.js';
+import { guestLog } from './log.js';
+import { withStoppedGuest } from './running.js';
+import { saveConfig } from './store.js';
+
+export interface QuotaChange {
+  /** New space limit; null removes the quota. */
+  bytes?: number | null;
+  inodes?: number;
+}
+
+/**
+ * Change a stopped guest's quota. Growing the space only grows its image in place; anything
+ * else (a first quota, another inode count, a smaller image, no quota) copies its own files
+ * into a new image (or out of it) and swaps it in when the copy is complete.
+ */
+export async function setQuota(
+  name: string,
+  ch: QuotaChange,
+  progress?: (l: string) => void,
+): Promise<GuestConfig> {
+  return withStoppedGuest(name, 'to change its quota, then start it again', async (cfg, d) => {
+    const next: GuestConfig = { ...cfg, storage: { ...cfg.storage } };
+    if (ch.bytes === null) {
+      delete next.storage.quotaBytes;
+      delete next.storage.quotaInodes;
+    } else {
+      if (ch.bytes !== undefined) next.storage.quotaBytes = ch.bytes;
+      if (ch.inodes !== undefined) next.storage.quotaInodes = ch.inodes;
+    }
+    validateConfig(next);
+    const want = next.storage.quotaBytes !== undefined;
+    if (want && d.info.quota === 'none')
+      throw new JaulaError(
+        'unsupported',
+        `Guest "${name}" uses ${d.info.name} storage, which cannot have a quota here`,
+      );
+    const had = vol.hasImage(name);
+    const sub = basename(d.treePath(name));
+    if (
+      had &&
+      want &&
+      next.storage.quotaInodes === cfg.storage.quotaInodes &&
+      (next.storage.quotaBytes as number) >= (cfg.storage.quotaBytes ?? Infinity)
+    ) {
+      await vol.grow(name, next.storage.quotaBytes as number);
+    } else if (had || want) {
+      await vol.attach(name);
+      const from = d.treePath(name);
+      try {
+        if (want) {
+          const img = `${layout.image(name)}.new`;
+          const mnt = `${layout.vol(name)}.new`;
+          removeTree(img);
+          await makeImage(img, next.storage.quotaBytes as number, next.storage.quotaInodes);
+          try {
+            await mountImage(img, mnt);
+            fs.mkdirSync(join(mnt, sub), { mode: 0o755 });
+            progress?.(
+              `Copying the guest's own files into a ${formatSize(next.storage.quotaBytes as number)} image`,
+            );
+            await copyTree(from, join(mnt, sub), { ...(progress ? { progress } : {}) });
+            const st = fs.lstatSync(from);
+            fs.chownSync(join(mnt, sub), st.uid, st.gid);
+            fs.chmodSync(join(mnt, sub), st.mode & 0o7777);
+          } finally {
+            umountImage(mnt);
+            removeTree(mnt);
+          }
+          vol.detach(name);
+          fs.renameSync(img, layout.image(name)); // from now on the guest's files are the new image's
+          if (!had) removeTree(from);
+        } else {
+          const to = join(layout.guestData(name), `${sub}.new`);
+          removeTree(to);
+          fs.mkdirSync(to, { mode: 0o755 });
+          await copyTree(from, to, { ...(progress ? { progress } : {}) });
+          vol.detach(name);
+          fs.renameSync(to, join(layout.guestData(name), sub));
+          fs.rmSync(layout.image(name));
+          removeTree(layout.vol(name));
+        }
+      } catch (e) {
+        vol.detach(name, true);
+        throw e;
+      }
+    }
+    saveConfig(next);
+    guestLog(
+      name,
+      want
+        ? `quota: ${next.storage.quotaBytes} bytes${next.storage.quotaInodes ? `, ${next.storage.quotaInodes} inodes` : ''}`
+        : 'quota removed',
+    );
+    return next;
+  });
+}

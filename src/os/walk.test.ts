@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { MNT_DETACH, native } from './native.js';
+import { isDir, isReg, isWhiteout, walkTree } from './walk.js';
+
+describe('walk: a whole tree by fd-relative calls, never following a symlink', () => {
+  const base = fs.mkdtempSync(join(tmpdir(), 'jaula-walk-'));
+  const root = join(base, 'root');
+  const outside = join(base, 'outside');
+  after(() => {
+    spawnSync('umount', ['-l', join(base, 'mnt')]);
+    fs.rmSync(base, { recursive: true, force: true });
+  });
+  fs.mkdirSync(join(root, 'etc/deep/er'), { recursive: true });
+  fs.mkdirSync(outside);
+  fs.writeFileSync(join(outside, 'secret'), 'host secret');
+  fs.writeFileSync(join(root, 'etc/file'), 'hello');
+  fs.linkSync(join(root, 'etc/file'), join(root, 'etc/hard'));
+  fs.symlinkSync(outside, join(root, 'link-out'));
+  fs.symlinkSync('../../..' + outside, join(root, 'etc/rel-out'));
+  spawnSync('setfattr', ['-n', 'user.jaula', '-v', 'kept', join(root, 'etc/file')]);
+  spawnSync('mknod', [join(root, 'etc/wh'), 'c', '0', '0']);
+
+  it('lists every entry with its lstat, and never enters a symlink', () => {
+    const es = walkTree(root, { xattrs: true });
+    const by = new Map(es.map((e) => [e.path, e]));
+    assert.deepEqual([...by.keys()].sort(), [
+      '',
+      'etc',
+      'etc/deep',
+      'etc/deep/er',
+      'etc/file',
+      'etc/hard',
+      'etc/rel-out',
+      'etc/wh',
+      'link-out',
+    ]);
+    assert.ok(!es.some((e) => e.path.includes('secret')), 'nothing from outside');
+    const f = by.get('etc/file');
+    assert.ok(f && isReg(f));
+    assert.equal(f.size, 5);
+    assert.equal(f.nlink, 2);
+    assert.equal(f.ino, by.get('etc/hard')?.ino);
+    assert.equal(f.ino, fs.statSync(join(root, 'etc/file')).ino);
+    assert.equal(f.mtimeSec, Math.floor(fs.statSync(join(root, 'etc/file')).mtimeMs / 1000));
+    assert.deepEqual(
+      f.xattrs?.map(([k, v]) => [k, v.toString()]),
+      [['user.jaula', 'kept']],
+    );
+    assert.ok(isDir(by.get('etc/deep') as never));
+    assert.ok(isWhiteout(by.get('etc/wh') as never), 'a char device 0/0 is a whiteout');
+    assert.ok(!isDir(by.get('link-out') as never));
+  });
+
+  it('walks nothing for a missing directory, and refuses a symlink as the root', () => {
+    assert.deepEqual(walkTree(join(base, 'absent')), []);
+    assert.throws(() => walkTree(join(root, 'link-out')), /Cannot read the tree/);
+  });
+
+  it('does not descend into another filesystem', () => {
+    const mnt = join(root, 'etc/deep/er');
+    native().mount('tmpfs', mnt, 'tmpfs', 0, 'size=1m');
+    try {
+      fs.writeFileSync(join(mnt, 'inside-mount'), 'x');
+      const paths = walkTree(root).map((e) => e.path);
+      assert.ok(paths.includes('etc/deep/er'));
+      assert.ok(!paths.includes('etc/deep/er/inside-mount'));
+      assert.ok(walkTree(root, { oneFs: false }).some((e) => e.path === 'etc/deep/er/inside-mount'));
+    } finally {
+      native().umount2(mnt, MNT_DETACH);
+    }
+  });
+
+  it('syncfs and FS_IOC_FSGETXATTR work on an fd', () => {
+    const fd = fs.openSync(root, 'r');
+    try {
+      native().syncfs(fd);
+      const [flags, projid] = native().fsGetXattr(fd);
+      assert.equal(typeof flags, 'number');
+      assert.equal(typeof projid, 'number');
+    } finally {
+      fs.closeSync(fd);
+    }
+    assert.throws(() => native().syncfs(-1), /EBADF|Bad file/);
+  });
+});
