@@ -73,7 +73,14 @@ describe('guest networking on a jaula bridge', () => {
     }
     assert.ok(gw, 'made a network');
     buildSkeleton(t, 'g1', ['--interface', 'eth0=tn:auto']);
-    buildSkeleton(t, 'g2', ['--interface', 'eth0=tn:auto', '--forward', `${gw}:18080:80`]);
+    buildSkeleton(t, 'g2', [
+      '--interface',
+      'eth0=tn:auto',
+      '--forward',
+      `${gw}:18080:80`,
+      '--forward',
+      `${gw}:15353:5353/udp`,
+    ]);
     buildSkeleton(t, 'g3', ['--interface', 'eth0=tn:auto,isolated']);
     for (const g of ['g1', 'g2', 'g3']) t.ok(['start', g]);
   });
@@ -101,8 +108,10 @@ describe('guest networking on a jaula bridge', () => {
     assert.equal(inNet('g2', `ping -c 1 -W 2 ${ipOf('g1')}`), 0);
     assert.equal(inNet('g1', `ping -c 1 -W 2 ${gw}`), 0);
     // nc's stdin stays open (sleep) so that it keeps reading the network until the sender ends.
-    t.sh('g2', '(sleep 10 | nc -l -p 7000 > /tmp/got 2>/dev/null &) ; sleep 0.2');
-    assert.equal(t.sh('g1', `echo over-tcp | nc -w 2 ${ipOf('g2')} 7000`).code, 0);
+    t.sh('g2', '(sleep 10 | nc -l -p 7000 > /tmp/got 2>/dev/null &)');
+    // Until the listener is up (a refused connection does not use it up).
+    const send = `for i in $(seq 50); do echo over-tcp | nc -w 2 ${ipOf('g2')} 7000 && exit 0; sleep 0.1; done; exit 1`;
+    assert.equal(t.sh('g1', send).code, 0);
     await t.until('g2 to receive', () => t.sh('g2', 'cat /tmp/got').stdout === 'over-tcp\n', 5000);
     // A listener on the host side of the bridge, in its own process (this test blocks in spawnSync).
     const listener = spawn(
@@ -168,6 +177,35 @@ describe('guest networking on a jaula bridge', () => {
     t.sh('g2', 'mkdir -p /www && echo hello-from-g2 > /www/index.html && httpd -p 80 -h /www');
     const r = spawnSync('curl', ['-s', '-m', '5', `http://${gw}:18080/index.html`], { encoding: 'utf8' });
     assert.equal(r.stdout, 'hello-from-g2\n', r.stderr);
+  });
+
+  it('forwards a host UDP port to a guest port', async () => {
+    // busybox has no UDP server: a host python3 listens inside g2's network namespace (the
+    // datagram still goes through the forward into g2's interface).
+    const srv = spawn(
+      'nsenter',
+      [
+        `--net=${netnsOf('g2')}`,
+        'python3',
+        '-c',
+        "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 5353)); print('up', flush=True); d, a=s.recvfrom(100); s.sendto(d.upper(), a)",
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      await new Promise((r) => srv.stdout?.once('data', r));
+      const r = spawnSync(
+        'python3',
+        [
+          '-c',
+          `import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5); s.sendto(b'udp-to-g2', ('${gw}', 15353)); print(s.recvfrom(100)[0].decode())`,
+        ],
+        { encoding: 'utf8', timeout: 15_000 },
+      );
+      assert.equal(r.stdout, 'UDP-TO-G2\n', r.stderr);
+    } finally {
+      srv.kill();
+    }
   });
 
   it('refuses conflicts with a clear message and changes nothing', () => {
