@@ -40,6 +40,10 @@
  *       (the guest's foreground job gets SIGWINCH), and exits with the runtime's status. The
  *       guest's programs hold only the guest's own pty, never one of the host.
  *
+ *   jaula-helper notify SOCKET NAME INSTANCE -- FALLBACK...
+ *       The shim's exit command: tells jaulad (on SOCKET) that the guest's init ended, so that
+ *       jaulad records it and cleans up itself; runs FALLBACK (`jaula __exited`) if it does not.
+ *
  *   jaula-helper private-cgroup2 -- ARGV...
  *       Runs ARGV in a private mount namespace where /sys/fs/cgroup/unified is unmounted, so
  *       crun accepts a hybrid cgroup host (it refuses "cgroups in hybrid mode").
@@ -69,6 +73,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -706,6 +711,55 @@ static int shim(int argc, char **argv) {
   return 1;
 }
 
+/* ---- notify: a guest's exit, handed to jaulad ---------------------------------------------------- */
+
+/*
+ * The shim's exit command when jaulad may run: POST /v1/guests/NAME/exited {"instance": ...} on
+ * jaulad's socket, so that jaulad records the exit and cleans up in its own process (no Node.js
+ * process per exit). Anything but "200" (no jaulad, an error, a timeout) runs FALLBACK instead
+ * (`jaula __exited NAME INSTANCE`); both are idempotent.
+ */
+static int notify(int argc, char **argv) {
+  if (argc < 5 || strcmp(argv[3], "--")) {
+    fprintf(stderr, "jaula-helper: usage: notify SOCKET NAME INSTANCE -- FALLBACK...\n");
+    return 2;
+  }
+  const char *sockpath = argv[0], *name = argv[1], *instance = argv[2];
+  char **fallback = argv + 4;
+  int ok = 0;
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && strlen(sockpath) < sizeof addr.sun_path) {
+    strcpy(addr.sun_path, sockpath);
+    struct timeval tv = {120, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    char body[256], req[768];
+    int bl = snprintf(body, sizeof body, "{\"instance\":\"%s\"}", instance);
+    int rl = snprintf(req, sizeof req,
+                      "POST /v1/guests/%s/exited HTTP/1.1\r\nHost: jaulad\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                      name, bl, body);
+    if (bl > 0 && bl < (int)sizeof body && rl > 0 && rl < (int)sizeof req &&
+        connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0 && write_all(fd, req, rl) == 0) {
+      char resp[32];
+      size_t got = 0;
+      while (got < 12) {
+        ssize_t n = read(fd, resp + got, sizeof resp - 1 - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+      }
+      ok = got >= 12 && !strncmp(resp, "HTTP/1.1 200", 12);
+    }
+  }
+  if (fd >= 0) close(fd);
+  if (ok) return 0;
+  execvp(fallback[0], fallback);
+  fprintf(stderr, "jaula-helper: cannot execute \"%s\": %s\n", fallback[0], strerror(errno));
+  return 127;
+}
+
 /* ---- private-cgroup2 ---------------------------------------------------------------------------- */
 
 static int private_cgroup2(int argc, char **argv) {
@@ -1018,6 +1072,7 @@ int main(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "shim")) return shim(argc - 2, argv + 2);
   if (argc >= 2 && !strcmp(argv[1], "pty-exec")) return pty_exec(argc - 2, argv + 2);
   if (argc >= 2 && !strcmp(argv[1], "private-cgroup2")) return private_cgroup2(argc - 2, argv + 2);
-  fprintf(stderr, "jaula-helper: internal helper of jaula; usage: jaula-helper shim|pty-exec|netns-move|userns-create|netns-create|idmap-mount|private-cgroup2 ...\n");
+  if (argc >= 2 && !strcmp(argv[1], "notify")) return notify(argc - 2, argv + 2);
+  fprintf(stderr, "jaula-helper: internal helper of jaula; usage: jaula-helper shim|pty-exec|notify|netns-move|userns-create|netns-create|idmap-mount|private-cgroup2 ...\n");
   return 2;
 }

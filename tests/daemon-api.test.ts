@@ -211,6 +211,9 @@ describe('guests through the API', () => {
     assert.notEqual(r2.pid, g.pid);
     const e = await api<{ reason: string }>('POST', '/v1/guests/a1/stop', { timeout: 5 });
     assert.equal(e.reason, 'stopped');
+    // The supervisor's report of an exit: a run that is not the current one changes nothing.
+    assert.deepEqual(await api('POST', '/v1/guests/a1/exited', { instance: 'not-this-run' }), { name: 'a1' });
+    assert.equal((await api<{ status: string }>('GET', '/v1/guests/a1')).status, 'stopped');
   });
 
   it('answers errors with the codes the CLI exits with', async () => {
@@ -284,6 +287,8 @@ describe('the event stream', () => {
       );
       // A guest halting itself: its supervisor records it; jaulad notices the state file.
       const n = es.events.length;
+      const reported = (): number => d.log.match(/POST \/v1\/guests\/a1\/exited -> 200/g)?.length ?? 0;
+      const reportedBefore = reported();
       t.jaula(['exec', 'a1', '--', 'poweroff', '-f'], { env: { JAULA_NO_DAEMON: '1' } });
       const ev = await es.waitFor(
         'a1 stopped by itself',
@@ -293,6 +298,8 @@ describe('the event stream', () => {
           (e['guest'] as { status: string }).status === 'stopped',
       );
       assert.equal((ev['guest'] as { lastExit: { reason: string } }).lastExit.reason, 'halt');
+      // Its supervisor handed the exit to jaulad (no `jaula __exited` process).
+      await t.until('the exit reported to jaulad', () => reported() > reportedBefore);
       // A change made without jaulad (a CLI run with JAULA_NO_DAEMON=1).
       t.ok(['set', 'a1', '--hostname', 'changed'], { env: { JAULA_NO_DAEMON: '1' } });
       await es.waitFor(

@@ -98,6 +98,13 @@ describe('the dashboard in Chromium', () => {
 
     await row('web1').locator('button[data-action="start"]').click();
     await page.locator('#rows .row[data-name="web1"][data-status="running"]').waitFor();
+    // Neighbours, for the picture: one running, one stopped.
+    t.buildSleeper('db1', ['--mark', 'db', '--mark', 'default', '--interface', 'eth0=jaula0:auto']);
+    t.buildSleeper('cache1', ['--mark', 'db']);
+    t.ok(['start', 'db1']);
+    await page.locator('#rows .row[data-name="db1"][data-status="running"]').waitFor();
+    assert.match((await row('db1').locator('.addr').textContent()) ?? '', /^\d+\.\d+\.\d+\.\d+\/\d+$/);
+    await row('cache1').waitFor();
     await row('web1').locator('.name').click();
     await page.locator('#detail:not([hidden])').waitFor();
     // The chart gets a point per usage reading; "moving" = more points, and CPU time used.
@@ -148,6 +155,7 @@ describe('the dashboard in Chromium', () => {
   it('stays virtualised with 500 guests: few rows in the page, every guest reachable', async () => {
     // 500 registered guests (configs only: the list needs no trees).
     t.buildSleeper('proto');
+    const total = (JSON.parse(t.ok(['list', '--format', 'json']).stdout) as unknown[]).length + 500;
     const text = fs.readFileSync(t.path('etc/jaula/guests/proto/config.toml'), 'utf8');
     for (let i = 0; i < 500; i++) {
       const n = `v${String(i).padStart(3, '0')}`;
@@ -160,14 +168,14 @@ describe('the dashboard in Chromium', () => {
           .replace(/^context = .*$/m, `context = ${1000 + i}`),
       );
     }
-    await page.locator('#summary', { hasText: '501 guests' }).waitFor();
+    await page.locator('#summary', { hasText: `${total} guests` }).waitFor();
     const inPage = await page.locator('#rows .row').count();
     assert.ok(inPage > 5 && inPage < 60, `${inPage} rows in the page`);
     await page.locator('#viewport').evaluate((e) => (e.scrollTop = e.scrollHeight));
     await row('v499').waitFor();
     await page.screenshot({ path: join(SHOTS, 'many.png') });
     await page.fill('#filter', 'v25');
-    await page.locator('#summary', { hasText: '501 guests' }).waitFor();
+    await page.locator('#summary', { hasText: `${total} guests` }).waitFor();
     await poll('the filtered rows', async () => (await page.locator('#rows .row').count()) === 10);
     for (let i = 0; i < 500; i++)
       fs.rmSync(t.path('etc/jaula/guests', `v${String(i).padStart(3, '0')}`), { recursive: true });

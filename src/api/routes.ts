@@ -285,6 +285,17 @@ export const ROUTES = [
     engine: true,
   },
   {
+    op: 'guestExited',
+    method: 'POST',
+    path: '/v1/guests/{name}/exited',
+    summary:
+      "internal: a guest's supervisor reports that the guest's init ended (instance: the run that ended); " +
+      'jaulad records why and cleans up, as `jaula __exited` does without it',
+    tag: 'lifecycle',
+    body: obj({ instance: str }),
+    response: obj({ name: str }),
+  },
+  {
     op: 'execCapture',
     method: 'POST',
     path: '/v1/guests/{name}/exec',

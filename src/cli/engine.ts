@@ -4,7 +4,6 @@
  * HTTP code is loaded: `jaula status` stays as cheap as before jaulad existed.
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Engine } from '../core/engine.js';
 import { paths } from '../os/paths.js';
 import { trace } from '../os/trace.js';
@@ -12,7 +11,7 @@ import { trace } from '../os/trace.js';
 let chosen: Promise<Engine> | undefined;
 
 export function daemonSocket(): string {
-  return process.env['JAULA_SOCKET'] ?? join(paths().run, 'jaulad.sock');
+  return process.env['JAULA_SOCKET'] ?? paths().jauladSocket;
 }
 
 async function pick(): Promise<Engine> {

@@ -34,7 +34,7 @@ export function parseDaemonArgs(argv: string[]): Map<string, string | true> {
 }
 
 export function defaultSocket(): string {
-  return join(paths().run, 'jaulad.sock');
+  return paths().jauladSocket;
 }
 
 function log(line: string): void {

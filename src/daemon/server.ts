@@ -129,6 +129,11 @@ export class Server {
     listJobs: async () => this.jobs.list(),
     getJob: async ({ args }) => this.jobs.get(String(args['id'])),
     cancelJob: async ({ args }) => this.jobs.cancel(String(args['id'])),
+    guestExited: async ({ args }) => {
+      const { onGuestExited } = await import('../core/lifecycle.js');
+      await onGuestExited(String(args['name']), String(args['instance']));
+      return { name: String(args['name']) };
+    },
     attach: async () => {
       throw new JaulaError('usage', 'This route is a WebSocket: connect with "Upgrade: websocket"');
     },

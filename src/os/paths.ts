@@ -27,6 +27,8 @@ export interface Paths {
   readonly guestsRun: string;
   readonly locks: string;
   readonly runtimeRoot: string;
+  /** jaulad's unix socket (the default of its --socket). */
+  readonly jauladSocket: string;
   /** A short tag that keeps this instance's cgroups and runtime IDs apart from other instances. */
   readonly instanceTag: string;
   guestConf(name: string): string;
@@ -59,6 +61,7 @@ export function makePaths(rootArg?: string): Paths {
     guestsRun,
     locks: join(run, 'locks'),
     runtimeRoot: join(run, 'runtime'),
+    jauladSocket: join(run, 'jaulad.sock'),
     instanceTag,
     guestConf: (name) => join(guestsConf, name),
     guestConfigFile: (name) => join(guestsConf, name, 'config.toml'),
