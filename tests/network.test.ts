@@ -114,7 +114,7 @@ describe('guest networking on a jaula bridge', () => {
       '(sleep 10 | nc -l -p 7000 > /tmp/got 2>/dev/null &) ; until cat /proc/net/tcp /proc/net/tcp6 | grep -qE ":1B58 [0:]+ 0A"; do sleep 0.05; done',
     );
     assert.equal(t.sh('g1', `echo over-tcp | nc -w 2 ${ipOf('g2')} 7000`).code, 0);
-    await t.until('g2 to receive', () => t.sh('g2', 'cat /tmp/got').stdout === 'over-tcp\n', 5000);
+    await t.until('g2 to receive', () => t.sh('g2', 'cat /tmp/got').stdout === 'over-tcp\n', 20_000);
     // A listener on the host side of the bridge, in its own process (this test blocks in spawnSync).
     const listener = spawn(
       process.execPath,
@@ -129,9 +129,9 @@ describe('guest networking on a jaula bridge', () => {
     let got = '';
     listener.stdout.on('data', (b: Buffer) => (got += b.toString()));
     try {
-      await t.until('the listener', () => ready, 5000);
+      await t.until('the listener', () => ready, 20_000);
       assert.equal(t.sh('g1', `echo to-gateway | nc -w 2 ${gw} 17001`).code, 0);
-      await t.until('the gateway to receive', () => got === 'to-gateway\n', 5000);
+      await t.until('the gateway to receive', () => got === 'to-gateway\n', 20_000);
     } finally {
       listener.kill();
     }
