@@ -107,11 +107,12 @@ describe('guest networking on a jaula bridge', () => {
     assert.equal(inNet('g1', `ping -c 1 -W 2 ${ipOf('g2')}`), 0);
     assert.equal(inNet('g2', `ping -c 1 -W 2 ${ipOf('g1')}`), 0);
     assert.equal(inNet('g1', `ping -c 1 -W 2 ${gw}`), 0);
-    // nc's stdin stays open (sleep) so that it keeps reading the network until the sender ends.
-    // ...and it listens (port 7000 = 0x1B58 in state 0A, LISTEN; v4 or v6) before anyone connects.
+    // nc's stdin stays open (sleep) so that it keeps reading the network until the sender ends;
+    // no background process keeps this exec's stdout or stderr open (the exec would wait for it);
+    // and it listens (port 7000 = 0x1B58 in state 0A, LISTEN; v4 or v6) before anyone connects.
     t.sh(
       'g2',
-      '(sleep 10 | nc -l -p 7000 > /tmp/got 2>/dev/null &) ; until cat /proc/net/tcp /proc/net/tcp6 | grep -qE ":1B58 [0:]+ 0A"; do sleep 0.05; done',
+      '(sleep 60 </dev/null 2>/dev/null | nc -l -p 7000 >/tmp/got 2>/dev/null &) ; until cat /proc/net/tcp /proc/net/tcp6 | grep -qE ":1B58 [0:]+ 0A"; do sleep 0.05; done',
     );
     assert.equal(t.sh('g1', `echo over-tcp | nc -w 2 ${ipOf('g2')} 7000`).code, 0);
     await t.until('g2 to receive', () => t.sh('g2', 'cat /tmp/got').stdout === 'over-tcp\n', 20_000);
