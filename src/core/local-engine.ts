@@ -4,6 +4,7 @@
  * loaded per operation, so that `jaula status` loads no builder, runtime or network code.
  */
 import type { Features, GuestSettings, GuestSummary, GuestUsage, NetworkSummary } from '../api/types.js';
+import { JaulaError } from '../common/errors.js';
 import { VERSION } from '../common/version.js';
 import type { GuestConfig } from './config.js';
 import type { Engine, JobHooks } from './engine.js';
@@ -39,6 +40,16 @@ export async function settingsOf(cfg: GuestConfig): Promise<GuestSettings> {
     storage: cfg.storage.driver,
     build: cfg.build,
   };
+}
+
+/** An archive's path on the host: absolute (jaulad's working directory is not the caller's). */
+function hostPath(file: string): string {
+  if (!file.startsWith('/'))
+    throw new JaulaError(
+      'invalid',
+      `"${file}" is not an absolute path: give the archive's full path on the host`,
+    );
+  return file;
 }
 
 /** Where each running guest's counters are, by init pid and start time (its cgroup does not move). */
@@ -255,11 +266,13 @@ export class LocalEngine implements Engine {
   }
 
   async importTemplate(r: import('../api/types.js').TemplateImportRequest, hooks: JobHooks = {}) {
-    return (await import('./templates.js')).importTemplate(r.file, r.name, hooks.onProgress);
+    return (await import('./templates.js')).importTemplate(hostPath(r.file), r.name, hooks.onProgress);
   }
 
   async exportTemplate(r: import('../api/types.js').TemplateExportRequest, hooks: JobHooks = {}) {
-    await (await import('./templates.js')).exportTemplate(r.name, r.file, hooks.onProgress, hooks.signal);
+    await (
+      await import('./templates.js')
+    ).exportTemplate(r.name, hostPath(r.file), hooks.onProgress, hooks.signal);
     return { name: r.name, file: r.file };
   }
 
