@@ -4,7 +4,7 @@
  * times each. After every kill a new jaulad reconciles, and then every guest must be
  * consistent: its state true (running with a live init that answers, or stopped with nothing
  * left of its run), its files intact, a half-built guest gone entirely or complete. At the end
- * nothing is left behind. (Clone, hashify and template export are not on this branch.)
+ * nothing is left behind. (Clone, hashify and template export: tests/crash-storage.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -266,7 +266,7 @@ describe('guests through the API', () => {
       '/v1/info',
     );
     assert.equal(info.engine, 'remote');
-    assert.deepEqual([info.features.jobs, info.features.hashify], [true, false]);
+    assert.deepEqual([info.features.jobs, info.features.hashify], [true, true]);
   });
 });
 
@@ -407,6 +407,154 @@ describe('the CLI', () => {
     const r = t.jaula(['list'], { env });
     assert.equal(r.code, 0);
     assert.match(r.stderr, /engine: local/);
+  });
+});
+
+describe('storage and limits through the API', () => {
+  interface Done<T> extends Job {
+    result?: T & { name: string };
+  }
+  /** Start a job, wait for its end, and return it (it must succeed). */
+  async function job<T>(method: string, path: string, body: unknown): Promise<Done<T>> {
+    const j = await api<Job>(method, path, body, 202);
+    const done = (await waitJob(j.id)) as Done<T>;
+    assert.equal(done.state, 'succeeded', JSON.stringify(done));
+    return done;
+  }
+  /** Run the CLI and check that it went through jaulad (its trace says which engine it took). */
+  const viaJaulad = (args: string[], opts: { cwd?: string } = {}): string => {
+    const r = t.ok(args, { ...opts, env: { JAULA_TRACE: '1' } });
+    assert.match(r.stderr, /engine: jaulad at/, `jaula ${args.join(' ')} went through jaulad`);
+    return r.stdout;
+  };
+
+  it('gets and sets limits, live and saved; the CLI sets them through jaulad', async () => {
+    t.buildSleeper('s1');
+    await api('POST', '/v1/guests/s1/start');
+    type Limits = {
+      running: boolean;
+      limits: { key: string; saved: string; live?: string; default: string }[];
+    };
+    const pids = (l: Limits) => l.limits.find((x) => x.key === 'pids.max');
+    const l0 = await api<Limits>('GET', '/v1/guests/s1/limits');
+    assert.equal(l0.running, true);
+    assert.equal(pids(l0)?.saved, '');
+    assert.equal(pids(l0)?.live, pids(l0)?.default);
+    const r = await api<{ live: string[]; saved: boolean; changes: Record<string, string> }>(
+      'PUT',
+      '/v1/guests/s1/limits',
+      { assignments: ['pids.max=123'] },
+    );
+    assert.deepEqual([r.live, r.saved, r.changes], [['pids.max'], false, { 'pids.max': '123' }]);
+    const l1 = await api<Limits>('GET', '/v1/guests/s1/limits');
+    assert.deepEqual([pids(l1)?.live, pids(l1)?.saved], ['123', '']);
+    await api('PUT', '/v1/guests/s1/limits', { assignments: ['pids.max=200'], save: true });
+    const l2 = await api<Limits>('GET', '/v1/guests/s1/limits');
+    assert.deepEqual([pids(l2)?.live, pids(l2)?.saved], ['200', '200']);
+    const bad = await d.request('PUT', '/v1/guests/s1/limits', { assignments: ['pids.max=lots'] });
+    assert.equal(bad.status, 400, bad.text);
+    viaJaulad(['set', 's1', 'pids.max=150']);
+    const shown = JSON.parse(viaJaulad(['set', 's1', '--format', 'json'])) as Limits;
+    assert.deepEqual([pids(shown)?.live, pids(shown)?.saved], ['150', '200']);
+    await api('POST', '/v1/guests/s1/stop', { kill: true });
+    const stopped = await d.request('PUT', '/v1/guests/s1/limits', { assignments: ['pids.max=99'] });
+    assert.equal(stopped.status, 409, 'a stopped guest needs save');
+  });
+
+  it('clones a stopped guest as a job; refuses a running one', async () => {
+    fs.writeFileSync(t.path('var/lib/jaula/guests/s1/upper/root/marker'), 'cloned\n');
+    const c = await job<{ context: number; hostname: string }>('POST', '/v1/guests/s1/clone', { dst: 's2' });
+    assert.equal(c.result?.name, 's2');
+    assert.equal(c.result?.hostname, 's2');
+    assert.ok(
+      c.progress.some((l) => /Cloning guest "s1" to "s2"/.test(l)),
+      c.progress.join('|'),
+    );
+    assert.equal(fs.readFileSync(t.path('var/lib/jaula/guests/s2/upper/root/marker'), 'utf8'), 'cloned\n');
+    const s1 = await api<{ context: number }>('GET', '/v1/guests/s1');
+    assert.notEqual(c.result?.context, s1.context);
+    await api('POST', '/v1/guests/s1/start');
+    const j = await api<Job>('POST', '/v1/guests/s1/clone', { dst: 's9' }, 202);
+    const failed = await waitJob(j.id);
+    assert.equal(failed.state, 'failed');
+    assert.match(failed.error?.message ?? '', /is running: stop it first/);
+    assert.equal(fs.existsSync(t.path('etc/jaula/guests/s9')), false);
+    await api('POST', '/v1/guests/s1/stop', { kill: true });
+    // The CLI clones through jaulad.
+    viaJaulad(['clone', 's1', 's3', '-q']);
+    const s3 = JSON.parse(t.jaula(['status', 's3', '--format', 'json']).stdout) as { status: string };
+    assert.equal(s3.status, 'stopped');
+  });
+
+  it('saves, lists, exports, imports and deletes templates; export writes the archive whole', async () => {
+    const saved = await job<{ files: number }>('POST', '/v1/templates', { name: 'tp1', guest: 's1' });
+    assert.equal(saved.result?.name, 'tp1');
+    assert.ok((saved.result?.files ?? 0) > 10);
+    const list = await api<{ name: string; source: string }[]>('GET', '/v1/templates');
+    assert.deepEqual(
+      list.map((x) => [x.name, x.source]),
+      [['tp1', 'guest s1']],
+    );
+    const file = t.path('tp1.tar.gz');
+    const ex = await job('POST', '/v1/templates/tp1/export', { file });
+    assert.deepEqual(ex.result, { name: 'tp1', file });
+    const members = spawnSync('tar', ['-tzf', file], { encoding: 'utf8' }).stdout.split('\n');
+    assert.ok(members.includes('./root/marker'), "the archive holds the guest's files");
+    assert.deepEqual(
+      fs.readdirSync(t.root).filter((n) => n.includes('.tmp-')),
+      [],
+      'no temporary archive is left',
+    );
+    const im = await job<{ source: string }>('POST', '/v1/templates/import', { file, name: 'tp2' });
+    assert.equal(im.result?.source, `file ${file}`);
+    const cli = JSON.parse(viaJaulad(['template', 'list', '--format', 'json'])) as { name: string }[];
+    assert.deepEqual(
+      cli.map((x) => x.name),
+      ['tp1', 'tp2'],
+    );
+    assert.deepEqual(await api('DELETE', '/v1/templates/tp2'), { deleted: 'tp2' });
+    const gone = await d.request('DELETE', '/v1/templates/tp2');
+    assert.equal(gone.status, 404, gone.text);
+    viaJaulad(['template', 'export', 'tp1', 'again.tar', '-q'], { cwd: t.root });
+    assert.ok(fs.statSync(t.path('again.tar')).size > 0, "a relative path is the caller's");
+    viaJaulad(['template', 'delete', 'tp1']);
+    assert.deepEqual(await api('GET', '/v1/templates'), []);
+  });
+
+  it('hashify as a job (dry run first), then du shows what the guests share', async () => {
+    type Report = { dryRun: boolean; guests: { name: string; result: string }[]; unified: { files: number } };
+    const dry = await job<Report>('POST', '/v1/hashify', { guests: ['s1', 's2'], dryRun: true });
+    assert.equal(dry.result?.dryRun, true);
+    assert.deepEqual(
+      dry.result?.guests.map((g) => g.result),
+      ['would unify', 'would unify'],
+    );
+    const du0 = await api<{ guests: { name: string; sharedBytes: number }[] }>('GET', '/v1/du?names=s1,s2');
+    assert.deepEqual(
+      du0.guests.map((g) => [g.name, g.sharedBytes]),
+      [
+        ['s1', 0],
+        ['s2', 0],
+      ],
+      'a dry run changes nothing',
+    );
+    const done = await job<Report>('POST', '/v1/hashify', { guests: ['s1', 's2'] });
+    assert.ok(
+      done.progress.some((l) => /^Scanned "s1"/.test(l)),
+      done.progress.join('|'),
+    );
+    assert.ok((done.result?.unified.files ?? 0) > 0);
+    const du = await api<{ guests: { name: string; sharedBytes: number }[]; totalBytes: number }>(
+      'GET',
+      '/v1/du',
+    );
+    for (const n of ['s1', 's2'])
+      assert.ok((du.guests.find((g) => g.name === n)?.sharedBytes ?? 0) > 0, `${n} shares files`);
+    const cli = JSON.parse(viaJaulad(['hashify', 's1', 's3', '--format', 'json'])) as Report;
+    assert.equal(cli.dryRun, false);
+    const viaCli = JSON.parse(viaJaulad(['du', 's1', '--format', 'json'])) as { guests: unknown[] };
+    assert.equal(viaCli.guests.length, 1);
+    for (const n of ['s1', 's2', 's3']) t.ok(['delete', n]);
   });
 });
 

@@ -1,8 +1,9 @@
 /**
  * The web dashboard end to end: Debian's Chromium (headless, driven by playwright-core) opens
  * the page jaulad serves on TCP with a token, creates a guest from a template, starts it, sees
- * its CPU chart move, opens the console and runs a command in it, stops it (confirmed), and
- * deletes it (confirmed by its name). Then 500 registered guests: the list stays virtualised.
+ * its CPU chart move, opens the console and runs a command in it, edits its limits (live, then
+ * saved), sees the storage summary and runs hashify as a job, stops it (confirmed), and deletes
+ * it (confirmed by its name). Then 500 registered guests: the list stays virtualised.
  * Screenshots: JAULA_SCREENSHOTS=docs/screenshots node scripts/test.mjs dashboard (the README's).
  */
 import assert from 'node:assert/strict';
@@ -131,6 +132,30 @@ describe('the dashboard in Chromium', () => {
     await term.filter({ hasText: 'hello-42 from web1' }).waitFor();
     await page.screenshot({ path: join(SHOTS, 'console.png') });
     await page.click('#console-close');
+  });
+
+  it('edits limits (live, then saved), shows the storage summary, runs hashify as a job', async () => {
+    const pids = page.locator('#limits-table tr[data-key="pids.max"]');
+    await pids.waitFor();
+    await page.fill('#limits input[name="assignment"]', 'pids.max=321');
+    await page.click('#limits button[type="submit"]');
+    await pids.locator('td.live', { hasText: '321' }).waitFor();
+    assert.equal(await pids.locator('td.saved').textContent(), '-', 'live only: not saved');
+    type Limits = { limits: { key: string; live?: string; saved: string }[] };
+    const inJaula = (): Limits['limits'][number] | undefined =>
+      (JSON.parse(t.ok(['set', 'web1', '--format', 'json']).stdout) as Limits).limits.find(
+        (l) => l.key === 'pids.max',
+      );
+    assert.deepEqual([inJaula()?.live, inJaula()?.saved], ['321', '']);
+    await page.fill('#limits input[name="assignment"]', 'pids.max=300');
+    await page.check('#limits input[name="save"]');
+    await page.click('#limits button[type="submit"]');
+    await pids.locator('td.saved', { hasText: '300' }).waitFor();
+    assert.deepEqual([inJaula()?.live, inJaula()?.saved], ['300', '300']);
+
+    await page.locator('#du-table tr[data-guest="web1"]').waitFor();
+    await page.click('#hashify-all');
+    await page.locator('#job-list .job[data-state="succeeded"]', { hasText: 'hashify' }).waitFor();
   });
 
   it('stops the guest after a confirmation, then deletes it only with its name typed', async () => {

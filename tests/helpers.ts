@@ -42,9 +42,13 @@ export class TestRoot {
   }
 
   /** Run `jaula ARGS` synchronously. */
-  jaula(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Result {
+  jaula(
+    args: string[],
+    opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {},
+  ): Result {
     const r = spawnSync(process.execPath, [jaulaBin, ...args], {
       env: { ...this.env, ...opts.env },
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
       input: opts.input ?? '',
       encoding: 'utf8',
       timeout: opts.timeoutMs ?? 300_000,
@@ -54,7 +58,10 @@ export class TestRoot {
   }
 
   /** Run jaula and fail with its output unless it exits 0. */
-  ok(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Result {
+  ok(
+    args: string[],
+    opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {},
+  ): Result {
     const r = this.jaula(args, opts);
     if (r.code !== 0)
       throw new Error(`jaula ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);

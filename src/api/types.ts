@@ -227,9 +227,147 @@ export interface TrapFinding {
   fix: string;
 }
 
+/** Clone a stopped guest (`name`) to `dst` under a new identity. */
+export interface CloneRequest {
+  /** The source guest. */
+  name: string;
+  dst: string;
+  hostname?: string;
+  context?: number;
+  /** The clone's interfaces (default: the source's, renewed: new MACs and pool addresses). */
+  interfaces?: string[];
+}
+
+/** A stored template (var/lib/jaula/templates/NAME). */
+export interface TemplateInfo {
+  name: string;
+  created: string;
+  /** Where it came from: "guest NAME", "guest NAME (its changes only)", "file PATH". */
+  source: string;
+  files: number;
+  bytes: number;
+  devices?: number;
+  /** Guests that stack it as a layer. */
+  usedBy: string[];
+}
+
+export type TemplateMeta = Omit<TemplateInfo, 'usedBy'>;
+
+export interface TemplateSaveRequest {
+  /** The new template's name. */
+  name: string;
+  /** The stopped guest to save. */
+  guest: string;
+  /** Only the guest's own changes (overlay guests), to stack as a layer. */
+  changes?: boolean;
+}
+
+export interface TemplateImportRequest {
+  /** An archive on jaulad's host (absolute path): .tar, .tar.gz or .tar.zst. */
+  file: string;
+  /** Default: the file's name without its extension. */
+  name?: string;
+}
+
+export interface TemplateExportRequest {
+  name: string;
+  /** The archive to write on jaulad's host (absolute path); its name chooses the format. */
+  file: string;
+}
+
+export interface TemplateExportResult {
+  name: string;
+  file: string;
+}
+
+export interface HashifyRequest {
+  guests?: string[];
+  all?: boolean;
+  dryRun?: boolean;
+  /** Files smaller than this many bytes are left alone. */
+  minSize?: number;
+  /** Extra exclude rules (util-vserver's syntax). */
+  excludes?: string[];
+}
+
+export interface HashifyReport {
+  dryRun: boolean;
+  guests: {
+    name: string;
+    driver: string;
+    result: string;
+    reason?: string;
+    files: number;
+    bytes: number;
+  }[];
+  scanned: { files: number; candidates: number; hashedFiles: number; hashedBytes: number };
+  unified: { files: number; bytes: number };
+  objectsRemoved: number;
+  ms: { scan: number; apply: number; total: number };
+}
+
+/** Disk usage of one guest (`jaula du`). */
+export interface GuestDiskUsage {
+  name: string;
+  driver: string;
+  /** Bytes only this guest holds: deleting it would free them. */
+  exclusiveBytes: number;
+  exclusiveInodes: number;
+  /** Bytes of files it sees that others hold too. */
+  sharedBytes: number;
+  quota?: { bytes: number; bytesLimit: number; inodes: number; inodesLimit: number };
+}
+
+export interface DuReport {
+  guests: GuestDiskUsage[];
+  /** Really used on disk by all guests, templates and shared objects, each inode once. */
+  totalBytes: number;
+  /** What the guests see, summed. */
+  seenBytes: number;
+}
+
+export interface DuRequest {
+  /** Only these guests (default: all). */
+  names?: string[];
+}
+
+/** One limit of a guest: saved in its config, live in its cgroup, and the default. */
+export interface LimitView {
+  key: string;
+  /** In config.toml ("" = the default). */
+  saved: string;
+  /** In force in the running guest (absent when it is stopped). */
+  live?: string;
+  default: string;
+}
+
+export interface GuestLimits {
+  name: string;
+  running: boolean;
+  limits: LimitView[];
+}
+
+export interface SetLimitsRequest {
+  name: string;
+  /** KEY=VALUE each (an empty VALUE goes back to the default). */
+  assignments: string[];
+  /** Also store them in the guest's config (needed for a stopped guest). */
+  save?: boolean;
+}
+
+export interface SetLimitsResult {
+  name: string;
+  running: boolean;
+  /** Keys changed in the running guest. */
+  live: string[];
+  saved: boolean;
+  /** The changed keys, as text ("" = back to the default). */
+  changes: Record<string, string>;
+}
+
 export type JobState = 'running' | 'succeeded' | 'failed' | 'cancelled';
 
-/** A long operation run by jaulad (build; later template export, clone, hashify). */
+/** A long operation run by jaulad (build, clone, template save/import/export, hashify). */
 export interface Job {
   id: string;
   /** The operation (the API's operationId, e.g. "buildGuest"). */
@@ -271,6 +409,8 @@ export interface ReconcileReport {
   runtimeStates: string[];
   cgroups: string[];
   network: string[];
+  /** Leftovers of interrupted template saves, imports, exports, deletes. */
+  storage: string[];
   autostarted: string[];
   problems: string[];
 }

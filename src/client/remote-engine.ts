@@ -255,7 +255,17 @@ export class RemoteEngine implements Engine {
   deleteNetwork = this.op('deleteNetwork');
   networkGc = this.op('networkGc');
   networkCheck = this.op('networkCheck');
+  getLimits = this.op('getLimits');
+  setLimits = this.op('setLimits');
+  listTemplates = this.op('listTemplates');
+  deleteTemplate = this.op('deleteTemplate');
+  diskUsage = this.op('diskUsage');
   buildGuest: Engine['buildGuest'] = (r, hooks) => this.job('buildGuest', r, hooks);
+  cloneGuest: Engine['cloneGuest'] = (r, hooks) => this.job('cloneGuest', r, hooks);
+  saveTemplate: Engine['saveTemplate'] = (r, hooks) => this.job('saveTemplate', r, hooks);
+  importTemplate: Engine['importTemplate'] = (r, hooks) => this.job('importTemplate', r, hooks);
+  exportTemplate: Engine['exportTemplate'] = (r, hooks) => this.job('exportTemplate', r, hooks);
+  hashify: Engine['hashify'] = (r, hooks) => this.job('hashify', r, hooks);
   execInteractive: Engine['execInteractive'] = ({ name, ...rest }) => this.attach('exec', name, rest);
   enterGuest: Engine['enterGuest'] = ({ name }) => this.attach('enter', name, { cmd: [] });
   runOnce: Engine['runOnce'] = ({ name, cmd }) => this.attach('run', name, { cmd });

@@ -13,6 +13,20 @@
 import type {
   BuildRequest,
   Check,
+  CloneRequest,
+  DuReport,
+  DuRequest,
+  GuestLimits,
+  HashifyReport,
+  HashifyRequest,
+  SetLimitsRequest,
+  SetLimitsResult,
+  TemplateExportRequest,
+  TemplateExportResult,
+  TemplateImportRequest,
+  TemplateInfo,
+  TemplateMeta,
+  TemplateSaveRequest,
   ConfigureRequest,
   CopyRequest,
   CopyResult,
@@ -65,6 +79,18 @@ export interface Engine {
   deleteNetwork(r: NameRequest): Promise<{ deleted: string }>;
   networkGc(): Promise<NetworkGcResult>;
   networkCheck(): Promise<TrapFinding[]>;
+  /** Clone a stopped guest under a new identity (a job). */
+  cloneGuest(r: CloneRequest, hooks?: JobHooks): Promise<GuestSettings>;
+  getLimits(r: NameRequest): Promise<GuestLimits>;
+  setLimits(r: SetLimitsRequest): Promise<SetLimitsResult>;
+  listTemplates(): Promise<TemplateInfo[]>;
+  saveTemplate(r: TemplateSaveRequest, hooks?: JobHooks): Promise<TemplateMeta>;
+  importTemplate(r: TemplateImportRequest, hooks?: JobHooks): Promise<TemplateMeta>;
+  exportTemplate(r: TemplateExportRequest, hooks?: JobHooks): Promise<TemplateExportResult>;
+  deleteTemplate(r: NameRequest): Promise<{ deleted: string }>;
+  /** Unify identical files of guests (a job). */
+  hashify(r: HashifyRequest, hooks?: JobHooks): Promise<HashifyReport>;
+  diskUsage(r: DuRequest): Promise<DuReport>;
   /** Interactive: the command gets this process's stdin, stdout and stderr; returns its exit status. */
   execInteractive(r: ExecRequest): Promise<number>;
   /** A login shell on a fresh pty inside the guest, on this process's terminal. */

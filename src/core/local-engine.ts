@@ -4,6 +4,7 @@
  * loaded per operation, so that `jaula status` loads no builder, runtime or network code.
  */
 import type { Features, GuestSettings, GuestSummary, GuestUsage, NetworkSummary } from '../api/types.js';
+import { JaulaError } from '../common/errors.js';
 import { VERSION } from '../common/version.js';
 import type { GuestConfig } from './config.js';
 import type { Engine, JobHooks } from './engine.js';
@@ -13,11 +14,11 @@ export const FEATURES: Features = {
   daemon: false,
   jobs: false,
   console: false,
-  limits: false,
-  templates: false,
-  clone: false,
-  hashify: false,
-  du: false,
+  limits: true,
+  templates: true,
+  clone: true,
+  hashify: true,
+  du: true,
 };
 
 export async function settingsOf(cfg: GuestConfig): Promise<GuestSettings> {
@@ -39,6 +40,16 @@ export async function settingsOf(cfg: GuestConfig): Promise<GuestSettings> {
     storage: cfg.storage.driver,
     build: cfg.build,
   };
+}
+
+/** An archive's path on the host: absolute (jaulad's working directory is not the caller's). */
+function hostPath(file: string): string {
+  if (!file.startsWith('/'))
+    throw new JaulaError(
+      'invalid',
+      `"${file}" is not an absolute path: give the archive's full path on the host`,
+    );
+  return file;
 }
 
 /** Where each running guest's counters are, by init pid and start time (its cgroup does not move). */
@@ -219,6 +230,71 @@ export class LocalEngine implements Engine {
 
   async networkCheck() {
     return (await import('../network/trap.js')).checkBindingTrap();
+  }
+
+  async cloneGuest(r: import('../api/types.js').CloneRequest, hooks: JobHooks = {}): Promise<GuestSettings> {
+    const { cloneGuest } = await import('./clone.js');
+    const o: import('./clone.js').CloneOptions = {};
+    if (r.hostname !== undefined) o.hostname = r.hostname;
+    if (r.context !== undefined) o.context = r.context;
+    if (r.interfaces !== undefined)
+      o.interfaces = r.interfaces.map((await import('../network/ifspec.js')).parseInterfaceSpec);
+    if (hooks.onProgress) o.onProgress = hooks.onProgress;
+    return settingsOf(await cloneGuest(r.name, r.dst, o));
+  }
+
+  async getLimits(r: { name: string }) {
+    return (await import('./limits.js')).showLimits(r.name);
+  }
+
+  async setLimits(r: import('../api/types.js').SetLimitsRequest) {
+    const res = await (
+      await import('./limits.js')
+    ).setLimits(r.name, r.assignments, { save: r.save === true });
+    return { ...res, changes: res.changes as Record<string, string> };
+  }
+
+  async listTemplates() {
+    return (await import('./templates.js')).listTemplates();
+  }
+
+  async saveTemplate(r: import('../api/types.js').TemplateSaveRequest, hooks: JobHooks = {}) {
+    return (await import('./templates.js')).saveTemplate(r.guest, r.name, {
+      changesOnly: r.changes === true,
+      ...(hooks.onProgress ? { progress: hooks.onProgress } : {}),
+    });
+  }
+
+  async importTemplate(r: import('../api/types.js').TemplateImportRequest, hooks: JobHooks = {}) {
+    return (await import('./templates.js')).importTemplate(hostPath(r.file), r.name, hooks.onProgress);
+  }
+
+  async exportTemplate(r: import('../api/types.js').TemplateExportRequest, hooks: JobHooks = {}) {
+    await (
+      await import('./templates.js')
+    ).exportTemplate(r.name, hostPath(r.file), hooks.onProgress, hooks.signal);
+    return { name: r.name, file: r.file };
+  }
+
+  async deleteTemplate(r: { name: string }) {
+    await (await import('./templates.js')).deleteTemplate(r.name);
+    return { deleted: r.name };
+  }
+
+  async hashify(r: import('../api/types.js').HashifyRequest, hooks: JobHooks = {}) {
+    const o: import('../unify/hashify.js').HashifyOptions = {
+      guests: r.guests ?? [],
+      all: r.all === true,
+      dryRun: r.dryRun === true,
+      excludes: r.excludes ?? [],
+    };
+    if (r.minSize !== undefined) o.minSize = r.minSize;
+    if (hooks.onProgress) o.progress = hooks.onProgress;
+    return (await import('../unify/hashify.js')).hashify(o);
+  }
+
+  async diskUsage(r: { names?: string[] }) {
+    return (await import('../unify/du.js')).diskUsage(r.names ?? []);
   }
 
   async execInteractive(r: import('../api/types.js').ExecRequest): Promise<number> {

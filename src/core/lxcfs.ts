@@ -123,7 +123,15 @@ export async function stopLxcfsIfIdle(): Promise<string | undefined> {
   if (owner === undefined) return undefined;
   const lock = new FileLock(lockFile());
   try {
-    if (!lock.tryAcquire() || anyGuestActive()) return undefined;
+    // Another stop may hold the lock, having seen this guest still active: wait for it and look
+    // again (two last guests stopping together left lxcfs running). A start holds the lock
+    // shared until its guest runs, which then keeps lxcfs; waiting is bounded either way.
+    try {
+      await lock.acquire('lxcfs', 10_000);
+    } catch {
+      return undefined;
+    }
+    if (anyGuestActive()) return undefined;
     const [pid, start] = owner.trim().split(' ').map(Number);
     const dir = lxcfsDir();
     // No guest uses it (the lock is ours): unmount, then end the daemon. It keeps nothing worth

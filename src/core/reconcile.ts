@@ -8,9 +8,11 @@
  *   - leftovers of a guest that does not run are removed: runtime state, mounts under the run
  *     directory (user namespace, network namespace, idmapped root), cgroup directories, network
  *     devices and firewall elements.
- * And for the whole instance: half-built guests are removed, runtime state, run directories and
- * cgroups of guests jaula does not know are removed, network leftovers are collected, and a host
- * reboot (a new boot_id) starts the guests marked "default", dependencies first.
+ * And for the whole instance: half-built (or half-cloned) guests are removed, so is what
+ * interrupted template saves, imports and exports left (temporary trees and archives) and
+ * hashify's scratch; runtime state, run directories and cgroups of guests jaula does not know
+ * are removed, network leftovers are collected, and a host reboot (a new boot_id) starts the
+ * guests marked "default", dependencies first.
  */
 import { stopLxcfsIfIdle } from './lxcfs.js';
 import * as fs from 'node:fs';
@@ -30,6 +32,8 @@ import { run } from '../os/spawn.js';
 import { runtimeDelete, runtimeHasContainer, selectRuntime } from '../runtime/oci.js';
 import { removeUserns, usernsPath } from '../runtime/userns.js';
 import { storageDriver } from '../storage/index.js';
+import { cleanScratch } from '../storage/unifyapply.js';
+import { cleanTemplateLeftovers } from './templates.js';
 import { autostart } from './autostart.js';
 import { removeStaleBuilds } from './build.js';
 import { completeStopLocked, settleLocked } from './lifecycle.js';
@@ -50,6 +54,7 @@ export function emptyReport(): ReconcileReport {
     runtimeStates: [],
     cgroups: [],
     network: [],
+    storage: [],
     autostarted: [],
     problems: [],
   };
@@ -152,6 +157,15 @@ export async function reconcileState(opts: ReconcileOptions = {}): Promise<{
   const before = readFileOr(bootIdFile(), '').trim();
   report.hostRebooted = before !== now;
   report.staleBuilds = await withLock(paths().locks, 'build', 'Building guests', () => removeStaleBuilds());
+  // Interrupted template saves, imports, exports and deletes; hashify's scratch of a dead run.
+  try {
+    report.storage = await withLock(paths().locks, 'templates', 'The template store', async () =>
+      cleanTemplateLeftovers(),
+    );
+    await withLock(paths().locks, 'hashify', 'hashify', async () => cleanScratch());
+  } catch (e) {
+    report.problems.push(`storage: ${messageOf(e)}`);
+  }
   const parents = cgroupParents();
   const names = listGuestNames();
   const stopping: string[] = [];

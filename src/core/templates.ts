@@ -1,11 +1,13 @@
 import * as fs from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { TemplateInfo, TemplateMeta } from '../api/types.js';
 import { JaulaError, messageOf } from '../common/errors.js';
 import { validateName } from '../common/names.js';
 import { compressionOfName, copyTree, mib, tarProgress } from '../os/copy.js';
 import { mkdirp, readFileOr, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
 import { withLock } from '../os/lock.js';
 import { paths } from '../os/paths.js';
+import { isSameProcess, readProcStat } from '../os/proc.js';
 import { runOk } from '../os/spawn.js';
 import { tarCompressionFlag } from '../os/tar.js';
 import { isDir, isWhiteout, walkTree } from '../os/walk.js';
@@ -22,22 +24,21 @@ import { loadEveryConfig } from './store.js';
  * them. A template is made from a stopped guest (save), or from an archive (import); export
  * writes one to an archive.
  */
-export interface TemplateMeta {
-  name: string;
-  created: string;
-  /** Where it came from: "guest NAME", "guest NAME (its changes only)", "file PATH". */
-  source: string;
-  files: number;
-  bytes: number;
-  /** Device nodes in it (overlay whiteouts not counted): only privileged guests may use it then. */
-  devices?: number;
+/** A template's description (template.json), and with the guests that stack it (api/types.ts). */
+export type { TemplateInfo, TemplateMeta };
+
+type Progress = (line: string, fraction?: number) => void;
+
+/** Who makes a temporary thing: this process, by pid and start time (it may be dead later). */
+function maker(): string {
+  return `${process.pid}.${readProcStat(process.pid)?.starttime ?? 0}`;
 }
 
-export interface TemplateInfo extends TemplateMeta {
-  usedBy: string[];
+/** Whether the maker named by maker() still runs. */
+function makerAlive(text: string): boolean {
+  const [pid, start] = text.split('.').map(Number);
+  return isSameProcess(pid, start);
 }
-
-type Progress = (line: string) => void;
 
 function treeStats(tree: string): { files: number; bytes: number; devices: number } {
   let files = 0;
@@ -115,7 +116,7 @@ async function makeTemplate(
       'exists',
       `A template named "${name}" already exists (see "jaula template list"; delete it first or choose another name)`,
     );
-  const tmp = join(layout.templates(), `.${name}.tmp-${tmpSuffix()}`);
+  const tmp = join(layout.templates(), `.${name}.tmp-${maker()}-${tmpSuffix()}`);
   mkdirp(join(tmp, 'tree'));
   try {
     await fill(join(tmp, 'tree'));
@@ -138,22 +139,64 @@ async function makeTemplate(
   }
 }
 
-/** Remove leftovers of interrupted saves and imports (their makers are gone). */
-export function cleanTemplateLeftovers(): void {
+/**
+ * Remove what interrupted saves, imports, exports and deletes left (their makers are gone):
+ * temporary template directories, and the temporary archives of exports (their paths are
+ * recorded in var/lib/jaula/templates/.exports while they are written). Returns what went.
+ */
+export function cleanTemplateLeftovers(): string[] {
+  const removed: string[] = [];
   let names: string[] = [];
   try {
     names = fs.readdirSync(layout.templates());
   } catch {
-    return;
+    return removed;
   }
   for (const n of names) {
-    const m = /^\.(.+)\.tmp-([0-9a-z]+)$/.exec(n);
-    const pid = m?.[2] ? parseInt(m[2].slice(0, 6), 36) : NaN;
-    if (m && Number.isFinite(pid)) {
+    const m = /^\.(.+)\.(tmp|deleting)-(\d+\.\d+)?/.exec(n);
+    if (!m) continue;
+    // Its maker still works on it. (A delete whose maker died had renamed the template aside,
+    // so it is gone for everyone: finishing the delete is right.)
+    if (m[3] && makerAlive(m[3])) continue;
+    if (m[2] === 'tmp' && !m[3]) {
+      // Made by an older jaula (no maker in the name): left alone for a day.
       const stat = fs.statSync(join(layout.templates(), n));
-      if (Date.now() - stat.mtimeMs > 24 * 3600_000) removeTree(join(layout.templates(), n));
+      if (Date.now() - stat.mtimeMs < 24 * 3600_000) continue;
+    }
+    removeTree(join(layout.templates(), n));
+    removed.push(`template ${n}`);
+  }
+  for (const r of pendingExports())
+    if (!makerAlive(r.maker)) {
+      fs.rmSync(r.tmp, { force: true });
+      fs.rmSync(r.record, { force: true });
+      removed.push(`export ${r.tmp}`);
+    }
+  return removed;
+}
+
+const exportsDir = (): string => join(layout.templates(), '.exports');
+
+function pendingExports(): { record: string; tmp: string; maker: string }[] {
+  const out: { record: string; tmp: string; maker: string }[] = [];
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(exportsDir());
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    const record = join(exportsDir(), n);
+    try {
+      const r = JSON.parse(fs.readFileSync(record, 'utf8')) as { tmp?: string; maker?: string };
+      if (typeof r.tmp === 'string' && typeof r.maker === 'string' && /\.tmp-/.test(r.tmp))
+        out.push({ record, tmp: r.tmp, maker: r.maker });
+      else fs.rmSync(record, { force: true });
+    } catch {
+      // A record being written (writeFileAtomic: never half a file) or unreadable: skip.
     }
   }
+  return out;
 }
 
 /**
@@ -245,13 +288,24 @@ export async function importTemplate(
  * xattrs, hard links and device nodes. tar reads the tree without following any symlink in it
  * and without leaving its filesystem, so nothing outside the template is read.
  */
-export async function exportTemplate(name: string, file: string, progress?: Progress): Promise<void> {
+export async function exportTemplate(
+  name: string,
+  file: string,
+  progress?: Progress,
+  signal?: AbortSignal,
+): Promise<void> {
   const tree = storedTemplateTree(name);
   const c = compressionOfName(file);
   if (!fs.existsSync(dirname(file) || '.'))
     throw new JaulaError('not_found', `The directory of "${file}" does not exist`);
   const meta = readTemplateMeta(name);
-  const tmp = `${file}.tmp-${tmpSuffix()}`;
+  const id = tmpSuffix();
+  const tmp = `${file}.tmp-${id}`;
+  // The temporary archive is recorded first: if this process dies, the next reconcile (or
+  // cleanTemplateLeftovers) removes it; the archive appears at FILE only complete.
+  const record = join(exportsDir(), `${id}.json`);
+  mkdirp(exportsDir());
+  writeFileAtomic(record, JSON.stringify({ tmp: resolve(tmp), maker: maker(), template: name }) + '\n');
   const p = tarProgress(progress, 'archived', meta?.bytes);
   try {
     await runOk(
@@ -271,12 +325,19 @@ export async function exportTemplate(name: string, file: string, progress?: Prog
         tree,
         '.',
       ],
-      { what: `Exporting template "${name}"`, ...(p.onStderr ? { onStderr: p.onStderr } : {}) },
+      {
+        what: `Exporting template "${name}"`,
+        dieWithParent: true,
+        ...(signal ? { signal } : {}),
+        ...(p.onStderr ? { onStderr: p.onStderr } : {}),
+      },
     );
     fs.renameSync(tmp, file);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw e;
+  } finally {
+    fs.rmSync(record, { force: true });
   }
 }
 
@@ -291,7 +352,7 @@ export async function deleteTemplate(name: string): Promise<void> {
         'state',
         `The template "${name}" is used by ${users.length === 1 ? 'guest' : 'guests'} ${users.map((u) => `"${u}"`).join(', ')} (as a layer of their root): delete ${users.length === 1 ? 'it' : 'them'}, or "jaula layer remove GUEST ${name}", first`,
       );
-    const gone = join(layout.templates(), `.${name}.deleting-${tmpSuffix()}`);
+    const gone = join(layout.templates(), `.${name}.deleting-${maker()}-${tmpSuffix()}`);
     fs.renameSync(layout.templateDir(name), gone);
     try {
       removeTree(gone);

@@ -1,8 +1,9 @@
 /**
- * Jobs: long operations (build; later template export, clone, hashify) run by jaulad while
- * their progress goes to the event stream. A job lives in memory only: if jaulad dies during
- * one, the operation's own crash safety applies (a half-built guest is removed at the next
- * start) and the job is forgotten.
+ * Jobs: long operations (build, clone, template save/import/export, hashify) run by jaulad
+ * while their progress goes to the event stream. A job lives in memory only: if jaulad dies
+ * during one, the operation's own crash safety applies (a half-built or half-cloned guest, a
+ * temporary template or archive are removed at the next start; hashify resumes) and the job is
+ * forgotten.
  */
 import type { Job } from '../api/types.js';
 import { isJaulaError, JaulaError, messageOf } from '../common/errors.js';

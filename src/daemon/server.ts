@@ -306,7 +306,10 @@ export class Server {
     ];
     if (!method) throw new JaulaError('internal', `LocalEngine has no method ${route.op}`);
     if (route.job) {
-      const target = String(args['name'] ?? '');
+      // What the job works on: a guest or template, or hashify's guests.
+      const a = args as Record<string, unknown>;
+      const guests = Array.isArray(a['guests']) ? (a['guests'] as unknown[]).join(',') : '';
+      const target = String(a['name'] ?? (a['all'] === true ? '(all guests)' : guests));
       const job = this.jobs.start(route.op, target, (hooks) => method.call(this.local, args, hooks));
       return sendJson(res, 202, job);
     }

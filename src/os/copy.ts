@@ -27,7 +27,7 @@ export async function copyTree(
     reflink?: Reflink;
     /** Hard-link the files instead of copying them (for read-only layers of shared objects). */
     link?: boolean;
-    progress?: (line: string) => void;
+    progress?: (line: string, fraction?: number) => void;
     totalBytes?: number;
     what?: string;
   } = {},
@@ -50,11 +50,15 @@ export async function copyTree(
     const report = o.progress;
     timer = setInterval(() => {
       const done = Math.max(0, fsUsedBytes(dst) - base);
-      report(`copied ${mib(done)}${total ? ` of ${mib(total)}` : ''}`);
+      report(
+        `copied ${mib(done)}${total ? ` of ${mib(total)}` : ''}`,
+        total ? Math.min(1, done / total) : undefined,
+      );
     }, 1000);
   }
   try {
-    await runOk(argv, { what: o.what ?? `Copying "${src}" to "${dst}"` });
+    // cp dies with this process: nothing may write into a copy that a crash recovery removes.
+    await runOk(argv, { what: o.what ?? `Copying "${src}" to "${dst}"`, dieWithParent: true });
   } finally {
     if (timer) clearInterval(timer);
   }
@@ -74,7 +78,7 @@ export function compressionOfName(file: string): 'none' | 'gzip' | 'zstd' {
 /** Progress lines from tar's checkpoints: one each CHECKPOINT records of 10 KiB. */
 export const TAR_CHECKPOINT = 1024;
 export function tarProgress(
-  progress: ((line: string) => void) | undefined,
+  progress: ((line: string, fraction?: number) => void) | undefined,
   verb: string,
   totalBytes?: number,
 ): { args: string[]; onStderr?: (chunk: string) => void } {
@@ -87,7 +91,10 @@ export function tarProgress(
         const bytes = Number(m[1]) * 10240;
         if (bytes - last < 2 ** 20) continue;
         last = bytes;
-        progress(`${verb} ${mib(bytes)}${totalBytes ? ` of ${mib(totalBytes)}` : ''}`);
+        progress(
+          `${verb} ${mib(bytes)}${totalBytes ? ` of ${mib(totalBytes)}` : ''}`,
+          totalBytes ? Math.min(1, bytes / totalBytes) : undefined,
+        );
       }
     },
   };

@@ -1,3 +1,4 @@
+import type { DuReport, GuestDiskUsage } from '../api/types.js';
 import * as fs from 'node:fs';
 import type { GuestConfig } from '../core/config.js';
 import { withGuestLock } from '../core/locks.js';
@@ -23,22 +24,10 @@ import { vol } from '../storage/vol.js';
  *
  * Hard links are counted once; blocks are the allocated ones (st_blocks), as du(1) counts.
  */
-export interface GuestUsage {
-  name: string;
-  driver: string;
-  exclusiveBytes: number;
-  exclusiveInodes: number;
-  sharedBytes: number;
-  quota?: { bytes: number; bytesLimit: number; inodes: number; inodesLimit: number };
-}
 
-export interface DuReport {
-  guests: GuestUsage[];
-  /** Really used on disk by all guests, templates and hashify's objects, each inode once. */
-  totalBytes: number;
-  /** What the guests see, each guest's files counted for it (du -s of each root, summed). */
-  seenBytes: number;
-}
+/** One guest's usage and the whole report: the API's types (api/types.ts). */
+export type GuestUsage = GuestDiskUsage;
+export type { DuReport };
 
 const key = (e: WalkEntry): string => `${e.dev}:${e.ino}`;
 const bytesOf = (e: WalkEntry): number => e.blocks * 512;

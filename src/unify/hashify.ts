@@ -1,3 +1,4 @@
+import type { HashifyReport as WireReport } from '../api/types.js';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -51,7 +52,7 @@ export interface HashifyOptions {
   minSize?: number;
   /** Extra exclude rules, before the guest's and the host's lists. */
   excludes?: string[];
-  progress?: (line: string) => void;
+  progress?: (line: string, fraction?: number) => void;
 }
 
 export type GuestResult =
@@ -63,20 +64,9 @@ export type GuestResult =
   | 'nothing to do'
   | 'skipped';
 
-export interface HashifyReport {
-  dryRun: boolean;
-  guests: {
-    name: string;
-    driver: string;
-    result: GuestResult;
-    reason?: string;
-    files: number;
-    bytes: number;
-  }[];
-  scanned: { files: number; candidates: number; hashedFiles: number; hashedBytes: number };
-  unified: { files: number; bytes: number };
-  objectsRemoved: number;
-  ms: { scan: number; apply: number; total: number };
+/** The API's report (api/types.ts), with this module's results. */
+export interface HashifyReport extends Omit<WireReport, 'guests'> {
+  guests: (WireReport['guests'][number] & { result: GuestResult })[];
 }
 
 export const DEFAULT_MIN_SIZE = 1024;
@@ -312,7 +302,18 @@ export async function hashify(o: HashifyOptions): Promise<HashifyReport> {
       );
       const total = toHash.reduce((a, c) => a + c.e.size, 0);
       if (toHash.length) progress(`Reading ${toHash.length} files (${(total / 2 ** 20).toFixed(1)} MiB)`);
+      // Reading is most of the work: its fraction, every 5 % or so.
+      let read = 0;
+      let shown = 0;
       for (const c of toHash) {
+        read += c.e.size;
+        if (total && read - shown >= total / 20) {
+          shown = read;
+          progress(
+            `read ${(read / 2 ** 20).toFixed(1)} of ${(total / 2 ** 20).toFixed(1)} MiB`,
+            read / total,
+          );
+        }
         const fd = openCand(c);
         if (fd === undefined) continue;
         try {

@@ -3,10 +3,14 @@
  * and the jobs current; one usage request every few seconds feeds the CPU and memory charts.
  * The list is virtualised: only the rows in view exist in the page, so 500 guests cost what
  * 20 do. Actions: create (a build job), start, stop, restart, delete (confirmed), a console
- * (xterm.js over a WebSocket), settings (hostname, marks, autostart, stop timeout, depends).
+ * (xterm.js over a WebSocket), settings (hostname, marks, autostart, stop timeout, depends),
+ * limits (live, saved, default; set live or saved), and a storage summary (du per guest; hashify
+ * all guests as a job).
  */
 import type {
+  DuReport,
   EngineInfo,
+  GuestLimits,
   GuestSettings,
   GuestSummary,
   GuestUsage,
@@ -284,9 +288,98 @@ function renderDetail(): void {
     label: `memory ${memNow}`,
   });
   $('#d-actions').replaceChildren(...actionButtons(g));
+  if (limitsFor !== g.name || limitsStatus !== g.status) {
+    limitsFor = g.name;
+    limitsStatus = g.status;
+    loadLimits(g.name);
+  }
   $('#limits-note').textContent = info?.features.limits
     ? ''
     : 'CPU and memory limits are not offered by this jaula build (jaula set --help).';
+}
+
+/** A table's body: one row per entry, each cell a text or [class, text]. */
+function fillTable(sel: string, rows: [Record<string, string>, (string | [string, string])[]][]): void {
+  $(`${sel} tbody`).replaceChildren(
+    ...rows.map(([attrs, cells]) =>
+      el(
+        'tr',
+        attrs,
+        ...cells.map((c) =>
+          typeof c === 'string' ? el('td', { text: c }) : el('td', { class: c[0], text: c[1] }),
+        ),
+      ),
+    ),
+  );
+}
+
+/* ---- limits ---------------------------------------------------------------------------------- */
+
+let limitsFor = '';
+let limitsStatus = '';
+
+/** Load the selected guest's limits (again when its state changed: live values come and go). */
+function loadLimits(name: string): void {
+  void api<GuestLimits>('GET', `/v1/guests/${encodeURIComponent(name)}/limits`).then(
+    (l) => {
+      if (selected !== name) return;
+      fillTable(
+        '#limits-table',
+        l.limits.map((x) => [
+          { 'data-key': x.key },
+          [x.key, ['live', l.running ? x.live || '-' : '-'], ['saved', x.saved || '-'], x.default],
+        ]),
+      );
+    },
+    (e: unknown) => toast(e instanceof Error ? e.message : String(e), true),
+  );
+}
+
+function setLimits(e: Event): void {
+  e.preventDefault();
+  if (!selected) return;
+  const f = e.target as HTMLFormElement;
+  const input = f.elements.namedItem('assignment') as HTMLInputElement;
+  const assignments = input.value.split(/\s+/).filter(Boolean);
+  const save = (f.elements.namedItem('save') as HTMLInputElement).checked;
+  const name = selected;
+  void act(`Set ${assignments.join(' ')} on ${name}${save ? ' (saved)' : ''}`, async () => {
+    await api('PUT', `/v1/guests/${encodeURIComponent(name)}/limits`, { assignments, save });
+    input.value = '';
+    loadLimits(name);
+  });
+}
+
+/* ---- storage --------------------------------------------------------------------------------- */
+
+function loadDu(): void {
+  void api<DuReport>('GET', '/v1/du').then(
+    (r) => {
+      fillTable(
+        '#du-table',
+        r.guests.map((g) => [
+          { 'data-guest': g.name },
+          [
+            g.name,
+            bytes(g.exclusiveBytes),
+            ['shared', bytes(g.sharedBytes)],
+            g.quota ? `${bytes(g.quota.bytes)} / ${bytes(g.quota.bytesLimit)}` : '-',
+          ],
+        ]),
+      );
+      $('#du-total').textContent =
+        `On disk ${bytes(r.totalBytes)}; the guests see ${bytes(r.seenBytes)} in all.`;
+    },
+    (e: unknown) => toast(e instanceof Error ? e.message : String(e), true),
+  );
+}
+
+function hashifyAll(): void {
+  void act('Hashify started (see Jobs)', async () => {
+    const job = await api<Job>('POST', '/v1/hashify', { all: true });
+    jobs.set(job.id, job);
+    renderJobs();
+  });
 }
 
 function fillSettings(s: GuestSettings): void {
@@ -403,6 +496,7 @@ function onEvent(ev: JaulaEvent): void {
   } else if (ev.type === 'job') {
     jobs.set(ev.job.id, ev.job);
     renderJobs();
+    if (ev.job.state === 'succeeded' && /^(hashify|cloneGuest|buildGuest)$/.test(ev.job.op)) loadDu();
     if (ev.job.state === 'failed')
       toast(`${ev.job.op} ${ev.job.target} failed: ${ev.job.error?.message}`, true);
     return;
@@ -459,6 +553,10 @@ async function boot(): Promise<void> {
   $('#create-form').addEventListener('change', methodChanged);
   $('#create-cancel').addEventListener('click', () => $<HTMLDialogElement>('#create').close());
   $('#settings').addEventListener('submit', saveSettings);
+  $('#limits').addEventListener('submit', setLimits);
+  $('#du-refresh').addEventListener('click', loadDu);
+  $('#hashify-all').addEventListener('click', hashifyAll);
+  loadDu();
   $('#console-close').addEventListener('click', () => $<HTMLDialogElement>('#console').close());
   $('#console').addEventListener('close', () => {
     consoleSession?.close();

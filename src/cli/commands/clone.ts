@@ -1,8 +1,8 @@
-import { cloneGuest } from '../../core/clone.js';
+import type { CloneRequest } from '../../api/types.js';
 import { JaulaError } from '../../common/errors.js';
-import { parseInterfaceSpec } from '../../network/ifspec.js';
 import { bool, list, num, str } from '../args.js';
 import { err, out, type Command } from '../command.js';
+import { engine } from '../engine.js';
 
 export const clone: Command = {
   summary: 'copy a stopped guest under a new identity (cheap on overlay and reflink storage)',
@@ -28,15 +28,16 @@ Examples:
     const [src, dst, ...extra] = p.positionals;
     if (!src || !dst || extra.length)
       throw new JaulaError('usage', 'jaula clone SRC DST [options] (see "jaula clone --help")');
-    const o: Parameters<typeof cloneGuest>[2] = {};
+    const o: CloneRequest = { name: src, dst };
     const hostname = str(p, 'hostname');
     const context = num(p, 'context');
     if (hostname !== undefined) o.hostname = hostname;
     if (context !== undefined) o.context = context;
-    if (list(p, 'interface').length) o.interfaces = list(p, 'interface').map(parseInterfaceSpec);
+    if (list(p, 'interface').length) o.interfaces = list(p, 'interface');
     if (bool(p, 'no-interfaces')) o.interfaces = [];
-    if (!bool(p, 'quiet')) o.onProgress = (l) => err(`jaula: ${l}`);
-    const cfg = await cloneGuest(src, dst, o);
+    const cfg = await (
+      await engine()
+    ).cloneGuest(o, bool(p, 'quiet') ? {} : { onProgress: (l) => err(`jaula: ${l}`) });
     out(
       `Cloned guest "${src}" to "${cfg.name}" (context ${cfg.context}, hostname ${cfg.hostname}). Start it with: jaula start ${cfg.name}`,
     );

@@ -1,6 +1,7 @@
 import { formatSize } from '../../common/size.js';
-import { diskUsage } from '../../unify/du.js';
+
 import { formatOf, json, out, type Command } from '../command.js';
+import { engine } from '../engine.js';
 import { table } from '../table.js';
 
 export const du: Command = {
@@ -20,7 +21,7 @@ Examples:
   jaula du web1 web2 --format json`,
   specs: { format: { type: 'string' } },
   async run(p) {
-    const r = await diskUsage(p.positionals);
+    const r = await (await engine()).diskUsage({ names: p.positionals });
     if (formatOf(p) === 'json') {
       json(r);
       return 0;

@@ -1,7 +1,8 @@
 import { formatSize, parseSize } from '../../common/size.js';
-import { DEFAULT_MIN_SIZE, hashify as run } from '../../unify/hashify.js';
+import { DEFAULT_MIN_SIZE } from '../../unify/hashify.js';
 import { bool, list, str } from '../args.js';
 import { err, formatOf, json, out, type Command } from '../command.js';
+import { engine } from '../engine.js';
 import { table } from '../table.js';
 
 export const hashify: Command = {
@@ -39,14 +40,18 @@ Examples:
   async run(p) {
     const fmt = formatOf(p);
     const min = str(p, 'min-size');
-    const r = await run({
-      guests: p.positionals,
-      all: bool(p, 'all'),
-      dryRun: bool(p, 'dry-run'),
-      excludes: list(p, 'exclude'),
-      ...(min !== undefined ? { minSize: parseSize(min, 'minimum size') } : {}),
-      ...(bool(p, 'quiet') || fmt === 'json' ? {} : { progress: (l: string) => err(`jaula: ${l}`) }),
-    });
+    const r = await (
+      await engine()
+    ).hashify(
+      {
+        guests: p.positionals,
+        all: bool(p, 'all'),
+        dryRun: bool(p, 'dry-run'),
+        excludes: list(p, 'exclude'),
+        ...(min !== undefined ? { minSize: parseSize(min, 'minimum size') } : {}),
+      },
+      bool(p, 'quiet') || fmt === 'json' ? {} : { onProgress: (l: string) => err(`jaula: ${l}`) },
+    );
     if (fmt === 'json') {
       json(r);
       return 0;

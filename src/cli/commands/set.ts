@@ -1,6 +1,5 @@
 import { JaulaError } from '../../common/errors.js';
 import type { ConfigureRequest } from '../../api/types.js';
-import { setLimits, showLimits } from '../../core/limits.js';
 import { setQuota } from '../../core/quota.js';
 import { formatSize, parseSize } from '../../common/size.js';
 import { bool, list, num, str } from '../args.js';
@@ -123,7 +122,7 @@ Examples:
     const qi = num(p, 'quota-inodes');
     const changes = Object.keys(ch).length > 1;
     if (!changes && assignments.length === 0 && quota === undefined && qi === undefined)
-      return showGuestLimits(name, p);
+      return showGuestLimits(name, p, await engine());
     if (quota !== undefined || qi !== undefined) {
       const q = await setQuota(name, {
         ...(quota !== undefined ? { bytes: quota === 'none' ? null : parseSize(quota, 'quota') } : {}),
@@ -145,9 +144,9 @@ Examples:
         out(`It is running: the change applies at its next start (jaula restart ${name}).`);
     }
     if (assignments.length === 0) return 0;
-    // Limits are written to the guest's cgroup files here, under the guest's lock, with or
-    // without jaulad.
-    const r = await setLimits(name, assignments, { save: bool(p, 'save') });
+    // Limits are written to the guest's cgroup files under the guest's lock, by jaulad when it
+    // answers, else here.
+    const r = await (await engine()).setLimits({ name, assignments, save: bool(p, 'save') });
     if (formatOf(p) === 'json') {
       json(r);
       return 0;
@@ -165,8 +164,12 @@ Examples:
   },
 };
 
-function showGuestLimits(name: string, p: Parameters<Command['run']>[0]): number {
-  const v = showLimits(name);
+async function showGuestLimits(
+  name: string,
+  p: Parameters<Command['run']>[0],
+  e: import('../../core/engine.js').Engine,
+): Promise<number> {
+  const v = await e.getLimits({ name });
   if (formatOf(p) === 'json') json(v);
   else
     out(

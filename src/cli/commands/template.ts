@@ -1,14 +1,9 @@
 import { JaulaError } from '../../common/errors.js';
 import { formatSize } from '../../common/size.js';
-import {
-  deleteTemplate,
-  exportTemplate,
-  importTemplate,
-  listTemplates,
-  saveTemplate,
-} from '../../core/templates.js';
+import { resolve } from 'node:path';
 import { bool } from '../args.js';
 import { err, formatOf, json, out, type Command } from '../command.js';
+import { engine } from '../engine.js';
 import { table } from '../table.js';
 
 const USAGE = `Usage: jaula template save GUEST NAME [--changes]
@@ -45,24 +40,26 @@ Examples:
   },
   async run(p) {
     const [verb, a, b, ...extra] = p.positionals;
-    const progress = bool(p, 'quiet') ? undefined : (l: string): void => err(`jaula: ${l}`);
+    const hooks = bool(p, 'quiet') ? {} : { onProgress: (l: string): void => err(`jaula: ${l}`) };
+    // Through jaulad when it answers (save, import and export are jobs there), else here.
+    const e = await engine();
     const need = (ok: boolean): void => {
       if (!ok || extra.length) throw new JaulaError('usage', `${USAGE}\n(see "jaula template --help")`);
     };
     switch (verb) {
       case 'save': {
         need(!!a && !!b);
-        const m = await saveTemplate(a as string, b as string, {
-          changesOnly: bool(p, 'changes'),
-          ...(progress ? { progress } : {}),
-        });
+        const m = await e.saveTemplate(
+          { guest: a as string, name: b as string, changes: bool(p, 'changes') },
+          hooks,
+        );
         out(`Saved template "${m.name}" from guest "${a}" (${m.files} files, ${formatSize(m.bytes)}).`);
         return 0;
       }
       case 'list':
       case undefined: {
         need(!a);
-        const ts = listTemplates();
+        const ts = await e.listTemplates();
         if (formatOf(p) === 'json') json(ts);
         else
           out(
@@ -82,18 +79,22 @@ Examples:
       }
       case 'import': {
         need(!!a);
-        const m = await importTemplate(a as string, b, progress);
+        // A file is the host's: absolute for jaulad, whose working directory is not ours.
+        const m = await e.importTemplate(
+          { file: resolve(a as string), ...(b !== undefined ? { name: b } : {}) },
+          hooks,
+        );
         out(`Imported template "${m.name}" (${m.files} files, ${formatSize(m.bytes)}).`);
         return 0;
       }
       case 'export':
         need(!!a && !!b);
-        await exportTemplate(a as string, b as string, progress);
+        await e.exportTemplate({ name: a as string, file: resolve(b as string) }, hooks);
         out(`Exported template "${a}" to ${b}.`);
         return 0;
       case 'delete':
         need(!!a && !b);
-        await deleteTemplate(a as string);
+        await e.deleteTemplate({ name: a as string });
         out(`Deleted template "${a}".`);
         return 0;
       default:
