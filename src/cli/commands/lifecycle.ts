@@ -74,12 +74,13 @@ Examples:
   },
   async run(p) {
     const e = await engine();
-    if (isBulk(p))
-      return printBulk(
-        p,
-        await stopMany(e, await selectGuests(e, p, 'stop'), parallelOf(p), stopOpts(p)),
-        'No guest was running.',
-      );
+    if (isBulk(p)) {
+      const rows = await stopMany(e, await selectGuests(e, p, 'stop'), parallelOf(p), stopOpts(p));
+      // Whatever ran before (a start rolled back after a crash included), an lxcfs this instance
+      // started and no guest uses any more goes now.
+      await (await import('../../core/lxcfs.js')).stopLxcfsIfIdle();
+      return printBulk(p, rows, 'No guest was running.');
+    }
     if (!p.positionals.length)
       throw new JaulaError('usage', 'Give the guest(s) to stop: jaula stop NAME... (or --all, --mark M)');
     const name = p.positionals[0] as string;
