@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { parseProcCgroup } from './parse.js';
 
 export interface UsageFiles {
   /** cpuacct.usage (ns) or cpu.stat (usage_usec). */
@@ -19,20 +20,7 @@ export interface Usage {
   memoryBytes: number;
 }
 
-/** /proc/PID/cgroup: controller -> path ("" = the v2 hierarchy). */
-export function parseProcCgroup(text: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const a = line.indexOf(':');
-    const b = line.indexOf(':', a + 1);
-    if (a < 0 || b < 0) continue;
-    const ctrls = line.slice(a + 1, b);
-    const path = line.slice(b + 1);
-    if (ctrls === '') m.set('', path);
-    else for (const c of ctrls.split(',')) if (c) m.set(c.replace(/^name=/, 'name='), path);
-  }
-  return m;
-}
+export { parseProcCgroup };
 
 /** /proc/self/mounts: controller -> mount point of its v1 hierarchy, "" -> the cgroup2 mount. */
 export function parseCgroupMounts(text: string): Map<string, string> {
