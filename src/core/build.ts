@@ -31,7 +31,14 @@ import { buildDebootstrap, parseDebootstrapArgs } from './methods/debootstrap.js
 import { buildSkeleton } from './methods/skeleton.js';
 import { checkTemplateFile, extractTemplate } from './methods/template.js';
 import { newIdentity } from './identity.js';
-import { BUILDING_MARK, isBuilding, loadConfig, loadEveryConfig, saveConfig } from './store.js';
+import {
+  BUILDING_MARK,
+  guestConfEntries,
+  isBuilding,
+  loadConfig,
+  loadEveryConfig,
+  saveConfig,
+} from './store.js';
 import { Reverter } from './reverter.js';
 import { checkTemplateFor } from './templates.js';
 
@@ -92,13 +99,7 @@ export async function buildStorage(name: string | undefined): Promise<StorageDri
 /** Remove guests whose build was interrupted (their builder died): no half-made guest stays. */
 export async function removeStaleBuilds(): Promise<string[]> {
   const removed: string[] = [];
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(paths().guestsConf);
-  } catch {
-    return removed;
-  }
-  for (const n of names) {
+  for (const n of guestConfEntries()) {
     if (n.startsWith(STAGING_PREFIX)) {
       if (!isBuilding(n)) removeTree(join(paths().guestsConf, n));
       continue;
@@ -121,13 +122,7 @@ export async function removeStaleBuilds(): Promise<string[]> {
 
 function usedContexts(except?: string): Map<number, string> {
   const used = new Map<number, string>();
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(paths().guestsConf);
-  } catch {
-    return used;
-  }
-  for (const n of names) {
+  for (const n of guestConfEntries()) {
     if (n === except || n.startsWith('.')) continue;
     const text = readFileOr(paths().guestConfigFile(n), undefined);
     const m = text === undefined ? undefined : /^context\s*=\s*(\d+)/m.exec(text);

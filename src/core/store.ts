@@ -55,16 +55,19 @@ export function hasBuildingMark(name: string): boolean {
   return fs.existsSync(join(paths().guestConf(name), BUILDING_MARK));
 }
 
-/** Names of all guests whose config exists, sorted; half-built ones are left out. */
-export function listGuestNames(): string[] {
-  let names: string[];
+/** Every entry of the guests' config directory (none before the first build). */
+export function guestConfEntries(): string[] {
   try {
-    names = fs.readdirSync(paths().guestsConf);
+    return fs.readdirSync(paths().guestsConf);
   } catch (e) {
     if (errnoOf(e) === 'ENOENT') return [];
     throw e;
   }
-  return names
+}
+
+/** Names of all guests whose config exists, sorted; half-built ones are left out. */
+export function listGuestNames(): string[] {
+  return guestConfEntries()
     .filter((n) => !n.startsWith('.') && fs.existsSync(paths().guestConfigFile(n)) && !hasBuildingMark(n))
     .sort();
 }
@@ -86,15 +89,8 @@ export function loadAllConfigs(): GuestConfig[] {
  * allocation must see reservations of builds under way. Unreadable configs are left out.
  */
 export function loadEveryConfig(): GuestConfig[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(paths().guestsConf);
-  } catch (e) {
-    if (errnoOf(e) === 'ENOENT') return [];
-    throw e;
-  }
   const out: GuestConfig[] = [];
-  for (const n of names) {
+  for (const n of guestConfEntries()) {
     const file = paths().guestConfigFile(n);
     const text = readFileOr(file, undefined);
     if (text === undefined) continue;
