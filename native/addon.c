@@ -414,16 +414,22 @@ static int walk_dir(struct buf *b, int dfd, char *path, size_t pathlen, dev_t ro
   }
   /* Read all names first: the directory stream is closed before descending. */
   struct buf names = {0};
-  struct dirent *de;
-  errno = 0;
-  while ((de = readdir(d))) {
+  /* errno is reset before every readdir: a successful realloc in buf_grow may leave ENOMEM in
+   * errno (glibc's malloc falls back to mmap when brk fails), which must not read as an error. */
+  int rerr = 0;
+  for (;;) {
+    errno = 0;
+    struct dirent *de = readdir(d);
+    if (!de) {
+      rerr = errno;
+      break;
+    }
     if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
     size_t l = strlen(de->d_name) + 1;
     char *at = buf_grow(&names, l);
     if (!at) break;
     memcpy(at, de->d_name, l);
   }
-  int rerr = errno;
   closedir(d);
   if (names.err || rerr) {
     free(names.p);

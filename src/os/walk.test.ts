@@ -75,6 +75,40 @@ describe('walk: a whole tree by fd-relative calls, never following a symlink', (
     }
   });
 
+  it('is not misled by an errno a successful allocation leaves behind', () => {
+    // glibc's malloc may leave ENOMEM in errno after it succeeds (brk refused, mmap used); a
+    // readdir loop that read errno once at its end took that for a failed readdir (seen in CI).
+    // An LD_PRELOAD realloc that succeeds and sets errno = ENOMEM reproduces it on every call.
+    const so = join(base, 'stale-errno.so');
+    const src = join(base, 'stale-errno.c');
+    fs.writeFileSync(
+      src,
+      '#define _GNU_SOURCE\n#include <dlfcn.h>\n#include <errno.h>\n#include <stddef.h>\n' +
+        'void *realloc(void *p, size_t n) {\n' +
+        '  static void *(*real)(void *, size_t);\n' +
+        '  if (!real) real = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");\n' +
+        '  void *r = real(p, n);\n  if (r) errno = ENOMEM;\n  return r;\n}\n',
+    );
+    const cc = spawnSync('cc', ['-shared', '-fPIC', '-o', so, src, '-ldl'], { encoding: 'utf8' });
+    assert.equal(cc.status, 0, cc.stderr);
+    const many = join(base, 'many');
+    fs.mkdirSync(many);
+    for (let i = 0; i < 100; i++) fs.writeFileSync(join(many, `f${i}`), '');
+    const walkJs = new URL('./walk.js', import.meta.url).href;
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { walkTree } from ${JSON.stringify(walkJs)};` +
+          `console.log(walkTree(${JSON.stringify(many)}).length);`,
+      ],
+      { encoding: 'utf8', env: { ...process.env, LD_PRELOAD: so } },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), '101');
+  });
+
   it('syncfs and FS_IOC_FSGETXATTR work on an fd', () => {
     const fd = fs.openSync(root, 'r');
     try {
