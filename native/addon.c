@@ -525,7 +525,35 @@ static int get_ints(napi_env env, napi_callback_info info, size_t n, int64_t *ou
   return 0;
 }
 
-/* ---- dedupe, syncfs, mount, fsxattr --------------------------------------------------------- */
+/* ---- dedupe, clone, syncfs, mount, fsxattr -------------------------------------------------- */
+
+/*
+ * cloneFile(srcfd, dstfd): make the empty regular file dstfd a copy of srcfd that shares its
+ * data extents (FICLONE: no data copied) with the same owner, mode, xattrs and times (to the
+ * nanosecond). Owner first (chown drops set-id bits and file capabilities), times last.
+ */
+static napi_value js_clone_file(napi_env env, napi_callback_info info) {
+  int64_t a2[2];
+  if (get_ints(env, info, 2, a2, "cloneFile(srcfd, dstfd): numbers expected")) return NULL;
+  int src = (int)a2[0], dst = (int)a2[1];
+  struct stat st;
+  if (fstat(src, &st) < 0) return throw_errno(env, errno, "cloneFile");
+  if (!S_ISREG(st.st_mode)) return throw_errno(env, EINVAL, "cloneFile");
+  if (ioctl(dst, FICLONE, src) < 0) return throw_errno(env, errno, "FICLONE");
+  if (fchown(dst, st.st_uid, st.st_gid) < 0) return throw_errno(env, errno, "fchown");
+  if (fchmod(dst, st.st_mode & 07777) < 0) return throw_errno(env, errno, "fchmod");
+  static char names[65536], val[65536];
+  ssize_t n = flistxattr(src, names, sizeof names);
+  if (n < 0) return throw_errno(env, errno, "flistxattr");
+  for (char *k = names; k < names + n; k += strlen(k) + 1) {
+    ssize_t v = fgetxattr(src, k, val, sizeof val);
+    if (v < 0) return throw_errno(env, errno, k);
+    if (fsetxattr(dst, k, val, (size_t)v, 0) < 0) return throw_errno(env, errno, k);
+  }
+  struct timespec ts[2] = {st.st_atim, st.st_mtim};
+  if (futimens(dst, ts) < 0) return throw_errno(env, errno, "futimens");
+  return NULL;
+}
 
 static napi_value js_dedupe(napi_env env, napi_callback_info info) {
   int64_t a3[3];
@@ -702,6 +730,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"linkCounts", NULL, js_link_counts, NULL, NULL, NULL, napi_default, NULL},
       {"walk", NULL, js_walk, NULL, NULL, NULL, napi_default, NULL},
       {"dedupe", NULL, js_dedupe, NULL, NULL, NULL, napi_default, NULL},
+      {"cloneFile", NULL, js_clone_file, NULL, NULL, NULL, napi_default, NULL},
       {"syncfs", NULL, js_syncfs, NULL, NULL, NULL, napi_default, NULL},
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL},
       {"umount2", NULL, js_umount2, NULL, NULL, NULL, napi_default, NULL},

@@ -102,8 +102,15 @@ export class TestRoot {
 
   /** The directory that holds a guest's own files: its tree (dir), or its upper layer (overlay). */
   guestRoot(name: string): string {
-    const upper = this.path('var/lib/jaula/guests', name, 'upper');
-    return fs.existsSync(upper) ? upper : this.path('var/lib/jaula/guests', name, 'rootfs');
+    // (in a storage pool, or with a quota: below the guest's vol/)
+    for (const base of [
+      this.path('var/lib/jaula/guests', name),
+      this.path('var/lib/jaula/guests', name, 'vol'),
+    ]) {
+      if (fs.existsSync(join(base, 'upper'))) return join(base, 'upper');
+      if (fs.existsSync(join(base, 'rootfs'))) return join(base, 'rootfs');
+    }
+    return this.path('var/lib/jaula/guests', name, 'rootfs');
   }
 
   /** Loop devices backed by files under this root: "/dev/loopN FILE". */
@@ -305,6 +312,18 @@ export class TestRoot {
       for (const l of this.loops().filter((x) => x.includes(img)))
         spawnSync('losetup', ['-d', l.split(' ')[0] as string]);
       fs.rmSync(img, { force: true });
+    });
+  }
+
+  /**
+   * Make this root's storage pool (jaula pool create: a btrfs image mounted on var/lib/jaula,
+   * a subvolume with a space limit per guest); deleted at cleanup, after the guests.
+   */
+  pool(sizeMiB = 512, guestQuotaMiB = 64): void {
+    this.ok(['pool', 'create', '--size', `${sizeMiB}M`, '--guest-quota', `${guestQuotaMiB}M`]);
+    this.onCleanup(() => {
+      const r = this.jaula(['pool', 'delete']);
+      if (r.code !== 0) throw new Error(`jaula pool delete: ${r.stderr}`);
     });
   }
 

@@ -61,7 +61,7 @@ describe('unprivileged guests', () => {
     assert.match(doc.stdout, /privileged guests\s+warn\s+p1/);
     assert.match(doc.stdout, /user namespaces\s+ok/);
     assert.match(doc.stdout, /idmapped mounts\s+ok/);
-    assert.match(doc.stdout, /disk limits\s+warn\s+.*u1.*no --quota/);
+    assert.match(doc.stdout, /disk limits\s+warn\s+.*u1.*no disk limit/);
   });
 });
 

@@ -140,7 +140,7 @@ export const SCHEMAS: Record<string, Schema> = {
         exclusiveBytes: num,
         exclusiveInodes: int,
         sharedBytes: num,
-        'quota?': obj({ bytes: num, bytesLimit: num, inodes: int, inodesLimit: int }),
+        'quota?': obj({ bytes: num, bytesLimit: num, 'inodes?': int, 'inodesLimit?': int }),
       }),
     ),
     totalBytes: num,

@@ -315,7 +315,8 @@ export interface GuestDiskUsage {
   exclusiveInodes: number;
   /** Bytes of files it sees that others hold too. */
   sharedBytes: number;
-  quota?: { bytes: number; bytesLimit: number; inodes: number; inodesLimit: number };
+  /** inodes: only where the limit is an ext4 image (a pool's btrfs counts inodes as space). */
+  quota?: { bytes: number; bytesLimit: number; inodes?: number; inodesLimit?: number };
 }
 
 export interface DuReport {

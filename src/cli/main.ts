@@ -3,6 +3,9 @@ import { parseArgs } from './args.js';
 import { err, out } from './command.js';
 import { ALIASES, COMMANDS } from './registry.js';
 import { trace } from '../os/trace.js';
+import { paths } from '../os/paths.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { VERSION } from '../common/version.js';
 
 async function usage(): Promise<string> {
@@ -48,6 +51,9 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   try {
+    // A storage pool's image is mounted again after a reboot, before anything looks at it.
+    if (process.getuid?.() === 0 && existsSync(join(paths().etc, 'pool.json')))
+      await (await import('../storage/pool.js')).ensurePool();
     return await cmd.run(parseArgs(rest, cmd.specs, name));
   } catch (e) {
     if (isJaulaError(e)) {

@@ -32,6 +32,7 @@ export const COMMANDS: Record<string, Loader> = {
   layer: async () => (await import('./commands/layer.js')).layer,
   hashify: async () => (await import('./commands/hashify.js')).hashify,
   du: async () => (await import('./commands/du.js')).du,
+  pool: async () => (await import('./commands/pool.js')).pool,
   daemon: async () => (await import('./commands/daemon.js')).daemon,
   info: async () => (await import('./commands/daemon.js')).info,
   completion: async () => (await import('./commands/completion.js')).completion,

@@ -41,6 +41,7 @@ import {
 } from './store.js';
 import { Reverter } from './reverter.js';
 import { checkTemplateFor } from './templates.js';
+import { guestQuotaDefault } from '../storage/pool.js';
 
 export const BUILD_METHODS = ['skeleton', 'template', 'debootstrap'] as const;
 export type BuildMethod = (typeof BUILD_METHODS)[number];
@@ -213,6 +214,9 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
       `The storage driver "${driver.info.name}" cannot limit a guest's space here: use --storage overlay or dir with --quota`,
     );
 
+  // On a storage pool every guest gets a space limit unless it asks for another.
+  const poolQuota = quota || driver.info.quota === 'none' ? undefined : guestQuotaDefault();
+
   const cfg: GuestConfig = validateConfig({
     name,
     context: o.context ?? CONTEXT_FIRST_AUTO,
@@ -230,6 +234,7 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
       ...(stored ? { template: stored } : {}),
       ...(stored && driver.info.layers ? { layers: [stored] } : {}),
       ...(o.quotaBytes !== undefined ? { quotaBytes: o.quotaBytes } : {}),
+      ...(poolQuota !== undefined ? { quotaBytes: poolQuota } : {}),
       ...(o.quotaInodes !== undefined ? { quotaInodes: o.quotaInodes } : {}),
     },
     interfaces: o.interfaces ?? [],

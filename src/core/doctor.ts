@@ -269,7 +269,7 @@ export async function securityReport(): Promise<Check[]> {
     'disk limits',
     unlimited.length ? 'warn' : 'ok',
     unlimited.length
-      ? `${unlimited.map((c) => c.name).join(', ')}: no --quota, can fill the filesystem of ${p().lib} (there is no default limit: docs/adr/0003-storage-and-unification.md; set one with "jaula set NAME --quota SIZE")`
+      ? `${unlimited.map((c) => c.name).join(', ')}: no disk limit, can fill the filesystem of ${p().lib} (set one with "jaula set NAME --quota SIZE"; a storage pool gives every new guest one: "jaula pool create", docs/adr/0003-storage-and-unification.md)`
       : 'every guest has a disk quota',
   );
   const fullos = loadAllConfigs().filter((c) => c.profile === 'full-os');

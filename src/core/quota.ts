@@ -10,8 +10,9 @@ import { vol } from '../storage/vol.js';
 import type { GuestConfig } from './config.js';
 import { validateConfig } from './config.js';
 import { guestLog } from './log.js';
+import { withGuestLock } from './locks.js';
 import { withStoppedGuest } from './running.js';
-import { saveConfig } from './store.js';
+import { loadConfig, saveConfig } from './store.js';
 
 export interface QuotaChange {
   /** New space limit; null removes the quota. */
@@ -29,6 +30,7 @@ export async function setQuota(
   ch: QuotaChange,
   progress?: (l: string) => void,
 ): Promise<GuestConfig> {
+  if (vol.hasSubvol(name)) return setPoolQuota(name, ch);
   return withStoppedGuest(name, 'to change its quota, then start it again', async (cfg, d) => {
     const next: GuestConfig = { ...cfg, storage: { ...cfg.storage } };
     if (ch.bytes === null) {
@@ -101,6 +103,32 @@ export async function setQuota(
       want
         ? `quota: ${next.storage.quotaBytes} bytes${next.storage.quotaInodes ? `, ${next.storage.quotaInodes} inodes` : ''}`
         : 'quota removed',
+    );
+    return next;
+  });
+}
+
+/**
+ * A guest in the storage pool: its limit is its subvolume's quota group, changed at once, even
+ * while it runs (below what it uses already, it can only delete until it is under again).
+ */
+function setPoolQuota(name: string, ch: QuotaChange): Promise<GuestConfig> {
+  return withGuestLock(name, async () => {
+    const cfg = loadConfig(name);
+    if (ch.inodes !== undefined)
+      throw new JaulaError(
+        'unsupported',
+        `Guest "${name}" keeps its files in the storage pool, whose btrfs limits space only (its inodes take space, counted in that limit): give --quota SIZE alone`,
+      );
+    const next: GuestConfig = { ...cfg, storage: { ...cfg.storage } };
+    if (ch.bytes === null) delete next.storage.quotaBytes;
+    else if (ch.bytes !== undefined) next.storage.quotaBytes = ch.bytes;
+    validateConfig(next);
+    await vol.limit(name, next.storage.quotaBytes ?? null);
+    saveConfig(next);
+    guestLog(
+      name,
+      next.storage.quotaBytes !== undefined ? `quota: ${next.storage.quotaBytes} bytes` : 'quota removed',
     );
     return next;
   });

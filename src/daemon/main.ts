@@ -11,6 +11,7 @@ import { reconcileFinish, reconcileState } from '../core/reconcile.js';
 import { FileLock } from '../os/lock.js';
 import { mkdirp, writeFileAtomic } from '../os/fs.js';
 import { paths } from '../os/paths.js';
+import { ensurePool } from '../storage/pool.js';
 import { Server } from './server.js';
 
 const VALUE_OPTS = ['socket', 'listen', 'tls-cert', 'tls-key', 'token-file'];
@@ -87,6 +88,7 @@ export async function runDaemon(argv: string[]): Promise<number> {
   writeFileAtomic(join(paths().run, 'jaulad.pid'), `${process.pid}\n`, 0o644, { durable: false });
 
   const t0 = Date.now();
+  await ensurePool();
   const { report, stopping } = await reconcileState({ autostart });
   const fixed = [
     ...report.settled.map((n) => `settled ${n}`),

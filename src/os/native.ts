@@ -13,6 +13,8 @@ export interface Native {
   walk(dirfd: number, flags: number): Buffer;
   /** FIDEDUPERANGE of a whole file: bytes shared, or -1 when the contents differ. */
   dedupe(srcFd: number, dstFd: number, length: number): number;
+  /** FICLONE srcFd's data into the empty dstFd, with its owner, mode, xattrs and times (ns). */
+  cloneFile(srcFd: number, dstFd: number): void;
   syncfs(fd: number): void;
   mount(source: string | null, target: string, type: string | null, flags: number, data: string | null): void;
   umount2(target: string, flags: number): void;

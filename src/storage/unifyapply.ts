@@ -185,7 +185,7 @@ export function applyUnify(name: string, upperDir: string, entries: UnifyEntry[]
             fs.linkSync(objectPath(e.key), t);
           } catch (err) {
             if (errnoOf(err) !== 'ENOENT') throw err;
-            fs.linkSync(up, t); // no object yet: this file's inode becomes it (published in 4.)
+            adopt(up, t, st.ino); // no object yet: this file's inode (or clone) becomes it (published in 4.)
             adopted = true;
           }
           fs.renameSync(t, dst);
@@ -247,6 +247,36 @@ export function applyUnify(name: string, upperDir: string, entries: UnifyEntry[]
     removeTree(tmp);
   }
   return res;
+}
+
+/**
+ * Make `t` (in the store) the upper's file: a hard link to its inode; or, from a guest's
+ * subvolume of the storage pool (a hard link cannot cross btrfs subvolumes: EXDEV), a clone
+ * sharing its data extents with the same owner, mode, xattrs and times.
+ */
+function adopt(up: string, t: string, ino: bigint): void {
+  try {
+    fs.linkSync(up, t);
+    return;
+  } catch (err) {
+    if (errnoOf(err) !== 'EXDEV') throw err;
+  }
+  const src = fs.openSync(up, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  try {
+    if (fs.fstatSync(src, { bigint: true }).ino !== ino)
+      throw Object.assign(new Error(`${up} changed`), { code: 'ESTALE' });
+    const dst = fs.openSync(t, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    try {
+      native().cloneFile(src, dst);
+    } finally {
+      fs.closeSync(dst);
+    }
+  } catch (e) {
+    fs.rmSync(t, { force: true });
+    throw e;
+  } finally {
+    fs.closeSync(src);
+  }
 }
 
 function lstatNs(p: string): fs.BigIntStats | undefined {

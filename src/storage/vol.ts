@@ -3,26 +3,34 @@ import { JaulaError } from '../common/errors.js';
 import { growImage, isMountPoint, makeImage, mountImage, umountImage } from '../os/image.js';
 import type { StorageConfig } from '../core/config.js';
 import { layout } from './layout.js';
+import { qgroupPool, subvolCreate, subvolLimit, subvolUsage } from './pool.js';
 
 /**
- * A guest's private area: var/lib/jaula/guests/NAME, or, when the guest has a quota, an ext4
- * image of the allowed size mounted on guests/NAME/vol. Drivers keep the guest's own files in
- * base(name) (dir: rootfs, overlay: upper and work), so the quota counts exactly those.
+ * A guest's private area: var/lib/jaula/guests/NAME; or, on a storage pool (storage/pool.ts),
+ * a btrfs subvolume guests/NAME/vol whose quota group holds the guest's space limit; or, when
+ * the guest has a quota elsewhere (or an inode limit), an ext4 image of the allowed size
+ * mounted on guests/NAME/vol. Drivers keep the guest's own files in base(name) (dir: rootfs,
+ * overlay: upper and work), so the limit counts exactly those.
  */
 export const vol = {
   hasImage: (name: string): boolean => fs.existsSync(layout.image(name)),
-  base: (name: string): string => (vol.hasImage(name) ? layout.vol(name) : layout.guestData(name)),
+  /** Its own files are in a subvolume of the pool (with or without a limit). */
+  hasSubvol: (name: string): boolean => !vol.hasImage(name) && fs.existsSync(layout.vol(name)),
+  base: (name: string): string =>
+    vol.hasImage(name) || fs.existsSync(layout.vol(name)) ? layout.vol(name) : layout.guestData(name),
 
   async create(name: string, s: StorageConfig): Promise<void> {
     fs.mkdirSync(layout.guestData(name), { recursive: true, mode: 0o700 });
-    if (s.quotaBytes === undefined) {
-      if (s.quotaInodes !== undefined)
-        throw new JaulaError(
-          'invalid',
-          'An inode limit needs a space limit too: give --quota SIZE with --quota-inodes N',
-        );
+    if (s.quotaBytes === undefined && s.quotaInodes !== undefined)
+      throw new JaulaError(
+        'invalid',
+        'An inode limit needs a space limit too: give --quota SIZE with --quota-inodes N',
+      );
+    if (s.quotaInodes === undefined && qgroupPool()) {
+      await subvolCreate(layout.vol(name), s.quotaBytes);
       return;
     }
+    if (s.quotaBytes === undefined) return;
     await makeImage(layout.image(name), s.quotaBytes, s.quotaInodes);
     await vol.attach(name);
   },
@@ -42,10 +50,20 @@ export const vol = {
     await growImage(layout.image(name), layout.vol(name), bytes);
   },
 
-  /** Space and inodes used and allowed, from the image's filesystem (attached). */
-  usage(
+  /** Set (null: remove) the space limit of a guest whose files are in a pool's subvolume. */
+  limit: (name: string, bytes: number | null): Promise<void> => subvolLimit(layout.vol(name), bytes),
+
+  /**
+   * Space and inodes used and allowed: from the image's filesystem (attached), or from the
+   * subvolume's quota group (btrfs counts no inodes: they take space, counted in bytes).
+   */
+  async usage(
     name: string,
-  ): { bytes: number; bytesLimit: number; inodes: number; inodesLimit: number } | undefined {
+  ): Promise<{ bytes: number; bytesLimit: number; inodes?: number; inodesLimit?: number } | undefined> {
+    if (vol.hasSubvol(name)) {
+      const u = await subvolUsage(layout.vol(name));
+      return u && u.limit ? { bytes: u.bytes, bytesLimit: u.limit } : undefined;
+    }
     if (!vol.hasImage(name) || !isMountPoint(layout.vol(name))) return undefined;
     const s = fs.statfsSync(layout.vol(name));
     return {

@@ -110,10 +110,10 @@ async function guestUsage(
 ): Promise<{ u: GuestUsage; seen: number }> {
   const name = cfg.name;
   const u: GuestUsage = { name, driver: d.info.name, exclusiveBytes: 0, exclusiveInodes: 0, sharedBytes: 0 };
-  const read = (): WalkEntry[] => {
+  let q: Awaited<ReturnType<typeof vol.usage>>;
+  const read = async (): Promise<WalkEntry[]> => {
     const own = walkTree(d.treePath(name), { xattrs: d.info.layers });
-    const q = vol.usage(name);
-    if (q) u.quota = q;
+    q = await vol.usage(name);
     return own;
   };
   // A stopped guest's quota image is mounted just to read it.
@@ -128,7 +128,8 @@ async function guestUsage(
         vol.detach(name);
       }
     });
-  else own = read();
+  else own = await read();
+  if (q) u.quota = q;
 
   let seen = 0;
   if (d.info.unify === 'dedupe') {
@@ -190,7 +191,11 @@ export async function diskUsage(names: string[]): Promise<DuReport> {
   }
   // Everything once: the guests' data (quota images as the files they are), templates, objects.
   const distinct = new Map<string, number>();
-  for (const dir of [paths().guestsData, layout.templates(), layout.store()])
+  // (a pool's subvolumes are filesystems of their own to the walk: walked each)
+  const subvols = listGuestNames()
+    .filter((n) => vol.hasSubvol(n))
+    .map((n) => layout.vol(n));
+  for (const dir of [paths().guestsData, layout.templates(), layout.store(), ...subvols])
     for (const e of walkTree(dir)) distinct.set(key(e), bytesOf(e));
   report.totalBytes = [...distinct.values()].reduce((a, b) => a + b, 0);
   if (pool && fs.existsSync(layout.pool())) {

@@ -482,9 +482,9 @@ export const ATTEMPTS: readonly Attempt[] = [
   },
   {
     id: 'dos.disk',
-    what: "write 64 MiB to the guest's / (then remove it): is there a quota or a filesystem of its own?",
+    what: "write more than a guest's default disk limit to its / (then remove it)",
     expect: "ENOSPC/EDQUOT, or a / smaller than the host's filesystem",
-    layer: 'storage quota',
+    layer: "storage quota (the pool's per-guest quota group)",
     via: 'exec',
   },
 ];
@@ -494,6 +494,4 @@ export const ATTEMPTS: readonly Attempt[] = [
  * crun), and what closes each. The hardening work removes entries; the suite fails when an entry
  * is blocked already (remove it) and when an attempt not listed here gets through.
  */
-export const KNOWN_GAPS: Readonly<Record<string, string>> = {
-  'dos.disk': 'a default disk quota (or a size-limited storage) for every guest',
-};
+export const KNOWN_GAPS: Readonly<Record<string, string>> = {};

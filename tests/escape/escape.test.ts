@@ -118,11 +118,12 @@ describe('escape and abuse attempts from inside a guest', () => {
       canary: CANARY,
       'host-fs-bytes': String(
         (() => {
-          const s = fs.statfsSync(t.guestRoot('esc1'));
+          const s = fs.statfsSync(t.root);
           return s.blocks * s.bsize;
         })(),
       ),
-      'disk-bound-mb': '64',
+      // More than a guest's default limit in the pool (64 MiB): the limit must stop the writes.
+      'disk-bound-mb': '96',
       // The guest's /proc/meminfo and sysinfo(2) show its own limit (lxcfs, the supervisor).
       'host-mem-bytes': String(os.totalmem()),
     };
@@ -133,6 +134,8 @@ describe('escape and abuse attempts from inside a guest', () => {
     ensureProbe();
     fs.writeFileSync(t.path('host-secret'), 'a host file no guest may open\n');
     const [maj, min] = majorMinor(fs.statSync(t.root, { bigint: true }).dev);
+    // As "./setup demo" installs jaula: a storage pool, so that every guest has a disk limit.
+    t.pool(512, 64);
     // Plain trees (--storage dir): the "shocker" attempt needs file handles on the guest's /,
     // which an overlayfs root (the default storage) does not give at all.
     buildSkeleton(t, 'esc1', ['--context', '3101', '--storage', 'dir']);
@@ -319,6 +322,9 @@ describe('escape and abuse attempts from inside a guest', () => {
           true,
           `escape attempt ${a.id} (${a.what}) was NOT blocked: ${r.detail} (errno ${r.errno || 'none'}); expected ${a.expect}, stopped by ${a.layer}`,
         );
+        // The guest's own limit stopped the writes (its subvolume's quota group), not only a
+        // pool smaller than the host's filesystem.
+        if (a.id === 'dos.disk') assert.equal(r.errno, 'EDQUOT', r.detail);
       });
 
     it('leaves no file of the probe behind in the guest', () => {

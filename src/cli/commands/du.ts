@@ -36,7 +36,8 @@ Examples:
           g.exclusiveInodes,
           formatSize(g.sharedBytes),
           g.quota
-            ? `${formatSize(g.quota.bytes)}/${formatSize(g.quota.bytesLimit)}, ${g.quota.inodes}/${g.quota.inodesLimit} inodes`
+            ? `${formatSize(g.quota.bytes)}/${formatSize(g.quota.bytesLimit)}` +
+              (g.quota.inodesLimit ? `, ${g.quota.inodes}/${g.quota.inodesLimit} inodes` : '')
             : undefined,
         ]),
       ),
