@@ -578,9 +578,17 @@ static int shim(int argc, char **argv) {
   struct { pid_t pid; int status; } early[16];
   int nearly = 0;
   fcntl(errpipe[0], F_SETFL, O_NONBLOCK);
+  /* The console is copied from the moment it arrives, while the runtime still works: a guest's
+   * init may tcflush(TCOFLUSH) its console soon after its first lines (sysvinit does), and on a
+   * pty that discards what the master has not read yet. */
+  log_open();
   while (rt_status < 0 || master < 0) {
-    struct pollfd p[3] = {{errlive ? errpipe[0] : -1, POLLIN, 0}, {master < 0 ? lsock : -1, POLLIN, 0}, {sfd, POLLIN, 0}};
-    if (poll(p, 3, rt_status < 0 ? -1 : 0) < 0 && errno != EINTR) die("shim: poll: %s", strerror(errno));
+    struct pollfd p[4] = {{errlive ? errpipe[0] : -1, POLLIN, 0},
+                          {master < 0 ? lsock : -1, POLLIN, 0},
+                          {sfd, POLLIN, 0},
+                          {master, POLLIN, 0}};
+    if (poll(p, 4, rt_status < 0 ? -1 : 0) < 0 && errno != EINTR) die("shim: poll: %s", strerror(errno));
+    if (master >= 0 && (p[3].revents & POLLIN)) drain(master);
     if (p[0].revents & POLLIN) {
       ssize_t n = read(errpipe[0], errbuf + errlen, sizeof errbuf - 1 - errlen);
       if (n > 0) errlen += (size_t)n;
@@ -636,7 +644,6 @@ static int shim(int argc, char **argv) {
   close(SYNC_FD);
 
   /* Supervise: copy the console, reap children, notice the init's end, answer sysinfo(2). */
-  log_open();
   int status = -1;
   for (int i = 0; i < nearly; i++) /* reaped while the runtime was still at work */
     if (early[i].pid == init_pid) status = early[i].status;

@@ -72,12 +72,13 @@ describe('a Debian bookworm guest', () => {
     const r = t.ok(['stop', 'deb', '--timeout', '30']);
     assert.doesNotMatch(r.stdout, /killed/);
     assert.equal(status('deb').lastExit?.reason, 'stopped');
+    // The console is logged from boot to halt. (Not asserted: sysvinit's first line, "INIT:
+    // version", which init itself may discard with a tcflush of its console before the shim has
+    // read it; the shim copies the console from the moment it gets it to keep that rare.)
     const dir = t.path('run/jaula/guests/deb');
-    assert.match(
-      fs.readFileSync(`${dir}/console.log`, 'utf8'),
-      /INIT: version/,
-      `console log in ${fs.readdirSync(dir).join(' ')}`,
-    );
+    const log = fs.readFileSync(`${dir}/console.log`, 'utf8');
+    assert.match(log, /concurrent boot in runlevel 2/, `console log in ${fs.readdirSync(dir).join(' ')}`);
+    assert.match(log, /Will now halt/);
   });
 
   it('halt inside stops it; reboot inside restarts it', async () => {
