@@ -279,4 +279,28 @@ describe("a guest's own view", () => {
     t.ok(['stop', 'hog', '--kill']);
     await t.until('lxcfs to stop with the last guest', () => !t.mounts().includes(lxcfs), 10_000);
   });
+
+  it('lxcfs daemons a crashed start left (unrecorded, stacked) go with the last guest too', async () => {
+    t.ok(['start', 'hog']);
+    const lxcfs = t.path('run/jaula/lxcfs');
+    // As if jaula had died right after spawning it, before recording whose daemon it is.
+    fs.rmSync(t.path('run/jaula/lxcfs.owner'));
+    const extra = spawn('lxcfs', ['-f', lxcfs], { stdio: 'ignore', detached: true });
+    try {
+      await t.until(
+        'the second lxcfs to mount',
+        () => t.mounts().filter((m) => m === lxcfs).length === 2,
+        10_000,
+      );
+      t.ok(['stop', 'hog', '--kill']);
+      await t.until('every lxcfs mount to go', () => !t.mounts().includes(lxcfs), 10_000);
+      await t.until(
+        'the second daemon to end',
+        () => extra.exitCode !== null || extra.signalCode !== null,
+        5000,
+      );
+    } finally {
+      extra.kill('SIGKILL');
+    }
+  });
 });

@@ -70,10 +70,31 @@ export async function acquireLxcfs(): Promise<LxcfsLease> {
   }
 }
 
+/** lxcfs processes serving `dir` (its last argument), whoever started them. */
+function lxcfsPids(dir: string): number[] {
+  const out: number[] = [];
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    const argv = (readKernelFile(`/proc/${p}/cmdline`) ?? '').split('\0').filter(Boolean);
+    if (argv.length > 1 && /(^|\/)lxcfs$/.test(argv[0] ?? '') && argv[argv.length - 1] === dir)
+      if (readProcStat(Number(p))?.state !== 'Z') out.push(Number(p));
+  }
+  return out;
+}
+
 async function startDaemon(bin: string, dir: string): Promise<void> {
   const state = mountState(dir);
   if (state === 'ok') return;
-  if (state === 'dead') await run(['umount', '-l', dir]); // its daemon died
+  // A daemon started by a jaula process that died before it mounted (kill -9 of jaulad during a
+  // start) still mounts: wait for it rather than stack a second one on the same directory.
+  if (state === 'none' && lxcfsPids(dir).length) {
+    const deadline = Date.now() + 5000;
+    while (mountState(dir) !== 'ok' && lxcfsPids(dir).length && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    if (mountState(dir) === 'ok') return;
+    for (const pid of lxcfsPids(dir)) process.kill(pid, 'SIGKILL');
+  }
+  if (mountState(dir) === 'dead') await run(['umount', '-l', dir]); // its daemon died
   mkdirp(dir, 0o755);
   mkdirp(paths().log, 0o700);
   const logPath = join(paths().log, 'lxcfs.log');
@@ -120,7 +141,9 @@ function anyGuestActive(): boolean {
  */
 export async function stopLxcfsIfIdle(): Promise<string | undefined> {
   const owner = readFileOr(ownerFile(), undefined);
-  if (owner === undefined) return undefined;
+  // Without the owner's record (a crash right after the spawn) a daemon on an instance's own
+  // directory is still this instance's; the host's /var/lib/lxcfs is jaula's only if recorded.
+  if (owner === undefined && (paths().root === '/' || mountState(lxcfsDir()) === 'none')) return undefined;
   const lock = new FileLock(lockFile());
   try {
     // Another stop may hold the lock, having seen this guest still active: wait for it and look
@@ -132,18 +155,24 @@ export async function stopLxcfsIfIdle(): Promise<string | undefined> {
       return undefined;
     }
     if (anyGuestActive()) return undefined;
-    const [pid, start] = owner.trim().split(' ').map(Number);
+    const [pid, start] = (owner ?? '').trim().split(' ').map(Number);
     const dir = lxcfsDir();
     // No guest uses it (the lock is ours): unmount, then end the daemon. It keeps nothing worth
     // saving, and SIGTERM would wait up to 5 s for its load-average thread (-l) to notice.
-    if (mountState(dir) !== 'none' && (await run(['umount', dir])).code !== 0)
-      await run(['umount', '-l', dir]);
-    if (pid && isSameProcess(pid, start)) {
-      process.kill(pid, 'SIGKILL');
-      const deadline = Date.now() + 2000;
-      while (isSameProcess(pid, start) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    }
-    if (mountState(dir) !== 'none') await run(['umount', '-l', dir]);
+    // (Every mount there, and every daemon serving it: a start cut short by a crash may have
+    // left a second one.)
+    for (let i = 0; i < 8 && mountState(dir) !== 'none'; i++)
+      if ((await run(['umount', dir])).code !== 0) await run(['umount', '-l', dir]);
+    const pids = lxcfsPids(dir);
+    if (pid && isSameProcess(pid, start) && !pids.includes(pid)) pids.push(pid);
+    for (const p of pids) process.kill(p, 'SIGKILL');
+    const alive = (p: number): boolean => {
+      const s = readProcStat(p);
+      return s !== undefined && s.state !== 'Z';
+    };
+    const deadline = Date.now() + 2000;
+    while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 8 && mountState(dir) !== 'none'; i++) await run(['umount', '-l', dir]);
     fs.rmSync(ownerFile(), { force: true });
     try {
       fs.rmdirSync(dir);
