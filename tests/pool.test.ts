@@ -50,6 +50,11 @@ describe('the storage pool: a disk limit for every guest', () => {
       fs.readFileSync(t.path('etc/jaula/guests/pa/config.toml'), 'utf8'),
       /quota_bytes = 50331648/,
     );
+    assert.match(
+      t.jaula(['doctor']).stdout,
+      /storage pool\s+ok\s+.*on btrfs.*each new guest limited to 48\.0M/,
+    );
+    assert.match(t.jaula(['doctor', '--security']).stdout, /disk limits\s+ok/);
   });
 
   it('stops a guest at its default limit with EDQUOT while a neighbour keeps writing', () => {

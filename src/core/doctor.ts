@@ -3,6 +3,8 @@ import { cgroupMode, ownCgroups } from '../cgroups/detect.js';
 import { hostMissing } from '../cgroups/index.js';
 import { LIMIT_KEYS } from '../cgroups/limits.js';
 import { lxcfsStatus } from './lxcfs.js';
+import { formatSize } from '../common/size.js';
+import { poolInfo } from '../storage/pool.js';
 import { messageOf } from '../common/errors.js';
 import { isExecutable, which } from '../os/fs.js';
 import { native, O_DIRECTORY, O_PATH, RESOLVE_IN_ROOT } from '../os/native.js';
@@ -135,6 +137,17 @@ export async function doctor(): Promise<Check[]> {
     isExecutable(initBin) ? initBin : 'not built: run "npm run build"',
   );
   add('jaula', 'JAULA_ROOT', 'ok', paths().root);
+  const pool = poolInfo();
+  add(
+    'storage',
+    'storage pool',
+    !pool ? 'warn' : pool.mounted ? 'ok' : 'missing',
+    !pool
+      ? 'none: guests have no disk limit unless built with --quota ("jaula pool create" before the first guest)'
+      : pool.mounted
+        ? `${pool.path} on btrfs${pool.image ? ` (${pool.image})` : ''}, ${formatSize(pool.usedBytes ?? 0)} of ${formatSize(pool.totalBytes ?? 0)} used; each new guest limited to ${formatSize(pool.guestQuota)}`
+        : `${pool.path} is not mounted (the next jaula command as root mounts ${pool.image ?? 'it'})`,
+  );
   addLimitChecks(add);
   for (const [tool, pkg, what] of [
     ['busybox', 'busybox-static', 'skeleton builds'],
