@@ -96,7 +96,9 @@ try {
   const lxcPath = join(s.root, 'lxc');
   const lxcOk = have('lxc-execute');
   if (lxcOk) {
-    const tree = join(s.root, 'var/lib/jaula/guests/ba000/rootfs');
+    // (LXC's rootfs: a plain tree of the same skeleton, a guest on dir storage never started)
+    s.jaula(['build', 'lxctree', '-m', 'skeleton', '-q', '--storage', 'dir']);
+    const tree = join(s.root, 'var/lib/jaula/guests/lxctree/rootfs');
     lxcContainer(lxcPath, 'ls', tree, '/bin/sleep 100000');
     lxcContainer(lxcPath, 'lx', tree, '/bin/true');
   }

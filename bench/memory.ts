@@ -48,7 +48,20 @@ function pidsMatching(re: RegExp): number[] {
 const s = new Scratch();
 const lxcPath = join(s.root, 'lxc');
 try {
-  s.jaula(['build', 'm0', '-m', 'skeleton', '-q', '--initstyle', 'cmd', '--cmd', '/bin/sleep 100000']);
+  // (a plain tree: its files are the others' template and LXC's rootfs)
+  s.jaula([
+    'build',
+    'm0',
+    '-m',
+    'skeleton',
+    '-q',
+    '--storage',
+    'dir',
+    '--initstyle',
+    'cmd',
+    '--cmd',
+    '/bin/sleep 100000',
+  ]);
   const rootfs = join(s.root, 'var/lib/jaula/guests/m0/rootfs');
   // The other guests are built from the first one's tree as a template (same content).
   const tpl = join(s.root, 'm.tar');

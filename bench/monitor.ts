@@ -76,7 +76,7 @@ try {
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  s.jaula(['build', 'tpl', '-m', 'skeleton', '-q']);
+  s.jaula(['build', 'tpl', '-m', 'skeleton', '-q', '--storage', 'dir']);
   const tarball = join(s.root, 'tpl.tar');
   must(['tar', '-C', join(s.root, 'var/lib/jaula/guests/tpl/rootfs'), '-cf', tarball, '.']);
   s.jaula(['delete', 'tpl']);

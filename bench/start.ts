@@ -33,8 +33,11 @@ function timeMsAnyExit(argv: string[], env: NodeJS.ProcessEnv): number {
 }
 
 try {
+  // jaula's guest on its default storage; the peers on a plain tree of the same skeleton (a
+  // guest on dir storage, never started).
   s.jaula(['build', 'bs', '-m', 'skeleton', '-q', '--initstyle', 'cmd', '--cmd', '/bin/sleep 100000']);
-  const rootfs = join(s.root, 'var/lib/jaula/guests/bs/rootfs');
+  s.jaula(['build', 'peers', '-m', 'skeleton', '-q', '--storage', 'dir']);
+  const rootfs = join(s.root, 'var/lib/jaula/guests/peers/rootfs');
 
   // OCI bundles for runc and crun, on the same tree: one for one-shot runs, one for a service.
   const mkBundle = (dir: string, args: string[]): void => {
