@@ -9,13 +9,16 @@ import { parseProcCgroup } from './parse.js';
  */
 export type CgroupMode = 'v1' | 'hybrid' | 'v2';
 
+const CGROUP2_SUPER_MAGIC = 0x63677270;
+
 export function cgroupMode(): CgroupMode {
   if (fs.existsSync('/sys/fs/cgroup/cgroup.controllers')) return 'v2';
+  // One statfs, not a read of /proc/self/mounts (long with many guests running): a cgroup2
+  // filesystem at /sys/fs/cgroup/unified is the hybrid layout.
   try {
-    const mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
-    if (/^\S+ \/sys\/fs\/cgroup\/unified cgroup2 /m.test(mounts)) return 'hybrid';
+    if (fs.statfsSync('/sys/fs/cgroup/unified').type === CGROUP2_SUPER_MAGIC) return 'hybrid';
   } catch {
-    /* fall through */
+    /* no such directory */
   }
   return 'v1';
 }

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { kernelFileExists, readKernelFile } from '../os/kernfs.js';
 import { cgroupMounts, guestCgroupPaths, type GuestCgroup } from './cgroup.js';
-import { cgroupMode, ownCgroups } from './detect.js';
+import { ownCgroups } from './detect.js';
 import type { LimitKey } from './limits.js';
 import { V1_FILES, V1Cgroup, v1Why } from './v1.js';
 import { V2_FILES, V2Cgroup } from './v2.js';
@@ -10,7 +10,7 @@ export type { CgroupStats, GuestCgroup } from './cgroup.js';
 
 /** 2 on a unified host; 1 on v1 and hybrid hosts (their controllers are all v1). */
 export function cgroupVersion(): 1 | 2 {
-  return cgroupMode() === 'v2' ? 2 : 1;
+  return kernelFileExists('/sys/fs/cgroup/cgroup.controllers') ? 2 : 1; // (cgroupMode's first test)
 }
 
 const V1_CONTROLLERS = ['cpu', 'cpuacct', 'cpuset', 'memory', 'pids', 'blkio', 'name=systemd'];

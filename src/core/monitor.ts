@@ -158,8 +158,7 @@ function guestPasswd(initPid: number): Map<number, string> {
 /** A user namespace's uid_map: [inside, host, count] triples (none: the host's identity). */
 type IdMap = [number, number, number][];
 
-function readUidMap(pid: number): IdMap {
-  const text = readKernelFile(`/proc/${pid}/uid_map`) ?? '';
+function parseUidMap(text: string): IdMap {
   const m: IdMap = [];
   for (const line of text.split('\n')) {
     const [a, b, c] = line.trim().split(/\s+/).map(Number);
@@ -251,6 +250,8 @@ export function listProcesses(opts: PsOptions = {}): ProcessRow[] {
   const nlinks = linkCounts(dirs);
   const procsFiles = readKernelFiles(dirs.map((d) => `${d}/cgroup.procs`));
   const procsOf = dirs.map((d, i) => procsBelow(d, procsFiles.text(i), nlinks[i]));
+  // Every guest's user namespace ID map, in one native call (not one read per guest).
+  const uidMaps = readKernelFiles(guests.map((g) => `/proc/${g.pid}/uid_map`));
   guests.forEach((g, gi) => {
     const procs = procsOf[gi];
     if (!procs?.includes(g.pid)) {
@@ -263,7 +264,7 @@ export function listProcesses(opts: PsOptions = {}): ProcessRow[] {
       guest: g.name,
       context: g.context,
       users: () => (users ??= guestPasswd(g.pid)),
-      uidMap: () => (uidMap ??= readUidMap(g.pid)),
+      uidMap: () => (uidMap ??= parseUidMap(uidMaps.text(gi) ?? '')),
     };
     for (const pid of procs) {
       if (seen.has(pid)) continue;
