@@ -197,6 +197,16 @@ describe('guests through the API', () => {
     const u = await api<{ name: string; cpuNs: number; memoryBytes: number }[]>('GET', '/v1/usage?names=a1');
     assert.equal(u.length, 1);
     assert.ok(u[0]!.memoryBytes > 0, 'memory read from the cgroup');
+    const ps = await api<{ guest: string; vpid: number; user: string; args?: string }[]>(
+      'GET',
+      '/v1/processes?names=a1&args=true',
+    );
+    assert.ok(ps.length > 0 && ps.every((r) => r.guest === 'a1'), JSON.stringify(ps));
+    assert.ok(
+      ps.some((r) => r.vpid === 1 && r.user === 'root' && r.args),
+      'its init, as root inside',
+    );
+    assert.equal((await d.request('GET', '/v1/processes?names=nosuch')).status, 404);
     fs.writeFileSync(t.path('hello.txt'), 'hello\n');
     assert.deepEqual(await api('POST', '/v1/copy', { src: t.path('hello.txt'), dst: 'a1:/root/hello.txt' }), {
       files: 1,

@@ -186,6 +186,41 @@ export interface UsageRequest {
   names?: string[];
 }
 
+/** A process of a guest (or of the host, context 0), as `jaula ps` shows it. */
+export interface ProcessRow {
+  /** null: a host process (context 0). */
+  guest: string | null;
+  context: number;
+  /** PID on the host. */
+  pid: number;
+  /** PID inside the guest's PID namespace (NSpid). */
+  vpid: number;
+  ppid: number;
+  /** The user ID inside the guest (an unprivileged guest's IDs are shifted on the host). */
+  uid: number;
+  /** The user ID on the host (differs from uid in an unprivileged guest). */
+  hostUid: number;
+  user: string;
+  state: string;
+  /** Average CPU use over the process's life, in % of one CPU (as ps shows it). */
+  cpu: number;
+  /** CPU time used, seconds. */
+  time: number;
+  rssKb: number;
+  command: string;
+  /** The full command line (with `args`). */
+  args?: string;
+}
+
+export interface ProcessesRequest {
+  /** Only these guests (each must run; default: every running guest). */
+  names?: string[];
+  /** Host processes too, as context 0. */
+  all?: boolean;
+  /** Full command lines. */
+  args?: boolean;
+}
+
 export type CheckStatus = 'ok' | 'warn' | 'missing';
 export interface Check {
   area: string;

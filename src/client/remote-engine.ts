@@ -248,6 +248,7 @@ export class RemoteEngine implements Engine {
   restartGuest = this.op('restartGuest');
   execCapture = this.op('execCapture');
   getUsage = this.op('getUsage');
+  listProcesses = this.op('listProcesses');
   copy = this.op('copy');
   doctor = this.op('doctor');
   listNetworks = this.op('listNetworks');

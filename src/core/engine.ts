@@ -50,6 +50,8 @@ import type {
   StopRequest,
   TrapFinding,
   UsageRequest,
+  ProcessRow,
+  ProcessesRequest,
 } from '../api/types.js';
 
 /** How a long operation reports progress and is cancelled. */
@@ -72,6 +74,8 @@ export interface Engine {
   restartGuest(r: StopRequest): Promise<GuestSummary>;
   execCapture(r: ExecCaptureRequest): Promise<ExecCaptureResult>;
   getUsage(r: UsageRequest): Promise<GuestUsage[]>;
+  /** Every process of the running guests (jaula ps), from the host's /proc. */
+  listProcesses(r: ProcessesRequest): Promise<ProcessRow[]>;
   copy(r: CopyRequest): Promise<CopyResult>;
   doctor(r: DoctorRequest): Promise<Check[]>;
   listNetworks(): Promise<NetworkSummary[]>;

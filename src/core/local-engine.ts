@@ -3,7 +3,15 @@
  * does not run (or JAULA_NO_DAEMON=1); jaulad itself serves its API with it. Core modules are
  * loaded per operation, so that `jaula status` loads no builder, runtime or network code.
  */
-import type { Features, GuestSettings, GuestSummary, GuestUsage, NetworkSummary } from '../api/types.js';
+import type {
+  Features,
+  GuestSettings,
+  GuestSummary,
+  GuestUsage,
+  NetworkSummary,
+  ProcessRow,
+  ProcessesRequest,
+} from '../api/types.js';
 import { JaulaError } from '../common/errors.js';
 import { VERSION } from '../common/version.js';
 import type { GuestConfig } from './config.js';
@@ -165,6 +173,11 @@ export class LocalEngine implements Engine {
     if (r.input !== undefined) o.input = r.input;
     if (r.timeout !== undefined) o.timeoutMs = r.timeout * 1000;
     return { name: r.name, ...(await execCapture(r.name, r.cmd, o)) };
+  }
+
+  async listProcesses(r: ProcessesRequest): Promise<ProcessRow[]> {
+    const { listProcesses } = await import('./monitor.js');
+    return listProcesses({ guests: r.names ?? [], all: r.all === true, args: r.args === true });
   }
 
   async getUsage(r: { names?: string[] }): Promise<GuestUsage[]> {

@@ -19,6 +19,7 @@ import { linkCounts, readKernelFile, readKernelFiles } from '../os/kernfs.js';
 import { CLK_TCK, bootId, isSameProcess } from '../os/proc.js';
 import { emptyProcInfo, parseStat, parseStatus, type ProcInfo } from '../os/procinfo.js';
 import { listRunDirs, type GuestState } from './state.js';
+import type { ProcessRow } from '../api/types.js';
 
 export interface RunningGuest {
   name: string;
@@ -101,30 +102,7 @@ export function runningGuests(
 
 // ---- processes (jaula ps) --------------------------------------------------------------------
 
-export interface ProcessRow {
-  /** null: a host process (context 0). */
-  guest: string | null;
-  context: number;
-  /** PID on the host. */
-  pid: number;
-  /** PID inside the guest's PID namespace (NSpid). */
-  vpid: number;
-  ppid: number;
-  /** The user ID inside the guest (an unprivileged guest's IDs are shifted on the host). */
-  uid: number;
-  /** The user ID on the host (differs from uid in an unprivileged guest). */
-  hostUid: number;
-  user: string;
-  state: string;
-  /** Average CPU use over the process's life, in % of one CPU (as ps shows it). */
-  cpu: number;
-  /** CPU time used, seconds. */
-  time: number;
-  rssKb: number;
-  command: string;
-  /** The full command line (with `args`). */
-  args?: string;
-}
+export type { ProcessRow };
 
 export interface PsOptions {
   guests?: readonly string[];

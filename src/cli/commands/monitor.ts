@@ -86,6 +86,9 @@ Examples:
   },
   async run(p) {
     const cmp = pick(str(p, 'sort') ?? 'ctx', PS_SORT, 'sort');
+    // Read here even while jaulad runs (GET /v1/processes offers the same to programs): asking
+    // jaulad costs the CLI its HTTP client and a round trip, more than the reads (200 guests:
+    // 152 ms through jaulad, 130 ms here).
     let rows = listProcesses({ guests: guestsOf(p), all: bool(p, 'all'), args: bool(p, 'args') });
     const users = list(p, 'user');
     if (users.length) rows = rows.filter((r) => users.includes(r.user) || users.includes(String(r.uid)));
