@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -263,6 +263,28 @@ describe('hashify on overlay guests', () => {
       assert.ok(moved() <= 6, `all but the differing files are unified after ${JSON.stringify(done)}`);
     }
     assert.ok(partial >= 2, `at least two kills landed while files were being moved (${partial})`);
+  });
+
+  it('publishes a file a killed run moved into a unified layer but not yet into the store, so its twins still join it', () => {
+    buildGuests(archive);
+    const rel = 'usr/lib/jt/orphan';
+    const data = randomBytes(64 << 10);
+    for (const g of GUESTS) {
+      fs.writeFileSync(guestDir(g, `upper/${rel}`), data);
+      fs.utimesSync(guestDir(g, `upper/${rel}`), 1_700_000_000, 1_700_000_000);
+    }
+    // h1's copy as such a kill leaves it: in its unified layer, no object yet, the layer's stamp gone.
+    fs.mkdirSync(guestDir('h1', 'unified/usr/lib/jt'), { recursive: true });
+    fs.renameSync(guestDir('h1', `upper/${rel}`), guestDir('h1', `unified/${rel}`));
+    fs.rmSync(guestDir('h1', 'unified.stamp'), { force: true });
+    const before = new Map(GUESTS.map((g) => [g, manifest(g)]));
+    hashify(...GUESTS);
+    sameManifests(before, 'after the hashify that found the unpublished file');
+    const st = (g: string): fs.Stats => fs.statSync(guestDir(g, `unified/${rel}`));
+    assert.equal(st('h2').ino, st('h1').ino, "h2's twin joined h1's file");
+    assert.equal(st('h3').ino, st('h1').ino, "h3's twin joined h1's file");
+    assert.equal(st('h1').nlink, 4, 'three guests and the object in the store link it');
+    for (const g of GUESTS) assert.ok(!fs.existsSync(guestDir(g, `upper/${rel}`)), `${g}'s own copy is gone`);
   });
 });
 

@@ -147,6 +147,51 @@ function hashFd(fd: number, size: number): string | undefined {
   return h.digest('hex');
 }
 
+/**
+ * Publish an inode of a stopped guest's unified layer that is no object (a run was killed
+ * between moving it there and publishing it) as the object of its content and metadata; where
+ * that object exists already, link the layer's path to it instead. Returns its key.
+ */
+function publishOrphan(
+  name: string,
+  e: WalkEntry,
+  objects: Map<string, { ino: number; nlink: number; size: number }>,
+): string | undefined {
+  const dirs = new Dirs(layout.unifiedLayer(name));
+  try {
+    const at = dirs.at(e.path);
+    if (!at) return undefined;
+    const fd = fs.openSync(at, fs.constants.O_RDONLY | O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    let sha: string | undefined;
+    try {
+      const st = fs.fstatSync(fd);
+      if (st.isFile() && st.ino === e.ino && st.size === e.size) sha = hashFd(fd, e.size);
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (sha === undefined) return undefined;
+    const key = `${sha}-${metaKey(e)}`;
+    const obj = objectPath(key);
+    fs.mkdirSync(join(obj, '..'), { recursive: true, mode: 0o700 });
+    try {
+      fs.linkSync(at, obj);
+      objects.set(key, { ino: e.ino, nlink: 2, size: e.size });
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST') throw err;
+      fs.mkdirSync(layout.storeTmp(), { recursive: true, mode: 0o700 });
+      const tmp = join(layout.storeTmp(), `orphan-${process.pid}-${e.ino}`);
+      fs.rmSync(tmp, { force: true });
+      fs.linkSync(obj, tmp);
+      fs.renameSync(tmp, at);
+    }
+    return key;
+  } catch {
+    return undefined; // left for the next run
+  } finally {
+    dirs.close();
+  }
+}
+
 function selectGuests(o: HashifyOptions): string[] {
   const names = o.all ? listGuestNames() : (o.guests ?? []);
   if (!names.length)
@@ -273,11 +318,23 @@ export async function hashify(o: HashifyOptions): Promise<HashifyReport> {
           objects ??= loadObjects();
           if (s.idx.unified) s.unified = s.idx.unified;
           else {
+            // (no index that knows the layer: the last run was interrupted, or none ran)
             const byIno = new Map([...objects].map(([k, v]) => [v.ino, k]));
-            for (const e of walkTree(layout.unifiedLayer(name))) {
-              const k = isReg(e) ? byIno.get(e.ino) : undefined;
-              if (k && !s.unified.has(k)) s.unified.set(k, e.path);
+            const orphans: WalkEntry[] = [];
+            for (const e of walkTree(layout.unifiedLayer(name), { xattrs: true })) {
+              if (!isReg(e)) continue;
+              const k = byIno.get(e.ino);
+              if (k) {
+                if (!s.unified.has(k)) s.unified.set(k, e.path);
+              } else if (e.nlink === 1) orphans.push(e);
             }
+            // An inode a killed run adopted into the layer and had not yet published as an
+            // object: publish it now (step 4 of the move), so that the guests' twins join it.
+            if (orphans.length && !o.dryRun && !initAlive(readState(name)))
+              for (const e of orphans) {
+                const k = publishOrphan(name, e, objects);
+                if (k !== undefined && !s.unified.has(k)) s.unified.set(k, e.path);
+              }
           }
         }
         report.scanned.files += s.files;
