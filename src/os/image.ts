@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { JaulaError, errnoOf } from '../common/errors.js';
-import { mountsBelow } from './mounts.js';
+import { mountsBelow, readMountInfo } from './mounts.js';
 import { MNT_DETACH, native } from './native.js';
 import { run, runOk } from './spawn.js';
 
@@ -53,8 +53,26 @@ export function isMountPoint(dir: string): boolean {
   return mountsBelow(dir).includes(dir.replace(/\/+$/, ''));
 }
 
+/**
+ * Let go of loop devices still backed by an image that nothing mounts: the kernel frees an
+ * autoclear device a moment after the last unmount, and until then mount(8) would reuse it,
+ * with its old size and the old blocks in its cache (a grown image then mounted at its old size).
+ */
+async function releaseLoops(file: string): Promise<void> {
+  const deadline = Date.now() + 2000;
+  let loops = loopDevicesBelow(file);
+  while (loops.length && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+    loops = loopDevicesBelow(file);
+  }
+  if (!loops.length) return;
+  const used = new Set(readMountInfo().map((m) => m.source));
+  for (const d of loops) if (!used.has(d)) await run(['losetup', '-d', d]);
+}
+
 export async function mountImage(file: string, dir: string): Promise<void> {
   if (isMountPoint(dir)) return;
+  await releaseLoops(file);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   await runOk(['mount', '-t', 'ext4', '-o', 'loop', file, dir], {
     what: `Mounting the filesystem image "${file}"`,
@@ -79,6 +97,7 @@ export function umountImage(dir: string, lazy = false): void {
 /** Grow an image so that it holds `bytes` (stopped: checked and resized offline; mounted: online). */
 export async function growImage(file: string, dir: string, bytes: number): Promise<void> {
   const size = fs.statSync(file).size;
+  if (!isMountPoint(dir)) await releaseLoops(file);
   const want = bytes + (await overheadBytes(file));
   if (want < size) throw new JaulaError('invalid', `growImage: ${bytes} is smaller than the image (${size})`);
   fs.truncateSync(file, want);
