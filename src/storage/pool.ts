@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { JaulaError, errnoOf } from '../common/errors.js';
 import { formatSize } from '../common/size.js';
 import { readFileOr, removeTree, writeFileAtomic } from '../os/fs.js';
-import { isMountPoint, loopDevicesBelow } from '../os/image.js';
+import { isMountPoint, loopDevicesBelow, releaseLoops } from '../os/image.js';
 import { MNT_DETACH, native } from '../os/native.js';
 import { paths } from '../os/paths.js';
 import { runOk } from '../os/spawn.js';
@@ -228,7 +228,7 @@ export async function setPoolGuestQuota(bytes: number): Promise<PoolInfo> {
 }
 
 /** Unmount the pool and remove its image; refused while it holds guests or templates. */
-export function deletePool(): void {
+export async function deletePool(): Promise<void> {
   const cfg = poolConfig();
   if (!cfg) throw new JaulaError('not_found', 'There is no storage pool to delete');
   const lib = paths().lib;
@@ -243,13 +243,8 @@ export function deletePool(): void {
           throw new JaulaError('busy', `Cannot unmount the pool on ${lib}: ${(e as Error).message}`);
       }
     }
-    // The kernel frees an autoclear loop device a moment after the last unmount.
-    const deadline = Date.now() + 5000;
-    let loops = loopDevicesBelow(cfg.image);
-    while (loops.length && Date.now() < deadline) {
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-      loops = loopDevicesBelow(cfg.image);
-    }
+    await releaseLoops(cfg.image);
+    const loops = loopDevicesBelow(cfg.image);
     if (loops.length) throw new JaulaError('busy', `The pool's image is still on ${loops.join(', ')}`);
     fs.rmSync(cfg.image, { force: true });
   }

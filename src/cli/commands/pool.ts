@@ -82,7 +82,7 @@ Examples:
         return 0;
       }
       case 'delete':
-        deletePool();
+        await deletePool();
         return 0;
       default:
         throw new JaulaError('usage', `Unknown pool command "${verb}": use show, create, set or delete`);
