@@ -15,7 +15,7 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { N, Scratch, median, must, sh, table, timeMs } from './lib.js';
+import { N, Scratch, median, must, sh, sleeperSkeleton, table, timeMs } from './lib.js';
 
 const MODES = ['none', 'pool', 'image'] as const;
 type Mode = (typeof MODES)[number];
@@ -63,24 +63,7 @@ try {
       const s = inst.get(mode) as Scratch;
       const name = `d${i}`;
       const quota = mode === 'image' ? ['--quota', '1G'] : [];
-      add(
-        `${mode} build`,
-        timeMs(
-          s.jaulaArgv([
-            'build',
-            name,
-            '-m',
-            'skeleton',
-            '-q',
-            '--initstyle',
-            'cmd',
-            '--cmd',
-            '/bin/sleep 100000',
-            ...quota,
-          ]),
-          { env: s.env },
-        ),
-      );
+      add(`${mode} build`, timeMs(s.jaulaArgv(sleeperSkeleton(name, quota)), { env: s.env }));
       add(`${mode} start`, timeMs(s.jaulaArgv(['start', name]), { env: s.env }));
       add(`${mode} write`, writeMBs(s, name));
       add(`${mode} stop`, timeMs(s.jaulaArgv(['stop', name, '--kill']), { env: s.env }));

@@ -74,6 +74,22 @@ export class Scratch {
   }
 }
 
+/** `jaula build` arguments for a busybox skeleton guest running `/bin/sleep 100000` (then `extra`). */
+export function sleeperSkeleton(name: string, extra: string[] = []): string[] {
+  return [
+    'build',
+    name,
+    '-m',
+    'skeleton',
+    '-q',
+    '--initstyle',
+    'cmd',
+    '--cmd',
+    '/bin/sleep 100000',
+    ...extra,
+  ];
+}
+
 /** `jaula build` arguments for a busybox guest running `/bin/sleep 100000` from a template tarball. */
 export function sleeperFromTemplate(name: string, tarball: string): string[] {
   return [

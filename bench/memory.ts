@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { Scratch, have, must, sh, sleeperFromTemplate, table } from './lib.js';
+import { Scratch, have, must, sh, sleeperFromTemplate, sleeperSkeleton, table } from './lib.js';
 
 const GUESTS = Number(process.env['BENCH_GUESTS'] ?? 100);
 const LXC = Number(process.env['BENCH_LXC'] ?? 10);
@@ -49,19 +49,7 @@ const s = new Scratch();
 const lxcPath = join(s.root, 'lxc');
 try {
   // (a plain tree: its files are the others' template and LXC's rootfs)
-  s.jaula([
-    'build',
-    'm0',
-    '-m',
-    'skeleton',
-    '-q',
-    '--storage',
-    'dir',
-    '--initstyle',
-    'cmd',
-    '--cmd',
-    '/bin/sleep 100000',
-  ]);
+  s.jaula(sleeperSkeleton('m0', ['--storage', 'dir']));
   const rootfs = join(s.root, 'var/lib/jaula/guests/m0/rootfs');
   // The other guests are built from the first one's tree as a template (same content).
   const tpl = join(s.root, 'm.tar');

@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { makePaths } from '../src/os/paths.js';
-import { N, Scratch, have, median, must, sh, table, timeMs } from './lib.js';
+import { N, Scratch, have, median, must, sh, sleeperSkeleton, table, timeMs } from './lib.js';
 
 const SECONDS = Number(process.env['BENCH_NET_SECONDS'] ?? 5);
 const s = new Scratch();
@@ -80,19 +80,7 @@ try {
   // Two jaula guests on a jaula network.
   s.jaula(['network', 'create', 'bn', '--subnet', '10.254.98.1/24', '--bridge', 'jbench0']);
   for (const g of ['ga', 'gb']) {
-    s.jaula([
-      'build',
-      g,
-      '-m',
-      'skeleton',
-      '-q',
-      '--initstyle',
-      'cmd',
-      '--cmd',
-      '/bin/sleep 100000',
-      '--interface',
-      'eth0=bn:auto',
-    ]);
+    s.jaula(sleeperSkeleton(g, ['--interface', 'eth0=bn:auto']));
     s.jaula(['start', g]);
   }
   const ipOf = (g: string): string =>
@@ -137,20 +125,8 @@ try {
   );
 
   // Setup cost: a start with an interface against a start without, and the CNI chain.
-  s.jaula(['build', 'n0', '-m', 'skeleton', '-q', '--initstyle', 'cmd', '--cmd', '/bin/sleep 100000']);
-  s.jaula([
-    'build',
-    'n1',
-    '-m',
-    'skeleton',
-    '-q',
-    '--initstyle',
-    'cmd',
-    '--cmd',
-    '/bin/sleep 100000',
-    '--interface',
-    'eth0=bn:auto',
-  ]);
+  s.jaula(sleeperSkeleton('n0'));
+  s.jaula(sleeperSkeleton('n1', ['--interface', 'eth0=bn:auto']));
   const t0: number[] = [];
   const t1: number[] = [];
   for (let i = 0; i < N; i++) {

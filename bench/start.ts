@@ -9,7 +9,19 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { cgroupMode } from '../src/cgroups/detect.js';
-import { N, Scratch, have, lxcContainer, median, must, pct, sh, table, timeMs } from './lib.js';
+import {
+  N,
+  Scratch,
+  have,
+  lxcContainer,
+  median,
+  must,
+  pct,
+  sh,
+  sleeperSkeleton,
+  table,
+  timeMs,
+} from './lib.js';
 
 const s = new Scratch();
 const rows: { op: string; tool: string; ms: number[] }[] = [];
@@ -35,7 +47,7 @@ function timeMsAnyExit(argv: string[], env: NodeJS.ProcessEnv): number {
 try {
   // jaula's guest on its default storage; the peers on a plain tree of the same skeleton (a
   // guest on dir storage, never started).
-  s.jaula(['build', 'bs', '-m', 'skeleton', '-q', '--initstyle', 'cmd', '--cmd', '/bin/sleep 100000']);
+  s.jaula(sleeperSkeleton('bs'));
   s.jaula(['build', 'peers', '-m', 'skeleton', '-q', '--storage', 'dir']);
   const rootfs = join(s.root, 'var/lib/jaula/guests/peers/rootfs');
 

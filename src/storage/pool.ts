@@ -32,9 +32,8 @@ export interface PoolConfig {
 
 export interface PoolInfo extends PoolConfig {
   path: string;
+  /** Mounted (and so with quota groups: guests get subvolumes with limits). */
   mounted: boolean;
-  /** Quota groups are enabled: guests get subvolumes with limits. */
-  qgroups: boolean;
   usedBytes?: number;
   totalBytes?: number;
 }
@@ -161,7 +160,8 @@ export async function createPool(
   fs.mkdirSync(paths().etc, { recursive: true, mode: 0o755 });
   if (isBtrfs(lib)) {
     await runOk(['btrfs', 'quota', 'enable', lib], { what: `Enabling quota groups on ${lib}` });
-    const bytes = fs.statfsSync(lib).blocks * fs.statfsSync(lib).bsize;
+    const st = fs.statfsSync(lib);
+    const bytes = st.blocks * st.bsize;
     const cfg: PoolConfig = { guestQuota: o.guestQuota ?? Math.floor(bytes / 2 / 4096) * 4096 };
     writeFileAtomic(confFile(), JSON.stringify(cfg, null, 2) + '\n');
     forgetPool();
@@ -211,7 +211,7 @@ export function poolInfo(): PoolInfo | undefined {
   if (!cfg) return undefined;
   const lib = paths().lib;
   const mounted = isBtrfs(lib);
-  const info: PoolInfo = { ...cfg, path: lib, mounted, qgroups: mounted };
+  const info: PoolInfo = { ...cfg, path: lib, mounted };
   if (mounted) {
     const s = fs.statfsSync(lib);
     info.totalBytes = s.blocks * s.bsize;
