@@ -265,7 +265,7 @@ describe('hashify on overlay guests', () => {
     assert.ok(partial >= 2, `at least two kills landed while files were being moved (${partial})`);
   });
 
-  it('publishes a file a killed run moved into a unified layer but not yet into the store, so its twins still join it', () => {
+  it('publishes a file a killed run moved into a unified layer but not yet into the store (after a dry run too), so its twins still join it', () => {
     buildGuests(archive);
     const rel = 'usr/lib/jt/orphan';
     const data = randomBytes(64 << 10);
@@ -278,6 +278,8 @@ describe('hashify on overlay guests', () => {
     fs.renameSync(guestDir('h1', `upper/${rel}`), guestDir('h1', `unified/${rel}`));
     fs.rmSync(guestDir('h1', 'unified.stamp'), { force: true });
     const before = new Map(GUESTS.map((g) => [g, manifest(g)]));
+    // A dry run first (it publishes nothing) must not leave an index that hides the file.
+    t.ok(['hashify', ...GUESTS, '--dry-run', '-q']);
     hashify(...GUESTS);
     sameManifests(before, 'after the hashify that found the unpublished file');
     const st = (g: string): fs.Stats => fs.statSync(guestDir(g, `unified/${rel}`));

@@ -90,6 +90,8 @@ interface Scan {
   idx: GuestIndex;
   /** Objects the guest's unified layer links already, and where (layer mode). */
   unified: Map<string, string>;
+  /** The layer holds inodes this run left unpublished: its map must not be saved as whole. */
+  orphansLeft: boolean;
   cands: Cand[];
   files: number;
 }
@@ -262,6 +264,7 @@ export async function hashify(o: HashifyOptions): Promise<HashifyReport> {
           rootFd,
           idx: loadIndex(name),
           unified: new Map(),
+          orphansLeft: false,
           cands: [],
           files: 0,
         };
@@ -330,11 +333,14 @@ export async function hashify(o: HashifyOptions): Promise<HashifyReport> {
             }
             // An inode a killed run adopted into the layer and had not yet published as an
             // object: publish it now (step 4 of the move), so that the guests' twins join it.
-            if (orphans.length && !o.dryRun && !initAlive(readState(name)))
-              for (const e of orphans) {
-                const k = publishOrphan(name, e, objects);
-                if (k !== undefined && !s.unified.has(k)) s.unified.set(k, e.path);
-              }
+            // A dry run, a running guest, or a failure leaves them for a later run, which must
+            // then walk the layer again: the index is not saved as knowing it.
+            const publish = !o.dryRun && !initAlive(readState(name));
+            for (const e of orphans) {
+              const k = publish ? publishOrphan(name, e, objects) : undefined;
+              if (k === undefined) s.orphansLeft = true;
+              else if (!s.unified.has(k)) s.unified.set(k, e.path);
+            }
           }
         }
         report.scanned.files += s.files;
@@ -501,7 +507,8 @@ export async function hashify(o: HashifyOptions): Promise<HashifyReport> {
           if (c.sha)
             files.set(c.e.ino, { size: c.e.size, mtime: c.mtime, ctime: c.ctime, sha: c.sha, done: c.done });
         const r = result.get(s);
-        saveIndex(s.cfg.name, { files, unified: r?.result === 'at next start' ? undefined : s.unified });
+        const whole = r?.result !== 'at next start' && !s.orphansLeft;
+        saveIndex(s.cfg.name, { files, unified: whole ? s.unified : undefined });
       }
       for (const s of scans) {
         if (report.guests.some((g) => g.name === s.cfg.name)) continue;
