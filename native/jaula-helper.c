@@ -29,9 +29,10 @@
  *       (an unprivileged guest's), else by the host's; loopback up; optionally letting those gids
  *       use ICMP echo sockets (ping without raw sockets).
  *
- *   jaula-helper idmap-mount SRC DST HOSTID SIZE
- *       Bind-mounts SRC on DST, idmapped 0..SIZE-1 -> HOSTID..: a file owned by uid 0 on disk
- *       belongs to the guest's root, which is an unprivileged uid on the host.
+ *   jaula-helper idmap-mount HOSTID SIZE SRC DST [SRC DST]...
+ *       Bind-mounts each SRC on its DST, idmapped 0..SIZE-1 -> HOSTID..: a file owned by uid 0
+ *       on disk belongs to the guest's root, which is an unprivileged uid on the host. One
+ *       process and one user namespace for all of a guest's layers.
  *
  *   jaula-helper pty-exec ROWS COLS SOCKET -- ARGV...
  *       An interactive session on a pty made inside a guest, for jaulad's consoles: runs ARGV
@@ -1041,13 +1042,13 @@ static int temp_userns(unsigned long long host, unsigned long long size, pid_t *
 }
 
 static int idmap_mount(int argc, char **argv) {
-  if (argc != 4) {
-    fprintf(stderr, "jaula-helper: usage: idmap-mount SRC DST HOSTID SIZE\n");
+  if (argc < 4 || argc % 2) {
+    fprintf(stderr, "jaula-helper: usage: idmap-mount HOSTID SIZE SRC DST [SRC DST]...\n");
     return 2;
   }
-  unsigned long long host = strtoull(argv[2], NULL, 10), size = strtoull(argv[3], NULL, 10);
+  unsigned long long host = strtoull(argv[0], NULL, 10), size = strtoull(argv[1], NULL, 10);
   if (size == 0 || host + size > 4294967295ULL) {
-    fprintf(stderr, "jaula-helper: bad id range %s+%s\n", argv[2], argv[3]);
+    fprintf(stderr, "jaula-helper: bad id range %s+%s\n", argv[0], argv[1]);
     return 2;
   }
   pid_t child = -1;
@@ -1056,16 +1057,22 @@ static int idmap_mount(int argc, char **argv) {
     fprintf(stderr, "jaula-helper: user namespace for the idmapping: %s\n", strerror(errno));
     return 1;
   }
-  int rc = 1;
-  int tree = (int)syscall(SYS_open_tree, AT_FDCWD, argv[0], OPEN_TREE_CLONE | O_CLOEXEC);
-  struct jaula_mount_attr attr = {MOUNT_ATTR_IDMAP, 0, 0, (unsigned long long)userns};
-  if (tree < 0) fprintf(stderr, "jaula-helper: open_tree \"%s\": %s\n", argv[0], strerror(errno));
-  else if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
-    fprintf(stderr, "jaula-helper: idmapping \"%s\": %s (its filesystem may not support idmapped mounts)\n", argv[0],
-            strerror(errno));
-  else if (syscall(SYS_move_mount, tree, "", AT_FDCWD, argv[1], MOVE_MOUNT_F_EMPTY_PATH) < 0)
-    fprintf(stderr, "jaula-helper: mounting on \"%s\": %s\n", argv[1], strerror(errno));
-  else rc = 0;
+  /* Every pair with the one namespace; the first failure ends it (the caller undoes the rest). */
+  int rc = 0;
+  for (int i = 2; i < argc && rc == 0; i += 2) {
+    const char *src = argv[i], *dst = argv[i + 1];
+    rc = 1;
+    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE | O_CLOEXEC);
+    struct jaula_mount_attr attr = {MOUNT_ATTR_IDMAP, 0, 0, (unsigned long long)userns};
+    if (tree < 0) fprintf(stderr, "jaula-helper: open_tree \"%s\": %s\n", src, strerror(errno));
+    else if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+      fprintf(stderr, "jaula-helper: idmapping \"%s\": %s (its filesystem may not support idmapped mounts)\n", src,
+              strerror(errno));
+    else if (syscall(SYS_move_mount, tree, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+      fprintf(stderr, "jaula-helper: mounting on \"%s\": %s\n", dst, strerror(errno));
+    else rc = 0;
+    if (tree >= 0) close(tree);
+  }
   kill(child, SIGKILL);
   waitpid(child, NULL, 0);
   return rc;

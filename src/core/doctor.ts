@@ -201,7 +201,7 @@ export async function securityReport(): Promise<Check[]> {
   try {
     mkdirSync(`${dir}/src`);
     mkdirSync(`${dir}/dst`);
-    const r = await run([helper, 'idmap-mount', `${dir}/src`, `${dir}/dst`, '1000000', '65536']);
+    const r = await run([helper, 'idmap-mount', '1000000', '65536', `${dir}/src`, `${dir}/dst`]);
     if (r.code === 0) await run(['umount', `${dir}/dst`]);
     add(
       'idmapped mounts',

@@ -31,10 +31,13 @@ export function makeTraversable(path: string): void {
   }
 }
 
-/** Bind `src` on `dst` idmapped: on-disk ID n is seen as host ID range.hostId + n. */
-export async function idmapMount(src: string, dst: string, range: IdRange, what: string): Promise<void> {
-  fs.mkdirSync(dst, { recursive: true, mode: 0o711 });
-  await runOk([helperBin, 'idmap-mount', src, dst, String(range.hostId), String(range.size)], { what });
+/**
+ * Bind each `[src, dst]` idmapped: on-disk ID n is seen as host ID range.hostId + n. One helper
+ * process for all of them.
+ */
+export async function idmapMounts(pairs: [string, string][], range: IdRange, what: string): Promise<void> {
+  for (const [, dst] of pairs) fs.mkdirSync(dst, { recursive: true, mode: 0o711 });
+  await runOk([helperBin, 'idmap-mount', String(range.hostId), String(range.size), ...pairs.flat()], { what });
 }
 
 /** Mount an idmapped view of `tree` for the runtime. */
@@ -43,7 +46,7 @@ export async function mountIdmapped(name: string, tree: string, range: IdRange):
   await unmountIdmapped(name);
   fs.mkdirSync(at, { recursive: true, mode: 0o711 });
   makeTraversable(at);
-  await idmapMount(tree, at, range, `Mounting the idmapped root of guest "${name}"`);
+  await idmapMounts([[tree, at]], range, `Mounting the idmapped root of guest "${name}"`);
   return at;
 }
 

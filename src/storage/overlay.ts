@@ -9,7 +9,7 @@ import type { GuestConfig } from '../core/config.js';
 import type { IdRange } from '../runtime/idmap.js';
 import type { MountedRoot, StorageDriver } from './driver.js';
 import {
-  idmapMount,
+  idmapMounts,
   idmappedLayersPath,
   idmappedRootPath,
   makeTraversable,
@@ -88,13 +88,13 @@ async function mountIdmappedOverlay(cfg: GuestConfig, range: IdRange): Promise<M
   const name = cfg.name;
   const at = idmappedLayersPath(name);
   fs.mkdirSync(at, { recursive: true, mode: 0o700 });
-  const lowers: string[] = [];
-  for (const [i, dir] of lowerDirs(cfg).entries()) {
-    lowers.push(join(at, String(i)));
-    await idmapMount(dir, join(at, String(i)), range, `Mounting layer ${dir} of guest "${name}" idmapped`);
-  }
+  const lowers = lowerDirs(cfg).map((_, i) => join(at, String(i)));
   const rw = join(at, 'rw');
-  await idmapMount(vol.base(name), rw, range, `Mounting the own files of guest "${name}" idmapped`);
+  await idmapMounts(
+    [...lowerDirs(cfg).map((dir, i): [string, string] => [dir, lowers[i] as string]), [vol.base(name), rw]],
+    range,
+    `Mounting the layers of guest "${name}" idmapped`,
+  );
   const root = idmappedRootPath(name);
   fs.mkdirSync(root, { recursive: true, mode: 0o711 });
   makeTraversable(root);
