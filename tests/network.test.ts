@@ -257,6 +257,30 @@ describe('guest networking on a jaula bridge', () => {
     t.ok(['delete', 'g5']);
   });
 
+  it('undoes the network made beside a root that fails to mount, leaving nothing behind', () => {
+    buildSkeleton(t, 'g6', ['--interface', 'eth0=tn:auto']);
+    const devices = t.devices();
+    const fw = t.firewallElements();
+    // The guest's own layer made unusable (a file where its upper directory was): the start
+    // fails while its network is being made beside the mount.
+    const upper = t.path('var/lib/jaula/guests/g6/upper');
+    fs.renameSync(upper, `${upper}.away`);
+    fs.writeFileSync(upper, '');
+    const r = t.jaula(['start', 'g6']);
+    assert.notEqual(r.code, 0, 'the start fails');
+    assert.match(r.stderr, /g6/);
+    assert.deepEqual(t.runLeftovers('g6'), []);
+    assert.deepEqual(t.devices(), devices, 'no veth is left');
+    assert.deepEqual(t.firewallElements(), fw, 'no firewall element is left');
+    assert.ok(!t.netns().includes('g6'));
+    fs.rmSync(upper);
+    fs.renameSync(`${upper}.away`, upper);
+    t.ok(['start', 'g6']);
+    assert.equal(inNet('g6', `ping -c 1 -W 2 ${gw}`), 0);
+    t.ok(['delete', 'g6', '--force']);
+    assert.deepEqual(t.devices(), devices);
+  });
+
   it('limits ingress and egress bandwidth within 20%', () => {
     t.ok(['build', 'bw', '-m', 'skeleton', '-q', '--interface', 'eth0=tn:auto,egress=20M,ingress=40M']);
     t.ok(['start', 'bw']);
@@ -354,6 +378,7 @@ describe('macvlan and ipvlan interfaces', () => {
     const r = t.jaula(['start', 'iv']);
     assert.equal(r.code, 10, r.stderr);
     assert.match(r.stderr, /no ipvlan support/);
+    assert.deepEqual(t.runLeftovers('iv'), [], 'the root mounted beside the network is unmounted');
     assert.deepEqual(t.netns(), []);
     assert.deepEqual(t.devices(), []);
   });

@@ -17,7 +17,7 @@ import { limitSpecInput } from './limits.js';
 import { Reverter } from './reverter.js';
 import { trace } from '../os/trace.js';
 import { withGuestLock } from './locks.js';
-import { guestNamespaces, settleLocked } from './lifecycle.js';
+import { prepareGuest, settleLocked } from './lifecycle.js';
 import { requireRunning } from './running.js';
 import { initAlive, readState, writeState, type GuestState } from './state.js';
 import { loadConfig, loadFstab } from './store.js';
@@ -173,12 +173,10 @@ export async function runOnce(
     for (const f of ['init.pid', 'exit']) removeTree(join(runDir, f));
     const storage = await storageDriver(cfg.storage.driver);
     const idmap = guestIdRange(cfg);
-    const mounted = await storage.mount(cfg, idmap ? { idmap } : {});
     // A failure before the run leaves nothing behind (no mount, loop device or namespace).
     const rev = new Reverter();
-    rev.add('unmount the root', () => storage.unmount(cfg));
     try {
-      const ns = await guestNamespaces(cfg, mounted, idmap, rev);
+      const { mounted, ...ns } = await prepareGuest(cfg, storage, idmap, rev);
       const spec = buildSpec({
         cfg,
         rootfs: mounted.root,

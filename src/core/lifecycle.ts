@@ -13,7 +13,7 @@ import { buildSpec } from '../runtime/spec.js';
 import { runtimeDelete, selectRuntime, type Runtime } from '../runtime/oci.js';
 import { storageDriver } from '../storage/index.js';
 import { guestIdRange, type IdRange } from '../runtime/idmap.js';
-import type { MountedRoot } from '../storage/driver.js';
+import type { MountedRoot, StorageDriver } from '../storage/driver.js';
 import { createUserns, removeUserns } from '../runtime/userns.js';
 import { sanitizeMountPoints } from './adapt.js';
 import { detectInit } from './adapt.js';
@@ -96,23 +96,37 @@ export async function startGuest(name: string, opts: StartOptions = {}): Promise
 }
 
 /**
- * The guest's user namespace (unprivileged guests) and its network, made for a start or a
- * one-shot run; their removal is registered on `rev`. Returns what buildSpec needs of them.
+ * The guest's root, mounted, and its user namespace (unprivileged guests) and network, made for
+ * a start or a one-shot run. The mount and the namespaces are made side by side (the network
+ * writes its files into the root last, once mounted); their removal is registered on `rev`,
+ * and on a failure this returns only when both sides have ended.
  */
-export async function guestNamespaces(
+export async function prepareGuest(
   cfg: GuestConfig,
-  root: MountedRoot,
+  storage: StorageDriver,
   idmap: IdRange | undefined,
   rev: Reverter,
-): Promise<{ netns: string; userns?: string }> {
-  const userns = idmap ? await createUserns(cfg.name, idmap) : undefined;
-  if (userns) rev.add('remove the user namespace', () => removeUserns(cfg.name));
-  rev.add('remove the network', () => networkDown(cfg));
-  const netns = await networkUp(cfg, loadEveryConfig(), root.hostView, {
-    ...(userns ? { userns } : {}),
-    shift: root.hostShift,
+): Promise<{ mounted: MountedRoot; netns: string; userns?: string }> {
+  const mounting = storage.mount(cfg, idmap ? { idmap } : {}).then((m) => {
+    rev.add('unmount the root', () => storage.unmount(cfg));
+    // A hostile tree's symlinked /proc, /sys, /dev or /dev/console replaced before any use.
+    sanitizeMountPoints(m.hostView, m.hostShift);
+    trace('start: root mounted');
+    return m;
   });
-  return { netns, ...(userns ? { userns } : {}) };
+  mounting.catch(() => {}); // (awaited below, and by the network only if it has files to write)
+  const namespaces = (async () => {
+    const userns = idmap ? await createUserns(cfg.name, idmap) : undefined;
+    if (userns) rev.add('remove the user namespace', () => removeUserns(cfg.name));
+    rev.add('remove the network', () => networkDown(cfg));
+    const netns = await networkUp(cfg, loadEveryConfig(), mounting, userns ? { userns } : {});
+    trace('start: namespaces made');
+    return { netns, ...(userns ? { userns } : {}) };
+  })();
+  const [m, n] = await Promise.allSettled([mounting, namespaces]);
+  if (m.status === 'rejected') throw m.reason;
+  if (n.status === 'rejected') throw n.reason;
+  return { mounted: m.value, ...n.value };
 }
 
 async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestState> {
@@ -140,15 +154,10 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
   const rev = new Reverter();
   const storage = await storageDriver(cfg.storage.driver);
   let lxcfs: LxcfsLease | undefined;
+  let lxcfsLease: Promise<LxcfsLease> | undefined;
   try {
     const rootfs0 = storage.treePath(name);
     await runHostHook(cfg, 'pre-start', rootfs0);
-    const idmap = guestIdRange(cfg);
-    const mounted = await storage.mount(cfg, idmap ? { idmap } : {});
-    const { root: rootfs, hostView, hostShift } = mounted;
-    rev.add('unmount the root', () => storage.unmount(cfg));
-    sanitizeMountPoints(hostView, hostShift);
-    const signal = haltSignal(cfg, hostView);
     const fstab = loadFstab(name);
     for (const e of fstab) {
       if (e.type === 'bind' || e.options.includes('bind') || e.options.includes('rbind')) {
@@ -159,9 +168,16 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
           );
       }
     }
-    const ns = await guestNamespaces(cfg, mounted, idmap, rev);
+    const idmap = guestIdRange(cfg);
+    // lxcfs (when no guest runs yet, its daemon starts) meanwhile.
+    lxcfsLease = acquireLxcfs();
+    lxcfsLease.catch(() => {});
+    const { mounted, ...ns } = await prepareGuest(cfg, storage, idmap, rev);
+    const { root: rootfs, hostView, hostShift } = mounted;
+    const signal = haltSignal(cfg, hostView);
     const limits = limitSpecInput(cfg);
-    lxcfs = await acquireLxcfs();
+    lxcfs = await lxcfsLease;
+    trace('start: lxcfs');
     if (lxcfs.note) guestLog(name, lxcfs.note);
     const spec = buildSpec({
       cfg,
@@ -214,7 +230,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     await runGuestHook(cfg, rt, 'start');
     return st;
   } catch (e) {
-    lxcfs?.release();
+    (lxcfs ?? (await lxcfsLease?.catch(() => undefined)))?.release();
     const failed = await rev.revert();
     await stopLxcfsIfIdle();
     const st = readState(name);

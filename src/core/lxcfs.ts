@@ -127,7 +127,7 @@ async function startDaemon(bin: string, dir: string): Promise<void> {
       child.kill('SIGKILL');
       throw fail('it did not mount within 10 s');
     }
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 3));
   }
 }
 

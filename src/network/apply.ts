@@ -16,6 +16,7 @@ import { run, runOk } from '../os/spawn.js';
 import { trace } from '../os/trace.js';
 import { assignInterfaces, hostAddresses, hostDevices, hostDns } from './assign.js';
 import type { GuestNetConfig } from './guestnet.js';
+import type { MountedRoot } from '../storage/driver.js';
 import { listNetworks, networkFor, type NetworkConfig } from './networks.js';
 import {
   bridgeBatch,
@@ -109,15 +110,15 @@ export function guestPlan(g: GuestNetConfig, all: GuestNetConfig[]): NetPlan {
 }
 
 /**
- * Bring the guest's network up; returns the namespace path for the runtime, or undefined when
- * the guest has no interfaces (then the runtime makes a namespace with loopback only).
- * On failure everything made is removed before the error is thrown.
+ * Bring the guest's network up; returns the namespace path for the runtime. The guest's files
+ * (resolv.conf, hosts) are written last, into `root` once it is mounted: the start mounts it
+ * meanwhile. On failure everything made is removed before the error is thrown.
  */
 export async function networkUp(
   g: GuestNetConfig,
   all: GuestNetConfig[],
-  rootfs: string,
-  opts: { userns?: string; shift?: number | undefined } = {},
+  root: MountedRoot | Promise<MountedRoot>,
+  opts: { userns?: string } = {},
 ): Promise<string> {
   const plan = guestPlan(g, all);
   if (leftovers(g.name, plan)) await networkDown(g, plan); // of a crash
@@ -158,7 +159,8 @@ export async function networkUp(
       await runOk(['nft', '-f', '-'], { input: fw, what: "Adding the guest to jaula's firewall (nft)" });
     if (plan.forwards.length && readFileOr('/proc/sys/net/ipv4/ip_forward', '0').trim() !== '1')
       fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
-    writeGuestNetFiles(rootfs, g, plan, opts.shift);
+    const { hostView, hostShift } = await root;
+    writeGuestNetFiles(hostView, g, plan, hostShift);
     trace('net: up');
     return ns;
   } catch (e) {
