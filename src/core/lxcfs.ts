@@ -19,10 +19,9 @@ import { JaulaError, messageOf } from '../common/errors.js';
 import { mkdirp, readFileOr, which, writeFileAtomic } from '../os/fs.js';
 import { readKernelFile } from '../os/kernfs.js';
 import { FileLock, withLock } from '../os/lock.js';
-import { readMountInfo } from '../os/mounts.js';
+import { readMountInfo, unmount } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import { isSameProcess, readProcStat } from '../os/proc.js';
-import { run } from '../os/spawn.js';
 import { listRunDirs, liveStatus, readState } from './state.js';
 
 export function lxcfsDir(): string {
@@ -94,7 +93,7 @@ async function startDaemon(bin: string, dir: string): Promise<void> {
     if (mountState(dir) === 'ok') return;
     for (const pid of lxcfsPids(dir)) process.kill(pid, 'SIGKILL');
   }
-  if (mountState(dir) === 'dead') await run(['umount', '-l', dir]); // its daemon died
+  if (mountState(dir) === 'dead') unmount(dir); // its daemon died
   mkdirp(dir, 0o755);
   mkdirp(paths().log, 0o700);
   const logPath = join(paths().log, 'lxcfs.log');
@@ -162,7 +161,7 @@ export async function stopLxcfsIfIdle(): Promise<string | undefined> {
     // (Every mount there, and every daemon serving it: a start cut short by a crash may have
     // left a second one.)
     for (let i = 0; i < 8 && mountState(dir) !== 'none'; i++)
-      if ((await run(['umount', dir])).code !== 0) await run(['umount', '-l', dir]);
+      if (!unmount(dir, false)) unmount(dir);
     const pids = lxcfsPids(dir);
     if (pid && isSameProcess(pid, start) && !pids.includes(pid)) pids.push(pid);
     for (const p of pids) process.kill(p, 'SIGKILL');
@@ -172,7 +171,7 @@ export async function stopLxcfsIfIdle(): Promise<string | undefined> {
     };
     const deadline = Date.now() + 2000;
     while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    for (let i = 0; i < 8 && mountState(dir) !== 'none'; i++) await run(['umount', '-l', dir]);
+    for (let i = 0; i < 8 && mountState(dir) !== 'none'; i++) unmount(dir);
     fs.rmSync(ownerFile(), { force: true });
     try {
       fs.rmdirSync(dir);

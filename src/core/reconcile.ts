@@ -25,10 +25,9 @@ import { networkGc } from '../network/admin.js';
 import { netnsPath, networkDown } from '../network/apply.js';
 import { readFileOr, removeTree, writeFileAtomic, mkdirp } from '../os/fs.js';
 import { withLock } from '../os/lock.js';
-import { mountsBelow } from '../os/mounts.js';
+import { mountsBelow, unmount } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import { bootId } from '../os/proc.js';
-import { run } from '../os/spawn.js';
 import { runtimeDelete, runtimeHasContainer, selectRuntime } from '../runtime/oci.js';
 import { removeUserns, usernsPath } from '../runtime/userns.js';
 import { storageDriver } from '../storage/index.js';
@@ -116,8 +115,11 @@ function removeCgroups(name: string, parents: string[]): string[] {
 async function unmountAll(points: string[]): Promise<string[]> {
   const done: string[] = [];
   for (const p of points.sort((a, b) => b.length - a.length)) {
-    const r = await run(['umount', '-l', p]);
-    if (r.code === 0) done.push(p);
+    try {
+      if (unmount(p)) done.push(p);
+    } catch {
+      /* left for the next reconcile */
+    }
   }
   return done;
 }

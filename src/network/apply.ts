@@ -13,6 +13,7 @@ import { GuestFs } from '../os/guestfs.js';
 import { helperBin, paths } from '../os/paths.js';
 import { bootId } from '../os/proc.js';
 import { run, runOk } from '../os/spawn.js';
+import { unmount } from '../os/mounts.js';
 import { trace } from '../os/trace.js';
 import { assignInterfaces, hostAddresses, hostDevices, hostDns } from './assign.js';
 import type { GuestNetConfig } from './guestnet.js';
@@ -201,7 +202,7 @@ export async function networkDown(g: GuestNetConfig, plan?: NetPlan): Promise<vo
     }
   }
   if (fs.existsSync(ns)) {
-    await run(['umount', '-l', ns]);
+    unmount(ns);
     fs.rmSync(ns, { force: true });
   }
 }

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { helperBin, paths } from '../os/paths.js';
-import { run, runOk } from '../os/spawn.js';
+import { runOk } from '../os/spawn.js';
+import { unmount } from '../os/mounts.js';
 import type { IdRange } from './idmap.js';
 
 /** Where an unprivileged guest's user namespace is bound while it runs. */
@@ -23,6 +24,6 @@ export async function createUserns(name: string, range: IdRange): Promise<string
 export async function removeUserns(name: string): Promise<void> {
   const p = usernsPath(name);
   if (!fs.existsSync(p)) return;
-  await run(['umount', '-l', p]);
+  unmount(p);
   fs.rmSync(p, { force: true });
 }
