@@ -160,8 +160,7 @@ export async function stopLxcfsIfIdle(): Promise<string | undefined> {
     // saving, and SIGTERM would wait up to 5 s for its load-average thread (-l) to notice.
     // (Every mount there, and every daemon serving it: a start cut short by a crash may have
     // left a second one.)
-    for (let i = 0; i < 8 && mountState(dir) !== 'none'; i++)
-      if (!unmount(dir, false)) unmount(dir);
+    for (let i = 0; i < 8 && mountState(dir) !== 'none'; i++) if (!unmount(dir, false)) unmount(dir);
     const pids = lxcfsPids(dir);
     if (pid && isSameProcess(pid, start) && !pids.includes(pid)) pids.push(pid);
     for (const p of pids) process.kill(p, 'SIGKILL');

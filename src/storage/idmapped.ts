@@ -37,7 +37,9 @@ export function makeTraversable(path: string): void {
  */
 export async function idmapMounts(pairs: [string, string][], range: IdRange, what: string): Promise<void> {
   for (const [, dst] of pairs) fs.mkdirSync(dst, { recursive: true, mode: 0o711 });
-  await runOk([helperBin, 'idmap-mount', String(range.hostId), String(range.size), ...pairs.flat()], { what });
+  await runOk([helperBin, 'idmap-mount', String(range.hostId), String(range.size), ...pairs.flat()], {
+    what,
+  });
 }
 
 /** Mount an idmapped view of `tree` for the runtime. */
