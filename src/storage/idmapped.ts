@@ -1,8 +1,6 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { errnoOf } from '../common/errors.js';
-import { mountsBelow } from '../os/mounts.js';
-import { MNT_DETACH, native } from '../os/native.js';
+import { mountsBelow, unmount } from '../os/mounts.js';
 import { helperBin, paths } from '../os/paths.js';
 import { runOk } from '../os/spawn.js';
 import type { IdRange } from '../runtime/idmap.js';
@@ -72,13 +70,7 @@ export async function mountOrUndo<T>(steps: () => Promise<T>, undo: () => Promis
  * filesystem image below is released at once (its loop device freed), lazily when busy.
  */
 export function unmountTree(dir: string): void {
-  for (const m of mountsBelow(dir)) {
-    try {
-      native().umount2(m, 0);
-    } catch (e) {
-      if (errnoOf(e) !== 'EINVAL' && errnoOf(e) !== 'ENOENT') native().umount2(m, MNT_DETACH);
-    }
-  }
+  for (const m of mountsBelow(dir)) if (!unmount(m, false)) unmount(m);
 }
 
 /** Undo mountIdmapped() and the overlay driver's idmapped layers: the root first, then its layers. */
