@@ -4,6 +4,8 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cgroupParents } from '../src/core/reconcile.js';
+import { makePaths } from '../src/os/paths.js';
 
 export const projectDir = resolve(fileURLToPath(import.meta.url), '../../..');
 export const jaulaBin = join(projectDir, 'bin/jaula.cjs');
@@ -70,6 +72,13 @@ export class Scratch {
     if (list.code === 0)
       for (const g of JSON.parse(list.out) as { name: string }[])
         sh([process.execPath, jaulaBin, 'delete', '--force', g.name], { env: this.env });
+    // The instance's parent cgroups (empty now) go too.
+    for (const p of cgroupParents(makePaths(this.root).instanceTag))
+      try {
+        fs.rmdirSync(p);
+      } catch {
+        /* not empty, or absent */
+      }
     fs.rmSync(this.root, { recursive: true, force: true });
   }
 }

@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { cgroupMode } from '../src/cgroups/detect.js';
+import { cgroupParents } from '../src/core/reconcile.js';
 import {
   N,
   Scratch,
@@ -195,11 +196,11 @@ try {
   sh(['runc', '--root', join(s.root, 'oci-state'), 'delete', '--force', 'svc']);
   sh(wrapCrun(['--root', join(s.root, 'oci-state'), 'delete', '--force', 'csvc']));
   sh(['lxc-stop', '-P', join(s.root, 'lxc'), '-n', 'bs', '-k']);
-  for (const base of fs.readdirSync('/sys/fs/cgroup')) {
-    const d = join('/sys/fs/cgroup', base, 'jaula-bench');
-    if (fs.existsSync(d))
-      for (const c of fs.readdirSync(d, { withFileTypes: true }))
-        if (c.isDirectory()) sh(['rmdir', join(d, c.name)]);
+  // The peers' cgroups (jaula-bench/..., where runc and crun put them: beneath this process's
+  // cgroups, as jaula's own parents are; cgroupParents finds them by that name).
+  for (const d of cgroupParents('bench')) {
+    for (const c of fs.readdirSync(d, { withFileTypes: true }))
+      if (c.isDirectory()) sh(['rmdir', join(d, c.name)]);
     sh(['rmdir', d]);
   }
   s.cleanup();

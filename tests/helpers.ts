@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cgroupParents } from '../src/core/reconcile.js';
 import { makePaths } from '../src/os/paths.js';
 
 export const projectDir = resolve(fileURLToPath(import.meta.url), '../../..');
@@ -368,34 +369,16 @@ export class TestRoot {
     for (const m of this.mounts().sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
     for (const l of this.loops()) spawnSync('losetup', ['-d', l.split(' ')[0] as string]);
     for (const c of this.cgroups()) spawnSync('rmdir', [c]);
-    const parent = `jaula-${this.tag}`;
-    for (const base of fs.readdirSync('/sys/fs/cgroup')) {
-      for (const p of [
-        join('/sys/fs/cgroup', base, parent),
-        ...ownCgroupDirs(base).map((d) => join(d, parent)),
-      ]) {
-        try {
-          fs.rmdirSync(p);
-        } catch {
-          /* absent */
-        }
+    // The instance's parent cgroups (empty now) go too.
+    for (const p of cgroupParents(this.tag))
+      try {
+        fs.rmdirSync(p);
+      } catch {
+        /* not empty, or absent */
       }
-    }
     fs.rmSync(this.root, { recursive: true, force: true });
     return left;
   }
-}
-
-function ownCgroupDirs(hierarchy: string): string[] {
-  const text = fs.readFileSync('/proc/self/cgroup', 'utf8');
-  const out: string[] = [];
-  for (const line of text.split('\n')) {
-    const [, ctrls, path] = line.split(':');
-    if (ctrls === undefined || path === undefined) continue;
-    if (ctrls.split(',').includes(hierarchy) || (ctrls === '' && hierarchy === 'unified'))
-      out.push(join('/sys/fs/cgroup', hierarchy, path));
-  }
-  return out;
 }
 
 export const isRoot = process.getuid?.() === 0;

@@ -61,9 +61,13 @@ export function emptyReport(): ReconcileReport {
 
 const bootIdFile = (): string => join(paths().run, 'boot_id');
 
-/** Directories that may hold a guest's cgroup: `<mount>/<base>/jaula[-TAG]/NAME` in every hierarchy. */
-export function cgroupParents(): string[] {
-  const parent = `jaula${paths().instanceTag ? `-${paths().instanceTag}` : ''}`;
+/**
+ * Directories that may hold a guest's cgroup: `<mount>/<base>/jaula[-TAG]/NAME` in every
+ * hierarchy; of this instance, or of the instance with tag `tag` (tests and benchmarks remove
+ * their instances' parents when they end).
+ */
+export function cgroupParents(tag = paths().instanceTag): string[] {
+  const parent = `jaula${tag ? `-${tag}` : ''}`;
   const out = new Set<string>();
   let mounts = '';
   try {
