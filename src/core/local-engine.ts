@@ -322,6 +322,6 @@ export class LocalEngine implements Engine {
   }
 
   async runOnce(r: { name: string; cmd: string[] }): Promise<number> {
-    return (await import('./exec.js')).runOnce(r.name, r.cmd);
+    return (await import('./run.js')).runOnce(r.name, r.cmd);
   }
 }

@@ -12,7 +12,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
 import { isJaulaError, JaulaError, messageOf } from '../common/errors.js';
-import { execArgv, loginShell, runOnce } from '../core/exec.js';
+import { execArgv, loginShell } from '../core/exec.js';
+import { runOnce } from '../core/run.js';
 import { tmpSuffix } from '../os/fs.js';
 import { helperBin, paths } from '../os/paths.js';
 
