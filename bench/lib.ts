@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cgroupParents } from '../src/core/reconcile.js';
+import { removeCgroupParents } from '../src/cgroups/parents.js';
 import { makePaths } from '../src/os/paths.js';
 
 export const projectDir = resolve(fileURLToPath(import.meta.url), '../../..');
@@ -73,12 +73,7 @@ export class Scratch {
       for (const g of JSON.parse(list.out) as { name: string }[])
         sh([process.execPath, jaulaBin, 'delete', '--force', g.name], { env: this.env });
     // The instance's parent cgroups (empty now) go too.
-    for (const p of cgroupParents(makePaths(this.root).instanceTag))
-      try {
-        fs.rmdirSync(p);
-      } catch {
-        /* not empty, or absent */
-      }
+    removeCgroupParents(makePaths(this.root).instanceTag);
     fs.rmSync(this.root, { recursive: true, force: true });
   }
 }

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { cgroupMode } from '../src/cgroups/detect.js';
-import { cgroupParents } from '../src/core/reconcile.js';
+import { cgroupParents } from '../src/cgroups/parents.js';
 import {
   N,
   Scratch,

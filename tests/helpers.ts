@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cgroupParents } from '../src/core/reconcile.js';
+import { removeCgroupParents } from '../src/cgroups/parents.js';
 import { makePaths } from '../src/os/paths.js';
 
 export const projectDir = resolve(fileURLToPath(import.meta.url), '../../..');
@@ -369,13 +369,8 @@ export class TestRoot {
     for (const m of this.mounts().sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
     for (const l of this.loops()) spawnSync('losetup', ['-d', l.split(' ')[0] as string]);
     for (const c of this.cgroups()) spawnSync('rmdir', [c]);
-    // The instance's parent cgroups (empty now) go too.
-    for (const p of cgroupParents(this.tag))
-      try {
-        fs.rmdirSync(p);
-      } catch {
-        /* not empty, or absent */
-      }
+    // The instance's parent cgroups (empty now) go too; one that stays is a leak.
+    left.push(...removeCgroupParents(this.tag).map((d) => `cgroup parent ${d}`));
     fs.rmSync(this.root, { recursive: true, force: true });
     return left;
   }

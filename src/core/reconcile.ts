@@ -18,7 +18,7 @@ import { stopLxcfsIfIdle } from './lxcfs.js';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { ReconcileReport } from '../api/types.js';
-import { deepestOwnCgroup, ownCgroups } from '../cgroups/detect.js';
+import { cgroupParents } from '../cgroups/parents.js';
 import { messageOf } from '../common/errors.js';
 import { inParallel } from '../common/waves.js';
 import { networkGc } from '../network/admin.js';
@@ -60,36 +60,6 @@ export function emptyReport(): ReconcileReport {
 }
 
 const bootIdFile = (): string => join(paths().run, 'boot_id');
-
-/**
- * Directories that may hold a guest's cgroup: `<mount>/<base>/jaula[-TAG]/NAME` in every
- * hierarchy; of this instance, or of the instance with tag `tag` (tests and benchmarks remove
- * their instances' parents when they end).
- */
-export function cgroupParents(tag = paths().instanceTag): string[] {
-  const parent = `jaula${tag ? `-${tag}` : ''}`;
-  const out = new Set<string>();
-  let mounts = '';
-  try {
-    mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
-  } catch {
-    return [];
-  }
-  const own = ownCgroups();
-  const deepest = deepestOwnCgroup();
-  for (const line of mounts.split('\n')) {
-    const [, dir, type, opts] = line.split(' ');
-    if (!dir || (type !== 'cgroup' && type !== 'cgroup2')) continue;
-    const ctrls = type === 'cgroup2' ? [''] : (opts ?? '').split(',');
-    const bases = new Set(['/', deepest]);
-    for (const c of ctrls) {
-      const p = own.get(c);
-      if (p !== undefined) bases.add(p);
-    }
-    for (const b of bases) out.add(join(dir, b, parent));
-  }
-  return [...out].filter((d) => fs.existsSync(d));
-}
 
 /** Remove a guest's cgroup directories that no process uses any more. */
 function removeCgroups(name: string, parents: string[]): string[] {

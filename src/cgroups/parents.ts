@@ -1,0 +1,61 @@
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { errnoOf } from '../common/errors.js';
+import { paths } from '../os/paths.js';
+import { deepestOwnCgroup, ownCgroups } from './detect.js';
+
+/**
+ * Directories that may hold a guest's cgroup: `<mount>/<base>/jaula[-TAG]/NAME` in every
+ * hierarchy; of this instance, or of the instance with tag `tag` (tests and benchmarks remove
+ * their instances' parents when they end).
+ */
+export function cgroupParents(tag = paths().instanceTag): string[] {
+  const parent = `jaula${tag ? `-${tag}` : ''}`;
+  const out = new Set<string>();
+  let mounts = '';
+  try {
+    mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
+  } catch {
+    return [];
+  }
+  const own = ownCgroups();
+  const deepest = deepestOwnCgroup();
+  for (const line of mounts.split('\n')) {
+    const [, dir, type, opts] = line.split(' ');
+    if (!dir || (type !== 'cgroup' && type !== 'cgroup2')) continue;
+    const ctrls = type === 'cgroup2' ? [''] : (opts ?? '').split(',');
+    const bases = new Set(['/', deepest]);
+    for (const c of ctrls) {
+      const p = own.get(c);
+      if (p !== undefined) bases.add(p);
+    }
+    for (const b of bases) out.add(join(dir, b, parent));
+  }
+  return [...out].filter((d) => fs.existsSync(d));
+}
+
+/**
+ * Remove the (empty) parent cgroups of the instance with tag `tag`, when its last guest is gone
+ * (tests and benchmarks, at their end). On v1 a parent stays busy (EBUSY) for a moment after its
+ * last child was removed: up to two seconds are given. Returns the directories that stay.
+ */
+export function removeCgroupParents(tag: string): string[] {
+  const left: string[] = [];
+  for (const d of cgroupParents(tag)) {
+    const deadline = Date.now() + 2000;
+    for (;;) {
+      try {
+        fs.rmdirSync(d);
+        break;
+      } catch (e) {
+        if (errnoOf(e) === 'ENOENT') break;
+        if (errnoOf(e) !== 'EBUSY' || Date.now() > deadline) {
+          left.push(d);
+          break;
+        }
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      }
+    }
+  }
+  return left;
+}
