@@ -78,38 +78,17 @@ export class Scratch {
   }
 }
 
+/** The service of the benchmarks' busybox guests: `/bin/sleep 100000` under jaula-init. */
+const SLEEPER = ['-q', '--initstyle', 'cmd', '--cmd', '/bin/sleep 100000'];
+
 /** `jaula build` arguments for a busybox skeleton guest running `/bin/sleep 100000` (then `extra`). */
 export function sleeperSkeleton(name: string, extra: string[] = []): string[] {
-  return [
-    'build',
-    name,
-    '-m',
-    'skeleton',
-    '-q',
-    '--initstyle',
-    'cmd',
-    '--cmd',
-    '/bin/sleep 100000',
-    ...extra,
-  ];
+  return ['build', name, '-m', 'skeleton', ...SLEEPER, ...extra];
 }
 
 /** `jaula build` arguments for a busybox guest running `/bin/sleep 100000` from a template tarball. */
 export function sleeperFromTemplate(name: string, tarball: string): string[] {
-  return [
-    'build',
-    name,
-    '-m',
-    'template',
-    '-q',
-    '--initstyle',
-    'cmd',
-    '--cmd',
-    '/bin/sleep 100000',
-    '--',
-    '-t',
-    tarball,
-  ];
+  return ['build', name, '-m', 'template', ...SLEEPER, '--', '-t', tarball];
 }
 
 export function have(cmd: string): boolean {

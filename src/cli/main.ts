@@ -4,7 +4,8 @@ import { err, out } from './command.js';
 import { ALIASES, COMMANDS } from './registry.js';
 import { trace } from '../os/trace.js';
 import { paths } from '../os/paths.js';
-import { existsSync, statfsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { isBtrfs } from '../os/fs.js';
 import { join } from 'node:path';
 import { VERSION } from '../common/version.js';
 
@@ -21,14 +22,6 @@ async function usage(): Promise<string> {
     'through it; JAULA_NO_DAEMON=1 makes them work in this process instead.',
   );
   return lines.join('\n') + '\n';
-}
-
-function poolMounted(): boolean {
-  try {
-    return statfsSync(paths().lib).type === 0x9123683e; // BTRFS_SUPER_MAGIC
-  } catch {
-    return false;
-  }
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -61,7 +54,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     // A storage pool's image is mounted again after a reboot, before anything looks at it (the
     // module only loads when it is not mounted: one stat, one statfs otherwise).
-    if (process.getuid?.() === 0 && existsSync(join(paths().etc, 'pool.json')) && !poolMounted())
+    if (process.getuid?.() === 0 && existsSync(join(paths().etc, 'pool.json')) && !isBtrfs(paths().lib))
       await (await import('../storage/pool.js')).ensurePool();
     return await cmd.run(parseArgs(rest, cmd.specs, name));
   } catch (e) {

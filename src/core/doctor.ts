@@ -9,6 +9,7 @@ import { messageOf } from '../common/errors.js';
 import { isExecutable, which } from '../os/fs.js';
 import { native, O_DIRECTORY, O_PATH, RESOLVE_IN_ROOT } from '../os/native.js';
 import { helperBin, initBin, paths } from '../os/paths.js';
+import { unmount } from '../os/mounts.js';
 import { run } from '../os/spawn.js';
 import { runtimeVersion, selectRuntime } from '../runtime/oci.js';
 
@@ -202,7 +203,7 @@ export async function securityReport(): Promise<Check[]> {
     mkdirSync(`${dir}/src`);
     mkdirSync(`${dir}/dst`);
     const r = await run([helper, 'idmap-mount', '1000000', '65536', `${dir}/src`, `${dir}/dst`]);
-    if (r.code === 0) await run(['umount', `${dir}/dst`]);
+    if (r.code === 0) unmount(`${dir}/dst`, false);
     add(
       'idmapped mounts',
       r.code === 0 ? 'ok' : 'missing',

@@ -102,3 +102,14 @@ export function which(name: string): string | undefined {
   }
   return undefined;
 }
+
+export const BTRFS_SUPER_MAGIC = 0x9123683e;
+
+/** Is `dir` on btrfs (one statfs; false when it cannot be read)? */
+export function isBtrfs(dir: string): boolean {
+  try {
+    return fs.statfsSync(dir).type === BTRFS_SUPER_MAGIC;
+  } catch {
+    return false;
+  }
+}

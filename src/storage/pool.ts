@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { JaulaError, errnoOf } from '../common/errors.js';
+import { JaulaError } from '../common/errors.js';
 import { formatSize } from '../common/size.js';
-import { readFileOr, removeTree, writeFileAtomic } from '../os/fs.js';
+import { isBtrfs, readFileOr, removeTree, writeFileAtomic } from '../os/fs.js';
 import { isMountPoint, loopDevicesBelow, releaseLoops } from '../os/image.js';
-import { MNT_DETACH, native } from '../os/native.js';
+import { unmount } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import { runOk } from '../os/spawn.js';
 
@@ -20,8 +20,6 @@ import { runOk } from '../os/spawn.js';
  *   $ROOT/etc/jaula/pool.json          { image, bytes, guestQuota }: mounted again at the next
  *                                      command after a reboot
  */
-export const BTRFS_SUPER_MAGIC = 0x9123683e;
-
 export interface PoolConfig {
   /** The image file, or undefined when var/lib/jaula is on the host's own btrfs. */
   image?: string;
@@ -54,13 +52,12 @@ export function poolConfig(): PoolConfig | undefined {
   }
 }
 
-function isBtrfs(dir: string): boolean {
-  try {
-    return fs.statfsSync(dir).type === BTRFS_SUPER_MAGIC;
-  } catch {
-    return false;
-  }
+function savePoolConfig(cfg: PoolConfig): void {
+  writeFileAtomic(confFile(), JSON.stringify(cfg, null, 2) + '\n');
 }
+
+/** The default limit of a new guest: half the pool, in whole 4 KiB blocks. */
+const halfOf = (bytes: number): number => Math.floor(bytes / 2 / 4096) * 4096;
 
 /**
  * Mount the pool's image again when it is not (after a reboot). Every command calls this: one
@@ -162,8 +159,8 @@ export async function createPool(
     await runOk(['btrfs', 'quota', 'enable', lib], { what: `Enabling quota groups on ${lib}` });
     const st = fs.statfsSync(lib);
     const bytes = st.blocks * st.bsize;
-    const cfg: PoolConfig = { guestQuota: o.guestQuota ?? Math.floor(bytes / 2 / 4096) * 4096 };
-    writeFileAtomic(confFile(), JSON.stringify(cfg, null, 2) + '\n');
+    const cfg: PoolConfig = { guestQuota: o.guestQuota ?? halfOf(bytes) };
+    savePoolConfig(cfg);
     forgetPool();
     say(`${lib} is on btrfs: quota groups enabled, each new guest limited to ${formatSize(cfg.guestQuota)}`);
     return poolInfo() as PoolInfo;
@@ -174,7 +171,7 @@ export async function createPool(
       'invalid',
       `A pool of ${formatSize(bytes)} is too small for btrfs: give --size 256M or more`,
     );
-  const guestQuota = o.guestQuota ?? Math.floor(bytes / 2 / 4096) * 4096;
+  const guestQuota = o.guestQuota ?? halfOf(bytes);
   if (guestQuota > bytes)
     throw new JaulaError(
       'invalid',
@@ -192,10 +189,9 @@ export async function createPool(
     });
     await runOk(['mount', '-t', 'btrfs', '-o', 'loop', image, lib], { what: `Mounting the pool on ${lib}` });
     await runOk(['btrfs', 'quota', 'enable', lib], { what: `Enabling quota groups on ${lib}` });
-    const cfg: PoolConfig = { image, bytes, guestQuota };
-    writeFileAtomic(confFile(), JSON.stringify(cfg, null, 2) + '\n');
+    savePoolConfig({ image, bytes, guestQuota });
   } catch (e) {
-    if (isMountPoint(lib)) native().umount2(lib, MNT_DETACH);
+    unmount(lib);
     fs.rmSync(image, { force: true });
     throw e;
   }
@@ -223,7 +219,7 @@ export function poolInfo(): PoolInfo | undefined {
 export async function setPoolGuestQuota(bytes: number): Promise<PoolInfo> {
   const cfg = poolConfig();
   if (!cfg) throw new JaulaError('not_found', 'There is no storage pool: make one with "jaula pool create"');
-  writeFileAtomic(confFile(), JSON.stringify({ ...cfg, guestQuota: bytes }, null, 2) + '\n');
+  savePoolConfig({ ...cfg, guestQuota: bytes });
   return poolInfo() as PoolInfo;
 }
 
@@ -235,14 +231,11 @@ export async function deletePool(): Promise<void> {
   const data = isBtrfs(lib) ? holdsData(lib) : undefined;
   if (data) throw new JaulaError('busy', `The pool still holds ${data}: delete them first`);
   if (cfg.image) {
-    if (isMountPoint(lib)) {
-      try {
-        native().umount2(lib, 0);
-      } catch (e) {
-        if (errnoOf(e) !== 'EINVAL')
-          throw new JaulaError('busy', `Cannot unmount the pool on ${lib}: ${(e as Error).message}`);
-      }
-    }
+    if (isMountPoint(lib) && !unmount(lib, false))
+      throw new JaulaError(
+        'busy',
+        `Cannot unmount the pool on ${lib}: it is busy (a guest or a shell still uses it)`,
+      );
     await releaseLoops(cfg.image);
     const loops = loopDevicesBelow(cfg.image);
     if (loops.length) throw new JaulaError('busy', `The pool's image is still on ${loops.join(', ')}`);
