@@ -161,7 +161,7 @@ describe('jaula set', () => {
     }
     const typo = config('l1').replace('"io.weight" = 300', '"io.wieght" = 300');
     fs.writeFileSync(t.path('etc/jaula/guests/l1/config.toml'), typo);
-    assert.match(t.jaula(['start', 'l1']).stderr, /\[limits\]: unknown limit "io.wieght"/);
+    assert.match(t.jaula(['start', 'l1']).stderr, /\[limits\], line \d+: unknown limit "io.wieght"/);
   });
 });
 

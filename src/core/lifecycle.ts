@@ -33,7 +33,9 @@ import {
   type ExitReason,
   type GuestState,
 } from './state.js';
-import { loadConfig, loadEveryConfig, loadFstab } from './store.js';
+import { loadConfig, loadConfigForStop, loadEveryConfig, loadFstab, startedConfigFile } from './store.js';
+import { serializeConfig } from './config.js';
+import { requireGuestFiles } from './running.js';
 import { networkDown, networkUp } from '../network/apply.js';
 
 export const SIGNALS: Record<string, number> = {
@@ -140,9 +142,14 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
       `Guest "${name}" is already ${live} (pid ${prev.pid ?? '?'}); use "jaula restart ${name}" to restart it`,
     );
   if (prev.status !== 'stopped') await finalizeLocked(cfg, prev, exitInfoFor(name, prev));
+  const storage = await storageDriver(cfg.storage.driver);
+  // Before anything is made: a guest whose files are gone is refused, and nothing is created.
+  requireGuestFiles(cfg, storage);
   const runDir = paths().guestRun(name);
   mkdirp(runDir, 0o700);
   clearInstanceFiles(runDir);
+  // The config it runs with: stopping it and cleaning up need it, even if config.toml breaks.
+  writeFileAtomic(startedConfigFile(name), serializeConfig(cfg), 0o600, { durable: false });
   const rt = selectRuntime(cfg.runtime);
   const instance = tmpSuffix();
   const restarts = opts.reboot ? (prev.restarts ?? 0) + 1 : 0;
@@ -152,7 +159,6 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
   writeState(name, base);
 
   const rev = new Reverter();
-  const storage = await storageDriver(cfg.storage.driver);
   let lxcfs: LxcfsLease | undefined;
   let lxcfsLease: Promise<LxcfsLease> | undefined;
   try {
@@ -412,7 +418,7 @@ export async function onGuestExited(name: string, instance: string): Promise<voi
   await withGuestLock(name, async () => {
     const st = readState(name);
     if (st.instance !== instance || st.status === 'stopped') return; // someone else finalized it
-    const cfg = loadConfig(name);
+    const cfg = loadConfigForStop(name);
     const exit = exitInfoFor(name, st);
     await finalizeLocked(cfg, st, exit);
     if (exit.reason === 'reboot') {
@@ -445,7 +451,12 @@ async function waitGone(pid: number, start: number | undefined, ms: number): Pro
 }
 
 export async function stopGuest(name: string, opts: StopOptions = {}): Promise<ExitInfo> {
-  return withGuestLock(name, () => stopLocked(loadConfig(name), opts));
+  return withGuestLock(name, () => stopLocked(loadConfigForStop(name), opts));
+}
+
+/** Stop a guest with this config (delete --force of a broken guest: see core/delete.ts). */
+export async function stopWithConfig(cfg: GuestConfig, opts: StopOptions = {}): Promise<ExitInfo> {
+  return withGuestLock(cfg.name, () => stopLocked(cfg, opts));
 }
 
 async function stopLocked(cfg: GuestConfig, opts: StopOptions): Promise<ExitInfo> {
