@@ -24,8 +24,11 @@ import { limitSpecInput } from './limits.js';
 import { acquireLxcfs, stopLxcfsIfIdle, type LxcfsLease } from './lxcfs.js';
 import { Reverter } from './reverter.js';
 import {
+  clearRunning,
   initAlive,
   liveStatus,
+  markRunning,
+  recordBootId,
   readExitRecord,
   readState,
   writeState,
@@ -227,6 +230,9 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     st.status = 'running';
     st.startedAt = new Date().toISOString();
     writeState(name, st);
+    // It runs in this boot until it is stopped on purpose (a reboot of the host restarts it).
+    markRunning(name);
+    recordBootId({ ifAbsent: true });
     lxcfs.release();
     rev.success();
     guestLog(
@@ -355,6 +361,8 @@ async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo):
   await runHostHook(cfg, 'post-stop', storage.treePath(name), { JAULA_EXIT_REASON: exit.reason }).catch(
     (e: unknown) => problems.push(messageOf(e)),
   );
+  // Stopped on purpose (jaula stop, or a halt inside): a reboot of the host must not start it.
+  if (exit.reason === 'stopped' || exit.reason === 'halt') clearRunning(name);
   const next: GuestState = { status: 'stopped', lastExit: exit, restarts: st.restarts ?? 0 };
   if (st.instance) next.instance = st.instance;
   writeState(name, next);
@@ -465,6 +473,7 @@ async function stopLocked(cfg: GuestConfig, opts: StopOptions): Promise<ExitInfo
   const st = readState(name);
   if (!initAlive(st)) {
     if (st.status !== 'stopped') await finalizeLocked(cfg, st, exitInfoFor(name, st));
+    clearRunning(name); // (it ended by itself before: now the administrator wants it stopped)
     throw new JaulaError('state', `Guest "${name}" is not running`);
   }
   const rt = selectRuntime(st.runtime ?? cfg.runtime);
