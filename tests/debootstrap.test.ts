@@ -63,15 +63,13 @@ describe('the debootstrap cache', () => {
     assert.equal(cached().length, 2, 'the base, and the base with sudo');
   });
 
-  it("gives the README's plain form the base, and the same extras their cached result, without the network", () => {
+  it("gives the README's plain form the base, without the network", () => {
     const plain = build('plain', [], offline);
     assert.equal(plain.code, 0, plain.stderr);
+    assert.match(plain.stderr, /Using the cached bookworm tree/);
     assert.doesNotMatch(plain.stderr, /Running debootstrap|Installing/);
     assert.equal(fs.existsSync(join(t.guestRoot('plain'), 'usr/bin/sudo')), false, 'the base has no sudo');
-    const again = build('again', ['--include', 'sudo'], offline);
-    assert.equal(again.code, 0, again.stderr);
-    assert.match(again.stderr, /Using the cached bookworm tree/);
-    assert.ok(fs.existsSync(join(t.guestRoot('again'), 'usr/bin/sudo')));
-    for (const n of ['extra', 'plain', 'again']) t.ok(['delete', n]);
+    assert.ok(fs.existsSync(join(t.guestRoot('plain'), 'sbin/init')));
+    for (const n of ['extra', 'plain']) t.ok(['delete', n]);
   });
 });
