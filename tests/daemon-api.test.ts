@@ -660,13 +660,16 @@ describe('TCP with TLS and a token', () => {
 });
 
 describe('reconcile', () => {
-  it('after a host reboot (a new boot_id) starts the guests marked "default", dependencies first', async () => {
+  it('after a host reboot (a new boot_id) starts the guests marked "default" that ran, dependencies first', async () => {
     await d.stop();
     t.buildSleeper('rb1', ['--mark', 'default']);
     t.buildSleeper('rb0');
     t.ok(['set', 'rb1', '--depends', 'rb0']);
-    // What the previous boot left: a state that says running, and the boot it ran in.
-    fs.writeFileSync(t.path('run/jaula/boot_id'), 'a-boot-before\n');
+    // What the previous boot left: the boot jaula saw, rb1 marked as running in it, and its
+    // state (which /run would not keep).
+    fs.mkdirSync(t.path('var/lib/jaula/running'), { recursive: true });
+    fs.writeFileSync(t.path('var/lib/jaula/boot_id'), 'a-boot-before\n');
+    fs.writeFileSync(t.path('var/lib/jaula/running/rb1'), 'a-boot-before\n');
     fs.mkdirSync(t.path('run/jaula/guests/rb1'), { recursive: true });
     fs.writeFileSync(
       t.path('run/jaula/guests/rb1/state.json'),
@@ -690,7 +693,7 @@ describe('reconcile', () => {
     assert.equal(st('rb1').status, 'running');
     assert.ok(Date.parse(st('rb0').startedAt) <= Date.parse(st('rb1').startedAt), 'the dependency first');
     assert.equal(
-      fs.readFileSync(t.path('run/jaula/boot_id'), 'utf8').trim(),
+      fs.readFileSync(t.path('var/lib/jaula/boot_id'), 'utf8').trim(),
       fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
     );
     t.ok(['stop', '--all']);

@@ -23,7 +23,8 @@ export const SCHEMAS: Record<string, Schema> = {
   GuestSummary: obj({
     name: str,
     context: int,
-    status: { type: 'string', enum: ['stopped', 'starting', 'running', 'stopping'] },
+    status: { type: 'string', enum: ['stopped', 'starting', 'running', 'stopping', 'broken'] },
+    'error?': str,
     hostname: str,
     initstyle: str,
     marks: strs,

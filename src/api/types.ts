@@ -22,7 +22,13 @@ export interface ExitInfo {
 export interface GuestSummary {
   name: string;
   context: number;
-  status: GuestStatus;
+  /**
+   * "broken": the guest's config.toml does not load (`error` says why, with the line); nothing
+   * starts it until it is fixed, `delete --force` removes it. It may still run (`pid`).
+   */
+  status: GuestStatus | 'broken';
+  /** What is wrong with a broken guest's config. */
+  error?: string;
   hostname: string;
   initstyle: string;
   marks: string[];

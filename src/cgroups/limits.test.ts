@@ -70,7 +70,7 @@ describe('limit values in human units', () => {
   it('parses KEY=VALUE and refuses unknown keys and bad values', () => {
     assert.deepEqual(parseAssignment('memory.max=512M'), ['memory.max', '512M']);
     assert.deepEqual(parseAssignment('cpuset='), ['cpuset', '']);
-    assert.throws(() => parseAssignment('colour=blue'), /unknown limit "colour"/);
+    assert.throws(() => parseAssignment('colour=blue'), /^JaulaError: Unknown limit "colour"/);
     assert.throws(() => parseAssignment('memory.max'), /not KEY=VALUE/);
     const l: Limits = {};
     assert.throws(() => setLimit(l, 'cpu.weight', '0'), /from 1 to 10000/);

@@ -208,9 +208,13 @@ function isLimitKey(k: string): k is LimitKey {
   return (LIMIT_KEYS as readonly string[]).includes(k);
 }
 
-export function limitKey(k: string, where = 'jaula set'): LimitKey {
+/** `where` names the file the key is in (a config's [limits]); the command line needs none. */
+export function limitKey(k: string, where?: string): LimitKey {
   if (!isLimitKey(k))
-    throw new JaulaError('invalid', `${where}: unknown limit "${k}" (known: ${LIMIT_KEYS.join(', ')})`);
+    throw new JaulaError(
+      'invalid',
+      `${where ? `${where}: unknown` : 'Unknown'} limit "${k}" (known: ${LIMIT_KEYS.join(', ')}; see "jaula set --help")`,
+    );
   return k;
 }
 

@@ -34,7 +34,11 @@ export function isBulk(p: Parsed): boolean {
   return bool(p, 'all') || list(p, 'mark').length > 0 || p.positionals.length > 1;
 }
 
-/** The guests the selectors name, in name order. Unknown names are an error. */
+/**
+ * The guests the selectors name, in name order. Unknown names are an error. A broken guest
+ * (its config does not load) is never passed over: it is part of --all, of the marks it shows,
+ * and, when no mark of it can be read, of every --mark selection; the operation reports it.
+ */
 export async function selectGuests(e: Engine, p: Parsed, command: string): Promise<GuestSummary[]> {
   const all = await e.listGuests({});
   const marks = list(p, 'mark');
@@ -51,7 +55,9 @@ export async function selectGuests(e: Engine, p: Parsed, command: string): Promi
     if (!g) throw new JaulaError('not_found', `There is no guest "${n}" (see "jaula list")`);
     chosen.set(n, g);
   }
-  for (const g of all) if (marks.some((m) => g.marks.includes(m))) chosen.set(g.name, g);
+  for (const g of all)
+    if (marks.some((m) => g.marks.includes(m)) || (marks.length && g.status === 'broken' && !g.marks.length))
+      chosen.set(g.name, g);
   return [...chosen.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
@@ -98,7 +104,7 @@ export async function startMany(e: Engine, chosen: GuestSummary[], parallel: num
   return rows;
 }
 
-/** Stop the running ones of the guests, dependents first. */
+/** Stop the running ones of the guests, dependents first (a broken one is tried: it fails or stops). */
 export async function stopMany(
   e: Engine,
   chosen: GuestSummary[],

@@ -13,9 +13,9 @@ export function parseSize(text: string, what = 'size'): number {
   return bytes;
 }
 
-/** 1536 -> "1.5K", 2147483648 -> "2.0G". */
+/** 115 -> "115B", 1536 -> "1.5K", 2147483648 -> "2.0G". */
 export function formatSize(bytes: number): string {
-  if (bytes < 1024) return `${bytes}`;
+  if (bytes < 1024) return `${bytes}B`;
   for (const [u, f] of [
     ['T', 2 ** 40],
     ['G', 2 ** 30],
@@ -23,5 +23,5 @@ export function formatSize(bytes: number): string {
     ['K', 2 ** 10],
   ] as const)
     if (bytes >= f) return `${(bytes / f).toFixed(1)}${u}`;
-  return `${bytes}`;
+  return `${bytes}B`;
 }

@@ -3,7 +3,7 @@ import { dependencyWaves, inParallel } from '../common/waves.js';
 import type { GuestConfig } from './config.js';
 import { startGuest, stopGuest } from './lifecycle.js';
 import { initAlive, readState } from './state.js';
-import { loadAllConfigs } from './store.js';
+import { loadAllConfigs, loadGuests } from './store.js';
 
 export { dependencyWaves } from '../common/waves.js';
 
@@ -13,21 +13,37 @@ export interface BulkResult {
   message: string;
 }
 
-/** Start all guests with the mark (and what they depend on), dependencies first. */
-export async function autostart(mark = 'default', parallel = 4): Promise<BulkResult[]> {
-  const all = new Map(loadAllConfigs().map((c) => [c.name, c]));
-  const selected = [...all.values()].filter((c) => c.marks.includes(mark)).map((c) => c.name);
+/**
+ * Start all guests with the mark (and what they depend on), dependencies first; `only`, if
+ * given, narrows the marked guests (the reboot's: those that ran when the host went down). A
+ * broken guest (its config does not load) with the mark, or whose marks cannot be read, is
+ * reported as failed, and so are the guests that depend on it.
+ */
+export async function autostart(
+  mark = 'default',
+  parallel = 4,
+  only: (name: string) => boolean = () => true,
+): Promise<BulkResult[]> {
+  const { configs, broken } = loadGuests();
+  const all = new Map<string, { depends: string[] }>(configs.map((c) => [c.name, c]));
+  const brokenByName = new Map(broken.map((b) => [b.name, b]));
+  for (const b of broken) all.set(b.name, { depends: b.partial.depends ?? [] });
+  const selected = [
+    ...configs.filter((c) => c.marks.includes(mark)).map((c) => c.name),
+    ...broken.filter((b) => b.partial.marks?.includes(mark) ?? true).map((b) => b.name),
+  ].filter(only);
   const results: BulkResult[] = [];
   const failed = new Set<string>();
   for (const wave of dependencyWaves(selected, all)) {
     await inParallel(wave, parallel, async (name) => {
       const deps = all.get(name)?.depends.filter((d) => failed.has(d)) ?? [];
-      if (deps.length) {
+      const b = brokenByName.get(name);
+      if (deps.length || b) {
         failed.add(name);
         results.push({
           name,
           ok: false,
-          message: `not started: depends on ${deps.join(', ')}, which failed`,
+          message: b ? b.error.message : `not started: depends on ${deps.join(', ')}, which failed`,
         });
         return;
       }

@@ -4,6 +4,7 @@ import { JaulaError } from '../common/errors.js';
 import {
   CONTEXT_FIRST_AUTO,
   CONTEXT_MAX,
+  HOSTNAME_RE,
   validateContext,
   validateHostname,
   validateName,
@@ -77,6 +78,24 @@ function parseTemplateArgs(args: string[]): string {
       'The template method takes an archive or a stored template after "--": jaula build NAME -m template -- -t FILE.tar.zst (or -- -t NAME, see "jaula template list")',
     );
   return args[1];
+}
+
+/**
+ * A new guest's hostname: the one given, else its name, which must then be a valid hostname
+ * (a guest name may hold "_" or be 64 characters long; a hostname may not).
+ */
+export function hostnameFor(name: string, given: string | undefined): string {
+  if (given !== undefined) return validateHostname(given);
+  if (HOSTNAME_RE.test(name)) return name;
+  const suggestion = name
+    .replace(/_/g, '-')
+    .replace(/\.+/g, '.')
+    .slice(0, 63)
+    .replace(/[-.]+$/, '');
+  throw new JaulaError(
+    'invalid',
+    `The guest name "${name}" cannot be its hostname, as it is by default (a hostname has letters, digits and "-" in labels of at most 63 characters): give one with --hostname${HOSTNAME_RE.test(suggestion) ? `, e.g. --hostname ${suggestion}` : ''}`,
+  );
 }
 
 /** Config dirs being made for a build (renamed to the guest's name once they hold the building mark). */
@@ -185,7 +204,7 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
     throw new JaulaError('usage', `Unknown build method "${o.method}": use -m ${BUILD_METHODS.join('|')}`);
   const method = o.method as BuildMethod;
   const initstyle: InitStyle = validateInitStyle(o.initstyle ?? 'plain');
-  const hostname = validateHostname(o.hostname ?? name);
+  const hostname = hostnameFor(name, o.hostname);
   if (o.context !== undefined) validateContext(o.context);
   const args = o.methodArgs ?? [];
   const progress = o.onProgress ?? (() => {});

@@ -2,13 +2,13 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { JaulaError } from '../common/errors.js';
 import { cidrContains, parseCidrText } from '../common/ip.js';
-import { validateHostname, validateName } from '../common/names.js';
+import { validateName } from '../common/names.js';
 import type { InterfaceSpec } from '../network/ifspec.js';
 import { networkFor } from '../network/networks.js';
 import { copyTree } from '../os/copy.js';
 import { paths } from '../os/paths.js';
 import { adaptTree } from './adapt.js';
-import { reserveGuest } from './build.js';
+import { hostnameFor, reserveGuest } from './build.js';
 import { validateConfig, type GuestConfig } from './config.js';
 import { newIdentity } from './identity.js';
 import { guestLog } from './log.js';
@@ -70,7 +70,7 @@ export async function cloneGuest(
     srcName,
     'so that its files do not change while they are copied',
     async (src, driver) => {
-      const hostname = validateHostname(o.hostname ?? dstName);
+      const hostname = hostnameFor(dstName, o.hostname);
       const dst: GuestConfig = validateConfig({
         ...src,
         name: dstName,

@@ -1,4 +1,4 @@
-import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
+import { TomlError, parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { JaulaError, messageOf } from '../common/errors.js';
 import { validateContext, validateHostname, validateName } from '../common/names.js';
 import { parseForward, formatForward, type ForwardSpec } from '../network/forward.js';
@@ -132,11 +132,65 @@ export function validateConfig(c: GuestConfig): GuestConfig {
 
 type Toml = Record<string, unknown>;
 
+/**
+ * Where a setting of a config file is: the file, the table ("" for the top level, or the name of
+ * a [table] or [[array]]), which of an array's tables (1-based), and the text (for line numbers).
+ */
+interface Where {
+  file: string;
+  text: string;
+  table: string;
+  nth: number;
+  /** How messages name the table: ", [storage]", ", interface 2" ("" for the top level). */
+  label: string;
+}
+
+/**
+ * The line (1-based) of `key` in a table of a TOML text, by a plain scan of the lines: headers
+ * "[t]" and "[[t]]" and keys (bare, quoted or dotted: "memory.max = ..." counts for "memory").
+ */
+export function keyLine(text: string, table: string, nth: number, key: string): number | undefined {
+  // A key's parts, bare or quoted ("cpu.turbo" is one part, cpu.turbo two), joined with ".".
+  const unquote = (k: string): string =>
+    [...k.matchAll(/\s*(?:"([^"]*)"|'([^']*)'|([^."'\s]+))\s*(?:\.|$)/g)]
+      .map((m) => m[1] ?? m[2] ?? m[3] ?? '')
+      .join('.');
+  let cur = '';
+  let n = 0;
+  const seen = new Map<string, number>();
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const l = (lines[i] ?? '').trim();
+    const h = /^\[\[\s*([^\]]+?)\s*\]\]|^\[\s*([^\]]+?)\s*\]/.exec(l);
+    if (h) {
+      cur = unquote(h[1] ?? h[2] ?? '');
+      n = (seen.get(cur) ?? 0) + 1;
+      seen.set(cur, n);
+      continue;
+    }
+    if (cur !== table || (nth > 0 && n !== nth)) continue;
+    const m = /^((?:"[^"]*"|'[^']*'|[A-Za-z0-9_.\s-])+?)\s*=/.exec(l);
+    const k = m?.[1] === undefined ? undefined : unquote(m[1]);
+    if (k === key || k?.startsWith(`${key}.`)) return i + 1;
+  }
+  return undefined;
+}
+
+/** "In FILE, [table], line N" (the line where `key` is, when it can be found). */
+function at(w: Where, key?: string): string {
+  const line = key === undefined ? undefined : keyLine(w.text, w.table, w.nth, key);
+  return `In "${w.file}"${w.label}${line === undefined ? '' : `, line ${line}`}`;
+}
+
+function inTable(w: Where, table: string, nth = 0): Where {
+  return { ...w, table, nth, label: nth ? `, ${table} ${nth}` : `, [${table}]` };
+}
+
 function take<T>(
   obj: Toml,
   key: string,
   kind: 'string' | 'number' | 'boolean' | 'array' | 'table',
-  where: string,
+  where: Where,
 ): T | undefined {
   const v = obj[key];
   delete obj[key];
@@ -147,23 +201,23 @@ function take<T>(
       : kind === 'table'
         ? typeof v === 'object' && v !== null && !Array.isArray(v)
         : typeof v === kind;
-  if (!ok) throw new JaulaError('invalid', `${where}: "${key}" must be a ${kind}`);
+  if (!ok) throw new JaulaError('invalid', `${at(where, key)}: "${key}" must be a ${kind}`);
   return v as T;
 }
 
-function strings(v: unknown[] | undefined, key: string, where: string): string[] {
+function strings(v: unknown[] | undefined, key: string, where: Where): string[] {
   if (!v) return [];
   if (!v.every((x) => typeof x === 'string'))
-    throw new JaulaError('invalid', `${where}: "${key}" must be a list of strings`);
+    throw new JaulaError('invalid', `${at(where, key)}: "${key}" must be a list of strings`);
   return v as string[];
 }
 
-function noneLeft(obj: Toml, where: string): void {
+function noneLeft(obj: Toml, where: Where): void {
   const keys = Object.keys(obj);
   if (keys.length)
     throw new JaulaError(
       'invalid',
-      `${where}: unknown setting${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')}`,
+      `${at(where, keys[0])}: unknown setting${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')}`,
     );
 }
 
@@ -172,15 +226,24 @@ export function parseConfig(text: string, file: string): GuestConfig {
   try {
     t = parseToml(text) as Toml;
   } catch (e) {
-    throw new JaulaError('invalid', `The config file "${file}" is not valid TOML: ${messageOf(e)}`, {
+    const where =
+      e instanceof TomlError ? `In "${file}", line ${e.line}, column ${e.column}` : `In "${file}"`;
+    const why =
+      messageOf(e)
+        .split('\n')[0]
+        ?.replace(/^Invalid TOML document: /, '') ?? '';
+    throw new JaulaError('invalid', `${where}: not valid TOML (${why})`, {
       cause: e,
+      ...(e instanceof TomlError ? { details: { line: e.line } } : {}),
     });
   }
-  const where = `In "${file}"`;
+  const where: Where = { file, text, table: '', nth: 0, label: '' };
+  const storageW = inTable(where, 'storage');
+  const buildW = inTable(where, 'build');
   const name = take<string>(t, 'name', 'string', where);
   const context = take<number>(t, 'context', 'number', where);
   if (name === undefined || context === undefined)
-    throw new JaulaError('invalid', `${where}: "name" and "context" are required`);
+    throw new JaulaError('invalid', `${at(where)}: "name" and "context" are required`);
   const storageT = take<Toml>(t, 'storage', 'table', where) ?? {};
   const buildT = take<Toml>(t, 'build', 'table', where) ?? {};
   const ifaces = take<unknown[]>(t, 'interface', 'array', where) ?? [];
@@ -189,9 +252,12 @@ export function parseConfig(text: string, file: string): GuestConfig {
   const privileged = take<boolean>(t, 'privileged', 'boolean', where) ?? false;
   const profile = take<string>(t, 'profile', 'string', where) ?? 'default';
   if (!(PROFILES as readonly string[]).includes(profile))
-    throw new JaulaError('invalid', `${where}: profile must be one of ${PROFILES.join(', ')}`);
+    throw new JaulaError('invalid', `${at(where, 'profile')}: profile must be one of ${PROFILES.join(', ')}`);
   if (!(RUNTIME_CHOICES as readonly string[]).includes(runtime))
-    throw new JaulaError('invalid', `${where}: runtime must be one of ${RUNTIME_CHOICES.join(', ')}`);
+    throw new JaulaError(
+      'invalid',
+      `${at(where, 'runtime')}: runtime must be one of ${RUNTIME_CHOICES.join(', ')}`,
+    );
   const c: GuestConfig = {
     name,
     context,
@@ -204,13 +270,13 @@ export function parseConfig(text: string, file: string): GuestConfig {
     privileged,
     profile: profile as Profile,
     stopTimeout: take<number>(t, 'stop_timeout', 'number', where) ?? 30,
-    storage: { driver: take<string>(storageT, 'driver', 'string', where) ?? 'dir' },
+    storage: { driver: take<string>(storageT, 'driver', 'string', storageW) ?? 'dir' },
     interfaces: ifaces.map((x, i) => {
+      const w = inTable(where, 'interface', i + 1);
       if (typeof x !== 'object' || x === null)
-        throw new JaulaError('invalid', `${where}: interface ${i + 1} must be a table`);
+        throw new JaulaError('invalid', `${at(where, 'interface')}: interface ${i + 1} must be a table`);
       const it = { ...(x as Toml) };
       const spec: InterfaceSpec = {};
-      const w = `${where}, interface ${i + 1}`;
       const str = (k: string): string | undefined => take<string>(it, k, 'string', w);
       const n = str('name');
       const d = str('dev');
@@ -238,8 +304,9 @@ export function parseConfig(text: string, file: string): GuestConfig {
       return spec;
     }),
     forwards: (take<unknown[]>(t, 'forward', 'array', where) ?? []).map((x, i) => {
-      const w = `${where}, forward ${i + 1}`;
-      if (typeof x !== 'object' || x === null) throw new JaulaError('invalid', `${w} must be a table`);
+      const w = inTable(where, 'forward', i + 1);
+      if (typeof x !== 'object' || x === null)
+        throw new JaulaError('invalid', `${at(where, 'forward')}: forward ${i + 1} must be a table`);
       const ft = { ...(x as Toml) };
       const proto = take<string>(ft, 'proto', 'string', w) ?? 'tcp';
       const hostIp = take<string>(ft, 'host_ip', 'string', w) ?? '0.0.0.0';
@@ -247,28 +314,34 @@ export function parseConfig(text: string, file: string): GuestConfig {
       const guestPort = take<number>(ft, 'guest_port', 'number', w);
       noneLeft(ft, w);
       if (hostPort === undefined || guestPort === undefined)
-        throw new JaulaError('invalid', `${w}: host_port and guest_port are required`);
+        throw new JaulaError('invalid', `${at(w)}: host_port and guest_port are required`);
       return parseForward(`${hostIp}:${hostPort}:${guestPort}/${proto}`);
     }),
     build: {
-      method: take<string>(buildT, 'method', 'string', where) ?? 'unknown',
-      args: strings(take(buildT, 'args', 'array', where), 'args', where),
-      created: take<string>(buildT, 'created', 'string', where) ?? '',
+      method: take<string>(buildT, 'method', 'string', buildW) ?? 'unknown',
+      args: strings(take(buildT, 'args', 'array', buildW), 'args', buildW),
+      created: take<string>(buildT, 'created', 'string', buildW) ?? '',
     },
   };
   if (stopSignal !== undefined) c.stopSignal = stopSignal;
-  const template = take<string>(storageT, 'template', 'string', where);
+  const template = take<string>(storageT, 'template', 'string', storageW);
   if (template !== undefined) c.storage.template = template;
-  const layers = strings(take(storageT, 'layers', 'array', where), 'layers', where);
+  const layers = strings(take(storageT, 'layers', 'array', storageW), 'layers', storageW);
   if (layers.length) c.storage.layers = layers;
-  const qb = take<number>(storageT, 'quota_bytes', 'number', where);
-  const qi = take<number>(storageT, 'quota_inodes', 'number', where);
+  const qb = take<number>(storageT, 'quota_bytes', 'number', storageW);
+  const qi = take<number>(storageT, 'quota_inodes', 'number', storageW);
   if (qb !== undefined) c.storage.quotaBytes = qb;
   if (qi !== undefined) c.storage.quotaInodes = qi;
   const limitsT = take<Toml>(t, 'limits', 'table', where);
-  if (limitsT) c.limits = limitsFromToml(limitsT, `${where}, [limits]`);
-  noneLeft(storageT, `${where}, [storage]`);
-  noneLeft(buildT, `${where}, [build]`);
+  if (limitsT) {
+    // One key at a time, so that an error names its line.
+    const limitsW = inTable(where, 'limits');
+    c.limits = {};
+    for (const [k, v] of Object.entries(limitsT))
+      Object.assign(c.limits, limitsFromToml({ [k]: v }, at(limitsW, k)));
+  }
+  noneLeft(storageT, storageW);
+  noneLeft(buildT, buildW);
   noneLeft(t, where);
   return validateConfig(c);
 }

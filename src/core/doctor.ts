@@ -138,6 +138,7 @@ export async function doctor(): Promise<Check[]> {
     isExecutable(initBin) ? initBin : 'not built: run "npm run build"',
   );
   add('jaula', 'JAULA_ROOT', 'ok', paths().root);
+  await addGuestChecks(add);
   const pool = poolInfo();
   add(
     'storage',
@@ -294,6 +295,32 @@ export async function securityReport(): Promise<Check[]> {
       `${fullos.map((c) => c.name).join(', ')}: may mount and make non-user namespaces (inside their user namespace)`,
     );
   return checks;
+}
+
+/** Guests jaula cannot use as they are: a config that does not load, files that are gone. */
+async function addGuestChecks(
+  add: (area: string, name: string, status: CheckStatus, detail: string) => void,
+): Promise<void> {
+  const { loadGuests } = await import('./store.js');
+  const { requireGuestFiles } = await import('./running.js');
+  const { storageDriver } = await import('../storage/index.js');
+  const { configs, broken } = loadGuests();
+  for (const b of broken) add('guests', b.name, 'warn', b.error.message);
+  let missing = 0;
+  for (const c of configs)
+    try {
+      requireGuestFiles(c, await storageDriver(c.storage.driver));
+    } catch (e) {
+      missing++;
+      add('guests', c.name, 'warn', messageOf(e));
+    }
+  if (!broken.length && !missing)
+    add(
+      'guests',
+      'configs and files',
+      'ok',
+      `${configs.length} guest${configs.length === 1 ? '' : 's'}, each config loads and its files are there`,
+    );
 }
 
 /** What of jaula set / [limits] this host honours, and the lxcfs serving this instance. */

@@ -1,13 +1,16 @@
 import { formatInterfaceSpec } from '../network/ifspec.js';
 import type { GuestConfig } from './config.js';
-import { liveStatus, readState, type ExitInfo, type GuestStatus } from './state.js';
-import { loadAllConfigs, loadConfig } from './store.js';
+import { initAlive, liveStatus, readState, type ExitInfo, type GuestStatus } from './state.js';
+import { loadGuests, readGuest, type BrokenGuest } from './store.js';
 
 /** One guest as listings show it. */
 export interface GuestSummary {
   name: string;
   context: number;
-  status: GuestStatus;
+  /** "broken": its config does not load (`error` says why); it may still run (`pid`). */
+  status: GuestStatus | 'broken';
+  /** What is wrong with a broken guest's config (file, line, what to do). */
+  error?: string;
   hostname: string;
   initstyle: string;
   marks: string[];
@@ -48,10 +51,41 @@ export function summarize(cfg: GuestConfig): GuestSummary {
   return s;
 }
 
+/** A broken guest as listings show it: what could be read of it, and the error. */
+export function summarizeBroken(b: BrokenGuest): GuestSummary {
+  const st = readState(b.name);
+  const s: GuestSummary = {
+    name: b.name,
+    context: b.partial.context ?? 0,
+    status: 'broken',
+    error: b.error.message,
+    hostname: b.partial.hostname ?? '',
+    initstyle: '',
+    marks: b.partial.marks ?? [],
+    depends: b.partial.depends ?? [],
+    interfaces: [],
+    storage: b.partial.driver ?? '',
+    privileged: b.partial.privileged ?? false,
+    profile: '',
+  };
+  // Its config may have been broken while it ran: it still runs, and says so.
+  if (initAlive(st)) {
+    if (st.pid) s.pid = st.pid;
+    if (st.runtime) s.runtime = st.runtime;
+    if (st.startedAt) s.startedAt = st.startedAt;
+  }
+  if (st.lastExit) s.lastExit = st.lastExit;
+  return s;
+}
+
 export function listGuests(): GuestSummary[] {
-  return loadAllConfigs().map(summarize);
+  const { configs, broken } = loadGuests();
+  return [...configs.map(summarize), ...broken.map(summarizeBroken)].sort((a, b) =>
+    a.name.localeCompare(b.name),
+  );
 }
 
 export function guestStatus(name: string): GuestSummary {
-  return summarize(loadConfig(name));
+  const g = readGuest(name);
+  return 'cfg' in g ? summarize(g.cfg) : summarizeBroken(g.broken);
 }

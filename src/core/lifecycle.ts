@@ -24,8 +24,11 @@ import { limitSpecInput } from './limits.js';
 import { acquireLxcfs, stopLxcfsIfIdle, type LxcfsLease } from './lxcfs.js';
 import { Reverter } from './reverter.js';
 import {
+  clearRunning,
   initAlive,
   liveStatus,
+  markRunning,
+  recordBootId,
   readExitRecord,
   readState,
   writeState,
@@ -33,7 +36,9 @@ import {
   type ExitReason,
   type GuestState,
 } from './state.js';
-import { loadConfig, loadEveryConfig, loadFstab } from './store.js';
+import { loadConfig, loadConfigForStop, loadEveryConfig, loadFstab, startedConfigFile } from './store.js';
+import { serializeConfig } from './config.js';
+import { requireGuestFiles } from './running.js';
 import { networkDown, networkUp } from '../network/apply.js';
 
 export const SIGNALS: Record<string, number> = {
@@ -140,9 +145,14 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
       `Guest "${name}" is already ${live} (pid ${prev.pid ?? '?'}); use "jaula restart ${name}" to restart it`,
     );
   if (prev.status !== 'stopped') await finalizeLocked(cfg, prev, exitInfoFor(name, prev));
+  const storage = await storageDriver(cfg.storage.driver);
+  // Before anything is made: a guest whose files are gone is refused, and nothing is created.
+  requireGuestFiles(cfg, storage);
   const runDir = paths().guestRun(name);
   mkdirp(runDir, 0o700);
   clearInstanceFiles(runDir);
+  // The config it runs with: stopping it and cleaning up need it, even if config.toml breaks.
+  writeFileAtomic(startedConfigFile(name), serializeConfig(cfg), 0o600, { durable: false });
   const rt = selectRuntime(cfg.runtime);
   const instance = tmpSuffix();
   const restarts = opts.reboot ? (prev.restarts ?? 0) + 1 : 0;
@@ -152,7 +162,6 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
   writeState(name, base);
 
   const rev = new Reverter();
-  const storage = await storageDriver(cfg.storage.driver);
   let lxcfs: LxcfsLease | undefined;
   let lxcfsLease: Promise<LxcfsLease> | undefined;
   try {
@@ -221,6 +230,9 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     st.status = 'running';
     st.startedAt = new Date().toISOString();
     writeState(name, st);
+    // It runs in this boot until it is stopped on purpose (a reboot of the host restarts it).
+    markRunning(name);
+    recordBootId({ ifAbsent: true });
     lxcfs.release();
     rev.success();
     guestLog(
@@ -349,6 +361,8 @@ async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo):
   await runHostHook(cfg, 'post-stop', storage.treePath(name), { JAULA_EXIT_REASON: exit.reason }).catch(
     (e: unknown) => problems.push(messageOf(e)),
   );
+  // Stopped on purpose (jaula stop, or a halt inside): a reboot of the host must not start it.
+  if (exit.reason === 'stopped' || exit.reason === 'halt') clearRunning(name);
   const next: GuestState = { status: 'stopped', lastExit: exit, restarts: st.restarts ?? 0 };
   if (st.instance) next.instance = st.instance;
   writeState(name, next);
@@ -412,7 +426,7 @@ export async function onGuestExited(name: string, instance: string): Promise<voi
   await withGuestLock(name, async () => {
     const st = readState(name);
     if (st.instance !== instance || st.status === 'stopped') return; // someone else finalized it
-    const cfg = loadConfig(name);
+    const cfg = loadConfigForStop(name);
     const exit = exitInfoFor(name, st);
     await finalizeLocked(cfg, st, exit);
     if (exit.reason === 'reboot') {
@@ -445,7 +459,12 @@ async function waitGone(pid: number, start: number | undefined, ms: number): Pro
 }
 
 export async function stopGuest(name: string, opts: StopOptions = {}): Promise<ExitInfo> {
-  return withGuestLock(name, () => stopLocked(loadConfig(name), opts));
+  return withGuestLock(name, () => stopLocked(loadConfigForStop(name), opts));
+}
+
+/** Stop a guest with this config (delete --force of a broken guest: see core/delete.ts). */
+export async function stopWithConfig(cfg: GuestConfig, opts: StopOptions = {}): Promise<ExitInfo> {
+  return withGuestLock(cfg.name, () => stopLocked(cfg, opts));
 }
 
 async function stopLocked(cfg: GuestConfig, opts: StopOptions): Promise<ExitInfo> {
@@ -454,6 +473,7 @@ async function stopLocked(cfg: GuestConfig, opts: StopOptions): Promise<ExitInfo
   const st = readState(name);
   if (!initAlive(st)) {
     if (st.status !== 'stopped') await finalizeLocked(cfg, st, exitInfoFor(name, st));
+    clearRunning(name); // (it ended by itself before: now the administrator wants it stopped)
     throw new JaulaError('state', `Guest "${name}" is not running`);
   }
   const rt = selectRuntime(st.runtime ?? cfg.runtime);

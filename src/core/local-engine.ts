@@ -81,7 +81,7 @@ export class LocalEngine implements Engine {
   async listGuests(r: { mark?: string; running?: boolean }): Promise<GuestSummary[]> {
     const { listGuests } = await import('./guests.js');
     let gs = listGuests();
-    if (r.running) gs = gs.filter((g) => g.status !== 'stopped');
+    if (r.running) gs = gs.filter((g) => g.status !== 'stopped' && (g.status !== 'broken' || g.pid));
     if (r.mark) gs = gs.filter((g) => g.marks.includes(r.mark as string));
     return gs;
   }

@@ -11,8 +11,10 @@
  * And for the whole instance: half-built (or half-cloned) guests are removed, so is what
  * interrupted template saves, imports and exports left (temporary trees and archives) and
  * hashify's scratch; runtime state, run directories and cgroups of guests jaula does not know
- * are removed, network leftovers are collected, and a host reboot (a new boot_id) starts the
- * guests marked "default", dependencies first.
+ * are removed, network leftovers are collected, and after a host reboot (a boot_id other than
+ * the one recorded at jaula's first run or jaulad's last start) the guests marked "default" that
+ * ran when the host went down are started, dependencies first: never a guest that was stopped
+ * on purpose (see core/state.ts, runningMarks).
  */
 import { stopLxcfsIfIdle } from './lxcfs.js';
 import * as fs from 'node:fs';
@@ -23,7 +25,7 @@ import { messageOf } from '../common/errors.js';
 import { inParallel } from '../common/waves.js';
 import { networkGc } from '../network/admin.js';
 import { netnsPath, networkDown } from '../network/apply.js';
-import { readFileOr, removeTree, writeFileAtomic, mkdirp } from '../os/fs.js';
+import { readFileOr, removeTree } from '../os/fs.js';
 import { withLock } from '../os/lock.js';
 import { mountsBelow, unmount } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
@@ -38,8 +40,16 @@ import { removeStaleBuilds } from './build.js';
 import { completeStopLocked, settleLocked } from './lifecycle.js';
 import { withGuestLock } from './locks.js';
 import { guestLog } from './log.js';
-import { liveStatus, listRunDirs, readState } from './state.js';
-import { hasBuildingMark, listGuestNames, loadConfig } from './store.js';
+import {
+  clearRunning,
+  liveStatus,
+  listRunDirs,
+  readState,
+  recordBootId,
+  recordedBootId,
+  runningMarks,
+} from './state.js';
+import { hasBuildingMark, listGuestNames, loadConfigForStop } from './store.js';
 
 export function emptyReport(): ReconcileReport {
   return {
@@ -58,8 +68,6 @@ export function emptyReport(): ReconcileReport {
     problems: [],
   };
 }
-
-const bootIdFile = (): string => join(paths().run, 'boot_id');
 
 /** Remove a guest's cgroup directories that no process uses any more. */
 function removeCgroups(name: string, parents: string[]): string[] {
@@ -127,11 +135,18 @@ export interface ReconcileOptions {
 export async function reconcileState(opts: ReconcileOptions = {}): Promise<{
   report: ReconcileReport;
   stopping: string[];
+  /** After a host reboot: the guests that ran when it went down (for reconcileFinish). */
+  ranBefore: string[];
 }> {
   const report = emptyReport();
   const now = bootId();
-  const before = readFileOr(bootIdFile(), '').trim();
-  report.hostRebooted = before !== now;
+  // No boot recorded yet: jaula's first run here, not a reboot (nothing is started).
+  const before = recordedBootId();
+  report.hostRebooted = before !== undefined && before !== now;
+  // Guests marked as running in an earlier boot: after this reboot, candidates for a start;
+  // without a reboot, left over from one already handled (or skipped): cleared.
+  const ranBefore = [...runningMarks()].filter(([, b]) => b !== now).map(([n]) => n);
+  if (!report.hostRebooted) for (const n of ranBefore.splice(0)) clearRunning(n);
   report.staleBuilds = await withLock(paths().locks, 'build', 'Building guests', () => removeStaleBuilds());
   // Interrupted template saves, imports, exports and deletes; hashify's scratch of a dead run.
   try {
@@ -148,7 +163,7 @@ export async function reconcileState(opts: ReconcileOptions = {}): Promise<{
   await inParallel(names, opts.parallel ?? 8, async (name) => {
     try {
       await withGuestLock(name, async () => {
-        const cfg = loadConfig(name);
+        const cfg = loadConfigForStop(name);
         const r = await settleLocked(cfg);
         if (r === 'settled') report.settled.push(name);
         if (r === 'rolled-back') {
@@ -199,28 +214,31 @@ export async function reconcileState(opts: ReconcileOptions = {}): Promise<{
   // An lxcfs the instance started for a start that was rolled back, with no guest left to use it.
   const lx = await stopLxcfsIfIdle();
   if (lx) report.problems.push(lx);
-  mkdirp(paths().run, 0o755);
-  writeFileAtomic(bootIdFile(), `${now}\n`, 0o644);
-  return { report, stopping };
+  recordBootId();
+  return { report, stopping, ranBefore };
 }
 
-/** Phase two, while jaulad already serves: complete interrupted stops; after a reboot, autostart. */
+/**
+ * Phase two, while jaulad already serves: complete interrupted stops; after a reboot, start the
+ * guests marked "default" of those that ran when the host went down (`ranBefore`).
+ */
 export async function reconcileFinish(
   report: ReconcileReport,
   stopping: string[],
-  opts: ReconcileOptions = {},
+  opts: ReconcileOptions & { ranBefore?: string[] } = {},
 ): Promise<ReconcileReport> {
   await inParallel(stopping, opts.parallel ?? 8, async (name) => {
     try {
-      const done = await withGuestLock(name, () => completeStopLocked(loadConfig(name)));
+      const done = await withGuestLock(name, () => completeStopLocked(loadConfigForStop(name)));
       if (done) report.completedStops.push(name);
     } catch (e) {
       report.problems.push(`${name}: ${messageOf(e)}`);
     }
   });
-  if (report.hostRebooted && opts.autostart !== false) {
+  const ranBefore = new Set(opts.ranBefore ?? []);
+  if (report.hostRebooted && opts.autostart !== false && ranBefore.size) {
     try {
-      for (const r of await autostart('default', opts.parallel ?? 4)) {
+      for (const r of await autostart('default', opts.parallel ?? 4, (n) => ranBefore.has(n))) {
         if (r.ok && r.message === 'started') report.autostarted.push(r.name);
         if (!r.ok) report.problems.push(`${r.name}: ${r.message}`);
       }
@@ -228,6 +246,9 @@ export async function reconcileFinish(
       report.problems.push(`autostart: ${messageOf(e)}`);
     }
   }
+  // The marks of the boot that ended are spent (a guest started now has a new one).
+  const now = bootId();
+  for (const [n, b] of runningMarks()) if (ranBefore.has(n) && b !== now) clearRunning(n);
   // Stops completed here may have ended the instance's last guest.
   const lx = await stopLxcfsIfIdle();
   if (lx) report.problems.push(lx);

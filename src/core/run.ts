@@ -17,6 +17,7 @@ import { guestLog } from './log.js';
 import { limitSpecInput } from './limits.js';
 import { prepareGuest, settleLocked } from './lifecycle.js';
 import { withGuestLock } from './locks.js';
+import { requireGuestFiles } from './running.js';
 import { Reverter } from './reverter.js';
 import { initAlive, readState, writeState, type GuestState } from './state.js';
 import { loadConfig, loadFstab } from './store.js';
@@ -47,10 +48,11 @@ export async function runOnce(
       );
     const rt = selectRuntime(cfg.runtime);
     trace('run: config loaded, runtime selected');
+    const storage = await storageDriver(cfg.storage.driver);
+    requireGuestFiles(cfg, storage);
     if (prev.status !== 'stopped') await runtimeDelete(rt, name);
     mkdirp(join(runDir, 'bundle'), 0o700);
     for (const f of ['init.pid', 'exit']) removeTree(join(runDir, f));
-    const storage = await storageDriver(cfg.storage.driver);
     const idmap = guestIdRange(cfg);
     // A failure before the run leaves nothing behind (no mount, loop device or namespace).
     const rev = new Reverter();

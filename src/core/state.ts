@@ -118,3 +118,51 @@ export function listRunDirs(): string[] {
     throw e;
   }
 }
+
+/*
+ * What survives a host reboot (var/lib, not run/): the boot jaula last saw, and for each guest
+ * that runs the boot it was started in. A guest is "running at the last boot" from its start
+ * until the administrator stops it (jaula stop, stop --all, delete) or it halts itself; a crash,
+ * a kill or the host going down leave the mark. After a real reboot (a recorded boot_id that
+ * differs from this one), jaulad starts the guests marked "default" that have such a mark from
+ * an earlier boot: never a guest that was stopped on purpose (like Docker's unless-stopped and
+ * Incus's last state).
+ */
+const bootIdRecord = (): string => join(paths().lib, 'boot_id');
+const runningDir = (): string => join(paths().lib, 'running');
+
+/** The boot ID jaula recorded last (at its first run on this host, then by jaulad), if any. */
+export function recordedBootId(): string | undefined {
+  return readFileOr(bootIdRecord(), '').trim() || undefined;
+}
+
+/** Record this boot's ID (first run: only if none is recorded yet). */
+export function recordBootId(opts: { ifAbsent?: boolean } = {}): void {
+  if (opts.ifAbsent && fs.existsSync(bootIdRecord())) return;
+  mkdirp(paths().lib, 0o755);
+  writeFileAtomic(bootIdRecord(), `${bootId()}\n`, 0o644);
+}
+
+/** Mark the guest as running in this boot (at a start). */
+export function markRunning(name: string): void {
+  mkdirp(runningDir(), 0o700);
+  writeFileAtomic(join(runningDir(), name), `${bootId()}\n`, 0o600, { durable: false });
+}
+
+/** The guest was stopped on purpose (or deleted): a reboot must not start it. */
+export function clearRunning(name: string): void {
+  fs.rmSync(join(runningDir(), name), { force: true });
+}
+
+/** The guests marked as running, with the boot they were started in. */
+export function runningMarks(): Map<string, string> {
+  const marks = new Map<string, string>();
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(runningDir());
+  } catch (e) {
+    if (errnoOf(e) !== 'ENOENT') throw e;
+  }
+  for (const n of names) if (!n.startsWith('.')) marks.set(n, readFileOr(join(runningDir(), n), '').trim());
+  return marks;
+}

@@ -7,8 +7,7 @@
  */
 import * as fs from 'node:fs';
 import type { GuestSummary, JaulaEvent } from '../api/types.js';
-import { summarize } from '../core/guests.js';
-import { loadConfig } from '../core/store.js';
+import { guestStatus } from '../core/guests.js';
 import { mkdirp } from '../os/fs.js';
 import { paths } from '../os/paths.js';
 
@@ -115,13 +114,13 @@ export class GuestWatcher {
   private refresh(name: string, quiet: boolean): void {
     let g: GuestSummary | undefined;
     try {
-      g = summarize(loadConfig(name));
+      g = guestStatus(name); // a broken one too (status "broken", with its error)
     } catch {
       g = undefined;
     }
     if (!g) {
       if (fs.existsSync(paths().guestConf(name)) || fs.existsSync(paths().guestRun(name))) {
-        // Being built, or a broken config: not a guest (yet).
+        // Being built: not a guest (yet).
         if (this.summaries.has(name)) this.forget(name, quiet);
         return;
       }

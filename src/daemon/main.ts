@@ -89,7 +89,7 @@ export async function runDaemon(argv: string[]): Promise<number> {
 
   const t0 = Date.now();
   await ensurePool();
-  const { report, stopping } = await reconcileState({ autostart });
+  const { report, stopping, ranBefore } = await reconcileState({ autostart });
   const fixed = [
     ...report.settled.map((n) => `settled ${n}`),
     ...report.rolledBack.map((n) => `rolled back the start of ${n}`),
@@ -101,7 +101,9 @@ export async function runDaemon(argv: string[]): Promise<number> {
     ...report.problems.map((x) => `problem: ${x}`),
   ];
   for (const f of fixed) log(f);
-  log(`reconciled in ${Date.now() - t0} ms${report.hostRebooted ? ' (new boot)' : ''}`);
+  log(
+    `reconciled in ${Date.now() - t0} ms${report.hostRebooted ? ` (new boot: ${ranBefore.length ? `${ranBefore.join(', ')} ran when the host went down` : 'no guest ran when the host went down'})` : ''}`,
+  );
 
   const o: ConstructorParameters<typeof Server>[0] = { socket, log };
   if (listen) o.listen = listen;
@@ -113,7 +115,7 @@ export async function runDaemon(argv: string[]): Promise<number> {
   const bound = listen?.replace(/:0$/, `:${server.tcpPort() ?? 0}`);
   log(`listening on ${socket}${bound ? ` and ${bound}${cert ? ' (TLS)' : ''}` : ''} (pid ${process.pid})`);
 
-  void reconcileFinish(report, stopping, { autostart }).then((r) => {
+  void reconcileFinish(report, stopping, { autostart, ranBefore }).then((r) => {
     for (const n of r.completedStops) log(`completed the stop of ${n}`);
     for (const n of r.autostarted) log(`started ${n} (host reboot)`);
     server.reconcile = r;

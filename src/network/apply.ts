@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { JaulaError } from '../common/errors.js';
 import { readFileOr, writeFileAtomic } from '../os/fs.js';
+import { withLock } from '../os/lock.js';
 import { GuestFs } from '../os/guestfs.js';
 import { helperBin, paths } from '../os/paths.js';
 import { bootId } from '../os/proc.js';
@@ -64,25 +65,58 @@ function explainIpError(e: unknown, plan: NetPlan): never {
   throw e;
 }
 
-/** Create a network's bridge, and jaula's firewall tables once per boot. Idempotent. */
+/**
+ * Create a network's bridge, and jaula's firewall tables once per boot. Idempotent, and safe
+ * under any concurrency: starts of several guests (in one process or many) may find the same
+ * bridge missing at once, so making it (and the tables, which are defined anew, dropping the
+ * guests' elements) happens under the instance's network lock, after a second look. Only the
+ * common case, everything there already, takes no lock.
+ */
 async function ensureNetworks(nets: NetworkConfig[]): Promise<void> {
   const tag = paths().instanceTag;
   const marker = join(paths().run, 'net', `firewall.${tag || 'system'}`);
-  let nft = '';
-  if (readFileOr(marker, '') !== bootId()) nft += firewallDefinition(tag);
-  for (const n of nets) {
-    if (!fs.existsSync(`/sys/class/net/${n.bridge}`))
-      await ipBatch(bridgeBatch(n), `Creating the bridge "${n.bridge}" of network "${n.name}"`);
+  const ready = (): boolean =>
+    readFileOr(marker, '') === bootId() && nets.every((n) => fs.existsSync(`/sys/class/net/${n.bridge}`));
+  if (!ready())
+    await withLock(paths().locks, 'network', "jaula's networks", async () => {
+      let nft = '';
+      if (readFileOr(marker, '') !== bootId()) nft += firewallDefinition(tag);
+      for (const n of nets) if (!fs.existsSync(`/sys/class/net/${n.bridge}`)) await createBridge(n);
+      if (nft) {
+        await runOk(['nft', '-f', '-'], { input: nft, what: "Setting up jaula's firewall (nft)" });
+        fs.mkdirSync(join(paths().run, 'net'), { recursive: true });
+        writeFileAtomic(marker, bootId(), 0o644, { durable: false });
+      }
+    });
+  // NAT for each network (idempotent: adding an element that is there changes nothing).
+  let nat = '';
+  for (const n of nets)
     if (n.nat) {
-      nft += natElement(n, tag);
+      nat += natElement(n, tag);
       if (readFileOr('/proc/sys/net/ipv4/ip_forward', '0').trim() !== '1')
         fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
     }
-  }
-  if (nft) {
-    await runOk(['nft', '-f', '-'], { input: nft, what: "Setting up jaula's firewall (nft)" });
-    fs.mkdirSync(join(paths().run, 'net'), { recursive: true });
-    writeFileAtomic(marker, bootId(), 0o644, { durable: false });
+  if (nat) await runOk(['nft', '-f', '-'], { input: nat, what: "Setting up jaula's NAT (nft)" });
+}
+
+/**
+ * Make a network's bridge. Another program may have made it meanwhile (a jaula of another
+ * version, or the administrator): a bridge of that name is taken as it is, given the gateway
+ * address and brought up; a device of that name that is not a bridge is an error.
+ */
+async function createBridge(n: NetworkConfig): Promise<void> {
+  const what = `Creating the bridge "${n.bridge}" of network "${n.name}"`;
+  try {
+    await ipBatch(bridgeBatch(n), what);
+  } catch (e) {
+    if (!fs.existsSync(`/sys/class/net/${n.bridge}`)) throw e;
+    if (!fs.existsSync(`/sys/class/net/${n.bridge}/bridge`))
+      throw new JaulaError(
+        'exists',
+        `The host has a device named "${n.bridge}" that is not a bridge: network "${n.name}" needs that name for its bridge (remove the device, or give the network another bridge)`,
+        { cause: e },
+      );
+    await ipBatch(bridgeBatch(n, { exists: true }), what);
   }
 }
 

@@ -304,14 +304,16 @@ export function firewallElements(p: NetPlan, tag: string, op: 'add' | 'delete'):
 }
 
 /** The bridge of a network, with its gateway addresses. */
-export function bridgeBatch(n: NetworkConfig): string {
+/** The bridge of a network with its gateway address, up (`exists`: made by someone else). */
+export function bridgeBatch(n: NetworkConfig, o: { exists?: boolean } = {}): string {
   // Bridged traffic skips the IP-layer netfilter hooks (br_netfilter): jaula's bridge-family
   // table filters it, and guest-to-guest packets need no conntrack.
-  const l = [
-    `link add ${n.bridge} type bridge nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0`,
-    `addr add ${n.subnet} dev ${n.bridge}`,
-  ];
-  if (n.subnet6) l.push(`addr add ${n.subnet6} dev ${n.bridge} nodad`);
+  const l = o.exists
+    ? [`link set ${n.bridge} type bridge nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0`]
+    : [`link add ${n.bridge} type bridge nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0`];
+  // "replace": an address that is there already is no error.
+  l.push(`addr replace ${n.subnet} dev ${n.bridge}`);
+  if (n.subnet6) l.push(`addr replace ${n.subnet6} dev ${n.bridge} nodad`);
   l.push(`link set ${n.bridge} up`);
   return l.join('\n') + '\n';
 }

@@ -121,7 +121,7 @@ function rowOf(g: GuestSummary, index: number): HTMLElement {
       'data-status': g.status,
     },
     el('span', { class: 'name', text: g.name, title: g.hostname }),
-    el('span', { class: `status ${g.status}`, text: g.status }),
+    el('span', { class: `status ${g.status}`, text: g.status, ...(g.error ? { title: g.error } : {}) }),
     el('span', { class: 'ctx', text: String(g.context) }),
     el('span', { class: 'addr', text: addresses(g) || '-' }),
     el('span', { class: 'chart' }, cpu),
@@ -210,14 +210,17 @@ function confirmDelete(g: GuestSummary): void {
   const extra = el('label', {}, `Type "${g.name}" to confirm: `, input);
   void confirmDialog(
     'Delete guest',
-    `Delete "${g.name}" and all its files?${g.status === 'running' ? ' It runs: it is killed first.' : ''}`,
+    `Delete "${g.name}" and all its files?${g.status === 'running' || g.pid ? ' It runs: it is killed first.' : ''}${g.status === 'broken' ? ` Its config is broken: ${g.error ?? ''}` : ''}`,
     'Delete',
     extra,
   ).then((ok) => {
     if (!ok) return;
     if (input.value !== g.name) return toast('Not deleted: the name did not match', true);
     void act(`Deleted ${g.name}`, () =>
-      api('DELETE', `/v1/guests/${encodeURIComponent(g.name)}${g.status === 'running' ? '?force=true' : ''}`),
+      api(
+        'DELETE',
+        `/v1/guests/${encodeURIComponent(g.name)}${g.status === 'running' || g.status === 'broken' ? '?force=true' : ''}`,
+      ),
     );
   });
 }

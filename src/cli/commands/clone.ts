@@ -9,7 +9,8 @@ export const clone: Command = {
   help: `Usage: jaula clone SRC DST [--hostname H] [--context N] [--interface SPEC]... [--no-interfaces]
 
 DST gets SRC's files (overlay: SRC's layers shared, only its own changes copied; reflink: cloned;
-dir: copied) and config, with a new identity: the next free context ID (or --context), hostname
+dir: copied) and config (its marks too, as an Incus or LXC copy keeps its settings: the clone
+says so), with a new identity: the next free context ID (or --context), hostname
 DST (or --hostname), new MAC addresses, new addresses from the same jaula networks' pools, a new
 /etc/machine-id and new SSH host keys. Port forwards are not copied. An interface with a static
 address outside a jaula network cannot be renewed: give DST its own with --interface.
@@ -41,6 +42,12 @@ Examples:
     out(
       `Cloned guest "${src}" to "${cfg.name}" (context ${cfg.context}, hostname ${cfg.hostname}). Start it with: jaula start ${cfg.name}`,
     );
+    // A clone keeps its source's settings, marks included (as an Incus or LXC copy does): said
+    // here, since a mark puts it in bulk operations and "default" in every autostart.
+    if (cfg.marks.length)
+      out(
+        `Note: "${cfg.name}" has the marks of "${src}" (${cfg.marks.join(', ')})${cfg.marks.includes('default') ? ', so "jaula autostart" starts it too, and jaulad after a reboot once it runs' : ''}. Change them with: jaula set ${cfg.name} --mark M (or --no-marks)`,
+      );
     return 0;
   },
 };

@@ -52,6 +52,7 @@ Examples:
       // A guest named on the command line must run; --all and --mark pass over stopped ones.
       const named = new Set(p.positionals);
       const rows = await eachGuest(await selectGuests(e, p, 'exec'), parallelOf(p), async (g) => {
+        if (g.status === 'broken') return { name: g.name, ok: false, message: g.error ?? 'broken' };
         if (g.status !== 'running')
           return { name: g.name, ok: !named.has(g.name), message: `skipped: the guest is ${g.status}` };
         const r = await e.execCapture({

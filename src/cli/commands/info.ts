@@ -1,6 +1,6 @@
 import type { GuestSummary } from '../../api/types.js';
 import { bool, onePositional, str } from '../args.js';
-import { formatOf, json, out, type Command } from '../command.js';
+import { err, formatOf, json, out, type Command } from '../command.js';
 import { engine } from '../engine.js';
 import { duration, table } from '../table.js';
 
@@ -29,6 +29,8 @@ Examples:
   async run(p) {
     const g = await (await engine()).getGuest({ name: onePositional(p, 'status') });
     if (formatOf(p) === 'json') json(g);
+    else if (g.status === 'broken')
+      out(`${g.error ?? `Guest "${g.name}" is broken.`}${g.pid ? ` It still runs (pid ${g.pid}).` : ''}`);
     else if (g.status === 'stopped')
       out(
         `Guest "${g.name}" (context ${g.context}) is stopped${g.lastExit ? `; last run: ${describeExit(g)}` : ''}.`,
@@ -64,10 +66,16 @@ Examples:
         ['NAME', 'CONTEXT', 'STATUS', 'INIT', 'SECURITY', 'HOSTNAME', 'PID', 'UPTIME', 'MARKS', 'INTERFACES'],
         guests.map((g) => [
           g.name,
-          g.context,
+          g.context || undefined,
           g.status,
-          g.initstyle,
-          g.privileged ? 'PRIVILEGED' : g.profile === 'default' ? 'unprivileged' : `unpriv/${g.profile}`,
+          g.initstyle || undefined,
+          g.privileged
+            ? 'PRIVILEGED'
+            : g.status === 'broken'
+              ? undefined
+              : g.profile === 'default'
+                ? 'unprivileged'
+                : `unpriv/${g.profile}`,
           g.hostname,
           g.pid,
           g.startedAt && g.status !== 'stopped' ? duration(Date.now() - Date.parse(g.startedAt)) : undefined,
@@ -76,6 +84,8 @@ Examples:
         ]),
       ),
     );
+    // What is wrong with each broken guest, under the table (stderr, so the table stays a table).
+    for (const g of guests) if (g.status === 'broken' && g.error) err(`jaula: ${g.error}`);
     return 0;
   },
 };

@@ -126,7 +126,8 @@ export const autostartCmd: Command = {
   help: `Usage: jaula autostart [--mark M] [--parallel N] [--format table|json]
 
 Starts every guest marked M (default: "default") after the guests it depends on. Run at boot
-by contrib/systemd/jaula-autostart.service (jaulad also does it when it sees a new boot).
+by contrib/systemd/jaula-autostart.service. (jaulad, when it sees a new boot, starts only those
+marked "default" that ran when the host went down: never one that was stopped on purpose.)
 
 Examples:
   jaula autostart

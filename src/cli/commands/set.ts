@@ -140,8 +140,24 @@ Examples:
       out(
         `Saved the config of guest "${name}"${cfg.interfaces.length ? `; interfaces: ${cfg.interfaces.join(' ')}` : ''}.`,
       );
-      if ((await e.getGuest({ name })).status !== 'stopped')
-        out(`It is running: the change applies at its next start (jaula restart ${name}).`);
+      // Marks, dependencies and the stop timeout are read when they are used (bulk operations,
+      // autostart, a stop): in effect at once. The rest shapes the guest at its start.
+      const atStart = (
+        [
+          ['hostname', ch.hostname],
+          ['init style', ch.initstyle],
+          ['command', ch.cmd],
+          ['interfaces', ch.interfaces ?? ch.addInterfaces ?? ch.removeInterfaces],
+          ['port forwards', ch.forwards ?? ch.addForwards ?? ch.removeForwards],
+        ] as const
+      )
+        .filter(([, v]) => v !== undefined)
+        .map(([k]) => k);
+      const status = (await e.getGuest({ name })).status;
+      if (atStart.length && status !== 'stopped')
+        out(
+          `It is running: the new ${atStart.join(', ')} ${atStart.length > 1 ? 'apply' : 'applies'} at its next start (jaula restart ${name}).`,
+        );
     }
     if (assignments.length === 0) return 0;
     // Limits are written to the guest's cgroup files under the guest's lock, by jaulad when it

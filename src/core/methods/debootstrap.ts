@@ -69,12 +69,21 @@ export function parseDebootstrapArgs(args: string[]): DebootstrapArgs {
   return out;
 }
 
-function packages(a: DebootstrapArgs): string[] {
-  const init = a.init === 'sysvinit' ? ['sysvinit-core'] : a.init === 'systemd' ? ['systemd-sysv'] : [];
-  return [...new Set([...init, ...a.include])].sort();
+/** The init's packages: part of the base system (the README's plain form is exactly the base). */
+function initPackages(a: DebootstrapArgs): string[] {
+  return a.init === 'sysvinit' ? ['sysvinit-core'] : a.init === 'systemd' ? ['systemd-sysv'] : [];
 }
 
-/** The cache file of a debootstrap result: one per release, variant, packages and mirror. */
+function packages(a: DebootstrapArgs): string[] {
+  return [...new Set([...initPackages(a), ...a.include])].sort();
+}
+
+/**
+ * The cache file of a debootstrap result: one per release, variant, packages and mirror. The
+ * one without --include is the base that every build of that release, variant, mirror and init
+ * shares: a build with extras installs them on top of it (their .debs are then cached in the
+ * result), so neither form downloads the base system again.
+ */
 export function debootstrapCacheFile(a: DebootstrapArgs, arch: string): string {
   const key = createHash('sha256')
     .update(JSON.stringify([a.mirror, packages(a)]))
@@ -88,9 +97,21 @@ async function hostArch(): Promise<string> {
   return r.code === 0 ? r.stdout.trim() : 'amd64';
 }
 
+/** Pass a program's output on as progress lines. */
+function lines(progress: (line: string) => void): (chunk: string) => void {
+  let partial = '';
+  return (chunk) => {
+    partial += chunk;
+    const ls = partial.split('\n');
+    partial = ls.pop() ?? '';
+    for (const l of ls) if (l.trim()) progress(l.trim());
+  };
+}
+
 /**
- * Fill `rootfs` with Debian: from the cache when this exact debootstrap was done before, else
- * by running debootstrap (its progress is passed on), then caching the result.
+ * Fill `rootfs` with Debian: from the cache when this exact debootstrap was done before; else
+ * from the cached base (debootstrap of the release with its init, run and cached first if it is
+ * not there) with the extra packages installed on top; the result is cached too.
  */
 export async function buildDebootstrap(
   rootfs: string,
@@ -105,6 +126,29 @@ export async function buildDebootstrap(
     await extractTemplate(cache, rootfs, signal, undefined, { allowDevices: true }); // jaula made it
     return;
   }
+  const baseArgs = { ...a, include: [] };
+  const base = debootstrapCacheFile(baseArgs, arch);
+  if (fs.existsSync(base)) {
+    progress(`Using the cached ${a.suite} base system ${base}`);
+    await extractTemplate(base, rootfs, signal, undefined, { allowDevices: true });
+  } else {
+    await runDebootstrap(rootfs, baseArgs, arch, progress, signal);
+    await cacheTree(rootfs, base, progress);
+  }
+  const init = initPackages(a);
+  const extras = packages(a).filter((p) => !init.includes(p));
+  if (!extras.length) return;
+  await installPackages(rootfs, extras, progress, signal);
+  await cacheTree(rootfs, cache, progress);
+}
+
+async function runDebootstrap(
+  rootfs: string,
+  a: DebootstrapArgs,
+  arch: string,
+  progress: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<void> {
   if (!which('debootstrap'))
     throw new JaulaError('unsupported', 'debootstrap is not installed: apt-get install debootstrap');
   const pk = packages(a);
@@ -118,23 +162,68 @@ export async function buildDebootstrap(
     a.mirror,
   ];
   progress(`Running ${argv.join(' ')}`);
-  let partial = '';
   try {
     await runOk(argv, {
       what: 'debootstrap',
       dieWithParent: true,
       timeoutMs: 30 * 60_000,
       ...(signal ? { signal } : {}),
-      onStdout: (chunk) => {
-        partial += chunk;
-        const lines = partial.split('\n');
-        partial = lines.pop() ?? '';
-        for (const l of lines) if (l.trim()) progress(l.trim());
-      },
+      onStdout: lines(progress),
     });
   } finally {
     await unmountBelow(rootfs);
   }
+}
+
+/**
+ * Install packages into a debootstrapped tree with its own apt, chrooted, in a private mount
+ * namespace (its /proc and /dev go with it, even if this process is killed). The base's package
+ * lists and .debs serve what they can; the rest is downloaded from its mirror (after an
+ * "apt-get update" if the lists are too old for it). Services are not started (policy-rc.d).
+ * The script is fixed; the tree and the package names (checked: Debian names) are arguments.
+ */
+const INSTALL_SCRIPT = `set -e
+r=$1; shift
+mount -t proc proc "$r/proc"
+mount -t tmpfs -o mode=0755,nosuid tmpfs "$r/dev"
+mknod -m 666 "$r/dev/null" c 1 3; mknod -m 666 "$r/dev/zero" c 1 5; mknod -m 666 "$r/dev/full" c 1 7
+mknod -m 666 "$r/dev/random" c 1 8; mknod -m 666 "$r/dev/urandom" c 1 9; mknod -m 666 "$r/dev/tty" c 5 0
+mkdir "$r/dev/pts" "$r/dev/shm"; ln -s /proc/self/fd "$r/dev/fd"
+p="$r/usr/sbin/policy-rc.d"
+printf '#!/bin/sh\\nexit 101\\n' >"$p"; chmod 755 "$p"
+trap 'rm -f "$p"' EXIT
+add() { chroot "$r" apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold "$@"; }
+add "$@" || { chroot "$r" apt-get update -q && add "$@"; }
+rm -f "$r"/var/cache/apt/*.bin # (apt remakes these caches of its lists when it needs them)
+`;
+
+async function installPackages(
+  rootfs: string,
+  pkgs: string[],
+  progress: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  progress(`Installing ${pkgs.join(', ')} on top of the base system`);
+  await runOk(
+    ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', INSTALL_SCRIPT, 'sh', rootfs, ...pkgs],
+    {
+      what: `Installing ${pkgs.join(', ')}`,
+      dieWithParent: true,
+      timeoutMs: 30 * 60_000,
+      env: {
+        ...process.env,
+        DEBIAN_FRONTEND: 'noninteractive',
+        LC_ALL: 'C',
+        PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+      },
+      ...(signal ? { signal } : {}),
+      onStdout: lines(progress),
+    },
+  );
+}
+
+/** Cache a tree (atomically: written aside, then renamed); a failure is said and passed over. */
+async function cacheTree(rootfs: string, cache: string, progress: (line: string) => void): Promise<void> {
   progress(`Caching the result in ${cache}`);
   mkdirp(join(cache, '..'));
   const tmp = `${cache}.tmp-${process.pid}`;
