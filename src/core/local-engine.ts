@@ -12,8 +12,8 @@ import type {
   ProcessRow,
   ProcessesRequest,
 } from '../api/types.js';
-import { JaulaError } from '../common/errors.js';
 import { VERSION } from '../common/version.js';
+import type { HostFiles } from '../os/hostfiles.js';
 import type { GuestConfig } from './config.js';
 import type { Engine, JobHooks } from './engine.js';
 
@@ -50,21 +50,30 @@ export async function settingsOf(cfg: GuestConfig): Promise<GuestSettings> {
   };
 }
 
-/** An archive's path on the host: absolute (jaulad's working directory is not the caller's). */
-function hostPath(file: string): string {
-  if (!file.startsWith('/'))
-    throw new JaulaError(
-      'invalid',
-      `"${file}" is not an absolute path: give the archive's full path on the host`,
-    );
-  return file;
-}
-
 /** Where each running guest's counters are, by init pid and start time (its cgroup does not move). */
 const usageFileCache = new Map<string, import('../cgroups/usage.js').UsageFiles>();
 
+export interface LocalEngineOptions {
+  /**
+   * Which host paths the caller may name (copy, template import and export, a build from an
+   * archive): any absolute path for root (the default), beneath jaulad's --host-files directory
+   * (or none) for an API client over TCP.
+   */
+  hostFiles?: HostFiles;
+}
+
 export class LocalEngine implements Engine {
   readonly kind = 'local' as const;
+  private readonly hostFiles: HostFiles | undefined;
+
+  constructor(o: LocalEngineOptions = {}) {
+    this.hostFiles = o.hostFiles;
+  }
+
+  /** The host-paths policy as an option (absent: any, as root). */
+  private get hostOpt(): { hostFiles?: HostFiles } {
+    return this.hostFiles ? { hostFiles: this.hostFiles } : {};
+  }
 
   async getInfo() {
     const { paths } = await import('../os/paths.js');
@@ -103,6 +112,7 @@ export class LocalEngine implements Engine {
       marks: r.marks ?? [],
       depends: r.depends ?? [],
       methodArgs: r.methodArgs ?? [],
+      ...this.hostOpt,
     };
     if (hooks.onProgress) o.onProgress = hooks.onProgress;
     if (hooks.signal) o.signal = hooks.signal;
@@ -206,7 +216,9 @@ export class LocalEngine implements Engine {
   }
 
   async copy(r: import('../api/types.js').CopyRequest) {
-    const c = await (await import('./cp.js')).copy(r.src, r.dst, { archive: r.archive === true });
+    const c = await (
+      await import('./cp.js')
+    ).copy(r.src, r.dst, { archive: r.archive === true, ...this.hostOpt });
     return { files: c.files, direction: c.direction };
   }
 
@@ -279,13 +291,13 @@ export class LocalEngine implements Engine {
   }
 
   async importTemplate(r: import('../api/types.js').TemplateImportRequest, hooks: JobHooks = {}) {
-    return (await import('./templates.js')).importTemplate(hostPath(r.file), r.name, hooks.onProgress);
+    return (await import('./templates.js')).importTemplate(r.file, r.name, hooks.onProgress, this.hostFiles);
   }
 
   async exportTemplate(r: import('../api/types.js').TemplateExportRequest, hooks: JobHooks = {}) {
     await (
       await import('./templates.js')
-    ).exportTemplate(r.name, hostPath(r.file), hooks.onProgress, hooks.signal);
+    ).exportTemplate(r.name, r.file, hooks.onProgress, hooks.signal, this.hostFiles);
     return { name: r.name, file: r.file };
   }
 
