@@ -64,12 +64,27 @@ function explainIpError(e: unknown, plan: NetPlan): never {
   throw e;
 }
 
+/**
+ * The host's TCP ports guests may not reach (jaulad's, network/guard.ts), kept in a file so that
+ * the firewall keeps them whenever its tables are made again.
+ */
+export function daemonPortsFile(): string {
+  return join(paths().run, 'net', `daemon-ports.${paths().instanceTag || 'system'}`);
+}
+
+export function daemonPorts(): number[] {
+  return readFileOr(daemonPortsFile(), '')
+    .split('\n')
+    .map(Number)
+    .filter((n) => Number.isInteger(n) && n > 0 && n < 65536);
+}
+
 /** Create a network's bridge, and jaula's firewall tables once per boot. Idempotent. */
-async function ensureNetworks(nets: NetworkConfig[]): Promise<void> {
+export async function ensureNetworks(nets: NetworkConfig[]): Promise<void> {
   const tag = paths().instanceTag;
   const marker = join(paths().run, 'net', `firewall.${tag || 'system'}`);
   let nft = '';
-  if (readFileOr(marker, '') !== bootId()) nft += firewallDefinition(tag);
+  if (readFileOr(marker, '') !== bootId()) nft += firewallDefinition(tag, daemonPorts());
   for (const n of nets) {
     if (!fs.existsSync(`/sys/class/net/${n.bridge}`))
       await ipBatch(bridgeBatch(n), `Creating the bridge "${n.bridge}" of network "${n.name}"`);
