@@ -594,7 +594,7 @@ describe('TCP with TLS and a token', () => {
       { encoding: 'utf8' },
     );
     assert.equal(r.status, 0, r.stderr);
-    fs.writeFileSync(t.path('token'), 'secret-token-0123456789\n');
+    fs.writeFileSync(t.path('token'), 'secret-token-0123456789\n', { mode: 0o600 });
     await d.stop();
     d = t.daemon([
       '--no-autostart',
@@ -628,7 +628,7 @@ describe('TCP with TLS and a token', () => {
             res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
           },
         );
-        req.on('error', reject);
+        req.on('error', (e) => reject(new Error(`${path}: ${e.message}`)));
         req.end();
       });
     assert.equal(info.daemon.listen, '127.0.0.1:0');
@@ -637,7 +637,9 @@ describe('TCP with TLS and a token', () => {
     const ok = await get('/v1/guests', 'secret-token-0123456789');
     assert.equal(ok.status, 200);
     assert.equal((JSON.parse(ok.text) as unknown[]).length, 1);
-    assert.equal((await get('/v1/guests?access_token=secret-token-0123456789')).status, 200);
+    // ?access_token= only where browsers cannot send a header (the event stream, the console).
+    assert.equal((await get('/v1/guests?access_token=secret-token-0123456789')).status, 401);
+    assert.equal((await get('/v1/events?job=x&access_token=secret-token-0123456789')).status, 404);
     const page = await get('/');
     assert.equal(page.status, 200, 'the dashboard page itself needs no token');
     assert.match(page.text, /<script/);
