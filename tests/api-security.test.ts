@@ -17,7 +17,14 @@ import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { WebSocket } from 'ws';
 import { LIMITS } from '../src/daemon/server.js';
-import { apiRequest, buildSkeleton, skeletonTemplate, TestRoot, type Jaulad } from './helpers.js';
+import {
+  apiRequest,
+  buildSkeleton,
+  selfSignedCert,
+  skeletonTemplate,
+  TestRoot,
+  type Jaulad,
+} from './helpers.js';
 
 const t = new TestRoot('jaula-apisec-');
 const TOKEN = 'api-security-token-0123456789';
@@ -235,6 +242,25 @@ describe('host files over TCP: only beneath --host-files', () => {
     assert.equal(b.error?.code, 'denied', b.error?.message);
     for (const n of ['tp', 'tp2'])
       assert.equal((await d.request('DELETE', `/v1/templates/${n}`)).status, 200);
+  });
+});
+
+describe("what stays root's: privileged guests, the host's processes", () => {
+  it("a token holder cannot build or clone a privileged guest, nor list the host's processes", async () => {
+    const b = await tcpJob('/v1/guests', { name: 'p0', method: 'skeleton', privileged: true });
+    assert.equal(b.error?.code, 'denied', b.error?.message);
+    buildSkeleton(t, 'p1', ['--privileged']);
+    const c = await tcpJob('/v1/guests/p1/clone', { dst: 'p2' });
+    assert.equal(c.error?.code, 'denied', c.error?.message);
+    assert.deepEqual(
+      ((await d.request('GET', '/v1/guests')).json as { name: string }[]).map((g) => g.name).sort(),
+      ['h1', 'p1'],
+    );
+    const ps = await tcp('GET', '/v1/processes?all=true');
+    assert.equal(ps.status, 403, ps.text);
+    assert.equal((await tcp('GET', '/v1/processes')).status, 200);
+    assert.equal((await d.request('GET', '/v1/processes?all=true')).status, 200, 'root may');
+    assert.equal((await d.request('DELETE', '/v1/guests/p1')).status, 200);
   });
 });
 
@@ -499,8 +525,8 @@ describe('starting jaulad', () => {
 describe('on a bridge: guests kept off the port, TLS ciphers, doctor --security', () => {
   let gw = '';
   let tlsPort = 0;
-  const cert = t.path('cert.pem');
-  const key = t.path('key.pem');
+  let cert = '';
+  let key = '';
 
   before(async () => {
     for (let i = 0; i < 20 && !gw; i++) {
@@ -519,28 +545,7 @@ describe('on a bridge: guests kept off the port, TLS ciphers, doctor --security'
     assert.ok(gw, 'made a network');
     t.buildSleeper('n1', ['--interface', 'eth0=an:auto']);
     t.ok(['start', 'n1']);
-    const r = spawnSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-      ],
-      { encoding: 'utf8' },
-    );
-    assert.equal(r.status, 0, r.stderr);
+    ({ cert, key } = selfSignedCert(t));
   });
 
   async function startOnBridge(extra: string[] = []): Promise<void> {

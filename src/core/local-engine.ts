@@ -12,6 +12,7 @@ import type {
   ProcessRow,
   ProcessesRequest,
 } from '../api/types.js';
+import { JaulaError } from '../common/errors.js';
 import { VERSION } from '../common/version.js';
 import type { HostFiles } from '../os/hostfiles.js';
 import type { GuestConfig } from './config.js';
@@ -60,14 +61,30 @@ export interface LocalEngineOptions {
    * (or none) for an API client over TCP.
    */
   hostFiles?: HostFiles;
+  /**
+   * The caller holds jaulad's token, not root: it may not make a privileged guest (whose root
+   * is the host's root: build or clone one as root) nor list the host's own processes.
+   */
+  tokenHolder?: boolean;
 }
 
 export class LocalEngine implements Engine {
   readonly kind = 'local' as const;
   private readonly hostFiles: HostFiles | undefined;
+  private readonly tokenHolder: boolean;
 
   constructor(o: LocalEngineOptions = {}) {
     this.hostFiles = o.hostFiles;
+    this.tokenHolder = o.tokenHolder === true;
+  }
+
+  /** What only root may do, refused to a token holder. */
+  private rootOnly(what: string): void {
+    if (this.tokenHolder)
+      throw new JaulaError(
+        'denied',
+        `Over TCP jaulad does not ${what}: that is root's, on the unix socket (jaula as root on the host)`,
+      );
   }
 
   /** The host-paths policy as an option (absent: any, as root). */
@@ -100,6 +117,7 @@ export class LocalEngine implements Engine {
   }
 
   async buildGuest(r: import('../api/types.js').BuildRequest, hooks: JobHooks = {}): Promise<GuestSettings> {
+    if (r.privileged) this.rootOnly("build a privileged guest (its root is the host's root)");
     const { buildGuest } = await import('./build.js');
     const { parseInterfaceSpec } = await import('../network/ifspec.js');
     const { parseForward } = await import('../network/forward.js');
@@ -186,6 +204,7 @@ export class LocalEngine implements Engine {
   }
 
   async listProcesses(r: ProcessesRequest): Promise<ProcessRow[]> {
+    if (r.all) this.rootOnly("list the host's own processes");
     const { listProcesses } = await import('./monitor.js');
     return listProcesses({ guests: r.names ?? [], all: r.all === true, args: r.args === true });
   }
@@ -258,6 +277,8 @@ export class LocalEngine implements Engine {
   }
 
   async cloneGuest(r: import('../api/types.js').CloneRequest, hooks: JobHooks = {}): Promise<GuestSettings> {
+    if (this.tokenHolder && (await import('./store.js')).loadConfig(r.name).privileged)
+      this.rootOnly("clone a privileged guest (its root is the host's root)");
     const { cloneGuest } = await import('./clone.js');
     const o: import('./clone.js').CloneOptions = {};
     if (r.hostname !== undefined) o.hostname = r.hostname;

@@ -269,6 +269,7 @@ export class Server {
     this.allowedHosts = new Set((o.allowedHosts ?? []).map((h) => h.toLowerCase()));
     this.tcpLocal = new LocalEngine({
       hostFiles: o.hostFiles ? HostFiles.beneath(o.hostFiles) : new HostFiles({ kind: 'none' }),
+      tokenHolder: true,
     });
   }
 
