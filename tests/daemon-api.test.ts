@@ -12,7 +12,7 @@ import { request as httpsRequest } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { validate, type Schema } from '../src/api/schema.js';
-import { EventStream, Jaulad, skeletonTemplate, TestRoot } from './helpers.js';
+import { EventStream, Jaulad, selfSignedCert, skeletonTemplate, TestRoot } from './helpers.js';
 
 const t = new TestRoot('jaula-api-');
 let d: Jaulad;
@@ -570,30 +570,7 @@ describe('storage and limits through the API', () => {
 
 describe('TCP with TLS and a token', () => {
   it('serves the API and the dashboard on TLS, only with the token', async () => {
-    const key = t.path('key.pem');
-    const cert = t.path('cert.pem');
-    const r = spawnSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-      ],
-      { encoding: 'utf8' },
-    );
-    assert.equal(r.status, 0, r.stderr);
+    const { cert, key } = selfSignedCert(t);
     fs.writeFileSync(t.path('token'), 'secret-token-0123456789\n', { mode: 0o600 });
     await d.stop();
     d = t.daemon([
