@@ -547,10 +547,11 @@ export class Server {
       args[k] = value;
     }
     if (problems.length) throw bad(problems);
+    // Anything but GET: a body, or a media type, must be JSON (a page's form or text/plain post is not).
     const type = req.headers['content-type'];
     const hasBody =
       Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-    if ((type !== undefined || (hasBody && route.body)) && !isJson(type))
+    if (route.method !== 'GET' && (type !== undefined || hasBody) && !isJson(type))
       throw new JaulaError(
         'invalid',
         `The request body must be JSON ("Content-Type: application/json"), not ${JSON.stringify(type ?? 'untyped')}`,

@@ -98,6 +98,7 @@ Examples:
       ],
     ];
     if (i.daemon?.listen) rows.push(['listening', i.daemon.listen]);
+    if (i.daemon?.hostFiles) rows.push(['host files over TCP', `beneath ${i.daemon.hostFiles}`]);
     const r = i.daemon?.reconcile;
     if (r)
       rows.push([
