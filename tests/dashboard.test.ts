@@ -38,8 +38,18 @@ const row = (name: string) => page.locator(`#rows .row[data-name="${name}"]`);
 
 before(async () => {
   assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium (./setup test does)`);
-  fs.writeFileSync(t.path('token'), `${TOKEN}\n`);
-  d = t.daemon(['--no-autostart', '--listen', '127.0.0.1:0', '--token-file', t.path('token')]);
+  fs.writeFileSync(t.path('token'), `${TOKEN}\n`, { mode: 0o600 });
+  // The browser names host files (a template archive) only beneath --host-files.
+  fs.mkdirSync(t.path('files'), { mode: 0o700 });
+  d = t.daemon([
+    '--no-autostart',
+    '--listen',
+    '127.0.0.1:0',
+    '--token-file',
+    t.path('token'),
+    '--host-files',
+    t.path('files'),
+  ]);
   await d.ready({ reconciled: true });
   const port = Number(/and 127\.0\.0\.1:(\d+)/.exec(d.log)?.[1]);
   assert.ok(port > 0, d.log);
@@ -67,7 +77,7 @@ function churnTemplate(): string {
     '#!/bin/sh\nwhile :; do i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 1; done\n',
     { mode: 0o755 },
   );
-  const file = t.path('churn.tar');
+  const file = t.path('files/churn.tar');
   const c = spawnSync('tar', ['-C', dir, '-cf', file, '.']);
   assert.equal(c.status, 0, String(c.stderr));
   return file;

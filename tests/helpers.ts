@@ -566,3 +566,20 @@ export function skeletonTemplate(t: TestRoot): string {
   t.ok(['delete', 'tplsrc'], { env: { JAULA_NO_DAEMON: '1' } });
   return file;
 }
+
+/** A self-signed P-256 certificate for CN=localhost in this root (made once): {cert, key} paths. */
+export function selfSignedCert(t: TestRoot): { cert: string; key: string } {
+  const cert = t.path('cert.pem');
+  const key = t.path('key.pem');
+  if (fs.existsSync(cert)) return { cert, key };
+  const args = ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  const r = spawnSync(
+    'openssl',
+    [...args, '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'],
+    {
+      encoding: 'utf8',
+    },
+  );
+  if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+  return { cert, key };
+}

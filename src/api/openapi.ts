@@ -1,5 +1,5 @@
 /** The OpenAPI 3 document of jaula's API, made from the route table (served at /v1/openapi.json). */
-import { API_VERSION, pathParams, ROUTES, SCHEMAS, type Route } from './routes.js';
+import { API_VERSION, PARAMS, pathParams, ROUTES, SCHEMAS, type Route } from './routes.js';
 import type { Schema } from './schema.js';
 
 export type OpenApiDocument = Record<string, unknown> & {
@@ -19,8 +19,11 @@ export interface OpenApiOperation {
 const ERROR_STATUSES: Record<string, string> = {
   '400': 'bad request (usage or invalid value)',
   '401': 'no or wrong bearer token (TCP only)',
+  '403': 'refused: a host path outside --host-files, a foreign Origin or Host (TCP only)',
   '404': 'no such guest, network, job or route',
   '409': 'conflict with the current state, or exists already',
+  '413': 'the request body is larger than 1 MiB',
+  '415': 'a request body that is not application/json',
   '423': 'busy: another operation holds the guest',
   '500': 'the runtime or the host failed',
 };
@@ -30,7 +33,7 @@ function operation(r: Route): OpenApiOperation {
     name: p,
     in: 'path',
     required: true,
-    schema: { type: 'string' },
+    schema: PARAMS[p] ?? { type: 'string' },
   }));
   for (const [q, schema] of Object.entries(r.query ?? {}))
     params.push({ name: q, in: 'query', required: false, schema });

@@ -7,9 +7,29 @@
  * same name), the method in the Engine interface (core/engine.ts) and LocalEngine; RemoteEngine
  * and jaulad's handler follow from this table. `job: true` runs it as a job with progress.
  */
+import { NAME_MAX, NAME_PATTERN } from '../common/names.js';
 import { anyValue, arr, bool, int, num, obj, ref, str, strs, type Schema } from './schema.js';
 
 export const API_VERSION = 'v1';
+
+/**
+ * A guest, template, network or mark name (common/names.ts). Every name a request carries (in
+ * its path, its query or its body) is checked against it where jaulad parses the request,
+ * before any lock or file is touched.
+ */
+export const nameStr: Schema = {
+  type: 'string',
+  pattern: NAME_PATTERN,
+  maxLength: NAME_MAX,
+  description: `a name: letters, digits, "-", "_" and ".", beginning with a letter or digit, no "..", at most ${NAME_MAX} characters`,
+};
+const names = arr(nameStr);
+
+/** The schemas of path parameters, by their name in the route's path. */
+export const PARAMS: Record<string, Schema> = {
+  name: nameStr,
+  id: { type: 'string', pattern: '^[a-z0-9]{1,64}$', description: 'a job ID (see GET /v1/jobs)' },
+};
 
 const exitReason: Schema = {
   type: 'string',
@@ -55,7 +75,7 @@ export const SCHEMAS: Record<string, Schema> = {
     build: obj({ method: str, args: strs, created: str }),
   }),
   BuildRequest: obj({
-    name: str,
+    name: nameStr,
     method: { type: 'string', enum: ['skeleton', 'template', 'debootstrap'] },
     'hostname?': str,
     'context?': int,
@@ -63,8 +83,8 @@ export const SCHEMAS: Record<string, Schema> = {
     'forwards?': strs,
     'initstyle?': { type: 'string', enum: ['plain', 'sysv', 'cmd'] },
     'cmd?': strs,
-    'marks?': strs,
-    'depends?': strs,
+    'marks?': names,
+    'depends?': names,
     'storage?': str,
     'quotaBytes?': int,
     'quotaInodes?': int,
@@ -195,6 +215,7 @@ export const SCHEMAS: Record<string, Schema> = {
       startedAt: str,
       socket: str,
       'listen?': str,
+      'hostFiles?': str,
       'reconcile?': ref('ReconcileReport'),
     }),
   }),
@@ -250,7 +271,7 @@ export const ROUTES = [
     path: '/v1/guests',
     summary: 'all guests with their live state',
     tag: 'guests',
-    query: { mark: str, running: bool },
+    query: { mark: nameStr, running: bool },
     response: arr(ref('GuestSummary')),
     engine: true,
   },
@@ -303,8 +324,8 @@ export const ROUTES = [
       'hostname?': str,
       'initstyle?': str,
       'cmd?': strs,
-      'marks?': strs,
-      'depends?': strs,
+      'marks?': names,
+      'depends?': names,
       'stopTimeout?': { ...num, minimum: 0 },
       'interfaces?': strs,
       'addInterfaces?': strs,
@@ -353,7 +374,7 @@ export const ROUTES = [
       "internal: a guest's supervisor reports that the guest's init ended (instance: the run that ended); " +
       'jaulad records why and cleans up, as `jaula __exited` does without it',
     tag: 'lifecycle',
-    body: obj({ instance: str }),
+    body: obj({ instance: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'the run' } }),
     response: obj({ name: str }),
   },
   {
@@ -393,7 +414,7 @@ export const ROUTES = [
     path: '/v1/usage',
     summary: 'CPU time and memory of running guests, from their cgroups',
     tag: 'monitoring',
-    query: { names: strs },
+    query: { names },
     response: arr(ref('GuestUsage')),
     engine: true,
   },
@@ -403,7 +424,7 @@ export const ROUTES = [
     path: '/v1/processes',
     summary: 'every process of the running guests (jaula ps), with host processes as context 0 when asked',
     tag: 'monitoring',
-    query: { names: strs, all: bool, args: bool },
+    query: { names, all: bool, args: bool },
     response: arr(ref('ProcessRow')),
     engine: true,
   },
@@ -442,7 +463,7 @@ export const ROUTES = [
     path: '/v1/networks',
     summary: 'create a network',
     tag: 'networks',
-    body: obj({ name: str, subnet: str, 'subnet6?': str, 'bridge?': str, 'nat?': bool, 'dns?': strs }),
+    body: obj({ name: nameStr, subnet: str, 'subnet6?': str, 'bridge?': str, 'nat?': bool, 'dns?': strs }),
     response: ref('NetworkSummary'),
     engine: true,
   },
@@ -480,7 +501,7 @@ export const ROUTES = [
     summary:
       'clone a stopped guest to dst under a new identity (a job; interfaces omitted: renewed from the same pools)',
     tag: 'storage',
-    body: obj({ dst: str, 'hostname?': str, 'context?': int, 'interfaces?': strs }),
+    body: obj({ dst: nameStr, 'hostname?': str, 'context?': int, 'interfaces?': strs }),
     response: ref('Job'),
     engine: true,
     job: true,
@@ -521,7 +542,7 @@ export const ROUTES = [
     summary:
       "save a stopped guest's tree as a template (a job; changes: only an overlay guest's own changes)",
     tag: 'storage',
-    body: obj({ name: str, guest: str, 'changes?': bool }),
+    body: obj({ name: nameStr, guest: nameStr, 'changes?': bool }),
     response: ref('Job'),
     engine: true,
     job: true,
@@ -532,7 +553,7 @@ export const ROUTES = [
     path: '/v1/templates/import',
     summary: "import an archive on jaulad's host as a template, every member checked first (a job)",
     tag: 'storage',
-    body: obj({ file: str, 'name?': str }),
+    body: obj({ file: str, 'name?': nameStr }),
     response: ref('Job'),
     engine: true,
     job: true,
@@ -564,7 +585,7 @@ export const ROUTES = [
     summary: 'unify identical files of guests, copy-on-write (a job; dryRun: only say what it would do)',
     tag: 'storage',
     body: obj({
-      'guests?': strs,
+      'guests?': names,
       'all?': bool,
       'dryRun?': bool,
       'minSize?': { ...int, minimum: 0 },
@@ -580,7 +601,7 @@ export const ROUTES = [
     path: '/v1/du',
     summary: 'disk usage of guests: exclusive, shared, quota, and the total on disk',
     tag: 'storage',
-    query: { names: strs },
+    query: { names },
     response: ref('DuReport'),
     engine: true,
   },

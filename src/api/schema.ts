@@ -16,6 +16,9 @@ export interface Schema {
   nullable?: boolean;
   minimum?: number;
   maximum?: number;
+  /** A string's ECMAScript pattern (checked whole: give ^ and $) and most characters. */
+  pattern?: string;
+  maxLength?: number;
 }
 
 export const str: Schema = { type: 'string' };
@@ -42,9 +45,19 @@ export function obj(props: Record<string, Schema>, extra = false): Schema {
   return s;
 }
 
+/** At most this many problems are reported (a request with 300,000 wrong values gets a short answer). */
+export const MAX_PROBLEMS = 20;
+
+/** The value as a message shows it: quoted, control characters escaped, long ones cut. */
+function shown(v: string): string {
+  return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}...` : v);
+}
+
 /**
- * Check a value against a schema; returns the problems found ("" path = the value itself).
- * `resolve` turns a $ref into its schema.
+ * Check a value against a schema; returns the problems found ("" path = the value itself), at
+ * most MAX_PROBLEMS (then one more line says there were more). `resolve` turns a $ref into its
+ * schema. Only own properties count, of the value and of the schema: "__proto__" or
+ * "constructor" in a request are unknown fields, never a way to the prototype.
  */
 export function validate(
   value: unknown,
@@ -52,58 +65,108 @@ export function validate(
   resolve: (ref: string) => Schema | undefined,
   path = '',
 ): string[] {
+  const out: string[] = [];
+  check(value, schema, resolve, path, out);
+  if (out.length > MAX_PROBLEMS) out.splice(MAX_PROBLEMS, out.length, 'and more problems (not listed)');
+  return out;
+}
+
+/** A field name as a message shows it: plain names as they are, others quoted. */
+const field = (k: string): string => (/^[\w$-]{1,64}$/.test(k) ? k : shown(k));
+
+const own = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
+
+/** A schema's property by name: its own, never one inherited from Object.prototype. */
+export function propertyOf(schema: Schema, k: string): Schema | undefined {
+  return schema.properties && own(schema.properties, k) ? schema.properties[k] : undefined;
+}
+
+function check(
+  value: unknown,
+  schema: Schema,
+  resolve: (ref: string) => Schema | undefined,
+  path: string,
+  out: string[],
+): void {
+  if (out.length > MAX_PROBLEMS) return;
   if (schema.$ref) {
     const s = resolve(schema.$ref);
-    return s ? validate(value, s, resolve, path) : [`${path || 'value'}: unknown schema ${schema.$ref}`];
+    if (s) check(value, s, resolve, path, out);
+    else out.push(`${path || 'value'}: unknown schema ${schema.$ref}`);
+    return;
   }
   const at = path || 'value';
-  if (value === null) return schema.nullable ? [] : [`${at}: must not be null`];
+  if (value === null) {
+    if (!schema.nullable) out.push(`${at}: must not be null`);
+    return;
+  }
   if (schema.oneOf) {
     const ok = schema.oneOf.filter((s) => validate(value, s, resolve, path).length === 0);
-    return ok.length === 1 ? [] : [`${at}: matches ${ok.length} of the allowed shapes, not exactly one`];
+    if (ok.length !== 1) out.push(`${at}: matches ${ok.length} of the allowed shapes, not exactly one`);
+    return;
   }
-  if (schema.enum && !schema.enum.includes(value as string))
-    return [`${at}: must be one of ${schema.enum.map((e) => JSON.stringify(e)).join(', ')}`];
+  if (schema.enum && !schema.enum.includes(value as string)) {
+    out.push(`${at}: must be one of ${schema.enum.map((e) => JSON.stringify(e)).join(', ')}`);
+    return;
+  }
   switch (schema.type) {
     case undefined:
-      return [];
+      return;
     case 'string':
-      return typeof value === 'string' ? [] : [`${at}: must be a string`];
+      if (typeof value !== 'string') out.push(`${at}: must be a string`);
+      else if (schema.maxLength !== undefined && value.length > schema.maxLength)
+        out.push(`${at}: ${shown(value)} is longer than ${schema.maxLength} characters`);
+      else if (schema.pattern !== undefined && !new RegExp(schema.pattern, 'u').test(value))
+        out.push(
+          `${at}: ${shown(value)} is not valid (${schema.description ?? `it must match ${schema.pattern}`})`,
+        );
+      return;
     case 'boolean':
-      return typeof value === 'boolean' ? [] : [`${at}: must be true or false`];
+      if (typeof value !== 'boolean') out.push(`${at}: must be true or false`);
+      return;
     case 'integer':
     case 'number': {
-      if (typeof value !== 'number' || !Number.isFinite(value)) return [`${at}: must be a number`];
-      if (schema.type === 'integer' && !Number.isInteger(value)) return [`${at}: must be an integer`];
-      if (schema.minimum !== undefined && value < schema.minimum)
-        return [`${at}: must be >= ${schema.minimum}`];
-      if (schema.maximum !== undefined && value > schema.maximum)
-        return [`${at}: must be <= ${schema.maximum}`];
-      return [];
+      if (typeof value !== 'number' || !Number.isFinite(value)) out.push(`${at}: must be a number`);
+      else if (schema.type === 'integer' && !Number.isInteger(value)) out.push(`${at}: must be an integer`);
+      else if (schema.minimum !== undefined && value < schema.minimum)
+        out.push(`${at}: must be >= ${schema.minimum}`);
+      else if (schema.maximum !== undefined && value > schema.maximum)
+        out.push(`${at}: must be <= ${schema.maximum}`);
+      return;
     }
     case 'array': {
-      if (!Array.isArray(value)) return [`${at}: must be an array`];
+      if (!Array.isArray(value)) {
+        out.push(`${at}: must be an array`);
+        return;
+      }
       const items = schema.items;
-      return items ? value.flatMap((v, i) => validate(v, items, resolve, `${path}[${i}]`)) : [];
+      if (items)
+        for (let i = 0; i < value.length && out.length <= MAX_PROBLEMS; i++)
+          check(value[i], items, resolve, `${path}[${i}]`, out);
+      return;
     }
     case 'object': {
-      if (typeof value !== 'object' || Array.isArray(value)) return [`${at}: must be an object`];
-      const o = value as Record<string, unknown>;
-      const problems: string[] = [];
-      for (const k of schema.required ?? [])
-        if (o[k] === undefined) problems.push(`${path ? `${path}.` : ''}${k}: is required`);
-      for (const [k, v] of Object.entries(o)) {
-        if (v === undefined) continue;
-        const p = schema.properties?.[k];
-        const sub = path ? `${path}.${k}` : k;
-        if (p) problems.push(...validate(v, p, resolve, sub));
-        else if (schema.additionalProperties === false) problems.push(`${sub}: is not a known field`);
-        else if (typeof schema.additionalProperties === 'object')
-          problems.push(...validate(v, schema.additionalProperties, resolve, sub));
+      if (typeof value !== 'object' || Array.isArray(value)) {
+        out.push(`${at}: must be an object`);
+        return;
       }
-      return problems;
+      const o = value as Record<string, unknown>;
+      for (const k of schema.required ?? [])
+        if (!own(o, k) || o[k] === undefined) out.push(`${path ? `${path}.` : ''}${k}: is required`);
+      for (const k of Object.keys(o)) {
+        if (out.length > MAX_PROBLEMS) return;
+        const v = o[k];
+        if (v === undefined) continue;
+        const p = propertyOf(schema, k);
+        const sub = path ? `${path}.${field(k)}` : field(k);
+        if (p) check(v, p, resolve, sub, out);
+        else if (schema.additionalProperties === false) out.push(`${sub}: is not a known field`);
+        else if (typeof schema.additionalProperties === 'object')
+          check(v, schema.additionalProperties, resolve, sub, out);
+      }
+      return;
     }
     default:
-      return [`${at}: has an unknown schema type`];
+      out.push(`${at}: has an unknown schema type`);
   }
 }

@@ -468,6 +468,8 @@ export interface EngineInfo {
     startedAt: string;
     socket: string;
     listen?: string;
+    /** Over TCP, host paths (copy, template import and export) only beneath this directory. */
+    hostFiles?: string;
     reconcile?: ReconcileReport;
   };
 }

@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'io'
   | 'unsupported'
   | 'timeout'
+  | 'denied'
   | 'internal';
 
 export const exitCodes: Readonly<Record<ErrorCode, number>> = {
@@ -26,6 +27,7 @@ export const exitCodes: Readonly<Record<ErrorCode, number>> = {
   io: 9,
   unsupported: 10,
   timeout: 11,
+  denied: 13,
   internal: 70,
 };
 
@@ -40,6 +42,7 @@ export const httpStatus: Readonly<Record<ErrorCode, number>> = {
   io: 500,
   unsupported: 501,
   timeout: 504,
+  denied: 403,
   internal: 500,
 };
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { validateContext, validateHostname, validateName } from './names.js';
+import { NAME_PATTERN, validateContext, validateHostname, validateName } from './names.js';
 
 describe('guest names', () => {
   it('accepts ordinary names', () => {
@@ -24,6 +24,26 @@ describe('guest names', () => {
       'a:b',
     ])
       assert.throws(() => validateName(n), { name: 'JaulaError', code: 'invalid' }, JSON.stringify(n));
+  });
+  it('NAME_PATTERN (what jaulad checks requests with) agrees with validateName', () => {
+    const re = new RegExp(NAME_PATTERN, 'u');
+    for (const n of ['vs01', 'web-1', 'a', 'db_2.example', 'X'.repeat(64), 'a.b.c', '9'])
+      assert.ok(re.test(n), n);
+    for (const n of [
+      '',
+      'a/b',
+      '..',
+      'a..b',
+      '.h',
+      '-x',
+      'x'.repeat(65),
+      'nl\n',
+      'a\nb',
+      'ü',
+      '../../etc',
+      'x%0Ay',
+    ])
+      assert.equal(re.test(n), false, JSON.stringify(n));
   });
 });
 

@@ -3,6 +3,11 @@ import { JaulaError } from './errors.js';
 /** Guest, template and mark names: safe as file names, hostnames-like, never a path. */
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 export const NAME_MAX = 64;
+/**
+ * The same rule as one pattern (OpenAPI's "pattern", checked where jaulad parses a request,
+ * before any lock or file is touched): validateName gives the more precise message.
+ */
+export const NAME_PATTERN = `^(?!.*\\.\\.)[A-Za-z0-9][A-Za-z0-9_.-]{0,${NAME_MAX - 1}}$`;
 
 export function validateName(name: string, what = 'guest'): string {
   if (name.length === 0)

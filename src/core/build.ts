@@ -10,6 +10,7 @@ import {
   validateName,
 } from '../common/names.js';
 import { mkdirp, readFileOr, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
+import { HostFiles } from '../os/hostfiles.js';
 import { withLock } from '../os/lock.js';
 import { paths } from '../os/paths.js';
 import { isSameProcess, readProcStat } from '../os/proc.js';
@@ -67,6 +68,8 @@ export interface BuildOptions {
   profile?: Profile;
   /** The method's own arguments (after "--"). */
   methodArgs?: string[];
+  /** Which host paths the caller may name (a template archive): default any, as root. */
+  hostFiles?: HostFiles;
   onProgress?: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -217,7 +220,12 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
     if (isStoredTemplate(t)) stored = t;
     else {
       templateFile = t;
-      checkTemplateFile(templateFile);
+      const f = (o.hostFiles ?? HostFiles.any).openFile(templateFile, 'template archive');
+      try {
+        checkTemplateFile(f.path);
+      } finally {
+        f.close();
+      }
     }
   } else if (method === 'debootstrap') dbs = parseDebootstrapArgs(args);
   else if (args.length)
@@ -280,9 +288,11 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
           : `Copied the stored template "${stored}"`,
       );
     else if (method === 'template') {
-      const s = await extractTemplate(templateFile as string, tree, o.signal, progress, {
+      // Opened again, as at the check (beneath --host-files for a client over TCP): tar reads it.
+      const f = (o.hostFiles ?? HostFiles.any).openFile(templateFile as string, 'template archive');
+      const s = await extractTemplate(f.path, tree, o.signal, progress, {
         allowDevices: cfg.privileged,
-      });
+      }).finally(() => f.close());
       progress(`Unpacked ${s.entries} files (${(s.bytes / 2 ** 20).toFixed(1)} MiB) from ${templateFile}`);
     } else if (dbs) await buildDebootstrap(tree, dbs, progress, o.signal);
     o.signal?.throwIfAborted();

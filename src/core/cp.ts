@@ -1,12 +1,15 @@
 /**
  * `jaula cp`: copy files into and out of a guest. Every access on the guest's side goes through
  * GuestFs (openat2 RESOLVE_IN_ROOT): a guest's symlinks resolve inside the guest, never to the
- * host, and symlinks inside copied trees are copied as links, never followed.
+ * host, and symlinks inside copied trees are copied as links, never followed. The host's side
+ * is a HostTree (os/hostfiles.ts): any absolute path for root, only beneath jaulad's
+ * --host-files directory for an API client over TCP.
  */
 import * as fs from 'node:fs';
 import { basename, join } from 'node:path';
-import { JaulaError, errnoOf } from '../common/errors.js';
+import { JaulaError } from '../common/errors.js';
 import { GuestFs } from '../os/guestfs.js';
+import { HostFiles, type HostTree } from '../os/hostfiles.js';
 import { O_NOFOLLOW } from '../os/native.js';
 import { storageDriver } from '../storage/index.js';
 import { withGuestLock } from './locks.js';
@@ -16,6 +19,8 @@ import { loadConfig } from './store.js';
 export interface CpOptions {
   /** Keep numeric owners (else files copied in belong to the guest's root, out to the caller). */
   archive?: boolean;
+  /** Which host paths the caller may use (default: any absolute path, as root). */
+  hostFiles?: HostFiles;
 }
 
 export interface GuestPath {
@@ -66,17 +71,25 @@ function copyFd(from: number, to: number): void {
   }
 }
 
-function copyIn(g: GuestFs, src: string, dst: string, o: CpOptions, count: { files: number }): void {
-  const st = fs.lstatSync(src);
+function copyIn(
+  h: HostTree,
+  g: GuestFs,
+  src: string,
+  dst: string,
+  o: CpOptions,
+  count: { files: number },
+): void {
+  const st = h.lstat(src);
+  if (!st) throw new JaulaError('not_found', `There is no "${src}" on the host`);
   const own = (x: { uid: number; gid: number }): { uid: number; gid: number } =>
     o.archive ? { uid: x.uid, gid: x.gid } : { uid: 0, gid: 0 };
   if (st.isSymbolicLink()) {
-    g.symlink(dst, fs.readlinkSync(src));
+    g.symlink(dst, h.readlink(src));
   } else if (st.isDirectory()) {
     g.mkdirp(dst, st.mode & 0o7777);
-    for (const e of fs.readdirSync(src)) copyIn(g, join(src, e), `${dst}/${e}`, o, count);
+    for (const e of h.readdir(src)) copyIn(h, g, join(src, e), `${dst}/${e}`, o, count);
   } else if (st.isFile()) {
-    const from = fs.openSync(src, fs.constants.O_RDONLY | O_NOFOLLOW);
+    const from = h.openRead(src);
     try {
       g.writeFileWith(dst, (to) => copyFd(from, to), { mode: st.mode & 0o7777, ...own(st) });
     } finally {
@@ -90,30 +103,30 @@ function copyIn(g: GuestFs, src: string, dst: string, o: CpOptions, count: { fil
     );
 }
 
-function copyOut(g: GuestFs, src: string, dst: string, o: CpOptions, count: { files: number }): void {
+function copyOut(
+  h: HostTree,
+  g: GuestFs,
+  src: string,
+  dst: string,
+  o: CpOptions,
+  count: { files: number },
+): void {
   const st = g.lstat(src);
   if (!st) throw new JaulaError('not_found', `There is no "${src}" in the guest`);
   if (st.isSymbolicLink()) {
-    fs.symlinkSync(g.readlink(src) ?? '', dst);
+    h.symlink(dst, g.readlink(src) ?? '');
   } else if (st.isDirectory()) {
-    fs.mkdirSync(dst, { recursive: true, mode: st.mode & 0o7777 });
-    for (const e of g.readdir(src)) copyOut(g, `${src}/${e}`, join(dst, e), o, count);
+    h.mkdir(dst, st.mode & 0o7777);
+    for (const e of g.readdir(src)) copyOut(h, g, `${src}/${e}`, join(dst, e), o, count);
   } else if (st.isFile()) {
     // Opened by the final component without following it (it was not a symlink just now; if
     // the guest swaps one in meanwhile, O_NOFOLLOW refuses it).
     const from = g.open(src, fs.constants.O_RDONLY | O_NOFOLLOW);
     try {
-      const to = fs.openSync(
-        dst,
-        fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | O_NOFOLLOW,
-        st.mode & 0o777,
-      );
-      try {
-        copyFd(from, to);
-        if (o.archive) fs.fchownSync(to, st.uid, st.gid);
-      } finally {
-        fs.closeSync(to);
-      }
+      h.writeFile(dst, (to) => copyFd(from, to), {
+        mode: st.mode & 0o777,
+        ...(o.archive ? { uid: st.uid, gid: st.gid } : {}),
+      });
     } finally {
       fs.closeSync(from);
     }
@@ -138,30 +151,33 @@ export async function copy(
       'Exactly one side of "jaula cp" names a guest path: jaula cp FILE GUEST:/path, or jaula cp GUEST:/path FILE',
     );
   const count = { files: 0 };
+  const host = o.hostFiles ?? HostFiles.any;
   if (d) {
-    if (!fs.existsSync(srcArg)) throw new JaulaError('not_found', `There is no "${srcArg}" on the host`);
-    await withGuestFs(d.guest, (g) => {
-      const into = g.stat(d.path)?.isDirectory()
-        ? `${d.path.replace(/\/+$/, '')}/${basename(srcArg)}`
-        : d.path;
-      copyIn(g, srcArg, into, o, count);
-    });
+    host.check(srcArg);
+    if (!host.withTree((h) => h.lstat(srcArg)))
+      throw new JaulaError('not_found', `There is no "${srcArg}" on the host`);
+    await withGuestFs(d.guest, (g) =>
+      host.withTree((h) => {
+        const into = g.stat(d.path)?.isDirectory()
+          ? `${d.path.replace(/\/+$/, '')}/${basename(srcArg)}`
+          : d.path;
+        copyIn(h, g, srcArg, into, o, count);
+      }),
+    );
     return { files: count.files, direction: 'in' };
   }
   const gs = s as GuestPath;
-  await withGuestFs(gs.guest, (g) => {
-    let into = dstArg;
-    try {
-      if (fs.statSync(dstArg).isDirectory()) into = join(dstArg, basename(gs.path) || 'root');
-    } catch (e) {
-      if (errnoOf(e) !== 'ENOENT') throw e;
-    }
-    // The path itself resolves as the guest sees it (its symlinks stay inside it); below it,
-    // links are copied as links.
-    const real = g.realpath(gs.path);
-    if (real === undefined)
-      throw new JaulaError('not_found', `There is no "${gs.path}" in guest "${gs.guest}"`);
-    copyOut(g, real, into, o, count);
-  });
+  host.check(dstArg);
+  await withGuestFs(gs.guest, (g) =>
+    host.withTree((h) => {
+      const into = h.stat(dstArg)?.isDirectory() ? join(dstArg, basename(gs.path) || 'root') : dstArg;
+      // The path itself resolves as the guest sees it (its symlinks stay inside it); below it,
+      // links are copied as links.
+      const real = g.realpath(gs.path);
+      if (real === undefined)
+        throw new JaulaError('not_found', `There is no "${gs.path}" in guest "${gs.guest}"`);
+      copyOut(h, g, real, into, o, count);
+    }),
+  );
   return { files: count.files, direction: 'out' };
 }

@@ -294,6 +294,7 @@ export async function securityReport(): Promise<Check[]> {
       'ok',
       `${fullos.map((c) => c.name).join(', ')}: may mount and make non-user namespaces (inside their user namespace)`,
     );
+  checks.push(...(await (await import('./apiaccess.js')).apiChecks()));
   return checks;
 }
 

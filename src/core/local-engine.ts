@@ -14,6 +14,7 @@ import type {
 } from '../api/types.js';
 import { JaulaError } from '../common/errors.js';
 import { VERSION } from '../common/version.js';
+import type { HostFiles } from '../os/hostfiles.js';
 import type { GuestConfig } from './config.js';
 import type { Engine, JobHooks } from './engine.js';
 
@@ -50,21 +51,46 @@ export async function settingsOf(cfg: GuestConfig): Promise<GuestSettings> {
   };
 }
 
-/** An archive's path on the host: absolute (jaulad's working directory is not the caller's). */
-function hostPath(file: string): string {
-  if (!file.startsWith('/'))
-    throw new JaulaError(
-      'invalid',
-      `"${file}" is not an absolute path: give the archive's full path on the host`,
-    );
-  return file;
-}
-
 /** Where each running guest's counters are, by init pid and start time (its cgroup does not move). */
 const usageFileCache = new Map<string, import('../cgroups/usage.js').UsageFiles>();
 
+export interface LocalEngineOptions {
+  /**
+   * Which host paths the caller may name (copy, template import and export, a build from an
+   * archive): any absolute path for root (the default), beneath jaulad's --host-files directory
+   * (or none) for an API client over TCP.
+   */
+  hostFiles?: HostFiles;
+  /**
+   * The caller holds jaulad's token, not root: it may not make a privileged guest (whose root
+   * is the host's root: build or clone one as root) nor list the host's own processes.
+   */
+  tokenHolder?: boolean;
+}
+
 export class LocalEngine implements Engine {
   readonly kind = 'local' as const;
+  private readonly hostFiles: HostFiles | undefined;
+  private readonly tokenHolder: boolean;
+
+  constructor(o: LocalEngineOptions = {}) {
+    this.hostFiles = o.hostFiles;
+    this.tokenHolder = o.tokenHolder === true;
+  }
+
+  /** What only root may do, refused to a token holder. */
+  private rootOnly(what: string): void {
+    if (this.tokenHolder)
+      throw new JaulaError(
+        'denied',
+        `Over TCP jaulad does not ${what}: that is root's, on the unix socket (jaula as root on the host)`,
+      );
+  }
+
+  /** The host-paths policy as an option (absent: any, as root). */
+  private get hostOpt(): { hostFiles?: HostFiles } {
+    return this.hostFiles ? { hostFiles: this.hostFiles } : {};
+  }
 
   async getInfo() {
     const { paths } = await import('../os/paths.js');
@@ -91,6 +117,7 @@ export class LocalEngine implements Engine {
   }
 
   async buildGuest(r: import('../api/types.js').BuildRequest, hooks: JobHooks = {}): Promise<GuestSettings> {
+    if (r.privileged) this.rootOnly("build a privileged guest (its root is the host's root)");
     const { buildGuest } = await import('./build.js');
     const { parseInterfaceSpec } = await import('../network/ifspec.js');
     const { parseForward } = await import('../network/forward.js');
@@ -103,6 +130,7 @@ export class LocalEngine implements Engine {
       marks: r.marks ?? [],
       depends: r.depends ?? [],
       methodArgs: r.methodArgs ?? [],
+      ...this.hostOpt,
     };
     if (hooks.onProgress) o.onProgress = hooks.onProgress;
     if (hooks.signal) o.signal = hooks.signal;
@@ -176,6 +204,7 @@ export class LocalEngine implements Engine {
   }
 
   async listProcesses(r: ProcessesRequest): Promise<ProcessRow[]> {
+    if (r.all) this.rootOnly("list the host's own processes");
     const { listProcesses } = await import('./monitor.js');
     return listProcesses({ guests: r.names ?? [], all: r.all === true, args: r.args === true });
   }
@@ -206,7 +235,9 @@ export class LocalEngine implements Engine {
   }
 
   async copy(r: import('../api/types.js').CopyRequest) {
-    const c = await (await import('./cp.js')).copy(r.src, r.dst, { archive: r.archive === true });
+    const c = await (
+      await import('./cp.js')
+    ).copy(r.src, r.dst, { archive: r.archive === true, ...this.hostOpt });
     return { files: c.files, direction: c.direction };
   }
 
@@ -246,6 +277,8 @@ export class LocalEngine implements Engine {
   }
 
   async cloneGuest(r: import('../api/types.js').CloneRequest, hooks: JobHooks = {}): Promise<GuestSettings> {
+    if (this.tokenHolder && (await import('./store.js')).loadConfig(r.name).privileged)
+      this.rootOnly("clone a privileged guest (its root is the host's root)");
     const { cloneGuest } = await import('./clone.js');
     const o: import('./clone.js').CloneOptions = {};
     if (r.hostname !== undefined) o.hostname = r.hostname;
@@ -279,13 +312,13 @@ export class LocalEngine implements Engine {
   }
 
   async importTemplate(r: import('../api/types.js').TemplateImportRequest, hooks: JobHooks = {}) {
-    return (await import('./templates.js')).importTemplate(hostPath(r.file), r.name, hooks.onProgress);
+    return (await import('./templates.js')).importTemplate(r.file, r.name, hooks.onProgress, this.hostFiles);
   }
 
   async exportTemplate(r: import('../api/types.js').TemplateExportRequest, hooks: JobHooks = {}) {
     await (
       await import('./templates.js')
-    ).exportTemplate(r.name, hostPath(r.file), hooks.onProgress, hooks.signal);
+    ).exportTemplate(r.name, r.file, hooks.onProgress, hooks.signal, this.hostFiles);
     return { name: r.name, file: r.file };
   }
 

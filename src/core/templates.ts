@@ -1,10 +1,11 @@
 import * as fs from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, join } from 'node:path';
 import type { TemplateInfo, TemplateMeta } from '../api/types.js';
-import { JaulaError, messageOf } from '../common/errors.js';
+import { errnoOf, JaulaError, messageOf } from '../common/errors.js';
 import { validateName } from '../common/names.js';
 import { compressionOfName, copyTree, mib, tarProgress } from '../os/copy.js';
 import { mkdirp, readFileOr, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
+import { HostFiles, type OpenedParent } from '../os/hostfiles.js';
 import { withLock } from '../os/lock.js';
 import { paths } from '../os/paths.js';
 import { isSameProcess, readProcStat } from '../os/proc.js';
@@ -272,40 +273,82 @@ export async function importTemplate(
   file: string,
   name?: string,
   progress?: Progress,
+  hostFiles = HostFiles.any,
 ): Promise<TemplateMeta> {
-  checkTemplateFile(file);
   const n = name ?? basename(file).replace(/\.(tar|tar\.gz|tgz|tar\.zst|tzst)$/, '');
   validateName(n, 'template');
-  return makeTemplate(n, `file ${file}`, async (tree) => {
-    // The store keeps device nodes; only privileged guests may be based on such a template.
-    const s = await extractTemplate(file, tree, undefined, progress, { allowDevices: true });
-    progress?.(`Unpacked ${s.entries} members (${mib(s.bytes)})`);
-  });
+  // Opened once (beneath --host-files for a client over TCP); tools read what was opened.
+  const src = hostFiles.openFile(file, 'archive');
+  try {
+    checkTemplateFile(src.path);
+    return await makeTemplate(n, `file ${file}`, async (tree) => {
+      // The store keeps device nodes; only privileged guests may be based on such a template.
+      const s = await extractTemplate(src.path, tree, undefined, progress, { allowDevices: true });
+      progress?.(`Unpacked ${s.entries} members (${mib(s.bytes)})`);
+    });
+  } finally {
+    src.close();
+  }
 }
 
 /**
  * Export a template to an archive (.tar, .tar.gz, .tar.zst by its name), keeping owners, modes,
  * xattrs, hard links and device nodes. tar reads the tree without following any symlink in it
- * and without leaving its filesystem, so nothing outside the template is read.
+ * and without leaving its filesystem, so nothing outside the template is read. The archive is
+ * written aside in FILE's directory (opened once: beneath --host-files for a client over TCP)
+ * and renamed to FILE's name in that directory; what is at FILE must be a regular file or
+ * nothing (never replaced: a symlink, a directory, a device).
  */
 export async function exportTemplate(
   name: string,
   file: string,
   progress?: Progress,
   signal?: AbortSignal,
+  hostFiles = HostFiles.any,
 ): Promise<void> {
   const tree = storedTemplateTree(name);
   const c = compressionOfName(file);
-  if (!fs.existsSync(dirname(file) || '.'))
-    throw new JaulaError('not_found', `The directory of "${file}" does not exist`);
+  const at = hostFiles.openParent(file, 'archive');
+  try {
+    await exportInto(name, tree, c, file, at, progress, signal);
+  } finally {
+    at.close();
+  }
+}
+
+async function exportInto(
+  name: string,
+  tree: string,
+  c: ReturnType<typeof compressionOfName>,
+  file: string,
+  at: OpenedParent,
+  progress?: Progress,
+  signal?: AbortSignal,
+): Promise<void> {
+  const target = join(at.path, at.base);
+  let old: fs.Stats | undefined;
+  try {
+    old = fs.lstatSync(target);
+  } catch (e) {
+    if (errnoOf(e) !== 'ENOENT') throw e;
+  }
+  if (old && !old.isFile())
+    throw new JaulaError(
+      'exists',
+      `"${file}" exists and is not a regular file (a ${old.isSymbolicLink() ? 'symlink' : old.isDirectory() ? 'directory' : 'special file'}): jaula replaces only an archive there; remove it or give another name`,
+    );
   const meta = readTemplateMeta(name);
   const id = tmpSuffix();
-  const tmp = `${file}.tmp-${id}`;
+  const tmpBase = `${at.base}.tmp-${id}`;
+  const tmp = join(at.path, tmpBase);
   // The temporary archive is recorded first: if this process dies, the next reconcile (or
   // cleanTemplateLeftovers) removes it; the archive appears at FILE only complete.
   const record = join(exportsDir(), `${id}.json`);
   mkdirp(exportsDir());
-  writeFileAtomic(record, JSON.stringify({ tmp: resolve(tmp), maker: maker(), template: name }) + '\n');
+  writeFileAtomic(
+    record,
+    JSON.stringify({ tmp: join(at.real, tmpBase), maker: maker(), template: name }) + '\n',
+  );
   const p = tarProgress(progress, 'archived', meta?.bytes);
   try {
     await runOk(
@@ -332,7 +375,7 @@ export async function exportTemplate(
         ...(p.onStderr ? { onStderr: p.onStderr } : {}),
       },
     );
-    fs.renameSync(tmp, file);
+    fs.renameSync(tmp, target);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw e;

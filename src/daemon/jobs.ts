@@ -5,6 +5,7 @@
  * temporary template or archive are removed at the next start; hashify resumes) and the job is
  * forgotten.
  */
+import { randomBytes } from 'node:crypto';
 import type { Job } from '../api/types.js';
 import { isJaulaError, JaulaError, messageOf } from '../common/errors.js';
 import type { JobHooks } from '../core/engine.js';
@@ -15,7 +16,10 @@ const MAX_PROGRESS = 500;
 
 export class Jobs {
   private readonly jobs = new Map<string, { job: Job; abort: AbortController }>();
-  constructor(private readonly publish: (job: Job) => void) {}
+  constructor(
+    private readonly publish: (job: Job) => void,
+    private readonly log: (line: string) => void = () => {},
+  ) {}
 
   start(op: string, target: string, fn: (hooks: JobHooks) => Promise<unknown>): Job {
     const abort = new AbortController();
@@ -40,10 +44,21 @@ export class Jobs {
     };
     void fn(hooks).then(
       (result) => this.end(job, 'succeeded', { result }),
-      (e: unknown) =>
+      (e: unknown) => {
+        // A fault of jaulad (not a JaulaError) is logged whole; the job, which every API
+        // client sees, names only a reference (its message may hold host paths).
+        let message = messageOf(e);
+        if (!isJaulaError(e)) {
+          const ref = randomBytes(4).toString('hex');
+          this.log(
+            `internal error ${ref} in job ${job.id}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+          );
+          message = `jaulad failed (reference ${ref} in its log)`;
+        }
         this.end(job, abort.signal.aborted ? 'cancelled' : 'failed', {
-          error: { code: isJaulaError(e) ? e.code : 'internal', message: messageOf(e) },
-        }),
+          error: { code: isJaulaError(e) ? e.code : 'internal', message },
+        });
+      },
     );
     return job;
   }

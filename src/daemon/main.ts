@@ -1,21 +1,23 @@
 /**
- * jaulad: `jaula daemon [--listen HOST:PORT --token-file F [--tls-cert C --tls-key K]]
- * [--socket PATH] [--no-autostart]`. Reconciles what it finds (guests that ended, interrupted
+ * jaulad: `jaula daemon [--listen HOST:PORT --token-file F [--tls-cert C --tls-key K]
+ * [--host-files DIR] [--allow-host NAME,...] [--allow-guests]] [--socket PATH] [--no-autostart]`. Reconciles what it finds (guests that ended, interrupted
  * starts and stops, leftovers, a host reboot), then serves the API until SIGTERM or SIGINT.
  * Guests do not depend on it: they keep running when it is stopped, restarted or killed.
  */
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { exitCodes, isJaulaError, JaulaError, messageOf } from '../common/errors.js';
+import { removeDaemonRecord, tokenFileProblem, writeDaemonRecord } from '../core/apiaccess.js';
 import { reconcileFinish, reconcileState } from '../core/reconcile.js';
 import { FileLock } from '../os/lock.js';
 import { mkdirp, writeFileAtomic } from '../os/fs.js';
+import { HostFiles } from '../os/hostfiles.js';
 import { paths } from '../os/paths.js';
 import { ensurePool } from '../storage/pool.js';
-import { Server } from './server.js';
+import { parseListen, Server } from './server.js';
 
-const VALUE_OPTS = ['socket', 'listen', 'tls-cert', 'tls-key', 'token-file'];
-const FLAG_OPTS = ['no-autostart'];
+const VALUE_OPTS = ['socket', 'listen', 'tls-cert', 'tls-key', 'token-file', 'host-files', 'allow-host'];
+const FLAG_OPTS = ['no-autostart', 'allow-guests'];
 
 /** jaulad's few options: --name VALUE, --name=VALUE, --flag. */
 export function parseDaemonArgs(argv: string[]): Map<string, string | true> {
@@ -38,12 +40,21 @@ export function defaultSocket(): string {
   return paths().jauladSocket;
 }
 
-function log(line: string): void {
-  process.stderr.write(`jaulad: ${line}\n`);
+/**
+ * One record of jaulad's log. Control characters are escaped and the lines after the first
+ * indented, so nothing a request carries can forge a record of its own.
+ */
+export function logLine(line: string): string {
+  const clean = line.replace(
+    // eslint-disable-next-line no-control-regex
+    /[\x00-\x09\x0b-\x1f\x7f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
+  return `jaulad: ${clean.replace(/\n/g, '\n  ')}\n`;
 }
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host);
+function log(line: string): void {
+  process.stderr.write(logLine(line));
 }
 
 export async function runDaemon(argv: string[]): Promise<number> {
@@ -57,24 +68,33 @@ export async function runDaemon(argv: string[]): Promise<number> {
   const cert = str('tls-cert');
   const key = str('tls-key');
   const tokenFile = str('token-file');
+  const hostFilesDir = str('host-files');
+  const allowHosts = str('allow-host')?.split(',').filter(Boolean);
+  const allowGuests = p.has('allow-guests');
   const autostart = !p.has('no-autostart');
   if (!!cert !== !!key) throw new JaulaError('usage', 'Give both --tls-cert and --tls-key, or neither');
+  if (!listen && (hostFilesDir || allowHosts || allowGuests))
+    throw new JaulaError('usage', '--host-files, --allow-host and --allow-guests are options of --listen');
   let token: string | undefined;
+  let hostFiles: string | undefined;
   if (listen) {
+    const address = parseListen(listen);
     if (!tokenFile)
       throw new JaulaError(
         'usage',
         '--listen needs --token-file FILE (a secret that clients send as "Authorization: Bearer TOKEN")',
       );
-    const host = listen.replace(/:\d+$/, '');
-    if (!cert && !isLoopback(host))
+    if (!cert && !address.loopback)
       throw new JaulaError(
         'usage',
         `--listen ${listen} is not a loopback address: give --tls-cert and --tls-key (plain HTTP only on 127.0.0.1 or ::1)`,
       );
+    const problem = tokenFileProblem(tokenFile);
+    if (problem) throw new JaulaError('invalid', `Unsafe token file: ${problem}`);
     token = fs.readFileSync(tokenFile, 'utf8').trim();
     if (token.length < 16)
       throw new JaulaError('invalid', `The token in ${tokenFile} is too short: use at least 16 characters`);
+    if (hostFilesDir) hostFiles = HostFiles.checkDir(hostFilesDir);
   }
   mkdirp(paths().run, 0o755);
   mkdirp(paths().locks, 0o700);
@@ -110,9 +130,26 @@ export async function runDaemon(argv: string[]): Promise<number> {
   if (cert) o.tlsCert = cert;
   if (key) o.tlsKey = key;
   if (token) o.token = token;
+  if (hostFiles) o.hostFiles = hostFiles;
+  if (allowHosts) o.allowedHosts = allowHosts;
+  if (allowGuests) o.allowGuests = true;
   const server = new Server(o);
   await server.listen();
   const bound = listen?.replace(/:0$/, `:${server.tcpPort() ?? 0}`);
+  writeDaemonRecord({
+    socket,
+    ...(listen && bound
+      ? {
+          listen: bound,
+          port: server.tcpPort() ?? 0,
+          loopback: parseListen(listen).loopback,
+          tls: !!cert,
+          ...(tokenFile ? { tokenFile: resolve(tokenFile) } : {}),
+          ...(hostFiles ? { hostFiles } : {}),
+          allowGuests,
+        }
+      : {}),
+  });
   log(`listening on ${socket}${bound ? ` and ${bound}${cert ? ' (TLS)' : ''}` : ''} (pid ${process.pid})`);
 
   void reconcileFinish(report, stopping, { autostart, ranBefore }).then((r) => {
@@ -133,6 +170,7 @@ export async function runDaemon(argv: string[]): Promise<number> {
   const deadline = Date.now() + 10_000;
   while (server.jobs.running() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   await server.close();
+  removeDaemonRecord();
   fs.rmSync(join(paths().run, 'jaulad.pid'), { force: true });
   lock.release();
   return 0;

@@ -66,13 +66,28 @@ function explainIpError(e: unknown, plan: NetPlan): never {
 }
 
 /**
+ * The host's TCP ports guests may not reach (jaulad's, network/guard.ts), kept in a file so that
+ * the firewall keeps them whenever its tables are made again.
+ */
+export function daemonPortsFile(): string {
+  return join(paths().run, 'net', `daemon-ports.${paths().instanceTag || 'system'}`);
+}
+
+export function daemonPorts(): number[] {
+  return readFileOr(daemonPortsFile(), '')
+    .split('\n')
+    .map(Number)
+    .filter((n) => Number.isInteger(n) && n > 0 && n < 65536);
+}
+
+/**
  * Create a network's bridge, and jaula's firewall tables once per boot. Idempotent, and safe
  * under any concurrency: starts of several guests (in one process or many) may find the same
  * bridge missing at once, so making it (and the tables, which are defined anew, dropping the
  * guests' elements) happens under the instance's network lock, after a second look. Only the
  * common case, everything there already, takes no lock.
  */
-async function ensureNetworks(nets: NetworkConfig[]): Promise<void> {
+export async function ensureNetworks(nets: NetworkConfig[]): Promise<void> {
   const tag = paths().instanceTag;
   const marker = join(paths().run, 'net', `firewall.${tag || 'system'}`);
   const ready = (): boolean =>
@@ -80,7 +95,7 @@ async function ensureNetworks(nets: NetworkConfig[]): Promise<void> {
   if (!ready())
     await withLock(paths().locks, 'network', "jaula's networks", async () => {
       let nft = '';
-      if (readFileOr(marker, '') !== bootId()) nft += firewallDefinition(tag);
+      if (readFileOr(marker, '') !== bootId()) nft += firewallDefinition(tag, daemonPorts());
       for (const n of nets) if (!fs.existsSync(`/sys/class/net/${n.bridge}`)) await createBridge(n);
       if (nft) {
         await runOk(['nft', '-f', '-'], { input: nft, what: "Setting up jaula's firewall (nft)" });

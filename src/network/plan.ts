@@ -212,17 +212,22 @@ export function hostDownBatch(p: NetPlan): string {
   return l.length ? l.join('\n') + '\n' : '';
 }
 
+/** Guests' packets to the host's daemon ports (jaulad's API) are dropped (reject is not available in the bridge family on every kernel). */
+export const DAEMON_GUARD_RULE = 'iifname @ports meta l4proto tcp th dport @daemon_ports drop';
+
 export function tableName(tag: string): string {
   return tag ? `jaula_${tag}` : 'jaula';
 }
 
 /**
  * The firewall of one jaula instance: a bridge-family table whose sets name, per guest port, the
- * MAC and addresses that port may send from (anti-spoofing) and the isolated ports; an ip-family
- * table with port forwards and NAT. Guests come and go as set elements, never as rules.
+ * MAC and addresses that port may send from (anti-spoofing), the isolated ports, and the host's
+ * TCP ports guests may not reach (jaulad's API, network/guard.ts); an ip-family table with port
+ * forwards and NAT. Guests come and go as set elements, never as rules.
  */
-export function firewallDefinition(tag: string): string {
+export function firewallDefinition(tag: string, daemonPorts: readonly number[] = []): string {
   const t = tableName(tag);
+  const ports = daemonPorts.length ? ` elements = { ${daemonPorts.join(', ')} };` : '';
   return `table bridge ${t}
 delete table bridge ${t}
 table bridge ${t} {
@@ -231,6 +236,7 @@ table bridge ${t} {
   set v4 { type ifname . ipv4_addr; }
   set v6 { type ifname . ipv6_addr; }
   set isolated { type ifname; }
+  set daemon_ports { type inet_service;${ports} }
   chain spoof {
     iifname . ether saddr != @macs drop
     meta protocol ip iifname . ip saddr != @v4 drop
@@ -247,6 +253,7 @@ table bridge ${t} {
   chain input {
     type filter hook input priority -200; policy accept;
     iifname @ports jump spoof
+    ${DAEMON_GUARD_RULE}
   }
 }
 table ip ${t}

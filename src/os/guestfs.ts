@@ -5,6 +5,7 @@ import {
   O_DIRECTORY,
   O_NOFOLLOW,
   O_PATH,
+  RESOLVE_BENEATH,
   RESOLVE_IN_ROOT,
   RESOLVE_NO_MAGICLINKS,
   native,
@@ -18,6 +19,12 @@ export interface GuestFsOptions {
    * it), and the IDs given to and returned by GuestFs stay on-disk IDs.
    */
   shift?: number | undefined;
+  /**
+   * The tree is a host directory an API client may use (os/hostfiles.ts), not a guest's root:
+   * lookups are RESOLVE_BENEATH, so a symlink or ".." that leads out of it fails (EXDEV)
+   * instead of resolving inside it.
+   */
+  beneath?: boolean;
 }
 
 /**
@@ -31,12 +38,14 @@ export class GuestFs {
   private readonly rootFd: number;
   private closed = false;
   private readonly shift: number | undefined;
+  private readonly resolve: number;
 
   constructor(
     readonly root: string,
     opts: GuestFsOptions = {},
   ) {
     this.shift = opts.shift;
+    this.resolve = (opts.beneath ? RESOLVE_BENEATH : RESOLVE_IN_ROOT) | RESOLVE_NO_MAGICLINKS;
     try {
       this.rootFd = fs.openSync(root, O_PATH | O_DIRECTORY);
     } catch (e) {
@@ -91,7 +100,7 @@ export class GuestFs {
   /** openat2 inside the guest's root; the fd must be closed by the caller. */
   open(path: string, flags: number, mode = 0o644): number {
     const rel = GuestFs.components(path).join('/') || '.';
-    return native().openat2(this.rootFd, rel, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    return native().openat2(this.rootFd, rel, flags, mode, this.resolve);
   }
 
   /** Resolve the parent directory of `path`; returns [dirFd, baseName]. */

@@ -539,6 +539,11 @@ async function boot(): Promise<void> {
     throw e;
   }
   $('#version').textContent = `jaula ${info.version}`;
+  // Host files only beneath jaulad's --host-files (a stored template's name works anyway).
+  const dir = info.daemon?.hostFiles;
+  $<HTMLInputElement>('#create-form [name=template]').placeholder = dir
+    ? `a stored template, or ${dir}/x.tar.zst`
+    : 'a stored template (jaulad takes no host files: --host-files)';
   connectEvents();
   void pollUsage();
   $('#viewport').addEventListener('scroll', render, { passive: true });

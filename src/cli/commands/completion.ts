@@ -20,6 +20,7 @@ const VALUES: Record<string, string> = {
   'tls-cert': '@files',
   'tls-key': '@files',
   'token-file': '@files',
+  'host-files': '@files',
 };
 
 /** Commands whose positionals are not guest names. */
