@@ -393,7 +393,8 @@ export const ATTEMPTS: readonly Attempt[] = [
     id: 'exec.runtime-exe',
     what: 'CVE-2019-5736: while jaula exec runs (also with a #!/proc/self/exe script and a /proc/self/exe symlink as the command), catch a process whose binary is outside the guest and reopen it for writing',
     expect: 'no such process seen, or it does not open for writing',
-    layer: 'OCI runtime (cloned or read-only binary)',
+    layer:
+      'jaula-exec: the command alone enters the guest, not dumpable until it executes; its binary is busy (ETXTBSY) while it runs',
     via: 'exec-concurrent',
   },
   {
