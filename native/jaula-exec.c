@@ -61,6 +61,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef PTRACE_SECCOMP_GET_FILTER
@@ -165,14 +166,18 @@ static int filter_count(pid_t pid) {
 /*
  * Read the init's oldest seccomp filter (the runtime's) while it is stopped for a moment, and
  * keep it in `file`: the first exec of a guest's run does this, the next ones read the file.
+ * Returns -1 when another exec is reading it at the same time (the init is traced already).
  */
-static void dump_filter(pid_t pid, const char *file) {
+static int dump_filter(pid_t pid, const char *file) {
   int n = filter_count(pid);
   if (n < 0) fail("seccomp", errno ? errno : ENOENT, "cannot read the seccomp state of the guest's init");
   struct sock_filter *prog = NULL;
   long len = 0;
   if (n > 0) {
-    if (ptrace(PTRACE_SEIZE, pid, 0, 0) < 0) fail("seccomp", errno, "PTRACE_SEIZE of the guest's init");
+    if (ptrace(PTRACE_SEIZE, pid, 0, 0) < 0) {
+      if (errno == EPERM) return -1;
+      fail("seccomp", errno, "PTRACE_SEIZE of the guest's init");
+    }
     int sig = 0, st;
     if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) < 0) {
       int e = errno;
@@ -209,15 +214,23 @@ static void dump_filter(pid_t pid, const char *file) {
     fail("seccomp", e, "%s", file);
   }
   free(prog);
+  return 0;
 }
 
 /* The filter kept in `file` (dumped first when missing); *len 0: the guest has none. */
 static struct sock_filter *load_filter(pid_t pid, const char *file, unsigned short *len) {
   int fd = open(file, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT) {
-    dump_filter(pid, file);
+  /* Execs that start together: one reads the filter, the others wait for its file (5 s at most:
+   * a debugger holding the init would keep it from everyone). */
+  for (int tries = 0; fd < 0 && errno == ENOENT && tries < 500; tries++) {
+    if (dump_filter(pid, file) < 0) {
+      struct timespec ts = {0, 10 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+      errno = ENOENT;
+    }
     fd = open(file, O_RDONLY | O_CLOEXEC);
   }
+  if (fd < 0 && errno == ENOENT) fail("seccomp", EBUSY, "the guest's init is traced: its seccomp filter cannot be read");
   struct stat st;
   if (fd < 0 || fstat(fd, &st) < 0) fail("seccomp", errno, "%s", file);
   if (st.st_size % sizeof(struct sock_filter) || st.st_size > 65535 * (off_t)sizeof(struct sock_filter))
