@@ -9,8 +9,8 @@
  * enters it, already the guest's user, and it executes the command at once.
  *
  *   jaula-exec --pid PID --pid-start TICKS --status FILE [--cgroup PROCS BACK]... [--seccomp FILE]
- *              [--listener SOCKET] [--caps HEX] [--user UID[:GID]] [--cwd DIR] [--env K=V]...
- *              [--tty --console-socket SOCKET] -- CMD [ARGS...]
+ *              [--listener SOCKET] [--caps HEX] [--no-new-privs] [--user UID[:GID]] [--cwd DIR]
+ *              [--env K=V]... [--tty --console-socket SOCKET] -- CMD [ARGS...]
  *
  * PID is the guest's init (TICKS its start time, field 22 of /proc/PID/stat: a reused pid is
  * refused). In order:
@@ -22,7 +22,8 @@
  *      runtime compiled it from the spec: the command gets exactly the init's filter). With
  *      SOCKET the filter's notification fd goes to the supervisor (which answers sysinfo(2));
  *   4. UID and GID (default 0), no supplementary groups, the capability set HEX (bounding,
- *      permitted, effective) and the working directory are set, the command is looked up in the
+ *      permitted, effective), no_new_privs if the spec has it, umask 022 (as the runtimes do for
+ *      an exec) and the working directory are set, the command is looked up in the
  *      PATH of the given environment (as the guest's user, in the guest's mount namespace);
  *   5. with --tty a pty is made in the guest's devpts, its master sent to SOCKET (as
  *      `runtime exec --tty --console-socket` does);
@@ -309,7 +310,7 @@ static void join_cgroups(int *fds, int n, const char *what) {
 int main(int argc, char **argv) {
   pid_t pid = 0;
   unsigned long long start = 0, caps = 0;
-  int have_caps = 0, tty = 0, ncg = 0, nenv = 0;
+  int have_caps = 0, tty = 0, nnp = 0, ncg = 0, nenv = 0;
   const char *status = NULL, *seccomp_file = NULL, *listener = NULL, *console = NULL, *cwd = "/";
   const char *cg[MAX_CGROUPS], *back[MAX_CGROUPS];
   char *env[MAX_ENV + 1];
@@ -323,6 +324,7 @@ int main(int argc, char **argv) {
       i++;
       break;
     } else if (!strcmp(a, "--tty")) tty = 1;
+    else if (!strcmp(a, "--no-new-privs")) nnp = 1;
     else if (!v) break;
     else if (!strcmp(a, "--pid")) pid = atoi(v), i++;
     else if (!strcmp(a, "--pid-start")) start = strtoull(v, NULL, 10), i++;
@@ -352,7 +354,7 @@ int main(int argc, char **argv) {
   env[nenv] = NULL;
   if (i >= argc || pid <= 0 || !status || (tty && !console)) {
     fprintf(stderr, "jaula-exec: usage: jaula-exec --pid PID --pid-start TICKS --status FILE [--cgroup PROCS BACK]... "
-                    "[--seccomp FILE] [--listener SOCKET] [--caps HEX] [--user UID[:GID]] [--cwd DIR] [--env K=V]... "
+                    "[--seccomp FILE] [--listener SOCKET] [--caps HEX] [--no-new-privs] [--user UID[:GID]] [--cwd DIR] [--env K=V]... "
                     "[--tty --console-socket SOCKET] -- CMD [ARGS...]\n");
     return 125;
   }
@@ -432,6 +434,8 @@ int main(int argc, char **argv) {
   if (setresgid(gid, gid, gid) < 0) fail("user", errno, "gid %u", gid);
   if (setresuid(uid, uid, uid) < 0) fail("user", errno, "uid %u", uid);
   if (have_caps) set_caps(caps, uid == 0);
+  if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail("caps", errno, "PR_SET_NO_NEW_PRIVS");
+  umask(022);
   if (chdir(cwd) < 0) fail("cwd", errno, "%s", cwd);
 
   const char *path_env = NULL;

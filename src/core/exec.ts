@@ -79,7 +79,7 @@ export interface ExecLaunch {
 
 /** The parts of the guest's OCI spec (its bundle's config.json) an exec takes over. */
 interface BundleSpec {
-  process?: { env?: string[]; capabilities?: { bounding?: string[] } };
+  process?: { env?: string[]; noNewPrivileges?: boolean; capabilities?: { bounding?: string[] } };
   linux?: { seccomp?: { listenerPath?: string } };
 }
 
@@ -175,6 +175,7 @@ export function execLaunch(
     ...(seccomp ? ['--seccomp', join(runDir, 'seccomp.bpf')] : []),
     ...(seccomp?.listenerPath ? ['--listener', seccomp.listenerPath] : []),
     ...(bounding ? ['--caps', capMask(bounding)] : []),
+    ...(spec.process?.noNewPrivileges ? ['--no-new-privs'] : []),
     ...(opts.user ? ['--user', opts.user] : []),
     '--cwd',
     cwd,
