@@ -10,12 +10,13 @@ import { cgroupMounts } from '../cgroups/cgroup.js';
 import { cgroupMode, ownCgroups } from '../cgroups/detect.js';
 import { JaulaError, messageOf } from '../common/errors.js';
 import { tmpSuffix } from '../os/fs.js';
+import { isSameProcess } from '../os/proc.js';
 import { execBin, helperBin, paths } from '../os/paths.js';
 import { ALL_CAPS, testWeakeningRequested } from '../runtime/testweaken.js';
 import { requireRunning } from './running.js';
 import { run } from '../os/spawn.js';
 
-const { EACCES, EAGAIN, EISDIR, ENOENT, ENOEXEC, ENOTDIR, EPERM, ESRCH, ETXTBSY } = constants.errno;
+const { EACCES, EAGAIN, EISDIR, ENOENT, ENOEXEC, ENOMEM, ENOTDIR, EPERM, ESRCH, ETXTBSY } = constants.errno;
 /** errno numbers back to their names, for messages. */
 const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(constants.errno).map(([k, v]) => [v, k]),
@@ -75,6 +76,8 @@ export interface ExecLaunch {
   path: string;
   /** The guest's pids cgroup directory, for the limit's values in an error. */
   pidsDir: string | undefined;
+  /** Its init (pid and start time): a failure while it ends is the guest's stop, not the exec's. */
+  init: [number, number];
 }
 
 /** The parts of the guest's OCI spec (its bundle's config.json) an exec takes over. */
@@ -184,7 +187,7 @@ export function execLaunch(
     '--',
     ...cmd,
   ];
-  return { argv, statusFile, name, cmd, cwd, path, pidsDir };
+  return { argv, statusFile, name, cmd, cwd, path, pidsDir, init: [pid, st.pidStart ?? 0] };
 }
 
 /** A cgroup file's content, or "?". */
@@ -211,6 +214,9 @@ export function execResult(l: ExecLaunch, code: number): number {
   rmSync(l.statusFile, { force: true });
   if (status.startsWith('ok')) return code;
   const m = /^err (\w+) (\d+) ?(.*)$/m.exec(status);
+  // A stop or kill of the guest meanwhile (its supervisor's socket gone, its init ended).
+  if (!['lookup', 'exec', 'cwd'].includes(m?.[1] ?? '') && !isSameProcess(...l.init))
+    throw new JaulaError('state', `Guest "${l.name}" stopped while the command was being started`);
   if (!m)
     throw new JaulaError(
       'runtime',
@@ -240,6 +246,9 @@ export function execResult(l: ExecLaunch, code: number): number {
             `some of its processes`,
         );
       }
+      // fork(2) into a PID namespace whose init has ended (the guest stopping) says ENOMEM.
+      if (errno === ENOMEM)
+        throw new JaulaError('state', `Guest "${l.name}" is stopping: "${cmd}" could not be started`);
       break;
     case 'lookup':
     case 'exec':
