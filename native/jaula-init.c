@@ -11,6 +11,15 @@
  *                                       SIGINT, SIGRTMIN+5) run "RC 6"; then end all processes and call
  *                                       reboot(2), which in a PID namespace ends this guest only and tells
  *                                       the supervisor whether it was a halt or a reboot.
+ *
+ * In both styles it serves /run/initctl as sysvinit does, so that the guest's own halt, poweroff,
+ * reboot, shutdown and telinit 0|6 work: sysvinit's tools and systemd's (systemctl falls back to
+ * /run/initctl when systemd is not PID 1) write a struct init_request there. Runlevel 0 halts the
+ * guest and 6 reboots it: "RC 0" or "RC 6" first in the sysv style; in the cmd style the command
+ * and every other process get SIGTERM (SIGKILL after 5 s). busybox's halt, poweroff and reboot
+ * signal PID 1 instead (SIGUSR1, SIGUSR2, SIGTERM): the sysv style takes them as above, the cmd
+ * style forwards them to its command like every signal; "halt -f" and "reboot -f" work in every
+ * style (reboot(2)).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,8 +27,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/reboot.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +62,60 @@ static int wait_for(pid_t pid, int ms) {
     nanosleep(&ts, NULL);
   }
   return 0;
+}
+
+/* sysvinit's <initreq.h>: what telinit, shutdown and systemctl write to /run/initctl. */
+#define INITCTL "/run/initctl"
+#define INIT_MAGIC 0x03091969
+#define INIT_CMD_RUNLVL 1
+struct init_request {
+  int magic;
+  int cmd;
+  int runlevel;
+  int sleeptime;
+  char data[368];
+};
+
+static int initctl = -1;
+static dev_t initctl_dev;
+static ino_t initctl_ino;
+
+/* Make (or make again) the FIFO and listen on it: SIGIO when a request arrives. A guest's boot
+ * may clean /run, so this runs at every wake-up; one stat(2) when all is in place. */
+static void ensure_initctl(void) {
+  struct stat st;
+  if (initctl >= 0 && stat(INITCTL, &st) == 0 && st.st_dev == initctl_dev && st.st_ino == initctl_ino)
+    return;
+  if (initctl >= 0) close(initctl);
+  initctl = -1;
+  if (lstat(INITCTL, &st) == 0 && !S_ISFIFO(st.st_mode)) unlink(INITCTL);
+  if (mkfifo(INITCTL, 0600) < 0 && errno != EEXIST) return; /* no writable /run: nothing served */
+  /* Read and write: the FIFO never reads end-of-file when a writer goes. */
+  int fd = open(INITCTL, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return;
+  if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode) || fcntl(fd, F_SETOWN, getpid()) < 0 ||
+      fcntl(fd, F_SETFL, O_RDWR | O_NONBLOCK | O_ASYNC) < 0) {
+    close(fd);
+    return;
+  }
+  initctl = fd;
+  initctl_dev = st.st_dev;
+  initctl_ino = st.st_ino;
+}
+
+/* The runlevel of the first halt (0) or reboot (6) request waiting on the FIFO, or -1. */
+static int initctl_request(void) {
+  struct init_request req;
+  int want = -1;
+  while (initctl >= 0 && read(initctl, &req, sizeof req) == (ssize_t)sizeof req) {
+    if (req.magic != INIT_MAGIC || req.cmd != INIT_CMD_RUNLVL) continue; /* INIT_CMD_SETENV, ... */
+    if (req.runlevel == '0' || req.runlevel == '6') {
+      if (want < 0) want = req.runlevel - '0';
+    } else
+      fprintf(stderr, "jaula-init: runlevel \"%c\" asked on " INITCTL ": only 0 (halt) and 6 (reboot) are served\n",
+              req.runlevel > ' ' && req.runlevel < 127 ? req.runlevel : '?');
+  }
+  return want;
 }
 
 static void shutdown_guest(const char *rc, int reboot_it) {
@@ -87,6 +152,7 @@ int main(int argc, char **argv) {
   }
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, NULL);
+  ensure_initctl();
   pid_t child = spawn(&argv[i]);
   if (child < 0) {
     perror("jaula-init: fork");
@@ -96,6 +162,12 @@ int main(int argc, char **argv) {
     siginfo_t si;
     int sig = sigwaitinfo(&all, &si);
     if (sig < 0) continue;
+    ensure_initctl();
+    if (sig == SIGIO) {
+      int level = initctl_request();
+      if (level >= 0) shutdown_guest(keep ? rc : NULL, level == 6);
+      continue;
+    }
     if (sig == SIGCHLD) {
       int st;
       pid_t w;

@@ -6,10 +6,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { join } from 'node:path';
-import { TestRoot, projectDir } from './helpers.js';
+import { TestRoot, makeNetwork, projectDir } from './helpers.js';
 
 const cache = process.env['JAULA_TEST_CACHE'] ?? '/var/cache/jaula-test';
 const t = new TestRoot('jaula-test-', { JAULA_CACHE_DIR: cache });
+/** The same packages for every build here: one debootstrap, then the cache. */
+const INCLUDE = 'sudo,iputils-ping';
 after(() => assert.deepEqual(t.cleanup(), [], 'nothing is left behind'));
 
 const status = (
@@ -22,8 +24,14 @@ const procs = (name: string): string[] =>
     .stdout.split('\n')
     .filter((l) => l.trim());
 
+/** Wait for a sysv-style guest's jaula-init to serve /run/initctl (made again after the boot). */
+const initctl = (name: string): Promise<void> =>
+  t.until(`${name}'s /run/initctl`, () => t.sh(name, 'test -p /run/initctl').code === 0, 30_000);
+
 describe('a Debian bookworm guest', () => {
+  let gw = '';
   before(() => {
+    gw = makeNetwork(t, 'dn');
     const r = t.ok(
       [
         'build',
@@ -36,7 +44,7 @@ describe('a Debian bookworm guest', () => {
         '-d',
         'bookworm',
         '--include',
-        'sudo',
+        INCLUDE,
       ],
       { timeoutMs: 20 * 60_000 },
     );
@@ -111,12 +119,14 @@ describe('a Debian bookworm guest', () => {
         'debootstrap',
         '--initstyle',
         'sysv',
+        '--interface',
+        'eth0=dn:auto',
         '-q',
         '--',
         '-d',
         'bookworm',
         '--include',
-        'sudo',
+        INCLUDE,
       ],
       {
         timeoutMs: 20 * 60_000,
@@ -127,6 +137,75 @@ describe('a Debian bookworm guest', () => {
     assert.match(ps[0] ?? '', /^\/dev\/\.jaula-init -k -s \/etc\/init\.d\/rc -- \/etc\/init\.d\/rc 3/);
     const r = t.ok(['stop', 'debsv', '--timeout', '30']);
     assert.doesNotMatch(r.stdout, /killed/);
+  });
+
+  it("pings its gateway from inside with iputils' ping (file capability cap_net_raw)", () => {
+    t.ok(['start', 'debsv']);
+    try {
+      assert.match(t.sh('debsv', 'getcap /usr/bin/ping || ls -l /usr/bin/ping').stdout, /cap_net_raw|rws/);
+      const r = t.jaula(['exec', 'debsv', '--', 'ping', '-c', '1', '-W', '10', gw]);
+      assert.equal(r.code, 0, `ping ${gw} from inside: ${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /1 packets transmitted, 1 received/);
+    } finally {
+      t.ok(['stop', 'debsv']);
+    }
+  });
+
+  it('sysv style: halt inside stops it; reboot and shutdown -r inside restart it (/run/initctl)', async () => {
+    t.ok(['start', 'debsv']);
+    await initctl('debsv');
+    t.sh('debsv', 'halt');
+    await t.until('the guest to halt', () => status('debsv').status === 'stopped', 60_000);
+    assert.equal(status('debsv').lastExit?.reason, 'halt');
+    for (const cmd of ['reboot', 'shutdown -r now']) {
+      t.ok(['start', 'debsv']);
+      const pid = status('debsv').pid;
+      await initctl('debsv');
+      t.sh('debsv', cmd);
+      await t.until(
+        `the guest to come back after "${cmd}"`,
+        () => status('debsv').status === 'running' && status('debsv').pid !== pid,
+        60_000,
+      );
+      assert.equal(status('debsv').lastExit?.reason, 'reboot', cmd);
+      t.ok(['stop', 'debsv', '--timeout', '30']);
+    }
+  });
+
+  it('cmd style: halt and reboot inside end and restart the guest (/run/initctl)', async () => {
+    t.ok(
+      [
+        'build',
+        'debcmd',
+        '-m',
+        'debootstrap',
+        '--initstyle',
+        'cmd',
+        '--cmd',
+        'sleep infinity',
+        '-q',
+        '--',
+        '-d',
+        'bookworm',
+        '--include',
+        INCLUDE,
+      ],
+      { timeoutMs: 20 * 60_000 },
+    );
+    t.ok(['start', 'debcmd']);
+    const pid = status('debcmd').pid;
+    await initctl('debcmd');
+    t.sh('debcmd', 'reboot');
+    await t.until(
+      'the guest to come back',
+      () => status('debcmd').status === 'running' && status('debcmd').pid !== pid,
+      60_000,
+    );
+    assert.equal(status('debcmd').lastExit?.reason, 'reboot');
+    await initctl('debcmd');
+    t.sh('debcmd', 'halt');
+    await t.until('the guest to halt', () => status('debcmd').status === 'stopped', 60_000);
+    assert.equal(status('debcmd').lastExit?.reason, 'halt');
   });
 
   it("boots with the full-os profile, runs sudo and apt, and still refuses the escape suite's syscall, /proc and device attempts", () => {
@@ -143,7 +222,7 @@ describe('a Debian bookworm guest', () => {
         '-d',
         'bookworm',
         '--include',
-        'sudo',
+        INCLUDE,
       ],
       { timeoutMs: 20 * 60_000 },
     );

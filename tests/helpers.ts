@@ -386,6 +386,20 @@ export function buildSkeleton(t: TestRoot, name: string, extra: string[] = []): 
   t.ok(['build', name, '-m', 'skeleton', '-q', ...extra]);
 }
 
+/**
+ * `jaula network create NAME` on a random /24 of 10.(FIRST..FIRST+39).x that no other test (or
+ * the host) uses, its bridge named from the test's tag; returns the gateway address.
+ */
+export function makeNetwork(t: TestRoot, name: string, first = 190): string {
+  for (let i = 0; i < 20; i++) {
+    const base = `10.${first + Math.floor(Math.random() * 40)}.${Math.floor(Math.random() * 250)}`;
+    const bridge = `j${name.slice(0, 3)}${t.tag.slice(0, 6)}`;
+    const r = t.jaula(['network', 'create', name, '--subnet', `${base}.1/24`, '--bridge', bridge]);
+    if (r.code === 0) return `${base}.1`;
+  }
+  throw new Error(`could not make the network "${name}"`);
+}
+
 /** Write an executable script. */
 export function writeScript(path: string, text: string): void {
   fs.mkdirSync(join(path, '..'), { recursive: true });

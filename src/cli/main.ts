@@ -1,4 +1,4 @@
-import { exitCodes, isJaulaError, JaulaError } from '../common/errors.js';
+import { codeMeanings, exitCodes, isJaulaError, JaulaError, type ErrorCode } from '../common/errors.js';
 import { parseArgs } from './args.js';
 import { err, out } from './command.js';
 import { ALIASES, COMMANDS } from './registry.js';
@@ -15,6 +15,17 @@ async function usage(): Promise<string> {
     if (name.startsWith('__')) continue;
     lines.push(`  ${name.padEnd(11)}${(await load()).summary}`);
   }
+  // One line per exit status, from the error table (codes that share a status share its line).
+  const byStatus = new Map<number, string[]>();
+  for (const [code, status] of Object.entries(exitCodes) as [ErrorCode, number][])
+    byStatus.set(status, [...(byStatus.get(status) ?? []), codeMeanings[code]]);
+  lines.push(
+    '',
+    "Exit status: 0 success (exec and run: their command's own; status: 3 when the guest does not run;",
+    "doctor: 1 when something is missing); jaula's errors:",
+  );
+  for (const [status, what] of [...byStatus].sort((a, b) => a[0] - b[0]))
+    lines.push(`  ${String(status).padStart(3)}  ${what.join('; ')}`);
   lines.push(
     '',
     "Environment: JAULA_ROOT moves all of jaula's files under another root (default /);",

@@ -14,6 +14,9 @@ export type ErrorCode =
   | 'unsupported'
   | 'timeout'
   | 'denied'
+  | 'limit'
+  | 'not_executable'
+  | 'no_command'
   | 'internal';
 
 export const exitCodes: Readonly<Record<ErrorCode, number>> = {
@@ -28,6 +31,10 @@ export const exitCodes: Readonly<Record<ErrorCode, number>> = {
   unsupported: 10,
   timeout: 11,
   denied: 13,
+  limit: 12,
+  // exec: the command could not be started (as a shell says, and as Docker and Podman do).
+  not_executable: 126,
+  no_command: 127,
   internal: 70,
 };
 
@@ -43,7 +50,29 @@ export const httpStatus: Readonly<Record<ErrorCode, number>> = {
   unsupported: 501,
   timeout: 504,
   denied: 403,
+  limit: 409,
+  not_executable: 403,
+  no_command: 404,
   internal: 500,
+};
+
+/** What each exit status means, for `jaula --help` and the README. */
+export const codeMeanings: Readonly<Record<ErrorCode, string>> = {
+  usage: 'wrong usage',
+  invalid: 'invalid input',
+  not_found: 'no such guest, template, network or file',
+  exists: 'it exists already',
+  state: 'the guest is in the wrong state (e.g. not running)',
+  busy: 'another operation holds the guest',
+  runtime: 'the OCI runtime or the kernel failed',
+  io: 'a read or write failed',
+  unsupported: 'not supported on this host',
+  timeout: 'timed out',
+  denied: 'not allowed to this caller (jaulad over TCP: host paths, privileged guests)',
+  limit: "a guest's limit refused it (e.g. pids.max)",
+  not_executable: 'exec: the command is in the guest but cannot be executed',
+  no_command: 'exec: no such command in the guest',
+  internal: 'internal error (a bug: please report it)',
 };
 
 export interface ErrorOptions {

@@ -242,7 +242,7 @@ export async function securityReport(): Promise<Check[]> {
   add(
     'capabilities',
     'ok',
-    'guests keep no SYS_ADMIN, SYS_MODULE, SYS_RAWIO, SYS_TIME, SYSLOG, DAC_READ_SEARCH, BPF, PERFMON, NET_RAW (unprivileged)',
+    'guests keep no SYS_ADMIN, SYS_MODULE, SYS_RAWIO, SYS_TIME, SYSLOG, DAC_READ_SEARCH, BPF, PERFMON; NET_RAW only for ICMP (ping): seccomp refuses other raw and packet sockets',
   );
   add(
     'masked /proc and /sys',

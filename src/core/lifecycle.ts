@@ -8,7 +8,6 @@ import { withGuestLock } from './locks.js';
 import { trace } from '../os/trace.js';
 import { cliEntry, helperBin, initBin, paths } from '../os/paths.js';
 import { bootId, isSameProcess, nofileHardLimit, readProcStat } from '../os/proc.js';
-import { run } from '../os/spawn.js';
 import { buildSpec } from '../runtime/spec.js';
 import { runtimeDelete, selectRuntime, type Runtime } from '../runtime/oci.js';
 import { storageDriver } from '../storage/index.js';
@@ -84,7 +83,7 @@ function haltSignal(cfg: GuestConfig, rootfs: string): number {
   }
 }
 
-const INSTANCE_FILES = ['bundle', 'init.pid', 'exit', 'exit.tmp', 'console.sock'];
+const INSTANCE_FILES = ['bundle', 'init.pid', 'exit', 'exit.tmp', 'console.sock', 'seccomp.bpf'];
 
 function clearInstanceFiles(runDir: string): void {
   for (const f of INSTANCE_FILES) removeTree(join(runDir, f));
@@ -239,7 +238,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
       name,
       `started (pid ${shim.initPid}, ${rt.name}${opts.reboot ? `, after a reboot inside, #${restarts}` : ''})`,
     );
-    await runGuestHook(cfg, rt, 'start');
+    await runGuestHook(cfg, 'start');
     return st;
   } catch (e) {
     (lxcfs ?? (await lxcfsLease?.catch(() => undefined)))?.release();
@@ -476,9 +475,8 @@ async function stopLocked(cfg: GuestConfig, opts: StopOptions): Promise<ExitInfo
     clearRunning(name); // (it ended by itself before: now the administrator wants it stopped)
     throw new JaulaError('state', `Guest "${name}" is not running`);
   }
-  const rt = selectRuntime(st.runtime ?? cfg.runtime);
   const pid = st.pid as number;
-  if (!opts.kill) await runGuestHook(cfg, rt, 'stop');
+  if (!opts.kill) await runGuestHook(cfg, 'stop');
   writeState(name, { ...st, status: 'stopping', stopRequested: true });
   const timeoutMs = (opts.timeout ?? cfg.stopTimeout) * 1000;
   let killed = !!opts.kill;
@@ -526,13 +524,16 @@ export async function restartGuest(name: string, opts: StopOptions = {}): Promis
 }
 
 /** Run a guest hook script (start/stop) inside the guest with /bin/sh; failures are logged. */
-async function runGuestHook(cfg: GuestConfig, rt: Runtime, hook: 'start' | 'stop'): Promise<void> {
+async function runGuestHook(cfg: GuestConfig, hook: 'start' | 'stop'): Promise<void> {
   const script = guestHookScript(cfg.name, hook);
   if (script === undefined) return;
-  const r = await run(rt.argv('exec', '--env', `JAULA_HOOK=${hook}`, cfg.name, '/bin/sh', '-s'), {
+  // As jaula exec runs commands: the guest's environment (PATH) and nothing of jaula in sight.
+  const { execCapture } = await import('./exec.js');
+  const r = await execCapture(cfg.name, ['/bin/sh', '-s'], {
+    env: [`JAULA_HOOK=${hook}`],
     input: script,
     timeoutMs: 120_000,
-  });
+  }).catch((e: unknown) => ({ code: -1, stdout: '', stderr: messageOf(e) }));
   guestLog(
     cfg.name,
     `hook ${hook} (inside): status ${r.code}${(r.stdout + r.stderr).trim() ? `: ${(r.stdout + r.stderr).trim()}` : ''}`,

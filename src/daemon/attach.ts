@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
 import { isJaulaError, JaulaError, messageOf } from '../common/errors.js';
-import { execArgv, loginShell } from '../core/exec.js';
+import { execLaunch, execResult, loginShell } from '../core/exec.js';
 import { runOnce } from '../core/run.js';
 import { tmpSuffix } from '../os/fs.js';
 import { helperBin, paths } from '../os/paths.js';
@@ -126,25 +126,26 @@ export function serveAttach(
       return finish({ type: 'exit', code });
     }
     if (!tty) {
-      const o: Parameters<typeof execArgv>[2] = { env };
+      const o: Parameters<typeof execLaunch>[2] = { env };
       if (h.cwd) o.cwd = h.cwd;
       if (h.user) o.user = h.user;
-      const [bin, ...args] = execArgv(name, cmd, o);
+      const l = execLaunch(name, cmd, o);
+      const [bin, ...args] = l.argv;
       const code = await wire(spawn(bin as string, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
-      return finish({ type: 'exit', code });
+      return finish({ type: 'exit', code: execResult(l, code) });
     }
     const sock = join(paths().run, `console-${tmpSuffix()}.sock`);
-    const o: Parameters<typeof execArgv>[2] = { env, tty: true, consoleSocket: sock };
+    const o: Parameters<typeof execLaunch>[2] = { env, tty: true, consoleSocket: sock };
     if (h.cwd) o.cwd = h.cwd;
     if (h.user) o.user = h.user;
-    const argv = execArgv(name, cmd, o);
+    const l = execLaunch(name, cmd, o);
     const rows = String(Math.max(1, Math.floor(h.rows ?? 24)));
     const cols = String(Math.max(1, Math.floor(h.cols ?? 80)));
     const code = await wire(
-      spawn(helperBin, ['pty-exec', rows, cols, sock, '--', ...argv], {
+      spawn(helperBin, ['pty-exec', rows, cols, sock, '--', ...l.argv], {
         stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
       }),
     );
-    finish({ type: 'exit', code });
+    finish({ type: 'exit', code: execResult(l, code) });
   }
 }

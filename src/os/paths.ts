@@ -98,4 +98,6 @@ export const projectDir = ((): string => {
 })();
 export const helperBin = join(projectDir, 'native/out/jaula-helper');
 export const initBin = join(projectDir, 'native/out/jaula-init');
+/** Runs a command in a running guest (jaula exec, enter, jaulad's attach): native/jaula-exec.c. */
+export const execBin = join(projectDir, 'native/out/jaula-exec');
 export const cliEntry = join(projectDir, 'dist/jaula.cjs');

@@ -2,9 +2,11 @@
  * jaula's seccomp profiles, as OCI linux.seccomp objects (pure data). They refuse, with EPERM,
  * the system calls a guest has no business making: kernel modules, kexec, the keyring, bpf,
  * perf, userfaultfd, io_uring, handle-based opens, the clock, swap, quotas, the kernel log,
- * process accounting, and new user namespaces; plus AF_PACKET, AF_ALG, AF_VSOCK and AF_KEY
- * sockets. Docker's profile blocks these too (mostly by allow-listing); jaula lists what it
- * refuses, so that a full distribution keeps working.
+ * process accounting, and new user namespaces; plus AF_PACKET, AF_XDP, AF_ALG, AF_VSOCK and
+ * AF_KEY sockets, and raw IP sockets of any protocol but ICMP and ICMPv6 (with no IP_HDRINCL), so
+ * that ping works with CAP_NET_RAW (docs/adr/0004-inside-the-guest.md). Docker's profile blocks
+ * these too (mostly by allow-listing); jaula lists what it refuses, so that a full distribution
+ * keeps working.
  *
  *   "default":  also refuses mount and the new mount API, pivot_root, and every new namespace.
  *   "full-os":  lets a distribution's init mount file systems and make mount, UTS, IPC, network,
@@ -18,7 +20,12 @@ export interface SeccompRule {
   /** ERRNO refuses; NOTIFY hands the call to the listener (the supervisor answers sysinfo). */
   action: 'SCMP_ACT_ERRNO' | 'SCMP_ACT_NOTIFY';
   errnoRet?: number;
-  args?: { index: number; value: number; valueTwo: number; op: 'SCMP_CMP_MASKED_EQ' | 'SCMP_CMP_EQ' }[];
+  args?: {
+    index: number;
+    value: number;
+    valueTwo: number;
+    op: 'SCMP_CMP_MASKED_EQ' | 'SCMP_CMP_EQ' | 'SCMP_CMP_NE';
+  }[];
 }
 
 export interface SeccompProfile {
@@ -100,10 +107,22 @@ const CLONE_NEWPID = 0x20000000;
 const CLONE_NEWNET = 0x40000000;
 const CLONE_NEWTIME = 0x00000080;
 
+const AF_INET = 2;
+const AF_INET6 = 10;
 const AF_KEY = 15;
 const AF_PACKET = 17;
 const AF_ALG = 38;
 const AF_VSOCK = 40;
+const AF_XDP = 44;
+const SOCK_RAW = 3;
+/** socket(2)'s type carries SOCK_NONBLOCK and SOCK_CLOEXEC above the type itself. */
+const SOCK_TYPE_MASK = 0xf;
+const IPPROTO_ICMP = 1;
+const IPPROTO_ICMPV6 = 58;
+const SOL_IP = 0;
+const IP_HDRINCL = 3;
+const SOL_IPV6 = 41;
+const IPV6_HDRINCL = 36;
 
 function flagRules(names: string[], index: number, flags: number[]): SeccompRule[] {
   // One rule per flag: refused when (arg & flag) == flag.
@@ -113,6 +132,49 @@ function flagRules(names: string[], index: number, flags: number[]): SeccompRule
     errnoRet: EPERM,
     args: [{ index, value: f, valueTwo: f, op: 'SCMP_CMP_MASKED_EQ' }],
   }));
+}
+
+/**
+ * Raw IP sockets for ICMP (IPv4) and ICMPv6 only: ping and traceroute -I. Guests hold
+ * CAP_NET_RAW over their own network namespace, so every other raw socket is refused here:
+ * raw IP of another protocol (IPPROTO_RAW, TCP, UDP, ...), IP_HDRINCL (which would let an ICMP
+ * socket write whole IP headers of any protocol), AF_PACKET and AF_XDP (link-layer frames).
+ * 32-bit x86 processes reaching socket() through socketcall(2) get EPERM for every family
+ * (libseccomp cannot read socketcall's arguments: it refuses the call as a whole).
+ */
+function socketRules(): SeccompRule[] {
+  const refuse = (names: string[], args: NonNullable<SeccompRule['args']>): SeccompRule => ({
+    names,
+    action: 'SCMP_ACT_ERRNO',
+    errnoRet: EPERM,
+    args,
+  });
+  const rawOf = (af: number, allowed: number): SeccompRule =>
+    refuse(
+      ['socket'],
+      [
+        { index: 0, value: af, valueTwo: 0, op: 'SCMP_CMP_EQ' },
+        { index: 1, value: SOCK_TYPE_MASK, valueTwo: SOCK_RAW, op: 'SCMP_CMP_MASKED_EQ' },
+        { index: 2, value: allowed, valueTwo: 0, op: 'SCMP_CMP_NE' },
+      ],
+    );
+  const sockopt = (level: number, name: number): SeccompRule =>
+    refuse(
+      ['setsockopt'],
+      [
+        { index: 1, value: level, valueTwo: 0, op: 'SCMP_CMP_EQ' },
+        { index: 2, value: name, valueTwo: 0, op: 'SCMP_CMP_EQ' },
+      ],
+    );
+  return [
+    ...[AF_KEY, AF_PACKET, AF_ALG, AF_VSOCK, AF_XDP].map((af) =>
+      refuse(['socket'], [{ index: 0, value: af, valueTwo: 0, op: 'SCMP_CMP_EQ' }]),
+    ),
+    rawOf(AF_INET, IPPROTO_ICMP),
+    rawOf(AF_INET6, IPPROTO_ICMPV6),
+    sockopt(SOL_IP, IP_HDRINCL),
+    sockopt(SOL_IPV6, IPV6_HDRINCL),
+  ];
 }
 
 function architectures(): string[] {
@@ -146,12 +208,7 @@ export function seccompProfile(profile: Profile): SeccompProfile {
     ...flagRules(['unshare'], 0, nsFlags),
     // x86-64 clone(flags, ...); (s390 swaps the first two arguments: not a jaula host).
     ...flagRules(['clone'], 0, nsFlags),
-    ...[AF_KEY, AF_PACKET, AF_ALG, AF_VSOCK].map((af): SeccompRule => ({
-      names: ['socket'],
-      action: 'SCMP_ACT_ERRNO',
-      errnoRet: EPERM,
-      args: [{ index: 0, value: af, valueTwo: 0, op: 'SCMP_CMP_EQ' }],
-    })),
+    ...socketRules(),
   ];
   if (profile === 'default')
     rules.push({ names: [...MOUNT_CALLS, 'setns'], action: 'SCMP_ACT_ERRNO', errnoRet: EPERM });

@@ -63,9 +63,12 @@ export const GUEST_INIT_PATH = '/dev/.jaula-init';
  * The capabilities a guest keeps. Left out: SYS_ADMIN, SYS_MODULE, SYS_RAWIO, SYS_TIME,
  * SYS_PACCT, SYS_RESOURCE, SYS_PTRACE, SYSLOG, MAC_*, AUDIT_CONTROL/READ, BPF, PERFMON,
  * CHECKPOINT_RESTORE, WAKE_ALARM, BLOCK_SUSPEND, LINUX_IMMUTABLE, DAC_READ_SEARCH (it grants
- * open_by_handle_at, which opens any file of a mounted file system by its handle). An
- * unprivileged guest also loses NET_RAW: ping uses ICMP echo sockets (ping_group_range). SYS_BOOT stays: in a PID
- * namespace reboot(2) only ends the guest itself, which is how halt and reboot inside work.
+ * open_by_handle_at, which opens any file of a mounted file system by its handle). NET_RAW
+ * stays, for ping (busybox ping opens only raw sockets; iputils' ping carries the file
+ * capability cap_net_raw): over the guest's own network namespace, with seccomp refusing every
+ * raw socket but ICMP and ICMPv6 (seccomp.ts, docs/adr/0004-inside-the-guest.md). SYS_BOOT
+ * stays: in a PID namespace reboot(2) only ends the guest itself, which is how halt and reboot
+ * inside work.
  */
 export const GUEST_CAPS = [
   'CAP_CHOWN',
@@ -245,7 +248,7 @@ function fstabMount(e: FstabEntry): OciMount {
 export function buildSpec(input: SpecInput): OciSpec {
   const { cfg } = input;
   const args = input.args ?? initArgs(cfg);
-  const caps = input.idmap ? GUEST_CAPS.filter((c) => c !== 'CAP_NET_RAW') : [...GUEST_CAPS];
+  const caps = [...GUEST_CAPS];
   // A full distribution's init mounts file systems: CAP_SYS_ADMIN, but only over the guest's own
   // user namespace (never for a privileged guest), with seccomp still refusing the rest.
   if (cfg.profile === 'full-os' && input.idmap) caps.push('CAP_SYS_ADMIN');

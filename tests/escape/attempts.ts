@@ -209,16 +209,16 @@ export const ATTEMPTS: readonly Attempt[] = [
   },
   {
     id: 'net.af_packet',
-    what: 'socket(AF_PACKET, SOCK_RAW)',
+    what: 'link-layer sockets: socket(AF_PACKET, SOCK_RAW and SOCK_DGRAM), socket(AF_XDP)',
     expect: 'EPERM',
-    layer: 'capability bounding set (no CAP_NET_RAW) or seccomp',
+    layer: 'seccomp (guests hold CAP_NET_RAW for ping)',
     via: 'exec',
   },
   {
     id: 'net.raw_inet',
-    what: 'socket(AF_INET, SOCK_RAW, IPPROTO_RAW)',
+    what: 'raw IP sockets but ICMP: socket(AF_INET and AF_INET6, SOCK_RAW, IPPROTO_RAW, TCP, UDP); IP_HDRINCL and IPV6_HDRINCL on an ICMP raw socket',
     expect: 'EPERM',
-    layer: 'capability bounding set (no CAP_NET_RAW) or seccomp',
+    layer: 'seccomp (raw sockets for ICMP and ICMPv6 only, no HDRINCL)',
     via: 'exec',
   },
   {
@@ -393,7 +393,8 @@ export const ATTEMPTS: readonly Attempt[] = [
     id: 'exec.runtime-exe',
     what: 'CVE-2019-5736: while jaula exec runs (also with a #!/proc/self/exe script and a /proc/self/exe symlink as the command), catch a process whose binary is outside the guest and reopen it for writing',
     expect: 'no such process seen, or it does not open for writing',
-    layer: 'OCI runtime (cloned or read-only binary)',
+    layer:
+      'jaula-exec: the command alone enters the guest, not dumpable until it executes; its binary is busy (ETXTBSY) while it runs',
     via: 'exec-concurrent',
   },
   {

@@ -764,10 +764,75 @@ static void try_socket(result *r, int domain, int type, int proto, const char *w
   BLOCKED(r, errno, "socket(%s) was refused", what);
 }
 
-static void a_af_packet(result *r) {
-  try_socket(r, AF_PACKET, SOCK_RAW, htons(ETH_P_ALL), "AF_PACKET, SOCK_RAW");
+struct sock_try {
+  int domain, type, proto;
+  const char *what;
+};
+
+/* Several sockets that must all be refused: open when any is made. */
+static void try_sockets(result *r, const struct sock_try *t, int n) {
+  char refused[600] = "";
+  int first = 0, all_absent = 1;
+  for (int i = 0; i < n; i++) {
+    int fd = socket(t[i].domain, t[i].type | SOCK_CLOEXEC, t[i].proto);
+    if (fd >= 0) {
+      close(fd);
+      return OPEN(r, "socket(%s) was created", t[i].what);
+    }
+    int e = errno;
+    if (e != EAFNOSUPPORT && e != EPROTONOSUPPORT && e != ESOCKTNOSUPPORT) all_absent = 0;
+    if (!first || (first == EAFNOSUPPORT && e != EAFNOSUPPORT)) first = e;
+    app(refused, sizeof refused, "%s%s:%s", i ? " " : "", t[i].what, errname(e));
+  }
+  if (all_absent) r->absent = 1;
+  BLOCKED(r, first, "refused: %s", refused);
 }
-static void a_raw_inet(result *r) { try_socket(r, AF_INET, SOCK_RAW, IPPROTO_RAW, "AF_INET, SOCK_RAW"); }
+
+static void a_af_packet(result *r) {
+  static const struct sock_try t[] = {
+      {AF_PACKET, SOCK_RAW, 0, "AF_PACKET,SOCK_RAW"},
+      {AF_PACKET, SOCK_DGRAM, 0, "AF_PACKET,SOCK_DGRAM"},
+      {44 /* AF_XDP */, SOCK_RAW, 0, "AF_XDP"},
+  };
+  /* protocol 0: such a socket receives nothing until bound, and nothing is bound or sent */
+  try_sockets(r, t, sizeof t / sizeof *t);
+}
+
+/* Raw IP of any protocol but ICMP/ICMPv6 (ping's), and IP_HDRINCL on an ICMP raw socket (it
+ * would write whole IP headers: any protocol, any source address). Nothing is sent. */
+static void a_raw_inet(result *r) {
+  static const struct sock_try t[] = {
+      {AF_INET, SOCK_RAW, IPPROTO_RAW, "AF_INET,SOCK_RAW,IPPROTO_RAW"},
+      {AF_INET, SOCK_RAW, IPPROTO_TCP, "AF_INET,SOCK_RAW,IPPROTO_TCP"},
+      {AF_INET, SOCK_RAW | SOCK_NONBLOCK, IPPROTO_UDP, "AF_INET,SOCK_RAW|SOCK_NONBLOCK,IPPROTO_UDP"},
+      {AF_INET6, SOCK_RAW, IPPROTO_RAW, "AF_INET6,SOCK_RAW,IPPROTO_RAW"},
+      {AF_INET6, SOCK_RAW, IPPROTO_TCP, "AF_INET6,SOCK_RAW,IPPROTO_TCP"},
+  };
+  try_sockets(r, t, sizeof t / sizeof *t);
+  if (!r->blocked) return;
+  char detail[sizeof r->detail];
+  snprintf(detail, sizeof detail, "%s", r->detail);
+  int err = r->err;
+  static const struct {
+    int domain, proto, level, opt;
+    const char *what;
+  } h[] = {{AF_INET, IPPROTO_ICMP, IPPROTO_IP, IP_HDRINCL, "IP_HDRINCL"},
+           {AF_INET6, IPPROTO_ICMPV6, IPPROTO_IPV6, 36 /* IPV6_HDRINCL */, "IPV6_HDRINCL"}};
+  for (size_t i = 0; i < sizeof h / sizeof *h; i++) {
+    int fd = socket(h[i].domain, SOCK_RAW | SOCK_CLOEXEC, h[i].proto);
+    if (fd < 0) {
+      app(detail, sizeof detail, "; ICMP raw socket for %s:%s", h[i].what, errname(errno));
+      continue;
+    }
+    int one = 1;
+    int rc = setsockopt(fd, h[i].level, h[i].opt, &one, sizeof one);
+    int e = errno;
+    close(fd);
+    if (rc == 0) return OPEN(r, "%s was set on an ICMP raw socket (%s)", h[i].what, detail);
+    app(detail, sizeof detail, "; %s on an ICMP raw socket:%s", h[i].what, errname(e));
+  }
+  BLOCKED(r, err, "%s", detail);
+}
 static void a_af_alg(result *r) { try_socket(r, AF_ALG, SOCK_SEQPACKET, 0, "AF_ALG"); }
 static void a_af_vsock(result *r) {
   /* Created only, never connected: the hypervisor's vsock services are not to be touched. */

@@ -30,6 +30,14 @@ the command's. With several (selectors), the command runs in each selected guest
 last line of output (--format json: all of it); the exit status is 0 when all succeeded.
 --all and --mark pass over guests that do not run; a guest named on the command line must run.
 
+Only the command enters the guest, already set up: the guest's ps never shows a process of jaula
+or of the runtime (docs/adr/0004-inside-the-guest.md).
+
+Exit status: the command's own. When the command could not be started, jaula says why on
+standard error ("jaula: ...") and exits with one of its own: 127 no such command in the guest,
+126 the command cannot be executed, 12 the guest is at a limit (its pids.max), 6 the guest does
+not run, 4 no such guest or --cwd, 2 wrong usage (see "jaula --help" for all).
+
 Examples:
   jaula exec vs01 -- ps aux
   echo hello | jaula exec vs01 -- cat
