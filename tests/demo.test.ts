@@ -57,13 +57,9 @@ describe('./setup demo', () => {
     assert.match(output, new RegExp(`jaula exec demo -- ping -c 1 -W 2 ${gw.replace(/\./g, '\\.')} `));
   });
 
-  it(
-    'pings its gateway from inside',
-    { todo: 'ping inside a guest (NET_RAW for ICMP) comes with branch i11-inside' },
-    () => {
-      assert.match(output, /1 packets transmitted, 1 packets received/);
-    },
-  );
+  it('pings its gateway from inside', () => {
+    assert.match(output, /1 packets transmitted, 1 packets received/);
+  });
 
   it('is idempotent: a second run keeps the guest', () => {
     const pid = (JSON.parse(t.ok(['status', 'demo', '--format', 'json']).stdout) as { pid: number }).pid;
