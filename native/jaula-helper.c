@@ -32,7 +32,9 @@
  *   jaula-helper idmap-mount HOSTID SIZE SRC DST [SRC DST]...
  *       Bind-mounts each SRC on its DST, idmapped 0..SIZE-1 -> HOSTID..: a file owned by uid 0
  *       on disk belongs to the guest's root, which is an unprivileged uid on the host. One
- *       process and one user namespace for all of a guest's layers.
+ *       process and one user namespace for all of a guest's layers. The view is the guest's own:
+ *       nosuid and nodev of jaula's storage mounts (the pool, quota images) are cleared on it
+ *       (it lies behind the guest's barrier directory).
  *
  *   jaula-helper pty-exec ROWS COLS SOCKET -- ARGV...
  *       An interactive session on a pty made inside a guest, for jaulad's consoles: runs ARGV
@@ -868,6 +870,10 @@ static int netns_move(int argc, char **argv) {
 #ifndef MOVE_MOUNT_F_EMPTY_PATH
 #define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
 #endif
+#ifndef MOUNT_ATTR_NOSUID
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV 0x00000004
+#endif
 #ifndef MOUNT_ATTR_IDMAP
 #define MOUNT_ATTR_IDMAP 0x00100000
 #endif
@@ -1063,7 +1069,8 @@ static int idmap_mount(int argc, char **argv) {
     const char *src = argv[i], *dst = argv[i + 1];
     rc = 1;
     int tree = (int)syscall(SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE | O_CLOEXEC);
-    struct jaula_mount_attr attr = {MOUNT_ATTR_IDMAP, 0, 0, (unsigned long long)userns};
+    struct jaula_mount_attr attr = {MOUNT_ATTR_IDMAP, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0,
+                                    (unsigned long long)userns};
     if (tree < 0) fprintf(stderr, "jaula-helper: open_tree \"%s\": %s\n", src, strerror(errno));
     else if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
       fprintf(stderr, "jaula-helper: idmapping \"%s\": %s (its filesystem may not support idmapped mounts)\n", src,

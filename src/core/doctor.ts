@@ -190,6 +190,8 @@ export async function securityReport(): Promise<Check[]> {
   const { loadAllConfigs } = await import('./store.js');
   const { helperBin: helper, paths: p } = await import('../os/paths.js');
   const { mkdtempSync, rmSync, mkdirSync } = await import('node:fs');
+  const { barrierChecks } = await import('./barrier.js');
+  const { libDir } = await import('../storage/barrier.js');
   const maxUserns = Number(readOr('/proc/sys/user/max_user_namespaces', '0'));
   add(
     'user namespaces',
@@ -198,7 +200,8 @@ export async function securityReport(): Promise<Check[]> {
       ? `each unprivileged guest's root is an unprivileged host uid (max_user_namespaces=${maxUserns})`
       : 'disabled: guests can only be privileged (set user.max_user_namespaces)',
   );
-  mkdirSync(p().lib, { recursive: true });
+  checks.push(...barrierChecks());
+  if (!fs.existsSync(p().lib)) libDir();
   const dir = mkdtempSync(`${p().lib}/.doctor-`);
   try {
     mkdirSync(`${dir}/src`);

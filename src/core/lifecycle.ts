@@ -10,6 +10,7 @@ import { cliEntry, helperBin, initBin, paths } from '../os/paths.js';
 import { bootId, isSameProcess, nofileHardLimit, readProcStat } from '../os/proc.js';
 import { buildSpec } from '../runtime/spec.js';
 import { runtimeDelete, selectRuntime, type Runtime } from '../runtime/oci.js';
+import { guestBarriers } from '../storage/barrier.js';
 import { storageDriver } from '../storage/index.js';
 import { guestIdRange, type IdRange } from '../runtime/idmap.js';
 import type { MountedRoot, StorageDriver } from '../storage/driver.js';
@@ -148,7 +149,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
   // Before anything is made: a guest whose files are gone is refused, and nothing is created.
   requireGuestFiles(cfg, storage);
   const runDir = paths().guestRun(name);
-  mkdirp(runDir, 0o700);
+  guestBarriers(name, guestIdRange(cfg)?.hostId); // behind the barrier (storage/barrier.ts)
   clearInstanceFiles(runDir);
   // The config it runs with: stopping it and cleaning up need it, even if config.toml breaks.
   writeFileAtomic(startedConfigFile(name), serializeConfig(cfg), 0o600, { durable: false });

@@ -11,6 +11,7 @@ import { buildSpec, GUEST_INIT_PATH } from '../runtime/spec.js';
 import { runtimeDelete, selectRuntime } from '../runtime/oci.js';
 import { guestIdRange } from '../runtime/idmap.js';
 import { removeUserns } from '../runtime/userns.js';
+import { guestBarriers } from '../storage/barrier.js';
 import { storageDriver } from '../storage/index.js';
 import { waitChild } from './exec.js';
 import { guestLog } from './log.js';
@@ -51,9 +52,10 @@ export async function runOnce(
     const storage = await storageDriver(cfg.storage.driver);
     requireGuestFiles(cfg, storage);
     if (prev.status !== 'stopped') await runtimeDelete(rt, name);
+    const idmap = guestIdRange(cfg);
+    guestBarriers(name, idmap?.hostId); // behind the barrier (storage/barrier.ts)
     mkdirp(join(runDir, 'bundle'), 0o700);
     for (const f of ['init.pid', 'exit']) removeTree(join(runDir, f));
-    const idmap = guestIdRange(cfg);
     // A failure before the run leaves nothing behind (no mount, loop device or namespace).
     const rev = new Reverter();
     try {

@@ -12,6 +12,7 @@ import { isSameProcess, readProcStat } from '../os/proc.js';
 import { runOk } from '../os/spawn.js';
 import { tarCompressionFlag } from '../os/tar.js';
 import { isDir, isWhiteout, walkTree } from '../os/walk.js';
+import { libDir } from '../storage/barrier.js';
 import { layout } from '../storage/layout.js';
 import { copyDirAttrs, storedTemplateTree } from '../storage/tree.js';
 import type { GuestConfig } from './config.js';
@@ -110,7 +111,8 @@ async function makeTemplate(
   fill: (tree: string) => Promise<void>,
 ): Promise<TemplateMeta> {
   validateName(name, 'template');
-  mkdirp(layout.templates());
+  libDir();
+  mkdirp(layout.templates(), 0o700);
   const final = layout.templateDir(name);
   if (fs.existsSync(final))
     throw new JaulaError(
@@ -351,6 +353,9 @@ async function exportInto(
   );
   const p = tarProgress(progress, 'archived', meta?.bytes);
   try {
+    // The archive holds a whole tree (setuid programs, device nodes, /etc/shadow): root's only,
+    // from its first byte (tar keeps the mode of the file it truncates).
+    fs.closeSync(fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600));
     await runOk(
       [
         'tar',

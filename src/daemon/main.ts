@@ -14,6 +14,7 @@ import { mkdirp, writeFileAtomic } from '../os/fs.js';
 import { HostFiles } from '../os/hostfiles.js';
 import { paths } from '../os/paths.js';
 import { ensurePool } from '../storage/pool.js';
+import { repairBarriers } from '../core/barrier.js';
 import { parseListen, Server } from './server.js';
 
 const VALUE_OPTS = ['socket', 'listen', 'tls-cert', 'tls-key', 'token-file', 'host-files', 'allow-host'];
@@ -109,6 +110,7 @@ export async function runDaemon(argv: string[]): Promise<number> {
 
   const t0 = Date.now();
   await ensurePool();
+  for (const n of await repairBarriers()) log(n);
   const { report, stopping, ranBefore } = await reconcileState({ autostart });
   const fixed = [
     ...report.settled.map((n) => `settled ${n}`),

@@ -74,7 +74,9 @@ export async function mountImage(file: string, dir: string): Promise<void> {
   if (isMountPoint(dir)) return;
   await releaseLoops(file);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  await runOk(['mount', '-t', 'ext4', '-o', 'loop', file, dir], {
+  // jaula's storage, not the guest's view of it (that is an overlay, idmapped or bind mount
+  // that keeps its setuid programs): nosuid,nodev, like the pool.
+  await runOk(['mount', '-t', 'ext4', '-o', 'loop,nosuid,nodev', file, dir], {
     what: `Mounting the filesystem image "${file}"`,
   });
 }

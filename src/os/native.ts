@@ -31,6 +31,8 @@ export const WALK_XATTRS = 1;
 export const WALK_ONEFS = 2;
 export const MNT_DETACH = 2;
 export const MS_RDONLY = 1;
+export const MS_REMOUNT = 32;
+export const MS_BIND = 4096;
 export const FS_XFLAG_PROJINHERIT = 0x200;
 export const RLIMIT_NOFILE = 7;
 

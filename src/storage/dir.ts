@@ -5,7 +5,7 @@ import { removeTree } from '../os/fs.js';
 import { unmountBelow } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import type { StorageDriver } from './driver.js';
-import { mountOrUndo, mountTree, unmountIdmapped } from './idmapped.js';
+import { mountOrUndo, mountTree, unmountView } from './idmapped.js';
 import { copyDirAttrs, storedTemplateTree } from './tree.js';
 import { vol } from './vol.js';
 
@@ -51,7 +51,7 @@ export const dirDriver: StorageDriver = {
     );
   },
   async unmount(cfg) {
-    await unmountIdmapped(cfg.name);
+    await unmountView(cfg.name);
     vol.detach(cfg.name);
   },
   async destroy(name) {

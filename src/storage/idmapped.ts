@@ -1,10 +1,13 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { mountsBelow, unmount } from '../os/mounts.js';
+import { MS_BIND, MS_REMOUNT, native } from '../os/native.js';
 import { helperBin, paths } from '../os/paths.js';
 import { runOk } from '../os/spawn.js';
 import type { IdRange } from '../runtime/idmap.js';
+import { guestRunDir } from './barrier.js';
 import type { MountedRoot, MountOptions } from './driver.js';
+import { layout } from './layout.js';
 
 /** Where a running guest's idmapped root is mounted. */
 export function idmappedRootPath(name: string): string {
@@ -14,19 +17,6 @@ export function idmappedRootPath(name: string): string {
 /** Where the idmapped views of an overlay guest's layers are mounted (private to jaula). */
 export function idmappedLayersPath(name: string): string {
   return join(paths().guestRun(name), 'layers');
-}
-
-/**
- * The runtime sets up an unprivileged guest's mounts as the guest's (unprivileged) root: every
- * directory above its root and its bind sources must be searchable by others (o+x, not o+r).
- */
-export function makeTraversable(path: string): void {
-  const parts = path.split('/').filter(Boolean);
-  for (let i = 1; i <= parts.length; i++) {
-    const p = `/${parts.slice(0, i).join('/')}`;
-    const st = fs.statSync(p);
-    if (st.isDirectory() && !(st.mode & 0o001)) fs.chmodSync(p, (st.mode & 0o7777) | 0o001);
-  }
 }
 
 /**
@@ -40,19 +30,43 @@ export async function idmapMounts(pairs: [string, string][], range: IdRange, wha
   });
 }
 
-/** Mount an idmapped view of `tree` for the runtime. */
+/**
+ * Mount an idmapped view of `tree` for the runtime, behind the guest's barrier (its run
+ * directory, which the guest's root may pass: its runtime sets up the guest's mounts as that ID).
+ */
 export async function mountIdmapped(name: string, tree: string, range: IdRange): Promise<string> {
+  guestRunDir(name, range.hostId);
   const at = idmappedRootPath(name);
   await unmountIdmapped(name);
   fs.mkdirSync(at, { recursive: true, mode: 0o711 });
-  makeTraversable(at);
   await idmapMounts([[tree, at]], range, `Mounting the idmapped root of guest "${name}"`);
   return at;
 }
 
-/** A plain tree's root: the tree itself, or (opts.idmap) an idmapped view of it for the runtime. */
+/**
+ * A privileged guest's view of a plain tree: a bind mount of it behind the guest's barrier, with
+ * the nosuid and nodev of jaula's storage mounts (the pool, a quota image) cleared, so that the
+ * guest's own setuid programs work while the storage stays nosuid,nodev for the host.
+ */
+function mountPlainView(name: string, tree: string): string {
+  guestRunDir(name);
+  const at = layout.mountPoint(name);
+  unmountTree(at);
+  fs.mkdirSync(at, { recursive: true, mode: 0o700 });
+  native().mount(tree, at, null, MS_BIND, null);
+  try {
+    native().mount(null, at, null, MS_REMOUNT | MS_BIND, null);
+  } catch (e) {
+    unmount(at);
+    throw e;
+  }
+  return at;
+}
+
+/** A plain tree's root: a view of it for the runtime (opts.idmap: idmapped), over the tree itself. */
 export async function mountTree(name: string, tree: string, opts: MountOptions): Promise<MountedRoot> {
-  return { root: opts.idmap ? await mountIdmapped(name, tree, opts.idmap) : tree, hostView: tree };
+  const root = opts.idmap ? await mountIdmapped(name, tree, opts.idmap) : mountPlainView(name, tree);
+  return { root, hostView: tree };
 }
 
 /** Run a driver's mount steps; when one fails, undo those done (no stray mount or loop device). */
@@ -77,4 +91,15 @@ export function unmountTree(dir: string): void {
 export async function unmountIdmapped(name: string): Promise<void> {
   unmountTree(idmappedRootPath(name));
   unmountTree(idmappedLayersPath(name));
+}
+
+/** Undo mountTree(): either view, and its mount point. */
+export async function unmountView(name: string): Promise<void> {
+  await unmountIdmapped(name);
+  unmountTree(layout.mountPoint(name));
+  try {
+    fs.rmdirSync(layout.mountPoint(name));
+  } catch {
+    /* absent, or not empty (never remove files under a mount point) */
+  }
 }

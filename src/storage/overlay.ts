@@ -8,14 +8,8 @@ import { paths } from '../os/paths.js';
 import type { GuestConfig } from '../core/config.js';
 import type { IdRange } from '../runtime/idmap.js';
 import type { MountedRoot, StorageDriver } from './driver.js';
-import {
-  idmapMounts,
-  idmappedLayersPath,
-  idmappedRootPath,
-  makeTraversable,
-  mountOrUndo,
-  unmountTree,
-} from './idmapped.js';
+import { guestRunDir } from './barrier.js';
+import { idmapMounts, idmappedLayersPath, idmappedRootPath, mountOrUndo, unmountTree } from './idmapped.js';
 import { layout, overlayPath } from './layout.js';
 import { copyDirAttrs, storedTemplateTree } from './tree.js';
 import { applyPendingUnify } from './unifyapply.js';
@@ -97,7 +91,6 @@ async function mountIdmappedOverlay(cfg: GuestConfig, range: IdRange): Promise<M
   );
   const root = idmappedRootPath(name);
   fs.mkdirSync(root, { recursive: true, mode: 0o711 });
-  makeTraversable(root);
   withFsIds(range.hostId, () =>
     native().mount(
       'overlay',
@@ -168,11 +161,13 @@ export const overlayDriver: StorageDriver = {
         await vol.attach(cfg.name);
         await applyPendingUnify(cfg.name, upper(cfg.name));
         unmountRoot(cfg.name); // a stale mount from a crash: mount afresh with today's layers
+        // Its mounts appear behind the guest's barrier (which its root's runtime may pass).
+        guestRunDir(cfg.name, opts.idmap?.hostId);
         fs.mkdirSync(layout.unifiedLayer(cfg.name), { recursive: true, mode: 0o755 });
         fs.mkdirSync(work(cfg.name), { recursive: true, mode: 0o700 });
         if (opts.idmap) return mountIdmappedOverlay(cfg, opts.idmap);
         const mp = layout.mountPoint(cfg.name);
-        fs.mkdirSync(mp, { recursive: true, mode: 0o755 });
+        fs.mkdirSync(mp, { recursive: true, mode: 0o700 });
         const o = overlayOptions(lowerDirs(cfg), upper(cfg.name), work(cfg.name));
         native().mount('overlay', mp, 'overlay', 0, o);
         return { root: mp, hostView: mp };

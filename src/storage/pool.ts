@@ -7,6 +7,7 @@ import { isMountPoint, loopDevicesBelow, releaseLoops } from '../os/image.js';
 import { unmount } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import { runOk } from '../os/spawn.js';
+import { ensureBarrier, libBarrier, libDir } from './barrier.js';
 
 /**
  * The storage pool: where var/lib/jaula sits on btrfs (the host's own btrfs, or a btrfs image
@@ -72,10 +73,22 @@ export async function ensurePool(): Promise<void> {
       'runtime',
       `The storage pool's image ${cfg.image} is missing: restore it, or remove ${confFile()} to use ${paths().lib} without a pool`,
     );
-  fs.mkdirSync(paths().lib, { recursive: true, mode: 0o755 });
-  await runOk(['mount', '-t', 'btrfs', '-o', 'loop', cfg.image, paths().lib], {
-    what: `Mounting the storage pool ${cfg.image} on ${paths().lib}`,
+  await mountPool(cfg.image);
+}
+
+/**
+ * The pool is jaula's storage, never a guest's view of it: mounted nosuid,nodev (guests' roots
+ * are overlay, idmapped or bind views that keep their setuid programs), on the barrier
+ * directory, with its own root 0700 too (see storage/barrier.ts).
+ */
+export const POOL_MOUNT_OPTIONS = 'loop,nosuid,nodev';
+
+async function mountPool(image: string): Promise<void> {
+  const lib = libDir();
+  await runOk(['mount', '-t', 'btrfs', '-o', POOL_MOUNT_OPTIONS, image, lib], {
+    what: `Mounting the storage pool ${image} on ${lib}`,
   });
+  ensureBarrier(libBarrier());
 }
 
 /** The pool where var/lib/jaula is btrfs with quota groups, else undefined. */
@@ -153,7 +166,7 @@ export async function createPool(
       `jaula's storage already holds data (${data}): make the pool before the first guest, or move them away first (jaula template export, jaula delete)`,
     );
   }
-  fs.mkdirSync(lib, { recursive: true, mode: 0o755 });
+  libDir();
   fs.mkdirSync(paths().etc, { recursive: true, mode: 0o755 });
   if (isBtrfs(lib)) {
     await runOk(['btrfs', 'quota', 'enable', lib], { what: `Enabling quota groups on ${lib}` });
@@ -187,7 +200,7 @@ export async function createPool(
     await runOk(['mkfs.btrfs', '-q', '-L', 'jaula-pool', '-m', 'single', image], {
       what: `Making the pool ${image}`,
     });
-    await runOk(['mount', '-t', 'btrfs', '-o', 'loop', image, lib], { what: `Mounting the pool on ${lib}` });
+    await mountPool(image);
     await runOk(['btrfs', 'quota', 'enable', lib], { what: `Enabling quota groups on ${lib}` });
     savePoolConfig({ image, bytes, guestQuota });
   } catch (e) {

@@ -5,8 +5,9 @@ import { copyTree } from '../os/copy.js';
 import { mkdirp, removeTree, tmpSuffix } from '../os/fs.js';
 import { withLock } from '../os/lock.js';
 import { paths } from '../os/paths.js';
+import { libDir } from './barrier.js';
 import type { StorageDriver } from './driver.js';
-import { mountOrUndo, mountTree, unmountIdmapped } from './idmapped.js';
+import { mountOrUndo, mountTree, unmountView } from './idmapped.js';
 import { layout } from './layout.js';
 import { copyDirAttrs, storedTemplateTree } from './tree.js';
 
@@ -91,6 +92,7 @@ export const reflinkDriver: StorageDriver = {
         'unsupported',
         'Quotas are not available with the reflink storage driver on this host (its filesystem has no project quotas here): use --storage overlay or dir with --quota',
       );
+    libDir();
     mkdirp(paths().guestData(cfg.name), 0o700);
     mkdirp(rootfs(cfg.name));
     if (cfg.storage.template) {
@@ -101,6 +103,7 @@ export const reflinkDriver: StorageDriver = {
   },
   async clone(src, dst) {
     requirePool();
+    libDir();
     mkdirp(paths().guestData(dst.name), 0o700);
     mkdirp(rootfs(dst.name));
     copyDirAttrs(rootfs(src.name), rootfs(dst.name));
@@ -109,9 +112,9 @@ export const reflinkDriver: StorageDriver = {
   mount: async (cfg, opts = {}) =>
     mountOrUndo(
       () => mountTree(cfg.name, rootfs(cfg.name), opts),
-      () => unmountIdmapped(cfg.name),
+      () => unmountView(cfg.name),
     ),
-  unmount: async (cfg) => unmountIdmapped(cfg.name),
+  unmount: async (cfg) => unmountView(cfg.name),
   async destroy(name) {
     removeTree(layout.poolGuest(name));
     removeTree(paths().guestData(name));

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import { JaulaError } from '../common/errors.js';
 import { growImage, isMountPoint, makeImage, mountImage, umountImage } from '../os/image.js';
 import type { StorageConfig } from '../core/config.js';
+import { libDir } from './barrier.js';
 import { layout } from './layout.js';
 import { qgroupPool, subvolCreate, subvolLimit, subvolUsage } from './pool.js';
 
@@ -20,6 +21,7 @@ export const vol = {
     vol.hasImage(name) || fs.existsSync(layout.vol(name)) ? layout.vol(name) : layout.guestData(name),
 
   async create(name: string, s: StorageConfig): Promise<void> {
+    libDir();
     fs.mkdirSync(layout.guestData(name), { recursive: true, mode: 0o700 });
     if (s.quotaBytes === undefined && s.quotaInodes !== undefined)
       throw new JaulaError(

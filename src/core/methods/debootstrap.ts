@@ -6,6 +6,7 @@ import { mkdirp, which } from '../../os/fs.js';
 import { unmountBelow } from '../../os/mounts.js';
 import { paths } from '../../os/paths.js';
 import { run, runOk } from '../../os/spawn.js';
+import { cacheDir } from '../../storage/barrier.js';
 import { extractTemplate } from './template.js';
 
 export interface DebootstrapArgs {
@@ -120,6 +121,7 @@ export async function buildDebootstrap(
   signal?: AbortSignal,
 ): Promise<void> {
   const arch = await hostArch();
+  cacheDir(); // behind the barrier: the cached trees hold setuid programs too
   const cache = debootstrapCacheFile(a, arch);
   if (fs.existsSync(cache)) {
     progress(`Using the cached ${a.suite} tree ${cache}`);
@@ -225,7 +227,7 @@ async function installPackages(
 /** Cache a tree (atomically: written aside, then renamed); a failure is said and passed over. */
 async function cacheTree(rootfs: string, cache: string, progress: (line: string) => void): Promise<void> {
   progress(`Caching the result in ${cache}`);
-  mkdirp(join(cache, '..'));
+  mkdirp(join(cache, '..'), 0o700);
   const tmp = `${cache}.tmp-${process.pid}`;
   try {
     await runOk(
