@@ -7,8 +7,10 @@ export const doctor: Command = {
   help: `Usage: jaula doctor [--security] [--format table|json]
 
 Reports the runtime, cgroup mode, kernel features and tools jaula relies on; with --security,
-what protects guests on this host (user namespaces, idmapped mounts, seccomp, devices,
-capabilities, kernel settings) and which guests are privileged.
+what protects guests on this host (user namespaces, the barrier that keeps host users out of
+guests' and templates' trees, nosuid,nodev storage mounts, idmapped mounts, seccomp, devices,
+capabilities, kernel settings) and which guests are privileged; a weakened barrier is reported
+with the command that fixes it.
 Exit status 1 when something jaula needs is missing.
 
 Examples:
