@@ -4,7 +4,7 @@ import { messageOf } from '../common/errors.js';
 import { readMountInfo } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import { runOk } from '../os/spawn.js';
-import { guestIdRange } from '../runtime/idmap.js';
+import { IDMAP_BASE, guestIdRange } from '../runtime/idmap.js';
 import {
   GUESTS_RUN_MODE,
   cacheBarrier,
@@ -34,13 +34,19 @@ function allBarriers(): Barrier[] {
     const cfg = configs.get(name);
     let hostGid: number | undefined;
     try {
-      hostGid = cfg ? guestIdRange(cfg)?.hostId : undefined;
+      // A guest whose config does not load keeps the group its last start gave (a guest's root).
+      hostGid = cfg ? guestIdRange(cfg)?.hostId : unprivilegedGroupOf(dir);
     } catch {
       /* a context out of range: its start is refused anyway */
     }
     out.push(guestRunBarrier(name, hostGid));
   }
   return out;
+}
+
+function unprivilegedGroupOf(dir: string): number | undefined {
+  const gid = fs.statSync(dir).gid;
+  return gid >= IDMAP_BASE ? gid : undefined;
 }
 
 /** The storage mounts that jaula makes itself (the pool, quota images): jaulad remounts them nosuid,nodev. */
