@@ -58,8 +58,8 @@ export function isMountPoint(dir: string): boolean {
  * autoclear device a moment after the last unmount, and until then mount(8) would reuse it,
  * with its old size and the old blocks in its cache (a grown image then mounted at its old size).
  */
-export async function releaseLoops(file: string): Promise<void> {
-  const deadline = Date.now() + 2000;
+export async function releaseLoops(file: string, waitMs = 2000): Promise<void> {
+  const deadline = Date.now() + waitMs;
   let loops = loopDevicesBelow(file);
   while (loops.length && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 20));

@@ -249,7 +249,9 @@ export async function deletePool(): Promise<void> {
         'busy',
         `Cannot unmount the pool on ${lib}: it is busy (a guest or a shell still uses it)`,
       );
-    await releaseLoops(cfg.image);
+    // A runtime call still under way (crun's private mount namespace copies every mount, the
+    // pool's too) keeps the filesystem, and so its loop device, a while after the unmount.
+    await releaseLoops(cfg.image, 15_000);
     const loops = loopDevicesBelow(cfg.image);
     if (loops.length) throw new JaulaError('busy', `The pool's image is still on ${loops.join(', ')}`);
     fs.rmSync(cfg.image, { force: true });
