@@ -29,10 +29,11 @@
  *       (an unprivileged guest's), else by the host's; loopback up; optionally letting those gids
  *       use ICMP echo sockets (ping without raw sockets).
  *
- *   jaula-helper idmap-mount HOSTID SIZE SRC DST [SRC DST]...
+ *   jaula-helper idmap-mount [--recursive] HOSTID SIZE SRC DST [SRC DST]...
  *       Bind-mounts each SRC on its DST, idmapped 0..SIZE-1 -> HOSTID..: a file owned by uid 0
  *       on disk belongs to the guest's root, which is an unprivileged uid on the host. One
- *       process and one user namespace for all of a guest's layers.
+ *       process and one user namespace for all of a guest's layers (and its fstab binds;
+ *       --recursive: with the mounts below each SRC, as an rbind).
  *
  *   jaula-helper pty-exec ROWS COLS SOCKET -- ARGV...
  *       An interactive session on a pty made inside a guest, for jaulad's consoles: runs ARGV
@@ -868,6 +869,9 @@ static int netns_move(int argc, char **argv) {
 #ifndef MOVE_MOUNT_F_EMPTY_PATH
 #define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
 #endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
 #ifndef MOUNT_ATTR_IDMAP
 #define MOUNT_ATTR_IDMAP 0x00100000
 #endif
@@ -1042,8 +1046,11 @@ static int temp_userns(unsigned long long host, unsigned long long size, pid_t *
 }
 
 static int idmap_mount(int argc, char **argv) {
+  /* --recursive: each SRC with the mounts below it (an fstab rbind), all idmapped */
+  int recursive = argc > 0 && !strcmp(argv[0], "--recursive");
+  if (recursive) argc--, argv++;
   if (argc < 4 || argc % 2) {
-    fprintf(stderr, "jaula-helper: usage: idmap-mount HOSTID SIZE SRC DST [SRC DST]...\n");
+    fprintf(stderr, "jaula-helper: usage: idmap-mount [--recursive] HOSTID SIZE SRC DST [SRC DST]...\n");
     return 2;
   }
   unsigned long long host = strtoull(argv[0], NULL, 10), size = strtoull(argv[1], NULL, 10);
@@ -1062,10 +1069,11 @@ static int idmap_mount(int argc, char **argv) {
   for (int i = 2; i < argc && rc == 0; i += 2) {
     const char *src = argv[i], *dst = argv[i + 1];
     rc = 1;
-    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE | O_CLOEXEC);
+    int rflag = recursive ? AT_RECURSIVE : 0;
+    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE | O_CLOEXEC | rflag);
     struct jaula_mount_attr attr = {MOUNT_ATTR_IDMAP, 0, 0, (unsigned long long)userns};
     if (tree < 0) fprintf(stderr, "jaula-helper: open_tree \"%s\": %s\n", src, strerror(errno));
-    else if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+    else if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | rflag, &attr, sizeof attr) < 0)
       fprintf(stderr, "jaula-helper: idmapping \"%s\": %s (its filesystem may not support idmapped mounts)\n", src,
               strerror(errno));
     else if (syscall(SYS_move_mount, tree, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)

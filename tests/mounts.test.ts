@@ -63,3 +63,61 @@ describe('jaula cp into a running guest', () => {
     await d.stop();
   });
 });
+
+describe('fstab bind mounts into an unprivileged guest', () => {
+  const share = t.path('share');
+  const plain = t.path('plain');
+  before(() => {
+    fs.chmodSync(t.root, 0o711); // (a noidmap bind's source must be reachable by the guest's root)
+    fs.mkdirSync(share);
+    fs.mkdirSync(plain);
+    fs.writeFileSync(`${share}/by-host-root`, 'host\n');
+    fs.writeFileSync(`${plain}/by-host-root`, 'host\n');
+    t.buildSleeper('b1');
+    fs.appendFileSync(
+      t.path('etc/jaula/guests/b1/fstab'),
+      [
+        `${share} /mnt/share none bind 0 0`,
+        `${share} /mnt/ro none bind,ro 0 0`,
+        `${share} /mnt/r none rbind 0 0`,
+        `${share}/by-host-root /mnt/file none bind 0 0`,
+        `${plain} /mnt/plain none bind,noidmap 0 0`,
+        '',
+      ].join('\n'),
+    );
+    t.ok(['start', 'b1']);
+  });
+
+  it("are idmapped: the host's root owns them as the guest's root, who may write there", () => {
+    assert.match(t.sh('b1', 'ls -ln /mnt/share/by-host-root').stdout, /^\S+\s+\d+\s+0\s+0\s/);
+    assert.equal(t.sh('b1', 'echo from-guest > /mnt/share/made && chown 1000:1000 /mnt/share/made').code, 0);
+    const st = fs.statSync(`${share}/made`);
+    assert.deepEqual([st.uid, st.gid], [1000, 1000], 'on the host: the same IDs the guest gave');
+    assert.equal(fs.readFileSync(`${share}/made`, 'utf8'), 'from-guest\n');
+    assert.equal(t.sh('b1', 'cat /mnt/file').stdout, 'host\n', 'a file bound on a file');
+    assert.match(t.sh('b1', 'ls -ln /mnt/file').stdout, /^\S+\s+\d+\s+0\s+0\s/);
+  });
+
+  it('keep ro read-only, idmap rbinds too, and leave noidmap binds as they are', () => {
+    assert.match(t.sh('b1', 'ls -ln /mnt/ro/by-host-root').stdout, /^\S+\s+\d+\s+0\s+0\s/);
+    assert.match(t.sh('b1', 'echo x > /mnt/ro/nope').stderr, /Read-only file system/);
+    // (crun 1.8 binds an rbind's source without the mounts below it in a user namespace, with
+    // or without idmapping; the source itself is idmapped)
+    assert.match(t.sh('b1', 'ls -ln /mnt/r/by-host-root').stdout, /^\S+\s+\d+\s+0\s+0\s/);
+    assert.match(t.sh('b1', 'ls -ln /mnt/plain/by-host-root').stdout, /^\S+\s+\d+\s+65534\s+65534\s/);
+    assert.notEqual(t.sh('b1', 'echo x > /mnt/plain/nope').code, 0, "a plain bind refuses the guest's root");
+  });
+
+  it('take what jaula cp writes into the running guest there', () => {
+    fs.writeFileSync(t.path('cp-in.txt'), 'copied in\n');
+    t.ok(['cp', t.path('cp-in.txt'), 'b1:/mnt/share/']);
+    assert.equal(fs.readFileSync(`${share}/cp-in.txt`, 'utf8'), 'copied in\n');
+    assert.equal(fs.statSync(`${share}/cp-in.txt`).uid, 0, "the guest's root is the host's root there");
+  });
+
+  it('are unmounted when the guest stops', () => {
+    t.ok(['stop', 'b1']);
+    assert.deepEqual(t.runLeftovers('b1'), []);
+    assert.equal(fs.existsSync(t.path('run/jaula/guests/b1/binds')), false);
+  });
+});

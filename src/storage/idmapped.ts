@@ -31,13 +31,18 @@ export function makeTraversable(path: string): void {
 
 /**
  * Bind each `[src, dst]` idmapped: on-disk ID n is seen as host ID range.hostId + n. One helper
- * process for all of them.
+ * process for all of them. A missing dst is made a directory; `recursive` takes the mounts below
+ * each src along (an rbind).
  */
-export async function idmapMounts(pairs: [string, string][], range: IdRange, what: string): Promise<void> {
-  for (const [, dst] of pairs) fs.mkdirSync(dst, { recursive: true, mode: 0o711 });
-  await runOk([helperBin, 'idmap-mount', String(range.hostId), String(range.size), ...pairs.flat()], {
-    what,
-  });
+export async function idmapMounts(
+  pairs: [string, string][],
+  range: IdRange,
+  what: string,
+  opts: { recursive?: boolean } = {},
+): Promise<void> {
+  for (const [, dst] of pairs) if (!fs.existsSync(dst)) fs.mkdirSync(dst, { recursive: true, mode: 0o711 });
+  const argv = [helperBin, 'idmap-mount', ...(opts.recursive ? ['--recursive'] : [])];
+  await runOk([...argv, String(range.hostId), String(range.size), ...pairs.flat()], { what });
 }
 
 /** Mount an idmapped view of `tree` for the runtime. */
