@@ -201,6 +201,7 @@ export async function networkUp(
     );
     const post = hostPostBatch(plan);
     if (post) await ipBatch(post, 'Attaching the guest to its bridges');
+    if (plan.forwards.length) allowLoopbackForwards(plan);
     trace('net: host side');
     const tc = tcBatch(plan);
     if (tc) await runOk(['tc', '-batch', '-'], { input: tc, what: 'Setting bandwidth limits (tc)' });
@@ -216,6 +217,17 @@ export async function networkUp(
   } catch (e) {
     await networkDown(g, plan);
     throw e;
+  }
+}
+
+/**
+ * Forwards answer on the host's loopback: the bridges of jaula networks the guest is on route
+ * packets from 127.0.0.0/8 (masqueraded on their way out, see firewallDefinition).
+ */
+function allowLoopbackForwards(plan: NetPlan): void {
+  for (const n of plan.networks) {
+    const f = `/proc/sys/net/ipv4/conf/${n.bridge}/route_localnet`;
+    if (readFileOr(f, '1').trim() !== '1') fs.writeFileSync(f, '1');
   }
 }
 

@@ -224,6 +224,14 @@ export function tableName(tag: string): string {
  * MAC and addresses that port may send from (anti-spoofing), the isolated ports, and the host's
  * TCP ports guests may not reach (jaulad's API, network/guard.ts); an ip-family table with port
  * forwards and NAT. Guests come and go as set elements, never as rules.
+ *
+ * Port forwards also answer on the host's loopback (`curl 127.0.0.1:PORT`), as Docker's and
+ * Incus's do: the output chain's DNAT sends a connection from 127.0.0.1 to the guest, its bridge
+ * routes loopback sources (route_localnet, set by networkUp), and postrouting masquerades them
+ * to the gateway's address, so the guest answers the host. route_localnet would also let a guest
+ * send to the host's 127.0.0.0/8 through the bridge (Kubernetes' CVE-2020-8558): the localnet
+ * chain drops every packet to 127.0.0.0/8 that comes in on another interface than lo and does
+ * not belong to a connection the host opened.
  */
 export function firewallDefinition(tag: string, daemonPorts: readonly number[] = []): string {
   const t = tableName(tag);
@@ -281,6 +289,11 @@ table ip ${t} {
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
     ip saddr @nat ip daddr != @nat masquerade
+    ip saddr 127.0.0.0/8 ct status dnat masquerade
+  }
+  chain localnet {
+    type filter hook input priority filter; policy accept;
+    iifname != "lo" ip daddr 127.0.0.0/8 ct state != { established, related } drop
   }
 }
 `;

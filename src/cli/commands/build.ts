@@ -19,7 +19,10 @@ Options:
                           jaula network (bridge, the default is jaula0) or a host device (macvlan)
                           options: mode=bridge|macvlan|ipvlan mac=M ip6=CIDR|auto gw=IP gw6=IP
                                    isolated ingress=RATE egress=RATE (RATE in bit/s: 10M, 1G)
-  --forward SPEC          [host-ip:]host-port:guest-port[/tcp|/udp], repeatable (e.g. 8080:80)
+  --forward SPEC          [host-ip:]host-port:guest-port[/tcp|/udp], repeatable (e.g. 8080:80):
+                          without host-ip on every host address, the loopback included (curl
+                          127.0.0.1:8080 on the host), with 127.0.0.1 on the loopback only; the
+                          first IPv4 interface gets the traffic (loopback: on a jaula network)
   --initstyle S           plain (/sbin/init) | sysv (/etc/init.d/rc 3) | cmd (a command)
   --cmd "CMD ARGS"        the command of the cmd init style (split on spaces)
   --mark M                a mark for autostart and bulk operations, repeatable
