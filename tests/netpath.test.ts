@@ -106,3 +106,108 @@ except Exception: print('not reached', flush=True)`,
     assert.match(said, /not reached/);
   });
 });
+
+describe("the seed's interface syntax on a host device", () => {
+  const dev = `jtr${t.tag.slice(0, 6)}`;
+  const lan = `jl${t.tag}`;
+  let base = '';
+  const guestIp = (): string => `${base}.5`;
+  let devsBefore: string[] = [];
+  before(() => {
+    // The host device of the seed's "eth1" (a veth pair: this kernel has no dummy driver) with
+    // the host's own address on that network, and a namespace on its other end as the network.
+    for (let i = 0; i < 20 && !base; i++) {
+      const b = `10.${100 + Math.floor(Math.random() * 40)}.${Math.floor(Math.random() * 250)}`;
+      if (
+        !spawnSync('ip', ['-4', 'route', 'show', 'to', 'match', `${b}.5`], {
+          encoding: 'utf8',
+        }).stdout.includes(b)
+      )
+        base = b;
+    }
+    t.onCleanup(() => {
+      spawnSync('ip', ['link', 'del', dev]);
+      spawnSync('ip', ['netns', 'del', lan]);
+    });
+    const ip = (...a: string[]): void => assert.equal(spawnSync('ip', a).status, 0, `ip ${a.join(' ')}`);
+    ip('link', 'add', dev, 'type', 'veth', 'peer', 'name', `${dev}p`);
+    ip('netns', 'add', lan);
+    ip('link', 'set', `${dev}p`, 'netns', lan);
+    ip('addr', 'add', `${base}.1/24`, 'dev', dev);
+    ip('link', 'set', dev, 'up');
+    ip('-n', lan, 'addr', 'add', `${base}.9/24`, 'dev', `${dev}p`);
+    ip('-n', lan, 'link', 'set', `${dev}p`, 'up');
+    buildSkeleton(t, 'vs01', ['--interface', `vs01=${dev}:${guestIp()}/24`]);
+  });
+
+  it("routes the address to the guest (and says so): the host and the device's network reach it", () => {
+    devsBefore = t.devices();
+    t.ok(['start', 'vs01']);
+    assert.equal(
+      t.sh('vs01', 'mkdir -p /www && echo hello-vs01 > /www/index.html && httpd -p 80 -h /www').code,
+      0,
+    );
+    const r = spawnSync('curl', ['-s', '-m', '5', `http://${guestIp()}/index.html`], { encoding: 'utf8' });
+    assert.equal(r.stdout, 'hello-vs01\n', `the host reaches the guest: ${r.stderr} (curl exit ${r.status})`);
+    assert.equal(spawnSync('ping', ['-c', '1', '-W', '2', guestIp()]).status, 0, 'the host pings it');
+    assert.equal(
+      spawnSync('ip', ['netns', 'exec', lan, 'ping', '-c', '1', '-W', '2', guestIp()]).status,
+      0,
+      "a machine on the device's network reaches it (proxy ARP)",
+    );
+    assert.match(t.sh('vs01', 'ip route').stdout, /default via 169\.254\.0\.1 dev vs01 onlink/);
+    assert.match(
+      t.sh('vs01', 'ip -4 addr show vs01').stdout,
+      new RegExp(`inet ${guestIp().replace(/\./g, '\\.')}/24`),
+    );
+    // (the seed's form made a macvlan, which the host cannot reach: now the config says routed)
+    const s = JSON.parse(t.ok(['list', '--format', 'json']).stdout) as {
+      name: string;
+      interfaces: string[];
+    }[];
+    assert.match(
+      s.find((g) => g.name === 'vs01')?.interfaces[0] ?? '',
+      /^vs01=jtr\w+:[\d.]+\/24,mode=routed,/,
+    );
+  });
+
+  it('leaves nothing on the host device when the guest stops', () => {
+    t.ok(['stop', 'vs01']);
+    assert.equal(
+      spawnSync('ip', ['neigh', 'show', 'proxy', 'dev', dev], { encoding: 'utf8' }).stdout.trim(),
+      '',
+    );
+    assert.deepEqual(t.devices(), devsBefore, 'its veth is gone');
+  });
+});
+
+describe('addresses and networks', () => {
+  it('refuses an address outside the network with a hint to make one', () => {
+    const r = t.jaula(['build', 'x1', '-m', 'skeleton', '-q', '--interface', '192.168.39.1/24']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /outside the subnet of network "jaula0"/);
+    assert.match(r.stderr, /jaula network create lan --subnet 192\.168\.39\.254\/24 --nat/);
+    const p = t.jaula([
+      'build',
+      'x2',
+      '-m',
+      'skeleton',
+      '-q',
+      '--interface',
+      `eth0=np:${gw.replace(/\.1$/, '.77')}/16`,
+    ]);
+    assert.equal(p.code, 2, p.stderr);
+    assert.match(p.stderr, /another prefix than network "np".*\/24, or "auto"/);
+    assert.equal(t.jaula(['list', '--format', 'json']).stdout.includes('"x1"'), false, 'nothing was built');
+  });
+
+  it('makes the default network as its help says: with NAT', () => {
+    assert.match(t.ok(['network', '--help']).stdout, /10\.88\.0\.1\/16 with NAT;[^]*with NAT too/);
+    buildSkeleton(t, 'd1', ['--interface', 'eth0=jaula0:auto']);
+    const nets = JSON.parse(t.ok(['network', 'list', '--format', 'json']).stdout) as {
+      name: string;
+      nat: boolean;
+    }[];
+    assert.equal(nets.find((n) => n.name === 'jaula0')?.nat, true);
+  });
+});
