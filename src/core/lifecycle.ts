@@ -85,7 +85,15 @@ function haltSignal(cfg: GuestConfig, rootfs: string): number {
   }
 }
 
-const INSTANCE_FILES = ['bundle', 'init.pid', 'exit', 'exit.tmp', 'console.sock', 'seccomp.bpf'];
+const INSTANCE_FILES = [
+  'bundle',
+  'init.pid',
+  'exit',
+  'exit.tmp',
+  'console.sock',
+  'seccomp.bpf',
+  'attach.sock',
+];
 
 function clearInstanceFiles(runDir: string): void {
   for (const f of INSTANCE_FILES) removeTree(join(runDir, f));
