@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { TestRoot, buildSkeleton } from './helpers.js';
+import { TestRoot, buildSkeleton, inGuestNet, makeNetwork } from './helpers.js';
 
 const t = new TestRoot('jaula-netpath-');
 let gw = '';
@@ -24,30 +24,14 @@ function freePort(): number {
   }
 }
 
-const inNet = (name: string, script: string): number =>
-  spawnSync('nsenter', [`--net=${t.path('run/jaula/netns', name)}`, 'sh', '-c', script], {
-    stdio: 'ignore',
-    timeout: 30_000,
-  }).status ?? 1;
+const inNet = (name: string, script: string): number => inGuestNet(t, name, script);
 
 describe('port forwards', () => {
   const any = freePort();
   let lo = freePort();
   while (lo === any) lo = freePort();
   before(() => {
-    for (let i = 0; i < 20 && !gw; i++) {
-      const base = `10.${150 + Math.floor(Math.random() * 40)}.${Math.floor(Math.random() * 250)}`;
-      const r = t.jaula([
-        'network',
-        'create',
-        'np',
-        '--subnet',
-        `${base}.1/24`,
-        '--bridge',
-        `jn${t.tag.slice(0, 6)}`,
-      ]);
-      if (r.code === 0) gw = `${base}.1`;
-    }
+    gw = makeNetwork(t, 'np');
     assert.ok(gw, 'made a network');
     buildSkeleton(t, 'web', [
       '--interface',
