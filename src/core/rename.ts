@@ -2,8 +2,8 @@
  * `jaula rename OLD NEW` of a stopped guest: everything jaula keys by the guest's name moves
  * with it, each by one rename(2): its config directory (config, fstab, hooks), its files
  * (tree or layers, the storage pool's subvolume with its quota group, a quota image), its run
- * directory (state, console log), its lifecycle log, hashify's index and the reflink pool's
- * tree; the name in its config, and in the depends of other guests. Its context, addresses,
+ * directory (state, console log), its lifecycle log, its running mark, hashify's index and the
+ * reflink pool's tree; the name in its config, and in the depends of other guests. Its context, addresses,
  * MACs and host-side device names do not derive from its name and stay; so does its hostname.
  *
  * A journal (etc/jaula/renames/OLD, holding NEW) is written first and removed last; every step
@@ -24,6 +24,7 @@ import { parseConfig, type GuestConfig } from './config.js';
 import { settleLocked } from './lifecycle.js';
 import { guestLog, guestLogFile } from './log.js';
 import { withStoppedGuest } from './running.js';
+import { runningMarkFile } from './state.js';
 import { guestExists, listGuestNames, loadConfig, saveConfig } from './store.js';
 
 const journalDir = (): string => join(paths().etc, 'renames');
@@ -36,6 +37,7 @@ function moves(from: string, to: string): [string, string][] {
     [layout.index(from), layout.index(to)],
     [p.guestRun(from), p.guestRun(to)],
     [guestLogFile(from), guestLogFile(to)],
+    [runningMarkFile(from), runningMarkFile(to)], // (a guest that crashed: autostarted after a reboot)
     [p.guestConf(from), p.guestConf(to)], // last: the guest appears under its new name
   ];
 }
