@@ -113,6 +113,12 @@ describe('fstab bind mounts into an unprivileged guest', () => {
     t.ok(['cp', t.path('cp-in.txt'), 'b1:/mnt/share/']);
     assert.equal(fs.readFileSync(`${share}/cp-in.txt`, 'utf8'), 'copied in\n');
     assert.equal(fs.statSync(`${share}/cp-in.txt`).uid, 0, "the guest's root is the host's root there");
+    // (jaula cp writes as the guest's root, with the host's privileges: a plain bind too)
+    t.ok(['cp', t.path('cp-in.txt'), 'b1:/mnt/plain/']);
+    assert.match(t.sh('b1', 'ls -ln /mnt/plain/cp-in.txt').stdout, /^\S+\s+\d+\s+0\s+0\s/);
+    const ro = t.jaula(['cp', t.path('cp-in.txt'), 'b1:/mnt/ro/']);
+    assert.equal(ro.code, 13, ro.stderr);
+    assert.match(ro.stderr, /read-only in the guest/);
   });
 
   it('are unmounted when the guest stops', () => {

@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import { basename, join } from 'node:path';
-import { JaulaError } from '../common/errors.js';
+import { JaulaError, errnoOf } from '../common/errors.js';
 import { GuestFs } from '../os/guestfs.js';
 import { HostFiles, type HostTree } from '../os/hostfiles.js';
 import { O_NOFOLLOW } from '../os/native.js';
@@ -162,6 +162,26 @@ function copyOut(
     );
 }
 
+/**
+ * A write the guest's side refused, said as such: in a running guest its mounts apply (a
+ * read-only bind or file system), and its quota.
+ */
+function refusedIn(e: unknown, d: GuestPath, live: boolean): unknown {
+  const code = errnoOf(e);
+  const at = `Cannot copy into "${d.path}" of guest "${d.guest}"`;
+  if (code === 'EROFS')
+    return new JaulaError(
+      'denied',
+      `${at}: that file system is read-only${live ? ' in the guest (a ro bind, or its read-only /sys or /proc)' : ''}`,
+      { cause: e },
+    );
+  if (code === 'EACCES' || code === 'EPERM')
+    return new JaulaError('denied', `${at}: permission denied (${code}: an immutable file?)`, { cause: e });
+  if (code === 'ENOSPC' || code === 'EDQUOT')
+    return new JaulaError('io', `${at}: no space left (${code}) in the guest's file system`, { cause: e });
+  return e;
+}
+
 export async function copy(
   srcArg: string,
   dstArg: string,
@@ -180,12 +200,16 @@ export async function copy(
     host.check(srcArg);
     if (!host.withTree((h) => h.lstat(srcArg)))
       throw new JaulaError('not_found', `There is no "${srcArg}" on the host`);
-    await withGuestFs(d.guest, (g) =>
+    await withGuestFs(d.guest, (g, live) =>
       host.withTree((h) => {
         const into = g.stat(d.path)?.isDirectory()
           ? `${d.path.replace(/\/+$/, '')}/${basename(srcArg)}`
           : d.path;
-        copyIn(h, g, srcArg, into, o, count);
+        try {
+          copyIn(h, g, srcArg, into, o, count);
+        } catch (e) {
+          throw refusedIn(e, d, live);
+        }
       }),
     );
     return { files: count.files, direction: 'in' };
