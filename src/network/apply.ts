@@ -236,6 +236,7 @@ function routedSysctls(plan: NetPlan): void {
     if (i.mode !== 'routed') continue;
     sysctl(`conf/${i.hostIf}/rp_filter`, '1');
     sysctl(`conf/${i.hostIf}/proxy_arp`, '1');
+    sysctl(`neigh/${i.hostIf}/proxy_delay`, '0'); // (answered at once, not after up to 0.8 s)
     sysctl('ip_forward', '1');
   }
 }
