@@ -9,6 +9,8 @@
  *       parent on fd 3 "ok PID" or "err MESSAGE", waits for the guest's init to end, writes
  *       DIR/exit atomically and then executes the exit command (jaula's cleanup).
  *       It holds no guest state in memory: a few hundred kilobytes per running guest.
+ *       Console clients (jaula console) connect to DIR/attach.sock: they get the console's
+ *       output and type on it, up to 8 at once.
  *       With --sysinfo it also listens on DIR/seccomp.sock for the seccomp notification fds
  *       of the guest's processes (the spec's listenerPath) and answers their sysinfo(2) calls
  *       with the guest's own view: its memory and swap limits and use, its tasks, its uptime
@@ -29,12 +31,14 @@
  *       (an unprivileged guest's), else by the host's; loopback up; optionally letting those gids
  *       use ICMP echo sockets (ping without raw sockets).
  *
- *   jaula-helper idmap-mount HOSTID SIZE SRC DST [SRC DST]...
+ *   jaula-helper idmap-mount [--recursive] [--keep-flags] HOSTID SIZE SRC DST [SRC DST]...
  *       Bind-mounts each SRC on its DST, idmapped 0..SIZE-1 -> HOSTID..: a file owned by uid 0
  *       on disk belongs to the guest's root, which is an unprivileged uid on the host. One
- *       process and one user namespace for all of a guest's layers. The view is the guest's own:
+ *       process and one user namespace for all of a guest's layers (and its fstab binds;
+ *       --recursive: with the mounts below each SRC, as an rbind). The view is the guest's own:
  *       nosuid and nodev of jaula's storage mounts (the pool, quota images) are cleared on it
- *       (it lies behind the guest's barrier directory).
+ *       (it lies behind the guest's barrier directory); --keep-flags keeps them (an fstab bind
+ *       of the host's keeps the host's nosuid and nodev).
  *
  *   jaula-helper pty-exec ROWS COLS SOCKET -- ARGV...
  *       An interactive session on a pty made inside a guest, for jaulad's consoles: runs ARGV
@@ -118,6 +122,64 @@ static void log_write(const char *buf, ssize_t n) {
   if (w > 0) log_size += w;
 }
 
+/* ---- console clients: jaula console, attached on DIR/attach.sock ------------------------------- */
+
+/*
+ * Whoever connects to attach.sock (root only: the socket is 0600 in jaula's run directory) gets
+ * the console's output from then on, and what it sends is typed on the console. Neither side
+ * may stall the supervisor: a client that does not read loses output (a slow terminal misses
+ * lines, as on a serial console), input the guest does not read is dropped as a full tty's is.
+ */
+#define MAX_CLIENTS 8
+static int clients[MAX_CLIENTS];
+static int nclients = 0;
+
+static void client_drop(int i) {
+  close(clients[i]);
+  clients[i] = clients[--nclients];
+}
+
+static void clients_send(const char *buf, ssize_t n) {
+  for (int i = nclients - 1; i >= 0; i--) {
+    ssize_t w = send(clients[i], buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w < 0 && errno != EAGAIN && errno != EINTR) client_drop(i);
+  }
+}
+
+static int attach_listen(void) {
+  unlink("attach.sock");
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  strcpy(addr.sun_path, "attach.sock");
+  mode_t old = umask(0077);
+  int ok = fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 && listen(fd, MAX_CLIENTS) == 0;
+  umask(old);
+  if (!ok && fd >= 0) close(fd);
+  return ok ? fd : -1;
+}
+
+static void attach_accept(int lsock) {
+  int c;
+  while ((c = accept4(lsock, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+    if (nclients < MAX_CLIENTS) clients[nclients++] = c;
+    else close(c);
+  }
+}
+
+/* Input of client i to the console; returns -1 when the client is gone (and dropped). */
+static int client_input(int i, int master) {
+  char buf[4096];
+  ssize_t n = read(clients[i], buf, sizeof buf);
+  if (n > 0) {
+    if (master >= 0 && write(master, buf, (size_t)n) < 0) { /* a full tty: dropped */
+    }
+    return 0;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
+  client_drop(i);
+  return -1;
+}
+
 /* Returns 0 while the master is open, -1 once it reached EOF/EIO (no slave left). */
 static int drain(int master) {
   char buf[16384];
@@ -125,6 +187,7 @@ static int drain(int master) {
     ssize_t n = read(master, buf, sizeof buf);
     if (n > 0) {
       log_write(buf, n);
+      if (nclients) clients_send(buf, n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -646,17 +709,25 @@ static int shim(int argc, char **argv) {
   dprintf(SYNC_FD, "ok %d\n", init_pid);
   close(SYNC_FD);
 
-  /* Supervise: copy the console, reap children, notice the init's end, answer sysinfo(2). */
+  /* Supervise: copy the console, reap children, notice the init's end, answer sysinfo(2),
+   * serve console clients. */
   int status = -1;
   for (int i = 0; i < nearly; i++) /* reaped while the runtime was still at work */
     if (early[i].pid == init_pid) status = early[i].status;
   int notify[MAX_NOTIFY], nnotify = 0;
+  int asock = master >= 0 ? attach_listen() : -1;
   while (status == -1) {
-    struct pollfd p[3 + MAX_NOTIFY] = {{sfd, POLLIN, 0}, {master, POLLIN, 0}, {nsock, POLLIN, 0}};
-    for (int i = 0; i < nnotify; i++) p[3 + i] = (struct pollfd){notify[i], POLLIN, 0};
-    int n = poll(p, (nfds_t)(3 + nnotify), -1);
+    struct pollfd p[4 + MAX_CLIENTS + MAX_NOTIFY] = {
+        {sfd, POLLIN, 0}, {master, POLLIN, 0}, {nsock, POLLIN, 0}, {asock, POLLIN, 0}};
+    int nc = nclients; /* (clients are dropped and added below: the poll's view is this) */
+    for (int i = 0; i < nc; i++) p[4 + i] = (struct pollfd){clients[i], POLLIN, 0};
+    for (int i = 0; i < nnotify; i++) p[4 + nc + i] = (struct pollfd){notify[i], POLLIN, 0};
+    int n = poll(p, (nfds_t)(4 + nc + nnotify), -1);
     if (n < 0 && errno != EINTR) break;
     if (n < 0) continue;
+    for (int i = nc - 1; i >= 0; i--)
+      if (p[4 + i].revents) client_input(i, master);
+    if (asock >= 0 && (p[3].revents & POLLIN)) attach_accept(asock);
     if (nsock >= 0 && (p[2].revents & POLLIN)) {
       int c = accept4(nsock, NULL, NULL, SOCK_CLOEXEC);
       if (c >= 0) {
@@ -667,7 +738,7 @@ static int shim(int argc, char **argv) {
       }
     }
     for (int i = nnotify - 1; i >= 0; i--) {
-      short ev = p[3 + i].revents;
+      short ev = p[4 + nc + i].revents;
       if ((ev & POLLIN) && handle_notify(notify[i], init_pid) == 0) continue;
       if (ev & (POLLHUP | POLLERR | POLLNVAL | POLLIN)) { /* its processes are gone */
         close(notify[i]);
@@ -695,11 +766,16 @@ static int shim(int argc, char **argv) {
     close(nsock);
     unlink("seccomp.sock");
   }
+  if (asock >= 0) {
+    close(asock);
+    unlink("attach.sock");
+  }
   if (peer >= 0) close(peer);
   if (master >= 0) {
     drain(master);
     close(master);
   }
+  while (nclients) client_drop(nclients - 1); /* (their end of file: the guest stopped) */
   if (log_fd >= 0) close(log_fd);
 
   struct timespec now;
@@ -873,6 +949,9 @@ static int netns_move(int argc, char **argv) {
 #ifndef MOUNT_ATTR_NOSUID
 #define MOUNT_ATTR_NOSUID 0x00000002
 #define MOUNT_ATTR_NODEV 0x00000004
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
 #endif
 #ifndef MOUNT_ATTR_IDMAP
 #define MOUNT_ATTR_IDMAP 0x00100000
@@ -1048,8 +1127,16 @@ static int temp_userns(unsigned long long host, unsigned long long size, pid_t *
 }
 
 static int idmap_mount(int argc, char **argv) {
+  /* --recursive: each SRC with the mounts below it (an fstab rbind), all idmapped;
+   * --keep-flags: the source's nosuid and nodev stay (an fstab bind of the host's) */
+  int recursive = 0, keep = 0;
+  for (; argc > 0; argc--, argv++) {
+    if (!strcmp(argv[0], "--recursive")) recursive = 1;
+    else if (!strcmp(argv[0], "--keep-flags")) keep = 1;
+    else break;
+  }
   if (argc < 4 || argc % 2) {
-    fprintf(stderr, "jaula-helper: usage: idmap-mount HOSTID SIZE SRC DST [SRC DST]...\n");
+    fprintf(stderr, "jaula-helper: usage: idmap-mount [--recursive] [--keep-flags] HOSTID SIZE SRC DST [SRC DST]...\n");
     return 2;
   }
   unsigned long long host = strtoull(argv[0], NULL, 10), size = strtoull(argv[1], NULL, 10);
@@ -1068,11 +1155,12 @@ static int idmap_mount(int argc, char **argv) {
   for (int i = 2; i < argc && rc == 0; i += 2) {
     const char *src = argv[i], *dst = argv[i + 1];
     rc = 1;
-    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE | O_CLOEXEC);
-    struct jaula_mount_attr attr = {MOUNT_ATTR_IDMAP, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0,
+    int rflag = recursive ? AT_RECURSIVE : 0;
+    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE | O_CLOEXEC | rflag);
+    struct jaula_mount_attr attr = {MOUNT_ATTR_IDMAP, keep ? 0 : MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0,
                                     (unsigned long long)userns};
     if (tree < 0) fprintf(stderr, "jaula-helper: open_tree \"%s\": %s\n", src, strerror(errno));
-    else if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+    else if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | rflag, &attr, sizeof attr) < 0)
       fprintf(stderr, "jaula-helper: idmapping \"%s\": %s (its filesystem may not support idmapped mounts)\n", src,
               strerror(errno));
     else if (syscall(SYS_move_mount, tree, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)

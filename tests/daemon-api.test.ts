@@ -224,6 +224,21 @@ describe('guests through the API', () => {
     // The supervisor's report of an exit: a run that is not the current one changes nothing.
     assert.deepEqual(await api('POST', '/v1/guests/a1/exited', { instance: 'not-this-run' }), { name: 'a1' });
     assert.equal((await api<{ status: string }>('GET', '/v1/guests/a1')).status, 'stopped');
+    const logs = await api<{ events: string; eventsOffset: number }>('GET', '/v1/guests/a1/logs?lines=1');
+    assert.match(logs.events, /^\S+Z stopped: stopped\b[^\n]*\n$/);
+    const since = await api<{ events: string }>(
+      'GET',
+      `/v1/guests/a1/logs?eventsOffset=${logs.eventsOffset}`,
+    );
+    assert.equal(since.events, '', 'nothing new since');
+    assert.equal(
+      (await api<{ name: string }>('POST', '/v1/guests/a1/rename', { newName: 'a1r' })).name,
+      'a1r',
+    );
+    assert.equal(
+      (await api<{ name: string }>('POST', '/v1/guests/a1r/rename', { newName: 'a1' })).name,
+      'a1',
+    );
   });
 
   it('answers errors with the codes the CLI exits with', async () => {

@@ -400,6 +400,16 @@ export function makeNetwork(t: TestRoot, name: string, first = 190): string {
   throw new Error(`could not make the network "${name}"`);
 }
 
+/** Run host tools (ip, iputils ping) in a guest's network namespace; the script's exit status. */
+export function inGuestNet(t: TestRoot, guest: string, script: string): number {
+  return (
+    spawnSync('nsenter', [`--net=${t.path('run/jaula/netns', guest)}`, 'sh', '-c', script], {
+      stdio: 'ignore',
+      timeout: 30_000,
+    }).status ?? 1
+  );
+}
+
 /** Write an executable script. */
 export function writeScript(path: string, text: string): void {
   fs.mkdirSync(join(path, '..'), { recursive: true });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { TestRoot, buildSkeleton } from './helpers.js';
+import { TestRoot, buildSkeleton, inGuestNet, makeNetwork } from './helpers.js';
 
 const t = new TestRoot();
 let subnetBase = '';
@@ -30,9 +30,7 @@ const netnsOf = (name: string): string => t.path('run/jaula/netns', name);
  * ones: busybox's ping needs a raw socket, which an unprivileged guest does not get (guests ping
  * with ICMP echo sockets, as iputils does). The packets leave through the guest's own interface.
  */
-const inNet = (name: string, script: string): number =>
-  spawnSync('nsenter', [`--net=${netnsOf(name)}`, 'sh', '-c', script], { stdio: 'ignore', timeout: 30_000 })
-    .status ?? 1;
+const inNet = (name: string, script: string): number => inGuestNet(t, name, script);
 const iperf = (from: string, to: string, args: string[] = []): number => {
   const srv = spawn('nsenter', [`--net=${netnsOf(to)}`, 'iperf3', '-s', '-1', '-p', '5201'], {
     stdio: 'ignore',
@@ -54,23 +52,8 @@ const iperf = (from: string, to: string, args: string[] = []): number => {
 
 describe('guest networking on a jaula bridge', () => {
   before(() => {
-    // A /24 of our own that no other test (or the host) uses.
-    for (let i = 0; i < 20 && !gw; i++) {
-      const base = `10.${150 + Math.floor(Math.random() * 40)}.${Math.floor(Math.random() * 250)}`;
-      const r = t.jaula([
-        'network',
-        'create',
-        'tn',
-        '--subnet',
-        `${base}.1/24`,
-        '--bridge',
-        `jt${t.tag.slice(0, 6)}`,
-      ]);
-      if (r.code === 0) {
-        subnetBase = base;
-        gw = `${base}.1`;
-      }
-    }
+    gw = makeNetwork(t, 'tn', 150);
+    subnetBase = gw.replace(/\.1$/, '');
     assert.ok(gw, 'made a network');
     buildSkeleton(t, 'g1', ['--interface', 'eth0=tn:auto']);
     buildSkeleton(t, 'g2', [
@@ -293,22 +276,7 @@ describe('guest networking on a jaula bridge', () => {
 
   it('applies a changed interface list at the next start', () => {
     // A second network, and a second interface of g1 on it.
-    let gw2 = '';
-    for (let i = 0; i < 20 && !gw2; i++) {
-      const base = `10.${150 + Math.floor(Math.random() * 40)}.${Math.floor(Math.random() * 250)}`;
-      if (
-        t.jaula([
-          'network',
-          'create',
-          'tn2',
-          '--subnet',
-          `${base}.1/24`,
-          '--bridge',
-          `ju${t.tag.slice(0, 6)}`,
-        ]).code === 0
-      )
-        gw2 = `${base}.1`;
-    }
+    const gw2 = makeNetwork(t, 'tn2', 150);
     t.ok(['set', 'g1', '--add-interface', 'eth1=tn2:auto']);
     assert.equal(
       t.sh('g1', 'ls /sys/class/net | tr "\\n" " "').stdout.trim(),

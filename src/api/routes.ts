@@ -338,6 +338,32 @@ export const ROUTES = [
     engine: true,
   },
   {
+    op: 'renameGuest',
+    method: 'POST',
+    path: '/v1/guests/{name}/rename',
+    summary:
+      'rename a stopped guest (its config, files, logs, pool subvolume and the depends of others follow)',
+    tag: 'guests',
+    body: obj({ newName: str }),
+    response: ref('GuestSettings'),
+    engine: true,
+  },
+  {
+    op: 'guestLogs',
+    method: 'GET',
+    path: '/v1/guests/{name}/logs',
+    summary:
+      "a guest's console output and jaula's events for it; with the offsets of a previous answer, only what came since (to follow them)",
+    tag: 'guests',
+    query: {
+      eventsOffset: { ...int, minimum: 0 },
+      consoleOffset: { ...int, minimum: 0 },
+      lines: { ...int, minimum: 0 },
+    },
+    response: obj({ name: str, events: str, eventsOffset: int, console: str, consoleOffset: int }),
+    engine: true,
+  },
+  {
     op: 'startGuest',
     method: 'POST',
     path: '/v1/guests/{name}/start',
@@ -399,12 +425,13 @@ export const ROUTES = [
     method: 'GET',
     path: '/v1/guests/{name}/attach',
     summary:
-      'WebSocket: exec (mode=exec), a login shell (mode=enter) or a one-shot run (mode=run) with its stdio streamed. ' +
+      'WebSocket: exec (mode=exec), a login shell (mode=enter), a one-shot run (mode=run) with its stdio streamed, or the ' +
+      "guest's console, which its supervisor holds (mode=console: no hello needed, the session ends when the client closes). " +
       'The client sends one JSON text message {cmd, env, cwd, user, tty, rows, cols} first; then binary messages whose ' +
       'first byte is the stream (0 stdin, 1 stdout, 2 stderr), and text messages {"type":"resize","rows","cols"} or ' +
       '{"type":"eof"}; the server ends with the text message {"type":"exit","code"}.',
     tag: 'exec',
-    query: { mode: { type: 'string', enum: ['exec', 'enter', 'run'] } },
+    query: { mode: { type: 'string', enum: ['exec', 'enter', 'run', 'console'] } },
     response: { type: 'object', description: 'a WebSocket (101 Switching Protocols)' },
     stream: 'websocket',
   },

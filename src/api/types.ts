@@ -164,6 +164,35 @@ export interface RunRequest {
   cmd: string[];
 }
 
+export interface RenameRequest {
+  name: string;
+  /** The guest's new name. */
+  newName: string;
+}
+
+/** How a console session ended: the user detached, or the console closed (the guest stopped). */
+export type ConsoleEnd = 'detached' | 'ended';
+
+export interface GuestLogsRequest {
+  name: string;
+  /** Read jaula's events for the guest from this byte on (from a previous answer); else all. */
+  eventsOffset?: number;
+  /** Read the console's output from this byte on; else all that is kept (2 MiB at most). */
+  consoleOffset?: number;
+  /** Without offsets: only the last N lines of each. */
+  lines?: number;
+}
+
+export interface GuestLogs {
+  name: string;
+  /** jaula's events for the guest (var/log/jaula/NAME.log), one timestamped line each. */
+  events: string;
+  eventsOffset: number;
+  /** What the guest's console showed (its init's output, what runs on the console). */
+  console: string;
+  consoleOffset: number;
+}
+
 export interface CopyRequest {
   /** `GUEST:/path` or an absolute path on the host jaula runs on. */
   src: string;

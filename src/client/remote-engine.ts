@@ -7,7 +7,7 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { fillPath, pathParams, routeOf, type EngineOp, type RouteOp } from '../api/routes.js';
-import type { ExecRequest, Job } from '../api/types.js';
+import type { ConsoleEnd, ExecRequest, Job } from '../api/types.js';
 import { exitCodes, JaulaError, type ErrorCode } from '../common/errors.js';
 import type { Engine, JobHooks } from '../core/engine.js';
 
@@ -232,6 +232,52 @@ export class RemoteEngine implements Engine {
     });
   }
 
+  /** The guest's console over the attach WebSocket (mode=console), on this process's terminal. */
+  async console(name: string, onAttached?: () => void): Promise<ConsoleEnd> {
+    const { WebSocket } = await import('ws');
+    const { relayTerminal } = await import('../core/console.js');
+    const ws = new WebSocket(
+      `ws+unix:${this.socket}:/v1/guests/${encodeURIComponent(name)}/attach?mode=console`,
+    );
+    await new Promise<void>((resolve, reject) => {
+      const fail = (e: JaulaError): void => {
+        ws.terminate();
+        reject(e);
+      };
+      ws.once('error', (e) =>
+        fail(new JaulaError('runtime', `The connection to jaulad failed: ${e.message}`)),
+      );
+      // jaulad answers "attached" once it holds the console, or an error.
+      ws.once('message', (data: Buffer, isBinary: boolean) => {
+        const m = (isBinary ? {} : JSON.parse(data.toString('utf8'))) as {
+          type?: string;
+          code?: string;
+          message?: string;
+        };
+        if (m.type === 'attached') return resolve();
+        fail(
+          new JaulaError(
+            (String(m.code) in exitCodes ? m.code : 'runtime') as ErrorCode,
+            m.message ?? 'jaulad did not attach the console',
+          ),
+        );
+      });
+    });
+    onAttached?.();
+    return relayTerminal({
+      send: (d) => ws.send(Buffer.concat([Buffer.from([0]), d])),
+      close: () => ws.close(1000),
+      listen: (output, ended) => {
+        ws.on('message', (data: Buffer, isBinary: boolean) => {
+          if (isBinary && data[0] === 1) output(data.subarray(1));
+          else if (!isBinary) ended(); // {"type":"exit"}: the console closed
+        });
+        ws.on('close', ended);
+        ws.on('error', ended);
+      },
+    });
+  }
+
   private op<K extends EngineOp>(k: K): Engine[K & keyof Engine] {
     return ((r: object = {}) => this.call(k, r)) as unknown as Engine[K & keyof Engine];
   }
@@ -270,4 +316,7 @@ export class RemoteEngine implements Engine {
   execInteractive: Engine['execInteractive'] = ({ name, ...rest }) => this.attach('exec', name, rest);
   enterGuest: Engine['enterGuest'] = ({ name }) => this.attach('enter', name, { cmd: [] });
   runOnce: Engine['runOnce'] = ({ name, cmd }) => this.attach('run', name, { cmd });
+  renameGuest = this.op('renameGuest');
+  guestLogs = this.op('guestLogs');
+  attachConsole: Engine['attachConsole'] = ({ name }, onAttached) => this.console(name, onAttached);
 }

@@ -7,10 +7,11 @@
  */
 import * as fs from 'node:fs';
 import { basename, join } from 'node:path';
-import { JaulaError } from '../common/errors.js';
+import { JaulaError, errnoOf } from '../common/errors.js';
 import { GuestFs } from '../os/guestfs.js';
 import { HostFiles, type HostTree } from '../os/hostfiles.js';
 import { O_NOFOLLOW } from '../os/native.js';
+import { guestIdRange } from '../runtime/idmap.js';
 import { storageDriver } from '../storage/index.js';
 import { withGuestLock } from './locks.js';
 import { initAlive, readState } from './state.js';
@@ -36,27 +37,38 @@ export function parseCpArg(arg: string): GuestPath | undefined {
 }
 
 /**
- * Run `fn` on the guest's tree as the host may read and write it: a running guest's host view,
- * or a stopped guest's root, assembled (and its lock held) for the while.
+ * Run `fn` on the guest's tree as the host may read and write it. A running guest's tree is what
+ * the guest sees: its root through /proc/PID/root of its init, so that the guest's own mounts
+ * (its /tmp and /run tmpfs, fstab binds) are crossed as inside it, and written with the guest's
+ * root's IDs. A stopped guest's root is assembled (and its lock held) for the while.
  */
-async function withGuestFs<T>(name: string, fn: (g: GuestFs) => T): Promise<T> {
-  const view = (): { hostView: string; shift: number | undefined } | undefined => {
+async function withGuestFs<T>(name: string, fn: (g: GuestFs, live: boolean) => T): Promise<T> {
+  const live = (): GuestFs | undefined => {
     const st = readState(name);
-    return initAlive(st) && st.hostView ? { hostView: st.hostView, shift: st.hostShift } : undefined;
+    if (!initAlive(st) || !st.pid) return undefined;
+    return GuestFs.ofProcess(st.pid, st.pidStart, { shift: guestIdRange(loadConfig(name))?.hostId });
   };
-  const v = view();
-  if (v) return GuestFs.with(v.hostView, fn, { shift: v.shift });
+  const g = live();
+  if (g) return withClose(g, (x) => fn(x, true));
   return withGuestLock(name, async () => {
     const cfg = loadConfig(name);
-    const again = view();
-    if (again) return GuestFs.with(again.hostView, fn, { shift: again.shift });
+    const again = live();
+    if (again) return withClose(again, (x) => fn(x, true));
     const driver = await storageDriver(cfg.storage.driver);
     try {
-      return GuestFs.with((await driver.mount(cfg)).hostView, fn);
+      return GuestFs.with((await driver.mount(cfg)).hostView, (x) => fn(x, false));
     } finally {
       await driver.unmount(cfg);
     }
   });
+}
+
+function withClose<T>(g: GuestFs, fn: (g: GuestFs) => T): T {
+  try {
+    return fn(g);
+  } finally {
+    g.close();
+  }
 }
 
 const CHUNK = 1 << 20;
@@ -103,13 +115,24 @@ function copyIn(
     );
 }
 
+/**
+ * Directories of a running guest that a copy of a tree leaves empty: the runtime's /proc, /sys
+ * and /dev (devices, the kernel's views), and any mount of a kernel pseudo file system.
+ */
+function skipInTree(g: GuestFs, src: string, live: boolean): boolean {
+  if (!live) return false;
+  const p = `/${GuestFs.components(src).join('/')}`;
+  return p === '/proc' || p === '/sys' || p === '/dev' || g.onKernelFs(src);
+}
+
 function copyOut(
   h: HostTree,
   g: GuestFs,
   src: string,
   dst: string,
-  o: CpOptions,
+  o: CpOptions & { live?: boolean },
   count: { files: number },
+  top = true,
 ): void {
   const st = g.lstat(src);
   if (!st) throw new JaulaError('not_found', `There is no "${src}" in the guest`);
@@ -117,7 +140,8 @@ function copyOut(
     h.symlink(dst, g.readlink(src) ?? '');
   } else if (st.isDirectory()) {
     h.mkdir(dst, st.mode & 0o7777);
-    for (const e of g.readdir(src)) copyOut(h, g, `${src}/${e}`, join(dst, e), o, count);
+    if (!top && skipInTree(g, src, o.live === true)) return;
+    for (const e of g.readdir(src)) copyOut(h, g, `${src}/${e}`, join(dst, e), o, count, false);
   } else if (st.isFile()) {
     // Opened by the final component without following it (it was not a symlink just now; if
     // the guest swaps one in meanwhile, O_NOFOLLOW refuses it).
@@ -138,6 +162,26 @@ function copyOut(
     );
 }
 
+/**
+ * A write the guest's side refused, said as such: in a running guest its mounts apply (a
+ * read-only bind or file system), and its quota.
+ */
+function refusedIn(e: unknown, d: GuestPath, live: boolean): unknown {
+  const code = errnoOf(e);
+  const at = `Cannot copy into "${d.path}" of guest "${d.guest}"`;
+  if (code === 'EROFS')
+    return new JaulaError(
+      'denied',
+      `${at}: that file system is read-only${live ? ' in the guest (a ro bind, or its read-only /sys or /proc)' : ''}`,
+      { cause: e },
+    );
+  if (code === 'EACCES' || code === 'EPERM')
+    return new JaulaError('denied', `${at}: permission denied (${code}: an immutable file?)`, { cause: e });
+  if (code === 'ENOSPC' || code === 'EDQUOT')
+    return new JaulaError('io', `${at}: no space left (${code}) in the guest's file system`, { cause: e });
+  return e;
+}
+
 export async function copy(
   srcArg: string,
   dstArg: string,
@@ -156,19 +200,23 @@ export async function copy(
     host.check(srcArg);
     if (!host.withTree((h) => h.lstat(srcArg)))
       throw new JaulaError('not_found', `There is no "${srcArg}" on the host`);
-    await withGuestFs(d.guest, (g) =>
+    await withGuestFs(d.guest, (g, live) =>
       host.withTree((h) => {
         const into = g.stat(d.path)?.isDirectory()
           ? `${d.path.replace(/\/+$/, '')}/${basename(srcArg)}`
           : d.path;
-        copyIn(h, g, srcArg, into, o, count);
+        try {
+          copyIn(h, g, srcArg, into, o, count);
+        } catch (e) {
+          throw refusedIn(e, d, live);
+        }
       }),
     );
     return { files: count.files, direction: 'in' };
   }
   const gs = s as GuestPath;
   host.check(dstArg);
-  await withGuestFs(gs.guest, (g) =>
+  await withGuestFs(gs.guest, (g, live) =>
     host.withTree((h) => {
       const into = h.stat(dstArg)?.isDirectory() ? join(dstArg, basename(gs.path) || 'root') : dstArg;
       // The path itself resolves as the guest sees it (its symlinks stay inside it); below it,
@@ -176,7 +224,7 @@ export async function copy(
       const real = g.realpath(gs.path);
       if (real === undefined)
         throw new JaulaError('not_found', `There is no "${gs.path}" in guest "${gs.guest}"`);
-      copyOut(h, g, real, into, o, count);
+      copyOut(h, g, real, into, { ...o, live }, count);
     }),
   );
   return { files: count.files, direction: 'out' };

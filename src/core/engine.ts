@@ -52,6 +52,10 @@ import type {
   UsageRequest,
   ProcessRow,
   ProcessesRequest,
+  RenameRequest,
+  GuestLogs,
+  GuestLogsRequest,
+  ConsoleEnd,
 } from '../api/types.js';
 
 /** How a long operation reports progress and is cancelled. */
@@ -101,4 +105,13 @@ export interface Engine {
   enterGuest(r: NameRequest): Promise<number>;
   /** One-shot: start a stopped guest with the command, stop it when it ends (stdio attached). */
   runOnce(r: RunRequest): Promise<number>;
+  /** Rename a stopped guest: everything keyed by its name moves. */
+  renameGuest(r: RenameRequest): Promise<GuestSettings>;
+  /** Its console's output and jaula's events for it, from given offsets (to follow them). */
+  guestLogs(r: GuestLogsRequest): Promise<GuestLogs>;
+  /**
+   * Interactive: this process's terminal on the console the guest's supervisor holds, until
+   * Ctrl-a q, the end of input or the guest's end. `onAttached` runs once it is attached.
+   */
+  attachConsole(r: NameRequest, onAttached?: () => void): Promise<ConsoleEnd>;
 }

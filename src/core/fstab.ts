@@ -42,6 +42,10 @@ export function parseFstab(text: string, file: string): FstabEntry[] {
       throw new JaulaError('invalid', `${where}: mounting over the guest's root "/" is not allowed`);
     if (isBind(e) && !source.startsWith('/'))
       throw new JaulaError('invalid', `${where}: the bind source "${source}" must be an absolute host path`);
+    if (!isBind(e) && (options.includes('idmap') || options.includes('noidmap')))
+      throw new JaulaError('invalid', `${where}: "idmap" and "noidmap" apply to bind mounts only`);
+    if (options.includes('idmap') && options.includes('noidmap'))
+      throw new JaulaError('invalid', `${where}: "idmap" and "noidmap" contradict each other: keep one`);
     out.push(e);
   });
   return out;
@@ -51,6 +55,8 @@ export const DEFAULT_FSTAB = `# Mounts of this guest, in fstab syntax: SOURCE TA
 # /proc, /dev, /dev/pts and a read-only /sys are always mounted; lines here add to them or
 # change their options. Host directories are shared with bind mounts, for example:
 #   /srv/shared  /srv/shared  none  bind,ro  0 0
+# Binds into unprivileged guests are idmapped: the host's root owns them as the guest's root
+# does ("noidmap" binds them as they are; see docs/config.md).
 none  /proc     proc    defaults                              0 0
 none  /dev/pts  devpts  newinstance,ptmxmode=0666,mode=0620,gid=5  0 0
 none  /tmp      tmpfs   size=256m,mode=1777,nosuid,nodev      0 0

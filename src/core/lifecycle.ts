@@ -18,6 +18,8 @@ import { createUserns, removeUserns } from '../runtime/userns.js';
 import { sanitizeMountPoints } from './adapt.js';
 import { detectInit } from './adapt.js';
 import type { GuestConfig } from './config.js';
+import { mountBinds, unmountBinds } from './binds.js';
+import type { FstabEntry } from './fstab.js';
 import { guestHookScript, runHostHook } from './hooks.js';
 import { guestLog } from './log.js';
 import { limitSpecInput } from './limits.js';
@@ -84,7 +86,15 @@ function haltSignal(cfg: GuestConfig, rootfs: string): number {
   }
 }
 
-const INSTANCE_FILES = ['bundle', 'init.pid', 'exit', 'exit.tmp', 'console.sock', 'seccomp.bpf'];
+const INSTANCE_FILES = [
+  'bundle',
+  'init.pid',
+  'exit',
+  'exit.tmp',
+  'console.sock',
+  'seccomp.bpf',
+  'attach.sock',
+];
 
 function clearInstanceFiles(runDir: string): void {
   for (const f of INSTANCE_FILES) removeTree(join(runDir, f));
@@ -111,7 +121,8 @@ export async function prepareGuest(
   storage: StorageDriver,
   idmap: IdRange | undefined,
   rev: Reverter,
-): Promise<{ mounted: MountedRoot; netns: string; userns?: string }> {
+  fstab: FstabEntry[],
+): Promise<{ mounted: MountedRoot; fstab: FstabEntry[]; netns: string; userns?: string }> {
   const mounting = storage.mount(cfg, idmap ? { idmap } : {}).then((m) => {
     rev.add('unmount the root', () => storage.unmount(cfg));
     // A hostile tree's symlinked /proc, /sys, /dev or /dev/console replaced before any use.
@@ -128,10 +139,14 @@ export async function prepareGuest(
     trace('start: namespaces made');
     return { netns, ...(userns ? { userns } : {}) };
   })();
-  const [m, n] = await Promise.allSettled([mounting, namespaces]);
+  // The idmapped views of its fstab binds (core/binds.ts) meanwhile.
+  rev.add('unmount the idmapped binds', () => unmountBinds(cfg.name));
+  const binding = mountBinds(cfg.name, fstab, idmap);
+  const [m, n, b] = await Promise.allSettled([mounting, namespaces, binding]);
   if (m.status === 'rejected') throw m.reason;
   if (n.status === 'rejected') throw n.reason;
-  return { mounted: m.value, ...n.value };
+  if (b.status === 'rejected') throw b.reason;
+  return { mounted: m.value, fstab: b.value, ...n.value };
 }
 
 async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestState> {
@@ -181,7 +196,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     // lxcfs (when no guest runs yet, its daemon starts) meanwhile.
     lxcfsLease = acquireLxcfs();
     lxcfsLease.catch(() => {});
-    const { mounted, ...ns } = await prepareGuest(cfg, storage, idmap, rev);
+    const { mounted, fstab: specFstab, ...ns } = await prepareGuest(cfg, storage, idmap, rev, fstab);
     const { root: rootfs, hostView, hostShift } = mounted;
     const signal = haltSignal(cfg, hostView);
     const limits = limitSpecInput(cfg);
@@ -193,7 +208,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
       rootfs,
       cgroupsPath: rt.cgroupsPath(name),
       initBin,
-      fstab,
+      fstab: specFstab,
       nofileHard: nofileHardLimit(),
       hostMemory: totalmem(),
       ...ns,
@@ -354,6 +369,11 @@ async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo):
   const rt = selectRuntime(st.runtime ?? cfg.runtime);
   if (st.status === 'starting') await waitSupervisorSettled(name, st);
   await runtimeDelete(rt, name).catch((e: unknown) => problems.push(messageOf(e)));
+  try {
+    unmountBinds(name);
+  } catch (e) {
+    problems.push(messageOf(e));
+  }
   await networkDown(cfg).catch((e: unknown) => problems.push(messageOf(e)));
   await removeUserns(name).catch((e: unknown) => problems.push(messageOf(e)));
   const storage = await storageDriver(cfg.storage.driver);

@@ -357,4 +357,16 @@ export class LocalEngine implements Engine {
   async runOnce(r: { name: string; cmd: string[] }): Promise<number> {
     return (await import('./run.js')).runOnce(r.name, r.cmd);
   }
+
+  async renameGuest(r: import('../api/types.js').RenameRequest): Promise<GuestSettings> {
+    return settingsOf(await (await import('./rename.js')).renameGuest(r.name, r.newName));
+  }
+
+  async guestLogs(r: import('../api/types.js').GuestLogsRequest) {
+    return (await import('./logs.js')).guestLogs(r);
+  }
+
+  async attachConsole(r: { name: string }, onAttached?: () => void) {
+    return (await import('./console.js')).attachConsole(r.name, onAttached);
+  }
 }

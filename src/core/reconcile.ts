@@ -37,6 +37,7 @@ import { cleanScratch } from '../storage/unifyapply.js';
 import { cleanTemplateLeftovers } from './templates.js';
 import { autostart } from './autostart.js';
 import { removeStaleBuilds } from './build.js';
+import { finishRenames } from './rename.js';
 import { completeStopLocked, settleLocked } from './lifecycle.js';
 import { withGuestLock } from './locks.js';
 import { guestLog } from './log.js';
@@ -147,7 +148,11 @@ export async function reconcileState(opts: ReconcileOptions = {}): Promise<{
   // without a reboot, left over from one already handled (or skipped): cleared.
   const ranBefore = [...runningMarks()].filter(([, b]) => b !== now).map(([n]) => n);
   if (!report.hostRebooted) for (const n of ranBefore.splice(0)) clearRunning(n);
-  report.staleBuilds = await withLock(paths().locks, 'build', 'Building guests', () => removeStaleBuilds());
+  report.staleBuilds = await withLock(paths().locks, 'build', 'Building guests', async () => {
+    // A rename interrupted halfway is finished first: its run directory must not look unknown.
+    report.problems.push(...finishRenames().map((r) => `finished an interrupted rename: ${r}`));
+    return removeStaleBuilds();
+  });
   // Interrupted template saves, imports, exports and deletes; hashify's scratch of a dead run.
   try {
     report.storage = await withLock(paths().locks, 'templates', 'The template store', async () =>

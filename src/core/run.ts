@@ -14,6 +14,7 @@ import { removeUserns } from '../runtime/userns.js';
 import { guestBarriers } from '../storage/barrier.js';
 import { storageDriver } from '../storage/index.js';
 import { waitChild } from './exec.js';
+import { unmountBinds } from './binds.js';
 import { guestLog } from './log.js';
 import { limitSpecInput } from './limits.js';
 import { prepareGuest, settleLocked } from './lifecycle.js';
@@ -59,13 +60,13 @@ export async function runOnce(
     // A failure before the run leaves nothing behind (no mount, loop device or namespace).
     const rev = new Reverter();
     try {
-      const { mounted, ...ns } = await prepareGuest(cfg, storage, idmap, rev);
+      const { mounted, fstab, ...ns } = await prepareGuest(cfg, storage, idmap, rev, loadFstab(name));
       const spec = buildSpec({
         cfg,
         rootfs: mounted.root,
         cgroupsPath: rt.cgroupsPath(name),
         initBin,
-        fstab: loadFstab(name),
+        fstab,
         nofileHard: nofileHardLimit(),
         hostMemory: totalmem(),
         ...ns,
@@ -116,6 +117,7 @@ export async function runOnce(
     clearInterval(watcher);
     await withGuestLock(name, async () => {
       await runtimeDelete(rt, name).catch(() => {});
+      unmountBinds(name);
       await networkDown(cfg).catch(() => {});
       await removeUserns(name).catch(() => {});
       await storage.unmount(cfg).catch(() => {});

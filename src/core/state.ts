@@ -143,6 +143,11 @@ export function recordBootId(opts: { ifAbsent?: boolean } = {}): void {
   writeFileAtomic(bootIdRecord(), `${bootId()}\n`, 0o644);
 }
 
+/** The file of a guest's running mark (moved by jaula rename). */
+export function runningMarkFile(name: string): string {
+  return join(runningDir(), name);
+}
+
 /** Mark the guest as running in this boot (at a start). */
 export function markRunning(name: string): void {
   mkdirp(runningDir(), 0o700);

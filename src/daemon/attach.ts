@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
 import { isJaulaError, JaulaError, messageOf } from '../common/errors.js';
+import { connectConsole } from '../core/console.js';
 import { execLaunch, execResult, loginShell } from '../core/exec.js';
 import { runOnce } from '../core/run.js';
 import { tmpSuffix } from '../os/fs.js';
@@ -27,7 +28,7 @@ interface Hello {
   cols?: number;
 }
 
-export type AttachMode = 'exec' | 'enter' | 'run';
+export type AttachMode = 'exec' | 'enter' | 'run' | 'console';
 
 function exitCode(code: number | null, signal: NodeJS.Signals | null): number {
   if (code !== null) return code;
@@ -52,6 +53,44 @@ function control(child: ChildProcess, buf: Buffer, isBinary: boolean): void {
   }
 }
 
+/**
+ * The guest's console (mode=console), relayed between the WebSocket and its supervisor's
+ * attach socket: first the text message {"type":"attached"} (or an error), then binary
+ * [1, ...output] one way and [0, ...input] the other; {"type":"exit","code":0} when the console
+ * closes (the guest stopped). The client detaches by closing.
+ */
+function serveConsole(ws: WebSocket, name: string, log: (line: string) => void): void {
+  const send = (msg: Record<string, unknown>): void => {
+    try {
+      ws.send(JSON.stringify(msg));
+    } catch {
+      /* gone */
+    }
+  };
+  connectConsole(name).then(
+    (sock) => {
+      if (ws.readyState !== ws.OPEN) return sock.destroy();
+      send({ type: 'attached' });
+      sock.on('data', (b: Buffer) => ws.send(Buffer.concat([Buffer.from([1]), b])));
+      sock.on('error', () => {});
+      sock.on('close', () => {
+        send({ type: 'exit', code: 0 });
+        ws.close(1000);
+      });
+      ws.on('message', (data, isBinary) => {
+        const buf = Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
+        if (isBinary && buf[0] === 0) sock.write(buf.subarray(1));
+      });
+      ws.on('close', () => sock.destroy());
+    },
+    (e: unknown) => {
+      log(`console ${name}: ${messageOf(e)}`);
+      send({ type: 'error', code: isJaulaError(e) ? e.code : 'internal', message: messageOf(e) });
+      ws.close(1000);
+    },
+  );
+}
+
 /** Serve one attach session on an open WebSocket. */
 export function serveAttach(
   ws: WebSocket,
@@ -59,6 +98,7 @@ export function serveAttach(
   mode: AttachMode,
   log: (line: string) => void,
 ): void {
+  if (mode === 'console') return serveConsole(ws, name, log);
   let child: ChildProcess | undefined;
   let ended = false;
   const finish = (msg: Record<string, unknown>): void => {

@@ -661,7 +661,7 @@ export class Server {
     const problems = Server.paramProblems(params);
     if (problems.length) return refuseWs(400, 'invalid', `Bad request: ${problems.join('; ')}`);
     const mode = (url.searchParams.get('mode') ?? 'exec') as AttachMode;
-    if (!['exec', 'enter', 'run'].includes(mode))
+    if (!['exec', 'enter', 'run', 'console'].includes(mode))
       return refuseWs(400, 'invalid', `Unknown attach mode ${JSON.stringify(mode.slice(0, 20))}`);
     (sock as Socket).setNoDelay?.(true);
     this.wss.handleUpgrade(req, sock, head, (ws) => {

@@ -1,6 +1,5 @@
 import * as fs from 'node:fs';
 import { JaulaError } from '../common/errors.js';
-import { parseCidrText } from '../common/ip.js';
 import { liveStatus, readState } from '../core/state.js';
 import { loadAllConfigs, loadEveryConfig } from '../core/store.js';
 import { withLock } from '../os/lock.js';
@@ -9,42 +8,14 @@ import { hostAddresses, hostDevices } from './assign.js';
 import { bridgeExists, netnsDir, networkDown, removeBridge, removeFirewall } from './apply.js';
 import {
   deleteNetworkConfig,
+  hostRoutes,
   listNetworks,
   loadNetwork,
   saveNetwork,
+  subnetsOverlap,
   validateNetwork,
   type NetworkConfig,
 } from './networks.js';
-
-function overlaps(a: string, b: string): boolean {
-  const x = parseCidrText(a);
-  const y = parseCidrText(b);
-  return !!x && !!y && x.family === y.family && x.network <= y.last && y.network <= x.last;
-}
-
-/** Host routes (IPv4) as CIDRs, from /proc/net/route. */
-function hostRoutes(): string[] {
-  try {
-    return fs
-      .readFileSync('/proc/net/route', 'utf8')
-      .split('\n')
-      .slice(1)
-      .map((l) => l.split('\t'))
-      .filter((f) => f.length > 7 && f[1] !== '00000000')
-      .map((f) => {
-        const le = (h: string): string => [6, 4, 2, 0].map((i) => parseInt(h.slice(i, i + 2), 16)).join('.');
-        const mask =
-          (f[7] as string)
-            .match(/../g)
-            ?.reverse()
-            .map((h) => parseInt(h, 16).toString(2).replace(/0/g, '').length)
-            .reduce((a, b) => a + b, 0) ?? 32;
-        return `${le(f[1] as string)}/${mask}`;
-      });
-  } catch {
-    return [];
-  }
-}
 
 export async function createNetwork(n: NetworkConfig): Promise<NetworkConfig> {
   validateNetwork(n);
@@ -54,12 +25,12 @@ export async function createNetwork(n: NetworkConfig): Promise<NetworkConfig> {
     for (const other of listNetworks()) {
       if (other.bridge === n.bridge)
         throw new JaulaError('exists', `The bridge "${n.bridge}" already belongs to network "${other.name}"`);
-      if (overlaps(other.subnet, n.subnet))
+      if (subnetsOverlap(other.subnet, n.subnet))
         throw new JaulaError(
           'exists',
           `The subnet ${n.subnet} overlaps network "${other.name}" (${other.subnet})`,
         );
-      if (n.subnet6 && other.subnet6 && overlaps(other.subnet6, n.subnet6))
+      if (n.subnet6 && other.subnet6 && subnetsOverlap(other.subnet6, n.subnet6))
         throw new JaulaError(
           'exists',
           `The subnet ${n.subnet6} overlaps network "${other.name}" (${other.subnet6})`,
@@ -74,7 +45,7 @@ export async function createNetwork(n: NetworkConfig): Promise<NetworkConfig> {
     if (hostAddresses().has(gw))
       throw new JaulaError('exists', `The gateway address ${gw} is already an address of this host`);
     for (const r of hostRoutes())
-      if (overlaps(r, n.subnet))
+      if (subnetsOverlap(r, n.subnet))
         throw new JaulaError(
           'exists',
           `The subnet ${n.subnet} overlaps the host's route to ${r}: choose a free subnet`,

@@ -200,7 +200,9 @@ export async function networkUp(
       (e: unknown) => explainIpError(e, plan),
     );
     const post = hostPostBatch(plan);
-    if (post) await ipBatch(post, 'Attaching the guest to its bridges');
+    if (post) await ipBatch(post, 'Attaching the guest to its bridges and routes');
+    routedSysctls(plan);
+    if (plan.forwards.length) allowLoopbackForwards(plan);
     trace('net: host side');
     const tc = tcBatch(plan);
     if (tc) await runOk(['tc', '-batch', '-'], { input: tc, what: 'Setting bandwidth limits (tc)' });
@@ -217,6 +219,36 @@ export async function networkUp(
     await networkDown(g, plan);
     throw e;
   }
+}
+
+function sysctl(key: string, value: string): void {
+  const f = `/proc/sys/net/ipv4/${key}`;
+  if (readFileOr(f, value).trim() !== value) fs.writeFileSync(f, value);
+}
+
+/**
+ * A routed guest's host end: strict reverse-path filtering (the guest sends only from the
+ * addresses routed to it), proxy ARP (the neighbours of its prefix are reached through the
+ * host), and forwarding, so that the host device's network reaches it.
+ */
+function routedSysctls(plan: NetPlan): void {
+  for (const i of plan.interfaces) {
+    if (i.mode !== 'routed') continue;
+    sysctl(`conf/${i.hostIf}/rp_filter`, '1');
+    sysctl(`conf/${i.hostIf}/proxy_arp`, '1');
+    sysctl(`neigh/${i.hostIf}/proxy_delay`, '0'); // (answered at once, not after up to 0.8 s)
+    sysctl('ip_forward', '1');
+  }
+}
+
+/**
+ * Forwards answer on the host's loopback: the bridges of jaula networks the guest is on, and
+ * its routed veths, route packets from 127.0.0.0/8 (masqueraded on their way out, see
+ * firewallDefinition).
+ */
+function allowLoopbackForwards(plan: NetPlan): void {
+  for (const n of plan.networks) sysctl(`conf/${n.bridge}/route_localnet`, '1');
+  for (const i of plan.interfaces) if (i.mode === 'routed') sysctl(`conf/${i.hostIf}/route_localnet`, '1');
 }
 
 function leftovers(name: string, p: NetPlan): boolean {
@@ -240,8 +272,11 @@ export async function networkDown(g: GuestNetConfig, plan?: NetPlan): Promise<vo
     }
   }
   if (p) {
-    const existing = p.interfaces.some((i) =>
-      [i.hostIf, i.ifb, i.tmpIf].some((d) => d && fs.existsSync(`/sys/class/net/${d}`)),
+    // (a routed interface's proxy ARP entry stays on the host device after its veth is gone)
+    const existing = p.interfaces.some(
+      (i) =>
+        i.mode === 'routed' ||
+        [i.hostIf, i.ifb, i.tmpIf].some((d) => d && fs.existsSync(`/sys/class/net/${d}`)),
     );
     if (existing) await run(['ip', '-force', '-batch', '-'], { input: hostDownBatch(p) });
     const fw = firewallElements(p, paths().instanceTag, 'delete');

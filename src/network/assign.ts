@@ -10,6 +10,7 @@ import { forwardsCollide, formatForward, type ForwardSpec } from './forward.js';
 import { MAX_INTERFACES_PER_GUEST, type GuestNetConfig } from './guestnet.js';
 import { validateMac, type InterfaceSpec } from './ifspec.js';
 import { DEFAULT_NETWORK, listNetworks, networkFor, type NetworkConfig } from './networks.js';
+import { subnetHint } from './plan.js';
 
 /** IPv4 and IPv6 addresses configured on the host (from /proc, no process spawned). */
 export function hostAddresses(): Set<string> {
@@ -116,13 +117,16 @@ export function assignInterfaces(
     names.add(s.name);
     s.dev ??= DEFAULT_NETWORK;
     const net: NetworkConfig | undefined =
-      s.mode === 'macvlan' || s.mode === 'ipvlan' ? undefined : networkFor(s.dev);
+      s.mode === 'macvlan' || s.mode === 'ipvlan' || s.mode === 'routed' ? undefined : networkFor(s.dev);
     const where = `Guest "${g.name}", interface ${s.name}`;
     if (!net && !devices.has(s.dev))
       throw new JaulaError(
         'not_found',
-        `${where}: "${s.dev}" is neither a jaula network ("jaula network list") nor a device of this host ("ip link")`,
+        `${where}: "${s.dev}" is neither a jaula network ("jaula network list") nor a device of this host ("ip link")${s.dev === DEFAULT_NETWORK ? '' : `; to make a network of that name: jaula network create ${s.dev} --subnet GW/PREFIX --nat`}`,
       );
+    // The seed's form on a host device that is not a bridge: the address routed to the guest
+    // (stored, so that list and the config say which mode the guest has).
+    if (!net && !s.mode && !devices.get(s.dev)?.bridge) s.mode = 'routed';
     for (const key of ['address', 'address6'] as const) {
       const want = s[key];
       if (want === undefined) continue;
@@ -151,7 +155,13 @@ export function assignInterfaces(
           if (c && !cidrContains(c, a))
             throw new JaulaError(
               'invalid',
-              `${where}: the address ${a} is outside the subnet of network "${net.name}" (${subnet})`,
+              `${where}: the address ${a} is outside the subnet of network "${net.name}" (${subnet})${subnetHint(want)}`,
+            );
+          const prefix = Number(want.split('/')[1]);
+          if (c && prefix !== c.prefix)
+            throw new JaulaError(
+              'invalid',
+              `${where}: the address ${want} has another prefix than network "${net.name}" (${subnet}): write ${a}/${c.prefix}, or "auto"`,
             );
           if (c && a === c.ip)
             throw new JaulaError(

@@ -18,7 +18,10 @@ function port(s: string, what: string, arg: string): number {
   return Number(s);
 }
 
-/** `[host-ip:]host-port:guest-port[/tcp|/udp]`, e.g. `8080:80`, `192.0.2.2:53:53/udp`. */
+/**
+ * `[host-ip:]host-port:guest-port[/tcp|/udp]`, e.g. `8080:80`, `192.0.2.2:53:53/udp`,
+ * `127.0.0.1:8080:80` (on the host's loopback only).
+ */
 export function parseForward(arg: string): ForwardSpec {
   const [main = '', proto = 'tcp', extra] = arg.split('/');
   if (extra !== undefined || (proto !== 'tcp' && proto !== 'udp'))
@@ -35,10 +38,10 @@ export function parseForward(arg: string): ForwardSpec {
       'invalid',
       `The host address "${hostIp}" in the forward "${arg}" is not an IPv4 address`,
     );
-  if (hostIp.startsWith('127.'))
+  if (hostIp.startsWith('127.') && hostIp !== '127.0.0.1')
     throw new JaulaError(
       'invalid',
-      `The forward "${arg}" uses a loopback address: forwards take a host address on a real interface (or none for all of them)`,
+      `The forward "${arg}" uses the loopback address ${hostIp}: of the loopback, forwards take 127.0.0.1 only (or no address: every host address, loopback included)`,
     );
   return {
     proto,

@@ -1,20 +1,26 @@
 import { JaulaError } from '../common/errors.js';
 import { ipFamily as isIP } from '../common/ip.js';
 
-export const IF_MODES = ['bridge', 'macvlan', 'ipvlan'] as const;
+export const IF_MODES = ['bridge', 'routed', 'macvlan', 'ipvlan'] as const;
 export type IfMode = (typeof IF_MODES)[number];
 
 /**
  * A guest interface. On the command line, the seed's syntax `[name=][dev:]ip/prefix` with
- * optional `,key=value` options:
+ * optional `,key=value` options; the form gives the mode:
  *
- *   vs01=eth1:192.168.39.1/24            seed style: name vs01 inside, on host device eth1
- *   eth0=jaula0:auto,ip6=auto,isolated   next free address of network jaula0, isolated
- *   web:10.88.0.5/16,egress=10M,ingress=20M
- *   eth1=eth0:192.0.2.50/24,mode=macvlan,gw=192.0.2.1
+ *   eth0=jaula0:auto,ip6=auto,isolated   bridge: a veth into network jaula0's bridge, its next
+ *                                        free address, isolated from its neighbours
+ *   10.88.0.5/16                         bridge, on the default network jaula0
+ *   web=br0:192.0.2.5/24                 bridge: a veth into the host's bridge br0
+ *   vs01=eth1:192.168.39.1/24            routed (the seed's meaning: the address on host device
+ *                                        eth1): a veth whose host end has a route to the address,
+ *                                        answered on eth1's network by proxy ARP; the host
+ *                                        reaches the guest, the guest's gateway is the host
+ *   eth1=eth0:192.0.2.50/24,mode=macvlan,gw=192.0.2.1   macvlan on eth0 (the host cannot reach it)
  *
- * Options: mode=bridge|macvlan|ipvlan, mac=02:..., ip6=CIDR|auto, gw=IP, gw6=IP, isolated,
- * ingress=RATE (into the guest), egress=RATE (out of the guest); RATE like 10M, 1.5G, 500k (bit/s).
+ * Options: mode=bridge|routed|macvlan|ipvlan, mac=02:..., ip6=CIDR|auto, gw=IP, gw6=IP,
+ * isolated, ingress=RATE (into the guest), egress=RATE (out of the guest); RATE like 10M, 1.5G,
+ * 500k (bit/s).
  */
 export interface InterfaceSpec {
   /** The interface's name inside the guest (default eth0, eth1, ...). */

@@ -126,26 +126,72 @@ export function listNetworks(): NetworkConfig[] {
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
-/** The default network's settings: jaula0 on 10.88.0.0/16 for the system instance. */
+/**
+ * The default network's settings: jaula0 on 10.88.0.0/16 with NAT for the system instance
+ * (what "jaula network --help" says). Another instance (a second JAULA_ROOT, tests) gets its
+ * own bridge and a /24 derived from its root, with NAT as well.
+ */
 export function defaultNetworkConfig(): NetworkConfig {
   const tag = paths().instanceTag;
   if (!tag) return { name: DEFAULT_NETWORK, bridge: 'jaula0', subnet: '10.88.0.1/16', nat: true, dns: [] };
-  // Another instance (tests, side-by-side roots) gets its own bridge and a /24 derived from its tag.
   const h = parseInt(tag, 16);
   return {
     name: DEFAULT_NETWORK,
     bridge: `jb${tag}`,
     subnet: `10.${200 + (h % 50)}.${(h >>> 8) % 256}.1/24`,
-    nat: false,
+    nat: true,
     dns: [],
   };
 }
 
-/** The network a guest interface names, creating the default network's config on first use. */
+/** Whether two subnets (CIDR texts of one family) share an address. */
+export function subnetsOverlap(a: string, b: string): boolean {
+  const x = parseCidrText(a);
+  const y = parseCidrText(b);
+  return !!x && !!y && x.family === y.family && x.network <= y.last && y.network <= x.last;
+}
+
+/** The host's IPv4 routes as CIDRs, from /proc/net/route (the default route left out). */
+export function hostRoutes(): string[] {
+  try {
+    return fs
+      .readFileSync('/proc/net/route', 'utf8')
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split('\t'))
+      .filter((f) => f.length > 7 && f[1] !== '00000000')
+      .map((f) => {
+        const le = (h: string): string => [6, 4, 2, 0].map((i) => parseInt(h.slice(i, i + 2), 16)).join('.');
+        const mask =
+          (f[7] as string)
+            .match(/../g)
+            ?.reverse()
+            .map((h) => parseInt(h, 16).toString(2).replace(/0/g, '').length)
+            .reduce((a, b) => a + b, 0) ?? 32;
+        return `${le(f[1] as string)}/${mask}`;
+      });
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The network a guest interface names, creating the default network's config on first use
+ * (refused, with what to do, when its subnet is already routed on this host: podman's default
+ * network is 10.88.0.0/16 too).
+ */
 export function networkFor(name: string): NetworkConfig | undefined {
   const n = loadNetwork(name);
   if (n || name !== DEFAULT_NETWORK) return n;
   const d = defaultNetworkConfig();
+  const taken = hostRoutes().find(
+    (r) => subnetsOverlap(r, d.subnet) && !fs.existsSync(`/sys/class/net/${d.bridge}`),
+  );
+  if (taken)
+    throw new JaulaError(
+      'exists',
+      `The default network ${DEFAULT_NETWORK} would take ${d.subnet}, but the host already routes ${taken}: make ${DEFAULT_NETWORK} on a free subnet first ("jaula network create ${DEFAULT_NETWORK} --subnet 10.89.0.1/16 --nat")`,
+    );
   saveNetwork(d);
   return d;
 }

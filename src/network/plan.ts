@@ -15,11 +15,17 @@ export interface IfPlan {
   name: string;
   mode: IfMode;
   mac: string;
-  /** Bridge mode: the host end of the veth pair, its bridge, the ifb device for egress limits. */
+  /**
+   * Bridge and routed modes: the host end of the veth pair, its bridge (bridge mode), the ifb
+   * device for egress limits.
+   */
   hostIf?: string;
   bridge?: string;
   ifb?: string;
-  /** macvlan/ipvlan: the host device it sits on, and its temporary name on the host. */
+  /**
+   * macvlan/ipvlan: the host device it sits on, and its temporary name on the host; routed: the
+   * host device whose network reaches the guest through proxy ARP.
+   */
   lower?: string;
   tmpIf?: string;
   address?: string;
@@ -29,6 +35,8 @@ export interface IfPlan {
   isolated: boolean;
   ingress?: number;
   egress?: number;
+  /** The gateway is reached on the link without a route to its subnet (routed mode). */
+  onlink?: boolean;
 }
 
 export interface FwdPlan extends ForwardSpec {
@@ -50,6 +58,22 @@ export function hostIfName(kind: 'v' | 'i' | 'm', tag: string, context: number, 
   // hex digits, then four from the context, so an instance's devices are easy to find.
   const id = tag ? `${tag.slice(0, 4)}${fnv1a(`${tag}/${context}`).slice(0, 4)}` : String(context);
   return `j${kind}${id}.${index}`;
+}
+
+/**
+ * A routed guest's gateway: this link-local address on the host end of each routed veth (as
+ * Incus's routed NICs and LXC's veth router mode do), reached "onlink".
+ */
+export const ROUTED_GATEWAY = '169.254.0.1';
+
+/** The hint for an address outside every network's subnet. */
+export function subnetHint(address: string, name = 'lan'): string {
+  const c = parseCidrText(address);
+  if (!c || c.family !== 4) return '';
+  let gw = c.network + 1n;
+  if (gw === c.value) gw = c.last - 1n;
+  const sub = `${valueToIp({ family: 4, value: gw })}/${c.prefix}`;
+  return ` (for ${valueToIp({ family: 4, value: c.network })}/${c.prefix}, make a network: "jaula network create ${name} --subnet ${sub} --nat", then --interface eth0=${name}:${address}; or put the address on a host device, routed: --interface eth0=eth1:${address})`;
 }
 
 export interface PlanInput {
@@ -76,7 +100,9 @@ export function planNetwork(i: PlanInput): NetPlan {
     if (!s.mac) throw new JaulaError('internal', `${where} has no MAC address (assigned at build)`);
     if (s.address === 'auto' || s.address6 === 'auto')
       throw new JaulaError('internal', `${where} has no address yet (assigned at build)`);
-    const mode: IfMode = s.mode ?? (net || host?.bridge ? 'bridge' : 'macvlan');
+    // A network or a host bridge: a port on it; another host device: the address routed to
+    // the guest through it (the seed's meaning), unless a mode says otherwise.
+    const mode: IfMode = s.mode ?? (net || host?.bridge ? 'bridge' : 'routed');
     const p: IfPlan = { name, mode, mac: s.mac, isolated: !!s.isolated };
     if (s.address?.includes(':')) p.address6 = s.address;
     else if (s.address) p.address = s.address;
@@ -98,7 +124,7 @@ export function planNetwork(i: PlanInput): NetPlan {
         if (c && p.address && !cidrContains(c, p.address.split('/')[0] as string))
           throw new JaulaError(
             'invalid',
-            `${where}: the address ${p.address} is outside the subnet of network "${net.name}" (${net.subnet})`,
+            `${where}: the address ${p.address} is outside the subnet of network "${net.name}" (${net.subnet})${subnetHint(p.address)}`,
           );
         const gw = s.gateway ?? c?.ip;
         if (gw) p.gateway = gw;
@@ -109,6 +135,28 @@ export function planNetwork(i: PlanInput): NetPlan {
         if (s.gateway) p.gateway = s.gateway;
         if (s.gateway6) p.gateway6 = s.gateway6;
       }
+    } else if (mode === 'routed') {
+      if (net)
+        throw new JaulaError(
+          'invalid',
+          `${where}: routed mode puts the address on a host device, and "${dev}" is a jaula network (leave mode= out for a port on its bridge)`,
+        );
+      if (!host)
+        throw new JaulaError(
+          'not_found',
+          `${where}: the host device "${dev}" does not exist (see "ip link")`,
+        );
+      if (!p.address || p.address6)
+        throw new JaulaError(
+          'invalid',
+          `${where}: routed mode takes one IPv4 address (e.g. vs01=${dev}:192.168.39.1/24); IPv6 needs bridge mode`,
+        );
+      if (s.isolated) throw new JaulaError('invalid', `${where}: "isolated" needs bridge mode`);
+      p.hostIf = hostIfName('v', i.tag, i.context, idx);
+      if (s.egress) p.ifb = hostIfName('i', i.tag, i.context, idx);
+      p.lower = dev;
+      p.gateway = ROUTED_GATEWAY;
+      p.onlink = true;
     } else {
       if (!host)
         throw new JaulaError(
@@ -145,14 +193,14 @@ export function planNetwork(i: PlanInput): NetPlan {
 export function guestBatch(p: NetPlan, hostPid: number): string {
   const l: string[] = [];
   for (const i of p.interfaces) {
-    if (i.mode === 'bridge')
+    if (i.mode === 'bridge' || i.mode === 'routed')
       l.push(`link add ${i.name} address ${i.mac} type veth peer name ${i.hostIf} netns ${hostPid}`);
     if (i.address) l.push(`addr add ${i.address} dev ${i.name}`);
     if (i.address6) l.push(`addr add ${i.address6} dev ${i.name} nodad`);
     l.push(`link set ${i.name} up`);
   }
   const v4 = p.interfaces.find((i) => i.gateway);
-  if (v4) l.push(`route add default via ${v4.gateway} dev ${v4.name}`);
+  if (v4) l.push(`route add default via ${v4.gateway} dev ${v4.name}${v4.onlink ? ' onlink' : ''}`);
   const v6 = p.interfaces.find((i) => i.gateway6);
   if (v6) l.push(`route add default via ${v6.gateway6} dev ${v6.name}`);
   return l.join('\n') + '\n';
@@ -169,12 +217,24 @@ export function hostPreBatch(p: NetPlan): string {
   return l.length ? l.join('\n') + '\n' : '';
 }
 
-/** Commands run on the host after: veth ends into their bridges, ifb devices for egress limits. */
+/**
+ * Commands run on the host after: veth ends into their bridges; a routed guest's host end with
+ * the gateway address, the route to the guest's address and its proxy ARP entry on the host
+ * device; ifb devices for egress limits.
+ */
 export function hostPostBatch(p: NetPlan): string {
   const l: string[] = [];
   for (const i of p.interfaces) {
-    if (i.mode !== 'bridge') continue;
-    l.push(`link set ${i.hostIf} master ${i.bridge}`, `link set ${i.hostIf} up`);
+    if (i.mode === 'bridge') l.push(`link set ${i.hostIf} master ${i.bridge}`, `link set ${i.hostIf} up`);
+    else if (i.mode === 'routed') {
+      const ip = (i.address as string).split('/')[0] as string;
+      l.push(
+        `link set ${i.hostIf} up`,
+        `addr add ${ROUTED_GATEWAY}/32 dev ${i.hostIf}`,
+        `route add ${ip}/32 dev ${i.hostIf}`,
+        `neigh replace proxy ${ip} dev ${i.lower}`,
+      );
+    } else continue;
     if (i.ifb) l.push(`link add ${i.ifb} type ifb`, `link set ${i.ifb} up`);
   }
   return l.length ? l.join('\n') + '\n' : '';
@@ -208,6 +268,7 @@ export function hostDownBatch(p: NetPlan): string {
     if (i.hostIf) l.push(`link del ${i.hostIf}`);
     if (i.ifb) l.push(`link del ${i.ifb}`);
     if (i.tmpIf) l.push(`link del ${i.tmpIf}`);
+    if (i.mode === 'routed') l.push(`neigh del proxy ${(i.address as string).split('/')[0]} dev ${i.lower}`);
   }
   return l.length ? l.join('\n') + '\n' : '';
 }
@@ -224,6 +285,14 @@ export function tableName(tag: string): string {
  * MAC and addresses that port may send from (anti-spoofing), the isolated ports, and the host's
  * TCP ports guests may not reach (jaulad's API, network/guard.ts); an ip-family table with port
  * forwards and NAT. Guests come and go as set elements, never as rules.
+ *
+ * Port forwards also answer on the host's loopback (`curl 127.0.0.1:PORT`), as Docker's and
+ * Incus's do: the output chain's DNAT sends a connection from 127.0.0.1 to the guest, its bridge
+ * routes loopback sources (route_localnet, set by networkUp), and postrouting masquerades them
+ * to the gateway's address, so the guest answers the host. route_localnet would also let a guest
+ * send to the host's 127.0.0.0/8 through the bridge (Kubernetes' CVE-2020-8558): the localnet
+ * chain drops every packet to 127.0.0.0/8 that comes in on another interface than lo and does
+ * not belong to a connection the host opened.
  */
 export function firewallDefinition(tag: string, daemonPorts: readonly number[] = []): string {
   const t = tableName(tag);
@@ -281,6 +350,11 @@ table ip ${t} {
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
     ip saddr @nat ip daddr != @nat masquerade
+    ip saddr 127.0.0.0/8 ct status dnat masquerade
+  }
+  chain localnet {
+    type filter hook input priority filter; policy accept;
+    iifname != "lo" ip daddr 127.0.0.0/8 ct state != { established, related } drop
   }
 }
 `;
@@ -299,7 +373,7 @@ export function firewallElements(p: NetPlan, tag: string, op: 'add' | 'delete'):
   const t = tableName(tag);
   const l: string[] = [];
   for (const i of p.interfaces) {
-    if (!i.hostIf) continue;
+    if (!i.hostIf || i.mode !== 'bridge') continue; // (a routed veth: rp_filter, networkUp)
     const q = `"${i.hostIf}"`;
     l.push(`${op} element bridge ${t} ports { ${q} }`, `${op} element bridge ${t} macs { ${q} . ${i.mac} }`);
     if (i.address) l.push(`${op} element bridge ${t} v4 { ${q} . ${i.address.split('/')[0]} }`);

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { JaulaError, errnoOf } from '../common/errors.js';
 import { tmpSuffix } from './fs.js';
+import { isSameProcess } from './proc.js';
 import {
   O_DIRECTORY,
   O_NOFOLLOW,
@@ -11,6 +12,11 @@ import {
   native,
   withFsIds,
 } from './native.js';
+
+/** statfs magic numbers: proc, sysfs, devpts, cgroup, cgroup2, mqueue, fuse, debugfs, securityfs. */
+const KERNEL_FS = new Set([
+  0x9fa0, 0x62656572, 0x1cd1, 0x27e0eb, 0x63677270, 0x19800202, 0x65735546, 0x64626720, 0x73636673,
+]);
 
 export interface GuestFsOptions {
   /**
@@ -64,6 +70,27 @@ export class GuestFs {
     } finally {
       g.close();
     }
+  }
+
+  /**
+   * The root of a running process (a guest's init) as it sees it: /proc/PID/root, whose lookups
+   * cross the mounts of the process's own mount namespace. Undefined when `pid` is no longer the
+   * process that started at `starttime` (checked after opening: the fd is that process's root).
+   */
+  static ofProcess(
+    pid: number,
+    starttime: number | undefined,
+    opts: GuestFsOptions = {},
+  ): GuestFs | undefined {
+    let g: GuestFs;
+    try {
+      g = new GuestFs(`/proc/${pid}/root`, opts);
+    } catch {
+      return undefined;
+    }
+    if (isSameProcess(pid, starttime)) return g;
+    g.close();
+    return undefined;
   }
 
   close(): void {
@@ -256,6 +283,24 @@ export class GuestFs {
     }
   }
 
+  /**
+   * Whether the directory `path` is on one of the kernel's pseudo file systems (proc, sysfs,
+   * devpts, cgroup, mqueue, FUSE such as lxcfs): what a copy of a running guest's tree skips.
+   */
+  onKernelFs(path: string): boolean {
+    let fd: number;
+    try {
+      fd = this.open(path, O_PATH | O_DIRECTORY);
+    } catch {
+      return false;
+    }
+    try {
+      return KERNEL_FS.has(fs.statfsSync(`/proc/self/fd/${fd}`).type);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
   exists(path: string): boolean {
     return this.lstat(path) !== undefined;
   }
@@ -293,8 +338,10 @@ export class GuestFs {
     }
     try {
       const host = fs.readlinkSync(`/proc/self/fd/${fd}`);
-      const rootHost = fs.readlinkSync(`/proc/self/fd/${this.rootFd}`);
-      if (host === rootHost) return '/';
+      // (a root in another mount namespace, /proc/PID/root, reads as "/" and its files as
+      // paths below it)
+      const rootHost = fs.readlinkSync(`/proc/self/fd/${this.rootFd}`).replace(/\/$/, '');
+      if (host === rootHost || host === '/') return '/';
       return host.startsWith(rootHost + '/') ? host.slice(rootHost.length) : undefined;
     } finally {
       fs.closeSync(fd);

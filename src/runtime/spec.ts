@@ -224,7 +224,8 @@ export interface SpecInput {
 
 function fstabMount(e: FstabEntry): OciMount {
   if (isBind(e)) {
-    const opts = e.options.filter((o) => o !== 'bind' && o !== 'rbind');
+    // (idmap, noidmap: jaula's own, done before the runtime runs: core/binds.ts)
+    const opts = e.options.filter((o) => !['bind', 'rbind', 'idmap', 'noidmap'].includes(o));
     return {
       destination: e.target,
       type: 'bind',

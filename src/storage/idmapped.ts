@@ -21,13 +21,25 @@ export function idmappedLayersPath(name: string): string {
 
 /**
  * Bind each `[src, dst]` idmapped: on-disk ID n is seen as host ID range.hostId + n. One helper
- * process for all of them.
+ * process for all of them. A missing dst is made a directory; `recursive` takes the mounts below
+ * each src along (an rbind). The views clear nosuid and nodev (jaula's storage mounts have them;
+ * the guest's own view of its files keeps setuid) unless `keepFlags` (a host directory bound in
+ * through fstab keeps the host's).
  */
-export async function idmapMounts(pairs: [string, string][], range: IdRange, what: string): Promise<void> {
-  for (const [, dst] of pairs) fs.mkdirSync(dst, { recursive: true, mode: 0o711 });
-  await runOk([helperBin, 'idmap-mount', String(range.hostId), String(range.size), ...pairs.flat()], {
-    what,
-  });
+export async function idmapMounts(
+  pairs: [string, string][],
+  range: IdRange,
+  what: string,
+  opts: { recursive?: boolean; keepFlags?: boolean } = {},
+): Promise<void> {
+  for (const [, dst] of pairs) if (!fs.existsSync(dst)) fs.mkdirSync(dst, { recursive: true, mode: 0o711 });
+  const argv = [
+    helperBin,
+    'idmap-mount',
+    ...(opts.recursive ? ['--recursive'] : []),
+    ...(opts.keepFlags ? ['--keep-flags'] : []),
+  ];
+  await runOk([...argv, String(range.hostId), String(range.size), ...pairs.flat()], { what });
 }
 
 /**

@@ -14,12 +14,21 @@ Options:
   -m, --method M          skeleton | template | debootstrap
   --hostname H            the guest's hostname (default: NAME)
   --context N             its context ID (default: the next free one from 100)
-  --interface SPEC        [name=][dev:]ip/prefix|auto[,options], repeatable, up to 10
-                          (e.g. vs01=eth1:192.168.39.1/24, eth0=jaula0:auto,isolated); dev is a
-                          jaula network (bridge, the default is jaula0) or a host device (macvlan)
-                          options: mode=bridge|macvlan|ipvlan mac=M ip6=CIDR|auto gw=IP gw6=IP
-                                   isolated ingress=RATE egress=RATE (RATE in bit/s: 10M, 1G)
-  --forward SPEC          [host-ip:]host-port:guest-port[/tcp|/udp], repeatable (e.g. 8080:80)
+  --interface SPEC        [name=][dev:]ip/prefix|auto[,options], repeatable, up to 10; the
+                          form gives the mode:
+                            eth0=NET:auto|ip/prefix  bridge: a port on jaula network NET (the
+                                                     default is jaula0), an address of its subnet
+                            eth0=BR:ip/prefix        bridge: a port on the host's bridge BR
+                            vs01=eth1:192.168.39.1/24  routed (the seed's meaning): the address
+                                                     on host device eth1, routed to the guest,
+                                                     proxy ARP on eth1; the host reaches it
+                            ...,mode=macvlan|ipvlan   on a host device (the host cannot reach it)
+                          options: mode=bridge|routed|macvlan|ipvlan mac=M ip6=CIDR|auto gw=IP
+                                   gw6=IP isolated ingress=RATE egress=RATE (bit/s: 10M, 1G)
+  --forward SPEC          [host-ip:]host-port:guest-port[/tcp|/udp], repeatable (e.g. 8080:80):
+                          without host-ip on every host address, the loopback included (curl
+                          127.0.0.1:8080 on the host), with 127.0.0.1 on the loopback only; the
+                          first IPv4 interface gets the traffic (loopback: on a jaula network)
   --initstyle S           plain (/sbin/init) | sysv (/etc/init.d/rc 3) | cmd (a command)
   --cmd "CMD ARGS"        the command of the cmd init style (split on spaces)
   --mark M                a mark for autostart and bulk operations, repeatable

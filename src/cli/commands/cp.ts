@@ -11,10 +11,13 @@ export const cp: Command = {
 One side names a guest path as GUEST:/path. Directories are copied recursively; symlinks are
 copied as links. The guest's side is resolved as the guest sees it: its symlinks never lead to
 the host's files. Files copied in belong to the guest's root unless -a keeps numeric owners.
+In a running guest, paths cross the guest's own mounts (its /tmp and /run, fstab binds) as
+inside it; a tree copied out leaves the kernel's /proc, /sys and /dev empty.
 
 Examples:
   jaula cp ./site web1:/var/www
   jaula cp web1:/var/log/syslog ./web1-syslog
+  jaula cp ./socket-test.sh web1:/tmp/
   jaula cp -a web1:/etc ./web1-etc`,
   specs: { archive: { type: 'bool', short: 'a' } },
   async run(p) {

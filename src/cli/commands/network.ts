@@ -13,8 +13,14 @@ export const network: Command = {
        jaula network check [--format table|json]  the address binding trap: host daemons that would steal guests' traffic
 
 A network is a Linux bridge on the host with the gateway address on it; guests attach with
-veth pairs ("--interface eth0=NAME:auto"). The default network jaula0 (10.88.0.1/16, NAT on)
-is made on first use.
+veth pairs ("--interface eth0=NAME:auto"). The default network jaula0 is made on first use:
+10.88.0.1/16 with NAT; under another JAULA_ROOT (a second instance, tests) a /24 of
+10.200.0.0-10.249.255.0 derived from that root, with NAT too. If its subnet overlaps a route of
+the host (another instance's, podman's 10.88.0.0/16), the first use says so: make jaula0
+yourself then ("jaula network create jaula0 --subnet 10.89.0.1/16 --nat"). Once made,
+"jaula network list" shows it.
+An address outside every network (the seed's "vs01=eth1:192.168.39.1/24") is routed to the
+guest on a host device instead: see "jaula build --help".
 
 Examples:
   jaula network create lan --subnet 192.168.39.1/24 --nat

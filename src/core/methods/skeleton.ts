@@ -16,7 +16,9 @@ export function findBusybox(): string {
 
 const INITTAB = `# busybox init for a jaula guest. No gettys: a guest has no host terminals
 # ("jaula enter NAME" gives a shell). jaula stop sends SIGUSR2 (poweroff).
+# A shell on the console once Enter is pressed there ("jaula console NAME"), as busybox does.
 ::sysinit:/etc/init.d/rcS
+::askfirst:-/bin/sh
 ::shutdown:/etc/init.d/rcK
 ::ctrlaltdel:/sbin/reboot
 `;
