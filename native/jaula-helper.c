@@ -1114,8 +1114,10 @@ static int shim(int argc, char **argv) {
   errbuf[errlen] = 0;
   for (size_t i = 0; i < errlen; i++)
     if (errbuf[i] == '\n') errbuf[i] = ' ';
+  /* (its last words: the message is at most 1 kB) */
   if (!WIFEXITED(rt_status) || WEXITSTATUS(rt_status) != 0)
-    die("%s run failed (status %d): %s", args[0], rt_status, errlen ? errbuf : "no message");
+    die("%s run failed (status %d): %s", args[0], rt_status,
+        errlen ? errbuf + (errlen > 900 ? errlen - 900 : 0) : "no message");
 
   FILE *pf = fopen("init.pid", "re");
   if (!pf || fscanf(pf, "%d", &init_pid) != 1 || init_pid <= 0) die("shim: runtime wrote no pid file");
