@@ -354,16 +354,13 @@ static ssize_t read_small(const char *path, char *buf, size_t size) {
   return (ssize_t)len;
 }
 
+static int write_file(const char *path, const char *text);
+
+/* Write `text` to DIR/FILE (a cgroup knob) in one write. */
 static int write_str(const char *dir, const char *file, const char *text) {
   char path[2048];
   snprintf(path, sizeof path, "%s/%s", dir, file);
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = write(fd, text, strlen(text));
-  int e = errno;
-  close(fd);
-  errno = e;
-  return n == (ssize_t)strlen(text) ? 0 : -1;
+  return write_file(path, text);
 }
 
 /* Is `ctrl` in the comma-separated list? */
