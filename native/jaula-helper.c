@@ -171,6 +171,21 @@ static int drain(int master, size_t max) {
   return 0;
 }
 
+/* At the guest's end: what is still on its way through the pty, until no writer is left (EIO),
+ * 1 MiB, or 500 ms of quiet. */
+static void drain_last(int master) {
+  char buf[16384];
+  for (size_t done = 0; done < (1 << 20);) {
+    struct pollfd p = {master, POLLIN, 0};
+    if (poll(&p, 1, 500) <= 0) return;
+    ssize_t n = read(master, buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) return;
+    log_write(buf, n);
+    done += (size_t)n;
+  }
+}
+
 /* ---- the helper's sockets: file descriptors from the runtime ---------------------------------- */
 
 /*
@@ -819,6 +834,7 @@ static int pty_exec(int argc, char **argv) {
   static struct queue in, out;
   struct conns conns = {.what = "console socket"};
   int master = -1, got = 0, status = -1, in_open = 1, out_open = 1, ctl_open = fcntl(3, F_GETFD) >= 0;
+  long long hup_until = 0;
   char ctl[256];
   size_t ctl_len = 0;
   fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
@@ -826,7 +842,8 @@ static int pty_exec(int argc, char **argv) {
   while (status < 0) {
     enum { SIG, LSOCK, MASTER, IN, OUT, CTL, CONNS };
     /* (the master is not polled at all while nothing can move: its POLLHUP would spin the loop) */
-    short mev = (short)((out.len < sizeof out.buf ? POLLIN : 0) | (in.len ? POLLOUT : 0));
+    long long now = now_ms();
+    short mev = (short)((out.len < sizeof out.buf && now >= hup_until ? POLLIN : 0) | (in.len ? POLLOUT : 0));
     struct pollfd p[CONNS + MAX_CONNS] = {
         {sfd, POLLIN, 0},
         {got ? -1 : lsock, POLLIN, 0},
@@ -835,7 +852,7 @@ static int pty_exec(int argc, char **argv) {
         {out.len ? 1 : -1, POLLOUT, 0},
         {master >= 0 && ctl_open ? 3 : -1, POLLIN, 0},
     };
-    int timeout = conns_poll(&conns, p + CONNS, -1);
+    int timeout = conns_poll(&conns, p + CONNS, now < hup_until ? (int)(hup_until - now) : -1);
     if (poll(p, CONNS + MAX_CONNS, timeout) < 0 && errno != EINTR) break;
     if (p[LSOCK].revents & POLLIN) conns_accept(&conns, lsock);
     int fd = conns_recv(&conns, p + CONNS);
@@ -849,11 +866,17 @@ static int pty_exec(int argc, char **argv) {
       fprintf(stderr, "jaula-helper: pty-exec: the console socket was passed something else than a pty: ignored\n");
       close(fd);
     }
-    if (master >= 0 && (p[MASTER].revents & (POLLIN | POLLHUP | POLLERR)) && out.len < sizeof out.buf &&
-        !queue_fill(&out, master)) {
-      close(master); /* the session's side is gone (EIO) */
-      master = -1;
-      in.len = 0;
+    /* (a pty gives at most 4 KiB a read: what is there is gathered, for fewer, larger writes) */
+    for (int more = master >= 0 && (p[MASTER].revents & (POLLIN | POLLHUP | POLLERR)); more && out.len < sizeof out.buf;) {
+      size_t before = out.len;
+      if (!queue_fill(&out, master)) {
+        /* No slave is open (EIO): the session's processes are ending, or one reopens its
+         * terminal. The master stays open until the runtime is done (closing it would hang up
+         * a session that still runs), and is read again in a moment (its POLLHUP would spin). */
+        hup_until = now_ms() + 50;
+        break;
+      }
+      more = out.len > before;
     }
     if (out.len && (p[OUT].revents & (POLLOUT | POLLERR | POLLHUP)) && !queue_flush(&out, 1)) out_open = 0;
     if (!out_open) out.len = 0; /* jaulad is gone: what the session writes is dropped */
@@ -888,13 +911,16 @@ static int pty_exec(int argc, char **argv) {
         if (w == rt) status = st;
     }
   }
-  /* What the session wrote last: bounded (its processes are gone), and not waited for more than
-   * 5 s at a time when jaulad does not read it. */
+  /* What the session wrote last: it may still be on its way through the pty, so it is waited
+   * for until no writer is left (POLLHUP, EIO) or for 500 ms of quiet (a process left behind
+   * holds the pty); bounded (1 MiB), and not waited for more than 5 s at a time when jaulad
+   * does not read it. */
   size_t budget = 1 << 20;
   while (out_open) {
     if (master >= 0 && out.len < sizeof out.buf) {
       size_t before = out.len;
-      if (!budget || !queue_fill(&out, master) || out.len == before) {
+      struct pollfd m = {master, POLLIN, 0};
+      if (!budget || poll(&m, 1, 500) <= 0 || !queue_fill(&out, master) || out.len == before) {
         close(master);
         master = -1;
       } else budget -= out.len - before < budget ? out.len - before : budget;
@@ -1120,9 +1146,9 @@ static int shim(int argc, char **argv) {
   if (!pf || fscanf(pf, "%d", &init_pid) != 1 || init_pid <= 0) die("shim: runtime wrote no pid file");
   fclose(pf);
   init_start = read_start(init_pid);
+  sup_enter(); /* (before "ok": the guest runs with its supervisor in place) */
   dprintf(SYNC_FD, "ok %d\n", init_pid);
   close(SYNC_FD);
-  sup_enter();
 
   /* Supervise: copy the console, reap children, notice the init's end, answer sysinfo(2). */
   int status = -1;
@@ -1193,7 +1219,7 @@ static int shim(int argc, char **argv) {
   }
   if (peer >= 0) close(peer);
   if (master >= 0) {
-    drain(master, 1 << 20);
+    drain_last(master);
     close(master);
   }
   if (log_fd >= 0) close(log_fd);
