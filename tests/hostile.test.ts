@@ -74,6 +74,17 @@ const procIo = (pid: number): Record<string, number> =>
       .map((l) => [l.split(':')[0] as string, Number(l.split(':')[1])]),
   );
 const shimPid = (name: string): number => Number(t.state(name)['shimPid']);
+/** A process of a cgroup whose command line holds `text` (0: none yet); processes end meanwhile. */
+function findProcess(procsFile: string, text: string): number {
+  for (const p of fs.readFileSync(procsFile, 'utf8').split('\n').filter(Boolean)) {
+    try {
+      if (fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(text)) return Number(p);
+    } catch {
+      /* gone */
+    }
+  }
+  return 0;
+}
 const sysinfoOf = (out: string): Record<string, number> =>
   Object.fromEntries(
     out
@@ -207,7 +218,7 @@ describe('a guest printing without end, against jaulad', () => {
   it('console: 1 GiB through a console WebSocket reaches a client that reads it; jaulad stays under its bound', async (ctx) => {
     let got = 0;
     const s = consoleSession(['sh', '-c', 'dd if=/dev/zero bs=1M count=1024 2>/dev/null'], (n) => (got += n));
-    assert.equal(await s.exit, 0);
+    assert.equal(await s.exit, 0, 'the command ended well');
     assert.equal(got, GiB, 'every byte arrived');
     s.ws.close();
     report(ctx, '1 GiB through the console');
@@ -222,12 +233,8 @@ describe('a guest printing without end, against jaulad', () => {
     // them all, and grew by as much), with jaulad under its bound all along.
     const procs = join(cgroupDir(Number(t.state('out1')['pid']), 'memory'), 'cgroup.procs');
     let dd = 0;
-    await t.until('the guest to print', () => {
-      for (const p of fs.readFileSync(procs, 'utf8').split('\n').filter(Boolean))
-        // (busybox sh may run dd itself, without a process of its own)
-        if (fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('if=/dev/zero')) dd = Number(p);
-      return dd > 0;
-    });
+    // (busybox sh may run dd itself, without a process of its own)
+    await t.until('the guest to print', () => (dd = findProcess(procs, 'count=16384')) > 0);
     let written = -1;
     let since = Date.now();
     await t.until(
@@ -301,11 +308,10 @@ describe('a guest against its supervisor', () => {
     try {
       const waiting = t.jaulaAsync(['exec', 'sv1', '--', '/jt', 'wait-sysinfo', '/tmp/go']);
       let pid = 0;
-      await t.until('the waiting process', () => {
-        for (const p of fs.readFileSync(join(guestMem, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean))
-          if (fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('wait-sysinfo')) pid = Number(p);
-        return pid > 0;
-      });
+      await t.until(
+        'the waiting process',
+        () => (pid = findProcess(join(guestMem, 'cgroup.procs'), 'wait-sysinfo')) > 0,
+      );
       fs.writeFileSync(join(sub, 'cgroup.procs'), String(pid)); // (as a guest's own systemd would)
       t.sh('sv1', 'touch /tmp/go');
       const r = await waiting;
