@@ -45,7 +45,9 @@
  *       (`runtime exec --tty --console-socket SOCKET ...`), receives the pty master over SOCKET,
  *       copies fd 0 to it and it to fd 1, applies "ROWS COLS" lines read on fd 3 as window sizes
  *       (the guest's foreground job gets SIGWINCH), and exits with the runtime's status. The
- *       guest's programs hold only the guest's own pty, never one of the host.
+ *       guest's programs hold only the guest's own pty, never one of the host. Both ways go
+ *       through bounded queues and it never blocks on either side: a guest that does not read
+ *       its input, or a jaulad that does not read the output, only holds that way back.
  *
  *   jaula-helper notify SOCKET NAME INSTANCE -- FALLBACK...
  *       The shim's exit command: tells jaulad (on SOCKET) that the guest's init ended, so that
@@ -107,13 +109,18 @@ static long long now_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The umask the helper was started with (it uses 077 for what it makes itself). */
+static mode_t caller_umask = 022;
+
 /*
- * Before executing another program: every signal's default disposition and an empty mask. The
- * helper ignores SIGPIPE and blocks SIGCHLD for itself, and both would outlive execve: a runtime
- * (and through it a guest's processes) or jaula's exit handler started with SIGPIPE ignored gets
- * EPIPE where it expects to end, and a blocked signal stays blocked.
+ * Before executing another program: the caller's umask (the runtime makes the guest's cgroups
+ * and files, which the guest must be able to read), every signal's default disposition and an
+ * empty mask. The helper ignores SIGPIPE and blocks SIGCHLD for itself, and both would outlive
+ * execve: a runtime (and through it a guest's processes) or jaula's exit handler started with
+ * SIGPIPE ignored gets EPIPE where it expects to end, and a blocked signal stays blocked.
  */
 static void reset_signals(void) {
+  umask(caller_umask);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = SIG_DFL;
@@ -1275,6 +1282,7 @@ static int notify(int argc, char **argv) {
   }
   if (fd >= 0) close(fd);
   if (ok) return 0;
+  reset_signals();
   execvp(fallback[0], fallback);
   fprintf(stderr, "jaula-helper: cannot execute \"%s\": %s\n", fallback[0], strerror(errno));
   return 127;
@@ -1295,6 +1303,7 @@ static int private_cgroup2(int argc, char **argv) {
     fprintf(stderr, "jaula-helper: unmount /sys/fs/cgroup/unified: %s\n", strerror(errno));
     return 1;
   }
+  umask(caller_umask); /* (the runtime's files and cgroups: as its caller would make them) */
   execvp(argv[1], &argv[1]);
   fprintf(stderr, "jaula-helper: cannot execute \"%s\": %s\n", argv[1], strerror(errno));
   return 127;
@@ -1592,8 +1601,8 @@ static int idmap_mount(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   /* What the helper makes (the supervisor's sockets, the exit record, namespace files) is
-   * root's only, whatever umask its caller had. */
-  umask(077);
+   * root's only, whatever umask its caller had; the programs it runs get the caller's back. */
+  caller_umask = umask(077);
   if (argc >= 2 && !strcmp(argv[1], "userns-create")) return userns_create(argc - 2, argv + 2);
   if (argc >= 2 && !strcmp(argv[1], "netns-create")) return netns_create(argc - 2, argv + 2);
   if (argc >= 2 && !strcmp(argv[1], "idmap-mount")) return idmap_mount(argc - 2, argv + 2);

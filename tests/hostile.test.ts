@@ -451,7 +451,7 @@ describe('the supervisor, with a runtime that misbehaves (a stand-in script)', (
     const runtime = join(out, 'runtime');
     writeScript(
       runtime,
-      `#!/bin/sh\nOUT=${out}\ngrep -E '^Sig(Ign|Blk)' /proc/self/status > $OUT/runtime-signals\n${body}\n`,
+      `#!/bin/sh\nOUT=${out}\ngrep -E '^Sig(Ign|Blk)' /proc/self/status > $OUT/runtime-signals\numask > $OUT/runtime-umask\n${body}\n`,
     );
     const exitCmd = `grep -E '^Sig(Ign|Blk)' /proc/self/status > ${out}/exit-signals`;
     const shim = spawn(
@@ -532,7 +532,7 @@ describe('the supervisor, with a runtime that misbehaves (a stand-in script)', (
     }
   });
 
-  it('starts its children with default signals, and writes no partial exit record on a full disk', async () => {
+  it("starts its children with default signals and its caller's umask, and writes no partial exit record on a full disk", async () => {
     const s = fakeShim('exit', `${INIT}\nexit 0`);
     try {
       await t.until('the supervisor to report', () => s.said.includes('\n'));
@@ -541,6 +541,14 @@ describe('the supervisor, with a runtime that misbehaves (a stand-in script)', (
       const sigs = fs.readFileSync(join(s.out, 'runtime-signals'), 'utf8');
       assert.match(sigs, /SigIgn:\s+0000000000000000/, sigs);
       assert.match(sigs, /SigBlk:\s+0000000000000000/, sigs);
+      // ... and the umask it was started with, not the supervisor's own 077 (the runtime makes
+      // the guest's cgroups, which the guest must be able to read).
+      const umask = spawnSync('sh', ['-c', 'umask'], { encoding: 'utf8' }).stdout.trim();
+      assert.equal(
+        fs.readFileSync(join(s.out, 'runtime-umask'), 'utf8').trim(),
+        umask,
+        'the runtime got the umask',
+      );
       // A full filesystem: the exit record cannot be written whole, so none may appear.
       spawnSync('sh', ['-c', `cat /dev/zero > ${s.dir}/fill`]);
       process.kill(Number(/^ok (\d+)/.exec(s.said)?.[1]), 'SIGKILL');
