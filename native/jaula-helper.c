@@ -202,7 +202,7 @@ static void drain_last(int master) {
  * is single-threaded, and a connection that sends nothing must not stop it from copying the
  * console, reaping, answering sysinfo(2) and recording the guest's exit.
  */
-#define CONN_TIMEOUT_MS 2000
+#define CONN_TIMEOUT_MS 30000
 #define MAX_CONNS 8
 
 static int recv_fd(int sock) {
