@@ -3,7 +3,12 @@
     {
       "target_name": "jaula_native",
       "sources": ["native/addon.c"],
-      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+      "cflags": [
+        "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror",
+        "-U_FORTIFY_SOURCE", "-D_FORTIFY_SOURCE=3", "-fstack-protector-strong",
+        "-fstack-clash-protection", "-fcf-protection"
+      ],
+      "ldflags": ["-Wl,-z,relro,-z,now", "-Wl,-z,noexecstack"]
     }
   ]
 }

@@ -7,10 +7,11 @@
  *                                      access to a guest's tree can never leave the guest's root
  *   prlimit(pid, resource, soft, hard) prlimit(2): `jaula set GUEST nofile=N` changes the limit
  *                                      of the guest's running processes
- *   readFiles(paths, buf, out)         reads many small kernel files (/proc, cgroupfs) into one
+ *   readFiles(paths, buf, out, max)    reads many small kernel files (/proc, cgroupfs) into one
  *                                      buffer in one call, on a few threads: `jaula ps` over
  *                                      hundreds of guests reads thousands, and Node's cost per
- *                                      call would dominate
+ *                                      call would dominate; at most `max` bytes a file (guests
+ *                                      control the size of their processes' cmdline)
  *   linkCounts(paths, out)             stat(2)'s link counts of many paths (does a guest's
  *                                      cgroup have children?)
  *   walk(dirfd, flags) -> Buffer      every entry below a directory, found by fd-relative calls
@@ -28,7 +29,9 @@
  *                                      (an overlay mounted so writes through idmapped layers; the
  *                                      host writing into an unprivileged guest as its root)
  *
- * Errors are thrown as Error objects whose `code` is the errno name (e.g. "ELOOP").
+ * Errors are thrown as Error objects whose `code` is the errno name (e.g. "ELOOP"). A string
+ * argument that does not fit its buffer whole, or holds a NUL byte, is refused (ENAMETOOLONG,
+ * EINVAL or a TypeError), never cut to a shorter path.
  * Keep this file tiny: everything that Node can do itself stays in TypeScript.
  */
 #define _GNU_SOURCE
@@ -74,6 +77,39 @@ static int get_int(napi_env env, napi_value v, int64_t *out) {
   return napi_get_value_int64(env, v, out) == napi_ok ? 0 : -1;
 }
 
+/*
+ * A string argument as a C string in out[cap]: -1 with errno ENAMETOOLONG when it does not fit
+ * with its NUL (never cut: napi_get_value_string_utf8 stops before a multi-byte character that
+ * does not fit, so a copy's length alone cannot tell that it was cut to a shorter path), EINVAL
+ * when it holds a NUL byte (the kernel would see only what comes before it) or is no string.
+ */
+static int get_cstr(napi_env env, napi_value v, char *out, size_t cap, size_t *lenp) {
+  size_t len, got;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (len >= cap) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  if (napi_get_value_string_utf8(env, v, out, cap, &got) != napi_ok || got != len || strlen(out) != len) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (lenp) *lenp = len;
+  return 0;
+}
+
+/* Throw what get_cstr refused, naming the argument. */
+static napi_value throw_cstr(napi_env env, const char *what) {
+  if (errno == ENAMETOOLONG) return throw_errno(env, ENAMETOOLONG, what);
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: a string without NUL bytes expected", what);
+  napi_throw_error(env, "EINVAL", msg);
+  return NULL;
+}
+
 static napi_value js_flock(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -103,15 +139,13 @@ static napi_value js_openat2(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   int64_t dirfd, flags, mode, resolve;
   char path[4096];
-  size_t len;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 5 || get_int(env, argv[0], &dirfd) || get_int(env, argv[2], &flags) ||
-      get_int(env, argv[3], &mode) || get_int(env, argv[4], &resolve) ||
-      napi_get_value_string_utf8(env, argv[1], path, sizeof path, &len) != napi_ok) {
+      get_int(env, argv[3], &mode) || get_int(env, argv[4], &resolve)) {
     napi_throw_type_error(env, NULL, "openat2(dirfd, path, flags, mode, resolve): bad arguments");
     return NULL;
   }
-  if (len >= sizeof path - 1) return throw_errno(env, ENAMETOOLONG, "openat2");
+  if (get_cstr(env, argv[1], path, sizeof path, NULL)) return throw_cstr(env, "openat2");
   struct open_how how;
   memset(&how, 0, sizeof how);
   how.flags = (uint64_t)flags | O_CLOEXEC;
@@ -146,8 +180,8 @@ struct read_part {
   char **paths;
   uint32_t first, count;
   char *buf;
-  size_t size, base; /* its region: buf[base .. base + size) */
-  int32_t *out;
+  size_t size, base, max; /* its region: buf[base .. base + size); at most `max` bytes a file */
+  double *out;
   int full;
 };
 
@@ -155,45 +189,64 @@ static void *read_part(void *arg) {
   struct read_part *p = arg;
   size_t used = 0;
   for (uint32_t k = p->first; k < p->first + p->count; k++) {
-    p->out[2 * k] = (int32_t)(p->base + used);
-    p->out[2 * k + 1] = -1;
+    double *o = p->out + 3 * (size_t)k;
+    o[0] = (double)(p->base + used);
+    o[1] = -1;
+    o[2] = 0;
     int fd = open(p->paths[k], O_RDONLY | O_CLOEXEC);
     if (fd < 0) continue;
-    size_t start = used;
+    size_t start = used, room = p->size - used, want = room < p->max ? room : p->max;
     ssize_t r = 0;
-    while (used < p->size && (r = read(fd, p->buf + p->base + used, p->size - used)) > 0) used += (size_t)r;
-    close(fd);
-    if (used >= p->size) { /* full: the file may not have ended */
+    while (used - start < want && (r = read(fd, p->buf + p->base + used, want - (used - start))) > 0)
+      used += (size_t)r;
+    if (r >= 0 && used - start == p->max) { /* at the cap: is there more? (a guest's cmdline) */
+      char c;
+      do r = read(fd, &c, 1);
+      while (r < 0 && errno == EINTR);
+      o[2] = r > 0 ? 1 : 0;
+      r = 0;
+    } else if (r >= 0 && used - start == room && room < p->max) { /* the region is full: grow it */
+      close(fd);
       p->full = 1;
       return NULL;
     }
+    close(fd);
     if (r < 0) used = start;
-    else p->out[2 * k + 1] = (int32_t)(used - start);
+    else o[1] = (double)(used - start);
   }
   return NULL;
 }
 
 #define READ_THREADS 4
 
-/* readFiles(paths: string[], buf: Buffer, out: Int32Array): out[2k] = offset of file k in buf,
- * out[2k+1] = its length (-1: unreadable). Returns 0, or -1 when buf is too small (grow it and
- * call again). Long lists are read by up to READ_THREADS threads (the kernel formats /proc files
- * on the reading CPU, so this uses the host's cores). */
+/*
+ * readFiles(paths: string[], buf: Buffer, out: Float64Array(3 * paths.length), maxPerFile):
+ * out[3k] = offset of file k in buf, out[3k+1] = its length (-1: unreadable), out[3k+2] = 1
+ * when it had more than maxPerFile bytes (only those were read). Returns 0, or -1 when buf is
+ * too small (grow it and call again: (paths.length + 4) * maxPerFile bytes always do). Guests control
+ * the size of some of these files (their processes' cmdline, their net/dev): the cap bounds what
+ * one file costs, the caller's buffer what all cost; offsets are doubles, not 32-bit. Long lists
+ * are read by up to READ_THREADS threads (the kernel formats /proc files on the reading CPU, so
+ * this uses the host's cores).
+ */
 static napi_value js_read_files(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], result;
+  size_t argc = 4;
+  napi_value argv[4], result;
   uint32_t n;
   char *buf;
   size_t size;
   napi_typedarray_type type;
   size_t outlen;
   void *outdata;
+  int64_t max;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3 || napi_get_array_length(env, argv[0], &n) != napi_ok ||
+  if (argc < 4 || napi_get_array_length(env, argv[0], &n) != napi_ok ||
       napi_get_buffer_info(env, argv[1], (void **)&buf, &size) != napi_ok ||
       napi_get_typedarray_info(env, argv[2], &type, &outlen, &outdata, NULL, NULL) != napi_ok ||
-      type != napi_int32_array || outlen < 2 * (size_t)n) {
-    napi_throw_type_error(env, NULL, "readFiles(paths, buf, out): string[], Buffer, Int32Array(2 * paths.length)");
+      type != napi_float64_array || outlen < 3 * (size_t)n || get_int(env, argv[3], &max) || max < 1) {
+    napi_throw_type_error(env, NULL,
+                          "readFiles(paths, buf, out, maxPerFile): string[], Buffer, Float64Array(3 * paths.length), "
+                          "a positive number");
     return NULL;
   }
   char **paths = calloc(n ? n : 1, sizeof *paths);
@@ -201,12 +254,9 @@ static napi_value js_read_files(napi_env env, napi_callback_info info) {
   napi_value ret = NULL;
   for (uint32_t k = 0; k < n; k++) {
     napi_value v;
-    size_t len;
-    if (napi_get_element(env, argv[0], k, &v) != napi_ok ||
-        napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok || len >= 4096 ||
-        !(paths[k] = malloc(len + 1)) ||
-        napi_get_value_string_utf8(env, v, paths[k], len + 1, &len) != napi_ok) {
-      napi_throw_type_error(env, NULL, "readFiles: paths must be strings shorter than 4096 bytes");
+    if (napi_get_element(env, argv[0], k, &v) != napi_ok || !(paths[k] = malloc(4096)) ||
+        get_cstr(env, v, paths[k], 4096, NULL)) {
+      napi_throw_type_error(env, NULL, "readFiles: paths must be strings shorter than 4096 bytes, without NUL");
       goto done;
     }
   }
@@ -217,7 +267,8 @@ static napi_value js_read_files(napi_env env, napi_callback_info info) {
   int started[READ_THREADS] = {0};
   for (uint32_t t = 0; t < parts; t++) {
     uint32_t first = (uint32_t)((uint64_t)n * t / parts), last = (uint32_t)((uint64_t)n * (t + 1) / parts);
-    part[t] = (struct read_part){paths, first, last - first, buf, size / parts, size / parts * t, outdata, 0};
+    part[t] = (struct read_part){paths, first, last - first, buf, size / parts, size / parts * t, (size_t)max,
+                                 outdata, 0};
     if (t > 0 && pthread_create(&tid[t], NULL, read_part, &part[t]) == 0) started[t] = 1;
   }
   read_part(&part[0]);
@@ -255,11 +306,10 @@ static napi_value js_link_counts(napi_env env, napi_callback_info info) {
   for (uint32_t k = 0; k < n; k++) {
     napi_value v;
     char path[4096];
-    size_t len;
     struct stat st;
     CHECK(napi_get_element(env, argv[0], k, &v));
-    if (napi_get_value_string_utf8(env, v, path, sizeof path, &len) != napi_ok || len >= sizeof path - 1) {
-      napi_throw_type_error(env, NULL, "linkCounts: paths must be strings shorter than 4096 bytes");
+    if (get_cstr(env, v, path, sizeof path, NULL)) {
+      napi_throw_type_error(env, NULL, "linkCounts: paths must be strings shorter than 4096 bytes, without NUL");
       return NULL;
     }
     out[k] = stat(path, &st) == 0 ? (int32_t)st.st_nlink : -1;
@@ -271,6 +321,9 @@ static napi_value js_link_counts(napi_env env, napi_callback_info info) {
 
 #define WALK_XATTRS 1  /* collect the xattrs of directories and regular files */
 #define WALK_ONEFS 2   /* do not descend into directories on another filesystem */
+/* A record's flags (its `flags` field). */
+#define REC_XATTRS_UNREAD 1 /* its xattrs could not all be read (E2BIG: more names than
+                               listxattr(2) returns, ERANGE, EIO, ...): xattrlen is not all */
 #define WALK_MAX_DEPTH 1024
 
 struct buf {
@@ -299,7 +352,7 @@ static void *buf_grow(struct buf *b, size_t n) {
 
 /* One record: a fixed header (little endian on the hosts jaula runs on) then path and xattrs. */
 struct rec {
-  uint32_t reclen, pathlen, mode, uid, gid, nlink, xattrlen, mtime_nsec, ctime_nsec, pad;
+  uint32_t reclen, pathlen, mode, uid, gid, nlink, xattrlen, mtime_nsec, ctime_nsec, flags;
   uint64_t ino, size, blocks, dev, rdev;
   int64_t mtime_sec, ctime_sec;
 };
@@ -350,24 +403,35 @@ static ssize_t x_get(int dfd, const char *name, const char *key, char *val, size
   return lgetxattr(path, key, val, size);
 }
 
-/* The xattrs of dfd's entry `name` (or of dfd itself when name is NULL), never following a link. */
-static void put_xattrs(struct buf *b, int dfd, const char *name, uint32_t *total) {
+/*
+ * The xattrs of dfd's entry `name` (or of dfd itself when name is NULL), never following a link.
+ * Returns 0, or -1 when they could not all be read: a file whose xattr names pass 64 KiB (E2BIG,
+ * possible on XFS, btrfs and tmpfs) must not pass for a file without them. A guest could pad a
+ * file so to hide its security.capability from hashify, which would then share that inode with
+ * another guest's identical file. Only "none here" (ENODATA, ENOTSUP) is no error.
+ */
+static int put_xattrs(struct buf *b, int dfd, const char *name, uint32_t *total) {
   static char names[65536], val[65536];
   ssize_t n = x_list(dfd, name, names, sizeof names);
-  if (n <= 0) return;
+  if (n < 0) return errno == ENODATA || errno == ENOTSUP || errno == EOPNOTSUPP ? 0 : -1;
+  int ret = 0;
   for (char *k = names; k < names + n; k += strlen(k) + 1) {
     ssize_t v = x_get(dfd, name, k, val, sizeof val);
-    if (v < 0) continue;
+    if (v < 0) { /* removed meanwhile (ENODATA) or unreadable: the list is not the file's */
+      ret = -1;
+      continue;
+    }
     uint16_t kl = (uint16_t)strlen(k);
     uint32_t vl = (uint32_t)v;
     char *at = buf_grow(b, 2 + 4 + kl + vl);
-    if (!at) return;
+    if (!at) return -1;
     memcpy(at, &kl, 2);
     memcpy(at + 2, &vl, 4);
     memcpy(at + 6, k, kl);
     memcpy(at + 6 + kl, val, vl);
     *total += 6 + kl + vl;
   }
+  return ret;
 }
 
 static int put_entry(struct buf *b, int dfd, const char *name, const char *path, size_t pathlen,
@@ -391,12 +455,14 @@ static int put_entry(struct buf *b, int dfd, const char *name, const char *path,
   r->ctime_sec = st->st_ctim.tv_sec;
   r->ctime_nsec = (uint32_t)st->st_ctim.tv_nsec;
   memcpy((char *)r + sizeof *r, path, pathlen);
-  uint32_t xl = 0;
-  if ((flags & WALK_XATTRS) && (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode)))
-    put_xattrs(b, dfd, name, &xl);
+  uint32_t xl = 0, rflags = 0;
+  if ((flags & WALK_XATTRS) && (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode)) &&
+      put_xattrs(b, dfd, name, &xl) < 0)
+    rflags |= REC_XATTRS_UNREAD;
   if (b->err) return -1;
   r = (struct rec *)(b->p + off);
   r->xattrlen = xl;
+  r->flags = rflags;
   r->reclen = (uint32_t)(b->len - off);
   return 0;
 }
@@ -594,16 +660,15 @@ static napi_value js_syncfs(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* A string (0), null or undefined (1), or -1: too long, with a NUL byte, or no string. */
 static int get_str(napi_env env, napi_value v, char *out, size_t cap) {
-  size_t len;
   napi_valuetype t;
   if (napi_typeof(env, v, &t) != napi_ok) return -1;
   if (t == napi_null || t == napi_undefined) {
     out[0] = 0;
     return 1;
   }
-  if (napi_get_value_string_utf8(env, v, out, cap, &len) != napi_ok || len >= cap - 1) return -1;
-  return 0;
+  return get_cstr(env, v, out, cap, NULL);
 }
 
 static napi_value js_mount(napi_env env, napi_callback_info info) {

@@ -37,10 +37,22 @@
 
 static sigset_t all;
 
+/* The guest's programs start with every signal's default disposition and none blocked, whatever
+ * this init inherited (an ignored SIGPIPE would give them EPIPE where they expect to end). */
+static void reset_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  sigemptyset(&sa.sa_mask);
+  for (int s = 1; s < NSIG; s++)
+    if (s != SIGKILL && s != SIGSTOP) sigaction(s, &sa, NULL); /* (glibc's two own ones: EINVAL) */
+  sigprocmask(SIG_UNBLOCK, &all, NULL);
+}
+
 static pid_t spawn(char **argv) {
   pid_t p = fork();
   if (p == 0) {
-    sigprocmask(SIG_UNBLOCK, &all, NULL);
+    reset_signals();
     setsid();
     if (isatty(0)) ioctl(0, TIOCSCTTY, 0);
     execvp(argv[0], argv);

@@ -407,7 +407,9 @@ export const ROUTES = [
     op: 'execCapture',
     method: 'POST',
     path: '/v1/guests/{name}/exec',
-    summary: 'run a command in a running guest to its end and return its output and exit status',
+    summary:
+      'run a command in a running guest to its end and return its output and exit status ' +
+      '(at most 1 MiB of stdout and of stderr: `dropped` counts the bytes past it)',
     tag: 'exec',
     body: obj({
       cmd: strs,
@@ -417,7 +419,13 @@ export const ROUTES = [
       'input?': str,
       'timeout?': { ...num, minimum: 0 },
     }),
-    response: obj({ name: str, code: int, stdout: str, stderr: str }),
+    response: obj({
+      name: str,
+      code: int,
+      stdout: str,
+      stderr: str,
+      'dropped?': obj({ stdout: int, stderr: int }),
+    }),
     engine: true,
   },
   {

@@ -155,8 +155,11 @@ export interface ExecCaptureRequest {
 export interface ExecCaptureResult {
   name: string;
   code: number;
+  /** At most 1 MiB each (what is past it is dropped: see `dropped`). */
   stdout: string;
   stderr: string;
+  /** Bytes of output past the 1 MiB kept that were dropped, when there were any. */
+  dropped?: { stdout: number; stderr: number };
 }
 
 export interface RunRequest {

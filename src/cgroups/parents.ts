@@ -59,3 +59,23 @@ export function removeCgroupParents(tag: string): string[] {
   }
   return left;
 }
+
+/**
+ * The cgroup a guest's supervisor works from, beside the guest's own (jaula-helper shim makes it
+ * and removes it; a name no guest can have, since guest names begin with a letter or digit).
+ */
+export const supervisorCgroupName = (guest: string): string => `.supervisor-${guest}`;
+
+/** Remove the supervisor cgroups a killed supervisor of a guest left; returns problems to report. */
+export function removeSupervisorCgroups(guest: string): string[] {
+  const problems: string[] = [];
+  for (const p of cgroupParents()) {
+    const d = join(p, supervisorCgroupName(guest));
+    try {
+      fs.rmdirSync(d);
+    } catch (e) {
+      if (errnoOf(e) !== 'ENOENT') problems.push(`the supervisor's cgroup ${d}: ${(e as Error).message}`);
+    }
+  }
+  return problems;
+}

@@ -27,6 +27,8 @@ export interface BulkRow {
   code?: number;
   stdout?: string;
   stderr?: string;
+  /** exec: bytes of output past what was kept (1 MiB each), when any were dropped. */
+  dropped?: { stdout: number; stderr: number };
 }
 
 /** Whether the command line selects several guests (--all, --mark, or more than one name). */
@@ -179,7 +181,9 @@ export function printBulk(p: Parsed, rows: BulkRow[], empty: string): number {
           r.name,
           r.ok ? 'ok' : 'FAILED',
           r.code,
-          r.code === undefined ? r.message : firstLine(r.stdout) || firstLine(r.stderr),
+          r.code === undefined
+            ? r.message
+            : `${r.dropped ? '[cut at 1 MiB] ' : ''}${firstLine(r.stdout) || firstLine(r.stderr)}`,
         ]),
       ),
     );

@@ -197,8 +197,12 @@ export class RemoteEngine implements Engine {
       });
       ws.on('message', (data: Buffer, isBinary: boolean) => {
         if (isBinary) {
-          if (data[0] === 1) process.stdout.write(data.subarray(1));
-          else if (data[0] === 2) process.stderr.write(data.subarray(1));
+          // A slow terminal or pipe holds the session back (jaulad then holds the guest back).
+          const to = data[0] === 1 ? process.stdout : data[0] === 2 ? process.stderr : undefined;
+          if (to && !to.write(data.subarray(1))) {
+            ws.pause();
+            to.once('drain', () => ws.resume());
+          }
           return;
         }
         const m = JSON.parse(data.toString('utf8')) as {

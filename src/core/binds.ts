@@ -12,7 +12,8 @@ import { JaulaError, messageOf } from '../common/errors.js';
 import { mountsBelow } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import type { IdRange } from '../runtime/idmap.js';
-import { idmapMounts, makeTraversable, unmountTree } from '../storage/idmapped.js';
+import { guestRunDir } from '../storage/barrier.js';
+import { idmapMounts, unmountTree } from '../storage/idmapped.js';
 import { isBind, type FstabEntry } from './fstab.js';
 
 /** Where a running guest's idmapped bind sources are mounted (one entry per fstab line). */
@@ -37,8 +38,8 @@ export async function mountBinds(
   if (!idmap || !fstab.some((e) => idmapsBind(e, idmap))) return fstab;
   const dir = bindsPath(name);
   unmountBinds(name); // (a crash's leftovers)
+  guestRunDir(name, idmap.hostId); // (the barrier: 0710 with the group of the guest's root, whose runtime binds these)
   fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
-  makeTraversable(dir);
   const plain: [string, string][] = [];
   const recursive: [string, string][] = [];
   const out = fstab.map((e, i) => {

@@ -338,21 +338,32 @@ export interface CaptureOptions extends ExecOptions {
   timeoutMs?: number;
 }
 
-/** Run a command in a running guest to its end, with its output collected. */
+/**
+ * How much of a command's stdout and of its stderr execCapture keeps: the guest decides how much
+ * its programs print (a replaced /usr/bin/uptime may print forever), and jaulad must hold every
+ * guest's answer of `jaula exec --all` at once. The rest is read (the command runs to its end as
+ * it would) and dropped, and the answer says how much. Whole outputs: the attach WebSocket
+ * (`jaula exec NAME`), which streams them.
+ */
+export const CAPTURE_MAX = 1 << 20;
+
+/** Run a command in a running guest to its end, with its output collected (CAPTURE_MAX each). */
 export async function execCapture(
   name: string,
   cmd: string[],
   opts: CaptureOptions = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
+): Promise<{ code: number; stdout: string; stderr: string; dropped?: { stdout: number; stderr: number } }> {
   const l = execLaunch(name, cmd, { ...opts, tty: false });
   const r = await run(l.argv, {
     input: opts.input ?? '',
     timeoutMs: opts.timeoutMs ?? 300_000,
+    maxOutput: CAPTURE_MAX,
   });
   return {
     code: execResult(l, r.signal ? 128 + (r.signal === 'SIGKILL' ? 9 : 15) : r.code),
     stdout: r.stdout,
     stderr: r.stderr,
+    ...(r.dropped && (r.dropped.stdout || r.dropped.stderr) ? { dropped: r.dropped } : {}),
   };
 }
 

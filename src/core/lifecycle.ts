@@ -24,6 +24,7 @@ import { guestHookScript, runHostHook } from './hooks.js';
 import { guestLog } from './log.js';
 import { limitSpecInput } from './limits.js';
 import { acquireLxcfs, stopLxcfsIfIdle, type LxcfsLease } from './lxcfs.js';
+import { removeSupervisorCgroups } from '../cgroups/parents.js';
 import { Reverter } from './reverter.js';
 import {
   clearRunning,
@@ -223,7 +224,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     trace('start: bundle written');
     // The supervisor is recorded as soon as it exists: if this process dies during the start,
     // whoever settles the guest next waits for it and rolls the start back (finalizeLocked).
-    const shim = await spawnShim(rt, name, instance, runDir, (shimPid) => {
+    const shim = await spawnShim(rt, name, instance, runDir, spec.linux.cgroupsPath, (shimPid) => {
       const shimStart = readProcStat(shimPid)?.starttime;
       writeState(name, { ...base, shimPid, ...(shimStart !== undefined ? { shimStart } : {}) });
     });
@@ -281,6 +282,7 @@ async function spawnShim(
   name: string,
   instance: string,
   runDir: string,
+  cgroupsPath: string,
   onSpawned: (pid: number) => void,
 ): Promise<{ shimPid: number; initPid: number }> {
   mkdirp(paths().log, 0o700);
@@ -292,6 +294,10 @@ async function spawnShim(
     '--id',
     name,
     '--sysinfo',
+    // The guest's cgroup: the supervisor answers sysinfo(2) from it, and works for the guest
+    // from a cgroup of its own beside it (supervisorCgroupName).
+    '--cgroups-path',
+    cgroupsPath,
     '--runtime',
     ...rt.argv(),
     // When the init ends: jaulad records it and cleans up, if it runs; else `jaula __exited`.
@@ -374,6 +380,8 @@ async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo):
   } catch (e) {
     problems.push(messageOf(e));
   }
+  // The supervisor removes its own cgroup before it records the exit; one it left (killed) goes here.
+  if (!isSameProcess(st.shimPid, st.shimStart)) problems.push(...removeSupervisorCgroups(name));
   await networkDown(cfg).catch((e: unknown) => problems.push(messageOf(e)));
   await removeUserns(name).catch((e: unknown) => problems.push(messageOf(e)));
   const storage = await storageDriver(cfg.storage.driver);

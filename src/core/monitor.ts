@@ -204,9 +204,10 @@ function readMany(
     },
     cmdline: (i) => {
       const b = args ? files.text(i * per + 2) : undefined;
-      return b === undefined
-        ? undefined
-        : Buffer.from(b, 'latin1').toString('utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
+      if (b === undefined) return undefined;
+      const text = Buffer.from(b, 'latin1').toString('utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
+      // (a guest's process may have a command line of many megabytes: only its start is read)
+      return files.truncated(i * per + 2) ? `${text} [...]` : text;
     },
   };
 }

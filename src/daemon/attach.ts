@@ -7,6 +7,12 @@
  *     or {"type":"error","code","message"}.
  * With tty the command runs on a pty made inside the guest (jaula-helper pty-exec), sized by
  * the client; without, on pipes.
+ *
+ * Both ways are bounded: while the client has more than OUTPUT_HIGH bytes of output not yet
+ * taken, jaulad stops reading the command's output (the guest's writes then wait, as on a slow
+ * terminal), and while the command has more than INPUT_HIGH bytes of input not yet taken,
+ * jaulad stops reading the WebSocket. A guest printing without end costs jaulad this much, not
+ * more, whatever the client does.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -30,16 +36,24 @@ interface Hello {
 
 export type AttachMode = 'exec' | 'enter' | 'run' | 'console';
 
+/** Output held for a client that does not read, at most (then the command's output waits). */
+export const OUTPUT_HIGH = 1 << 20;
+const OUTPUT_LOW = OUTPUT_HIGH / 4;
+/** Input held for a command that does not read, at most (then the WebSocket waits). */
+export const INPUT_HIGH = 1 << 20;
+/** Input a client may send before its command runs (enter looks up the shell first). */
+const EARLY_MAX = 1 << 20;
+
 function exitCode(code: number | null, signal: NodeJS.Signals | null): number {
   if (code !== null) return code;
   return 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGTERM' ? 15 : signal === 'SIGHUP' ? 1 : 2);
 }
 
-/** Deliver one client message (after the hello) to the command. */
-function control(child: ChildProcess, buf: Buffer, isBinary: boolean): void {
+/** Deliver one client message (after the hello) to the command; false when its input is full. */
+function control(child: ChildProcess, buf: Buffer, isBinary: boolean): boolean {
   if (isBinary) {
-    if (buf[0] === 0) child.stdin?.write(buf.subarray(1));
-    return;
+    if (buf[0] === 0 && child.stdin && !child.stdin.destroyed) child.stdin.write(buf.subarray(1));
+    return (child.stdin?.writableLength ?? 0) < INPUT_HIGH;
   }
   try {
     const m = JSON.parse(buf.toString('utf8')) as { type?: string; rows?: number; cols?: number };
@@ -51,6 +65,7 @@ function control(child: ChildProcess, buf: Buffer, isBinary: boolean): void {
   } catch {
     /* ignore what is not understood */
   }
+  return true;
 }
 
 /**
@@ -106,6 +121,8 @@ export function serveAttach(
     ended = true;
     try {
       ws.send(JSON.stringify(msg), () => ws.close(1000));
+      // A client that takes nothing any more does not keep its connection.
+      setTimeout(() => ws.terminate(), 30_000).unref();
     } catch {
       ws.terminate();
     }
@@ -115,12 +132,39 @@ export function serveAttach(
 
   /** Messages that came before the command was spawned, delivered to it once it is. */
   const early: [Buffer, boolean][] = [];
+  let earlyBytes = 0;
+  /** Input the command has not taken yet: the WebSocket waits (and resumes on drain). */
+  const inputFull = (c: ChildProcess): void => {
+    ws.pause();
+    c.stdin?.once('drain', () => ws.resume());
+    c.stdin?.once('close', () => ws.resume());
+  };
   const wire = (c: ChildProcess): Promise<number> =>
     new Promise((resolve) => {
       child = c;
-      for (const [b, bin] of early.splice(0)) control(c, b, bin);
-      c.stdout?.on('data', (b: Buffer) => ws.send(Buffer.concat([Buffer.from([1]), b])));
-      c.stderr?.on('data', (b: Buffer) => ws.send(Buffer.concat([Buffer.from([2]), b])));
+      let full = false;
+      for (const [b, bin] of early.splice(0)) full = !control(c, b, bin) || full;
+      if (full) inputFull(c);
+      // Output the client has not taken yet: the command's output waits (resumed as it drains).
+      let paused = false;
+      const drained = (): void => {
+        if (paused && ws.bufferedAmount < OUTPUT_LOW) {
+          paused = false;
+          c.stdout?.resume();
+          c.stderr?.resume();
+        }
+      };
+      const forward = (tag: number, b: Buffer): void => {
+        if (ws.readyState !== ws.OPEN) return;
+        ws.send(Buffer.concat([Buffer.from([tag]), b]), drained);
+        if (!paused && ws.bufferedAmount > OUTPUT_HIGH) {
+          paused = true;
+          c.stdout?.pause();
+          c.stderr?.pause();
+        }
+      };
+      c.stdout?.on('data', (b: Buffer) => forward(1, b));
+      c.stderr?.on('data', (b: Buffer) => forward(2, b));
       c.stdin?.on('error', () => {});
       c.on('error', (e) => {
         log(`attach ${name}: ${e.message}`);
@@ -143,7 +187,10 @@ export function serveAttach(
       void begin(hello).catch(fail);
       return;
     }
-    if (child) control(child, buf, isBinary);
+    if (child) {
+      if (!control(child, buf, isBinary)) inputFull(child);
+    } else if ((earlyBytes += buf.length) > EARLY_MAX)
+      fail(new JaulaError('usage', `More than ${EARLY_MAX} bytes of input came before the command ran`));
     else early.push([buf, isBinary]); // the command is not there yet (enter looks up the shell)
   });
   ws.on('close', () => {

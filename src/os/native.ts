@@ -7,7 +7,11 @@ export interface Native {
   flock(fd: number, op: number): boolean;
   openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number;
   prlimit(pid: number, resource: number, soft: number, hard: number): void;
-  readFiles(paths: string[], buf: Buffer, out: Int32Array): number;
+  /**
+   * Many files into buf: out[3k] offset, out[3k+1] length (-1 unreadable), out[3k+2] 1 when file
+   * k had more than maxPerFile bytes. -1 when buf is too small (see os/kernfs.ts readKernelFiles).
+   */
+  readFiles(paths: string[], buf: Buffer, out: Float64Array, maxPerFile: number): number;
   linkCounts(paths: string[], out: Int32Array): void;
   /** Every entry below a directory fd, as packed records (see os/walk.ts); never follows a symlink. */
   walk(dirfd: number, flags: number): Buffer;

@@ -18,6 +18,11 @@ export interface RunOptions {
    * must not go on writing after jaulad was killed and its next start removed the half-built guest.
    */
   dieWithParent?: boolean;
+  /**
+   * Keep at most this many bytes of stdout and of stderr (a guest's program may print without
+   * end); the rest is read and dropped, and counted in `dropped`.
+   */
+  maxOutput?: number;
 }
 
 export interface RunResult {
@@ -25,6 +30,8 @@ export interface RunResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** Bytes past maxOutput that were read and dropped, per stream (only with maxOutput). */
+  dropped?: { stdout: number; stderr: number };
 }
 
 /** Run a program from an argv array (never a shell string). */
@@ -44,14 +51,26 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
       timeout: opts.timeoutMs,
       killSignal: 'SIGKILL',
     });
+    const max = opts.maxOutput ?? Infinity;
     const out: Buffer[] = [];
     const err: Buffer[] = [];
+    const kept = { stdout: 0, stderr: 0 };
+    const dropped = { stdout: 0, stderr: 0 };
+    const keep = (which: 'stdout' | 'stderr', into: Buffer[], b: Buffer): void => {
+      const room = max - kept[which];
+      if (room >= b.length) into.push(b);
+      else {
+        if (room > 0) into.push(b.subarray(0, room));
+        dropped[which] += b.length - Math.max(0, room);
+      }
+      kept[which] += Math.min(b.length, Math.max(0, room));
+    };
     child.stdout?.on('data', (b: Buffer) => {
-      out.push(b);
+      keep('stdout', out, b);
       opts.onStdout?.(b.toString());
     });
     child.stderr?.on('data', (b: Buffer) => {
-      err.push(b);
+      keep('stderr', err, b);
       opts.onStderr?.(b.toString());
     });
     child.on('error', (e) => {
@@ -71,12 +90,14 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
       child.stdin.end(opts.input);
     }
     child.on('close', (code, signal) => {
-      resolve({
+      const r: RunResult = {
         code: code ?? 128,
         signal,
         stdout: Buffer.concat(out).toString(),
         stderr: Buffer.concat(err).toString(),
-      });
+      };
+      if (opts.maxOutput !== undefined) r.dropped = dropped;
+      resolve(r);
     });
   });
 }

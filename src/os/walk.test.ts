@@ -109,6 +109,36 @@ describe('walk: a whole tree by fd-relative calls, never following a symlink', (
     assert.equal(r.stdout.trim(), '101');
   });
 
+  it('marks a file whose xattr names pass what listxattr returns (64 KiB), never listing it as without', () => {
+    // tmpfs (like XFS and btrfs) takes more xattr names than listxattr(2) can return: E2BIG. A
+    // guest pads a file so; the walk once reported it with no xattrs at all.
+    const mnt = join(base, 'big-xattrs');
+    fs.mkdirSync(mnt);
+    native().mount('tmpfs', mnt, 'tmpfs', 0, 'size=4m');
+    try {
+      fs.writeFileSync(join(mnt, 'padded'), 'x');
+      fs.writeFileSync(join(mnt, 'plain'), 'x');
+      fs.mkdirSync(join(mnt, 'dir'));
+      const pad = 'p'.repeat(200);
+      const names = Array.from({ length: 401 }, (_, i) => `user.${i}.${pad}="1"`).join('\n');
+      const dump = join(base, 'xattrs.dump');
+      fs.writeFileSync(dump, `# file: padded\n${names}\n\n# file: dir\n${names}\n`);
+      const r = spawnSync('setfattr', [`--restore=${dump}`], { cwd: mnt, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      spawnSync('setfattr', ['-n', 'user.few', '-v', 'y', join(mnt, 'plain')]);
+      const by = new Map(walkTree(mnt, { xattrs: true }).map((e) => [e.path, e]));
+      assert.equal(by.get('padded')?.xattrsUnread, true, 'the padded file is marked');
+      assert.equal(by.get('dir')?.xattrsUnread, true, 'a padded directory too');
+      assert.equal(by.get('plain')?.xattrsUnread, undefined);
+      assert.deepEqual(
+        by.get('plain')?.xattrs?.map(([k]) => k),
+        ['user.few'],
+      );
+    } finally {
+      native().umount2(mnt, MNT_DETACH);
+    }
+  });
+
   it('syncfs and FS_IOC_FSGETXATTR work on an fd', () => {
     const fd = fs.openSync(root, 'r');
     try {

@@ -27,6 +27,12 @@ export interface WalkEntry {
   ctimeNsec: number;
   /** Sorted by name; only with { xattrs: true }, only for directories and regular files. */
   xattrs?: [string, Buffer][];
+  /**
+   * Its xattrs could not all be read (E2BIG: names past the 64 KiB listxattr(2) returns, which
+   * XFS, btrfs and tmpfs allow; ERANGE; EIO): `xattrs` is not the whole list, and the entry must
+   * not be taken for one without them (a guest can pad a file so to hide a security.capability).
+   */
+  xattrsUnread?: true;
 }
 
 export const S_IFMT = 0o170000;
@@ -42,6 +48,8 @@ export const isWhiteout = (e: { mode: number; rdev: number }): boolean =>
   (e.mode & S_IFMT) === S_IFCHR && e.rdev === 0;
 
 const HEADER = 10 * 4 + 5 * 8 + 2 * 8;
+/** A record's flags (native/addon.c REC_*). */
+const REC_XATTRS_UNREAD = 1;
 
 export function parseWalk(b: Buffer, wantXattrs: boolean): WalkEntry[] {
   const out: WalkEntry[] = [];
@@ -50,6 +58,7 @@ export function parseWalk(b: Buffer, wantXattrs: boolean): WalkEntry[] {
     const reclen = b.readUInt32LE(off);
     const pathlen = b.readUInt32LE(off + 4);
     const xattrlen = b.readUInt32LE(off + 24);
+    const flags = b.readUInt32LE(off + 36);
     const e: WalkEntry = {
       path: b.toString('utf8', off + HEADER, off + HEADER + pathlen),
       mode: b.readUInt32LE(off + 8),
@@ -81,6 +90,7 @@ export function parseWalk(b: Buffer, wantXattrs: boolean): WalkEntry[] {
       }
       xs.sort((a, c) => (a[0] < c[0] ? -1 : a[0] > c[0] ? 1 : 0));
       e.xattrs = xs;
+      if (flags & REC_XATTRS_UNREAD) e.xattrsUnread = true;
     }
     out.push(e);
     off += reclen;

@@ -289,15 +289,20 @@ export async function hashify(o: HashifyOptions): Promise<HashifyReport> {
         const opaque = new Set<string>();
         for (const e of entries) {
           if (isDir(e)) {
+            // (a directory whose xattrs could not all be read may be opaque: what is below stays)
             if (
               mode === 'layer' &&
-              e.xattrs?.some(([k, v]) => k === 'trusted.overlay.opaque' && v.toString() === 'y')
+              (e.xattrsUnread ||
+                e.xattrs?.some(([k, v]) => k === 'trusted.overlay.opaque' && v.toString() === 'y'))
             )
               opaque.add(e.path);
             continue;
           }
           s.files++;
-          if (!isReg(e) || e.size < minSize) continue;
+          // A file whose xattrs could not all be read (a guest padded them past what listxattr
+          // returns) would be taken for one without them: its security.capability would reach
+          // the guests it is shared with. It is never shared.
+          if (!isReg(e) || e.size < minSize || e.xattrsUnread) continue;
           if (mode === 'layer' && e.nlink !== 1 && !leftover(e)) continue;
           if (excluded(rules, `/${e.path}`)) continue;
           if (opaque.size) {
@@ -329,7 +334,7 @@ export async function hashify(o: HashifyOptions): Promise<HashifyReport> {
               const k = byIno.get(e.ino);
               if (k) {
                 if (!s.unified.has(k)) s.unified.set(k, e.path);
-              } else if (e.nlink === 1) orphans.push(e);
+              } else if (e.nlink === 1 && !e.xattrsUnread) orphans.push(e); // (never shared, as above)
             }
             // An inode a killed run adopted into the layer and had not yet published as an
             // object: publish it now (step 4 of the move), so that the guests' twins join it.

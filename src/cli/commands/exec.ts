@@ -73,10 +73,11 @@ Examples:
         return {
           name: g.name,
           ok: r.code === 0,
-          message: `exit ${r.code}`,
+          message: `exit ${r.code}${r.dropped ? '; output past 1 MiB dropped' : ''}`,
           code: r.code,
           stdout: r.stdout,
           stderr: r.stderr,
+          ...(r.dropped ? { dropped: r.dropped } : {}),
         };
       });
       return printBulk(p, rows, 'No guest selected.');
