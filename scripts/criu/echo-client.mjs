@@ -5,9 +5,10 @@
 //
 //   node echo-client.mjs HOST PORT STATUSFILE [INTERVAL_MS]
 //
-// It writes "connected N" / "echoes N gap MS" to STATUSFILE as it goes (the scripts poll it),
-// runs until SIGTERM, then prints one line of JSON and exits 0 if no line was lost, reordered or
-// corrupted and the connection never closed; 1 otherwise.
+// It writes "connected PORT" / "echoes N gap MAX-MS gaps MS,MS,..." to STATUSFILE as it goes
+// (the scripts poll it),
+// runs until SIGTERM, then prints one line of JSON (every gap over 100 ms among them) and exits 0
+// if no line was lost, reordered or corrupted and the connection never closed; 1 otherwise.
 import net from 'node:net';
 import { writeFileSync } from 'node:fs';
 
@@ -21,6 +22,8 @@ let sent = 0;
 let echoed = 0;
 let lastEcho = 0;
 let maxGap = 0;
+/** Every gap between two echoes longer than 100 ms: one per checkpoint and restore. */
+const gaps = [];
 let problem = '';
 let buf = '';
 const t0 = performance.now();
@@ -44,9 +47,10 @@ sock.on('data', (d) => {
     echoed++;
     const t = performance.now();
     maxGap = Math.max(maxGap, t - lastEcho);
+    if (t - lastEcho > 100) gaps.push(Math.round(t - lastEcho));
     lastEcho = t;
   }
-  writeFileSync(statusFile, `echoes ${echoed} gap ${Math.round(maxGap)}\n`);
+  writeFileSync(statusFile, `echoes ${echoed} gap ${Math.round(maxGap)} gaps ${gaps.join(',')}\n`);
 });
 sock.on('error', (e) => {
   problem ||= `connection error: ${e.message}`;
@@ -62,6 +66,7 @@ process.on('SIGTERM', () => {
       sent,
       echoed,
       maxGapMs: Math.round(maxGap),
+      gapsMs: gaps,
       seconds: Math.round((performance.now() - t0) / 100) / 10,
       localPort: sock.localPort,
       ...(problem ? { problem } : {}),

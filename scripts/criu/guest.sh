@@ -57,7 +57,7 @@ nc -ll -p 7000 -e /bin/cat &
 i=0
 while :; do
   i=$((i+1)); echo $i >/tmp/count
-  [ $((i % 50)) = 0 ] && echo "tick $i"
+  [ $((i % 10)) = 0 ] && echo "tick $i"
   free | awk '/Mem:/ { print "Mem total " $2 " KiB" }' >/tmp/sysinfo.new && mv /tmp/sysinfo.new /tmp/sysinfo
   sleep 0.1
 done
@@ -119,7 +119,7 @@ lxcfs_externals() {
 start_shim() {
   rm -f "$G/run/exit" "$G/run/exit.tmp" "$G/run/init.pid" "$G/shim.status"
   (cd / && setsid "$HELPER" shim --dir "$G/run" --id "$ID" --sysinfo --runtime "$@" --exit /bin/true \
-    3>"$G/shim.status" </dev/null >>"$G/shim.log" 2>&1 &)
+    3>"$G/shim.status" </dev/null >>"$G/shim.log" 2>&1 &) </dev/null >/dev/null 2>&1
   for _ in $(seq 500); do grep -q . "$G/shim.status" 2>/dev/null && break; sleep 0.01; done
   grep -q '^ok' "$G/shim.status" || die "the supervisor says: $(cat "$G/shim.status" 2>/dev/null)"
 }
@@ -220,6 +220,7 @@ down() {
   mkdir -p "$keep"
   cp "$G"/work/*.log "$G"/hook.log "$G"/shim.log "$G"/client.out "$G"/run/console.log "$keep"/ 2>/dev/null
   rm -rf --one-file-system "$LAB"
+  rm_lab_cgroups
   return 0
 }
 
@@ -231,22 +232,52 @@ demo() {
   client
   say "guest up; client connected: $(cat "$G/client.status")"
   status
+  local ticks0
+  ticks0=$(grep -c tick "$G/run/console.log" || true)
+  : >"$G/rounds"
   for r in $(seq "$rounds"); do
     say "round $r: checkpoint, restore"
-    checkpoint
-    local frozen_at
-    frozen_at=$(echoes)
+    local c f ngaps
+    ngaps=$(awk '/^echoes/ { print ($6 == "" ? 0 : split($6, g, ",")) }' "$G/client.status")
+    # (through files: the supervisor started by restore must not hold a command substitution's pipe)
+    checkpoint >"$G/round.out"
+    c=$(cat "$G/round.out")
+    echo "$c"
+    f=$(echoes)
     sleep 0.2 # (only to check that the guest no longer answers: not counted in any time below)
-    [ "$(echoes)" = "$frozen_at" ] || die "the client still got echoes after the checkpoint"
-    restore
+    [ "$(echoes)" = "$f" ] || die "the client still got echoes after the checkpoint"
+    restore >"$G/round.out"
+    f=$(cat "$G/round.out")
+    echo "$f"
     wait_echoes 20
+    # The client's longest gap in this round (it lists every gap over 100 ms).
+    local gap
+    gap=$(awk -v n="$ngaps" '/^echoes/ { split($6, g, ","); m = 0; for (i = n + 1; i in g; i++) if (g[i] > m) m = g[i]; printf "%.3f", m / 1000 }' "$G/client.status")
+    echo "$c $f client_gap_s=$gap" >>"$G/rounds"
     echo "client: $(cat "$G/client.status")"
   done
+  # New console lines after the last restore: the supervisor got the new pty master.
+  local t0
+  t0=$(grep -c tick "$G/run/console.log" || true)
+  for _ in $(seq 500); do [ "$(grep -c tick "$G/run/console.log")" -gt "$t0" ] && break; sleep 0.02; done
   say "after $rounds rounds"
   status
+  echo "console: $ticks0 tick lines before the first checkpoint, $(grep -c tick "$G/run/console.log") now"
+  [ "$(grep -c tick "$G/run/console.log")" -gt "$t0" ] || die "the console got nothing after the restore"
   kill -TERM "$(cat "$G/client.pid")"
   for _ in $(seq 200); do grep -q . "$G/client.out" 2>/dev/null && break; sleep 0.01; done
   say "client: $(cat "$G/client.out")"
+  # The table: each round's times, and the client's gaps (one per round).
+  echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+  node -e '
+    const rounds = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) =>
+      Object.fromEntries(l.split(" ").map((kv) => kv.split("=")).map(([k, v]) => [k, Number(v)])));
+    const med = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
+    const cols = ["checkpoint_s", "frozen_s", "restore_s", "criu_restore_s", "images_kib", "client_gap_s"];
+    console.log(["round", ...cols].join("\t"));
+    rounds.forEach((r, i) => console.log([i + 1, ...cols.map((c) => r[c])].join("\t")));
+    console.log(["median", ...cols.map((c) => med(rounds.map((r) => r[c])))].join("\t"));
+  ' "$G/rounds"
   grep -q '"ok":true' "$G/client.out" || die "the connection did not survive"
 }
 

@@ -74,3 +74,9 @@ EOF
 # Seconds with millisecond precision between two now_ms values.
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1000 }'; }
 export REPO
+
+# The lab's parent cgroups (runc leaves a container's parent): removed once empty. rmdir removes
+# an empty cgroup only; the cgroup v1 hierarchies nest the lab beneath the caller's own cgroup.
+rm_lab_cgroups() {
+  find /sys/fs/cgroup -maxdepth 5 -type d -name "jcriu-$TAG" -exec rmdir {} + 2>/dev/null || true
+}
