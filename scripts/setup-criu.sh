@@ -13,7 +13,8 @@
 # from trixie. The build is cached: the installed tree itself (checked with `criu check` on every
 # run: a second run takes a second or two) and a tarball of it in /var/cache/jaula/criu
 # (JAULA_CRIU_CACHE), with the source tarball, so a removed prefix comes back without a rebuild.
-# A cold build (packages, source, compile, check) takes about 1.5 minutes on this 2-core VM.
+# A cold build (packages, source, compile, check) took 3 min 12 s on the 2-core VM under load
+# (the compile alone: 1 min at load 7).
 #
 # Only the upstream tarball of the source package (criu_4.1.1.orig.tar.xz, checked by apt against
 # trixie's signed Sources index and here against its SHA-256) is used, built with upstream's
@@ -103,7 +104,7 @@ build() {
   for p in "${PATCHES[@]}"; do
     patch -d "$src" -p1 -s <"$p" || die "the patch $p does not apply to CRIU $CRIU_VERSION"
   done
-  say "Building CRIU $CRIU_VERSION (about a minute on 2 cores)"
+  say "Building CRIU $CRIU_VERSION (a minute or more on 2 cores)"
   if ! make -C "$src" -j"$(nproc)" PREFIX="$PREFIX" criu >"$work/build.log" 2>&1; then
     tail -30 "$work/build.log" >&2
     die "building CRIU failed (the end of its log is above)"

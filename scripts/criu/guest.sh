@@ -132,10 +132,13 @@ client() {
 }
 
 echoes() { awk '/^echoes/ { n = $2 } END { print n + 0 }' "$G/client.status" 2>/dev/null || echo 0; }
-wait_echoes() { # until the client has N more echoes than now, at most 10 s
+# Until the client has N more echoes than now, at most 60 s: after a restore the client's TCP
+# retransmits on its own backed-off timer (its RTO doubles from at least 200 ms, from an RTT that a
+# loaded host inflates), which can be seconds after the guest is back.
+wait_echoes() {
   local want=$(($(echoes) + $1))
-  for _ in $(seq 1000); do [ "$(echoes)" -ge "$want" ] && return 0; sleep 0.01; done
-  die "the client got no echo for 10 s ($(cat "$G/client.status" 2>/dev/null))"
+  for _ in $(seq 6000); do [ "$(echoes)" -ge "$want" ] && return 0; sleep 0.01; done
+  die "the client got no echo for 60 s ($(cat "$G/client.status" 2>/dev/null))"
 }
 
 checkpoint() {
