@@ -21,11 +21,13 @@
 # `free` (sysinfo(2), answered by the supervisor with the guest's memory limit), whose total it
 # keeps in /tmp/sysinfo.
 #
-# The seccomp listener does not survive: CRIU 4.1 restores the guest's filter, with its
-# SECCOMP_RET_USER_NOTIF rule, but without a listener, so the guest's sysinfo(2) fails with ENOSYS
-# (busybox free then prints garbage). JCRIU_SECCOMP_NOTIFY=allow rewrites that rule to
-# SECCOMP_RET_ALLOW in the images before the restore (seccomp-notify.sh): the kernel then answers
-# with the host's numbers, as for a guest without the supervisor. See docs/adr/0004.
+# The seccomp listener: CRIU 4.1 restores the guest's filter, with its SECCOMP_RET_USER_NOTIF
+# rule, but without a listener, so the guest's sysinfo(2) would fail with ENOSYS (busybox free
+# then prints garbage). jaula's CRIU patch 0002 re-installs such a filter with a new listener and
+# passes it to the supervisor's seccomp.sock (`seccomp-notify-socket` in the CRIU config file):
+# JCRIU_SECCOMP_NOTIFY=relay, the default. =off leaves it out (to see the failure); =allow
+# rewrites the rule to SECCOMP_RET_ALLOW in the images instead (seccomp-notify.sh: the kernel then
+# answers with the host's numbers), for a CRIU without the patch. See docs/adr/0004.
 #
 # Checkpoint (the source side):
 #   1. unmount the netns file (the file stays): runc passes CRIU --external net[INODE]:extRootNetNS
@@ -173,7 +175,10 @@ restore() {
   jq --arg lx "$LAB/lxcfs/" \
     '.linux.namespaces |= map(if .type == "network" or .type == "user" then {type} else . end)
      | .mounts |= map(select(.source | startswith($lx) | not))' "$G/spec.json" >"$G/run/bundle/config.json"
-  [ "${JCRIU_SECCOMP_NOTIFY:-}" = allow ] && "$REPO/scripts/criu/seccomp-notify.sh" allow "$G/images"
+  case "${JCRIU_SECCOMP_NOTIFY:-relay}" in
+    relay) echo "seccomp-notify-socket $G/run/seccomp.sock" >>"$G/criu.conf" ;;
+    allow) "$REPO/scripts/criu/seccomp-notify.sh" allow "$G/images" ;;
+  esac
   local t0 t1
   t0=$(now_ms)
   JCRIU_RUNC="${RUNC[*]}" JCRIU_IMAGES=$G/images JCRIU_WORK=$G/work JCRIU_NET=$G/net \
@@ -266,6 +271,14 @@ demo() {
   say "after $rounds rounds"
   status
   echo "console: $ticks0 tick lines before the first checkpoint, $(grep -c tick "$G/run/console.log") now"
+  # The guest's own processes (children of restored ones) get the guest's memory, not garbage.
+  if [ "${JCRIU_SECCOMP_NOTIFY:-relay}" = relay ]; then
+    local want
+    want=$("${RUNC[@]}" exec "$ID" free | awk '/Mem:/ { print "Mem total " $2 " KiB" }')
+    for _ in $(seq 100); do [ "$(cat "$G/root/tmp/sysinfo")" = "$want" ] && break; sleep 0.05; done
+    [ "$(cat "$G/root/tmp/sysinfo")" = "$want" ] || die "the guest's sysinfo(2) is not answered after the restore: $(cat "$G/root/tmp/sysinfo")"
+    echo "sysinfo(2) in the restored guest: $want (answered by the supervisor through the relayed listener)"
+  fi
   [ "$(grep -c tick "$G/run/console.log")" -gt "$t0" ] || die "the console got nothing after the restore"
   kill -TERM "$(cat "$G/client.pid")"
   for _ in $(seq 200); do grep -q . "$G/client.out" 2>/dev/null && break; sleep 0.01; done
