@@ -44,7 +44,8 @@
 #      org.criu.config naming a CRIU config file with `action-script scripts/criu/netns-hook.sh`;
 #   5. the supervisor restores instead of starting (restore-runtime.sh: runc restore --detach
 #      --tcp-established --empty-ns network --console-socket ...); at "setup-namespaces" the hook
-#      plumbs the new netns (veth, address, route), before CRIU restores the TCP sockets on it.
+#      plumbs the new netns (veth, address, route) with the host end down, before CRIU restores
+#      the TCP sockets on it; at "network-unlock" the host end joins the bridge and comes up.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 G=$LAB/g
