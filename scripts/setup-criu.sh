@@ -39,6 +39,8 @@ SOURCES=/etc/apt/sources.list.d/jaula-criu-src.sources
 CRIU_BUILD_PACKAGES=(gcc make patch pkg-config xz-utils libbsd-dev libcap-dev libgnutls28-dev libnet1-dev
   libnftables-dev libnl-3-dev libprotobuf-c-dev libprotobuf-dev protobuf-c-compiler protobuf-compiler uuid-dev
   nftables iptables)
+# What the prototypes in scripts/criu/ use besides jaula's own packages.
+CRIU_LAB_PACKAGES=(jq perl-base)
 ARCH=$(dpkg --print-architecture)
 PATCHES=("$REPO_DIR"/scripts/criu/patches/*.patch)
 STAMP="criu $CRIU_VERSION $CRIU_ORIG_SHA256 $ARCH prefix=$PREFIX patches=$(cat "${PATCHES[@]}" | sha256sum | cut -c1-16)"
@@ -134,6 +136,7 @@ main() {
   mkdir -p "$CACHE" "$(dirname "$PREFIX")"
   exec 9>"$CACHE/.lock"
   flock 9 # two setups at once: the second finds the first's result
+  apt_install "${CRIU_LAB_PACKAGES[@]}"
   if installed; then
     check
     say "CRIU $CRIU_VERSION is installed: $PREFIX/sbin/criu (criu check passed; $(elapsed))"
