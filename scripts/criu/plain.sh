@@ -53,7 +53,8 @@ for r in $(seq "$rounds"); do
   t0=$(now_ms)
   "${RUNC[@]}" checkpoint --image-path images --work-path work "$ID" || die "checkpoint failed: $C/work/dump.log"
   t1=$(now_ms)
-  at=$(cat rootfs/tmp/count)
+  at=
+  while [ -z "$at" ]; do at=$(cat rootfs/tmp/count); done # (the shell rewrites it: empty for a moment)
   "${RUNC[@]}" restore -d --image-path images --work-path work "$ID" </dev/null >/dev/null 2>&1 ||
     die "restore failed: $C/work/restore.log"
   t2=$(now_ms)
