@@ -27,7 +27,7 @@
 # passes it to the supervisor's seccomp.sock (`seccomp-notify-socket` in the CRIU config file):
 # JCRIU_SECCOMP_NOTIFY=relay, the default. =off leaves it out (to see the failure); =allow
 # rewrites the rule to SECCOMP_RET_ALLOW in the images instead (seccomp-notify.sh: the kernel then
-# answers with the host's numbers), for a CRIU without the patch. See docs/adr/0005.
+# answers with the host's numbers), for a CRIU without the patch. See docs/adr/0007.
 #
 # Checkpoint (the source side):
 #   1. unmount the netns file (the file stays): runc passes CRIU --external net[INODE]:extRootNetNS

@@ -9,7 +9,7 @@
 # exists only from the moment a filter is installed with SECCOMP_FILTER_FLAG_NEW_LISTENER; CRIU 4.1
 # re-installs the dumped filters without it, so after a restore nobody listens and the kernel
 # fails the guest's sysinfo(2) with ENOSYS (busybox free and uptime do not check, and print
-# garbage). With a CRIU without jaula's patch 0002 (which carries the listener; docs/adr/0005), "allow" lets the
+# garbage). With a CRIU without jaula's patch 0002 (which carries the listener; docs/adr/0007), "allow" lets the
 # kernel answer: the guest sees the host's memory and uptime in sysinfo(2), lxcfs's files stay right.
 #
 # A classic BPF instruction is 8 bytes {u16 code, u8 jt, u8 jf, u32 k}, little-endian here:
