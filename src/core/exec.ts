@@ -4,8 +4,6 @@
  */
 import { spawn } from 'node:child_process';
 import { JaulaError } from '../common/errors.js';
-import { paths } from '../os/paths.js';
-import { testWeakeningRequested } from '../runtime/testweaken.js';
 import { requireRunning } from './running.js';
 import { run } from '../os/spawn.js';
 
@@ -72,10 +70,7 @@ export function execArgv(
 export async function execInGuest(name: string, cmd: string[], opts: ExecOptions = {}): Promise<number> {
   const argv = execArgv(name, cmd, opts);
   // Without --tty the command gets pipes, never the caller's terminal.
-  const pipes =
-    !opts.tty &&
-    [process.stdin, process.stdout, process.stderr].some((s) => s.isTTY) &&
-    !testWeakeningRequested(process.env, paths().root); // the escape suite's weakened guest only
+  const pipes = !opts.tty && [process.stdin, process.stdout, process.stderr].some((s) => s.isTTY);
   return waitChild(argv, { pipes });
 }
 

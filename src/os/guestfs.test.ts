@@ -64,8 +64,11 @@ describe('GuestFs: host-side access that cannot leave the guest root', () => {
     const swapper = spawn(
       'sh',
       ['-c', `cd ${race}; while :; do mv etc etc.d; ln -s ${outside2} etc; rm etc; mv etc.d etc; done`],
-      { stdio: 'ignore' },
+      // Its own process group, so that its mv/ln/rm children end with it (they would race the
+      // removal of the test's directory otherwise).
+      { stdio: 'ignore', detached: true },
     );
+    const ended = new Promise((r) => swapper.once('exit', r));
     try {
       let wrote = 0;
       const g = new GuestFs(race);
@@ -85,7 +88,18 @@ describe('GuestFs: host-side access that cannot leave the guest root', () => {
       assert.ok(wrote > 0, 'some writes happened');
       assert.deepEqual(fs.readdirSync(outside2), [], 'nothing was ever written through the link to the host');
     } finally {
-      swapper.kill('SIGKILL');
+      process.kill(-(swapper.pid as number), 'SIGKILL');
+      await ended;
+      // Its children (killed too, reaped by init) are gone when the group is (at most 10 s:
+      // one that stays makes the after-hook fail).
+      for (let i = 0; i < 1000; i++) {
+        try {
+          process.kill(-(swapper.pid as number), 0);
+        } catch {
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
     }
   });
 });
