@@ -46,6 +46,26 @@ const sleepSync = (ms: number): void => {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 };
 
+/** The processes whose mount namespace still mounts a loop device (what keeps it bound), as text. */
+function loopHolders(dev: string): string {
+  const holders = new Map<string, string>();
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const ns = fs.readlinkSync(`/proc/${p}/ns/mnt`);
+      if (holders.has(ns)) continue;
+      if (fs.readFileSync(`/proc/${p}/mountinfo`, 'utf8').includes(` ${dev} `))
+        holders.set(
+          ns,
+          `${p} ${fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ').slice(0, 120)}`,
+        );
+    } catch {
+      /* gone */
+    }
+  }
+  return holders.size ? ` (mounted in the mount namespace of ${[...holders.values()].join('; ')})` : '';
+}
+
 /** Processes that belong to the jaula instance at `root`: its JAULA_ROOT, or the root in their command line. */
 export function instanceProcesses(root: string): string[] {
   const out: string[] = [];
@@ -318,7 +338,7 @@ export class TestRoot {
     return [
       ...this.containers().map((c) => `container ${c}`),
       ...this.mounts().map((m) => `mount ${m}`),
-      ...this.loops().map((l) => `loop device ${l}`),
+      ...this.loops().map((l) => `loop device ${l}${loopHolders(l.split(' ')[0] as string)}`),
       ...this.cgroups().map((c) => `cgroup ${c}`),
       ...this.devices().map((d) => `device ${d}`),
       ...this.netns().map((n) => `netns ${n}`),
@@ -439,7 +459,19 @@ export class TestRoot {
         /* the leftovers check reports what stays */
       }
     }
-    const left = this.leftovers();
+    // A deleted guest's supervisor may still run its exit command (`jaula __exited`), a killed
+    // jaulad may not have ended yet: wait for every process of the instance, and count one
+    // that stays as left behind (it could still write under the root, or hold a guest).
+    const deadline = Date.now() + 20_000;
+    while (this.processes().length && Date.now() < deadline) sleepSync(50);
+    const stayed = this.processes();
+    for (const p of stayed)
+      try {
+        process.kill(Number(p.split(' ')[0]), 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    const left = [...stayed.map((p) => `process ${p}`), ...this.leftovers()];
     const nets = this.jaula(['network', 'list', '--format', 'json']);
     const bridges: string[] = [];
     if (nets.code === 0)
@@ -451,19 +483,6 @@ export class TestRoot {
     // The last network takes the firewall tables and the bridges with it.
     left.push(...bridges.filter((b) => fs.existsSync(`/sys/class/net/${b}`)).map((b) => `bridge ${b}`));
     left.push(...this.firewallTables().map((f) => `nftables table ${f} jaula_${this.tag}`));
-    // A deleted guest's supervisor may still run its exit command (`jaula __exited`), a killed
-    // jaulad may not have ended yet: wait for every process of the instance, and count one
-    // that stays as left behind (it could still write under the root, or hold a guest).
-    const deadline = Date.now() + 20_000;
-    while (this.processes().length && Date.now() < deadline) sleepSync(50);
-    for (const p of this.processes()) {
-      left.push(`process ${p}`);
-      try {
-        process.kill(Number(p.split(' ')[0]), 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
     for (const d of this.devices()) spawnSync('ip', ['link', 'del', d]);
     for (const b of bridges) spawnSync('ip', ['link', 'del', b]);
     for (const fam of ['bridge', 'ip']) spawnSync('nft', ['delete', 'table', fam, `jaula_${this.tag}`]);
