@@ -379,9 +379,9 @@ export class TestRoot {
   /** jaulads started by daemon(), killed by cleanup(). */
   readonly daemons: Jaulad[] = [];
 
-  /** Start a jaulad for this root (wait with `await d.ready()`). */
-  daemon(args: string[] = []): Jaulad {
-    const d = new Jaulad(this, args);
+  /** Start a jaulad for this root (wait with `await d.ready()`); `env` adds to the root's. */
+  daemon(args: string[] = [], env: NodeJS.ProcessEnv = {}): Jaulad {
+    const d = new Jaulad(this, args, env);
     this.daemons.push(d);
     return d;
   }
@@ -579,20 +579,46 @@ export function writeScript(path: string, text: string): void {
   fs.writeFileSync(path, text, { mode: 0o755 });
 }
 
+/** A trace mark (JAULA_TRACE=1): its label, and when the test read it (performance.now()). */
+export interface TraceMark {
+  label: string;
+  at: number;
+}
+
+/** Collect the JAULA_TRACE marks a process prints on `stream` into `into`, as they arrive. */
+export function collectTraces(stream: NodeJS.ReadableStream | null | undefined, into: TraceMark[]): void {
+  let partial = '';
+  stream?.on('data', (b: Buffer) => {
+    const at = performance.now();
+    const lines = (partial + b.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) {
+      const m = /^\[jaula [\d.]+ ms\] (.*)$/.exec(l);
+      if (m) into.push({ label: m[1] as string, at });
+    }
+  });
+}
+
 /** A jaulad of a TestRoot: started on the root's socket, stopped (or killed) by the test. */
 export class Jaulad {
   readonly proc: ChildProcess;
   log = '';
+  /** Its JAULA_TRACE marks (when started with JAULA_TRACE=1). */
+  readonly traces: TraceMark[] = [];
+  private readonly closed: Promise<void>;
   constructor(
     readonly t: TestRoot,
     args: string[],
+    env: NodeJS.ProcessEnv = {},
   ) {
     this.proc = spawn(process.execPath, [join(projectDir, 'bin/jaulad.cjs'), ...args], {
-      env: t.env,
+      env: { ...t.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc.stdout?.on('data', (b: Buffer) => (this.log += b.toString()));
     this.proc.stderr?.on('data', (b: Buffer) => (this.log += b.toString()));
+    collectTraces(this.proc.stderr, this.traces);
+    this.closed = new Promise((r) => this.proc.once('close', () => r()));
   }
 
   get pid(): number {
@@ -629,12 +655,10 @@ export class Jaulad {
     return new Promise((r) => this.proc.once('exit', (code) => r(code)));
   }
 
-  /** kill -9: what a crash does. */
+  /** kill -9: what a crash does. Returns once everything it printed before has been read. */
   async kill9(): Promise<void> {
-    if (!this.alive) return;
-    const done = this.exited();
-    this.proc.kill('SIGKILL');
-    await done;
+    if (this.alive) this.proc.kill('SIGKILL');
+    await this.closed;
   }
 
   async stop(): Promise<void> {
