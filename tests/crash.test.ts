@@ -1,6 +1,6 @@
 /**
  * Crash-proof supervision: jaulad is killed with SIGKILL while it builds, starts or stops a
- * guest, ten times each, every kill aimed at one phase of the operation (its JAULA_TRACE marks,
+ * guest, eight times each, every kill aimed at one phase of the operation (its JAULA_TRACE marks,
  * timed by an uninterrupted run in the same round: tests/crashkit.ts), and the phase it really
  * interrupted recorded; the kills must land in at least three distinct phases of each
  * operation. After every kill a new jaulad reconciles, and then every guest must be
