@@ -2,8 +2,9 @@
  * Crash-proof storage jobs: jaulad is killed with SIGKILL while it clones a guest, exports a
  * template or runs hashify, eight times each, every kill aimed at one phase of the job (its
  * JAULA_TRACE marks, timed by an uninterrupted run of the same work in the same round:
- * tests/crashkit.ts), and the phase it really interrupted recorded; the kills must land in at
- * least three distinct phases of each job. After every kill a new jaulad reconciles, and then: the
+ * tests/crashkit.ts; every other round holds jaulad at one of the marks and kills it there), and
+ * the phase it really interrupted recorded; the kills must land in at least three distinct
+ * phases of each job. After every kill a new jaulad reconciles, and then: the
  * source guests' files are intact (checksums of everything they see), a half-made clone is gone
  * entirely or complete, an export leaves either the whole archive or nothing at its path (and
  * no temporary file, no stray template), and after a killed hashify every guest sees every file
@@ -17,7 +18,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ReconcileReport } from '../src/api/types.js';
 import { isDir, isReg, walkTree } from '../src/os/walk.js';
-import { Campaign, aimAt, marksOf, phaseReached, timelineOf, type Timeline } from './crashkit.js';
+import { Campaign, marksOf, phaseReached, plan, timelineOf, waitStopped, type Timeline } from './crashkit.js';
 import { TestRoot, type Jaulad } from './helpers.js';
 
 const ROUNDS = 8;
@@ -27,20 +28,33 @@ const t = new TestRoot('jaula-crashst-');
 let d: Jaulad;
 const campaigns: Campaign[] = [];
 const SOURCES = ['sa', 'sb'];
+/** Holds jaulad at the mark it names (JAULA_TRACE_STOP): written for one killed run. */
+const STOP_FILE = t.path('trace-stop');
 
 async function freshDaemon(): Promise<ReconcileReport> {
-  d = t.daemon(['--no-autostart'], { JAULA_TRACE: '1' });
+  d = t.daemon(['--no-autostart'], { JAULA_TRACE: '1', JAULA_TRACE_STOP: STOP_FILE });
   await d.ready({ reconciled: true });
   const info = (await d.request('GET', '/v1/info')).json as { daemon: { reconcile: ReconcileReport } };
   return info.daemon.reconcile;
 }
 
-/** Start a job, and kill jaulad -9 `ms` later; the phase it was in (its marks by then). */
-async function killDuring(path: string, body: unknown, ms: number, prefix: string): Promise<string> {
+/**
+ * Start a job, and kill jaulad -9 as `how` says: `ms` later, or once it holds at the mark
+ * `stopAt`. Returns the phase it was in (its marks by then).
+ */
+async function killDuring(
+  path: string,
+  body: unknown,
+  how: { ms: number; stopAt?: string },
+  prefix: string,
+): Promise<string> {
   const from = d.traces.length;
+  if (how.stopAt) fs.writeFileSync(STOP_FILE, how.stopAt);
   const answer = d.request('POST', path, body).catch(() => undefined);
-  await new Promise((r) => setTimeout(r, Math.max(0, ms)));
+  if (how.stopAt) await waitStopped(d.pid);
+  else await new Promise((r) => setTimeout(r, Math.max(0, how.ms)));
   await d.kill9();
+  fs.rmSync(STOP_FILE, { force: true });
   await answer;
   return phaseReached(marksOf(d.traces, from, [prefix]));
 }
@@ -165,8 +179,8 @@ describe('kill -9 jaulad', () => {
       const { tl } = await calibrate('/v1/guests/sa/clone', { dst: `cx${i}` }, 'clone:');
       t.ok(['delete', `cx${i}`]);
       const name = `ck${i}`;
-      const aim = aimAt(tl, i);
-      const landed = await killDuring('/v1/guests/sa/clone', { dst: name }, aim.ms, 'clone:');
+      const aim = plan(tl, i, ROUNDS);
+      const landed = await killDuring('/v1/guests/sa/clone', { dst: name }, aim, 'clone:');
       const rep = await freshDaemon();
       assert.deepEqual(rep.problems, [], round);
       assertGuestsConsistent(round);
@@ -180,11 +194,11 @@ describe('kill -9 jaulad', () => {
           true,
         );
         t.ok(['delete', name]);
-        c.add(aim.phase, landed, 'complete');
+        c.add(aim.aimed, landed, 'complete');
       } else {
         for (const p of [t.path('etc/jaula/guests', name), t.path('var/lib/jaula/guests', name)])
           assert.equal(fs.existsSync(p), false, `${round}: ${p} is removed`);
-        c.add(aim.phase, landed, rep.staleBuilds.includes(name) ? 'removed' : 'not begun');
+        c.add(aim.aimed, landed, rep.staleBuilds.includes(name) ? 'removed' : 'not begun');
       }
       assert.deepEqual(t.runLeftovers(name), [], round);
     }
@@ -215,8 +229,8 @@ describe('kill -9 jaulad', () => {
       assert.ok(want.includes('./data/f15'));
       fs.rmSync(whole);
       const file = join(out, `e${i}.tar.gz`);
-      const aim = aimAt(tl, i);
-      const landed = await killDuring('/v1/templates/tx/export', { file }, aim.ms, 'export:');
+      const aim = plan(tl, i, ROUNDS);
+      const landed = await killDuring('/v1/templates/tx/export', { file }, aim, 'export:');
       const rep = await freshDaemon();
       assert.deepEqual(rep.problems, [], round);
       assert.deepEqual(
@@ -226,8 +240,8 @@ describe('kill -9 jaulad', () => {
       );
       if (fs.existsSync(file)) {
         assert.deepEqual(members(file), want, `${round}: the archive is whole`);
-        c.add(aim.phase, landed, 'complete');
-      } else c.add(aim.phase, landed, rep.storage.length ? 'removed' : 'not begun');
+        c.add(aim.aimed, landed, 'complete');
+      } else c.add(aim.aimed, landed, rep.storage.length ? 'removed' : 'not begun');
       const tpls = JSON.parse(t.ok(['template', 'list', '--format', 'json']).stdout) as { name: string }[];
       assert.deepEqual(
         tpls.map((x) => x.name),
@@ -261,8 +275,8 @@ describe('kill -9 jaulad', () => {
       const { tl } = await calibrate('/v1/hashify', { guests: SOURCES }, 'hashify:');
       addTwins(`r${i}`, 6, 1);
       const before = manifests();
-      const aim = aimAt(tl, i);
-      const landed = await killDuring('/v1/hashify', { guests: SOURCES }, aim.ms, 'hashify:');
+      const aim = plan(tl, i, ROUNDS);
+      const landed = await killDuring('/v1/hashify', { guests: SOURCES }, aim, 'hashify:');
       const rep = await freshDaemon();
       assert.deepEqual(rep.problems, [], round);
       assertGuestsConsistent(round);
@@ -271,7 +285,7 @@ describe('kill -9 jaulad', () => {
       await runJob('/v1/hashify', { guests: SOURCES });
       assertSame(before, `${round}, after the next hashify`);
       const left = (dry.result as { unified: { files: number } } | undefined)?.unified.files;
-      c.add(aim.phase, landed, left === 0 ? 'done before the kill' : `${left ?? '?'} files left`);
+      c.add(aim.aimed, landed, left === 0 ? 'done before the kill' : `${left ?? '?'} files left`);
     }
     // Every twin is shared now: the objects hold one copy, each guest's unified layer links it.
     const du = (await d.request('GET', '/v1/du?names=sa,sb')).json as { guests: { sharedBytes: number }[] };

@@ -1,7 +1,8 @@
 /**
  * Crash-proof supervision: jaulad is killed with SIGKILL while it builds, starts or stops a
  * guest, eight times each, every kill aimed at one phase of the operation (its JAULA_TRACE marks,
- * timed by an uninterrupted run in the same round: tests/crashkit.ts), and the phase it really
+ * timed by an uninterrupted run in the same round, or holding the process at one of them:
+ * tests/crashkit.ts), and the phase it really
  * interrupted recorded; the kills must land in at least three distinct phases of each
  * operation. After every kill a new jaulad reconciles, and then every guest must be
  * consistent: its state true (running with a live init that answers, or stopped with nothing
@@ -17,7 +18,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ReconcileReport } from '../src/api/types.js';
-import { Campaign, aimAt, marksOf, phaseReached, timelineOf, type Timeline } from './crashkit.js';
+import { Campaign, marksOf, phaseReached, plan, timelineOf, waitStopped, type Timeline } from './crashkit.js';
 import {
   collectTraces,
   jaulaBin,
@@ -36,7 +37,9 @@ const SPREAD = 3;
 const t = new TestRoot('jaula-crash-');
 let d: Jaulad;
 const campaigns: Campaign[] = [];
-const TRACE = { JAULA_TRACE: '1' };
+/** Holds a traced process at the mark it names (JAULA_TRACE_STOP): written for one killed run. */
+const STOP_FILE = t.path('trace-stop');
+const TRACE = { JAULA_TRACE: '1', JAULA_TRACE_STOP: STOP_FILE };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 async function freshDaemon(): Promise<ReconcileReport> {
@@ -55,18 +58,24 @@ async function calibrate(prefixes: string[], run: () => Promise<unknown>): Promi
   return timelineOf(marksOf(d.traces, from, prefixes), t0, t1);
 }
 
-/** Ask jaulad for `method path`, kill it -9 `ms` later; the phase it was in (its marks by then). */
+/**
+ * Ask jaulad for `method path` and kill it -9 as `how` says: `ms` later, or once it holds at the
+ * mark `stopAt`. Returns the phase it was in (its marks by then).
+ */
 async function killDuring(
   method: string,
   path: string,
   body: unknown,
-  ms: number,
+  how: { ms: number; stopAt?: string },
   prefixes: string[],
 ): Promise<string> {
   const from = d.traces.length;
+  if (how.stopAt) fs.writeFileSync(STOP_FILE, how.stopAt);
   const answer = d.request(method, path, body).catch(() => undefined);
-  await sleep(ms);
+  if (how.stopAt) await waitStopped(d.pid);
+  else await sleep(how.ms);
   await d.kill9();
+  fs.rmSync(STOP_FILE, { force: true });
   await answer;
   return phaseReached(marksOf(d.traces, from, prefixes));
 }
@@ -97,7 +106,12 @@ function prepare(name: string): Record<string, string> {
 }
 
 /** The jaula CLI, in-process (no jaulad), traced; `done` resolves with its exit code. */
-function cli(args: string[]): { marks: TraceMark[]; done: Promise<number | null>; kill9: () => void } {
+function cli(args: string[]): {
+  pid: number;
+  marks: TraceMark[];
+  done: Promise<number | null>;
+  signal: (s: NodeJS.Signals) => void;
+} {
   const marks: TraceMark[] = [];
   const p = spawn(process.execPath, [jaulaBin, ...args], {
     env: { ...t.env, JAULA_NO_DAEMON: '1', ...TRACE },
@@ -105,7 +119,23 @@ function cli(args: string[]): { marks: TraceMark[]; done: Promise<number | null>
   });
   collectTraces(p.stderr, marks);
   const done = new Promise<number | null>((r) => p.once('close', (code) => r(code)));
-  return { marks, done, kill9: () => p.kill('SIGKILL') };
+  return { pid: p.pid as number, marks, done, signal: (sig) => p.kill(sig) };
+}
+
+/** Run the CLI and kill it -9 as `how` says (`ms` after it began, or held at a mark); the phase it was in. */
+async function killCli(
+  args: string[],
+  how: { ms: number; stopAt?: string },
+  prefixes: string[],
+): Promise<string> {
+  if (how.stopAt) fs.writeFileSync(STOP_FILE, how.stopAt);
+  const run = cli(args);
+  if (how.stopAt) await waitStopped(run.pid);
+  else await sleep(how.ms);
+  run.signal('SIGKILL');
+  await run.done;
+  fs.rmSync(STOP_FILE, { force: true });
+  return phaseReached(marksOf(run.marks, 0, prefixes));
 }
 
 /** One uninterrupted CLI run, as a timeline. */
@@ -134,12 +164,12 @@ describe('kill -9 jaulad', () => {
       const round = `start round ${i}`;
       const tl = await calibrate(['start:'], () => d.request('POST', '/v1/guests/cs/start'));
       t.ok(['stop', 'cs', '--kill']);
-      const aim = aimAt(tl, i);
-      const landed = await killDuring('POST', '/v1/guests/cs/start', undefined, aim.ms, ['start:']);
+      const aim = plan(tl, i, ROUNDS);
+      const landed = await killDuring('POST', '/v1/guests/cs/start', undefined, aim, ['start:']);
       const rep = await freshDaemon();
       assert.deepEqual(rep.problems, [], round);
       const st = assertConsistent('cs', print, round);
-      c.add(aim.phase, landed, rep.rolledBack.includes('cs') ? 'rolled back' : st.status);
+      c.add(aim.aimed, landed, rep.rolledBack.includes('cs') ? 'rolled back' : st.status);
       if (st.status === 'running') t.ok(['stop', 'cs', '--kill']);
     }
     c.assertSpread(SPREAD);
@@ -158,13 +188,13 @@ describe('kill -9 jaulad', () => {
       t.ok(['start', 'ct']);
       const tl = await calibrate(['stop:'], () => d.request('POST', '/v1/guests/ct/stop', {}));
       t.ok(['start', 'ct']);
-      const aim = aimAt(tl, i);
-      const landed = await killDuring('POST', '/v1/guests/ct/stop', {}, aim.ms, ['stop:']);
+      const aim = plan(tl, i, ROUNDS);
+      const landed = await killDuring('POST', '/v1/guests/ct/stop', {}, aim, ['stop:']);
       const rep = await freshDaemon();
       assert.deepEqual(rep.problems, [], round);
       const st = assertConsistent('ct', print, round);
       c.add(
-        aim.phase,
+        aim.aimed,
         landed,
         rep.completedStops.includes('ct')
           ? 'completed'
@@ -216,8 +246,8 @@ describe('kill -9 jaulad', () => {
       });
       t.ok(['delete', `bx${i}`]);
       const name = `bk${i}`;
-      const aim = aimAt(tl, i);
-      const landed = await killDuring('POST', '/v1/guests', body(name), aim.ms, ['build:']);
+      const aim = plan(tl, i, ROUNDS);
+      const landed = await killDuring('POST', '/v1/guests', body(name), aim, ['build:']);
       const rep = await freshDaemon();
       assert.deepEqual(rep.problems, [], round);
       const exists = t.jaula(['status', name, '--format', 'json']);
@@ -227,11 +257,11 @@ describe('kill -9 jaulad', () => {
         t.ok(['start', name]);
         assert.equal(t.jaula(['exec', name, '--', 'cat', '/etc/hostname']).stdout, `${name}\n`);
         t.ok(['delete', name, '--force']);
-        c.add(aim.phase, landed, 'complete');
+        c.add(aim.aimed, landed, 'complete');
       } else {
         for (const p of [t.path('etc/jaula/guests', name), t.path('var/lib/jaula/guests', name)])
           assert.equal(fs.existsSync(p), false, `${round}: ${p} is removed`);
-        c.add(aim.phase, landed, rep.staleBuilds.includes(name) ? 'removed' : 'not begun');
+        c.add(aim.aimed, landed, rep.staleBuilds.includes(name) ? 'removed' : 'not begun');
       }
     }
     c.assertSpread(SPREAD);
@@ -251,18 +281,14 @@ describe('kill -9 the jaula CLI (no jaulad: it works in-process)', () => {
       const round = `CLI start round ${i}`;
       const tl = await calibrateCli(['start', 'us'], ['start:']);
       t.ok(['stop', 'us', '--kill']);
-      const aim = aimAt(tl, i);
-      const run = cli(['start', 'us']);
-      await sleep(aim.ms);
-      run.kill9();
-      await run.done;
-      const landed = phaseReached(marksOf(run.marks, 0, ['start:']));
+      const aim = plan(tl, i, SHORT_ROUNDS);
+      const landed = await killCli(['start', 'us'], aim, ['start:']);
       // The crash recovery of a host: the next jaulad reconciles at its start.
       await d.stop();
       const rep = await freshDaemon();
       assert.deepEqual(rep.problems, [], round);
       const st = assertConsistent('us', print, round);
-      c.add(aim.phase, landed, rep.rolledBack.includes('us') ? 'rolled back' : st.status);
+      c.add(aim.aimed, landed, rep.rolledBack.includes('us') ? 'rolled back' : st.status);
       if (st.status === 'running') t.ok(['stop', 'us', '--kill']);
     }
     c.assertSpread(SPREAD);
@@ -277,18 +303,14 @@ describe('kill -9 the jaula CLI (no jaulad: it works in-process)', () => {
       t.ok(['start', 'ut']);
       const tl = await calibrateCli(['stop', 'ut'], ['stop:']);
       t.ok(['start', 'ut']);
-      const aim = aimAt(tl, i);
-      const run = cli(['stop', 'ut']);
-      await sleep(aim.ms);
-      run.kill9();
-      await run.done;
-      const landed = phaseReached(marksOf(run.marks, 0, ['stop:']));
+      const aim = plan(tl, i, SHORT_ROUNDS);
+      const landed = await killCli(['stop', 'ut'], aim, ['stop:']);
       await d.stop();
       const rep = await freshDaemon();
       assert.deepEqual(rep.problems, [], round);
       const st = assertConsistent('ut', print, round);
       c.add(
-        aim.phase,
+        aim.aimed,
         landed,
         rep.completedStops.includes('ut')
           ? 'completed'
@@ -377,23 +399,29 @@ describe("kill -9 a guest's supervisor (jaula-helper shim)", () => {
       t.ok(['start', 'vt']);
       const shim = shimOf('vt');
       assert.ok(shim, `${round}: the supervisor is recorded`);
-      const aim = aimAt(tl, i);
+      const aim = plan(tl, i, SHORT_ROUNDS);
+      if (aim.stopAt) fs.writeFileSync(STOP_FILE, aim.stopAt);
       const run = cli(['stop', 'vt']);
-      await sleep(aim.ms);
+      const held = aim.stopAt ? await waitStopped(run.pid) : (await sleep(aim.ms), false);
       const at = performance.now();
       try {
         process.kill(shim, 'SIGKILL');
       } catch {
         /* it had ended with the guest */
       }
+      fs.rmSync(STOP_FILE, { force: true });
+      run.signal('SIGCONT');
       const code = await run.done;
-      const landed = phaseReached(
-        marksOf(
-          run.marks.filter((m) => m.at <= at),
-          0,
-          ['stop:'],
-        ),
-      );
+      // Held at a mark, the stop was after it; else the marks read before the kill tell.
+      const landed = held
+        ? `after ${aim.stopAt}`
+        : phaseReached(
+            marksOf(
+              run.marks.filter((m) => m.at <= at),
+              0,
+              ['stop:'],
+            ),
+          );
       assert.ok(code === 0 || code === 6, `${round}: the stop ended with ${code}`);
       const st = assertConsistent('vt', print, round);
       assert.equal(st.status, 'stopped', round);
@@ -401,7 +429,7 @@ describe("kill -9 a guest's supervisor (jaula-helper shim)", () => {
         ['stopped', 'lost'].includes(st.lastExit?.reason ?? ''),
         `${round}: ${JSON.stringify(st.lastExit)}`,
       );
-      c.add(aim.phase, landed, `${code === 0 ? 'stopped' : 'found ended'} (${st.lastExit?.reason})`);
+      c.add(aim.aimed, landed, `${code === 0 ? 'stopped' : 'found ended'} (${st.lastExit?.reason})`);
     }
     c.assertSpread(SPREAD);
   });

@@ -7,6 +7,7 @@
  * campaign must land its kills in a number of distinct phases.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import type { TraceMark } from './helpers.js';
 
 /** One uninterrupted run: each mark's time after the operation was asked for, and its end. */
@@ -70,5 +71,43 @@ export class Campaign {
       this.phases().length >= k,
       `${this.op}: the kills landed in ${this.phases().length} distinct phases, at least ${k} wanted: ${this.summary()}`,
     );
+  }
+}
+
+/**
+ * How round `i` of `rounds` kills: even rounds at a moment aimed by the calibration (anywhere in
+ * a phase, e.g. in the middle of unpacking), odd ones with the process held at one of the
+ * marks (JAULA_TRACE_STOP: it stops itself there), spread over all of them, so that the kills
+ * cover the operation's phases whatever the machine's load does to the timing.
+ */
+export function plan(
+  tl: Timeline,
+  i: number,
+  rounds: number,
+): { ms: number; stopAt?: string; aimed: string } {
+  if (i % 2 === 0 || tl.marks.length === 0) {
+    const a = aimAt(tl, i / 2);
+    return { ms: a.ms, aimed: a.phase };
+  }
+  const held = Math.max(1, Math.floor(rounds / 2));
+  const j = (i - 1) / 2;
+  const label = tl.marks[Math.min(tl.marks.length - 1, Math.floor((j * tl.marks.length) / held))]?.label;
+  return { ms: 0, stopAt: label as string, aimed: `held after ${label}` };
+}
+
+/** Wait until process `pid` is stopped (SIGSTOP: state T), at most `ms`; false if it never was. */
+export async function waitStopped(pid: number, ms = 30_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    let state = '';
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    } catch {
+      return false;
+    }
+    if (state === 'T') return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 2));
   }
 }
