@@ -40,10 +40,20 @@ try {
 rmSync(ledgerDir, { recursive: true, force: true });
 let status = r.status ?? 1;
 if (roots.length) {
-  const { instanceLeftovers } = await import(pathToFileURL(resolve('dist/tests/helpers.js')).href);
-  const left = roots.flatMap((root) => instanceLeftovers(root).map((l) => `${root}: ${l}`));
+  const { instanceLeftovers, cleanupLeftRoot } = await import(
+    pathToFileURL(resolve('dist/tests/helpers.js')).href
+  );
+  const left = [];
+  for (const root of roots) {
+    const here = instanceLeftovers(root);
+    left.push(...here.map((l) => `${root}: ${l}`));
+    // Reported, then removed: one broken run must not break the next.
+    if (here.length) cleanupLeftRoot(root);
+  }
   if (left.length) {
-    console.error(`\n✖ left behind by the run's ${roots.length} test roots:\n${left.map((l) => `  ${l}`).join('\n')}`);
+    console.error(
+      `\n✖ left behind by the run's ${roots.length} test roots:\n${left.map((l) => `  ${l}`).join('\n')}`,
+    );
     status = status || 1;
   } else console.log(`\n✔ nothing left behind by the run's ${roots.length} test roots`);
 }

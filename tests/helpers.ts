@@ -509,6 +509,23 @@ export class TestRoot {
   }
 }
 
+/**
+ * Clean up a root that a test left behind without its TestRoot (scripts/test.mjs does, once it
+ * has reported it): everything cleanup() does. Returns what it found.
+ */
+export function cleanupLeftRoot(root: string): string[] {
+  const t = Object.create(TestRoot.prototype) as TestRoot;
+  Object.assign(t, {
+    root,
+    tag: makePaths(root).instanceTag,
+    env: { ...process.env, JAULA_ROOT: root },
+    cleanedUp: false,
+    daemons: [],
+    cleanups: [],
+  });
+  return t.cleanup();
+}
+
 // When the file ends: a root its tests never cleaned up is cleaned now, and whatever it (or a
 // cleaned one, since) left behind fails the file.
 process.once('beforeExit', () => {
