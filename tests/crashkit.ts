@@ -2,7 +2,8 @@
  * Kill campaigns for the crash tests. An operation is killed once per round, at a moment aimed
  * at one of its phases: the phases are its JAULA_TRACE marks (before the first, then after each),
  * timed in that same round by one uninterrupted run of the operation (so the aim follows the
- * machine's load and the round's own work). The phase a kill really interrupted is read from
+ * machine's load and the round's own work), or the process is held at one of the marks
+ * (JAULA_TRACE_STOP) and killed there. The phase a kill really interrupted is read from
  * what the killed process had printed by then (all of it is in once it is dead), and every
  * campaign must land its kills in a number of distinct phases.
  */
@@ -74,6 +75,9 @@ export class Campaign {
   }
 }
 
+/** Whether round `i` kills at a timed moment (and so calibrates first); the others hold the process at a mark. */
+export const timedRound = (i: number): boolean => i % 2 === 0;
+
 /**
  * How round `i` of `rounds` kills: even rounds at a moment aimed by the calibration (anywhere in
  * a phase, e.g. in the middle of unpacking), odd ones with the process held at one of the
@@ -85,7 +89,7 @@ export function plan(
   i: number,
   rounds: number,
 ): { ms: number; stopAt?: string; aimed: string } {
-  if (i % 2 === 0 || tl.marks.length === 0) {
+  if (timedRound(i) || tl.marks.length === 0) {
     const a = aimAt(tl, i / 2);
     return { ms: a.ms, aimed: a.phase };
   }
