@@ -46,24 +46,33 @@ const sleepSync = (ms: number): void => {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 };
 
-/** The processes whose mount namespace still mounts a loop device (what keeps it bound), as text. */
-function loopHolders(dev: string): string {
-  const holders = new Map<string, string>();
+/** One process per mount namespace that still mounts a loop device (what keeps it bound). */
+function loopHolderProcs(dev: string): { pid: number; cmd: string; ns: string }[] {
+  const holders = new Map<string, { pid: number; cmd: string; ns: string }>();
   for (const p of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     try {
       const ns = fs.readlinkSync(`/proc/${p}/ns/mnt`);
       if (holders.has(ns)) continue;
       if (fs.readFileSync(`/proc/${p}/mountinfo`, 'utf8').includes(` ${dev} `))
-        holders.set(
+        holders.set(ns, {
           ns,
-          `${p} ${fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ').slice(0, 120)}`,
-        );
+          pid: Number(p),
+          cmd: fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ').slice(0, 120),
+        });
     } catch {
       /* gone */
     }
   }
-  return holders.size ? ` (mounted in the mount namespace of ${[...holders.values()].join('; ')})` : '';
+  return [...holders.values()];
+}
+
+/** The processes whose mount namespace still mounts a loop device, as text. */
+function loopHolders(dev: string): string {
+  const holders = loopHolderProcs(dev);
+  return holders.length
+    ? ` (mounted in the mount namespace of ${holders.map((h) => `${h.pid} ${h.cmd}`).join('; ')})`
+    : '';
 }
 
 /** Processes that belong to the jaula instance at `root`: its JAULA_ROOT, or the root in their command line. */
@@ -333,8 +342,22 @@ export class TestRoot {
   /** Everything a guest run may leave behind on the host. */
   leftovers(): string[] {
     // A loop device goes a moment after its last unmount (quota images): give it that moment.
-    const deadline = Date.now() + 3000;
-    while (this.loops().length && Date.now() < deadline) spawnSync('sleep', ['0.05']);
+    // One that only other programs still mount goes when they end: a process that made a
+    // private mount namespace while it was mounted holds a copy of it (another test's
+    // debootstrap, an exec of another instance's older jaula): up to a minute for them.
+    const t0 = Date.now();
+    for (;;) {
+      const loops = this.loops();
+      if (!loops.length) break;
+      const ours = new Set(this.processes().map((p) => Number(p.split(' ')[0])));
+      const hostNs = fs.readlinkSync('/proc/self/ns/mnt');
+      const foreign = loops.every((l) => {
+        const h = loopHolderProcs(l.split(' ')[0] as string);
+        return h.length > 0 && h.every((x) => !ours.has(x.pid) && x.ns !== hostNs);
+      });
+      if (Date.now() - t0 > (foreign ? 60_000 : 3000)) break;
+      sleepSync(50);
+    }
     return [
       ...this.containers().map((c) => `container ${c}`),
       ...this.mounts().map((m) => `mount ${m}`),
