@@ -76,13 +76,14 @@ export class Campaign {
 }
 
 /** Whether round `i` kills at a timed moment (and so calibrates first); the others hold the process at a mark. */
-export const timedRound = (i: number): boolean => i % 2 === 0;
+export const timedRound = (i: number): boolean => i % 3 === 0;
 
 /**
- * How round `i` of `rounds` kills: even rounds at a moment aimed by the calibration (anywhere in
- * a phase, e.g. in the middle of unpacking), odd ones with the process held at one of the
- * marks (JAULA_TRACE_STOP: it stops itself there), spread over all of them, so that the kills
- * cover the operation's phases whatever the machine's load does to the timing.
+ * How round `i` of `rounds` kills: rounds 0, 3, ... at a moment aimed by that round's
+ * calibration (anywhere in a phase, e.g. in the middle of unpacking), the others with the
+ * process held at one of the marks (JAULA_TRACE_STOP: it stops itself there), spread over all of
+ * them, so that the kills cover the operation's phases whatever the machine's load does to the
+ * timing.
  */
 export function plan(
   tl: Timeline,
@@ -90,12 +91,13 @@ export function plan(
   rounds: number,
 ): { ms: number; stopAt?: string; aimed: string } {
   if (timedRound(i) || tl.marks.length === 0) {
-    const a = aimAt(tl, i / 2);
+    const a = aimAt(tl, i / 3);
     return { ms: a.ms, aimed: a.phase };
   }
-  const held = Math.max(1, Math.floor(rounds / 2));
-  const j = (i - 1) / 2;
-  const label = tl.marks[Math.min(tl.marks.length - 1, Math.floor((j * tl.marks.length) / held))]?.label;
+  const held = Array.from({ length: rounds }, (_, k) => k).filter((k) => !timedRound(k));
+  const j = held.indexOf(i);
+  const label =
+    tl.marks[Math.min(tl.marks.length - 1, Math.floor((j * tl.marks.length) / held.length))]?.label;
   return { ms: 0, stopAt: label as string, aimed: `held after ${label}` };
 }
 
