@@ -10,28 +10,48 @@ if (!reportFile) {
   console.error('usage: node scripts/escape-table.mjs REPORT.json [DOC.md]');
   process.exit(2);
 }
-const { ATTEMPTS, KNOWN_GAPS } = await import('../dist/tests/escape/attempts.js');
+const { ATTEMPTS, KNOWN_GAPS, KNOWN_GAPS_FULL_OS, WEAKENED_BLOCKS } =
+  await import('../dist/tests/escape/attempts.js');
 const report = JSON.parse(fs.readFileSync(reportFile, 'utf8'));
-const cell = (s) => String(s ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
+const cell = (s) =>
+  String(s ?? '')
+    .replace(/\|/g, '\\|')
+    .replace(/\n/g, ' ');
 
-function result(r, weakened) {
+function result(r, gaps, id) {
   if (!r) return 'not run';
   if (r.absent) return `*absent* (${r.errno})`;
   const errno = r.errno ? `, ${r.errno}` : '';
-  if (r.blocked) return weakened ? `still blocked${errno}` : `blocked${errno}: ${cell(r.detail)}`;
-  return weakened ? 'got through (caught)' : `**NOT blocked**: ${cell(r.detail)}`;
+  if (r.blocked) return `blocked${errno}: ${cell(r.detail)}`;
+  return gaps[id] ? `got through: known gap (${cell(gaps[id])})` : `**NOT blocked**: ${cell(r.detail)}`;
+}
+
+function weakened(r, id) {
+  if (!r) return 'not run';
+  if (r.absent) return `*absent* (${r.errno})`;
+  const held = WEAKENED_BLOCKS[id];
+  if (!r.blocked) return held ? '**got through (expected still blocked)**' : 'got through (caught)';
+  const errno = r.errno ? `, ${r.errno}` : '';
+  return held
+    ? `still blocked${errno} (${cell(held.kept)})`
+    : `**still blocked${errno} (expected to get through)**`;
+}
+
+function control(id) {
+  const held = WEAKENED_BLOCKS[id];
+  if (!held) return '';
+  if (!held.control) return 'none can exist';
+  const r = report.controls?.[id];
+  return `\`${held.control}\`: ${!r ? 'not run' : r.blocked ? '**still blocked**' : 'got through (caught)'}`;
 }
 
 const rows = [
-  '| Attempt | What it does | Expected | Layer that stops it | Default profile: result, errno | Weakened guest |',
-  '| --- | --- | --- | --- | --- | --- |',
+  '| Attempt | What it does | Expected | Layer that stops it | Default profile: result, errno | full-os profile | Weakened guest | Positive control |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- |',
 ];
 for (const a of ATTEMPTS) {
-  const d = report.default?.[a.id];
-  const w = report.weakened?.[a.id];
-  const gap = KNOWN_GAPS[a.id] ? ` (known gap: ${cell(KNOWN_GAPS[a.id])})` : '';
   rows.push(
-    `| \`${a.id}\` | ${cell(a.what)} | ${cell(a.expect)} | ${cell(a.layer)} | ${result(d, false)}${gap} | ${result(w, true)} |`,
+    `| \`${a.id}\` | ${cell(a.what)} | ${cell(a.expect)} | ${cell(a.layer)} | ${result(report.default?.[a.id], KNOWN_GAPS, a.id)} | ${result(report['full-os']?.[a.id], KNOWN_GAPS_FULL_OS, a.id)} | ${weakened(report.weakened?.[a.id], a.id)} | ${control(a.id)} |`,
   );
 }
 const text = fs.readFileSync(doc, 'utf8');

@@ -135,7 +135,10 @@ describe('templates', () => {
     const root = t.guestRoot('src');
     fs.writeFileSync(`${root}/etc/template-marker`, 'from the template\n');
     fs.linkSync(`${root}/etc/template-marker`, `${root}/etc/template-hardlink`);
-    spawnSync('setfattr', ['-n', 'user.jaula', '-v', 'kept', `${root}/etc/template-marker`]);
+    const xa = spawnSync('setfattr', ['-n', 'user.jaula', '-v', 'kept', `${root}/etc/template-marker`], {
+      encoding: 'utf8',
+    });
+    assert.equal(xa.status, 0, `setfattr on the template's source: ${xa.stderr}`);
     for (const [ext, flag] of [
       ['tar', []],
       ['tar.gz', ['--gzip']],
@@ -170,7 +173,8 @@ describe('templates', () => {
       const x = spawnSync('getfattr', ['--only-values', '-n', 'user.jaula', `${root}/etc/template-marker`], {
         encoding: 'utf8',
       });
-      if (x.status === 0) assert.equal(x.stdout, 'kept');
+      assert.equal(x.status, 0, `the xattr is kept: ${x.stderr}`);
+      assert.equal(x.stdout, 'kept');
       t.ok(['start', name]);
       assert.equal(t.sh(name, 'cat /etc/template-marker').stdout, 'from the template\n');
       t.ok(['stop', name, '--kill']);

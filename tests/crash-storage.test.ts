@@ -1,7 +1,10 @@
 /**
  * Crash-proof storage jobs: jaulad is killed with SIGKILL while it clones a guest, exports a
- * template or runs hashify, at moments spread over the operation (from before it begins to
- * after it ends), ten times each. After every kill a new jaulad reconciles, and then: the
+ * template or runs hashify, five times each, every kill aimed at one phase of the job (its
+ * JAULA_TRACE marks, timed by an uninterrupted run of the same work in the same round:
+ * tests/crashkit.ts; every other round holds jaulad at one of the marks and kills it there), and
+ * the phase it really interrupted recorded; the kills must land in at least three distinct
+ * phases of each job. After every kill a new jaulad reconciles, and then: the
  * source guests' files are intact (checksums of everything they see), a half-made clone is gone
  * entirely or complete, an export leaves either the whole archive or nothing at its path (and
  * no temporary file, no stray template), and after a killed hashify every guest sees every file
@@ -15,27 +18,66 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ReconcileReport } from '../src/api/types.js';
 import { isDir, isReg, walkTree } from '../src/os/walk.js';
+import {
+  Campaign,
+  marksOf,
+  phaseReached,
+  plan,
+  timedRound,
+  timelineOf,
+  waitStopped,
+  type Timeline,
+} from './crashkit.js';
 import { TestRoot, type Jaulad } from './helpers.js';
 
-const ROUNDS = 10;
+const ROUNDS = 5;
+/** Distinct phases the kills of each job must land in. */
+const SPREAD = 3;
 const t = new TestRoot('jaula-crashst-');
 let d: Jaulad;
-const outcomes: Record<string, string[]> = { clone: [], export: [], hashify: [] };
+const campaigns: Campaign[] = [];
 const SOURCES = ['sa', 'sb'];
+/** Holds jaulad at the mark it names (JAULA_TRACE_STOP): written for one killed run. */
+const STOP_FILE = t.path('trace-stop');
 
 async function freshDaemon(): Promise<ReconcileReport> {
-  d = t.daemon(['--no-autostart']);
+  d = t.daemon(['--no-autostart'], { JAULA_TRACE: '1', JAULA_TRACE_STOP: STOP_FILE });
   await d.ready({ reconciled: true });
   const info = (await d.request('GET', '/v1/info')).json as { daemon: { reconcile: ReconcileReport } };
   return info.daemon.reconcile;
 }
 
-/** Start a job, and kill jaulad -9 `ms` later, whatever it is doing. */
-async function killDuring(path: string, body: unknown, ms: number): Promise<void> {
+/**
+ * Start a job, and kill jaulad -9 as `how` says: `ms` later, or once it holds at the mark
+ * `stopAt`. Returns the phase it was in (its marks by then).
+ */
+async function killDuring(
+  path: string,
+  body: unknown,
+  how: { ms: number; stopAt?: string },
+  prefix: string,
+): Promise<string> {
+  const from = d.traces.length;
+  if (how.stopAt) fs.writeFileSync(STOP_FILE, how.stopAt);
   const answer = d.request('POST', path, body).catch(() => undefined);
-  await new Promise((r) => setTimeout(r, ms));
+  if (how.stopAt) await waitStopped(d.pid);
+  else await new Promise((r) => setTimeout(r, Math.max(0, how.ms)));
   await d.kill9();
+  fs.rmSync(STOP_FILE, { force: true });
   await answer;
+  return phaseReached(marksOf(d.traces, from, [prefix]));
+}
+
+/** Run a job to its end, uninterrupted (it must succeed): its timeline and result. */
+async function calibrate(
+  path: string,
+  body: unknown,
+  prefix: string,
+): Promise<{ tl: Timeline; result: unknown }> {
+  const from = d.traces.length;
+  const t0 = performance.now();
+  const { result } = await runJob(path, body);
+  return { tl: timelineOf(marksOf(d.traces, from, [prefix]), t0, performance.now()), result };
 }
 
 interface Job {
@@ -137,14 +179,20 @@ after(async () => {
 
 describe('kill -9 jaulad', () => {
   it(`during clone, ${ROUNDS} times: the clone is gone entirely or complete, the source intact`, async () => {
+    const c = new Campaign('clone');
+    campaigns.push(c);
     const before = manifests();
-    const { ms } = await runJob('/v1/guests/sa/clone', { dst: 'cx' });
-    t.ok(['delete', 'cx']);
     const want = manifest('sa').get('data/f15');
+    let tl: Timeline | undefined;
     for (let i = 0; i < ROUNDS; i++) {
       const round = `clone round ${i}`;
+      if (timedRound(i) || !tl) {
+        tl = (await calibrate('/v1/guests/sa/clone', { dst: `cx${i}` }, 'clone:')).tl;
+        t.ok(['delete', `cx${i}`]);
+      }
       const name = `ck${i}`;
-      await killDuring('/v1/guests/sa/clone', { dst: name }, (ms * 1.3 * i) / ROUNDS);
+      const aim = plan(tl, i, ROUNDS);
+      const landed = await killDuring('/v1/guests/sa/clone', { dst: name }, aim, 'clone:');
       const rep = await freshDaemon();
       assert.deepEqual(rep.problems, [], round);
       assertGuestsConsistent(round);
@@ -158,33 +206,46 @@ describe('kill -9 jaulad', () => {
           true,
         );
         t.ok(['delete', name]);
-        outcomes['clone']?.push('complete');
+        c.add(aim.aimed, landed, 'complete');
       } else {
         for (const p of [t.path('etc/jaula/guests', name), t.path('var/lib/jaula/guests', name)])
           assert.equal(fs.existsSync(p), false, `${round}: ${p} is removed`);
-        outcomes['clone']?.push(rep.staleBuilds.includes(name) ? 'removed' : 'not begun');
+        c.add(aim.aimed, landed, rep.staleBuilds.includes(name) ? 'removed' : 'not begun');
       }
       assert.deepEqual(t.runLeftovers(name), [], round);
     }
-    assert.ok(outcomes['clone']?.includes('removed'), `some kills interrupted a clone: ${outcomes['clone']}`);
+    c.assertSpread(SPREAD);
+    assert.ok(
+      c.rounds.some((r) => r.outcome === 'removed'),
+      `some kills interrupted a clone: ${c.summary()}`,
+    );
   });
 
   it(`during template export, ${ROUNDS} times: the whole archive or nothing, no stray file or template`, async () => {
+    const c = new Campaign('template export');
+    campaigns.push(c);
     await runJob('/v1/templates', { name: 'tx', guest: 'sa' });
     const out = t.path('out');
     fs.mkdirSync(out);
-    const { ms } = await runJob('/v1/templates/tx/export', { file: join(out, 'base.tar.gz') });
     const members = (f: string): string[] => {
       const r = spawnSync('tar', ['-tzf', f], { encoding: 'utf8', maxBuffer: 64 << 20 });
       assert.equal(r.status, 0, `${f} is a whole archive: ${r.stderr}`);
       return r.stdout.split('\n').sort();
     };
-    const want = members(join(out, 'base.tar.gz'));
-    assert.ok(want.includes('./data/f15'));
+    let want: string[] | undefined;
+    let tl: Timeline | undefined;
     for (let i = 0; i < ROUNDS; i++) {
       const round = `export round ${i}`;
+      if (timedRound(i) || !tl) {
+        const whole = join(out, `whole${i}.tar.gz`);
+        tl = (await calibrate('/v1/templates/tx/export', { file: whole }, 'export:')).tl;
+        want ??= members(whole);
+        assert.ok(want.includes('./data/f15'));
+        fs.rmSync(whole);
+      }
       const file = join(out, `e${i}.tar.gz`);
-      await killDuring('/v1/templates/tx/export', { file }, (ms * 1.3 * i) / ROUNDS);
+      const aim = plan(tl, i, ROUNDS);
+      const landed = await killDuring('/v1/templates/tx/export', { file }, aim, 'export:');
       const rep = await freshDaemon();
       assert.deepEqual(rep.problems, [], round);
       assert.deepEqual(
@@ -194,8 +255,8 @@ describe('kill -9 jaulad', () => {
       );
       if (fs.existsSync(file)) {
         assert.deepEqual(members(file), want, `${round}: the archive is whole`);
-        outcomes['export']?.push('complete');
-      } else outcomes['export']?.push(rep.storage.length ? 'removed' : 'not begun');
+        c.add(aim.aimed, landed, 'complete');
+      } else c.add(aim.aimed, landed, rep.storage.length ? 'removed' : 'not begun');
       const tpls = JSON.parse(t.ok(['template', 'list', '--format', 'json']).stdout) as { name: string }[];
       assert.deepEqual(
         tpls.map((x) => x.name),
@@ -209,21 +270,31 @@ describe('kill -9 jaulad', () => {
       );
       assertGuestsConsistent(round);
     }
+    c.assertSpread(SPREAD);
     assert.ok(
-      outcomes['export']?.includes('removed'),
-      `some kills interrupted an export: ${outcomes['export']}`,
+      c.rounds.some((r) => r.outcome === 'removed'),
+      `some kills interrupted an export: ${c.summary()}`,
     );
     t.ok(['template', 'delete', 'tx']);
   });
 
   it(`during hashify, ${ROUNDS} times: every file as before, and the next hashify finishes`, async () => {
+    const c = new Campaign('hashify');
+    campaigns.push(c);
     addTwins('warm', 6, 1);
-    const { ms } = await runJob('/v1/hashify', { guests: SOURCES });
+    await runJob('/v1/hashify', { guests: SOURCES });
+    let tl: Timeline | undefined;
     for (let i = 0; i < ROUNDS; i++) {
       const round = `hashify round ${i}`;
+      // Calibrated on the same work as the killed run: as many new twins, of the same size.
+      if (timedRound(i) || !tl) {
+        addTwins(`c${i}`, 6, 1);
+        tl = (await calibrate('/v1/hashify', { guests: SOURCES }, 'hashify:')).tl;
+      }
       addTwins(`r${i}`, 6, 1);
       const before = manifests();
-      await killDuring('/v1/hashify', { guests: SOURCES }, (ms * 1.3 * i) / ROUNDS);
+      const aim = plan(tl, i, ROUNDS);
+      const landed = await killDuring('/v1/hashify', { guests: SOURCES }, aim, 'hashify:');
       const rep = await freshDaemon();
       assert.deepEqual(rep.problems, [], round);
       assertGuestsConsistent(round);
@@ -232,20 +303,24 @@ describe('kill -9 jaulad', () => {
       await runJob('/v1/hashify', { guests: SOURCES });
       assertSame(before, `${round}, after the next hashify`);
       const left = (dry.result as { unified: { files: number } } | undefined)?.unified.files;
-      outcomes['hashify']?.push(left === 0 ? 'done before the kill' : `${left ?? '?'} files left`);
+      c.add(aim.aimed, landed, left === 0 ? 'done before the kill' : `${left ?? '?'} files left`);
     }
     // Every twin is shared now: the objects hold one copy, each guest's unified layer links it.
     const du = (await d.request('GET', '/v1/du?names=sa,sb')).json as { guests: { sharedBytes: number }[] };
     for (const g of du.guests)
-      assert.ok(g.sharedBytes >= (16 * 2 + 6 + 6 * ROUNDS) << 20, JSON.stringify(du));
+      assert.ok(
+        g.sharedBytes >= (16 * 2 + 6 + 6 * Math.ceil(ROUNDS / 3) + 6 * ROUNDS) << 20,
+        JSON.stringify(du),
+      );
+    c.assertSpread(SPREAD);
     assert.ok(
-      outcomes['hashify']?.some((o) => o !== 'done before the kill'),
-      `some kills interrupted a hashify: ${outcomes['hashify']}`,
+      c.rounds.some((r) => r.outcome !== 'done before the kill'),
+      `some kills interrupted a hashify: ${c.summary()}`,
     );
   });
 
   it('left every guest consistent and nothing behind', (ctx) => {
-    ctx.diagnostic(`outcomes: ${JSON.stringify(outcomes)}`);
+    for (const c of campaigns) ctx.diagnostic(c.summary());
     const names = (JSON.parse(t.ok(['list', '--format', 'json']).stdout) as { name: string }[]).map(
       (g) => g.name,
     );

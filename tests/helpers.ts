@@ -1,7 +1,12 @@
 /**
  * Helpers for integration tests: every test gets its own JAULA_ROOT, drives the real `jaula`
  * CLI (the README's command), and checks at the end that nothing is left behind: no container,
- * no mount, no cgroup. Cleanup runs even when the test fails.
+ * process, mount, loop device, cgroup, network namespace, veth, bridge or nftables table of the
+ * instance. Cleanup runs even when the test fails.
+ *
+ * Every root is checked again when its file ends (a root its file never cleaned up is cleaned
+ * then, and what it left fails the file), and scripts/test.mjs checks every root of the run once
+ * more at the end (JAULA_TEST_LEDGER): the suite fails on anything left behind.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -10,7 +15,7 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { removeCgroupParents } from '../src/cgroups/parents.js';
+import { cgroupParents, removeCgroupParents } from '../src/cgroups/parents.js';
 import { makePaths } from '../src/os/paths.js';
 
 export const projectDir = resolve(fileURLToPath(import.meta.url), '../../..');
@@ -31,15 +36,110 @@ export interface Result {
   stderr: string;
 }
 
+/** The TestRoots of this file, checked when it ends (see the module comment). */
+const madeHere: TestRoot[] = [];
+
+/** The environment variable that names the run's ledger of roots (set by scripts/test.mjs). */
+export const LEDGER_ENV = 'JAULA_TEST_LEDGER';
+
+const sleepSync = (ms: number): void => {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+};
+
+/** One process per mount namespace that still mounts a loop device (what keeps it bound). */
+function loopHolderProcs(dev: string): { pid: number; cmd: string; ns: string }[] {
+  const holders = new Map<string, { pid: number; cmd: string; ns: string }>();
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const ns = fs.readlinkSync(`/proc/${p}/ns/mnt`);
+      if (holders.has(ns)) continue;
+      if (fs.readFileSync(`/proc/${p}/mountinfo`, 'utf8').includes(` ${dev} `))
+        holders.set(ns, {
+          ns,
+          pid: Number(p),
+          cmd: fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ').slice(0, 120),
+        });
+    } catch {
+      /* gone */
+    }
+  }
+  return [...holders.values()];
+}
+
+/** The processes whose mount namespace still mounts a loop device, as text. */
+function loopHolders(dev: string): string {
+  const holders = loopHolderProcs(dev);
+  return holders.length
+    ? ` (mounted in the mount namespace of ${holders.map((h) => `${h.pid} ${h.cmd}`).join('; ')})`
+    : '';
+}
+
+/** Processes that belong to the jaula instance at `root`: its JAULA_ROOT, or the root in their command line. */
+export function instanceProcesses(root: string): string[] {
+  const out: string[] = [];
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      const env = fs.readFileSync(`/proc/${p}/environ`, 'utf8').split('\0');
+      const mine =
+        env.includes(`JAULA_ROOT=${root}`) || cmd.some((a) => a === root || a.includes(`${root}/`));
+      // A zombie has no command line left, and nothing it can do.
+      if (mine && cmd.length) out.push(`${p} ${cmd.join(' ').slice(0, 200)}`);
+    } catch {
+      /* gone, or a kernel thread */
+    }
+  }
+  return out;
+}
+
+/**
+ * What the instance at `root` (its tag `tag`) left on the host once its test is over and its
+ * root removed: processes, mounts, loop devices, cgroups, network devices, nftables tables,
+ * and the root itself. scripts/test.mjs runs it for every root of the run.
+ */
+export function instanceLeftovers(root: string): string[] {
+  const tag = makePaths(root).instanceTag;
+  const left = instanceProcesses(root).map((p) => `process ${p}`);
+  for (const l of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const m = l.split(' ')[4] ?? '';
+    if (m === root || m.startsWith(`${root}/`)) left.push(`mount ${m}`);
+  }
+  for (const d of fs.readdirSync('/sys/block').filter((x) => x.startsWith('loop'))) {
+    try {
+      const f = fs.readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').trim();
+      if (f === root || f.startsWith(`${root}/`)) left.push(`loop device /dev/${d} ${f}`);
+    } catch {
+      /* not set up */
+    }
+  }
+  left.push(...cgroupParents(tag).map((c) => `cgroup ${c}`));
+  const pre = tag.slice(0, 4);
+  for (const d of fs.readdirSync('/sys/class/net'))
+    if (['jv', 'ji', 'jm'].some((k) => d.startsWith(`${k}${pre}`)) || d === `jb${tag}`)
+      left.push(`network device ${d}`);
+  for (const fam of ['bridge', 'ip'])
+    if (spawnSync('nft', ['list', 'table', fam, `jaula_${tag}`], { stdio: 'ignore' }).status === 0)
+      left.push(`nftables table ${fam} jaula_${tag}`);
+  if (fs.existsSync(root)) left.push(`directory ${root}`);
+  return left;
+}
+
 export class TestRoot {
   readonly root: string;
   readonly tag: string;
   readonly env: NodeJS.ProcessEnv;
+  /** Set once cleanup() ran. */
+  cleanedUp = false;
 
   constructor(prefix = 'jaula-test-', extraEnv: NodeJS.ProcessEnv = {}) {
     this.root = fs.mkdtempSync(join(tmpdir(), prefix));
     this.tag = makePaths(this.root).instanceTag;
     this.env = { ...process.env, JAULA_ROOT: this.root, ...extraEnv };
+    madeHere.push(this);
+    const ledger = process.env[LEDGER_ENV];
+    if (ledger) fs.appendFileSync(ledger, `${this.root}\n`);
   }
 
   /** Run `jaula ARGS` synchronously. */
@@ -210,6 +310,19 @@ export class TestRoot {
     }
   }
 
+  /** Processes of this instance still running (jaulad, supervisors, `jaula __exited`, lxcfs, ...). */
+  processes(): string[] {
+    return instanceProcesses(this.root);
+  }
+
+  /** This instance's nftables tables (they go with its last network). */
+  firewallTables(): string[] {
+    return ['bridge', 'ip'].filter(
+      (fam) =>
+        spawnSync('nft', ['list', 'table', fam, `jaula_${this.tag}`], { stdio: 'ignore' }).status === 0,
+    );
+  }
+
   /** Elements left in this root's firewall sets and maps. */
   firewallElements(): string[] {
     const out: string[] = [];
@@ -229,12 +342,26 @@ export class TestRoot {
   /** Everything a guest run may leave behind on the host. */
   leftovers(): string[] {
     // A loop device goes a moment after its last unmount (quota images): give it that moment.
-    const deadline = Date.now() + 3000;
-    while (this.loops().length && Date.now() < deadline) spawnSync('sleep', ['0.05']);
+    // One that only other programs still mount goes when they end: a process that made a
+    // private mount namespace while it was mounted holds a copy of it (another test's
+    // debootstrap, an exec of another instance's older jaula): up to a minute for them.
+    const t0 = Date.now();
+    for (;;) {
+      const loops = this.loops();
+      if (!loops.length) break;
+      const ours = new Set(this.processes().map((p) => Number(p.split(' ')[0])));
+      const hostNs = fs.readlinkSync('/proc/self/ns/mnt');
+      const foreign = loops.every((l) => {
+        const h = loopHolderProcs(l.split(' ')[0] as string);
+        return h.length > 0 && h.every((x) => !ours.has(x.pid) && x.ns !== hostNs);
+      });
+      if (Date.now() - t0 > (foreign ? 60_000 : 3000)) break;
+      sleepSync(50);
+    }
     return [
       ...this.containers().map((c) => `container ${c}`),
       ...this.mounts().map((m) => `mount ${m}`),
-      ...this.loops().map((l) => `loop device ${l}`),
+      ...this.loops().map((l) => `loop device ${l}${loopHolders(l.split(' ')[0] as string)}`),
       ...this.cgroups().map((c) => `cgroup ${c}`),
       ...this.devices().map((d) => `device ${d}`),
       ...this.netns().map((n) => `netns ${n}`),
@@ -275,9 +402,9 @@ export class TestRoot {
   /** jaulads started by daemon(), killed by cleanup(). */
   readonly daemons: Jaulad[] = [];
 
-  /** Start a jaulad for this root (wait with `await d.ready()`). */
-  daemon(args: string[] = []): Jaulad {
-    const d = new Jaulad(this, args);
+  /** Start a jaulad for this root (wait with `await d.ready()`); `env` adds to the root's. */
+  daemon(args: string[] = [], env: NodeJS.ProcessEnv = {}): Jaulad {
+    const d = new Jaulad(this, args, env);
     this.daemons.push(d);
     return d;
   }
@@ -328,8 +455,13 @@ export class TestRoot {
     });
   }
 
-  /** Stop and delete every guest, check for leftovers, remove the root. */
+  /**
+   * Stop and delete every guest and network, wait for every process of the instance to end,
+   * remove the root; returns what was left behind (and removes that too, so that one failing
+   * test does not break the next).
+   */
   cleanup(): string[] {
+    this.cleanedUp = true;
     for (const d of this.daemons)
       if (d.alive)
         try {
@@ -350,12 +482,32 @@ export class TestRoot {
         /* the leftovers check reports what stays */
       }
     }
-    const left = this.leftovers();
+    // A deleted guest's supervisor may still run its exit command (`jaula __exited`), a killed
+    // jaulad may not have ended yet: wait for every process of the instance, and count one
+    // that stays as left behind (it could still write under the root, or hold a guest).
+    const deadline = Date.now() + 20_000;
+    while (this.processes().length && Date.now() < deadline) sleepSync(50);
+    const stayed = this.processes();
+    for (const p of stayed)
+      try {
+        process.kill(Number(p.split(' ')[0]), 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    const left = [...stayed.map((p) => `process ${p}`), ...this.leftovers()];
     const nets = this.jaula(['network', 'list', '--format', 'json']);
+    const bridges: string[] = [];
     if (nets.code === 0)
-      for (const n of JSON.parse(nets.stdout) as { name: string }[])
-        this.jaula(['network', 'delete', n.name]);
+      for (const n of JSON.parse(nets.stdout) as { name: string; bridge?: string }[]) {
+        if (n.bridge) bridges.push(n.bridge);
+        const r = this.jaula(['network', 'delete', n.name]);
+        if (r.code !== 0) left.push(`network ${n.name}: jaula network delete: ${r.stderr.trim()}`);
+      }
+    // The last network takes the firewall tables and the bridges with it.
+    left.push(...bridges.filter((b) => fs.existsSync(`/sys/class/net/${b}`)).map((b) => `bridge ${b}`));
+    left.push(...this.firewallTables().map((f) => `nftables table ${f} jaula_${this.tag}`));
     for (const d of this.devices()) spawnSync('ip', ['link', 'del', d]);
+    for (const b of bridges) spawnSync('ip', ['link', 'del', b]);
     for (const fam of ['bridge', 'ip']) spawnSync('nft', ['delete', 'table', fam, `jaula_${this.tag}`]);
     // Remove what is left anyway, so that one failing test does not break the next.
     for (const c of this.containers())
@@ -371,10 +523,48 @@ export class TestRoot {
     for (const c of this.cgroups()) spawnSync('rmdir', [c]);
     // The instance's parent cgroups (empty now) go too; one that stays is a leak.
     left.push(...removeCgroupParents(this.tag).map((d) => `cgroup parent ${d}`));
-    fs.rmSync(this.root, { recursive: true, force: true });
+    try {
+      fs.rmSync(this.root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    } catch (e) {
+      left.push(`directory ${this.root}: ${(e as Error).message}`);
+    }
     return left;
   }
 }
+
+/**
+ * Clean up a root that a test left behind without its TestRoot (scripts/test.mjs does, once it
+ * has reported it): everything cleanup() does. Returns what it found.
+ */
+export function cleanupLeftRoot(root: string): string[] {
+  const t = Object.create(TestRoot.prototype) as TestRoot;
+  Object.assign(t, {
+    root,
+    tag: makePaths(root).instanceTag,
+    env: { ...process.env, JAULA_ROOT: root },
+    cleanedUp: false,
+    daemons: [],
+    cleanups: [],
+  });
+  return t.cleanup();
+}
+
+// When the file ends: a root its tests never cleaned up is cleaned now, and whatever it (or a
+// cleaned one, since) left behind fails the file.
+process.once('beforeExit', () => {
+  const problems: string[] = [];
+  for (const t of madeHere) {
+    if (!t.cleanedUp) {
+      problems.push(`${t.root}: never cleaned up by its test`);
+      problems.push(...t.cleanup().map((l) => `${t.root}: ${l}`));
+    }
+    problems.push(...instanceLeftovers(t.root).map((l) => `${t.root}: ${l}`));
+  }
+  if (problems.length) {
+    process.stderr.write(`# left behind when the file ended:\n${problems.map((p) => `#   ${p}\n`).join('')}`);
+    process.exitCode = 1;
+  }
+});
 
 export const isRoot = process.getuid?.() === 0;
 
@@ -410,26 +600,89 @@ export function inGuestNet(t: TestRoot, guest: string, script: string): number {
   );
 }
 
+/** The escape suite's probe (tests/escape/probe.c) on the host, built when missing or stale. */
+export function escapeProbe(): string {
+  const bin = join(projectDir, 'native/out/jaula-escape-probe');
+  const src = join(projectDir, 'tests/escape/probe.c');
+  if (fs.existsSync(bin) && fs.statSync(bin).mtimeMs >= fs.statSync(src).mtimeMs) return bin;
+  const r = spawnSync('make', ['-s', '-C', join(projectDir, 'native'), 'out/jaula-escape-probe'], {
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, `building the escape probe failed: ${r.stderr}`);
+  return bin;
+}
+
+/** Where the escape probe appears in guests that bind it in (escapeProbeFstab). */
+export const ESCAPE_PROBE_IN_GUEST = '/usr/local/sbin/jaula-escape-probe';
+
+/** The fstab line that binds the escape probe into a guest, read-only. */
+export function escapeProbeFstab(): string {
+  return `${escapeProbe()} ${ESCAPE_PROBE_IN_GUEST} none bind,ro 0 0\n`;
+}
+
+/** The probe's JSON result lines in some output. */
+export function probeResults(text: string): {
+  id: string;
+  blocked: boolean;
+  errno: string;
+  detail: string;
+  absent?: boolean;
+  inconclusive?: boolean;
+}[] {
+  const out = [];
+  for (const line of text.split('\n')) {
+    const m = /\{"id":.*\}/.exec(line);
+    if (m) out.push(JSON.parse(m[0]) as ReturnType<typeof probeResults>[number]);
+  }
+  return out;
+}
+
 /** Write an executable script. */
 export function writeScript(path: string, text: string): void {
   fs.mkdirSync(join(path, '..'), { recursive: true });
   fs.writeFileSync(path, text, { mode: 0o755 });
 }
 
+/** A trace mark (JAULA_TRACE=1): its label, and when the test read it (performance.now()). */
+export interface TraceMark {
+  label: string;
+  at: number;
+}
+
+/** Collect the JAULA_TRACE marks a process prints on `stream` into `into`, as they arrive. */
+export function collectTraces(stream: NodeJS.ReadableStream | null | undefined, into: TraceMark[]): void {
+  let partial = '';
+  stream?.on('data', (b: Buffer) => {
+    const at = performance.now();
+    const lines = (partial + b.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) {
+      const m = /^\[jaula [\d.]+ ms\] (.*)$/.exec(l);
+      if (m) into.push({ label: m[1] as string, at });
+    }
+  });
+}
+
 /** A jaulad of a TestRoot: started on the root's socket, stopped (or killed) by the test. */
 export class Jaulad {
   readonly proc: ChildProcess;
   log = '';
+  /** Its JAULA_TRACE marks (when started with JAULA_TRACE=1). */
+  readonly traces: TraceMark[] = [];
+  private readonly closed: Promise<void>;
   constructor(
     readonly t: TestRoot,
     args: string[],
+    env: NodeJS.ProcessEnv = {},
   ) {
     this.proc = spawn(process.execPath, [join(projectDir, 'bin/jaulad.cjs'), ...args], {
-      env: t.env,
+      env: { ...t.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc.stdout?.on('data', (b: Buffer) => (this.log += b.toString()));
     this.proc.stderr?.on('data', (b: Buffer) => (this.log += b.toString()));
+    collectTraces(this.proc.stderr, this.traces);
+    this.closed = new Promise((r) => this.proc.once('close', () => r()));
   }
 
   get pid(): number {
@@ -466,12 +719,10 @@ export class Jaulad {
     return new Promise((r) => this.proc.once('exit', (code) => r(code)));
   }
 
-  /** kill -9: what a crash does. */
+  /** kill -9: what a crash does. Returns once everything it printed before has been read. */
   async kill9(): Promise<void> {
-    if (!this.alive) return;
-    const done = this.exited();
-    this.proc.kill('SIGKILL');
-    await done;
+    if (this.alive) this.proc.kill('SIGKILL');
+    await this.closed;
   }
 
   async stop(): Promise<void> {

@@ -4,9 +4,10 @@
  * writing; du shows usage against the limit; the limit can be changed later.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { TestRoot } from './helpers.js';
+import { TestRoot, jaulaBin } from './helpers.js';
 
 const t = new TestRoot();
 after(() => assert.deepEqual(t.cleanup(), [], 'nothing is left behind'));
@@ -136,5 +137,37 @@ describe('quota changes and refusals', () => {
     assert.notEqual(s.code, 0);
     assert.match(s.stderr, /reflink/);
     assert.equal(fs.existsSync(t.path('etc/jaula/guests/x')), false);
+  });
+});
+
+describe("an exec session and the other guests' storage", () => {
+  it("does not keep another guest's quota image mounted, nor its loop device bound, after that guest stops", async () => {
+    t.ok(['build', 'holder', '-m', 'skeleton', '-q', ...CMD]);
+    t.ok(['build', 'imaged', '-m', 'skeleton', '-q', '--quota', '16M', ...CMD]);
+    t.ok(['start', 'holder', 'imaged']);
+    const image = (): string[] => t.loops().filter((l) => l.includes('/imaged/'));
+    assert.equal(image().length, 1, `imaged's image is on a loop device: ${t.loops().join(', ')}`);
+    // A long exec in one guest (as jaula enter is), while the other guest stops.
+    const session = spawn(process.execPath, [jaulaBin, 'exec', 'holder', '--', '/bin/sleep', '60'], {
+      env: t.env,
+      stdio: 'ignore',
+    });
+    try {
+      await t.until('the session to run', () =>
+        /^\s*\d+\s+\S+\s+\/bin\/sleep 60$/m.test(t.sh('holder', 'ps -o pid,user,args').stdout),
+      );
+      t.ok(['stop', 'imaged', '--kill']);
+      await t.until(
+        "imaged's loop device to go while the session still runs",
+        () => image().length === 0,
+        10_000,
+      );
+      assert.equal(session.exitCode, null, 'the session still runs');
+      t.ok(['start', 'imaged']);
+      assert.equal(t.sh('imaged', 'echo ok').stdout, 'ok\n', 'and it starts again on its image');
+    } finally {
+      session.kill('SIGKILL');
+      t.ok(['stop', 'holder', 'imaged', '--kill']);
+    }
   });
 });

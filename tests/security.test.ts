@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { TestRoot, buildSkeleton } from './helpers.js';
+import { ESCAPE_PROBE_IN_GUEST, TestRoot, buildSkeleton, escapeProbeFstab, probeResults } from './helpers.js';
 import { makeTar } from './tarwriter.js';
 
 const t = new TestRoot();
@@ -22,6 +22,7 @@ describe('unprivileged guests', () => {
     buildSkeleton(t, 'u1', ['--context', '200']);
     buildSkeleton(t, 'u2', ['--context', '201']);
     buildSkeleton(t, 'p1', ['--privileged']);
+    fs.appendFileSync(t.path('etc/jaula/guests/u1/fstab'), escapeProbeFstab());
     for (const g of ['u1', 'u2', 'p1']) t.ok(['start', g]);
   });
 
@@ -43,6 +44,18 @@ describe('unprivileged guests', () => {
     assert.notEqual(t.sh('u1', 'unshare -U true').code, 0);
     assert.notEqual(t.sh('u1', 'mount -t tmpfs x /mnt').code, 0);
     assert.match(t.sh('u1', 'grep Seccomp: /proc/self/status').stdout, /Seccomp:\s+2/);
+    // socket(2) itself: a raw IP socket and a packet socket (the probe of tests/escape).
+    const r = t.jaula(['exec', 'u1', '--', ESCAPE_PROBE_IN_GUEST, 'net.raw_inet', 'net.af_packet']);
+    assert.equal(r.code, 0, r.stderr);
+    const res = probeResults(r.stdout);
+    assert.deepEqual(
+      res.map((x) => x.id),
+      ['net.raw_inet', 'net.af_packet'],
+    );
+    for (const x of res) {
+      assert.equal(x.blocked, true, `${x.id}: ${x.detail}`);
+      assert.equal(x.errno, 'EPERM', `${x.id}: ${x.detail}`);
+    }
   });
 
   it('privileged guests are opt-in, and shown as such by list and doctor', () => {

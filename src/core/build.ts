@@ -12,6 +12,7 @@ import {
 import { mkdirp, readFileOr, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
 import { HostFiles } from '../os/hostfiles.js';
 import { withLock } from '../os/lock.js';
+import { trace } from '../os/trace.js';
 import { paths } from '../os/paths.js';
 import { isSameProcess, readProcStat } from '../os/proc.js';
 import type { InterfaceSpec } from '../network/ifspec.js';
@@ -273,12 +274,14 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
   const rev = new Reverter();
   try {
     await reserveGuest(cfg, rev, o.context !== undefined);
+    trace('build: reserved');
     rev.add('remove the guest data', () => driver.destroy(name));
     rev.add('unmount the guest data', () => driver.unmount(cfg));
     progress(
       `Building guest "${name}" (context ${cfg.context}) with ${method} on ${driver.info.name} storage`,
     );
     await driver.create(cfg);
+    trace('build: storage made');
     const tree = driver.treePath(name);
     if (method === 'skeleton') await buildSkeleton(tree);
     else if (stored)
@@ -296,15 +299,18 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
       progress(`Unpacked ${s.entries} files (${(s.bytes / 2 ** 20).toFixed(1)} MiB) from ${templateFile}`);
     } else if (dbs) await buildDebootstrap(tree, dbs, progress, o.signal);
     o.signal?.throwIfAborted();
+    trace('build: tree made');
     const rootfs = (await driver.mount(cfg)).hostView;
     const changes = adaptTree(rootfs, { hostname });
     if (method === 'template') changes.push(...(await newIdentity(rootfs, hostname)));
     await driver.unmount(cfg);
+    trace('build: adapted');
     for (const c of changes) guestLog(name, `build: ${c}`);
     progress(`Adapted the tree to run as a guest (${changes.length} changes)`);
     writeFileAtomic(join(paths().guestConf(name), 'fstab'), DEFAULT_FSTAB);
     mkdirp(join(paths().guestConf(name), 'hooks'));
     fs.rmSync(join(paths().guestConf(name), BUILDING_MARK));
+    trace('build: complete');
     guestLog(name, `built with ${method}${args.length ? ` ${args.join(' ')}` : ''}, context ${cfg.context}`);
     rev.success();
     return loadConfig(name);

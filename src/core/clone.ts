@@ -7,6 +7,7 @@ import type { InterfaceSpec } from '../network/ifspec.js';
 import { networkFor } from '../network/networks.js';
 import { copyTree } from '../os/copy.js';
 import { paths } from '../os/paths.js';
+import { trace } from '../os/trace.js';
 import { adaptTree } from './adapt.js';
 import { hostnameFor, reserveGuest } from './build.js';
 import { validateConfig, type GuestConfig } from './config.js';
@@ -84,6 +85,7 @@ export async function cloneGuest(
       const rev = new Reverter();
       try {
         await reserveGuest(dst, rev, o.context !== undefined);
+        trace('clone: reserved');
         rev.add('remove the clone data', () => driver.destroy(dstName));
         progress(
           `Cloning guest "${srcName}" to "${dstName}" (context ${dst.context}) on ${driver.info.name} storage${driver.info.cheapClone ? '' : ' (a full copy)'}`,
@@ -94,10 +96,12 @@ export async function cloneGuest(
         } finally {
           await driver.unmount(src);
         }
+        trace('clone: copied');
         const root = (await driver.mount(dst)).hostView;
         rev.add('unmount the clone', () => driver.unmount(dst));
         const changes = [...adaptTree(root, { hostname }), ...(await newIdentity(root, hostname))];
         await driver.unmount(dst);
+        trace('clone: adapted');
         for (const c of changes) guestLog(dstName, `clone: ${c}`);
         // Its mounts and hooks are the source's.
         const from = paths().guestConf(srcName);
@@ -106,6 +110,7 @@ export async function cloneGuest(
         fs.mkdirSync(join(to, 'hooks'), { recursive: true });
         if (fs.existsSync(join(from, 'hooks'))) await copyTree(join(from, 'hooks'), join(to, 'hooks'));
         fs.rmSync(join(to, BUILDING_MARK));
+        trace('clone: complete');
         guestLog(dstName, `cloned from "${srcName}", context ${dst.context}`);
         rev.success();
         return loadConfig(dstName);

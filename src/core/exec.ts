@@ -12,7 +12,7 @@ import { JaulaError, messageOf } from '../common/errors.js';
 import { tmpSuffix } from '../os/fs.js';
 import { isSameProcess } from '../os/proc.js';
 import { execBin, helperBin, paths } from '../os/paths.js';
-import { ALL_CAPS, testWeakeningRequested } from '../runtime/testweaken.js';
+import { ALL_CAPS } from '../runtime/testweaken.js';
 import { requireRunning } from './running.js';
 import { run } from '../os/spawn.js';
 
@@ -326,10 +326,7 @@ export async function execInGuest(name: string, cmd: string[], opts: ExecOptions
   if (opts.tty) return execOnPty(name, cmd, opts);
   const l = execLaunch(name, cmd, opts);
   // Without --tty the command gets pipes, never the caller's terminal.
-  const pipes =
-    !opts.tty &&
-    [process.stdin, process.stdout, process.stderr].some((s) => s.isTTY) &&
-    !testWeakeningRequested(process.env, paths().root); // the escape suite's weakened guest only
+  const pipes = !opts.tty && [process.stdin, process.stdout, process.stderr].some((s) => s.isTTY);
   return execResult(l, await waitChild(l.argv, { pipes }));
 }
 

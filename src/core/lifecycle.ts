@@ -227,9 +227,14 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     const shim = await spawnShim(rt, name, instance, runDir, spec.linux.cgroupsPath, (shimPid) => {
       const shimStart = readProcStat(shimPid)?.starttime;
       writeState(name, { ...base, shimPid, ...(shimStart !== undefined ? { shimStart } : {}) });
+      // From here on a container may come to exist, even when the supervisor dies: its runtime
+      // goes on creating it alone. A failed start waits for that runtime, then deletes it.
+      rev.add('delete the container', async () => {
+        await waitRuntimeDone(runDir);
+        await runtimeDelete(rt, name);
+      });
     });
     trace('start: guest running');
-    rev.add('delete the container', () => runtimeDelete(rt, name));
     const pidStart = readProcStat(shim.initPid)?.starttime;
     const shimStart = readProcStat(shim.shimPid)?.starttime;
     const st: GuestState = {
@@ -416,6 +421,29 @@ async function waitSupervisorSettled(name: string, st: GuestState): Promise<void
     if (pid > 0 && readProcStat(pid)) return;
     await new Promise((r) => setTimeout(r, 20));
   }
+  // A supervisor that died leaves its runtime creating the guest alone.
+  await waitRuntimeDone(paths().guestRun(name));
+}
+
+/**
+ * Wait (up to 30 s) until no process works in the guest's bundle directory any more: the
+ * runtime creating it (the supervisor runs it there) carries on when the supervisor dies, and
+ * deleting the container before it is done would leave what it makes afterwards behind. Reads
+ * /proc: only on the paths that undo a start.
+ */
+async function waitRuntimeDone(runDir: string): Promise<void> {
+  const bundle = join(runDir, 'bundle');
+  const busy = (): boolean =>
+    fs.readdirSync('/proc').some((p) => {
+      if (p.charCodeAt(0) > 57) return false;
+      try {
+        return fs.readlinkSync(`/proc/${p}/cwd`) === bundle;
+      } catch {
+        return false;
+      }
+    });
+  const deadline = Date.now() + 30_000;
+  while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }
 
 /**

@@ -207,10 +207,19 @@ export async function reconcileState(opts: ReconcileOptions = {}): Promise<{
   } catch {
     /* no runtime state at all */
   }
-  for (const p of parents)
-    for (const e of fs.readdirSync(p, { withFileTypes: true }))
+  for (const p of parents) {
+    // A parent found under another program's passing mount of a hierarchy (CRIU's cgroup
+    // yard, for one) may be gone by now: it is no reason to fail.
+    let entries: fs.Dirent[] = [];
+    try {
+      entries = fs.readdirSync(p, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const e of entries)
       if (e.isDirectory() && !known.has(e.name) && !building(e.name))
         report.cgroups.push(...removeCgroups(e.name, [p]));
+  }
   try {
     report.network = await networkGc();
   } catch (e) {

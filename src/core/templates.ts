@@ -8,6 +8,7 @@ import { mkdirp, readFileOr, removeTree, tmpSuffix, writeFileAtomic } from '../o
 import { HostFiles, type OpenedParent } from '../os/hostfiles.js';
 import { withLock } from '../os/lock.js';
 import { paths } from '../os/paths.js';
+import { trace } from '../os/trace.js';
 import { isSameProcess, readProcStat } from '../os/proc.js';
 import { runOk } from '../os/spawn.js';
 import { tarCompressionFlag } from '../os/tar.js';
@@ -351,6 +352,7 @@ async function exportInto(
     record,
     JSON.stringify({ tmp: join(at.real, tmpBase), maker: maker(), template: name }) + '\n',
   );
+  trace('export: recorded');
   const p = tarProgress(progress, 'archived', meta?.bytes);
   try {
     // The archive holds a whole tree (setuid programs, device nodes, /etc/shadow): root's only,
@@ -380,12 +382,15 @@ async function exportInto(
         ...(p.onStderr ? { onStderr: p.onStderr } : {}),
       },
     );
+    trace('export: archived');
     fs.renameSync(tmp, target);
+    trace('export: renamed');
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw e;
   } finally {
     fs.rmSync(record, { force: true });
+    trace('export: record removed');
   }
 }
 

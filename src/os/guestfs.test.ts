@@ -55,6 +55,39 @@ describe('GuestFs: host-side access that cannot leave the guest root', () => {
     });
   });
 
+  it('reads through a relative symlink while the host renames elsewhere (openat2 says EAGAIN then: retried)', async () => {
+    // RESOLVE_IN_ROOT gives up a lookup through ".." whenever any rename on the host raced it.
+    const spin = join(base, 'spin');
+    fs.mkdirSync(spin);
+    fs.writeFileSync(join(spin, 'a'), '');
+    fs.writeFileSync(join(root, 'etc/target'), 'through the link');
+    fs.symlinkSync('../etc/target', join(root, 'etc/rel-link'));
+    const renamer = spawn('sh', ['-c', `cd ${spin}; while :; do mv a b; mv b a; done`], {
+      stdio: 'ignore',
+      detached: true,
+    });
+    const ended = new Promise((r) => renamer.once('exit', r));
+    try {
+      let reads = 0;
+      GuestFs.with(root, (g) => {
+        for (const t0 = Date.now(); Date.now() - t0 < 3000; reads++)
+          assert.equal(g.readText('/etc/rel-link'), 'through the link');
+      });
+      assert.ok(reads > 1000, `${reads} reads`);
+    } finally {
+      process.kill(-(renamer.pid as number), 'SIGKILL');
+      await ended;
+      for (let i = 0; i < 1000; i++) {
+        try {
+          process.kill(-(renamer.pid as number), 0);
+        } catch {
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+  });
+
   it('stays inside while the guest swaps a directory for a symlink to the host, again and again', async () => {
     const race = join(base, 'race');
     const outside2 = join(base, 'outside2');
@@ -64,8 +97,11 @@ describe('GuestFs: host-side access that cannot leave the guest root', () => {
     const swapper = spawn(
       'sh',
       ['-c', `cd ${race}; while :; do mv etc etc.d; ln -s ${outside2} etc; rm etc; mv etc.d etc; done`],
-      { stdio: 'ignore' },
+      // Its own process group, so that its mv/ln/rm children end with it (they would race the
+      // removal of the test's directory otherwise).
+      { stdio: 'ignore', detached: true },
     );
+    const ended = new Promise((r) => swapper.once('exit', r));
     try {
       let wrote = 0;
       const g = new GuestFs(race);
@@ -85,7 +121,18 @@ describe('GuestFs: host-side access that cannot leave the guest root', () => {
       assert.ok(wrote > 0, 'some writes happened');
       assert.deepEqual(fs.readdirSync(outside2), [], 'nothing was ever written through the link to the host');
     } finally {
-      swapper.kill('SIGKILL');
+      process.kill(-(swapper.pid as number), 'SIGKILL');
+      await ended;
+      // Its children (killed too, reaped by init) are gone when the group is (at most 10 s:
+      // one that stays makes the after-hook fail).
+      for (let i = 0; i < 1000; i++) {
+        try {
+          process.kill(-(swapper.pid as number), 0);
+        } catch {
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
     }
   });
 });

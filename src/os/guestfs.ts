@@ -34,6 +34,28 @@ export interface GuestFsOptions {
 }
 
 /**
+ * openat2(2), again while it fails with EAGAIN: with RESOLVE_IN_ROOT or RESOLVE_BENEATH the
+ * kernel gives up a lookup that went through ".." when any rename or mount on the host happened
+ * meanwhile (it cannot tell that the ".." stayed inside), and says to retry. A busy host (or a
+ * guest renaming in a loop) makes that happen; after 100 tries the error stands.
+ */
+export function openat2Retrying(
+  dirfd: number,
+  path: string,
+  flags: number,
+  mode: number,
+  resolve: number,
+): number {
+  for (let i = 0; ; i++) {
+    try {
+      return native().openat2(dirfd, path, flags, mode, resolve);
+    } catch (e) {
+      if (errnoOf(e) !== 'EAGAIN' || i >= 100) throw e;
+    }
+  }
+}
+
+/**
  * The one way host-side code touches files inside a guest's tree. Every lookup is done by
  * openat2(2) with RESOLVE_IN_ROOT: ".." and symlinks (absolute or relative) resolve as they
  * would inside the guest, so no path can lead out of the guest's root, whatever the guest did to
@@ -127,7 +149,7 @@ export class GuestFs {
   /** openat2 inside the guest's root; the fd must be closed by the caller. */
   open(path: string, flags: number, mode = 0o644): number {
     const rel = GuestFs.components(path).join('/') || '.';
-    return native().openat2(this.rootFd, rel, flags, mode, this.resolve);
+    return openat2Retrying(this.rootFd, rel, flags, mode, this.resolve);
   }
 
   /** Resolve the parent directory of `path`; returns [dirFd, baseName]. */

@@ -19,8 +19,8 @@
 import * as fs from 'node:fs';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { JaulaError, errnoOf } from '../common/errors.js';
-import { GuestFs } from './guestfs.js';
-import { O_DIRECTORY, O_NOFOLLOW, O_PATH, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, native } from './native.js';
+import { GuestFs, openat2Retrying } from './guestfs.js';
+import { O_DIRECTORY, O_NOFOLLOW, O_PATH, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS } from './native.js';
 
 export type HostFilesPolicy = { kind: 'any' } | { kind: 'beneath'; dir: string } | { kind: 'none' };
 
@@ -161,7 +161,7 @@ export class HostFiles {
     const dir = (this.policy as { dir: string }).dir;
     const dfd = fs.openSync(dir, O_PATH | O_DIRECTORY);
     try {
-      return native().openat2(dfd, rel, flags, 0, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+      return openat2Retrying(dfd, rel, flags, 0, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
     } catch (e) {
       if (errnoOf(e) === 'EXDEV' || errnoOf(e) === 'ELOOP') throw this.refused(path, what);
       if (missing(e))

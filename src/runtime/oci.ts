@@ -14,7 +14,12 @@ export interface Runtime {
   readonly name: RuntimeName;
   readonly path: string;
   readonly cgroupMode: CgroupMode;
-  /** crun on a hybrid host runs inside a private mount namespace without the v2 mount. */
+  /**
+   * crun on a hybrid host runs inside a private mount namespace without the v2 mount (all calls
+   * but exec, which needs no cgroup mode of its own and can last for hours: its private copy of
+   * the host's mounts would keep every other guest's storage mounted, and their loop devices
+   * bound, for as long as it runs).
+   */
   readonly wrapped: boolean;
   /** argv for `runtime --root ROOT ...args`. */
   argv(...args: string[]): string[];
@@ -32,7 +37,7 @@ function makeRuntime(name: RuntimeName, path: string, mode: CgroupMode): Runtime
     cgroupMode: mode,
     wrapped,
     argv: (...args) => [
-      ...(wrapped ? [helperBin, 'private-cgroup2', '--'] : []),
+      ...(wrapped && args[0] !== 'exec' ? [helperBin, 'private-cgroup2', '--'] : []),
       path,
       '--root',
       root,

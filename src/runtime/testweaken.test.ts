@@ -1,8 +1,16 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
 import { JaulaError } from '../common/errors.js';
 import type { OciSpec } from './spec.js';
-import { applyTestWeakening, TEST_WEAKEN_ENV, WEAKENED_ANNOTATION } from './testweaken.js';
+import {
+  applyTestWeakening,
+  testWeakeningRequested,
+  TEST_WEAKEN_ENV,
+  WEAKENED_ANNOTATION,
+} from './testweaken.js';
 
 /** A hardened spec as the hardening work may make it: user namespace, seccomp, limits. */
 function hardened(): OciSpec {
@@ -61,6 +69,44 @@ describe('test-only weakened profile (JAULA_TEST_WEAKEN)', () => {
       () => applyTestWeakening(hardened(), { [TEST_WEAKEN_ENV]: 'yes' }, '/tmp/jaula-test'),
       JaulaError,
     );
+  });
+
+  describe("compares the instance with the host's by device and inode, not by name", () => {
+    const base = fs.mkdtempSync(join(tmpdir(), 'jaula-weaken-'));
+    after(() => fs.rmSync(base, { recursive: true, force: true }));
+    const on = { [TEST_WEAKEN_ENV]: '1' };
+    const refused = (e: unknown): boolean =>
+      e instanceof JaulaError && e.code === 'invalid' && /refused for the host's real guests/.test(e.message);
+
+    it('refuses a JAULA_ROOT that is a symlink to /', () => {
+      fs.symlinkSync('/', join(base, 'slash'));
+      assert.throws(() => testWeakeningRequested(on, join(base, 'slash')), refused);
+      assert.throws(() => applyTestWeakening(hardened(), on, join(base, 'slash')), refused);
+    });
+
+    it("refuses a root whose guests' configs, data or state are the host instance's own directories", () => {
+      // A stand-in for the host's instance (its real one may hold no guests on this machine).
+      const host = join(base, 'host');
+      for (const d of ['etc/jaula/guests', 'var/lib/jaula/guests', 'run/jaula/guests'])
+        fs.mkdirSync(join(host, d), { recursive: true });
+      const mine = join(base, 'mine');
+      fs.mkdirSync(mine);
+      assert.equal(testWeakeningRequested(on, mine, host), true, 'an empty root of its own is a test root');
+      for (const [link, to] of [
+        ['etc', join(host, 'etc')],
+        ['var', join(host, 'var')],
+        ['run', join(host, 'run')],
+      ] as const) {
+        const root = join(base, `via-${link}`);
+        fs.mkdirSync(root);
+        fs.symlinkSync(to, join(root, link));
+        assert.throws(() => testWeakeningRequested(on, root, host), refused, link);
+      }
+      const deep = join(base, 'deep');
+      fs.mkdirSync(join(deep, 'etc/jaula'), { recursive: true });
+      fs.symlinkSync(join(host, 'etc/jaula/guests'), join(deep, 'etc/jaula/guests'));
+      assert.throws(() => testWeakeningRequested(on, deep, host), refused, 'etc/jaula/guests');
+    });
   });
 
   it('makes a privileged-like spec in a test root, whatever hardening it carried', () => {

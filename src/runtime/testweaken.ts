@@ -9,11 +9,13 @@
  * It cannot be set from inside a guest: it is read from the environment of the host's jaula
  * process when the spec is built; a guest's processes never run that process nor reach its
  * environment (the runtime gives the guest the spec's env only). It is refused outright for the
- * host's real instance (JAULA_ROOT "/"), so it only ever takes effect in a test's own root.
+ * host's real instance: a JAULA_ROOT that is "/" by device and inode (a symlink to it, a bind
+ * mount of it), or whose guests' configs, data or runtime state are the host's own directories
+ * (through symlinks or bind mounts below it), so it only ever takes effect in a test's own root.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { JaulaError } from '../common/errors.js';
-import { paths } from '../os/paths.js';
+import { makePaths, paths } from '../os/paths.js';
 import type { OciSpec } from './spec.js';
 
 export const TEST_WEAKEN_ENV = 'JAULA_TEST_WEAKEN';
@@ -76,8 +78,38 @@ function hostCaps(): string[] {
   return ALL_CAPS.filter((_, i) => (bnd >> BigInt(i)) & 1n);
 }
 
+/** Device and inode of a path (following links), or undefined when it does not exist. */
+function fileId(path: string): string | undefined {
+  try {
+    const st = statSync(path, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What of the instance at `root` is the host's real instance (at `hostRoot`) itself, compared by
+ * device and inode: the root, or the directories that hold the guests' configs, data and runtime
+ * state. Empty when none is.
+ */
+export function sharedWithHostInstance(root: string, hostRoot = '/'): string[] {
+  const mine = makePaths(root);
+  const host = makePaths(hostRoot);
+  const pairs: [string, string][] = [
+    [mine.root, host.root],
+    [mine.etc, host.etc],
+    [mine.guestsConf, host.guestsConf],
+    [mine.lib, host.lib],
+    [mine.guestsData, host.guestsData],
+    [mine.run, host.run],
+    [mine.guestsRun, host.guestsRun],
+  ];
+  return pairs.filter(([a, b]) => fileId(a) !== undefined && fileId(a) === fileId(b)).map(([a]) => a);
+}
+
 /** Whether this environment asks for the weakened profile (and is allowed to). */
-export function testWeakeningRequested(env: NodeJS.ProcessEnv, root: string): boolean {
+export function testWeakeningRequested(env: NodeJS.ProcessEnv, root: string, hostRoot = '/'): boolean {
   const v = env[TEST_WEAKEN_ENV];
   if (v === undefined || v === '' || v === '0') return false;
   if (v !== '1')
@@ -85,11 +117,13 @@ export function testWeakeningRequested(env: NodeJS.ProcessEnv, root: string): bo
       'invalid',
       `${TEST_WEAKEN_ENV}="${v}" is not understood: it is 1 (tests only) or unset`,
     );
-  if (root === '/')
+  const shared = root === hostRoot ? [root] : sharedWithHostInstance(root, hostRoot);
+  if (shared.length)
     throw new JaulaError(
       'invalid',
       `${TEST_WEAKEN_ENV}=1 starts privileged, unprotected guests and exists for the escape test suite only; ` +
-        `it is refused for the host's real guests (JAULA_ROOT "/"): unset it`,
+        `it is refused for the host's real guests (JAULA_ROOT "${root}": ${shared.join(', ')} ` +
+        `${shared.length === 1 ? 'is' : 'are'} the host instance's own): unset it`,
     );
   return true;
 }

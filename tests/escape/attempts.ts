@@ -3,10 +3,15 @@
  * guest. The ids are the probe's; `escape.test.ts` checks that both lists are the same, and that
  * docs/security/escape-attempts.md names every attempt.
  *
- * KNOWN_GAPS lists the attempts that are NOT blocked yet on the default profile. The default
- * profile's test treats them as expected failures, reports each one loudly, and asserts that it
- * is really still not blocked, so that the list cannot go stale: the hardening work (issue 6)
- * shrinks it to empty, removing an entry in the same change that closes the gap.
+ * KNOWN_GAPS lists the attempts that are NOT blocked yet on the default profile, and
+ * KNOWN_GAPS_FULL_OS those the full-os profile lets through, each with its justification. The
+ * tests treat them as expected failures, report each one loudly, and assert that it is really
+ * still not blocked, so that the lists cannot go stale.
+ *
+ * WEAKENED_BLOCKS is the expected verdict of every attempt on the deliberately weakened guest
+ * (JAULA_TEST_WEAKEN=1): an attempt listed there is still blocked by what the weakening keeps,
+ * and names the positive control that opens exactly that hole; every other attempt must get
+ * through (or find its feature absent from the kernel).
  */
 
 /** How the test runs an attempt. */
@@ -496,3 +501,97 @@ export const ATTEMPTS: readonly Attempt[] = [
  * is blocked already (remove it) and when an attempt not listed here gets through.
  */
 export const KNOWN_GAPS: Readonly<Record<string, string>> = {};
+
+/**
+ * Attempts the full-os profile lets through (a guest with --profile full-os, run by the escape
+ * suite with every attempt), and why each is accepted. full-os gives the guest CAP_SYS_ADMIN over
+ * its own user namespace and lets it mount and make namespaces (seccomp.ts, spec.ts), so that a
+ * distribution's init can mount and sandbox its services. The attempts on what masks and
+ * read-only mounts hide (klog.*, proc.*, sysctl.*, sys.*, cgroup.*) are made with every mask
+ * taken off first where the guest may (the probe's lift_masks), and stay blocked except
+ * proc.info-leaks.
+ */
+export const KNOWN_GAPS_FULL_OS: Readonly<Record<string, string>> = {
+  'caps.bounding-set':
+    "by design: CAP_SYS_ADMIN, over the guest's own user namespace only; every check against the host's (the initial user namespace) still fails, as the other attempts show",
+  'caps.raise': 'by design: the same CAP_SYS_ADMIN (see caps.bounding-set)',
+  'mount.proc':
+    "by design: a distribution's init mounts its own /proc; it is the guest's PID namespace's, and the attempts on /proc's host-wide files are made with masks lifted",
+  'mount.sysfs-rw':
+    "by design: /sys can be made read-write in the guest's own mount namespace (its superblock stays read-only); the host-wide files stay the host root's: sys.host-knobs is made with /sys read-write and fails EACCES",
+  'mount.bind': "by design: bind mounts within the guest's own tree and mount namespace",
+  'mount.fsopen': 'by design: the new mount API, the same rights as mount(2)',
+  'mount.unmask':
+    "not closable with today's runtimes: crun and runc make the masks in the guest's own mount namespace, so they are not locked against umount2 under CAP_SYS_ADMIN there (locking needs the masks made in a mount namespace of the host's user namespace and copied into the guest's). What they hide stays refused by the kernel to a user namespace that is not the host's: klog.proc-kmsg, proc.kcore, sysctl.*, sys.host-knobs and cgroup.* are made with every mask taken off and stay blocked; proc.info-leaks says what is readable",
+  'proc.info-leaks':
+    "with the masks taken off (mount.unmask), /sys/firmware lists acpi and memmap: the physical memory map, which every unprivileged user of the host reads too; the ACPI tables and /proc/timer_list (the host root's, mode 0400) stay refused, and /proc/keys shows only the guest's own keys",
+  'binfmt_misc.register':
+    "Linux 6.7 and later give each user namespace a binfmt_misc instance of its own (the suite checks that the guest's is not the host's): a registration reaches only the guest's own processes",
+};
+
+/** The positive controls of escape.test.ts: each opens one hole the weakened guest keeps closed. */
+export type Control =
+  /** A host unix socket (the test's own, listening) bound into a guest through its fstab. */
+  | 'host-socket-in-fstab'
+  /** `jaula exec` with a host file as the command's stdin: a descriptor from outside. */
+  | 'host-fd-as-stdin'
+  /** `jaula exec --env` with the host's canary: a secret in the guest's environment. */
+  | 'secret-in-env'
+  /** The weakened guest entered with nsenter from a terminal: the host's terminal handed over. */
+  | 'host-terminal'
+  /** The probe under chroot(2) on the host's filesystem, no pivot_root, no pool. */
+  | 'chroot-root'
+  /** A host process with a writable binary from outside the guest, in the weakened guest's PID namespace. */
+  | 'foreign-binary-in-pid-ns'
+  /** The weakened guest's namespaces, but the host's PID namespace (and its /proc). */
+  | 'host-pid-ns'
+  /** The weakened guest's namespaces, but the host's IPC namespace. */
+  | 'host-ipc-ns'
+  /** The weakened guest's namespaces, but the other guest's IPC namespace. */
+  | 'other-guest-ipc-ns'
+  /** The other guest's mount namespace (its /dev/shm). */
+  | 'other-guest-mount-ns'
+  /** The weakened guest's namespaces, but the host's mount namespace. */
+  | 'host-mount-ns'
+  /** The weakened guest's namespaces, but the host's cgroup namespace. */
+  | 'host-cgroup-ns';
+
+/**
+ * The attempts the weakened guest (JAULA_TEST_WEAKEN=1: privileged-like, every capability, no
+ * user namespace, seccomp, masks or limits) still blocks, what keeps each blocked, and the
+ * positive control that opens exactly that hole (null: none can, and why). Every other attempt
+ * must get through on the weakened guest, or find its feature absent from this kernel.
+ */
+export const WEAKENED_BLOCKS: Readonly<Record<string, { kept: string; control: Control | null }>> = {
+  'chroot.double': { kept: 'mount namespace + pivot_root', control: 'chroot-root' },
+  'fd.leaked': { kept: 'the runtime and supervisor hand over no descriptor', control: 'host-fd-as-stdin' },
+  'sock.host-api': {
+    kept: 'mount namespace: nothing of the host is mounted in',
+    control: 'host-socket-in-fstab',
+  },
+  'cgroup.release_agent': {
+    kept: 'cgroup namespace: its hierarchies have no release_agent, and no new one can be mounted',
+    control: 'host-cgroup-ns',
+  },
+  'exec.proc-self-exe': {
+    kept: "the kernel's text-busy rule (ETXTBSY): no process can open its own running binary for writing, whatever its privileges. No control can lift it; the same reopen for writing is what exec.runtime-exe's control shows firing once a foreign binary has stopped running",
+    control: null,
+  },
+  'exec.runtime-exe': {
+    kept: 'the runtime process is not dumpable, its binary a read-only copy',
+    control: 'foreign-binary-in-pid-ns',
+  },
+  'tty.host-terminal': { kept: 'jaula exec gives pipes of its own', control: 'host-terminal' },
+  'guest.kill': { kept: 'PID namespace', control: 'host-pid-ns' },
+  'guest.ptrace': { kept: 'PID namespace', control: 'host-pid-ns' },
+  'ipc.host-sysv-shm': { kept: 'IPC namespace', control: 'host-ipc-ns' },
+  'ipc.guest-sysv-shm': { kept: 'IPC namespace', control: 'other-guest-ipc-ns' },
+  'ipc.guest-mqueue': { kept: 'IPC namespace', control: 'other-guest-ipc-ns' },
+  'ipc.guest-posix-shm': { kept: 'a /dev/shm of its own (mount namespace)', control: 'other-guest-mount-ns' },
+  'guest.files': { kept: 'mount namespace + pivot_root', control: 'host-mount-ns' },
+  'env.secrets': {
+    kept: "the runtime spec's environment comes from the guest's config only",
+    control: 'secret-in-env',
+  },
+  'dos.disk': { kept: "the storage pool's per-guest quota group", control: 'chroot-root' },
+};

@@ -61,6 +61,7 @@
 #include <sys/timex.h>
 #include <sys/types.h>
 #include <sys/un.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -210,6 +211,89 @@ static void privileged_call(result *r, long rc, int err, const char *what, const
             "arguments)",
          what, errname(err));
   }
+}
+
+static int is_devnull(const struct stat *st) {
+  return S_ISCHR(st->st_mode) && major(st->st_rdev) == 1 && minor(st->st_rdev) == 3;
+}
+
+/* ---- masks, taken off as an intruder with mount rights would ------------------------------- */
+
+/* What lift_masks() took off, for the attempt's detail ("" where the profile does not allow it). */
+static char lifted[700];
+static int lifted_mounts, lifted_rw;
+
+/* Where the guest's profile lets it (CAP_SYS_ADMIN over its own user namespace and the mount
+ * calls: full-os), take the masks and read-only mounts off /proc and /sys first, in a mount
+ * namespace of this attempt's own (the guest's own mounts stay as they are), so that the attempt
+ * meets what they hide. The default profile refuses unshare(CLONE_NEWNS): nothing is lifted. */
+static void lift_masks(void) {
+  lifted[0] = 0;
+  lifted_mounts = lifted_rw = 0;
+  if (unshare(CLONE_NEWNS) < 0) return;
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return;
+  static char info[1 << 17];
+  for (int pass = 0; pass < 4; pass++) {
+    if (read_file("/proc/self/mountinfo", info, sizeof info) < 0) return;
+    char *points[512];
+    int n = 0, any = 0;
+    for (char *l = info; l && *l && n < 512;) {
+      char *nl = strchr(l, '\n');
+      if (nl) *nl = 0;
+      char mp[4096];
+      /* Masks and read-only binds over /proc/... and /sys/... (not the cgroup mounts). */
+      if (sscanf(l, "%*s %*s %*s %*s %4095s", mp) == 1 &&
+          (!strncmp(mp, "/proc/", 6) || (!strncmp(mp, "/sys/", 5) && strncmp(mp, "/sys/fs/cgroup", 14))))
+        points[n++] = strdup(mp);
+      l = nl ? nl + 1 : NULL;
+    }
+    for (int i = n - 1; i >= 0; i--) {
+      /* Name the masks (/dev/null over a file, an empty tmpfs over a directory); count the rest
+       * (lxcfs's files, read-only binds). */
+      struct stat st;
+      struct statfs sf;
+      int mask = stat(points[i], &st) == 0 &&
+                 (is_devnull(&st) || (S_ISDIR(st.st_mode) && statfs(points[i], &sf) == 0 && sf.f_type == 0x01021994));
+      if (umount2(points[i], MNT_DETACH) == 0) {
+        if (mask) app(lifted, sizeof lifted, "%s ", points[i]);
+        lifted_mounts++;
+        any = 1;
+      }
+      free(points[i]);
+    }
+    if (!any) break;
+  }
+  if (read_file("/proc/self/mountinfo", info, sizeof info) < 0) return;
+  for (char *l = info; l && *l;) {
+    char *nl = strchr(l, '\n');
+    if (nl) *nl = 0;
+    char mp[4096], opts[4096];
+    if (sscanf(l, "%*s %*s %*s %*s %4095s %4095s", mp, opts) == 2 &&
+        (!strcmp(mp, "/sys") || !strncmp(mp, "/sys/fs/cgroup", 14) || !strcmp(mp, "/proc")) &&
+        !strncmp(opts, "ro", 2) &&
+        mount(NULL, mp, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0)
+      lifted_rw++;
+    l = nl ? nl + 1 : NULL;
+  }
+}
+
+/* Run an attempt after lift_masks(), saying what was lifted. */
+static void with_masks_lifted(result *r, void (*fn)(result *)) {
+  lift_masks();
+  fn(r);
+  if (lifted_mounts || lifted_rw)
+    app(r->detail, sizeof r->detail,
+        " [first, in a mount namespace of its own: %d mounts over /proc and /sys taken off (among them "
+        "%s), %d read-only mounts of /sys and the cgroups made read-write]",
+        lifted_mounts, lifted[0] ? lifted : "none over a file", lifted_rw);
+}
+
+/* Linux >= 6.14 has a pid_max per PID namespace (the guest's own, not the host's). */
+static int pid_max_namespaced(void) {
+  struct utsname u;
+  int major = 0, minor = 0;
+  if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2) return 0;
+  return major > 6 || (major == 6 && minor >= 14);
 }
 
 /* ---- capabilities and privileges ------------------------------------------------------------ */
@@ -429,10 +513,6 @@ static void a_mount_fsopen(result *r) {
   }
   if (e == ENOSYS) r->absent = 1;
   BLOCKED(r, e, "fsopen(\"tmpfs\") was refused");
-}
-
-static int is_devnull(const struct stat *st) {
-  return S_ISCHR(st->st_mode) && major(st->st_rdev) == 1 && minor(st->st_rdev) == 3;
 }
 
 static void a_mount_unmask(result *r) {
@@ -1049,7 +1129,9 @@ static void a_sysctl_knobs(result *r) {
                      "/proc/sys/kernel/randomize_va_space", "/proc/sys/kernel/unprivileged_bpf_disabled",
                      "/proc/sys/kernel/perf_event_paranoid", "/proc/sys/vm/drop_caches",
                      "/proc/sys/vm/overcommit_memory", "/proc/sys/fs/suid_dumpable", "/proc/sys/kernel/pid_max"};
-  open_wronly_all(r, p, sizeof p / sizeof *p, "host-wide /proc/sys knobs");
+  size_t n = sizeof p / sizeof *p;
+  if (pid_max_namespaced()) n--; /* the last one: the guest's own PID namespace's there */
+  open_wronly_all(r, p, n, "host-wide /proc/sys knobs");
 }
 
 static void a_sys_knobs(result *r) {
@@ -1712,6 +1794,19 @@ static void a_disk(result *r) {
        written >> 20, size >> 20, ((unsigned long long)sf.f_bavail * sf.f_bsize) >> 20);
 }
 
+/* The attempts on what masks and read-only mounts hide, after lifting them where the guest may. */
+static void l_proc_kmsg(result *r) { with_masks_lifted(r, a_proc_kmsg); }
+static void l_proc_kcore(result *r) { with_masks_lifted(r, a_proc_kcore); }
+static void l_proc_info(result *r) { with_masks_lifted(r, a_proc_info); }
+static void l_sysrq(result *r) { with_masks_lifted(r, a_sysrq); }
+static void l_core_pattern(result *r) { with_masks_lifted(r, a_core_pattern); }
+static void l_modprobe(result *r) { with_masks_lifted(r, a_modprobe); }
+static void l_sysctl_knobs(result *r) { with_masks_lifted(r, a_sysctl_knobs); }
+static void l_sys_knobs(result *r) { with_masks_lifted(r, a_sys_knobs); }
+static void l_release_agent(result *r) { with_masks_lifted(r, a_release_agent); }
+static void l_cgroup_memory(result *r) { with_masks_lifted(r, a_cgroup_memory); }
+static void l_cgroup_pids(result *r) { with_masks_lifted(r, a_cgroup_pids); }
+
 /* ---- the table ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -1755,19 +1850,19 @@ static const attempt ATTEMPTS[] = {
     {"time.settimeofday", a_settimeofday, 10},
     {"time.adjtimex", a_adjtimex, 10},
     {"klog.syslog", a_syslog, 10},
-    {"klog.proc-kmsg", a_proc_kmsg, 10},
+    {"klog.proc-kmsg", l_proc_kmsg, 10},
     {"klog.kallsyms", a_kallsyms, 10},
-    {"proc.kcore", a_proc_kcore, 10},
-    {"proc.info-leaks", a_proc_info, 10},
-    {"proc.sysrq-trigger", a_sysrq, 10},
-    {"sysctl.core_pattern", a_core_pattern, 10},
-    {"sysctl.modprobe", a_modprobe, 10},
-    {"sysctl.host-knobs", a_sysctl_knobs, 10},
-    {"sys.host-knobs", a_sys_knobs, 10},
+    {"proc.kcore", l_proc_kcore, 10},
+    {"proc.info-leaks", l_proc_info, 10},
+    {"proc.sysrq-trigger", l_sysrq, 10},
+    {"sysctl.core_pattern", l_core_pattern, 10},
+    {"sysctl.modprobe", l_modprobe, 10},
+    {"sysctl.host-knobs", l_sysctl_knobs, 10},
+    {"sys.host-knobs", l_sys_knobs, 10},
     {"binfmt_misc.register", a_binfmt_misc, 10},
-    {"cgroup.release_agent", a_release_agent, 10},
-    {"cgroup.memory-limit", a_cgroup_memory, 10},
-    {"cgroup.pids-limit", a_cgroup_pids, 10},
+    {"cgroup.release_agent", l_release_agent, 10},
+    {"cgroup.memory-limit", l_cgroup_memory, 10},
+    {"cgroup.pids-limit", l_cgroup_pids, 10},
     {"dev.mknod-disk", a_mknod_block, 10},
     {"dev.mknod-kmsg", a_mknod_kmsg, 10},
     {"dev.planted-nodes", a_stray_devices, 30},
