@@ -58,6 +58,7 @@ export async function runOnce(
     const rev = new Reverter();
     try {
       const { mounted, ...ns } = await prepareGuest(cfg, storage, idmap, rev);
+      rt.prepareCgroups();
       const spec = buildSpec({
         cfg,
         rootfs: mounted.root,
