@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { TestRoot, buildSkeleton, jaulaBin } from './helpers.js';
+import { TestRoot, buildSkeleton, jaulaBin, slowdown } from './helpers.js';
 
 const t = new TestRoot();
 const GUESTS = { m1: 301, m2: 302, m3: 303 } as const;
@@ -163,19 +163,12 @@ describe('jaula stat and top', () => {
   it('top: rates per guest over an interval, sorted, once or for N refreshes', async () => {
     const burner = spawn(
       process.execPath,
-      [
-        jaulaBin,
-        'exec',
-        'm3',
-        '--',
-        '/bin/sh',
-        '-c',
-        'end=$(($(date +%s) + 4)); while [ $(date +%s) -lt $end ]; do :; done',
-      ],
+      [jaulaBin, 'exec', 'm3', '--', '/bin/sh', '-c', 'while :; do :; done'],
       { env: t.env, stdio: 'ignore' },
     );
     try {
-      await new Promise((r) => setTimeout(r, 500));
+      // (it burns until the end of the test: killed below)
+      await t.until('the burner to run in m3', () => ps('m3').some((r) => r.command === 'sh'));
       const line = t.ok(['top', '--once', '--interval', '1', '--format', 'json']).stdout.trim();
       const frame = JSON.parse(line) as { guests: { name: string; cpu: number; pids: number }[] };
       assert.deepEqual(
@@ -184,7 +177,8 @@ describe('jaula stat and top', () => {
         'sorted by CPU',
       );
       const m3 = frame.guests[0];
-      assert.ok(m3 && m3.cpu > 20, `the busy guest uses CPU: ${m3?.cpu}`);
+      // (an emulated VM on a loaded host gets a fraction of a CPU: 9.7% seen; scripts/test-v2.sh)
+      assert.ok(m3 && m3.cpu > 20 / slowdown, `the busy guest uses CPU: ${m3?.cpu}`);
       assert.ok(
         frame.guests.slice(1).every((g) => g.cpu < m3.cpu / 4),
         'the idle ones hardly any',
