@@ -21,6 +21,13 @@ import { makePaths } from '../src/os/paths.js';
 export const projectDir = resolve(fileURLToPath(import.meta.url), '../../..');
 export const jaulaBin = join(projectDir, 'bin/jaula.cjs');
 
+/**
+ * How much slower than this machine the tests run: the time limits of waits and commands are
+ * multiplied by it (JAULA_TEST_SLOWDOWN; scripts/test-v2.sh sets it for its emulated VM, where
+ * a process start costs 30 to 80 times as much). Limits, not measurements: nothing asserts speed.
+ */
+export const slowdown = Math.max(1, Number(process.env['JAULA_TEST_SLOWDOWN']) || 1);
+
 export interface GuestStatus {
   name: string;
   status: string;
@@ -152,7 +159,7 @@ export class TestRoot {
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
       input: opts.input ?? '',
       encoding: 'utf8',
-      timeout: opts.timeoutMs ?? 300_000,
+      timeout: (opts.timeoutMs ?? 300_000) * slowdown,
       maxBuffer: 64 << 20,
     });
     return { code: r.status ?? 128, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
@@ -237,6 +244,7 @@ export class TestRoot {
 
   /** Wait until `fn` returns true (polling), or fail after `ms`. */
   async until(what: string, fn: () => boolean, ms = 20_000): Promise<void> {
+    ms *= slowdown;
     const deadline = Date.now() + ms;
     while (!fn()) {
       if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
@@ -699,7 +707,7 @@ export class Jaulad {
 
   /** Wait until it serves (GET /v1/info answers); with `reconciled`, until its reconcile is done. */
   async ready(opts: { reconciled?: boolean; ms?: number } = {}): Promise<void> {
-    const deadline = Date.now() + (opts.ms ?? 30_000);
+    const deadline = Date.now() + (opts.ms ?? 30_000) * slowdown;
     for (;;) {
       if (!this.alive) throw new Error(`jaulad exited (${this.proc.exitCode}): ${this.log}`);
       try {
@@ -729,7 +737,7 @@ export class Jaulad {
     if (!this.alive) return;
     const done = this.exited();
     this.proc.kill('SIGTERM');
-    const t = setTimeout(() => this.proc.kill('SIGKILL'), 15_000);
+    const t = setTimeout(() => this.proc.kill('SIGKILL'), 15_000 * slowdown);
     await done;
     clearTimeout(t);
   }
@@ -768,7 +776,7 @@ export function apiRequest(socket: string, method: string, path: string, body?: 
         resolve({ status: res.statusCode ?? 0, json, text });
       });
     });
-    req.setTimeout(300_000, () => req.destroy(new Error(`${method} ${path}: timed out`)));
+    req.setTimeout(300_000 * slowdown, () => req.destroy(new Error(`${method} ${path}: timed out`)));
     req.on('error', reject);
     req.end(data);
   });
@@ -816,7 +824,10 @@ export class EventStream {
     const hit = this.events.find(fn);
     if (hit) return Promise.resolve(hit);
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out waiting for the event: ${what}`)), ms);
+      const t = setTimeout(
+        () => reject(new Error(`timed out waiting for the event: ${what}`)),
+        ms * slowdown,
+      );
       this.waiters.push({
         fn,
         resolve: (e) => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { after, describe, it } from 'node:test';
-import { TestRoot, buildSkeleton, writeScript } from './helpers.js';
+import { TestRoot, buildSkeleton, slowdown, writeScript } from './helpers.js';
 
 const t = new TestRoot();
 after(() => assert.deepEqual(t.cleanup(), [], 'nothing is left behind'));
@@ -139,7 +139,7 @@ describe('stop', () => {
   it('halts a busybox guest cleanly, without killing it', () => {
     buildSkeleton(t, 'k2');
     t.ok(['start', 'k2']);
-    const r = t.ok(['stop', 'k2', '--timeout', '20']);
+    const r = t.ok(['stop', 'k2', '--timeout', String(20 * slowdown)]);
     assert.doesNotMatch(r.stdout, /killed/);
     assert.equal(lastExit('k2').reason, 'stopped');
   });
@@ -168,7 +168,7 @@ describe('init styles', () => {
     );
     assert.equal(fs.readFileSync(`${marks}/log`, 'utf8'), 'rc 3\n');
     assert.equal(running('sv1'), true, 'the guest keeps running after rc 3 ends');
-    t.ok(['stop', 'sv1', '--timeout', '20']);
+    t.ok(['stop', 'sv1', '--timeout', String(20 * slowdown)]);
     assert.equal(fs.readFileSync(`${marks}/log`, 'utf8'), 'rc 3\nrc 0\n');
   });
 

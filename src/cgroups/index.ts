@@ -5,6 +5,7 @@ import { ownCgroups } from './detect.js';
 import type { LimitKey } from './limits.js';
 import { V1_FILES, V1Cgroup, v1Why } from './v1.js';
 import { V2_FILES, V2Cgroup } from './v2.js';
+import { v2Base } from './v2parent.js';
 
 export type { CgroupStats, GuestCgroup } from './cgroup.js';
 
@@ -70,12 +71,13 @@ export function hostMissing(
   const out: { key: LimitKey; file: string; why: string }[] = [];
   if (version === 2) {
     const root = mounts.get('') ?? '/sys/fs/cgroup';
-    const own = join(root, ownCgroups().get('') ?? '/');
-    const available = new Set((readKernelFile(join(own, 'cgroup.controllers')) ?? '').trim().split(/\s+/));
+    // (the cgroup beneath which guests go: jaula's own, or the one it moved out of, v2parent.ts)
+    const base = join(root, v2Base(ownCgroups().get('') ?? '/'));
+    const available = new Set((readKernelFile(join(base, 'cgroup.controllers')) ?? '').trim().split(/\s+/));
     for (const key of keys)
       for (const [ctrl, file] of V2_FILES[key])
         if (!available.has(ctrl))
-          out.push({ key, file, why: `the ${ctrl} controller is not available to jaula's cgroup (${own})` });
+          out.push({ key, file, why: `the ${ctrl} controller is not available to jaula's cgroup (${base})` });
     return out;
   }
   for (const key of keys)

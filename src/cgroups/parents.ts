@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { errnoOf } from '../common/errors.js';
 import { paths } from '../os/paths.js';
 import { deepestOwnCgroup, ownCgroups } from './detect.js';
+import { v2Base } from './v2parent.js';
 
 /**
  * Directories that may hold a guest's cgroup: `<mount>/<base>/jaula[-TAG]/NAME` in every
@@ -27,7 +28,8 @@ export function cgroupParents(tag = paths().instanceTag): string[] {
     const bases = new Set(['/', deepest]);
     for (const c of ctrls) {
       const p = own.get(c);
-      if (p !== undefined) bases.add(p);
+      // (on v2 jaula may have moved itself into a leaf beside its guests: v2parent.ts)
+      if (p !== undefined) bases.add(c === '' ? v2Base(p) : p);
     }
     for (const b of bases) out.add(join(dir, b, parent));
   }

@@ -204,6 +204,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     lxcfs = await lxcfsLease;
     trace('start: lxcfs');
     if (lxcfs.note) guestLog(name, lxcfs.note);
+    rt.prepareCgroups();
     const spec = buildSpec({
       cfg,
       rootfs,

@@ -61,6 +61,7 @@ export async function runOnce(
     const rev = new Reverter();
     try {
       const { mounted, fstab, ...ns } = await prepareGuest(cfg, storage, idmap, rev, loadFstab(name));
+      rt.prepareCgroups();
       const spec = buildSpec({
         cfg,
         rootfs: mounted.root,

@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { JaulaError } from '../common/errors.js';
+import { cgroupMounts } from '../cgroups/cgroup.js';
 import { cgroupMode, deepestOwnCgroup, ownCgroups, type CgroupMode } from '../cgroups/detect.js';
+import { prepareV2Parent, v2Base } from '../cgroups/v2parent.js';
 import type { RuntimeChoice } from '../core/config.js';
 import { which } from '../os/fs.js';
 import { helperBin, paths } from '../os/paths.js';
@@ -25,6 +27,11 @@ export interface Runtime {
   argv(...args: string[]): string[];
   /** The cgroupsPath a guest gets: beneath jaula's own cgroup, in one jaula parent. */
   cgroupsPath(guest: string): string;
+  /**
+   * Before a guest's cgroup is made: on v2, let that parent hand the controllers to guests
+   * (cgroups/v2parent.ts); nothing on v1, where each hierarchy has its own.
+   */
+  prepareCgroups(): void;
 }
 
 function makeRuntime(name: RuntimeName, path: string, mode: CgroupMode): Runtime {
@@ -44,11 +51,19 @@ function makeRuntime(name: RuntimeName, path: string, mode: CgroupMode): Runtime
       ...args,
     ],
     cgroupsPath: (guest) => {
-      if (mode === 'v2') return join(ownCgroups().get('') ?? '/', parent, guest);
+      if (mode === 'v2') return join(v2Base(ownCgroups().get('') ?? '/'), parent, guest);
       // runc resolves a relative path against its own cgroup in each v1 hierarchy; crun takes
       // paths from the hierarchy root, so it gets the deepest of jaula's own cgroups.
       if (name === 'runc') return `${parent}/${guest}`;
       return join(deepestOwnCgroup(), parent, guest);
+    },
+    prepareCgroups: () => {
+      if (mode === 'v2')
+        prepareV2Parent(
+          cgroupMounts().get('') ?? '/sys/fs/cgroup',
+          v2Base(ownCgroups().get('') ?? '/'),
+          parent,
+        );
     },
   };
 }
