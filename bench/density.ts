@@ -289,13 +289,20 @@ function lxcRound(kind: 'plain' | 'equiv'): Sample {
   return { startMs, stopMs, memInfoKiB, memCgKiB };
 }
 
-function jaulaRound(env: NodeJS.ProcessEnv): Sample {
+/** One round of jaula's; `phase` runs before each part (--profile: a jaulad of its own for each). */
+async function jaulaRound(
+  env: NodeJS.ProcessEnv,
+  phase: (p: 'start' | 'list' | 'stop') => Promise<void> = async () => {},
+): Promise<Sample> {
+  await phase('start');
   const m0 = memUsedKiB();
   const startMs = timeJaula(['start', '--all', '--parallel', String(PARALLEL)], env);
   const memInfoKiB = (memUsedKiB() - m0) / GUESTS;
   const memCgKiB = (jaulaCgroupKiB() + supervisorsKiB('jaula')) / GUESTS;
+  await phase('list');
   const list = median5(s.jaulaArgv(['list']), env);
   const ps = median5(s.jaulaArgv(['ps']), env);
+  await phase('stop');
   const stopMs = timeJaula(['stop', '--all', '--kill', '--parallel', String(PARALLEL)], env);
   const quietMs = waitQuiet(300_000, 'the guests to end', () => busy().length === 0);
   return { startMs, stopMs, quietMs: stopMs + quietMs, memInfoKiB, memCgKiB, list, ps };
@@ -415,13 +422,24 @@ try {
     if (ONLY.has('a')) record('plain', lxcRound('plain'));
     if (ONLY.has('b')) record('equiv', lxcRound('equiv'));
     if (ONLY.has('c')) {
-      const prof = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', PROFILE] : [];
-      daemon = await startDaemon(s, prof);
-      record('jaulad', jaulaRound(s.env));
-      await daemon.stop();
+      // --profile: one jaulad (and profile) for the start, one for list and ps, one for the stop.
+      const profiled = async (p: string): Promise<void> => {
+        await daemon?.stop();
+        const name = `jaulad-${GUESTS}-${p}-round${r + 1}.cpuprofile`;
+        daemon = await startDaemon(s, [
+          '--cpu-prof',
+          '--cpu-prof-dir',
+          PROFILE as string,
+          '--cpu-prof-name',
+          name,
+        ]);
+      };
+      if (!PROFILE) daemon = await startDaemon(s);
+      record('jaulad', await jaulaRound(s.env, PROFILE ? profiled : undefined));
+      await daemon?.stop();
       daemon = undefined;
     }
-    if (ONLY.has('d')) record('local', jaulaRound(noDaemon));
+    if (ONLY.has('d')) record('local', await jaulaRound(noDaemon));
     loads.push(`round ${r + 1}: ${l0} -> ${loadAvg()}`);
     console.error(`(round ${r + 1} of ${ROUNDS} done; load ${loadAvg()})`);
   }

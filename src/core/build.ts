@@ -13,6 +13,7 @@ import { mkdirp, readFileOr, removeTree, tmpSuffix, writeFileAtomic } from '../o
 import { HostFiles } from '../os/hostfiles.js';
 import { withLock } from '../os/lock.js';
 import { paths } from '../os/paths.js';
+import { trace } from '../os/trace.js';
 import { isSameProcess, readProcStat } from '../os/proc.js';
 import type { InterfaceSpec } from '../network/ifspec.js';
 import type { ForwardSpec } from '../network/forward.js';
@@ -167,13 +168,16 @@ export function nextFreeContext(used: Map<number, string>): number {
 export async function reserveGuest(cfg: GuestConfig, rev: Reverter, fixedContext: boolean): Promise<void> {
   const { name } = cfg;
   await withLock(paths().locks, 'build', 'Building guests', async () => {
+    trace('build: locked');
     await removeStaleBuilds();
+    trace('build: stale builds looked for');
     if (fs.existsSync(paths().guestConf(name)) || fs.existsSync(paths().guestData(name)))
       throw new JaulaError(
         'exists',
         `A guest named "${name}" already exists (see "jaula list"; choose another name or "jaula delete ${name}")`,
       );
     const used = usedContexts();
+    trace('build: contexts read');
     if (fixedContext) {
       const owner = used.get(cfg.context);
       if (owner)
@@ -184,6 +188,7 @@ export async function reserveGuest(cfg: GuestConfig, rev: Reverter, fixedContext
     } else cfg.context = nextFreeContext(used);
     const assigned = assignInterfaces(cfg, loadEveryConfig());
     cfg.interfaces = assigned.interfaces;
+    trace("build: every guest's config read, addresses assigned");
     // The config dir appears with its building mark in it (made aside, then renamed): a
     // builder killed at any moment leaves nothing that the next removeStaleBuilds misses.
     const aside = join(paths().guestsConf, `${STAGING_PREFIX}${name}.${tmpSuffix()}`);
@@ -193,6 +198,7 @@ export async function reserveGuest(cfg: GuestConfig, rev: Reverter, fixedContext
     fs.renameSync(aside, paths().guestConf(name));
     rev.add('remove the config dir', () => removeTree(paths().guestConf(name)));
     saveConfig(cfg);
+    trace('build: reserved');
   });
 }
 
@@ -279,6 +285,7 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
       `Building guest "${name}" (context ${cfg.context}) with ${method} on ${driver.info.name} storage`,
     );
     await driver.create(cfg);
+    trace('build: storage made');
     const tree = driver.treePath(name);
     if (method === 'skeleton') await buildSkeleton(tree);
     else if (stored)
@@ -297,9 +304,12 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
     } else if (dbs) await buildDebootstrap(tree, dbs, progress, o.signal);
     o.signal?.throwIfAborted();
     const rootfs = (await driver.mount(cfg)).hostView;
+    trace('build: mounted');
     const changes = adaptTree(rootfs, { hostname });
     if (method === 'template') changes.push(...(await newIdentity(rootfs, hostname)));
+    trace('build: adapted');
     await driver.unmount(cfg);
+    trace('build: unmounted');
     for (const c of changes) guestLog(name, `build: ${c}`);
     progress(`Adapted the tree to run as a guest (${changes.length} changes)`);
     writeFileAtomic(join(paths().guestConf(name), 'fstab'), DEFAULT_FSTAB);
@@ -307,6 +317,7 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
     fs.rmSync(join(paths().guestConf(name), BUILDING_MARK));
     guestLog(name, `built with ${method}${args.length ? ` ${args.join(' ')}` : ''}, context ${cfg.context}`);
     rev.success();
+    trace('build: done');
     return loadConfig(name);
   } catch (e) {
     return rev.fail(e);
