@@ -8,6 +8,7 @@ import { paths } from '../os/paths.js';
 import { testWeakeningRequested } from '../runtime/testweaken.js';
 import { requireRunning } from './running.js';
 import { run } from '../os/spawn.js';
+import { trace } from '../os/trace.js';
 
 export interface ExecOptions {
   tty?: boolean;
@@ -71,12 +72,15 @@ export function execArgv(
 /** Run a command inside a running guest (its namespaces, cgroup and limits); returns its exit code. */
 export async function execInGuest(name: string, cmd: string[], opts: ExecOptions = {}): Promise<number> {
   const argv = execArgv(name, cmd, opts);
+  trace('exec: guest found, runtime exec');
   // Without --tty the command gets pipes, never the caller's terminal.
   const pipes =
     !opts.tty &&
     [process.stdin, process.stdout, process.stderr].some((s) => s.isTTY) &&
     !testWeakeningRequested(process.env, paths().root); // the escape suite's weakened guest only
-  return waitChild(argv, { pipes });
+  const code = await waitChild(argv, { pipes });
+  trace('exec: runtime ended');
+  return code;
 }
 
 export interface CaptureOptions extends ExecOptions {
