@@ -6,47 +6,19 @@
  * 1000 registered guests, and while serving the list and the event stream to clients.
  * Clients are jaula's own RemoteEngine (the CLI's client of jaulad).
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { RemoteEngine } from '../src/client/remote-engine.js';
 import { inParallel } from '../src/common/waves.js';
-import { have, lxcContainer, median, must, N, pct, projectDir, Scratch, sh, table, timeMs } from './lib.js';
+import { have, lxcContainer, median, must, N, pct, Scratch, sh, startDaemon, table, timeMs } from './lib.js';
 
 const GUESTS = Number(process.env['BENCH_GUESTS'] ?? 200);
 const REGISTERED = 1000;
 const s = new Scratch();
-const socket = join(s.root, 'run/jaula/jaulad.sock');
 const names = Array.from({ length: GUESTS }, (_, i) => `ba${String(i).padStart(3, '0')}`);
 
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m?.[1] ?? NaN);
-}
-
-async function startDaemon(): Promise<{ pid: number; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [join(projectDir, 'bin/jaulad.cjs'), '--no-autostart'], {
-    env: s.env,
-    stdio: ['ignore', 'ignore', 'ignore'],
-  });
-  const e = new RemoteEngine(socket);
-  for (let i = 0; ; i++) {
-    try {
-      const info = await e.getInfo();
-      if (info.daemon?.reconcile) break;
-    } catch {
-      if (i > 600) throw new Error('jaulad did not start');
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    pid: child.pid as number,
-    stop: () =>
-      new Promise((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
 }
 
 /** Run fn over every guest, `conc` at a time: each call's latency, and guests per second. */
@@ -66,8 +38,8 @@ async function wave(
 }
 
 try {
-  const d = await startDaemon();
-  const e = new RemoteEngine(socket);
+  const d = await startDaemon(s);
+  const e = d.engine;
   const tb = process.hrtime.bigint();
   await inParallel(names, 4, (name) =>
     e
@@ -137,7 +109,7 @@ try {
     );
   }
   await d.stop();
-  const d2 = await startDaemon();
+  const d2 = await startDaemon(s);
   const rss1000 = rssKiB(d2.pid);
   const listed = await e.listGuests({});
   await inParallel(

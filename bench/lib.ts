@@ -1,10 +1,12 @@
-/** Shared helpers for benchmarks: timing commands, medians, tables, a scratch JAULA_ROOT. */
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+/** Shared helpers for benchmarks: timing commands, medians, tables, a scratch JAULA_ROOT, jaulad. */
+import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ownCgroups } from '../src/cgroups/detect.js';
 import { removeCgroupParents } from '../src/cgroups/parents.js';
+import { RemoteEngine } from '../src/client/remote-engine.js';
 import { makePaths } from '../src/os/paths.js';
 
 export const projectDir = resolve(fileURLToPath(import.meta.url), '../../..');
@@ -59,21 +61,34 @@ export function table(headers: string[], rows: (string | number)[][]): string {
 }
 
 export class Scratch {
-  readonly root = fs.mkdtempSync(join(tmpdir(), 'jaula-bench-'));
-  readonly env = { ...process.env, JAULA_ROOT: this.root };
+  /** A new temporary JAULA_ROOT, or `root` (made here, empty). */
+  readonly root: string;
+  readonly env: NodeJS.ProcessEnv;
+  /** The instance's tag: what jaula names its host objects (bridges, cgroups, tables) after. */
+  readonly tag: string;
+  constructor(root?: string) {
+    if (root) fs.mkdirSync(root, { mode: 0o700 });
+    this.root = root ?? fs.mkdtempSync(join(tmpdir(), 'jaula-bench-'));
+    this.env = { ...process.env, JAULA_ROOT: this.root };
+    this.tag = makePaths(this.root).instanceTag;
+  }
   jaula(args: string[]): string {
     return must([process.execPath, jaulaBin, ...args], { env: this.env });
   }
   jaulaArgv(args: string[]): string[] {
     return [process.execPath, jaulaBin, ...args];
   }
-  cleanup(): void {
-    const list = sh([process.execPath, jaulaBin, 'list', '--format', 'json'], { env: this.env });
+  /** Delete every guest of the instance (running ones too), one `jaula delete --force` each. */
+  deleteGuests(env: NodeJS.ProcessEnv = this.env): void {
+    const list = sh([process.execPath, jaulaBin, 'list', '--format', 'json'], { env });
     if (list.code === 0)
       for (const g of JSON.parse(list.out) as { name: string }[])
-        sh([process.execPath, jaulaBin, 'delete', '--force', g.name], { env: this.env });
+        sh([process.execPath, jaulaBin, 'delete', '--force', g.name], { env });
+  }
+  cleanup(): void {
+    this.deleteGuests();
     // The instance's parent cgroups (empty now) go too.
-    removeCgroupParents(makePaths(this.root).instanceTag);
+    removeCgroupParents(this.tag);
     fs.rmSync(this.root, { recursive: true, force: true });
   }
 }
@@ -95,19 +110,134 @@ export function have(cmd: string): boolean {
   return sh(['sh', '-c', `command -v ${cmd}`]).code === 0;
 }
 
-/** An LXC container `name` under `lxcPath` on an existing tree, running `cmd` as its init, no network. */
-export function lxcContainer(lxcPath: string, name: string, rootfs: string, cmd: string): void {
+/**
+ * An LXC container `name` under `lxcPath` running `cmd` as its init: on an existing tree
+ * (`rootfs` a directory, or an LXC rootfs spec such as `overlay:LOWER:UPPER`), no network unless
+ * `o.net` gives the lxc.net.0 lines, with `o.extra` lines added (lxc.idmap, lxc.cgroup.relative).
+ */
+export function lxcContainer(
+  lxcPath: string,
+  name: string,
+  rootfs: string,
+  cmd: string,
+  o: { net?: string[]; extra?: string[] } = {},
+): void {
   fs.mkdirSync(join(lxcPath, name), { recursive: true });
   fs.writeFileSync(
     join(lxcPath, name, 'config'),
     [
       `lxc.uts.name = ${name}`,
-      `lxc.rootfs.path = dir:${rootfs}`,
-      'lxc.net.0.type = empty',
+      `lxc.rootfs.path = ${rootfs.startsWith('/') ? `dir:${rootfs}` : rootfs}`,
+      ...(o.net ?? ['lxc.net.0.type = empty']),
       'lxc.apparmor.profile = unconfined',
       'lxc.mount.auto = proc:mixed sys:ro',
       `lxc.init.cmd = ${cmd}`,
+      ...(o.extra ?? []),
       '',
     ].join('\n'),
   );
+}
+
+/** jaulad of a scratch root, started with `--no-autostart` (and `nodeArgs`, e.g. --cpu-prof), once it has reconciled. */
+export async function startDaemon(
+  s: Scratch,
+  nodeArgs: string[] = [],
+): Promise<{ pid: number; engine: RemoteEngine; stop: () => Promise<void> }> {
+  // Its log: JAULA_BENCH_JAULAD_LOG=FILE (appended), else nowhere.
+  const logFile = process.env['JAULA_BENCH_JAULAD_LOG'];
+  const log = logFile ? fs.openSync(logFile, 'a') : 'ignore';
+  const child = spawn(process.execPath, [...nodeArgs, join(projectDir, 'bin/jaulad.cjs'), '--no-autostart'], {
+    env: s.env,
+    stdio: ['ignore', log, log],
+  });
+  if (typeof log === 'number') fs.closeSync(log);
+  const e = new RemoteEngine(join(s.root, 'run/jaula/jaulad.sock'));
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`jaulad ended (status ${child.exitCode})`);
+    try {
+      const info = await e.getInfo();
+      if (info.daemon?.reconcile) break;
+    } catch {
+      if (i > 1200) throw new Error('jaulad did not start');
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    pid: child.pid as number,
+    engine: e,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** PIDs of processes whose command line (NULs as spaces) matches `re`. */
+export function pidsMatching(re: RegExp): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (re.test(fs.readFileSync(`/proc/${d}/cmdline`, 'latin1').replace(/\0/g, ' '))) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** RSS and PSS (kB) of the processes, summed (RSS counts shared pages in each, PSS shares them out). */
+export function memOfPids(pids: number[]): { n: number; rss: number; pss: number } {
+  let rss = 0;
+  let pss = 0;
+  let n = 0;
+  for (const p of pids) {
+    try {
+      const text = fs.readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
+      const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
+      rss += kb('Rss');
+      pss += kb('Pss');
+      n++;
+    } catch {
+      /* gone */
+    }
+  }
+  return { n, rss, pss };
+}
+
+/** The 1-, 5- and 15-minute load averages of the host. */
+export function loadAvg(): string {
+  return fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+}
+
+function cgroupMounts(): string[] {
+  return fs
+    .readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => f[2] === 'cgroup' || f[2] === 'cgroup2')
+    .map((f) => f[1] as string);
+}
+
+/** `name` in every cgroup hierarchy, at its root and beneath this process's own cgroups: those that exist. */
+function cgroupDirsNamed(names: string[]): string[] {
+  const own = [...new Set(['/', ...ownCgroups().values()])];
+  return cgroupMounts()
+    .flatMap((m) => own.flatMap((b) => names.map((n) => join(m, b, n))))
+    .filter((d) => fs.existsSync(d));
+}
+
+/**
+ * The cgroups LXC made for these containers (lxc.payload.NAME, lxc.monitor.NAME; the monitor's
+ * stays after a stop), wherever it put them: beneath ours with lxc.cgroup.relative, else at the root.
+ */
+export function lxcCgroupDirs(containers: string[]): string[] {
+  return cgroupDirsNamed(containers.flatMap((n) => [`lxc.payload.${n}`, `lxc.monitor.${n}`]));
+}
+
+/** LXC's own lxc.pivot cgroups (its monitors pass through them). */
+export function lxcPivotDirs(): string[] {
+  return cgroupDirsNamed(['lxc.pivot']);
 }

@@ -6,44 +6,20 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { Scratch, have, must, sh, sleeperFromTemplate, sleeperSkeleton, table } from './lib.js';
+import {
+  Scratch,
+  have,
+  memOfPids as sum,
+  must,
+  pidsMatching,
+  sh,
+  sleeperFromTemplate,
+  sleeperSkeleton,
+  table,
+} from './lib.js';
 
 const GUESTS = Number(process.env['BENCH_GUESTS'] ?? 100);
 const LXC = Number(process.env['BENCH_LXC'] ?? 10);
-
-function memOf(pid: number): { rss: number; pss: number } {
-  const text = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
-  return { rss: kb('Rss'), pss: kb('Pss') };
-}
-
-function sum(pids: number[]): { n: number; rss: number; pss: number } {
-  let rss = 0;
-  let pss = 0;
-  for (const p of pids) {
-    try {
-      const m = memOf(p);
-      rss += m.rss;
-      pss += m.pss;
-    } catch {
-      /* gone */
-    }
-  }
-  return { n: pids.length, rss, pss };
-}
-
-function pidsMatching(re: RegExp): number[] {
-  const out: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (re.test(fs.readFileSync(`/proc/${d}/cmdline`, 'latin1').replace(/\0/g, ' '))) out.push(Number(d));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
 
 const s = new Scratch();
 const lxcPath = join(s.root, 'lxc');

@@ -5,26 +5,41 @@
  *
  * The guest runs `/bin/sleep` as its service (init style cmd, under jaula-init); the peers run the
  * same command with their own minimal init where they have one (lxc: its monitor + sleep as init).
+ *
+ * Then, as issue 16 measures them: (1) one-shot `/bin/true` with hyperfine (mean and sigma): `jaula
+ * run` beside `lxc-execute`, crun and runc alone, `node -e 0` and `jaula --version`; (2) through
+ * jaulad (no CLI start-up): a start request and a stop request beside `lxc-start -d` and
+ * `lxc-stop -k`; (3) a build from a stored template through jaulad, from a small template (the
+ * busybox tree) and a large one (the same with 20000 more files): jaula's own time, which should
+ * not depend on the template's size. Options: --hyperfine-runs R (default 30).
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import type { RemoteEngine } from '../src/client/remote-engine.js';
 import { cgroupMode } from '../src/cgroups/detect.js';
 import { cgroupParents } from '../src/cgroups/parents.js';
 import {
   N,
   Scratch,
   have,
+  lxcCgroupDirs,
   lxcContainer,
+  lxcPivotDirs,
   median,
   must,
   pct,
   sh,
   sleeperSkeleton,
+  startDaemon,
   table,
   timeMs,
 } from './lib.js';
 
+const hfi = process.argv.indexOf('--hyperfine-runs');
+const HYPERFINE_RUNS = Number(hfi > 0 ? process.argv[hfi + 1] : 30);
+
 const s = new Scratch();
+const hadPivot = lxcPivotDirs().length > 0;
 const rows: { op: string; tool: string; ms: number[] }[] = [];
 function record(op: string, tool: string, ms: number): void {
   let r = rows.find((x) => x.op === op && x.tool === tool);
@@ -77,7 +92,7 @@ try {
       ['bs', '/bin/sleep 100000'],
       ['bx', '/bin/true'],
     ]) {
-      lxcContainer(lxcPath, name as string, rootfs, cmd as string);
+      lxcContainer(lxcPath, name as string, rootfs, cmd as string, { extra: ['lxc.cgroup.relative = 1'] });
     }
   }
   const nspawnOk = have('systemd-nspawn');
@@ -192,10 +207,137 @@ try {
   console.log(
     `\nCLI overhead above node -e 0: --version ${(cliBase - node0).toFixed(1)} ms, status ${(med('CLI: start-up', 'jaula status') - node0).toFixed(1)} ms, list ${(med('CLI: start-up', 'jaula list') - node0).toFixed(1)} ms (aim: at most 15 ms)`,
   );
+
+  // (1) one-shot /bin/true, hyperfine.
+  if (have('hyperfine')) {
+    const cmds: [string, string[]][] = [
+      ['node -e 0', [process.execPath, '-e', '0']],
+      ['jaula --version', s.jaulaArgv(['--version'])],
+      ['jaula run bs -- /bin/true', s.jaulaArgv(['run', 'bs', '--', '/bin/true'])],
+      ['crun run (alone)', wrapCrun(['--root', ociRoot, 'run', '--bundle', oneshot, 'cone'])],
+      ['runc run (alone)', ['runc', '--root', ociRoot, 'run', '--bundle', oneshot, 'one']],
+    ];
+    if (lxcOk) cmds.push(['lxc-execute', ['lxc-execute', '-P', lxcPath, '-n', 'bx', '--', '/bin/true']]);
+    const json = join(s.root, 'hyperfine.json');
+    must(
+      [
+        'hyperfine',
+        '-N',
+        '--warmup',
+        '3',
+        '--runs',
+        String(HYPERFINE_RUNS),
+        '--export-json',
+        json,
+        ...cmds.map(([, a]) => a.join(' ')),
+      ],
+      { env: s.env },
+    );
+    const res = (
+      JSON.parse(fs.readFileSync(json, 'utf8')) as {
+        results: { mean: number; stddev: number; median: number }[];
+      }
+    ).results;
+    console.log(`\nOne-shot /bin/true, hyperfine (${HYPERFINE_RUNS} runs, 3 warm-up), ms:\n`);
+    console.log(
+      table(
+        ['command', 'mean', 'sigma', 'median'],
+        cmds.map(([label], i) => [
+          label,
+          (res[i]?.mean ?? NaN) * 1000,
+          (res[i]?.stddev ?? NaN) * 1000,
+          (res[i]?.median ?? NaN) * 1000,
+        ]),
+      ),
+    );
+    const node0 = (res[0]?.mean ?? NaN) * 1000;
+    console.log(
+      `\nAim (issue 16): jaula run at most node -e 0 + 15 ms = ${(node0 + 15).toFixed(1)} ms; it is ${((res[2]?.mean ?? NaN) * 1000).toFixed(1)} ms (node -e 0 + ${((res[2]?.mean ?? NaN) * 1000 - node0).toFixed(1)} ms).`,
+    );
+  }
+
+  // (2) and (3): through jaulad.
+  const d = await startDaemon(s);
+  try {
+    const e: RemoteEngine = d.engine;
+    const api: Record<string, number[]> = {};
+    const rec = (k: string, ms: number): void => void (api[k] ??= []).push(ms);
+    const timed = async (k: string, fn: () => Promise<unknown>): Promise<void> => {
+      // Let the event loop see connections jaulad closed while this process was blocked in a
+      // spawnSync (a kept-alive socket closed after 5 s idle would be reused: EPIPE); a timer
+      // takes the loop through its poll phase, where it sees them (setImmediate does not).
+      await new Promise((r) => setTimeout(r, 1));
+      const t0 = process.hrtime.bigint();
+      await fn();
+      rec(k, Number(process.hrtime.bigint() - t0) / 1e6);
+    };
+    // Templates: the busybox tree, and the same with 20000 more small files.
+    const small = join(s.root, 'small.tar');
+    must(['tar', '-cf', small, '-C', rootfs, '.']);
+    const bigTree = join(s.root, 'big-tree');
+    must(['cp', '-a', rootfs, bigTree]);
+    for (let i = 0; i < 200; i++) {
+      const dir = join(bigTree, 'usr/share/bulk', String(i));
+      fs.mkdirSync(dir, { recursive: true });
+      for (let j = 0; j < 100; j++) fs.writeFileSync(join(dir, `f${j}`), `file ${i}/${j}\n`.repeat(50));
+    }
+    const big = join(s.root, 'big.tar');
+    must(['tar', '-cf', big, '-C', bigTree, '.']);
+    fs.rmSync(bigTree, { recursive: true });
+    s.jaula(['template', 'import', small, 'small']);
+    s.jaula(['template', 'import', big, 'big']);
+    const sizes = Object.fromEntries(
+      ['small', 'big'].map((t) => [
+        t,
+        must(['du', '-sh', join(s.root, 'var/lib/jaula/templates', t)]).split('\t')[0],
+      ]),
+    );
+    await timed('warm-up', () => e.startGuest({ name: 'bs' }));
+    await e.stopGuest({ name: 'bs', kill: true });
+    delete api['warm-up'];
+    for (let i = 0; i < N; i++) {
+      await timed('start request (jaulad)', () => e.startGuest({ name: 'bs' }));
+      await timed('stop --kill request (jaulad)', () => e.stopGuest({ name: 'bs', kill: true }));
+      if (lxcOk) {
+        rec('lxc-start -d', timeMs(['lxc-start', '-P', lxcPath, '-n', 'bs', '-d']));
+        rec('lxc-stop -k', timeMs(['lxc-stop', '-P', lxcPath, '-n', 'bs', '-k']));
+      }
+      for (const t of ['small', 'big']) {
+        const name = `b${t}${i}`;
+        await timed(`build from stored template "${t}" (${sizes[t]}) (jaulad)`, () =>
+          e.buildGuest({
+            name,
+            method: 'template',
+            initstyle: 'cmd',
+            cmd: ['/bin/sleep', '100000'],
+            methodArgs: ['-t', t],
+          }),
+        );
+        await timed(`delete, built from "${t}" (jaulad)`, () => e.deleteGuest({ name }));
+      }
+    }
+    console.log(
+      `\nThrough jaulad (requests from this process, no CLI start-up) beside LXC, ${N} runs, ms:\n`,
+    );
+    console.log(
+      table(
+        ['operation', 'median ms', 'p90 ms'],
+        Object.entries(api).map(([k, v]) => [k, median(v), pct(v, 90)]),
+      ),
+    );
+    if (lxcOk)
+      console.log(
+        `\nAim (issue 16): a start request at most 1.0x lxc-start -d: ${(median(api['start request (jaulad)'] ?? []) / median(api['lxc-start -d'] ?? [])).toFixed(2)}x; a build from a stored template under 20 ms.`,
+      );
+  } finally {
+    await d.stop();
+  }
 } finally {
   sh(['runc', '--root', join(s.root, 'oci-state'), 'delete', '--force', 'svc']);
   sh(wrapCrun(['--root', join(s.root, 'oci-state'), 'delete', '--force', 'csvc']));
   sh(['lxc-stop', '-P', join(s.root, 'lxc'), '-n', 'bs', '-k']);
+  for (const d of lxcCgroupDirs(['bs', 'bx'])) sh(['rmdir', d]);
+  if (!hadPivot) for (const d of lxcPivotDirs()) sh(['rmdir', d]);
   // The peers' cgroups (jaula-bench/..., where runc and crun put them: beneath this process's
   // cgroups, as jaula's own parents are; cgroupParents finds them by that name).
   for (const d of cgroupParents('bench')) {

@@ -12,8 +12,8 @@ import {
 import { mkdirp, readFileOr, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
 import { HostFiles } from '../os/hostfiles.js';
 import { withLock } from '../os/lock.js';
-import { trace } from '../os/trace.js';
 import { paths } from '../os/paths.js';
+import { trace } from '../os/trace.js';
 import { isSameProcess, readProcStat } from '../os/proc.js';
 import type { InterfaceSpec } from '../network/ifspec.js';
 import type { ForwardSpec } from '../network/forward.js';
@@ -168,13 +168,16 @@ export function nextFreeContext(used: Map<number, string>): number {
 export async function reserveGuest(cfg: GuestConfig, rev: Reverter, fixedContext: boolean): Promise<void> {
   const { name } = cfg;
   await withLock(paths().locks, 'build', 'Building guests', async () => {
+    trace('build: locked');
     await removeStaleBuilds();
+    trace('build: stale builds looked for');
     if (fs.existsSync(paths().guestConf(name)) || fs.existsSync(paths().guestData(name)))
       throw new JaulaError(
         'exists',
         `A guest named "${name}" already exists (see "jaula list"; choose another name or "jaula delete ${name}")`,
       );
     const used = usedContexts();
+    trace('build: contexts read');
     if (fixedContext) {
       const owner = used.get(cfg.context);
       if (owner)
@@ -185,6 +188,7 @@ export async function reserveGuest(cfg: GuestConfig, rev: Reverter, fixedContext
     } else cfg.context = nextFreeContext(used);
     const assigned = assignInterfaces(cfg, loadEveryConfig());
     cfg.interfaces = assigned.interfaces;
+    trace("build: every guest's config read, addresses assigned");
     // The config dir appears with its building mark in it (made aside, then renamed): a
     // builder killed at any moment leaves nothing that the next removeStaleBuilds misses.
     const aside = join(paths().guestsConf, `${STAGING_PREFIX}${name}.${tmpSuffix()}`);
@@ -194,6 +198,7 @@ export async function reserveGuest(cfg: GuestConfig, rev: Reverter, fixedContext
     fs.renameSync(aside, paths().guestConf(name));
     rev.add('remove the config dir', () => removeTree(paths().guestConf(name)));
     saveConfig(cfg);
+    trace('build: name and context reserved');
   });
 }
 
@@ -301,10 +306,12 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
     o.signal?.throwIfAborted();
     trace('build: tree made');
     const rootfs = (await driver.mount(cfg)).hostView;
+    trace('build: mounted');
     const changes = adaptTree(rootfs, { hostname });
     if (method === 'template') changes.push(...(await newIdentity(rootfs, hostname)));
-    await driver.unmount(cfg);
     trace('build: adapted');
+    await driver.unmount(cfg);
+    trace('build: unmounted');
     for (const c of changes) guestLog(name, `build: ${c}`);
     progress(`Adapted the tree to run as a guest (${changes.length} changes)`);
     writeFileAtomic(join(paths().guestConf(name), 'fstab'), DEFAULT_FSTAB);

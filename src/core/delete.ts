@@ -2,6 +2,7 @@ import { JaulaError } from '../common/errors.js';
 import { removeTree } from '../os/fs.js';
 import { mountsBelow } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
+import { trace } from '../os/trace.js';
 import { storageDriver, storageNames } from '../storage/index.js';
 import type { GuestConfig } from './config.js';
 import { settleLocked, stopWithConfig } from './lifecycle.js';
@@ -70,11 +71,13 @@ export async function deleteGuest(name: string, opts: DeleteOptions = {}): Promi
     await stopWithConfig(cfg, { kill: true });
   }
   await withGuestLock(name, async () => {
+    trace('delete: locked');
     await settleLocked(cfg);
     if (initAlive(readState(name)))
       throw new JaulaError('state', `Cannot delete guest "${name}": it was started again meanwhile`);
     for (const d of drivers)
       await (await storageDriver(d)).unmount({ ...cfg, storage: { ...cfg.storage, driver: d } });
+    trace('delete: settled, unmounted');
     const left = mountsBelow(paths().guestData(name));
     if (left.length && !opts.force)
       throw new JaulaError(
@@ -82,10 +85,12 @@ export async function deleteGuest(name: string, opts: DeleteOptions = {}): Promi
         `Cannot delete guest "${name}": something is still mounted in its tree (${left.join(', ')}); unmount it or use --force`,
       );
     for (const d of drivers) await (await storageDriver(d)).destroy(name);
+    trace('delete: data removed');
     removeTree(paths().guestConf(name));
     removeTree(paths().guestRun(name));
     clearRunning(name);
     guestLog(name, 'deleted');
     removeTree(guestLogFile(name));
+    trace('delete: done');
   });
 }

@@ -15,6 +15,7 @@ import { execBin, helperBin, paths } from '../os/paths.js';
 import { ALL_CAPS } from '../runtime/testweaken.js';
 import { requireRunning } from './running.js';
 import { run } from '../os/spawn.js';
+import { trace } from '../os/trace.js';
 
 const { EACCES, EAGAIN, EISDIR, ENOENT, ENOEXEC, ENOMEM, ENOTDIR, EPERM, ESRCH, ETXTBSY } = constants.errno;
 /** errno numbers back to their names, for messages. */
@@ -325,9 +326,12 @@ async function execOnPty(name: string, cmd: string[], opts: ExecOptions): Promis
 export async function execInGuest(name: string, cmd: string[], opts: ExecOptions = {}): Promise<number> {
   if (opts.tty) return execOnPty(name, cmd, opts);
   const l = execLaunch(name, cmd, opts);
+  trace('exec: guest found, jaula-exec');
   // Without --tty the command gets pipes, never the caller's terminal.
   const pipes = !opts.tty && [process.stdin, process.stdout, process.stderr].some((s) => s.isTTY);
-  return execResult(l, await waitChild(l.argv, { pipes }));
+  const code = execResult(l, await waitChild(l.argv, { pipes }));
+  trace('exec: jaula-exec ended');
+  return code;
 }
 
 export interface CaptureOptions extends ExecOptions {

@@ -135,8 +135,11 @@ export async function prepareGuest(
   const namespaces = (async () => {
     const userns = idmap ? await createUserns(cfg.name, idmap) : undefined;
     if (userns) rev.add('remove the user namespace', () => removeUserns(cfg.name));
+    trace('start: user namespace made');
     rev.add('remove the network', () => networkDown(cfg));
-    const netns = await networkUp(cfg, loadEveryConfig(), mounting, userns ? { userns } : {});
+    const all = loadEveryConfig();
+    trace(`start: every guest's config read (${all.length})`);
+    const netns = await networkUp(cfg, all, mounting, userns ? { userns } : {});
     trace('start: namespaces made');
     return { netns, ...(userns ? { userns } : {}) };
   })();
@@ -164,6 +167,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
   const storage = await storageDriver(cfg.storage.driver);
   // Before anything is made: a guest whose files are gone is refused, and nothing is created.
   requireGuestFiles(cfg, storage);
+  trace('start: state and files checked');
   const runDir = paths().guestRun(name);
   guestBarriers(name, guestIdRange(cfg)?.hostId); // behind the barrier (storage/barrier.ts)
   clearInstanceFiles(runDir);
@@ -176,6 +180,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
   base.context = cfg.context;
   if (prev.lastExit) base.lastExit = prev.lastExit;
   writeState(name, base);
+  trace('start: state written');
 
   const rev = new Reverter();
   let lxcfs: LxcfsLease | undefined;
@@ -228,6 +233,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     const shim = await spawnShim(rt, name, instance, runDir, spec.linux.cgroupsPath, (shimPid) => {
       const shimStart = readProcStat(shimPid)?.starttime;
       writeState(name, { ...base, shimPid, ...(shimStart !== undefined ? { shimStart } : {}) });
+      trace('start: supervisor spawned');
       // From here on a container may come to exist, even when the supervisor dies: its runtime
       // goes on creating it alone. A failed start waits for that runtime, then deletes it.
       rev.add('delete the container', async () => {
@@ -257,6 +263,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     recordBootId({ ifAbsent: true });
     lxcfs.release();
     rev.success();
+    trace('start: state recorded');
     guestLog(
       name,
       `started (pid ${shim.initPid}, ${rt.name}${opts.reboot ? `, after a reboot inside, #${restarts}` : ''})`,
@@ -388,10 +395,13 @@ async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo):
   }
   // The supervisor removes its own cgroup before it records the exit; one it left (killed) goes here.
   if (!isSameProcess(st.shimPid, st.shimStart)) problems.push(...removeSupervisorCgroups(name));
+  trace('stop: runtime deleted');
   await networkDown(cfg).catch((e: unknown) => problems.push(messageOf(e)));
+  trace('stop: network removed');
   await removeUserns(name).catch((e: unknown) => problems.push(messageOf(e)));
   const storage = await storageDriver(cfg.storage.driver);
   await storage.unmount(cfg).catch((e: unknown) => problems.push(messageOf(e)));
+  trace('stop: user namespace and root unmounted');
   await runHostHook(cfg, 'post-stop', storage.treePath(name), { JAULA_EXIT_REASON: exit.reason }).catch(
     (e: unknown) => problems.push(messageOf(e)),
   );
@@ -400,10 +410,12 @@ async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo):
   const next: GuestState = { status: 'stopped', lastExit: exit, restarts: st.restarts ?? 0 };
   if (st.instance) next.instance = st.instance;
   writeState(name, next);
+  trace('stop: state written');
   if (exit.reason !== 'reboot') {
     const p = await stopLxcfsIfIdle();
     if (p) problems.push(p);
   }
+  trace('stop: lxcfs checked');
   guestLog(
     name,
     `stopped: ${exit.reason}${exit.code !== undefined ? ` (status ${exit.code})` : ''}${exit.signal !== undefined ? ` (signal ${exit.signal})` : ''}${problems.length ? `; cleanup problems: ${problems.join('; ')}` : ''}`,

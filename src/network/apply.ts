@@ -184,6 +184,7 @@ export async function networkUp(
       ? ['--userns', opts.userns, '--ping', '0', '65535']
       : ['--ping', '0', '2147483647'];
     await runOk([helperBin, 'netns-create', ns, ...args], { what: "Creating the guest's network namespace" });
+    trace('net: namespace made');
     if (plan.interfaces.length === 0) return ns;
     const pre = hostPreBatch(plan);
     if (pre) {
@@ -199,6 +200,7 @@ export async function networkUp(
     await ipBatch(guestBatch(plan, process.pid), "Configuring the guest's interfaces", ns).catch(
       (e: unknown) => explainIpError(e, plan),
     );
+    trace('net: guest side');
     const post = hostPostBatch(plan);
     if (post) await ipBatch(post, 'Attaching the guest to its bridges and routes');
     routedSysctls(plan);
@@ -209,6 +211,7 @@ export async function networkUp(
     const fw = firewallElements(plan, paths().instanceTag, 'add');
     if (fw)
       await runOk(['nft', '-f', '-'], { input: fw, what: "Adding the guest to jaula's firewall (nft)" });
+    trace('net: firewall');
     if (plan.forwards.length && readFileOr('/proc/sys/net/ipv4/ip_forward', '0').trim() !== '1')
       fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
     const { hostView, hostShift } = await root;

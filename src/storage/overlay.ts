@@ -5,6 +5,7 @@ import { removeTree } from '../os/fs.js';
 import { unmountBelow } from '../os/mounts.js';
 import { native, withFsIds } from '../os/native.js';
 import { paths } from '../os/paths.js';
+import { trace } from '../os/trace.js';
 import type { GuestConfig } from '../core/config.js';
 import type { IdRange } from '../runtime/idmap.js';
 import type { MountedRoot, StorageDriver } from './driver.js';
@@ -89,6 +90,7 @@ async function mountIdmappedOverlay(cfg: GuestConfig, range: IdRange): Promise<M
     range,
     `Mounting the layers of guest "${name}" idmapped`,
   );
+  trace('start: layers idmapped');
   const root = idmappedRootPath(name);
   fs.mkdirSync(root, { recursive: true, mode: 0o711 });
   withFsIds(range.hostId, () =>
