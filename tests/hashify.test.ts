@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isDir, isReg, walkTree } from '../src/os/walk.js';
+import { waitStopped } from './crashkit.js';
 import { TestRoot, jaulaBin } from './helpers.js';
 
 const t = new TestRoot();
@@ -232,34 +233,50 @@ describe('hashify on overlay guests', () => {
     const all = moved();
     const applyMs = hashify(...GUESTS).ms.apply;
     let partial = 0;
-    // Four rounds, and more (up to eight) while fewer than two kills landed mid-move: on a
-    // loaded host a run's speed varies, and the check is about what a kill leaves, not timing.
-    const fracs = [-1, 0.2, 0.5, 0.8, 0.3, 0.6, 0.4, 0.7];
-    for (const [round, frac] of fracs.entries()) {
-      if (round >= 4 && partial >= 2) break;
+    // Rounds held at a mark (JAULA_TRACE_STOP: the run stops itself there and is killed) land
+    // where they must whatever the host's load: after a guest's files were linked into its
+    // unified layer but before its upper lost them, and twice after a guest's files were moved
+    // (the next guests' not yet). Timed rounds land anywhere: while it scans, and at fractions
+    // of the moving.
+    const rounds: ({ frac: number } | { hold: string })[] = [
+      { frac: -1 },
+      { hold: 'unify: batch linked' },
+      { hold: 'unify: batch moved' },
+      { frac: 0.5 },
+      { hold: 'unify: batch moved' },
+      { frac: 0.2 },
+    ];
+    const stopFile = t.path('hashify-stop');
+    for (const round of rounds) {
       buildGuests(archive);
       const orig = new Map(GUESTS.map((g) => [g, manifest(g)]));
+      const held = 'hold' in round;
+      if (held) fs.writeFileSync(stopFile, round.hold);
       const child = spawn(process.execPath, [jaulaBin, 'hashify', ...GUESTS, '-q'], {
-        env: t.env,
+        env: { ...t.env, ...(held ? { JAULA_TRACE: '1', JAULA_TRACE_STOP: stopFile } : {}) },
         stdio: 'ignore',
       });
       let exited = false;
       child.on('close', () => (exited = true));
       const t0 = Date.now();
-      if (frac < 0) await new Promise((r) => setTimeout(r, 120 + Math.random() * 100));
+      if (held) {
+        assert.ok(await waitStopped(child.pid as number, 60_000), `hashify held at "${round.hold}"`);
+      } else if (round.frac < 0) await new Promise((r) => setTimeout(r, 120 + Math.random() * 100));
       else {
         while (!exited && moved() === all && Date.now() - t0 < 20_000)
           await new Promise((r) => setTimeout(r, 2));
-        await new Promise((r) => setTimeout(r, applyMs * frac * (0.8 + Math.random() * 0.4)));
+        await new Promise((r) => setTimeout(r, applyMs * round.frac * (0.8 + Math.random() * 0.4)));
       }
-      const at = Date.now() - t0;
+      const at = held ? `at "${round.hold}"` : `after ${Date.now() - t0} ms`;
       child.kill('SIGKILL');
       if (!exited) await new Promise((r) => child.on('close', r));
       const left = moved();
       if (left > 6 && left < all) partial++;
-      sameManifests(orig, `killed after ${at} ms (${left} of ${all} files left to move)`);
+      if (held && round.hold === 'unify: batch moved')
+        assert.ok(left > 6 && left < all, `killed ${at}: some guests' files moved, not all (${left} of ${all} left)`);
+      sameManifests(orig, `killed ${at} (${left} of ${all} files left to move)`);
       const done = hashify(...GUESTS);
-      sameManifests(orig, `completed after a kill at ${at} ms`);
+      sameManifests(orig, `completed after a kill ${at}`);
       assert.ok(moved() <= 6, `all but the differing files are unified after ${JSON.stringify(done)}`);
     }
     assert.ok(partial >= 2, `at least two kills landed while files were being moved (${partial})`);

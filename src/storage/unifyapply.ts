@@ -4,6 +4,7 @@ import { errnoOf } from '../common/errors.js';
 import { mkdirp, readFileOr, removeTree, writeFileAtomic } from '../os/fs.js';
 import { O_DIRECTORY, O_PATH, RESOLVE_STRICT_BENEATH, native } from '../os/native.js';
 import { isSameProcess, readProcStat } from '../os/proc.js';
+import { trace } from '../os/trace.js';
 import { layout } from './layout.js';
 
 /**
@@ -196,6 +197,7 @@ export function applyUnify(name: string, upperDir: string, entries: UnifyEntry[]
           res.skipped++;
         }
       }
+      trace('unify: batch linked');
       // 3. the upper's copy goes (if it is still the file that was hashed); the directories
       // keep their times
       const dirTimes = new Map<string, fs.Stats>();
@@ -240,6 +242,7 @@ export function applyUnify(name: string, upperDir: string, entries: UnifyEntry[]
       }
       upper.flush();
       unified.flush();
+      trace('unify: batch moved');
     }
   } finally {
     upper.close();
