@@ -38,8 +38,16 @@ describe('jaula cp into a running guest', () => {
       'from the host\n',
       'a tree from the tmpfs',
     );
-    t.ok(['cp', 'c1:/', `${host}/whole`]);
+    // A special file below the source (jaula-init's /run/initctl fifo, one made here) is left
+    // out and named; one named as the source is refused.
+    assert.equal(t.sh('c1', 'mkfifo /tmp/a-fifo').code, 0);
+    const whole = t.ok(['cp', 'c1:/', `${host}/whole`]);
     assert.equal(fs.readFileSync(`${host}/whole/tmp/file.txt`, 'utf8'), 'from the host\n', 'the whole guest');
+    assert.match(whole.stderr, /left out \d+ special files? .*\/tmp\/a-fifo/, whole.stderr);
+    assert.equal(fs.existsSync(`${host}/whole/tmp/a-fifo`), false);
+    const fifo = t.jaula(['cp', 'c1:/tmp/a-fifo', `${host}/fifo`]);
+    assert.equal(fifo.code, 2, fifo.stderr);
+    assert.match(fifo.stderr, /not a regular file, directory or symlink/);
     for (const d of ['proc', 'sys', 'dev'])
       assert.deepEqual(fs.readdirSync(`${host}/whole/${d}`), [], `the kernel's /${d} is left out`);
   });

@@ -470,7 +470,7 @@ export const ROUTES = [
     summary: "copy files into or out of a guest (GUEST:/path and absolute paths of jaulad's host)",
     tag: 'exec',
     body: obj({ src: str, dst: str, 'archive?': bool }),
-    response: obj({ files: int, direction: { type: 'string', enum: ['in', 'out'] } }),
+    response: obj({ files: int, direction: { type: 'string', enum: ['in', 'out'] }, 'skipped?': strs }),
     engine: true,
   },
   {

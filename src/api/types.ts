@@ -206,6 +206,8 @@ export interface CopyRequest {
 export interface CopyResult {
   files: number;
   direction: 'in' | 'out';
+  /** Special files (fifos, sockets, device nodes) below the source, left out. */
+  skipped?: string[];
 }
 
 /** CPU and memory of a running guest, read from its cgroup. */

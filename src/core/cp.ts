@@ -83,13 +83,24 @@ function copyFd(from: number, to: number): void {
   }
 }
 
+/**
+ * What a copy did: files copied, and the special files (fifos, sockets, device nodes) met below
+ * the path given, which are left out (a running guest's /run/initctl, a socket): a tree is still
+ * copied. A special file named as the source itself is refused.
+ */
+interface CpCount {
+  files: number;
+  skipped: string[];
+}
+
 function copyIn(
   h: HostTree,
   g: GuestFs,
   src: string,
   dst: string,
   o: CpOptions,
-  count: { files: number },
+  count: CpCount,
+  top = true,
 ): void {
   const st = h.lstat(src);
   if (!st) throw new JaulaError('not_found', `There is no "${src}" on the host`);
@@ -99,7 +110,7 @@ function copyIn(
     g.symlink(dst, h.readlink(src));
   } else if (st.isDirectory()) {
     g.mkdirp(dst, st.mode & 0o7777);
-    for (const e of h.readdir(src)) copyIn(h, g, join(src, e), `${dst}/${e}`, o, count);
+    for (const e of h.readdir(src)) copyIn(h, g, join(src, e), `${dst}/${e}`, o, count, false);
   } else if (st.isFile()) {
     const from = h.openRead(src);
     try {
@@ -108,7 +119,8 @@ function copyIn(
       fs.closeSync(from);
     }
     count.files++;
-  } else
+  } else if (!top) count.skipped.push(src);
+  else
     throw new JaulaError(
       'invalid',
       `"${src}" is not a regular file, directory or symlink: jaula cp does not copy it`,
@@ -131,7 +143,7 @@ function copyOut(
   src: string,
   dst: string,
   o: CpOptions & { live?: boolean },
-  count: { files: number },
+  count: CpCount,
   top = true,
 ): void {
   const st = g.lstat(src);
@@ -155,7 +167,8 @@ function copyOut(
       fs.closeSync(from);
     }
     count.files++;
-  } else
+  } else if (!top) count.skipped.push(src);
+  else
     throw new JaulaError(
       'invalid',
       `"${src}" in the guest is not a regular file, directory or symlink: jaula cp does not copy it`,
@@ -186,7 +199,7 @@ export async function copy(
   srcArg: string,
   dstArg: string,
   o: CpOptions = {},
-): Promise<{ files: number; direction: 'in' | 'out' }> {
+): Promise<{ files: number; direction: 'in' | 'out'; skipped?: string[] }> {
   const s = parseCpArg(srcArg);
   const d = parseCpArg(dstArg);
   if ((s && d) || (!s && !d))
@@ -194,7 +207,8 @@ export async function copy(
       'usage',
       'Exactly one side of "jaula cp" names a guest path: jaula cp FILE GUEST:/path, or jaula cp GUEST:/path FILE',
     );
-  const count = { files: 0 };
+  const count: CpCount = { files: 0, skipped: [] };
+  const skipped = (): { skipped?: string[] } => (count.skipped.length ? { skipped: count.skipped } : {});
   const host = o.hostFiles ?? HostFiles.any;
   if (d) {
     host.check(srcArg);
@@ -212,7 +226,7 @@ export async function copy(
         }
       }),
     );
-    return { files: count.files, direction: 'in' };
+    return { files: count.files, direction: 'in', ...skipped() };
   }
   const gs = s as GuestPath;
   host.check(dstArg);
@@ -227,5 +241,5 @@ export async function copy(
       copyOut(h, g, real, into, { ...o, live }, count);
     }),
   );
-  return { files: count.files, direction: 'out' };
+  return { files: count.files, direction: 'out', ...skipped() };
 }

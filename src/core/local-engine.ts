@@ -238,7 +238,7 @@ export class LocalEngine implements Engine {
     const c = await (
       await import('./cp.js')
     ).copy(r.src, r.dst, { archive: r.archive === true, ...this.hostOpt });
-    return { files: c.files, direction: c.direction };
+    return { files: c.files, direction: c.direction, ...(c.skipped ? { skipped: c.skipped } : {}) };
   }
 
   async doctor(r: { security?: boolean }) {

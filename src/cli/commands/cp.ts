@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { bool } from '../args.js';
 import { JaulaError } from '../../common/errors.js';
-import { out, type Command } from '../command.js';
+import { err, out, type Command } from '../command.js';
 import { engine } from '../engine.js';
 
 export const cp: Command = {
@@ -31,6 +31,11 @@ Examples:
     out(
       `Copied ${r.files} file${r.files === 1 ? '' : 's'} ${r.direction === 'in' ? 'into' : 'out of'} the guest.`,
     );
+    const skipped = r.skipped ?? [];
+    if (skipped.length)
+      err(
+        `jaula: left out ${skipped.length} special file${skipped.length === 1 ? '' : 's'} (fifo, socket or device node), which cp does not copy: ${skipped.slice(0, 5).join(', ')}${skipped.length > 5 ? ', ...' : ''}`,
+      );
     return 0;
   },
 };
