@@ -273,7 +273,10 @@ describe('hashify on overlay guests', () => {
       const left = moved();
       if (left > 6 && left < all) partial++;
       if (held && round.hold === 'unify: batch moved')
-        assert.ok(left > 6 && left < all, `killed ${at}: some guests' files moved, not all (${left} of ${all} left)`);
+        assert.ok(
+          left > 6 && left < all,
+          `killed ${at}: some guests' files moved, not all (${left} of ${all} left)`,
+        );
       sameManifests(orig, `killed ${at} (${left} of ${all} files left to move)`);
       const done = hashify(...GUESTS);
       sameManifests(orig, `completed after a kill ${at}`);

@@ -420,13 +420,21 @@ describe("the supervisor's sockets", () => {
   it('takes nothing from a process that is not root', () => {
     const dir = t.path('run/jaula/guests/sk');
     const connect = (): ReturnType<typeof spawnSync> =>
-      spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', TOOL, 'connect', 'seccomp.sock'], {
-        cwd: dir,
-        encoding: 'utf8',
-      });
+      spawnSync(
+        'setpriv',
+        ['--reuid=65534', '--regid=65534', '--clear-groups', '--', TOOL, 'connect', 'seccomp.sock'],
+        {
+          cwd: dir,
+          encoding: 'utf8',
+        },
+      );
     // The barrier (the guest's run directory, 0700 or 0710) keeps it from the socket at all.
     const barred = connect();
-    assert.match(String(barred.stdout) + String(barred.stderr), /Permission denied/, 'the barrier stops it first');
+    assert.match(
+      String(barred.stdout) + String(barred.stderr),
+      /Permission denied/,
+      'the barrier stops it first',
+    );
     // Behind a weakened barrier and a socket left open (as a caller's umask 0 once left it), the
     // supervisor itself refuses the peer.
     const mode = fs.statSync(dir).mode & 0o7777;
