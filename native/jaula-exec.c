@@ -472,8 +472,8 @@ int main(int argc, char **argv) {
   memcpy(own_area, area, area_len);
   const char *base = strrchr(exe_copy, '/');
 
-  int errpipe[2];
-  if (pipe2(errpipe, O_CLOEXEC) < 0) fail("fork", errno, "pipe");
+  int errpipe[2], gopipe[2];
+  if (pipe2(errpipe, O_CLOEXEC) < 0 || pipe2(gopipe, O_CLOEXEC) < 0) fail("fork", errno, "pipe");
   sigset_t all, old;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, &old);
@@ -497,6 +497,17 @@ int main(int argc, char **argv) {
       dup2(slave, 1);
       dup2(slave, 2);
     }
+    /* Not before this process's parent has left the guest's cgroups: the command may fork at
+     * once, and the guest's pids.max must count only the command's processes (with pids.max
+     * 4, a shell that forks beside init and its command met its limit while jaula-exec was
+     * still counted). A parent that failed meanwhile closes the pipe unwritten: nothing runs. */
+    close(gopipe[1]);
+    char go = 0;
+    ssize_t r;
+    while ((r = read(gopipe[0], &go, 1)) < 0 && errno == EINTR) {
+    }
+    if (r != 1) _exit(127);
+    close(gopipe[0]);
     execve(exe_copy, args, env);
     int e = errno;
     if (write(errpipe[1], &e, sizeof e) < 0) _exit(127);
@@ -505,8 +516,11 @@ int main(int argc, char **argv) {
   child_pid = c;
   close(errpipe[1]);
   if (slave >= 0) close(slave);
-  /* Only the command counts against the guest's limits from now on. */
+  /* Only the command counts against the guest's limits from now on: then it may run. */
+  close(gopipe[0]);
   join_cgroups(backfd, ncg, "jaula's own");
+  if (write(gopipe[1], "g", 1) != 1) fail("fork", errno, "starting the command");
+  close(gopipe[1]);
   struct sigaction sa = {0};
   sa.sa_handler = forward;
   sa.sa_flags = SA_RESTART;
