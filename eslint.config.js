@@ -1,8 +1,110 @@
 import js from '@eslint/js';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import tseslint from 'typescript-eslint';
 
-/** Layers: imports point down (cli -> core -> runtime/storage/network/cgroups -> os -> common). */
-const layerRule = (patterns) => ({ 'no-restricted-imports': ['error', { patterns }] });
+const ROOT = path.dirname(fileURLToPath(import.meta.url));
+const SRC = path.join(ROOT, 'src');
+
+/**
+ * The floors of src/ (docs/architecture.md), bottom first. A folder imports its own files and
+ * the folders on floors below its own, never one on its floor or above: imports point down.
+ */
+const FLOORS = [
+  ['common'], // small pure helpers, errors; no node:*
+  ['api'], // the wire contract: types, routes, schemas; no node:*
+  ['os'], // the only code that touches the host
+  ['cgroups'], // the cgroup driver: limits (pure), v1/v2 readers and writers; knows no guest
+  ['guest'], // the guest's record: config, fstab, interfaces, forwards, store, state, locks, log
+  ['runtime'], // drivers: each knows guests only by their record, never core
+  ['storage'],
+  ['network', 'unify'],
+  ['core'], // operations over guests; implements api's Engine
+  ['daemon', 'client'],
+  ['cli'],
+];
+
+/** Folders that may import less than every floor below them (a folder, or one file "dir/file"). */
+const NARROWER = {
+  os: ['common'],
+  guest: ['common', 'os', 'cgroups/limits'], // a guest's limits are part of its record
+  client: ['common', 'api'],
+  cli: ['common', 'api'], // cli reaches the engine only through cli/engine.ts (FILES below)
+};
+
+/** Files allowed more than their folder (targets as "dir" or "dir/file", without extension). */
+const FILES = {
+  'cli/engine.ts': ['os/paths', 'os/trace', 'client', 'core/engine', 'core/local-engine'],
+  // TODO(r12-api): the Engine interface moves to api/, every CLI command goes through it.
+  'client/remote-engine.ts': ['core/engine', 'core/console'],
+  'cli/bulk.ts': ['core/engine'],
+  'cli/main.ts': ['os/trace', 'os/paths', 'os/fs', 'storage/pool'],
+  'cli/commands/build.ts': ['core/build'],
+  'cli/commands/completion.ts': ['network/networks', 'guest/store'],
+  'cli/commands/daemon.ts': ['os/paths'],
+  'cli/commands/hashify.ts': ['unify/hashify'],
+  'cli/commands/layer.ts': ['core/layers'],
+  'cli/commands/lifecycle.ts': ['core/lxcfs', 'core/lifecycle'],
+  'cli/commands/monitor.ts': ['cgroups/limits', 'core/monitor'],
+  'cli/commands/pool.ts': ['storage/pool'],
+  'cli/commands/set.ts': ['core/quota', 'core/engine'],
+};
+
+/** web/ (the dashboard) sees only the API's wire types. */
+const WEB_MAY_IMPORT = ['src/api/types'];
+
+const floorOf = new Map(FLOORS.flatMap((folders, i) => folders.map((f) => [f, i])));
+const fits = (target, allowed) => allowed.some((a) => target === a || target.startsWith(`${a}/`));
+
+/** Why `from` (a path under src/, e.g. "storage/overlay.ts") may not import `to` ("core/lifecycle"), or undefined. */
+function floorProblem(from, to) {
+  const [fromDir] = from.split('/');
+  const [toDir] = to.split('/');
+  if (fromDir === toDir) return undefined;
+  if (!floorOf.has(fromDir)) return `src/${fromDir}/ is on no floor: add it to FLOORS in eslint.config.js`;
+  if (!floorOf.has(toDir)) return `src/${toDir}/ is on no floor: add it to FLOORS in eslint.config.js`;
+  const below = floorOf.get(toDir) < floorOf.get(fromDir);
+  const narrow = NARROWER[fromDir];
+  if (below && (!narrow || fits(to, narrow))) return undefined;
+  if (fits(to, FILES[from] ?? [])) return undefined;
+  const may = FLOORS.slice(0, floorOf.get(fromDir)).flat();
+  const where =
+    floorOf.get(toDir) === floorOf.get(fromDir)
+      ? 'is on the same floor as'
+      : below
+        ? 'may not import'
+        : 'sits below';
+  return `${fromDir}/ ${where} ${toDir}/: it may import only ${(narrow ?? may).join(', ') || 'nothing'} (the floors: docs/architecture.md)`;
+}
+
+const floorsRule = {
+  meta: { type: 'problem', schema: [], messages: { up: '{{file}} imports "{{spec}}": {{why}}' } },
+  create(context) {
+    const file = path.relative(ROOT, context.filename);
+    const check = (node, spec) => {
+      if (typeof spec !== 'string' || !spec.startsWith('.')) return;
+      const target = path
+        .relative(ROOT, path.resolve(path.dirname(context.filename), spec))
+        .replace(/\.[cm]?[jt]s$/, '');
+      let why;
+      if (file.startsWith('src/')) {
+        if (!target.startsWith('src/')) why = 'src/ imports nothing outside src/';
+        else why = floorProblem(file.slice(4), target.slice(4));
+      } else if (file.startsWith('web/')) {
+        if (!target.startsWith('web/') && !WEB_MAY_IMPORT.includes(target))
+          why = `web/ imports only ${WEB_MAY_IMPORT.join(', ')} outside web/`;
+      }
+      if (why) context.report({ node, messageId: 'up', data: { file, spec, why } });
+    };
+    return {
+      ImportDeclaration: (n) => check(n.source, n.source.value),
+      ExportNamedDeclaration: (n) => n.source && check(n.source, n.source.value),
+      ExportAllDeclaration: (n) => check(n.source, n.source.value),
+      ImportExpression: (n) => n.source.type === 'Literal' && check(n.source, n.source.value),
+      TSImportType: (n) => n.argument.type === 'TSLiteralType' && check(n.argument, n.argument.literal.value),
+    };
+  },
+};
 
 export default tseslint.config(
   { ignores: ['dist/**', 'build/**', 'node_modules/**', 'native/**', 'web/dist/**'] },
@@ -15,7 +117,19 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
-  { files: ['src/common/**/*.ts', 'src/api/**/*.ts'], ignores: ['**/*.test.ts'], rules: layerRule([{ group: ['node:*'], message: 'common/ and api/ stay free of node:* imports' }, { group: ['../*/**', '!../common/**', '!../api/**'], message: 'common/ imports nothing above it' }]) },
-  { files: ['src/os/**/*.ts'], rules: layerRule([{ group: ['../core/**', '../cli/**', '../daemon/**', '../runtime/**', '../storage/**', '../network/**'], message: 'os/ is the bottom layer' }]) },
-  { files: ['src/core/**/*.ts', 'src/runtime/**/*.ts', 'src/storage/**/*.ts', 'src/network/**/*.ts', 'src/cgroups/**/*.ts', 'src/unify/**/*.ts'], rules: layerRule([{ group: ['../cli/**', '../../cli/**', '../daemon/**', '../../daemon/**'], message: 'core never imports cli or daemon' }]) },
+  {
+    files: ['src/**/*.ts', 'web/src/**/*.ts'],
+    plugins: { jaula: { rules: { floors: floorsRule } } },
+    rules: { 'jaula/floors': 'error' },
+  },
+  {
+    files: ['src/common/**/*.ts', 'src/api/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['node:*'], message: 'common/ and api/ stay free of node:* imports' }] },
+      ],
+    },
+  },
 );

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { dependencyWaves } from './autostart.js';
-import type { GuestConfig } from './config.js';
+import type { GuestConfig } from '../guest/config.js';
 
 const g = (name: string, depends: string[] = []): [string, GuestConfig] => [
   name,

@@ -1,9 +1,9 @@
 import { messageOf } from '../common/errors.js';
 import { dependencyWaves, inParallel } from '../common/waves.js';
-import type { GuestConfig } from './config.js';
+import type { GuestConfig } from '../guest/config.js';
 import { startGuest, stopGuest } from './lifecycle.js';
-import { initAlive, readState } from './state.js';
-import { loadAllConfigs, loadGuests } from './store.js';
+import { initAlive, readState } from '../guest/state.js';
+import { loadAllConfigs, loadGuests } from '../guest/store.js';
 
 export { dependencyWaves } from '../common/waves.js';
 

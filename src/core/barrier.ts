@@ -19,7 +19,7 @@ import {
   type BarrierProblem,
 } from '../storage/barrier.js';
 import type { Check } from './doctor.js';
-import { loadEveryConfig } from './store.js';
+import { loadEveryConfig } from '../guest/store.js';
 
 /** Every barrier as it should be now: var/lib/jaula, the cache, run/jaula/guests and each guest's run directory. */
 function allBarriers(): Barrier[] {

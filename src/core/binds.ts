@@ -14,7 +14,7 @@ import { paths } from '../os/paths.js';
 import type { IdRange } from '../runtime/idmap.js';
 import { guestRunDir } from '../storage/barrier.js';
 import { idmapMounts, unmountTree } from '../storage/idmapped.js';
-import { isBind, type FstabEntry } from './fstab.js';
+import { isBind, type FstabEntry } from '../guest/fstab.js';
 
 /** Where a running guest's idmapped bind sources are mounted (one entry per fstab line). */
 export function bindsPath(name: string): string {

@@ -15,8 +15,8 @@ import { withLock } from '../os/lock.js';
 import { paths } from '../os/paths.js';
 import { trace } from '../os/trace.js';
 import { isSameProcess, readProcStat } from '../os/proc.js';
-import type { InterfaceSpec } from '../network/ifspec.js';
-import type { ForwardSpec } from '../network/forward.js';
+import type { InterfaceSpec } from '../guest/ifspec.js';
+import type { ForwardSpec } from '../guest/forward.js';
 import { assignInterfaces } from '../network/assign.js';
 import { defaultStorage, storageDriver, type StorageDriver } from '../storage/index.js';
 import { layout } from '../storage/layout.js';
@@ -27,9 +27,9 @@ import {
   type GuestConfig,
   type InitStyle,
   type Profile,
-} from './config.js';
-import { DEFAULT_FSTAB } from './fstab.js';
-import { guestLog } from './log.js';
+} from '../guest/config.js';
+import { DEFAULT_FSTAB } from '../guest/fstab.js';
+import { guestLog } from '../guest/log.js';
 import { buildDebootstrap, parseDebootstrapArgs } from './methods/debootstrap.js';
 import { buildSkeleton } from './methods/skeleton.js';
 import { checkTemplateFile, extractTemplate } from './methods/template.js';
@@ -41,7 +41,7 @@ import {
   loadConfig,
   loadEveryConfig,
   saveConfig,
-} from './store.js';
+} from '../guest/store.js';
 import { Reverter } from './reverter.js';
 import { checkTemplateFor } from './templates.js';
 import { guestQuotaDefault } from '../storage/pool.js';

@@ -3,19 +3,19 @@ import { join } from 'node:path';
 import { JaulaError } from '../common/errors.js';
 import { cidrContains, parseCidrText } from '../common/ip.js';
 import { validateName } from '../common/names.js';
-import type { InterfaceSpec } from '../network/ifspec.js';
+import type { InterfaceSpec } from '../guest/ifspec.js';
 import { networkFor } from '../network/networks.js';
 import { copyTree } from '../os/copy.js';
 import { paths } from '../os/paths.js';
 import { trace } from '../os/trace.js';
 import { adaptTree } from './adapt.js';
 import { hostnameFor, reserveGuest } from './build.js';
-import { validateConfig, type GuestConfig } from './config.js';
+import { validateConfig, type GuestConfig } from '../guest/config.js';
 import { newIdentity } from './identity.js';
-import { guestLog } from './log.js';
+import { guestLog } from '../guest/log.js';
 import { Reverter } from './reverter.js';
 import { withStoppedGuest } from './running.js';
-import { BUILDING_MARK, loadConfig } from './store.js';
+import { BUILDING_MARK, loadConfig } from '../guest/store.js';
 
 export interface CloneOptions {
   hostname?: string;

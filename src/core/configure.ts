@@ -1,13 +1,13 @@
 import { JaulaError } from '../common/errors.js';
 import { validateHostname, validateName } from '../common/names.js';
 import { assignInterfaces } from '../network/assign.js';
-import { formatForward, type ForwardSpec } from '../network/forward.js';
-import type { InterfaceSpec } from '../network/ifspec.js';
+import { formatForward, type ForwardSpec } from '../guest/forward.js';
+import type { InterfaceSpec } from '../guest/ifspec.js';
 import { withLock } from '../os/lock.js';
 import { paths } from '../os/paths.js';
-import { validateConfig, validateInitStyle, type GuestConfig } from './config.js';
-import { guestLog } from './log.js';
-import { loadConfig, loadEveryConfig, saveConfig } from './store.js';
+import { validateConfig, validateInitStyle, type GuestConfig } from '../guest/config.js';
+import { guestLog } from '../guest/log.js';
+import { loadConfig, loadEveryConfig, saveConfig } from '../guest/store.js';
 
 /** Changes to a guest's stored config (they apply at its next start). */
 export interface ConfigChanges {

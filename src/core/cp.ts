@@ -13,9 +13,9 @@ import { HostFiles, type HostTree } from '../os/hostfiles.js';
 import { O_NOFOLLOW } from '../os/native.js';
 import { guestIdRange } from '../runtime/idmap.js';
 import { storageDriver } from '../storage/index.js';
-import { withGuestLock } from './locks.js';
-import { initAlive, readState } from './state.js';
-import { loadConfig } from './store.js';
+import { withGuestLock } from '../guest/locks.js';
+import { initAlive, readState } from '../guest/state.js';
+import { loadConfig } from '../guest/store.js';
 
 export interface CpOptions {
   /** Keep numeric owners (else files copied in belong to the guest's root, out to the caller). */

@@ -4,12 +4,12 @@ import { mountsBelow } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import { trace } from '../os/trace.js';
 import { storageDriver, storageNames } from '../storage/index.js';
-import type { GuestConfig } from './config.js';
+import type { GuestConfig } from '../guest/config.js';
 import { settleLocked, stopWithConfig } from './lifecycle.js';
-import { withGuestLock } from './locks.js';
-import { guestLog, guestLogFile } from './log.js';
-import { clearRunning, initAlive, readState } from './state.js';
-import { loadConfigForStop, readGuest, type BrokenGuest } from './store.js';
+import { withGuestLock } from '../guest/locks.js';
+import { guestLog, guestLogFile } from '../guest/log.js';
+import { clearRunning, initAlive, readState } from '../guest/state.js';
+import { loadConfigForStop, readGuest, type BrokenGuest } from '../guest/store.js';
 
 export interface DeleteOptions {
   force?: boolean;

@@ -120,7 +120,7 @@ export async function doctor(): Promise<Check[]> {
       : 'off (jaula turns it on when a network has NAT or a guest has port forwards)',
   );
   const { checkBindingTrap } = await import('../network/trap.js');
-  const trap = checkBindingTrap();
+  const trap = checkBindingTrap((await import('../guest/store.js')).loadAllConfigs());
   if (trap.length)
     for (const t of trap) add('network', 'address binding trap', 'warn', `${t.problem}; fix: ${t.fix}`);
   else
@@ -187,7 +187,7 @@ export async function securityReport(): Promise<Check[]> {
   const add = (name: string, status: CheckStatus, detail: string): void => {
     checks.push({ area: 'security', name, status, detail });
   };
-  const { loadAllConfigs } = await import('./store.js');
+  const { loadAllConfigs } = await import('../guest/store.js');
   const { helperBin: helper, paths: p } = await import('../os/paths.js');
   const { mkdtempSync, rmSync, mkdirSync } = await import('node:fs');
   const { barrierChecks } = await import('./barrier.js');
@@ -305,7 +305,7 @@ export async function securityReport(): Promise<Check[]> {
 async function addGuestChecks(
   add: (area: string, name: string, status: CheckStatus, detail: string) => void,
 ): Promise<void> {
-  const { loadGuests } = await import('./store.js');
+  const { loadGuests } = await import('../guest/store.js');
   const { requireGuestFiles } = await import('./running.js');
   const { storageDriver } = await import('../storage/index.js');
   const { configs, broken } = loadGuests();

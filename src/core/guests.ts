@@ -1,7 +1,7 @@
-import { formatInterfaceSpec } from '../network/ifspec.js';
-import type { GuestConfig } from './config.js';
-import { initAlive, liveStatus, readState, type ExitInfo, type GuestStatus } from './state.js';
-import { loadGuests, readGuest, type BrokenGuest } from './store.js';
+import { formatInterfaceSpec } from '../guest/ifspec.js';
+import type { GuestConfig } from '../guest/config.js';
+import { initAlive, liveStatus, readState, type ExitInfo, type GuestStatus } from '../guest/state.js';
+import { loadGuests, readGuest, type BrokenGuest } from '../guest/store.js';
 
 /** One guest as listings show it. */
 export interface GuestSummary {

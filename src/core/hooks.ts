@@ -4,8 +4,8 @@ import { JaulaError } from '../common/errors.js';
 import { isExecutable } from '../os/fs.js';
 import { paths } from '../os/paths.js';
 import { run } from '../os/spawn.js';
-import type { GuestConfig } from './config.js';
-import { guestLog } from './log.js';
+import type { GuestConfig } from '../guest/config.js';
+import { guestLog } from '../guest/log.js';
 
 /**
  * Hooks, like OpenVZ's action scripts, in the guest's config dir under hooks/:

@@ -4,11 +4,11 @@ import { withLock } from '../os/lock.js';
 import { paths } from '../os/paths.js';
 import { storageDriver } from '../storage/index.js';
 import { storedTemplateTree } from '../storage/tree.js';
-import type { GuestConfig } from './config.js';
-import { guestLog } from './log.js';
+import type { GuestConfig } from '../guest/config.js';
+import { guestLog } from '../guest/log.js';
 import { checkTemplateFor } from './templates.js';
-import { liveStatus, readState } from './state.js';
-import { loadConfig, saveConfig } from './store.js';
+import { liveStatus, readState } from '../guest/state.js';
+import { loadConfig, saveConfig } from '../guest/store.js';
 
 export interface LayerRow {
   /** From the top: the guest's own changes, hashify's unified layer, then its layers. */

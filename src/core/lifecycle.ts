@@ -4,7 +4,7 @@ import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { JaulaError, messageOf } from '../common/errors.js';
 import { mkdirp, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
-import { withGuestLock } from './locks.js';
+import { withGuestLock } from '../guest/locks.js';
 import { trace } from '../os/trace.js';
 import { cliEntry, helperBin, initBin, paths } from '../os/paths.js';
 import { bootId, isSameProcess, nofileHardLimit, readProcStat } from '../os/proc.js';
@@ -17,11 +17,11 @@ import type { MountedRoot, StorageDriver } from '../storage/driver.js';
 import { createUserns, removeUserns } from '../runtime/userns.js';
 import { sanitizeMountPoints } from './adapt.js';
 import { detectInit } from './adapt.js';
-import type { GuestConfig } from './config.js';
+import type { GuestConfig } from '../guest/config.js';
 import { mountBinds, unmountBinds } from './binds.js';
-import type { FstabEntry } from './fstab.js';
+import type { FstabEntry } from '../guest/fstab.js';
 import { guestHookScript, runHostHook } from './hooks.js';
-import { guestLog } from './log.js';
+import { guestLog } from '../guest/log.js';
 import { limitSpecInput } from './limits.js';
 import { acquireLxcfs, stopLxcfsIfIdle, type LxcfsLease } from './lxcfs.js';
 import { removeSupervisorCgroups } from '../cgroups/parents.js';
@@ -38,9 +38,15 @@ import {
   type ExitInfo,
   type ExitReason,
   type GuestState,
-} from './state.js';
-import { loadConfig, loadConfigForStop, loadEveryConfig, loadFstab, startedConfigFile } from './store.js';
-import { serializeConfig } from './config.js';
+} from '../guest/state.js';
+import {
+  loadConfig,
+  loadConfigForStop,
+  loadEveryConfig,
+  loadFstab,
+  startedConfigFile,
+} from '../guest/store.js';
+import { serializeConfig } from '../guest/config.js';
 import { requireGuestFiles } from './running.js';
 import { networkDown, networkUp } from '../network/apply.js';
 

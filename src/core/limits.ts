@@ -33,11 +33,11 @@ import {
 import { readKernelFile } from '../os/kernfs.js';
 import { RLIMIT_NOFILE, native } from '../os/native.js';
 import { nofileHardLimit } from '../os/proc.js';
-import type { GuestConfig } from './config.js';
-import { withGuestLock } from './locks.js';
-import { guestLog } from './log.js';
-import { liveStatus, readState } from './state.js';
-import { loadConfig, saveConfig } from './store.js';
+import type { GuestConfig } from '../guest/config.js';
+import { withGuestLock } from '../guest/locks.js';
+import { guestLog } from '../guest/log.js';
+import { liveStatus, readState } from '../guest/state.js';
+import { loadConfig, saveConfig } from '../guest/store.js';
 
 /** glibc's dev_t layout: major in bits 8-19 and 32-43, minor in bits 0-7 and 20-43. */
 export function devNum(rdev: number): DevNum {

@@ -15,7 +15,7 @@ import type {
 import { JaulaError } from '../common/errors.js';
 import { VERSION } from '../common/version.js';
 import type { HostFiles } from '../os/hostfiles.js';
-import type { GuestConfig } from './config.js';
+import type { GuestConfig } from '../guest/config.js';
 import type { Engine, JobHooks } from './engine.js';
 
 /** What this build of jaula offers; other parts of jaula turn their features on as they land. */
@@ -31,8 +31,8 @@ export const FEATURES: Features = {
 };
 
 export async function settingsOf(cfg: GuestConfig): Promise<GuestSettings> {
-  const { formatInterfaceSpec } = await import('../network/ifspec.js');
-  const { formatForward } = await import('../network/forward.js');
+  const { formatInterfaceSpec } = await import('../guest/ifspec.js');
+  const { formatForward } = await import('../guest/forward.js');
   return {
     name: cfg.name,
     context: cfg.context,
@@ -119,9 +119,9 @@ export class LocalEngine implements Engine {
   async buildGuest(r: import('../api/types.js').BuildRequest, hooks: JobHooks = {}): Promise<GuestSettings> {
     if (r.privileged) this.rootOnly("build a privileged guest (its root is the host's root)");
     const { buildGuest } = await import('./build.js');
-    const { parseInterfaceSpec } = await import('../network/ifspec.js');
-    const { parseForward } = await import('../network/forward.js');
-    const { validateProfile } = await import('./config.js');
+    const { parseInterfaceSpec } = await import('../guest/ifspec.js');
+    const { parseForward } = await import('../guest/forward.js');
+    const { validateProfile } = await import('../guest/config.js');
     const o: Parameters<typeof buildGuest>[0] = {
       name: r.name,
       method: r.method,
@@ -152,13 +152,13 @@ export class LocalEngine implements Engine {
   }
 
   async getGuestSettings(r: { name: string }): Promise<GuestSettings> {
-    return settingsOf((await import('./store.js')).loadConfig(r.name));
+    return settingsOf((await import('../guest/store.js')).loadConfig(r.name));
   }
 
   async configureGuest(r: import('../api/types.js').ConfigureRequest): Promise<GuestSettings> {
     const { configureGuest } = await import('./configure.js');
-    const { parseInterfaceSpec } = await import('../network/ifspec.js');
-    const { parseForward } = await import('../network/forward.js');
+    const { parseInterfaceSpec } = await import('../guest/ifspec.js');
+    const { parseForward } = await import('../guest/forward.js');
     const ch: import('./configure.js').ConfigChanges = {};
     if (r.hostname !== undefined) ch.hostname = r.hostname;
     if (r.initstyle !== undefined) ch.initstyle = r.initstyle;
@@ -211,8 +211,8 @@ export class LocalEngine implements Engine {
 
   async getUsage(r: { names?: string[] }): Promise<GuestUsage[]> {
     const { usageFilesOf, readUsage } = await import('../cgroups/usage.js');
-    const { readState, liveStatus } = await import('./state.js');
-    const { listGuestNames } = await import('./store.js');
+    const { readState, liveStatus } = await import('../guest/state.js');
+    const { listGuestNames } = await import('../guest/store.js');
     const names = r.names ?? listGuestNames();
     const out: GuestUsage[] = [];
     const seen = new Set<string>();
@@ -247,11 +247,11 @@ export class LocalEngine implements Engine {
   }
 
   async listNetworks(): Promise<NetworkSummary[]> {
-    return (await import('../network/admin.js')).networkSummaries();
+    return (await import('./networks.js')).networkSummaries();
   }
 
   async createNetwork(r: import('../api/types.js').NetworkCreateRequest): Promise<NetworkSummary> {
-    const { createNetwork, networkSummaries } = await import('../network/admin.js');
+    const { createNetwork, networkSummaries } = await import('./networks.js');
     const n = {
       name: r.name,
       bridge: r.bridge ?? `jbr-${r.name}`.slice(0, 15),
@@ -264,27 +264,28 @@ export class LocalEngine implements Engine {
   }
 
   async deleteNetwork(r: { name: string }) {
-    await (await import('../network/admin.js')).deleteNetwork(r.name);
+    await (await import('./networks.js')).deleteNetwork(r.name);
     return { deleted: r.name };
   }
 
   async networkGc() {
-    return { removed: await (await import('../network/admin.js')).networkGc() };
+    return { removed: await (await import('./networks.js')).networkGc() };
   }
 
   async networkCheck() {
-    return (await import('../network/trap.js')).checkBindingTrap();
+    const { loadAllConfigs } = await import('../guest/store.js');
+    return (await import('../network/trap.js')).checkBindingTrap(loadAllConfigs());
   }
 
   async cloneGuest(r: import('../api/types.js').CloneRequest, hooks: JobHooks = {}): Promise<GuestSettings> {
-    if (this.tokenHolder && (await import('./store.js')).loadConfig(r.name).privileged)
+    if (this.tokenHolder && (await import('../guest/store.js')).loadConfig(r.name).privileged)
       this.rootOnly("clone a privileged guest (its root is the host's root)");
     const { cloneGuest } = await import('./clone.js');
     const o: import('./clone.js').CloneOptions = {};
     if (r.hostname !== undefined) o.hostname = r.hostname;
     if (r.context !== undefined) o.context = r.context;
     if (r.interfaces !== undefined)
-      o.interfaces = r.interfaces.map((await import('../network/ifspec.js')).parseInterfaceSpec);
+      o.interfaces = r.interfaces.map((await import('../guest/ifspec.js')).parseInterfaceSpec);
     if (hooks.onProgress) o.onProgress = hooks.onProgress;
     return settingsOf(await cloneGuest(r.name, r.dst, o));
   }

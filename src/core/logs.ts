@@ -9,8 +9,8 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { GuestLogs, GuestLogsRequest } from '../api/types.js';
 import { paths } from '../os/paths.js';
-import { guestLogFile } from './log.js';
-import { loadConfig } from './store.js';
+import { guestLogFile } from '../guest/log.js';
+import { loadConfig } from '../guest/store.js';
 
 /** At most this much of each log in one answer (the console keeps 2 MiB at most). */
 const MAX_READ = 4 << 20;

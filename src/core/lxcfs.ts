@@ -22,7 +22,7 @@ import { FileLock, withLock } from '../os/lock.js';
 import { readMountInfo, unmount } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import { isSameProcess, readProcStat } from '../os/proc.js';
-import { listRunDirs, liveStatus, readState } from './state.js';
+import { listRunDirs, liveStatus, readState } from '../guest/state.js';
 
 export function lxcfsDir(): string {
   return paths().root === '/' ? '/var/lib/lxcfs' : join(paths().run, 'lxcfs');

@@ -18,7 +18,7 @@ import { GuestFs } from '../os/guestfs.js';
 import { linkCounts, readKernelFile, readKernelFiles } from '../os/kernfs.js';
 import { CLK_TCK, bootId, isSameProcess } from '../os/proc.js';
 import { emptyProcInfo, parseStat, parseStatus, type ProcInfo } from '../os/procinfo.js';
-import { listRunDirs, type GuestState } from './state.js';
+import { listRunDirs, type GuestState } from '../guest/state.js';
 import type { ProcessRow } from '../api/types.js';
 
 export interface RunningGuest {

@@ -7,12 +7,12 @@ import { removeTree } from '../os/fs.js';
 import { makeImage, mountImage, umountImage } from '../os/image.js';
 import { layout } from '../storage/layout.js';
 import { vol } from '../storage/vol.js';
-import type { GuestConfig } from './config.js';
-import { validateConfig } from './config.js';
-import { guestLog } from './log.js';
-import { withGuestLock } from './locks.js';
+import type { GuestConfig } from '../guest/config.js';
+import { validateConfig } from '../guest/config.js';
+import { guestLog } from '../guest/log.js';
+import { withGuestLock } from '../guest/locks.js';
 import { withStoppedGuest } from './running.js';
-import { loadConfig, saveConfig } from './store.js';
+import { loadConfig, saveConfig } from '../guest/store.js';
 
 export interface QuotaChange {
   /** New space limit; null removes the quota. */

@@ -14,7 +14,7 @@
  * are removed, network leftovers are collected, and after a host reboot (a boot_id other than
  * the one recorded at jaula's first run or jaulad's last start) the guests marked "default" that
  * ran when the host went down are started, dependencies first: never a guest that was stopped
- * on purpose (see core/state.ts, runningMarks).
+ * on purpose (see guest/state.ts, runningMarks).
  */
 import { stopLxcfsIfIdle } from './lxcfs.js';
 import * as fs from 'node:fs';
@@ -23,7 +23,7 @@ import type { ReconcileReport } from '../api/types.js';
 import { cgroupParents } from '../cgroups/parents.js';
 import { messageOf } from '../common/errors.js';
 import { inParallel } from '../common/waves.js';
-import { networkGc } from '../network/admin.js';
+import { networkGc } from './networks.js';
 import { netnsPath, networkDown } from '../network/apply.js';
 import { readFileOr, removeTree } from '../os/fs.js';
 import { withLock } from '../os/lock.js';
@@ -39,8 +39,8 @@ import { autostart } from './autostart.js';
 import { removeStaleBuilds } from './build.js';
 import { finishRenames } from './rename.js';
 import { completeStopLocked, settleLocked } from './lifecycle.js';
-import { withGuestLock } from './locks.js';
-import { guestLog } from './log.js';
+import { withGuestLock } from '../guest/locks.js';
+import { guestLog } from '../guest/log.js';
 import {
   clearRunning,
   liveStatus,
@@ -49,8 +49,8 @@ import {
   recordBootId,
   recordedBootId,
   runningMarks,
-} from './state.js';
-import { hasBuildingMark, listGuestNames, loadConfigForStop } from './store.js';
+} from '../guest/state.js';
+import { hasBuildingMark, listGuestNames, loadConfigForStop } from '../guest/store.js';
 
 export function emptyReport(): ReconcileReport {
   return {

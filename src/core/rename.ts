@@ -20,12 +20,12 @@ import { mountsBelow } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import { layout } from '../storage/layout.js';
 import { unmountBinds } from './binds.js';
-import { parseConfig, type GuestConfig } from './config.js';
+import { parseConfig, type GuestConfig } from '../guest/config.js';
 import { settleLocked } from './lifecycle.js';
-import { guestLog, guestLogFile } from './log.js';
+import { guestLog, guestLogFile } from '../guest/log.js';
 import { withStoppedGuest } from './running.js';
-import { runningMarkFile } from './state.js';
-import { guestExists, listGuestNames, loadConfig, saveConfig } from './store.js';
+import { runningMarkFile } from '../guest/state.js';
+import { guestExists, listGuestNames, loadConfig, saveConfig } from '../guest/store.js';
 
 const journalDir = (): string => join(paths().etc, 'renames');
 

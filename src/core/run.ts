@@ -15,14 +15,14 @@ import { guestBarriers } from '../storage/barrier.js';
 import { storageDriver } from '../storage/index.js';
 import { waitChild } from './exec.js';
 import { unmountBinds } from './binds.js';
-import { guestLog } from './log.js';
+import { guestLog } from '../guest/log.js';
 import { limitSpecInput } from './limits.js';
 import { prepareGuest, settleLocked } from './lifecycle.js';
-import { withGuestLock } from './locks.js';
+import { withGuestLock } from '../guest/locks.js';
 import { requireGuestFiles } from './running.js';
 import { Reverter } from './reverter.js';
-import { initAlive, readState, writeState, type GuestState } from './state.js';
-import { loadConfig, loadFstab } from './store.js';
+import { initAlive, readState, writeState, type GuestState } from '../guest/state.js';
+import { loadConfig, loadFstab } from '../guest/store.js';
 
 /**
  * One-shot run (like lxc-execute): start the stopped guest with CMD as the only program under

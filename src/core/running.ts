@@ -4,10 +4,10 @@ import { paths } from '../os/paths.js';
 import { vol } from '../storage/vol.js';
 import { selectRuntime, type Runtime } from '../runtime/oci.js';
 import { storageDriver, type StorageDriver } from '../storage/index.js';
-import type { GuestConfig } from './config.js';
-import { withGuestLock } from './locks.js';
-import { initAlive, liveStatus, readState, type GuestState } from './state.js';
-import { loadConfig } from './store.js';
+import type { GuestConfig } from '../guest/config.js';
+import { withGuestLock } from '../guest/locks.js';
+import { initAlive, liveStatus, readState, type GuestState } from '../guest/state.js';
+import { loadConfig } from '../guest/store.js';
 
 /** The guest must be running; returns its state and runtime. */
 export function requireRunning(name: string): { cfg: GuestConfig; st: GuestState; rt: Runtime } {

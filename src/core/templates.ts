@@ -16,10 +16,10 @@ import { isDir, isWhiteout, walkTree } from '../os/walk.js';
 import { libDir } from '../storage/barrier.js';
 import { layout } from '../storage/layout.js';
 import { copyDirAttrs, storedTemplateTree } from '../storage/tree.js';
-import type { GuestConfig } from './config.js';
+import type { GuestConfig } from '../guest/config.js';
 import { checkTemplateFile, extractTemplate } from './methods/template.js';
 import { withStoppedGuest } from './running.js';
-import { loadEveryConfig } from './store.js';
+import { loadEveryConfig } from '../guest/store.js';
 
 /**
  * Stored templates: read-only trees in var/lib/jaula/templates/NAME/tree. Guests on overlay

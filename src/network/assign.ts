@@ -6,9 +6,9 @@ import * as fs from 'node:fs';
 import { JaulaError } from '../common/errors.js';
 import { cidrContains, firstFree, parseCidrText, valueToIp } from '../common/ip.js';
 import { fnv1a } from '../os/paths.js';
-import { forwardsCollide, formatForward, type ForwardSpec } from './forward.js';
+import { forwardsCollide, formatForward, type ForwardSpec } from '../guest/forward.js';
 import { MAX_INTERFACES_PER_GUEST, type GuestNetConfig } from './guestnet.js';
-import { validateMac, type InterfaceSpec } from './ifspec.js';
+import { validateMac, type InterfaceSpec } from '../guest/ifspec.js';
 import { DEFAULT_NETWORK, listNetworks, networkFor, type NetworkConfig } from './networks.js';
 import { subnetHint } from './plan.js';
 

@@ -1,5 +1,5 @@
-import type { ForwardSpec } from './forward.js';
-import type { InterfaceSpec } from './ifspec.js';
+import type { ForwardSpec } from '../guest/forward.js';
+import type { InterfaceSpec } from '../guest/ifspec.js';
 
 /** The network part of a guest's config. */
 export interface GuestNetConfig {

@@ -6,7 +6,7 @@ import { ipFamily, parseCidrText } from '../common/ip.js';
 import { validateName } from '../common/names.js';
 import { mkdirp, readFileOr, writeFileAtomic } from '../os/fs.js';
 import { paths } from '../os/paths.js';
-import { validateIfName } from './ifspec.js';
+import { validateIfName } from '../guest/ifspec.js';
 
 /**
  * A jaula network: a Linux bridge on the host with the guests' veths as ports, a gateway address

@@ -6,8 +6,8 @@
  */
 import * as fs from 'node:fs';
 import { valueToIp } from '../common/ip.js';
-import { loadAllConfigs } from '../core/store.js';
-import { formatForward } from './forward.js';
+import type { GuestConfig } from '../guest/config.js';
+import { formatForward } from '../guest/forward.js';
 
 export interface Listener {
   proto: 'tcp' | 'udp';
@@ -96,8 +96,10 @@ export interface TrapFinding {
 
 const WILDCARD = new Set(['0.0.0.0', '::']);
 
-export function checkBindingTrap(): TrapFinding[] {
-  const guests = loadAllConfigs();
+/** The guests' forwards and addresses that host listeners shadow or steal (guests: every guest's config). */
+export function checkBindingTrap(
+  guests: readonly Pick<GuestConfig, 'name' | 'forwards' | 'interfaces'>[],
+): TrapFinding[] {
   const listeners = hostListeners();
   const hits: { l: Listener; why: string }[] = [];
   for (const g of guests) {

@@ -1,5 +1,5 @@
 import { JaulaError } from '../common/errors.js';
-import type { GuestConfig } from '../core/config.js';
+import type { GuestConfig } from '../guest/config.js';
 import { paths } from '../os/paths.js';
 import { testWeakeningRequested } from './testweaken.js';
 

@@ -4,12 +4,12 @@ import { JaulaError } from '../common/errors.js';
 import { cgroupMounts } from '../cgroups/cgroup.js';
 import { cgroupMode, deepestOwnCgroup, ownCgroups, type CgroupMode } from '../cgroups/detect.js';
 import { prepareV2Parent, v2Base } from '../cgroups/v2parent.js';
-import type { RuntimeChoice } from '../core/config.js';
+import type { RuntimeChoice, RuntimeName } from '../guest/config.js';
 import { which } from '../os/fs.js';
 import { helperBin, paths } from '../os/paths.js';
 import { run, runOk, type RunOptions } from '../os/spawn.js';
 
-export type RuntimeName = 'crun' | 'runc';
+export type { RuntimeName };
 
 /** The OCI runtime that runs guests, and how jaula calls it on this host. */
 export interface Runtime {

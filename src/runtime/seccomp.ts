@@ -13,7 +13,7 @@
  *               PID and cgroup namespaces (for service sandboxing); user namespaces stay refused.
  *               The guest also gets CAP_SYS_ADMIN, over its own user namespace only (spec.ts).
  */
-import type { Profile } from '../core/config.js';
+import type { Profile } from '../guest/config.js';
 
 export interface SeccompRule {
   names: string[];

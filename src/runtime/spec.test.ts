@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { GuestConfig } from '../core/config.js';
+import type { GuestConfig } from '../guest/config.js';
 import { projectDir } from '../os/paths.js';
 import { buildSpec, GUEST_CAPS, initArgs } from './spec.js';
 

@@ -1,5 +1,5 @@
-import type { GuestConfig } from '../core/config.js';
-import { isBind, type FstabEntry } from '../core/fstab.js';
+import type { GuestConfig } from '../guest/config.js';
+import { isBind, type FstabEntry } from '../guest/fstab.js';
 import { assertNever } from '../common/errors.js';
 import type { IdRange } from './idmap.js';
 import { seccompProfile, type SeccompProfile } from './seccomp.js';

@@ -1,5 +1,5 @@
 import { JaulaError } from '../common/errors.js';
-import type { GuestConfig } from '../core/config.js';
+import type { GuestConfig } from '../guest/config.js';
 import type { IdRange } from '../runtime/idmap.js';
 
 /** What a storage driver can do: core branches on these, never on a driver's name. */

@@ -6,7 +6,7 @@ import { unmountBelow } from '../os/mounts.js';
 import { native, withFsIds } from '../os/native.js';
 import { paths } from '../os/paths.js';
 import { trace } from '../os/trace.js';
-import type { GuestConfig } from '../core/config.js';
+import type { GuestConfig } from '../guest/config.js';
 import type { IdRange } from '../runtime/idmap.js';
 import type { MountedRoot, StorageDriver } from './driver.js';
 import { guestRunDir } from './barrier.js';

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { JaulaError } from '../common/errors.js';
 import { growImage, isMountPoint, makeImage, mountImage, umountImage } from '../os/image.js';
-import type { StorageConfig } from '../core/config.js';
+import type { StorageConfig } from '../guest/config.js';
 import { libDir } from './barrier.js';
 import { layout } from './layout.js';
 import { qgroupPool, subvolCreate, subvolLimit, subvolUsage } from './pool.js';

@@ -1,9 +1,9 @@
 import type { DuReport, GuestDiskUsage } from '../api/types.js';
 import * as fs from 'node:fs';
-import type { GuestConfig } from '../core/config.js';
-import { withGuestLock } from '../core/locks.js';
-import { initAlive, readState } from '../core/state.js';
-import { listGuestNames, loadConfig } from '../core/store.js';
+import type { GuestConfig } from '../guest/config.js';
+import { withGuestLock } from '../guest/locks.js';
+import { initAlive, readState } from '../guest/state.js';
+import { listGuestNames, loadConfig } from '../guest/store.js';
 import { O_NOFOLLOW, RESOLVE_STRICT_BENEATH, native } from '../os/native.js';
 import { paths } from '../os/paths.js';
 import { isDir, isReg, isWhiteout, walkTree, type WalkEntry } from '../os/walk.js';

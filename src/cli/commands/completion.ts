@@ -145,7 +145,7 @@ export const names: Command = {
           .join('\n'),
       );
     } else {
-      const { listGuestNames } = await import('../../core/store.js');
+      const { listGuestNames } = await import('../../guest/store.js');
       out(listGuestNames().join('\n'));
     }
     return 0;

@@ -1,7 +1,7 @@
 import { TomlError, parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { JaulaError, messageOf } from '../common/errors.js';
 import { validateContext, validateHostname, validateName } from '../common/names.js';
-import { parseForward, formatForward, type ForwardSpec } from '../network/forward.js';
+import { parseForward, formatForward, type ForwardSpec } from './forward.js';
 import {
   IF_MODES,
   parseCidr,
@@ -9,7 +9,7 @@ import {
   validateMac,
   type IfMode,
   type InterfaceSpec,
-} from '../network/ifspec.js';
+} from './ifspec.js';
 import { limitsFromToml, limitsToToml, validateLimits, type Limits } from '../cgroups/limits.js';
 
 export const INIT_STYLES = ['plain', 'sysv', 'cmd'] as const;
@@ -18,6 +18,8 @@ export const RUNTIME_CHOICES = ['auto', 'crun', 'runc'] as const;
 export const PROFILES = ['default', 'full-os'] as const;
 export type Profile = (typeof PROFILES)[number];
 export type RuntimeChoice = (typeof RUNTIME_CHOICES)[number];
+/** The OCI runtime a guest runs under (recorded in its state). */
+export type RuntimeName = Exclude<RuntimeChoice, 'auto'>;
 
 export interface StorageConfig {
   driver: string;

@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
 import { JaulaError } from '../common/errors.js';
-import { liveStatus, readState } from '../core/state.js';
-import { loadAllConfigs, loadEveryConfig } from '../core/store.js';
+import { liveStatus, readState } from '../guest/state.js';
+import { loadAllConfigs, loadEveryConfig } from '../guest/store.js';
 import { withLock } from '../os/lock.js';
 import { paths } from '../os/paths.js';
-import { hostAddresses, hostDevices } from './assign.js';
-import { bridgeExists, netnsDir, networkDown, removeBridge, removeFirewall } from './apply.js';
+import { hostAddresses, hostDevices } from '../network/assign.js';
+import { bridgeExists, netnsDir, networkDown, removeBridge, removeFirewall } from '../network/apply.js';
 import {
   deleteNetworkConfig,
   hostRoutes,
@@ -15,7 +15,7 @@ import {
   subnetsOverlap,
   validateNetwork,
   type NetworkConfig,
-} from './networks.js';
+} from '../network/networks.js';
 
 export async function createNetwork(n: NetworkConfig): Promise<NetworkConfig> {
   validateNetwork(n);

@@ -4,7 +4,7 @@ import { errnoOf } from '../common/errors.js';
 import { mkdirp, readFileOr, writeFileAtomic } from '../os/fs.js';
 import { paths } from '../os/paths.js';
 import { bootId, isSameProcess } from '../os/proc.js';
-import type { RuntimeName } from '../runtime/oci.js';
+import type { RuntimeName } from './config.js';
 
 export type GuestStatus = 'stopped' | 'starting' | 'running' | 'stopping';
 
