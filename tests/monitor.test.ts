@@ -57,13 +57,19 @@ function kernelMembers(name: string): number[] {
 }
 
 /** End processes a test started inside a guest (killing `jaula exec` leaves them running). */
+/** Kill the guest's processes that `which` picks, and wait until they are gone (reaped). */
 function killInGuest(name: string, which: (r: Row) => boolean): void {
-  for (const r of ps(name).filter(which)) {
-    try {
-      process.kill(r.pid, 'SIGKILL');
-    } catch {
-      /* it ended meanwhile */
+  const deadline = Date.now() + 10_000;
+  for (let left = ps(name).filter(which); left.length; left = ps(name).filter(which)) {
+    assert.ok(Date.now() < deadline, `${name}'s processes to end: ${JSON.stringify(left)}`);
+    for (const r of left) {
+      try {
+        process.kill(r.pid, 'SIGKILL');
+      } catch {
+        /* it ended meanwhile */
+      }
     }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
   }
 }
 
