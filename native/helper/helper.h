@@ -24,7 +24,7 @@ extern mode_t caller_umask;
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 long long now_ms(void);
 void reset_signals(void);
-void drain_signalfd(int sfd);
+void reap(int sfd, pid_t want, int *status, void (*other)(void *, pid_t, int), void *arg);
 ssize_t read_small(const char *path, char *buf, size_t size);
 int write_file(const char *path, const char *text);
 int write_all(int fd, const char *buf, ssize_t n);

@@ -149,14 +149,6 @@ static void read_ctl(struct session *s) {
   if (s->ctl_len >= sizeof s->ctl - 1) s->ctl_len = 0;
 }
 
-static void reap(struct session *s) {
-  drain_signalfd(s->sfd);
-  int st;
-  pid_t w;
-  while ((w = waitpid(-1, &st, WNOHANG)) > 0)
-    if (w == s->rt) s->status = st;
-}
-
 /*
  * The session's loop never blocks on one side: what the guest writes waits in a bounded queue
  * for jaulad (fd 1), what jaulad sends waits in another for the guest; a full queue stops
@@ -190,7 +182,7 @@ static void session_run(struct session *s) {
     if (s->master >= 0 && p[IN].revents && !queue_fill(&s->in, 0)) s->in_open = 0;
     if (s->master >= 0 && s->in.len && (p[MASTER].revents & POLLOUT) && !queue_flush(&s->in, s->master))
       s->in.len = 0;
-    if (p[SIG].revents) reap(s);
+    if (p[SIG].revents) reap(s->sfd, s->rt, &s->status, NULL, NULL);
   }
 }
 

@@ -196,16 +196,13 @@ static void take_console(struct shim *s, struct conns *cconns, int fd) {
   }
 }
 
-static void reap_runtime(struct shim *s) {
-  drain_signalfd(s->sfd);
-  int st;
-  pid_t w;
-  while ((w = waitpid(-1, &st, WNOHANG)) > 0)
-    if (w == s->rt) s->rt_status = st;
-    else if (s->nearly < (int)(sizeof s->early / sizeof s->early[0])) { /* the guest's init may end this soon */
-      s->early[s->nearly].pid = w;
-      s->early[s->nearly++].status = st;
-    }
+/* A child reaped while the runtime works: the guest's init may end this soon. */
+static void keep_early(void *arg, pid_t pid, int status) {
+  struct shim *s = arg;
+  if (s->nearly < (int)(sizeof s->early / sizeof s->early[0])) {
+    s->early[s->nearly].pid = pid;
+    s->early[s->nearly++].status = status;
+  }
 }
 
 /* Wait for the runtime: collect its stderr, accept the console, reap it. The container's
@@ -237,7 +234,7 @@ static void await_runtime(struct shim *s) {
     if ((p[ERR].revents & (POLLHUP | POLLERR)) && !(p[ERR].revents & POLLIN)) errlive = 0;
     if (p[LSOCK].revents & POLLIN) conns_accept(&cconns, s->lsock);
     take_console(s, &cconns, conns_recv(&cconns, p + CONNS));
-    if (p[SIG].revents) reap_runtime(s);
+    if (p[SIG].revents) reap(s->sfd, s->rt, &s->rt_status, keep_early, s);
     /* the runtime failed before sending a console (or sent none) */
     if (s->rt_status >= 0 && s->master < 0 && !(p[LSOCK].revents & POLLIN) && !cconns.n) break;
   }
@@ -312,14 +309,6 @@ static void answer_calls(struct watch *w, const struct pollfd *p) {
   }
 }
 
-static void reap_init(struct shim *s) {
-  drain_signalfd(s->sfd);
-  int st;
-  pid_t w;
-  while ((w = waitpid(-1, &st, WNOHANG)) > 0)
-    if (w == s->init_pid) s->status = st;
-}
-
 /* Supervise: copy the console, reap children, notice the init's end, answer sysinfo(2),
  * serve console clients. */
 static void supervise(struct shim *s) {
@@ -352,7 +341,7 @@ static void supervise(struct shim *s) {
       close(s->master);
       s->master = -1;
     }
-    if (p[SIG].revents) reap_init(s);
+    if (p[SIG].revents) reap(s->sfd, s->init_pid, &s->status, NULL, NULL);
   }
   for (int i = 0; i < w.nnotify; i++) close(w.notify[i]);
   conns_close(&w.nconns);

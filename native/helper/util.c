@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,11 +57,17 @@ void reset_signals(void) {
   sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* Read what a non-blocking signalfd holds (the caller reaps with waitpid(WNOHANG) after). */
-void drain_signalfd(int sfd) {
+/* After SIGCHLD on the non-blocking signalfd sfd: every child that ended is reaped; the status
+ * of `want` goes to *status, the others' to other(arg, pid, status) (NULL: dropped). */
+void reap(int sfd, pid_t want, int *status, void (*other)(void *, pid_t, int), void *arg) {
   struct signalfd_siginfo si;
   while (read(sfd, &si, sizeof si) > 0) {
   }
+  int st;
+  pid_t w;
+  while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+    if (w == want) *status = st;
+    else if (other) other(arg, w, st);
 }
 
 /* Read a small file into buf (NUL-terminated); returns its length or -1. */
