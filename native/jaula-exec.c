@@ -307,65 +307,66 @@ static void join_cgroups(int *fds, int n, const char *what) {
       fail("cgroup", errno, "joining %s cgroup %d of %d", what, i + 1, n);
 }
 
-int main(int argc, char **argv) {
-  pid_t pid = 0;
-  unsigned long long start = 0, caps = 0;
-  int have_caps = 0, tty = 0, nnp = 0, ncg = 0, nenv = 0;
-  const char *status = NULL, *seccomp_file = NULL, *listener = NULL, *console = NULL, *cwd = "/";
+/* ---- the command line ------------------------------------------------------------------------------- */
+
+/* What the command line asks for. */
+struct opts {
+  pid_t pid;
+  unsigned long long start, caps;
+  int have_caps, tty, nnp, ncg, nenv;
+  const char *status, *seccomp_file, *listener, *console, *cwd;
   const char *cg[MAX_CGROUPS], *back[MAX_CGROUPS];
   char *env[MAX_ENV + 1];
-  uid_t uid = 0;
-  gid_t gid = 0;
+  uid_t uid;
+  gid_t gid;
+};
+
+static void parse_user(struct opts *o, const char *v) {
+  char *end;
+  o->uid = (uid_t)strtoul(v, &end, 10);
+  if (end == v || (*end && *end != ':')) fail("user", EINVAL, "%s is no UID[:GID]", v);
+  if (*end == ':') {
+    const char *g = end + 1;
+    o->gid = (gid_t)strtoul(g, &end, 10);
+    if (end == g || *end) fail("user", EINVAL, "%s is no UID[:GID]", v);
+  }
+}
+
+/* The options into o; returns the index in argv where the command starts. */
+static int parse_args(struct opts *o, int argc, char **argv) {
   int i;
-  syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC); /* nothing of the caller's reaches the guest */
   for (i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--")) {
       i++;
       break;
-    } else if (!strcmp(a, "--tty")) tty = 1;
-    else if (!strcmp(a, "--no-new-privs")) nnp = 1;
+    } else if (!strcmp(a, "--tty")) o->tty = 1;
+    else if (!strcmp(a, "--no-new-privs")) o->nnp = 1;
     else if (!v) break;
-    else if (!strcmp(a, "--pid")) pid = atoi(v), i++;
-    else if (!strcmp(a, "--pid-start")) start = strtoull(v, NULL, 10), i++;
-    else if (!strcmp(a, "--status")) status = v, i++;
-    else if (!strcmp(a, "--seccomp")) seccomp_file = v, i++;
-    else if (!strcmp(a, "--listener")) listener = v, i++;
-    else if (!strcmp(a, "--console-socket")) console = v, i++;
-    else if (!strcmp(a, "--cwd")) cwd = v, i++;
-    else if (!strcmp(a, "--caps")) caps = strtoull(v, NULL, 16), have_caps = 1, i++;
-    else if (!strcmp(a, "--env") && nenv < MAX_ENV) env[nenv++] = (char *)v, i++;
-    else if (!strcmp(a, "--cgroup") && i + 2 < argc && ncg < MAX_CGROUPS) {
-      cg[ncg] = v;
-      back[ncg++] = argv[i + 2];
+    else if (!strcmp(a, "--pid")) o->pid = atoi(v), i++;
+    else if (!strcmp(a, "--pid-start")) o->start = strtoull(v, NULL, 10), i++;
+    else if (!strcmp(a, "--status")) o->status = v, i++;
+    else if (!strcmp(a, "--seccomp")) o->seccomp_file = v, i++;
+    else if (!strcmp(a, "--listener")) o->listener = v, i++;
+    else if (!strcmp(a, "--console-socket")) o->console = v, i++;
+    else if (!strcmp(a, "--cwd")) o->cwd = v, i++;
+    else if (!strcmp(a, "--caps")) o->caps = strtoull(v, NULL, 16), o->have_caps = 1, i++;
+    else if (!strcmp(a, "--env") && o->nenv < MAX_ENV) o->env[o->nenv++] = (char *)v, i++;
+    else if (!strcmp(a, "--cgroup") && i + 2 < argc && o->ncg < MAX_CGROUPS) {
+      o->cg[o->ncg] = v;
+      o->back[o->ncg++] = argv[i + 2];
       i += 2;
-    } else if (!strcmp(a, "--user")) {
-      char *end;
-      uid = (uid_t)strtoul(v, &end, 10);
-      if (end == v || (*end && *end != ':')) fail("user", EINVAL, "%s is no UID[:GID]", v);
-      if (*end == ':') {
-        const char *g = end + 1;
-        gid = (gid_t)strtoul(g, &end, 10);
-        if (end == g || *end) fail("user", EINVAL, "%s is no UID[:GID]", v);
-      }
-      i++;
-    } else break;
+    } else if (!strcmp(a, "--user")) parse_user(o, v), i++;
+    else break;
   }
-  env[nenv] = NULL;
-  if (i >= argc || pid <= 0 || !status || (tty && !console)) {
-    fprintf(stderr, "jaula-exec: usage: jaula-exec --pid PID --pid-start TICKS --status FILE [--cgroup PROCS BACK]... "
-                    "[--seccomp FILE] [--listener SOCKET] [--caps HEX] [--no-new-privs] [--user UID[:GID]] [--cwd DIR] [--env K=V]... "
-                    "[--tty --console-socket SOCKET] -- CMD [ARGS...]\n");
-    return 125;
-  }
-  char **cmd = argv + i;
+  o->env[o->nenv] = NULL;
+  return i;
+}
 
-  /* Neither the guest nor anyone else may read this process's memory or fds, or its binary. */
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  status_fd = open(status, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (status_fd < 0) fail("init", errno, "status file %s", status);
+/* ---- into the guest ------------------------------------------------------------------------------- */
 
-  /* The init, by a pidfd: checked to be the very process that was started. */
+/* The init, by a pidfd: checked to be the very process that was started. */
+static int open_init(pid_t pid, unsigned long long start) {
   int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
   if (pidfd < 0) fail("init", errno, "the guest's init (pid %d)", pid);
   if (start) {
@@ -380,31 +381,12 @@ int main(int argc, char **argv) {
     if (p) t = strtoull(p + 1, NULL, 10);
     if (t != start) fail("init", ESRCH, "pid %d is no longer the guest's init", pid);
   }
+  return pidfd;
+}
 
-  unsigned short flen = 0;
-  struct sock_filter *prog = seccomp_file ? load_filter(pid, seccomp_file, &flen) : NULL;
-
-  int cgfd[MAX_CGROUPS], backfd[MAX_CGROUPS];
-  for (int k = 0; k < ncg; k++) {
-    cgfd[k] = open(cg[k], O_WRONLY | O_CLOEXEC);
-    if (cgfd[k] < 0) fail("cgroup", errno, "%s", cg[k]);
-    backfd[k] = open(back[k], O_WRONLY | O_CLOEXEC);
-    if (backfd[k] < 0) fail("cgroup", errno, "%s", back[k]);
-  }
-  /* The exec'd command is born in the guest's cgroups (its limits, its accounting). */
-  join_cgroups(cgfd, ncg, "the guest's");
-
-  /* Host paths, reached before this process enters the guest's mount namespace. */
-  int lsock = -1, csock = -1;
-  if (listener && flen) {
-    lsock = connect_unix(listener);
-    if (lsock < 0) fail("seccomp", errno, "the supervisor's socket %s", listener);
-  }
-  if (tty) {
-    csock = connect_unix(console);
-    if (csock < 0) fail("tty", errno, "the console socket %s", console);
-  }
-
+/* The init's namespaces (its user namespace when it is not this one's), then the guest's
+ * filter, its notification fd sent to the supervisor on lsock (-1: none). */
+static void enter_guest(pid_t pid, int pidfd, struct sock_filter *prog, unsigned short flen, int lsock) {
   int nstypes = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWCGROUP;
   struct stat own, theirs;
   char upath[64];
@@ -428,68 +410,85 @@ int main(int argc, char **argv) {
     }
   }
   free(prog);
+}
 
-  if (have_caps) set_bounding(caps);
+/* The guest's user: capabilities, ids, no_new_privs, umask and working directory. */
+static void become_user(const struct opts *o) {
+  if (o->have_caps) set_bounding(o->caps);
   if (setgroups(0, NULL) < 0 && errno != EPERM) fail("user", errno, "setgroups");
-  if (setresgid(gid, gid, gid) < 0) fail("user", errno, "gid %u", gid);
-  if (setresuid(uid, uid, uid) < 0) fail("user", errno, "uid %u", uid);
-  if (have_caps) set_caps(caps, uid == 0);
-  if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail("caps", errno, "PR_SET_NO_NEW_PRIVS");
+  if (setresgid(o->gid, o->gid, o->gid) < 0) fail("user", errno, "gid %u", o->gid);
+  if (setresuid(o->uid, o->uid, o->uid) < 0) fail("user", errno, "uid %u", o->uid);
+  if (o->have_caps) set_caps(o->caps, o->uid == 0);
+  if (o->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail("caps", errno, "PR_SET_NO_NEW_PRIVS");
   umask(022);
-  if (chdir(cwd) < 0) fail("cwd", errno, "%s", cwd);
+  if (chdir(o->cwd) < 0) fail("cwd", errno, "%s", o->cwd);
+}
 
-  const char *path_env = NULL;
-  for (int k = 0; k < nenv; k++)
-    if (!strncmp(env[k], "PATH=", 5)) path_env = env[k] + 5;
-  char found[4096];
-  const char *exe = lookup(cmd[0], path_env ? path_env : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                           found, sizeof found);
+/* A pty in the guest's devpts, its master sent on csock; returns the slave. */
+static int make_tty(const char *console, int csock) {
+  int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  int unlock = 0;
+  if (master < 0 || ioctl(master, TIOCSPTLCK, &unlock) < 0) fail("tty", errno, "/dev/ptmx");
+  int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) fail("tty", errno, "opening the pty");
+  if (send_fd(csock, master) < 0) fail("tty", errno, "sending the pty to %s", console);
+  close(master);
+  close(csock);
+  return slave;
+}
 
-  int slave = -1;
-  if (tty) {
-    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
-    int unlock = 0;
-    if (master < 0 || ioctl(master, TIOCSPTLCK, &unlock) < 0) fail("tty", errno, "/dev/ptmx");
-    slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (slave < 0) fail("tty", errno, "opening the pty");
-    if (send_fd(csock, master) < 0) fail("tty", errno, "sending the pty to %s", console);
-    close(master);
-    close(csock);
-  }
+/* ---- the command's process ------------------------------------------------------------------------ */
 
-  /* The child shows the command's name and arguments from its first instant, as the guest's
-   * ps reads them (/proc/PID/comm and cmdline): this process takes them on just before the fork
-   * (its argument area rewritten: the command's arguments moved to its front, the rest zeroed)
-   * and gets its own back just after. What the child executes is copied out of that area. */
-  char **args = calloc((size_t)(argc - i) + 1, sizeof *args);
-  for (int k = 0; args && k < argc - i; k++) args[k] = strdup(cmd[k]);
-  for (int k = 0; k < nenv; k++) env[k] = strdup(env[k]);
-  char *exe_copy = strdup(exe);
-  char *area = argv[0], *area_end = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
-  size_t area_len = (size_t)(area_end - area), keep = (size_t)(area_end - cmd[0]);
-  char *own_area = malloc(area_len);
-  if (!args || !exe_copy || !own_area) fail("fork", ENOMEM, "copying the command");
-  memcpy(own_area, area, area_len);
-  const char *base = strrchr(exe_copy, '/');
+/*
+ * The child shows the command's name and arguments from its first instant, as the guest's
+ * ps reads them (/proc/PID/comm and cmdline): this process takes them on just before the fork
+ * (its argument area rewritten: the command's arguments moved to its front, the rest zeroed)
+ * and gets its own back just after. What the child executes is copied out of that area.
+ */
+struct launch {
+  char **args, **env, *exe, *area, *own_area;
+  size_t area_len, keep;
+  const char *base;
+  char *cmd0; /* the command's first argument, in the area */
+};
 
-  int errpipe[2], gopipe[2];
-  if (pipe2(errpipe, O_CLOEXEC) < 0 || pipe2(gopipe, O_CLOEXEC) < 0) fail("fork", errno, "pipe");
-  sigset_t all, old;
+static void prepare_launch(struct launch *l, struct opts *o, int argc, char **argv, int i, const char *exe) {
+  char **cmd = argv + i;
+  l->args = calloc((size_t)(argc - i) + 1, sizeof *l->args);
+  for (int k = 0; l->args && k < argc - i; k++) l->args[k] = strdup(cmd[k]);
+  for (int k = 0; k < o->nenv; k++) o->env[k] = strdup(o->env[k]);
+  l->env = o->env;
+  l->exe = strdup(exe);
+  l->area = argv[0];
+  char *area_end = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
+  l->area_len = (size_t)(area_end - l->area);
+  l->keep = (size_t)(area_end - cmd[0]);
+  l->cmd0 = cmd[0];
+  l->own_area = malloc(l->area_len);
+  if (!l->args || !l->exe || !l->own_area) fail("fork", ENOMEM, "copying the command");
+  memcpy(l->own_area, l->area, l->area_len);
+  l->base = strrchr(l->exe, '/');
+}
+
+/* Fork the command's process (all signals blocked across the fork: *old gets the mask before);
+ * it runs once a byte comes on go[0]; an execve error goes to errfd. */
+static pid_t launch(const struct launch *l, int slave, int errfd, const int go[2], sigset_t *old) {
+  sigset_t all;
   sigfillset(&all);
-  sigprocmask(SIG_BLOCK, &all, &old);
-  memmove(area, cmd[0], keep);
-  memset(area + keep, 0, area_len - keep);
-  prctl(PR_SET_NAME, base ? base + 1 : exe_copy, 0, 0, 0);
+  sigprocmask(SIG_BLOCK, &all, old);
+  memmove(l->area, l->cmd0, l->keep);
+  memset(l->area + l->keep, 0, l->area_len - l->keep);
+  prctl(PR_SET_NAME, l->base ? l->base + 1 : l->exe, 0, 0, 0);
   pid_t c = fork();
   if (c != 0) {
-    memcpy(area, own_area, area_len);
+    memcpy(l->area, l->own_area, l->area_len);
     prctl(PR_SET_NAME, "jaula-exec", 0, 0, 0);
   }
   if (c < 0) fail("fork", errno, "the command's process");
   if (c == 0) {
     /* In the guest's PID namespace: the guest's user already; nothing left but to run. */
     for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
-    sigprocmask(SIG_SETMASK, &old, NULL);
+    sigprocmask(SIG_SETMASK, old, NULL);
     setsid();
     if (slave >= 0) {
       ioctl(slave, TIOCSCTTY, 0);
@@ -501,26 +500,23 @@ int main(int argc, char **argv) {
      * once, and the guest's pids.max must count only the command's processes (with pids.max
      * 4, a shell that forks beside init and its command met its limit while jaula-exec was
      * still counted). A parent that failed meanwhile closes the pipe unwritten: nothing runs. */
-    close(gopipe[1]);
-    char go = 0;
+    close(go[1]);
+    char b = 0;
     ssize_t r;
-    while ((r = read(gopipe[0], &go, 1)) < 0 && errno == EINTR) {
+    while ((r = read(go[0], &b, 1)) < 0 && errno == EINTR) {
     }
     if (r != 1) _exit(127);
-    close(gopipe[0]);
-    execve(exe_copy, args, env);
+    close(go[0]);
+    execve(l->exe, l->args, l->env);
     int e = errno;
-    if (write(errpipe[1], &e, sizeof e) < 0) _exit(127);
+    if (write(errfd, &e, sizeof e) < 0) _exit(127);
     _exit(127);
   }
-  child_pid = c;
-  close(errpipe[1]);
-  if (slave >= 0) close(slave);
-  /* Only the command counts against the guest's limits from now on: then it may run. */
-  close(gopipe[0]);
-  join_cgroups(backfd, ncg, "jaula's own");
-  if (write(gopipe[1], "g", 1) != 1) fail("fork", errno, "starting the command");
-  close(gopipe[1]);
+  return c;
+}
+
+/* Signals to this process go on to the command (those that stop or break this one excepted). */
+static void forward_signals(const sigset_t *old) {
   struct sigaction sa = {0};
   sa.sa_handler = forward;
   sa.sa_flags = SA_RESTART;
@@ -529,13 +525,16 @@ int main(int argc, char **argv) {
     if (s != SIGCHLD && s != SIGKILL && s != SIGSTOP && s != SIGTTIN && s != SIGTTOU && s != SIGTSTP &&
         s != SIGCONT && s != SIGPIPE && s != SIGSEGV && s != SIGBUS && s != SIGFPE && s != SIGILL)
       sigaction(s, &sa, NULL);
-  sigprocmask(SIG_SETMASK, &old, NULL);
+  sigprocmask(SIG_SETMASK, old, NULL);
+}
 
+/* "ok" once the command runs (its execve error else), then its status as this one's. */
+static int wait_command(pid_t c, int errfd, const char *exe) {
   int e = 0;
   ssize_t n;
-  do n = read(errpipe[0], &e, sizeof e);
+  do n = read(errfd, &e, sizeof e);
   while (n < 0 && errno == EINTR);
-  close(errpipe[0]);
+  close(errfd);
   if (n == (ssize_t)sizeof e) {
     waitpid(c, NULL, 0);
     fail("exec", e, "%s", exe);
@@ -548,4 +547,74 @@ int main(int argc, char **argv) {
   while (waitpid(c, &st, 0) < 0)
     if (errno != EINTR) return 125;
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int main(int argc, char **argv) {
+  struct opts o = {.cwd = "/"};
+  syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC); /* nothing of the caller's reaches the guest */
+  int i = parse_args(&o, argc, argv);
+  if (i >= argc || o.pid <= 0 || !o.status || (o.tty && !o.console)) {
+    fprintf(stderr, "jaula-exec: usage: jaula-exec --pid PID --pid-start TICKS --status FILE [--cgroup PROCS BACK]... "
+                    "[--seccomp FILE] [--listener SOCKET] [--caps HEX] [--no-new-privs] [--user UID[:GID]] [--cwd DIR] [--env K=V]... "
+                    "[--tty --console-socket SOCKET] -- CMD [ARGS...]\n");
+    return 125;
+  }
+
+  /* Neither the guest nor anyone else may read this process's memory or fds, or its binary. */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  status_fd = open(o.status, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (status_fd < 0) fail("init", errno, "status file %s", o.status);
+  int pidfd = open_init(o.pid, o.start);
+
+  unsigned short flen = 0;
+  struct sock_filter *prog = o.seccomp_file ? load_filter(o.pid, o.seccomp_file, &flen) : NULL;
+
+  int cgfd[MAX_CGROUPS], backfd[MAX_CGROUPS];
+  for (int k = 0; k < o.ncg; k++) {
+    cgfd[k] = open(o.cg[k], O_WRONLY | O_CLOEXEC);
+    if (cgfd[k] < 0) fail("cgroup", errno, "%s", o.cg[k]);
+    backfd[k] = open(o.back[k], O_WRONLY | O_CLOEXEC);
+    if (backfd[k] < 0) fail("cgroup", errno, "%s", o.back[k]);
+  }
+  /* The exec'd command is born in the guest's cgroups (its limits, its accounting). */
+  join_cgroups(cgfd, o.ncg, "the guest's");
+
+  /* Host paths, reached before this process enters the guest's mount namespace. */
+  int lsock = -1, csock = -1;
+  if (o.listener && flen) {
+    lsock = connect_unix(o.listener);
+    if (lsock < 0) fail("seccomp", errno, "the supervisor's socket %s", o.listener);
+  }
+  if (o.tty) {
+    csock = connect_unix(o.console);
+    if (csock < 0) fail("tty", errno, "the console socket %s", o.console);
+  }
+
+  enter_guest(o.pid, pidfd, prog, flen, lsock);
+  become_user(&o);
+
+  const char *path_env = NULL;
+  for (int k = 0; k < o.nenv; k++)
+    if (!strncmp(o.env[k], "PATH=", 5)) path_env = o.env[k] + 5;
+  char found[4096];
+  const char *exe = lookup(argv[i], path_env ? path_env : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                           found, sizeof found);
+  int slave = o.tty ? make_tty(o.console, csock) : -1;
+
+  struct launch l;
+  prepare_launch(&l, &o, argc, argv, i, exe);
+  int errpipe[2], gopipe[2];
+  if (pipe2(errpipe, O_CLOEXEC) < 0 || pipe2(gopipe, O_CLOEXEC) < 0) fail("fork", errno, "pipe");
+  sigset_t old;
+  pid_t c = launch(&l, slave, errpipe[1], gopipe, &old);
+  child_pid = c;
+  close(errpipe[1]);
+  close(gopipe[0]);
+  if (slave >= 0) close(slave);
+  /* Only the command counts against the guest's limits from now on: then it may run. */
+  join_cgroups(backfd, o.ncg, "jaula's own");
+  if (write(gopipe[1], "g", 1) != 1) fail("fork", errno, "starting the command");
+  close(gopipe[1]);
+  forward_signals(&old);
+  return wait_command(c, errpipe[0], exe);
 }
