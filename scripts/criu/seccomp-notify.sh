@@ -5,7 +5,7 @@
 #   seccomp-notify.sh allow IMAGES   rewrite each to `ret SECCOMP_RET_ALLOW` (in place)
 #
 # jaula's supervisor answers a guest's sysinfo(2) through a seccomp filter rule whose action is
-# SECCOMP_RET_USER_NOTIF (runtime/spec.ts, native/jaula-helper.c handle_notify). A listener fd
+# SECCOMP_RET_USER_NOTIF (runtime/spec.ts, native/helper/sysinfo.c handle_notify). A listener fd
 # exists only from the moment a filter is installed with SECCOMP_FILTER_FLAG_NEW_LISTENER; CRIU 4.1
 # re-installs the dumped filters without it, so after a restore nobody listens and the kernel
 # fails the guest's sysinfo(2) with ENOSYS (busybox free and uptime do not check, and print
