@@ -110,10 +110,15 @@ describe(
           words(join(scope, `jaula-${t.tag}/g3/cgroup.controllers`)).sort(),
           [...wanted].sort(),
         );
-        // The session's process moved into the leaf, and the guest's supervisor (and lxcfs)
-        // started there.
+        // The session's process moved into the leaf; the guest's supervisor works from its own
+        // cgroup beside the guest's (.supervisor-NAME, ADR 0001).
         const leaf = procsOf(join(scope, V2_LEAF));
-        assert.ok(leaf.includes(pid) && leaf.includes(Number(t.state('g3')['shimPid'])), String(leaf));
+        assert.ok(leaf.includes(pid), String(leaf));
+        const shim = Number(t.state('g3')['shimPid']);
+        assert.ok(
+          procsOf(join(scope, `jaula-${t.tag}`, '.supervisor-g3')).includes(shim),
+          `supervisor ${shim}`,
+        );
         assert.deepEqual(procsOf(scope), []);
         // Seen and stopped from anywhere (its state records where its cgroup is).
         assert.equal(t.ok(['status', 'g3']).code, 0);

@@ -70,10 +70,10 @@ describe('GuestFs: host-side access that cannot leave the guest root', () => {
     try {
       let reads = 0;
       GuestFs.with(root, (g) => {
-        for (const t0 = Date.now(); Date.now() - t0 < 3000; reads++)
+        // (at least 1000 reads and 3 s, however slow the machine: an emulated VM made 959 in 3 s)
+        for (const t0 = Date.now(); reads < 1000 || Date.now() - t0 < 3000; reads++)
           assert.equal(g.readText('/etc/rel-link'), 'through the link');
       });
-      assert.ok(reads > 1000, `${reads} reads`);
     } finally {
       process.kill(-(renamer.pid as number), 'SIGKILL');
       await ended;
