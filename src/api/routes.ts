@@ -4,7 +4,7 @@
  * are all made from it, and the API tests check every answer against it.
  *
  * Adding an operation: one entry here (with `engine: true` when the Engine has a method of the
- * same name), the method in the Engine interface (core/engine.ts) and LocalEngine; RemoteEngine
+ * same name), the method in the Engine interface (api/engine.ts) and LocalEngine; RemoteEngine
  * and jaulad's handler follow from this table. `job: true` runs it as a job with progress.
  */
 import { NAME_MAX, NAME_PATTERN } from '../common/names.js';

@@ -7,7 +7,7 @@
 import type { GuestSummary } from '../api/types.js';
 import { JaulaError, messageOf } from '../common/errors.js';
 import { dependencyWaves, inParallel } from '../common/waves.js';
-import type { Engine } from '../core/engine.js';
+import type { Engine } from '../api/engine.js';
 import { bool, list, num, type Parsed } from './args.js';
 import { formatOf, json, out } from './command.js';
 import { table } from './table.js';

@@ -4,7 +4,7 @@
  * HTTP code is loaded: `jaula status` stays as cheap as before jaulad existed.
  */
 import { existsSync } from 'node:fs';
-import type { Engine } from '../core/engine.js';
+import type { Engine } from '../api/engine.js';
 import { paths } from '../os/paths.js';
 import { trace } from '../os/trace.js';
 

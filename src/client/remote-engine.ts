@@ -8,8 +8,9 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { fillPath, pathParams, routeOf, type EngineOp, type RouteOp } from '../api/routes.js';
 import type { ConsoleEnd, ExecRequest, Job } from '../api/types.js';
+import { relayTerminal } from '../os/terminal.js';
 import { exitCodes, JaulaError, type ErrorCode } from '../common/errors.js';
-import type { Engine, JobHooks } from '../core/engine.js';
+import type { Engine, JobHooks } from '../api/engine.js';
 
 /** Whether jaulad answers on the socket (a stale socket file refuses the connection). */
 export function daemonAnswers(socket: string, timeoutMs = 1000): Promise<boolean> {
@@ -239,7 +240,6 @@ export class RemoteEngine implements Engine {
   /** The guest's console over the attach WebSocket (mode=console), on this process's terminal. */
   async console(name: string, onAttached?: () => void): Promise<ConsoleEnd> {
     const { WebSocket } = await import('ws');
-    const { relayTerminal } = await import('../core/console.js');
     const ws = new WebSocket(
       `ws+unix:${this.socket}:/v1/guests/${encodeURIComponent(name)}/attach?mode=console`,
     );

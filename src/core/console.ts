@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import type { ConsoleEnd } from '../api/types.js';
-import { DetachScanner } from '../common/detach.js';
+import { relayTerminal } from '../os/terminal.js';
 import { JaulaError } from '../common/errors.js';
 import { paths } from '../os/paths.js';
 import { requireRunning } from './running.js';
@@ -35,51 +35,6 @@ export async function connectConsole(name: string): Promise<net.Socket> {
     s.once('error', (e) =>
       reject(new JaulaError('runtime', `Could not attach to the console of guest "${name}": ${e.message}`)),
     );
-  });
-}
-
-/** Where a terminal session sends what is typed, and how it ends. */
-export interface ConsoleLink {
-  send(data: Uint8Array): void;
-  close(): void;
-  /** Calls `output` with what the console shows, `ended` when it closes (the guest stopped). */
-  listen(output: (b: Uint8Array) => void, ended: () => void): void;
-}
-
-/**
- * This process's terminal (raw, when it is one) on a console until the detach keys, the end of
- * its input, or the console's end.
- */
-export function relayTerminal(link: ConsoleLink): Promise<ConsoleEnd> {
-  return new Promise((resolve) => {
-    const stdin = process.stdin;
-    const tty = stdin.isTTY === true;
-    const scanner = new DetachScanner();
-    let done = false;
-    const finish = (how: ConsoleEnd): void => {
-      if (done) return;
-      done = true;
-      stdin.off('data', onData);
-      stdin.off('end', onEnd);
-      if (tty) stdin.setRawMode(false);
-      stdin.pause();
-      link.close();
-      resolve(how);
-    };
-    const onData = (b: Buffer): void => {
-      const r = scanner.feed(b);
-      if (r.data.length) link.send(r.data);
-      if (r.detach) finish('detached');
-    };
-    const onEnd = (): void => finish('detached'); // nothing more to type (input from a pipe)
-    link.listen(
-      (b) => process.stdout.write(b),
-      () => finish('ended'),
-    );
-    if (tty) stdin.setRawMode(true);
-    stdin.on('data', onData);
-    stdin.on('end', onEnd);
-    stdin.resume();
   });
 }
 

@@ -16,7 +16,7 @@ import { JaulaError } from '../common/errors.js';
 import { VERSION } from '../common/version.js';
 import type { HostFiles } from '../os/hostfiles.js';
 import type { GuestConfig } from '../guest/config.js';
-import type { Engine, JobHooks } from './engine.js';
+import type { Engine, JobHooks } from '../api/engine.js';
 
 /** What this build of jaula offers; other parts of jaula turn their features on as they land. */
 export const FEATURES: Features = {

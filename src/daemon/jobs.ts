@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Job } from '../api/types.js';
 import { isJaulaError, JaulaError, messageOf } from '../common/errors.js';
-import type { JobHooks } from '../core/engine.js';
+import type { JobHooks } from '../api/engine.js';
 import { tmpSuffix } from '../os/fs.js';
 
 const KEEP_ENDED = 200;

@@ -34,7 +34,7 @@ import { MAX_PROBLEMS, propertyOf, validate, type Schema } from '../api/schema.j
 import type { EngineInfo, JaulaEvent, ReconcileReport } from '../api/types.js';
 import { httpStatus, isJaulaError, JaulaError, messageOf } from '../common/errors.js';
 import { VERSION } from '../common/version.js';
-import type { Engine, JobHooks } from '../core/engine.js';
+import type { Engine, JobHooks } from '../api/engine.js';
 import { FEATURES, LocalEngine } from '../core/local-engine.js';
 import { HostFiles } from '../os/hostfiles.js';
 import { projectDir } from '../os/paths.js';

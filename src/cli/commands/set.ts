@@ -183,7 +183,7 @@ Examples:
 async function showGuestLimits(
   name: string,
   p: Parameters<Command['run']>[0],
-  e: import('../../core/engine.js').Engine,
+  e: import('../../api/engine.js').Engine,
 ): Promise<number> {
   const v = await e.getLimits({ name });
   if (formatOf(p) === 'json') json(v);

@@ -56,7 +56,7 @@ import type {
   GuestLogs,
   GuestLogsRequest,
   ConsoleEnd,
-} from '../api/types.js';
+} from './types.js';
 
 /** How a long operation reports progress and is cancelled. */
 export interface JobHooks {
