@@ -1,0 +1,108 @@
+/**
+ * From a request to an operation: which route of api/routes.ts a method and path name (404 or
+ * 405 when none), and the operation's arguments from its path, query and body, each checked
+ * against the route before any lock or file is touched: path parameters and query (every name
+ * against the name pattern), the body (application/json, only the declared fields, own
+ * properties only).
+ */
+import type * as http from 'node:http';
+import { matchPath, PARAMS, parseQueryValue, ROUTES, SCHEMAS, type Route } from '../api/routes.js';
+import { MAX_PROBLEMS, propertyOf, validate, type Schema } from '../api/schema.js';
+import { JaulaError } from '../common/errors.js';
+import { isJson, readBody } from './http.js';
+
+export interface Found {
+  route: Route;
+  params: Record<string, string>;
+}
+
+export const resolveRef = (ref: string): Schema | undefined => {
+  const name = ref.replace('#/components/schemas/', '');
+  return Object.prototype.hasOwnProperty.call(SCHEMAS, name) ? SCHEMAS[name] : undefined;
+};
+
+export function findRoute(method: string, pathname: string): Found {
+  const allowed: string[] = [];
+  for (const route of ROUTES as readonly Route[]) {
+    const params = matchPath(route.path, pathname);
+    if (!params) continue;
+    if (route.method === method) return { route, params };
+    allowed.push(route.method);
+  }
+  if (allowed.length)
+    throw new JaulaError('usage', `${pathname} takes ${allowed.join(', ')}, not ${method}`, {
+      details: { status: 405 },
+    });
+  throw new JaulaError('not_found', `No API route ${method} ${pathname} (see GET /v1/openapi.json)`);
+}
+
+/** Path parameters checked against PARAMS (names: the name pattern): problems, or none. */
+export function paramProblems(params: Record<string, string>): string[] {
+  return Object.entries(params).flatMap(([k, v]) =>
+    validate(v, PARAMS[k] ?? { type: 'string' }, resolveRef, k),
+  );
+}
+
+const bad = (problems: string[]): JaulaError =>
+  new JaulaError('invalid', `Bad request: ${problems.slice(0, MAX_PROBLEMS + 1).join('; ')}`);
+
+/** The query's parameters, each declared by the route and valid, into args; the problems found. */
+function queryArgs(route: Route, url: URL, args: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  for (const [k, v] of url.searchParams) {
+    if (k === 'access_token' && route.stream === 'sse') continue;
+    const schema =
+      route.query && Object.prototype.hasOwnProperty.call(route.query, k) ? route.query[k] : undefined;
+    if (!schema) {
+      problems.push(`${JSON.stringify(k.slice(0, 64))}: is not a parameter of ${route.method} ${route.path}`);
+      continue;
+    }
+    const value = parseQueryValue(v, schema);
+    problems.push(...validate(value, schema, resolveRef, k));
+    args[k] = value;
+  }
+  return problems;
+}
+
+/** The body's declared fields into args, after the whole body is checked against the route. */
+async function bodyArgs(
+  route: Route,
+  req: http.IncomingMessage,
+  args: Record<string, unknown>,
+): Promise<void> {
+  // Anything but GET: a body, or a media type, must be JSON (a page's form or text/plain post is not).
+  const type = req.headers['content-type'];
+  const hasBody =
+    Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  if (route.method !== 'GET' && (type !== undefined || hasBody) && !isJson(type))
+    throw new JaulaError(
+      'invalid',
+      `The request body must be JSON ("Content-Type: application/json"), not ${JSON.stringify(type ?? 'untyped')}`,
+      { details: { status: 415 } },
+    );
+  if (!route.body) return;
+  const body = (await readBody(req)) ?? {};
+  const problems = validate(body, route.body, resolveRef);
+  if (problems.length) throw bad(problems);
+  const schema = route.body.$ref ? (resolveRef(route.body.$ref) as Schema) : route.body;
+  const b = body as Record<string, unknown>;
+  for (const k of Object.keys(b)) if (propertyOf(schema, k) && b[k] !== undefined) args[k] = b[k];
+}
+
+/**
+ * The arguments of an operation, from the request's path, query and body: each checked against
+ * the route (names first, before the body is read), and only the declared fields taken, own
+ * properties only, into an object without a prototype.
+ */
+export async function requestArgs(
+  { route, params }: Found,
+  url: URL,
+  req: http.IncomingMessage,
+): Promise<Record<string, unknown>> {
+  const args = Object.create(null) as Record<string, unknown>;
+  const problems = [...paramProblems(params), ...queryArgs(route, url, args)];
+  if (problems.length) throw bad(problems);
+  await bodyArgs(route, req, args);
+  for (const [k, v] of Object.entries(params)) args[k] = v;
+  return args;
+}
