@@ -31,6 +31,9 @@ export const PARAMS: Record<string, Schema> = {
   id: { type: 'string', pattern: '^[a-z0-9]{1,64}$', description: 'a job ID (see GET /v1/jobs)' },
 };
 
+/** What an error carries besides its code and message (a JaulaError's details: the program's stderr, the line of a config, ...). */
+const details: Schema = { type: 'object', additionalProperties: true };
+
 const exitReason: Schema = {
   type: 'string',
   enum: ['stopped', 'halt', 'reboot', 'exited', 'killed', 'failed', 'lost', 'host-reboot'],
@@ -38,7 +41,8 @@ const exitReason: Schema = {
 
 /** Shared schemas (components.schemas in the OpenAPI document). */
 export const SCHEMAS: Record<string, Schema> = {
-  Error: obj({ error: obj({ code: str, message: str }) }),
+  Error: obj({ error: ref('ErrorInfo') }),
+  ErrorInfo: obj({ code: str, message: str, 'details?': details }),
   ExitInfo: obj({ reason: exitReason, 'code?': int, 'signal?': int, at: str, 'message?': str }),
   GuestSummary: obj({
     name: str,
@@ -102,7 +106,7 @@ export const SCHEMAS: Record<string, Schema> = {
     createdAt: str,
     'endedAt?': str,
     'result?': anyValue,
-    'error?': obj({ code: str, message: str }),
+    'error?': ref('ErrorInfo'),
   }),
   GuestUsage: obj({ name: str, cpuNs: num, memoryBytes: num, at: num }),
   ProcessRow: obj({

@@ -458,7 +458,7 @@ export interface Job {
   createdAt: string;
   endedAt?: string;
   result?: unknown;
-  error?: { code: string; message: string };
+  error?: ErrorInfo;
 }
 
 /** What this jaula offers: operations that other parts of jaula add later are listed as false. */
@@ -517,5 +517,13 @@ export type JaulaEvent =
 
 /** The error body of every failed request. */
 export interface ApiError {
-  error: { code: string; message: string };
+  error: ErrorInfo;
+}
+
+/** A failure as it crosses the wire: a JaulaError's code, message and details. */
+export interface ErrorInfo {
+  code: string;
+  message: string;
+  /** The JaulaError's details, when it has any (what failed, in data: a program's stderr, a config's line). */
+  details?: Record<string, unknown>;
 }

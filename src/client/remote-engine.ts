@@ -7,9 +7,10 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { fillPath, pathParams, routeOf, type EngineOp, type RouteOp } from '../api/routes.js';
-import type { ConsoleEnd, ExecRequest, Job } from '../api/types.js';
+import { fromErrorInfo } from '../api/errors.js';
+import type { ApiError, ConsoleEnd, ExecRequest, Job } from '../api/types.js';
 import { relayTerminal } from '../os/terminal.js';
-import { exitCodes, JaulaError, type ErrorCode } from '../common/errors.js';
+import { JaulaError } from '../common/errors.js';
 import type { Engine, JobHooks } from '../api/engine.js';
 
 /** Whether jaulad answers on the socket (a stale socket file refuses the connection). */
@@ -26,12 +27,10 @@ export function daemonAnswers(socket: string, timeoutMs = 1000): Promise<boolean
   });
 }
 
-function toError(status: number, body: unknown): JaulaError {
-  const e = (body as { error?: { code?: string; message?: string } } | undefined)?.error;
-  const code = (
-    e?.code && e.code in exitCodes ? e.code : status === 404 ? 'not_found' : 'internal'
-  ) as ErrorCode;
-  return new JaulaError(code, e?.message ?? `jaulad answered ${status}`);
+/** jaulad's error answer as the JaulaError it was in jaulad: code, message and details. */
+export function toError(status: number, body: unknown): JaulaError {
+  const e = (body as Partial<ApiError> | undefined)?.error;
+  return fromErrorInfo(e, status === 404 ? 'not_found' : 'internal', `jaulad answered ${status}`);
 }
 
 export class RemoteEngine implements Engine {
@@ -93,11 +92,7 @@ export class RemoteEngine implements Engine {
     try {
       const last = await this.follow(job.id, hooks);
       if (last.state === 'succeeded') return last.result as T;
-      const e = last.error;
-      throw new JaulaError(
-        (e?.code && e.code in exitCodes ? e.code : 'runtime') as ErrorCode,
-        e?.message ?? `The job ${last.state}`,
-      );
+      throw fromErrorInfo(last.error, 'runtime', `The job ${last.state}`);
     } finally {
       hooks.signal?.removeEventListener('abort', cancel);
     }
@@ -216,12 +211,7 @@ export class RemoteEngine implements Engine {
           resolve(Number(m.code ?? 0));
         } else if (m.type === 'error') {
           cleanup();
-          reject(
-            new JaulaError(
-              (String(m.code) in exitCodes ? m.code : 'runtime') as ErrorCode,
-              m.message ?? 'failed',
-            ),
-          );
+          reject(fromErrorInfo({ ...m, code: String(m.code) }, 'runtime', 'failed'));
         }
       });
       ws.on('error', (e) => {
@@ -259,12 +249,7 @@ export class RemoteEngine implements Engine {
           message?: string;
         };
         if (m.type === 'attached') return resolve();
-        fail(
-          new JaulaError(
-            (String(m.code) in exitCodes ? m.code : 'runtime') as ErrorCode,
-            m.message ?? 'jaulad did not attach the console',
-          ),
-        );
+        fail(fromErrorInfo(m, 'runtime', 'jaulad did not attach the console'));
       });
     });
     onAttached?.();

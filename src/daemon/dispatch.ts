@@ -31,7 +31,7 @@ export function findRoute(method: string, pathname: string): Found {
   }
   if (allowed.length)
     throw new JaulaError('usage', `${pathname} takes ${allowed.join(', ')}, not ${method}`, {
-      details: { status: 405 },
+      details: { status: 405, allow: allowed },
     });
   throw new JaulaError('not_found', `No API route ${method} ${pathname} (see GET /v1/openapi.json)`);
 }

@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { isIP, type Server as NetServer, type Socket } from 'node:net';
+import { errorInfo } from '../api/errors.js';
 import { httpStatus, isJaulaError, JaulaError, messageOf } from '../common/errors.js';
 
 /** Bounds on connections and requests (TCP peers are counted by address). */
@@ -235,7 +236,8 @@ function statusOf(e: JaulaError): number {
 }
 
 /**
- * Answer an error. A JaulaError says what went wrong in words written for the caller. Anything
+ * Answer an error. A JaulaError says what went wrong in words written for the caller, with its
+ * details (RemoteEngine rebuilds it whole). Anything
  * else is a fault of jaulad: logged whole; on TCP the answer names only a reference into the
  * log (its message may hold host paths), on the root-only socket it keeps the message.
  */
@@ -251,8 +253,12 @@ export function sendError(
   }
   if (isJaulaError(e)) {
     const status = statusOf(e);
-    const body = { error: { code: e.code, message: e.message } };
-    return status === 413 ? refuse(res, 413, e.code, e.message) : sendJson(res, status, body);
+    if (status === 413) return refuse(res, 413, e.code, e.message);
+    // 405: the methods the path takes (RFC 9110 15.5.6).
+    const allow = e.details?.['allow'];
+    const headers: Record<string, string> =
+      status === 405 && Array.isArray(allow) ? { allow: allow.join(', ') } : {};
+    return sendJson(res, status, { error: errorInfo(e) }, headers);
   }
   const ref = randomBytes(4).toString('hex');
   log(`internal error ${ref}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);

@@ -7,7 +7,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Job } from '../api/types.js';
-import { isJaulaError, JaulaError, messageOf } from '../common/errors.js';
+import { errorInfo } from '../api/errors.js';
+import { isJaulaError, JaulaError } from '../common/errors.js';
 import type { JobHooks } from '../api/engine.js';
 import { tmpSuffix } from '../os/fs.js';
 
@@ -45,18 +46,16 @@ export class Jobs {
     void fn(hooks).then(
       (result) => this.end(job, 'succeeded', { result }),
       (e: unknown) => {
+        const state = abort.signal.aborted ? 'cancelled' : 'failed';
+        if (isJaulaError(e)) return this.end(job, state, { error: errorInfo(e) });
         // A fault of jaulad (not a JaulaError) is logged whole; the job, which every API
         // client sees, names only a reference (its message may hold host paths).
-        let message = messageOf(e);
-        if (!isJaulaError(e)) {
-          const ref = randomBytes(4).toString('hex');
-          this.log(
-            `internal error ${ref} in job ${job.id}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
-          );
-          message = `jaulad failed (reference ${ref} in its log)`;
-        }
-        this.end(job, abort.signal.aborted ? 'cancelled' : 'failed', {
-          error: { code: isJaulaError(e) ? e.code : 'internal', message },
+        const ref = randomBytes(4).toString('hex');
+        this.log(
+          `internal error ${ref} in job ${job.id}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+        );
+        this.end(job, state, {
+          error: { code: 'internal', message: `jaulad failed (reference ${ref} in its log)` },
         });
       },
     );

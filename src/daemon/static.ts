@@ -22,9 +22,12 @@ export function serveStatic(method: string, pathname: string, res: http.ServerRe
   const hit = Object.prototype.hasOwnProperty.call(STATIC, pathname) ? STATIC[pathname] : undefined;
   if (!hit) return sendJson(res, 404, { error: { code: 'not_found', message: 'No such file' } });
   if (method !== 'GET' && method !== 'HEAD')
-    return sendJson(res, 405, {
-      error: { code: 'usage', message: `${pathname} takes GET, not ${method}` },
-    });
+    return sendJson(
+      res,
+      405,
+      { error: { code: 'usage', message: `${pathname} takes GET, not ${method}` } },
+      { allow: 'GET, HEAD' },
+    );
   let data: Buffer;
   try {
     data = fs.readFileSync(join(projectDir, hit[0]));
