@@ -7,223 +7,29 @@
  * same name), the method in the Engine interface (api/engine.ts) and LocalEngine; RemoteEngine
  * and jaulad's handler follow from this table. `job: true` runs it as a job with progress.
  */
-import { NAME_MAX, NAME_PATTERN } from '../common/names.js';
-import { anyValue, arr, bool, int, num, obj, ref, str, strs, type Schema } from './schema.js';
+import { arr, bool, int, num, obj, oneOf, str, strs, type Schema, type WireType } from './schema.js';
+import {
+  BuildRequest,
+  Check,
+  DuReport,
+  EngineInfo,
+  ExitInfo,
+  GuestLimits,
+  GuestSettings,
+  GuestSummary,
+  GuestUsage,
+  Job,
+  names,
+  nameStr,
+  NetworkSummary,
+  ProcessRow,
+  SetLimitsResult,
+  TemplateInfo,
+} from './schemas.js';
+
+export { nameStr, PARAMS, SCHEMAS } from './schemas.js';
 
 export const API_VERSION = 'v1';
-
-/**
- * A guest, template, network or mark name (common/names.ts). Every name a request carries (in
- * its path, its query or its body) is checked against it where jaulad parses the request,
- * before any lock or file is touched.
- */
-export const nameStr: Schema = {
-  type: 'string',
-  pattern: NAME_PATTERN,
-  maxLength: NAME_MAX,
-  description: `a name: letters, digits, "-", "_" and ".", beginning with a letter or digit, no "..", at most ${NAME_MAX} characters`,
-};
-const names = arr(nameStr);
-
-/** The schemas of path parameters, by their name in the route's path. */
-export const PARAMS: Record<string, Schema> = {
-  name: nameStr,
-  id: { type: 'string', pattern: '^[a-z0-9]{1,64}$', description: 'a job ID (see GET /v1/jobs)' },
-};
-
-/** What an error carries besides its code and message (a JaulaError's details: the program's stderr, the line of a config, ...). */
-const details: Schema = { type: 'object', additionalProperties: true };
-
-const exitReason: Schema = {
-  type: 'string',
-  enum: ['stopped', 'halt', 'reboot', 'exited', 'killed', 'failed', 'lost', 'host-reboot'],
-};
-
-/** Shared schemas (components.schemas in the OpenAPI document). */
-export const SCHEMAS: Record<string, Schema> = {
-  Error: obj({ error: ref('ErrorInfo') }),
-  ErrorInfo: obj({ code: str, message: str, 'details?': details }),
-  ExitInfo: obj({ reason: exitReason, 'code?': int, 'signal?': int, at: str, 'message?': str }),
-  GuestSummary: obj({
-    name: str,
-    context: int,
-    status: { type: 'string', enum: ['stopped', 'starting', 'running', 'stopping', 'broken'] },
-    'error?': str,
-    hostname: str,
-    initstyle: str,
-    marks: strs,
-    depends: strs,
-    interfaces: strs,
-    storage: str,
-    privileged: bool,
-    profile: str,
-    'pid?': int,
-    'runtime?': str,
-    'startedAt?': str,
-    'lastExit?': ref('ExitInfo'),
-  }),
-  GuestSettings: obj({
-    name: str,
-    context: int,
-    hostname: str,
-    initstyle: str,
-    cmd: strs,
-    marks: strs,
-    depends: strs,
-    stopTimeout: num,
-    interfaces: strs,
-    forwards: strs,
-    privileged: bool,
-    profile: str,
-    storage: str,
-    build: obj({ method: str, args: strs, created: str }),
-  }),
-  BuildRequest: obj({
-    name: nameStr,
-    method: { type: 'string', enum: ['skeleton', 'template', 'debootstrap'] },
-    'hostname?': str,
-    'context?': int,
-    'interfaces?': strs,
-    'forwards?': strs,
-    'initstyle?': { type: 'string', enum: ['plain', 'sysv', 'cmd'] },
-    'cmd?': strs,
-    'marks?': names,
-    'depends?': names,
-    'storage?': str,
-    'quotaBytes?': int,
-    'quotaInodes?': int,
-    'privileged?': bool,
-    'profile?': str,
-    'methodArgs?': strs,
-  }),
-  Job: obj({
-    id: str,
-    op: str,
-    target: str,
-    state: { type: 'string', enum: ['running', 'succeeded', 'failed', 'cancelled'] },
-    progress: strs,
-    'fraction?': num,
-    createdAt: str,
-    'endedAt?': str,
-    'result?': anyValue,
-    'error?': ref('ErrorInfo'),
-  }),
-  GuestUsage: obj({ name: str, cpuNs: num, memoryBytes: num, at: num }),
-  ProcessRow: obj({
-    guest: { type: 'string', nullable: true },
-    context: int,
-    pid: int,
-    vpid: int,
-    ppid: int,
-    uid: int,
-    hostUid: int,
-    user: str,
-    state: str,
-    cpu: num,
-    time: num,
-    rssKb: int,
-    command: str,
-    'args?': str,
-  }),
-  Check: obj({
-    area: str,
-    name: str,
-    status: { type: 'string', enum: ['ok', 'warn', 'missing'] },
-    detail: str,
-  }),
-  NetworkSummary: obj({
-    name: str,
-    bridge: str,
-    subnet: str,
-    'subnet6?': str,
-    nat: bool,
-    dns: strs,
-    up: bool,
-    guests: strs,
-  }),
-  ReconcileReport: obj({
-    at: str,
-    hostRebooted: bool,
-    settled: strs,
-    rolledBack: strs,
-    completedStops: strs,
-    staleBuilds: strs,
-    mounts: strs,
-    runtimeStates: strs,
-    cgroups: strs,
-    network: strs,
-    storage: strs,
-    autostarted: strs,
-    problems: strs,
-  }),
-  TemplateInfo: obj({
-    name: str,
-    created: str,
-    source: str,
-    files: int,
-    bytes: num,
-    'devices?': int,
-    usedBy: strs,
-  }),
-  HashifyReport: obj({
-    dryRun: bool,
-    guests: arr(obj({ name: str, driver: str, result: str, 'reason?': str, files: int, bytes: num })),
-    scanned: obj({ files: int, candidates: int, hashedFiles: int, hashedBytes: num }),
-    unified: obj({ files: int, bytes: num }),
-    objectsRemoved: int,
-    ms: obj({ scan: num, apply: num, total: num }),
-  }),
-  DuReport: obj({
-    guests: arr(
-      obj({
-        name: str,
-        driver: str,
-        exclusiveBytes: num,
-        exclusiveInodes: int,
-        sharedBytes: num,
-        'quota?': obj({ bytes: num, bytesLimit: num, 'inodes?': int, 'inodesLimit?': int }),
-      }),
-    ),
-    totalBytes: num,
-    seenBytes: num,
-  }),
-  GuestLimits: obj({
-    name: str,
-    running: bool,
-    limits: arr(obj({ key: str, saved: str, 'live?': str, default: str })),
-  }),
-  SetLimitsResult: obj({
-    name: str,
-    running: bool,
-    live: strs,
-    saved: bool,
-    changes: { type: 'object', additionalProperties: str },
-  }),
-  EngineInfo: obj({
-    version: str,
-    engine: { type: 'string', enum: ['local', 'remote'] },
-    root: str,
-    bootId: str,
-    features: obj({
-      daemon: bool,
-      jobs: bool,
-      console: bool,
-      limits: bool,
-      templates: bool,
-      clone: bool,
-      hashify: bool,
-      du: bool,
-    }),
-    'daemon?': obj({
-      pid: int,
-      startedAt: str,
-      socket: str,
-      'listen?': str,
-      'hostFiles?': str,
-      'reconcile?': ref('ReconcileReport'),
-    }),
-  }),
-};
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -258,7 +64,7 @@ export const ROUTES = [
     path: '/v1/info',
     summary: "jaula's version, features and the daemon's last reconcile",
     tag: 'system',
-    response: ref('EngineInfo'),
+    response: EngineInfo,
     engine: true,
   },
   {
@@ -276,7 +82,7 @@ export const ROUTES = [
     summary: 'all guests with their live state',
     tag: 'guests',
     query: { mark: nameStr, running: bool },
-    response: arr(ref('GuestSummary')),
+    response: arr(GuestSummary),
     engine: true,
   },
   {
@@ -285,8 +91,8 @@ export const ROUTES = [
     path: '/v1/guests',
     summary: 'build a guest (a job: follow it on /v1/events?job=ID)',
     tag: 'guests',
-    body: ref('BuildRequest'),
-    response: ref('Job'),
+    body: BuildRequest,
+    response: Job,
     engine: true,
     job: true,
   },
@@ -296,7 +102,7 @@ export const ROUTES = [
     path: '/v1/guests/{name}',
     summary: "a guest's live state",
     tag: 'guests',
-    response: ref('GuestSummary'),
+    response: GuestSummary,
     engine: true,
   },
   {
@@ -315,7 +121,7 @@ export const ROUTES = [
     path: '/v1/guests/{name}/settings',
     summary: "a guest's stored settings",
     tag: 'guests',
-    response: ref('GuestSettings'),
+    response: GuestSettings,
     engine: true,
   },
   {
@@ -338,7 +144,7 @@ export const ROUTES = [
       'addForwards?': strs,
       'removeForwards?': strs,
     }),
-    response: ref('GuestSettings'),
+    response: GuestSettings,
     engine: true,
   },
   {
@@ -349,7 +155,7 @@ export const ROUTES = [
       'rename a stopped guest (its config, files, logs, pool subvolume and the depends of others follow)',
     tag: 'guests',
     body: obj({ newName: str }),
-    response: ref('GuestSettings'),
+    response: GuestSettings,
     engine: true,
   },
   {
@@ -373,7 +179,7 @@ export const ROUTES = [
     path: '/v1/guests/{name}/start',
     summary: 'start a guest',
     tag: 'lifecycle',
-    response: ref('GuestSummary'),
+    response: GuestSummary,
     engine: true,
   },
   {
@@ -383,7 +189,7 @@ export const ROUTES = [
     summary: 'stop a guest (its init is asked to halt, then killed after the timeout)',
     tag: 'lifecycle',
     body: stopBody,
-    response: ref('ExitInfo'),
+    response: ExitInfo,
     engine: true,
   },
   {
@@ -393,7 +199,7 @@ export const ROUTES = [
     summary: 'stop a guest if it runs, then start it',
     tag: 'lifecycle',
     body: stopBody,
-    response: ref('GuestSummary'),
+    response: GuestSummary,
     engine: true,
   },
   {
@@ -404,7 +210,7 @@ export const ROUTES = [
       "internal: a guest's supervisor reports that the guest's init ended (instance: the run that ended); " +
       'jaulad records why and cleans up, as `jaula __exited` does without it',
     tag: 'lifecycle',
-    body: obj({ instance: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'the run' } }),
+    body: obj({ instance: { ...str, pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'the run' } }),
     response: obj({ name: str }),
   },
   {
@@ -443,7 +249,7 @@ export const ROUTES = [
       'first byte is the stream (0 stdin, 1 stdout, 2 stderr), and text messages {"type":"resize","rows","cols"} or ' +
       '{"type":"eof"}; the server ends with the text message {"type":"exit","code"}.',
     tag: 'exec',
-    query: { mode: { type: 'string', enum: ['exec', 'enter', 'run', 'console'] } },
+    query: { mode: oneOf(['exec', 'enter', 'run', 'console']) },
     response: { type: 'object', description: 'a WebSocket (101 Switching Protocols)' },
     stream: 'websocket',
   },
@@ -454,7 +260,7 @@ export const ROUTES = [
     summary: 'CPU time and memory of running guests, from their cgroups',
     tag: 'monitoring',
     query: { names },
-    response: arr(ref('GuestUsage')),
+    response: arr(GuestUsage),
     engine: true,
   },
   {
@@ -464,7 +270,7 @@ export const ROUTES = [
     summary: 'every process of the running guests (jaula ps), with host processes as context 0 when asked',
     tag: 'monitoring',
     query: { names, all: bool, args: bool },
-    response: arr(ref('ProcessRow')),
+    response: arr(ProcessRow),
     engine: true,
   },
   {
@@ -474,7 +280,12 @@ export const ROUTES = [
     summary: "copy files into or out of a guest (GUEST:/path and absolute paths of jaulad's host)",
     tag: 'exec',
     body: obj({ src: str, dst: str, 'archive?': bool }),
-    response: obj({ files: int, direction: { type: 'string', enum: ['in', 'out'] }, 'skipped?': strs }),
+    response: obj({
+      files: int,
+      direction: oneOf(['in', 'out']),
+      /** Special files (fifos, sockets, device nodes) below the source, left out. */
+      'skipped?': strs,
+    }),
     engine: true,
   },
   {
@@ -484,7 +295,7 @@ export const ROUTES = [
     summary: "the host's runtime, cgroups and kernel features (security=true: what protects guests)",
     tag: 'system',
     query: { security: bool },
-    response: arr(ref('Check')),
+    response: arr(Check),
     engine: true,
   },
   {
@@ -493,7 +304,7 @@ export const ROUTES = [
     path: '/v1/networks',
     summary: 'networks (bridges, pools, NAT)',
     tag: 'networks',
-    response: arr(ref('NetworkSummary')),
+    response: arr(NetworkSummary),
     engine: true,
   },
   {
@@ -503,7 +314,7 @@ export const ROUTES = [
     summary: 'create a network',
     tag: 'networks',
     body: obj({ name: nameStr, subnet: str, 'subnet6?': str, 'bridge?': str, 'nat?': bool, 'dns?': strs }),
-    response: ref('NetworkSummary'),
+    response: NetworkSummary,
     engine: true,
   },
   {
@@ -541,7 +352,7 @@ export const ROUTES = [
       'clone a stopped guest to dst under a new identity (a job; interfaces omitted: renewed from the same pools)',
     tag: 'storage',
     body: obj({ dst: nameStr, 'hostname?': str, 'context?': int, 'interfaces?': strs }),
-    response: ref('Job'),
+    response: Job,
     engine: true,
     job: true,
   },
@@ -551,7 +362,7 @@ export const ROUTES = [
     path: '/v1/guests/{name}/limits',
     summary: "a guest's limits: saved in its config, live in its cgroup (when it runs), and the defaults",
     tag: 'limits',
-    response: ref('GuestLimits'),
+    response: GuestLimits,
     engine: true,
   },
   {
@@ -562,7 +373,7 @@ export const ROUTES = [
       'change limits (KEY=VALUE, empty VALUE = the default) of a running guest at once; save: also in its config',
     tag: 'limits',
     body: obj({ assignments: strs, 'save?': bool }),
-    response: ref('SetLimitsResult'),
+    response: SetLimitsResult,
     engine: true,
   },
   {
@@ -571,7 +382,7 @@ export const ROUTES = [
     path: '/v1/templates',
     summary: 'stored templates',
     tag: 'storage',
-    response: arr(ref('TemplateInfo')),
+    response: arr(TemplateInfo),
     engine: true,
   },
   {
@@ -582,7 +393,7 @@ export const ROUTES = [
       "save a stopped guest's tree as a template (a job; changes: only an overlay guest's own changes)",
     tag: 'storage',
     body: obj({ name: nameStr, guest: nameStr, 'changes?': bool }),
-    response: ref('Job'),
+    response: Job,
     engine: true,
     job: true,
   },
@@ -593,7 +404,7 @@ export const ROUTES = [
     summary: "import an archive on jaulad's host as a template, every member checked first (a job)",
     tag: 'storage',
     body: obj({ file: str, 'name?': nameStr }),
-    response: ref('Job'),
+    response: Job,
     engine: true,
     job: true,
   },
@@ -604,7 +415,7 @@ export const ROUTES = [
     summary: "write a template to an archive on jaulad's host (a job; written aside, renamed when complete)",
     tag: 'storage',
     body: obj({ file: str }),
-    response: ref('Job'),
+    response: Job,
     engine: true,
     job: true,
   },
@@ -630,7 +441,7 @@ export const ROUTES = [
       'minSize?': { ...int, minimum: 0 },
       'excludes?': strs,
     }),
-    response: ref('Job'),
+    response: Job,
     engine: true,
     job: true,
   },
@@ -641,7 +452,7 @@ export const ROUTES = [
     summary: 'disk usage of guests: exclusive, shared, quota, and the total on disk',
     tag: 'storage',
     query: { names },
-    response: ref('DuReport'),
+    response: DuReport,
     engine: true,
   },
   {
@@ -650,7 +461,7 @@ export const ROUTES = [
     path: '/v1/jobs',
     summary: 'jobs running and recently ended',
     tag: 'jobs',
-    response: arr(ref('Job')),
+    response: arr(Job),
   },
   {
     op: 'getJob',
@@ -658,7 +469,7 @@ export const ROUTES = [
     path: '/v1/jobs/{id}',
     summary: 'one job',
     tag: 'jobs',
-    response: ref('Job'),
+    response: Job,
   },
   {
     op: 'cancelJob',
@@ -666,7 +477,7 @@ export const ROUTES = [
     path: '/v1/jobs/{id}',
     summary: 'cancel a running job (what it made is removed)',
     tag: 'jobs',
-    response: ref('Job'),
+    response: Job,
   },
   {
     op: 'events',
@@ -684,6 +495,26 @@ export const ROUTES = [
 
 export type RouteOp = (typeof ROUTES)[number]['op'];
 export type EngineOp = Extract<(typeof ROUTES)[number], { engine: true }>['op'];
+/** Engine operations run as jobs (202 and a Job; the method's result comes at the job's end). */
+export type JobOp = Extract<(typeof ROUTES)[number], { job: true }>['op'];
+
+type RouteNamed<K extends RouteOp> = Extract<(typeof ROUTES)[number], { op: K }>;
+type PathParams<P> = P extends `${string}{${infer N}}${infer Rest}`
+  ? { [k in N]: string } & PathParams<Rest>
+  : unknown;
+type QueryOf<R> = R extends { query: infer Q } ? { -readonly [K in keyof Q]?: WireType<Q[K]> } : unknown;
+type BodyOf<R> = R extends { body: infer B } ? WireType<B> : unknown;
+type Flat<T> = { [K in keyof T]: T[K] };
+
+/**
+ * What an operation takes, derived from its route: path parameters, query and body merged into
+ * one object (as the Engine's methods take it, and as jaulad's dispatch hands it over).
+ */
+export type RequestOf<K extends RouteOp> = Flat<
+  PathParams<RouteNamed<K>['path']> & QueryOf<RouteNamed<K>> & BodyOf<RouteNamed<K>>
+>;
+/** What a success answers, derived from its route (a job's route answers its Job). */
+export type ResponseOf<K extends RouteOp> = WireType<RouteNamed<K>['response']>;
 
 export function routeOf(op: RouteOp): Route {
   return ROUTES.find((r) => r.op === op) as Route;

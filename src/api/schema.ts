@@ -21,17 +21,58 @@ export interface Schema {
   maxLength?: number;
 }
 
-export const str: Schema = { type: 'string' };
-export const int: Schema = { type: 'integer' };
-export const num: Schema = { type: 'number' };
-export const bool: Schema = { type: 'boolean' };
-export const strs: Schema = { type: 'array', items: str };
-export const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
-export const arr = (items: Schema): Schema => ({ type: 'array', items });
-export const anyValue: Schema = { description: 'any JSON value' };
+declare const wire: unique symbol;
+
+/**
+ * A schema that carries, for the compiler only, the TypeScript type of the values it accepts:
+ * the API's wire types are derived from its schemas (WireType), so the two cannot drift apart.
+ * Build them with the helpers below; a plain Schema's values are `unknown`.
+ */
+export type Typed<T> = Schema & { readonly [wire]?: (value: T) => T };
+
+/** The TypeScript type of the values a schema accepts. */
+export type WireType<S> = S extends { readonly [wire]?: (value: infer T) => unknown } ? T : unknown;
+
+type Flat<T> = { [K in keyof T]: T[K] };
+type RequiredOf<P> = { -readonly [K in keyof P as K extends `${string}?` ? never : K]: WireType<P[K]> };
+type OptionalOf<P> = { -readonly [K in keyof P as K extends `${infer N}?` ? N : never]?: WireType<P[K]> };
+/** An object schema's type: keys ending in "?" optional. */
+export type ObjectOf<P> = Flat<RequiredOf<P> & OptionalOf<P>>;
+
+export const str: Typed<string> = { type: 'string' };
+export const int: Typed<number> = { type: 'integer' };
+export const num: Typed<number> = { type: 'number' };
+export const bool: Typed<boolean> = { type: 'boolean' };
+export const strs: Typed<string[]> = { type: 'array', items: str };
+export const arr = <T>(items: Typed<T>): Typed<T[]> => ({ type: 'array', items });
+export const anyValue: Typed<unknown> = { description: 'any JSON value' };
+/** One of these strings. */
+export const oneOf = <const E extends readonly string[]>(values: E): Typed<E[number]> => ({
+  type: 'string',
+  enum: values,
+});
+/** The schema's values, or null. */
+export const nullable = <T>(s: Typed<T>): Typed<T | null> => ({ ...(s as Schema), nullable: true });
+/** An object of any keys, each value of the schema. */
+export const record = <T>(values: Typed<T>): Typed<Record<string, T>> => ({
+  type: 'object',
+  additionalProperties: values,
+});
+
+/** The shared schemas (components.schemas in the OpenAPI document), by name, as component() adds them. */
+export const COMPONENTS: Record<string, Schema> = {};
+
+/**
+ * A shared schema: kept in COMPONENTS under `name`; what is returned refers to it ($ref), with
+ * its type.
+ */
+export function component<T>(name: string, schema: Typed<T>): Typed<T> {
+  COMPONENTS[name] = schema;
+  return { $ref: `#/components/schemas/${name}` };
+}
 
 /** An object schema: keys ending in "?" are optional. */
-export function obj(props: Record<string, Schema>, extra = false): Schema {
+export function obj<const P extends Record<string, Schema>>(props: P, extra = false): Typed<ObjectOf<P>> {
   const properties: Record<string, Schema> = {};
   const required: string[] = [];
   for (const [k, v] of Object.entries(props)) {

@@ -6,8 +6,16 @@
  */
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { fillPath, pathParams, routeOf, type EngineOp, type RouteOp } from '../api/routes.js';
 import { fromErrorInfo } from '../api/errors.js';
+import {
+  fillPath,
+  pathParams,
+  routeOf,
+  type JobOp,
+  type RequestOf,
+  type ResponseOf,
+  type RouteOp,
+} from '../api/routes.js';
 import type { ApiError, ConsoleEnd, ExecRequest, Job } from '../api/types.js';
 import { relayTerminal } from '../os/terminal.js';
 import { JaulaError } from '../common/errors.js';
@@ -38,9 +46,9 @@ export class RemoteEngine implements Engine {
   constructor(readonly socket: string) {}
 
   /** One request: {method, path} of the route, params in the path, the rest in query or body. */
-  async call<T>(op: RouteOp, req: object = {}): Promise<T> {
+  async call<K extends RouteOp>(op: K, req: RequestOf<K>): Promise<ResponseOf<K>> {
     const route = routeOf(op);
-    const r = req as Record<string, unknown>;
+    const r: Record<string, unknown> = req;
     const inPath = new Set(pathParams(route.path));
     let path = fillPath(route.path, r);
     const rest = Object.entries(r).filter(([k, v]) => !inPath.has(k) && v !== undefined);
@@ -59,7 +67,7 @@ export class RemoteEngine implements Engine {
       throw new JaulaError('internal', `jaulad answered ${status} with something that is not JSON`);
     }
     if (status >= 400) throw toError(status, parsed);
-    return parsed as T;
+    return parsed as ResponseOf<K>; // jaulad's answer to this route (the API tests check it against its schema)
   }
 
   request(method: string, path: string, body?: string): Promise<{ status: number; text: string }> {
@@ -85,13 +93,13 @@ export class RemoteEngine implements Engine {
   }
 
   /** Start a job and follow it on the event stream until it ends. */
-  async job<T>(op: RouteOp, req: object, hooks: JobHooks = {}): Promise<T> {
-    const job = await this.call<Job>(op, req);
+  async job<K extends JobOp, T>(op: K, req: RequestOf<K>, hooks: JobHooks = {}): Promise<T> {
+    const job: Job = await this.call<JobOp>(op, req);
     const cancel = (): void => void this.call('cancelJob', { id: job.id }).catch(() => {});
     hooks.signal?.addEventListener('abort', cancel, { once: true });
     try {
       const last = await this.follow(job.id, hooks);
-      if (last.state === 'succeeded') return last.result as T;
+      if (last.state === 'succeeded') return last.result as T; // the job's Engine method's result
       throw fromErrorInfo(last.error, 'runtime', `The job ${last.state}`);
     } finally {
       hooks.signal?.removeEventListener('abort', cancel);
@@ -267,35 +275,33 @@ export class RemoteEngine implements Engine {
     });
   }
 
-  private op<K extends EngineOp>(k: K): Engine[K & keyof Engine] {
-    return ((r: object = {}) => this.call(k, r)) as unknown as Engine[K & keyof Engine];
-  }
-
   // One line per operation of the route table (engine: true).
-  getInfo = this.op('getInfo');
-  listGuests = this.op('listGuests');
-  getGuest = this.op('getGuest');
-  deleteGuest = this.op('deleteGuest');
-  getGuestSettings = this.op('getGuestSettings');
-  configureGuest = this.op('configureGuest');
-  startGuest = this.op('startGuest');
-  stopGuest = this.op('stopGuest');
-  restartGuest = this.op('restartGuest');
-  execCapture = this.op('execCapture');
-  getUsage = this.op('getUsage');
-  listProcesses = this.op('listProcesses');
-  copy = this.op('copy');
-  doctor = this.op('doctor');
-  listNetworks = this.op('listNetworks');
-  createNetwork = this.op('createNetwork');
-  deleteNetwork = this.op('deleteNetwork');
-  networkGc = this.op('networkGc');
-  networkCheck = this.op('networkCheck');
-  getLimits = this.op('getLimits');
-  setLimits = this.op('setLimits');
-  listTemplates = this.op('listTemplates');
-  deleteTemplate = this.op('deleteTemplate');
-  diskUsage = this.op('diskUsage');
+  getInfo: Engine['getInfo'] = () => this.call('getInfo', {});
+  listGuests: Engine['listGuests'] = (r) => this.call('listGuests', r);
+  getGuest: Engine['getGuest'] = (r) => this.call('getGuest', r);
+  deleteGuest: Engine['deleteGuest'] = (r) => this.call('deleteGuest', r);
+  getGuestSettings: Engine['getGuestSettings'] = (r) => this.call('getGuestSettings', r);
+  configureGuest: Engine['configureGuest'] = (r) => this.call('configureGuest', r);
+  startGuest: Engine['startGuest'] = (r) => this.call('startGuest', r);
+  stopGuest: Engine['stopGuest'] = (r) => this.call('stopGuest', r);
+  restartGuest: Engine['restartGuest'] = (r) => this.call('restartGuest', r);
+  execCapture: Engine['execCapture'] = (r) => this.call('execCapture', r);
+  getUsage: Engine['getUsage'] = (r) => this.call('getUsage', r);
+  listProcesses: Engine['listProcesses'] = (r) => this.call('listProcesses', r);
+  copy: Engine['copy'] = (r) => this.call('copy', r);
+  doctor: Engine['doctor'] = (r) => this.call('doctor', r);
+  listNetworks: Engine['listNetworks'] = () => this.call('listNetworks', {});
+  createNetwork: Engine['createNetwork'] = (r) => this.call('createNetwork', r);
+  deleteNetwork: Engine['deleteNetwork'] = (r) => this.call('deleteNetwork', r);
+  networkGc: Engine['networkGc'] = () => this.call('networkGc', {});
+  networkCheck: Engine['networkCheck'] = () => this.call('networkCheck', {});
+  getLimits: Engine['getLimits'] = (r) => this.call('getLimits', r);
+  setLimits: Engine['setLimits'] = (r) => this.call('setLimits', r);
+  listTemplates: Engine['listTemplates'] = () => this.call('listTemplates', {});
+  deleteTemplate: Engine['deleteTemplate'] = (r) => this.call('deleteTemplate', r);
+  diskUsage: Engine['diskUsage'] = (r) => this.call('diskUsage', r);
+  renameGuest: Engine['renameGuest'] = (r) => this.call('renameGuest', r);
+  guestLogs: Engine['guestLogs'] = (r) => this.call('guestLogs', r);
   buildGuest: Engine['buildGuest'] = (r, hooks) => this.job('buildGuest', r, hooks);
   cloneGuest: Engine['cloneGuest'] = (r, hooks) => this.job('cloneGuest', r, hooks);
   saveTemplate: Engine['saveTemplate'] = (r, hooks) => this.job('saveTemplate', r, hooks);
@@ -305,7 +311,5 @@ export class RemoteEngine implements Engine {
   execInteractive: Engine['execInteractive'] = ({ name, ...rest }) => this.attach('exec', name, rest);
   enterGuest: Engine['enterGuest'] = ({ name }) => this.attach('enter', name, { cmd: [] });
   runOnce: Engine['runOnce'] = ({ name, cmd }) => this.attach('run', name, { cmd });
-  renameGuest = this.op('renameGuest');
-  guestLogs = this.op('guestLogs');
   attachConsole: Engine['attachConsole'] = ({ name }, onAttached) => this.console(name, onAttached);
 }

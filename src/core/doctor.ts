@@ -1,3 +1,4 @@
+import type { Check, CheckStatus } from '../api/types.js';
 import * as fs from 'node:fs';
 import { cgroupMode, ownCgroups } from '../cgroups/detect.js';
 import { hostMissing } from '../cgroups/index.js';
@@ -13,13 +14,7 @@ import { unmount } from '../os/mounts.js';
 import { run } from '../os/spawn.js';
 import { runtimeVersion, selectRuntime } from '../runtime/oci.js';
 
-export type CheckStatus = 'ok' | 'warn' | 'missing';
-export interface Check {
-  area: string;
-  name: string;
-  status: CheckStatus;
-  detail: string;
-}
+export type { Check, CheckStatus } from '../api/types.js';
 
 function readOr(path: string, fallback = ''): string {
   try {

@@ -1,30 +1,11 @@
+import type { GuestSummary } from '../api/types.js';
 import { formatInterfaceSpec } from '../guest/ifspec.js';
 import type { GuestConfig } from '../guest/config.js';
-import { initAlive, liveStatus, readState, type ExitInfo, type GuestStatus } from '../guest/state.js';
+import { initAlive, liveStatus, readState } from '../guest/state.js';
 import { loadGuests, readGuest, type BrokenGuest } from '../guest/store.js';
 
-/** One guest as listings show it. */
-export interface GuestSummary {
-  name: string;
-  context: number;
-  /** "broken": its config does not load (`error` says why); it may still run (`pid`). */
-  status: GuestStatus | 'broken';
-  /** What is wrong with a broken guest's config (file, line, what to do). */
-  error?: string;
-  hostname: string;
-  initstyle: string;
-  marks: string[];
-  depends: string[];
-  interfaces: string[];
-  storage: string;
-  /** True for a privileged guest (no user namespace: its root is the host's root). */
-  privileged: boolean;
-  profile: string;
-  pid?: number;
-  runtime?: string;
-  startedAt?: string;
-  lastExit?: ExitInfo;
-}
+/** One guest as listings show it: the API's shape (api/schemas.ts), one definition. */
+export type { GuestSummary } from '../api/types.js';
 
 export function summarize(cfg: GuestConfig): GuestSummary {
   const st = readState(cfg.name);

@@ -6,7 +6,19 @@
  * properties only).
  */
 import type * as http from 'node:http';
-import { matchPath, PARAMS, parseQueryValue, ROUTES, SCHEMAS, type Route } from '../api/routes.js';
+import type { Engine, JobHooks } from '../api/engine.js';
+import {
+  matchPath,
+  PARAMS,
+  parseQueryValue,
+  ROUTES,
+  SCHEMAS,
+  type EngineOp,
+  type JobOp,
+  type RequestOf,
+  type ResponseOf,
+  type Route,
+} from '../api/routes.js';
 import { MAX_PROBLEMS, propertyOf, validate, type Schema } from '../api/schema.js';
 import { JaulaError } from '../common/errors.js';
 import { isJson, readBody } from './http.js';
@@ -105,4 +117,69 @@ export async function requestArgs(
   await bodyArgs(route, req, args);
   for (const [k, v] of Object.entries(params)) args[k] = v;
   return args;
+}
+
+/**
+ * An engine route's call of its Engine method: the compiler checks that the method exists, takes
+ * the route's request (path parameters, query and body) and answers the route's response (a
+ * job's method: its result, which comes at the job's end).
+ */
+type EngineCall<K extends EngineOp> = (
+  engine: Engine,
+  args: RequestOf<K>,
+  hooks: JobHooks,
+) => Promise<K extends JobOp ? unknown : ResponseOf<K>>;
+
+/** Every engine route (engine: true in api/routes.ts) to its Engine method: one entry each, or it does not compile. */
+const ENGINE_CALLS: { [K in EngineOp]: EngineCall<K> } = {
+  getInfo: (e) => e.getInfo(),
+  listGuests: (e, a) => e.listGuests(a),
+  buildGuest: (e, a, h) => e.buildGuest(a, h),
+  getGuest: (e, a) => e.getGuest(a),
+  deleteGuest: (e, a) => e.deleteGuest(a),
+  getGuestSettings: (e, a) => e.getGuestSettings(a),
+  configureGuest: (e, a) => e.configureGuest(a),
+  renameGuest: (e, a) => e.renameGuest(a),
+  guestLogs: (e, a) => e.guestLogs(a),
+  startGuest: (e, a) => e.startGuest(a),
+  stopGuest: (e, a) => e.stopGuest(a),
+  restartGuest: (e, a) => e.restartGuest(a),
+  execCapture: (e, a) => e.execCapture(a),
+  getUsage: (e, a) => e.getUsage(a),
+  listProcesses: (e, a) => e.listProcesses(a),
+  copy: (e, a) => e.copy(a),
+  doctor: (e, a) => e.doctor(a),
+  listNetworks: (e) => e.listNetworks(),
+  createNetwork: (e, a) => e.createNetwork(a),
+  deleteNetwork: (e, a) => e.deleteNetwork(a),
+  networkGc: (e) => e.networkGc(),
+  networkCheck: (e) => e.networkCheck(),
+  cloneGuest: (e, a, h) => e.cloneGuest(a, h),
+  getLimits: (e, a) => e.getLimits(a),
+  setLimits: (e, a) => e.setLimits(a),
+  listTemplates: (e) => e.listTemplates(),
+  saveTemplate: (e, a, h) => e.saveTemplate(a, h),
+  importTemplate: (e, a, h) => e.importTemplate(a, h),
+  exportTemplate: (e, a, h) => e.exportTemplate(a, h),
+  deleteTemplate: (e, a) => e.deleteTemplate(a),
+  hashify: (e, a, h) => e.hashify(a, h),
+  diskUsage: (e, a) => e.diskUsage(a),
+};
+
+/** The Engine's methods that are no route of their own: their stdio goes over the attach WebSocket. */
+type Interactive = 'kind' | 'execInteractive' | 'enterGuest' | 'runOnce' | 'attachConsole';
+/** Every Engine method is an engine route or interactive (this type does not compile otherwise). */
+export type EveryMethodRouted = Exclude<keyof Engine, EngineOp | Interactive> extends never ? true : never;
+const everyMethodRouted: EveryMethodRouted = true;
+void everyMethodRouted;
+
+/**
+ * The call of an engine route. Its arguments are the ones requestArgs checked against this
+ * route's schemas, from which RequestOf<op> is derived: the one place they meet its type.
+ */
+export function engineCall(
+  op: EngineOp,
+): (engine: Engine, args: Record<string, unknown>, hooks: JobHooks) => Promise<unknown> {
+  const call = ENGINE_CALLS[op] as (engine: Engine, args: never, hooks: JobHooks) => Promise<unknown>;
+  return (engine, args, hooks) => call(engine, args as never, hooks);
 }

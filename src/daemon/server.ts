@@ -12,15 +12,15 @@ import { rmSync } from 'node:fs';
 import type * as http from 'node:http';
 import type * as https from 'node:https';
 import type { Duplex } from 'node:stream';
-import type { Engine, JobHooks } from '../api/engine.js';
+import type { Engine } from '../api/engine.js';
 import { openapiDocument } from '../api/openapi.js';
-import type { RouteOp } from '../api/routes.js';
+import type { EngineOp, RouteOp } from '../api/routes.js';
 import type { EngineInfo, ReconcileReport } from '../api/types.js';
 import { JaulaError, messageOf } from '../common/errors.js';
 import { VERSION } from '../common/version.js';
 import { FEATURES, LocalEngine } from '../core/local-engine.js';
 import { HostFiles } from '../os/hostfiles.js';
-import { findRoute, requestArgs, type Found } from './dispatch.js';
+import { engineCall, findRoute, requestArgs, type Found } from './dispatch.js';
 import { EventHub, GuestWatcher } from './events.js';
 import {
   Gate,
@@ -247,18 +247,15 @@ export class Server {
     if (special) return sendJson(res, 200, await special({ args, req, res }));
     if (!route.engine) throw new JaulaError('internal', `No handler for ${route.op}`);
     const engine = tcp ? this.tcpLocal : this.local;
-    const method = (engine as unknown as Record<string, (a: unknown, h?: JobHooks) => Promise<unknown>>)[
-      route.op
-    ];
-    if (!method) throw new JaulaError('internal', `LocalEngine has no method ${route.op}`);
+    const call = engineCall(route.op as EngineOp);
     if (route.job) {
       // What the job works on: a guest or template, or hashify's guests.
       const guests = Array.isArray(args['guests']) ? (args['guests'] as unknown[]).join(',') : '';
       const target = String(args['name'] ?? (args['all'] === true ? '(all guests)' : guests));
-      const job = this.jobs.start(route.op, target, (hooks) => method.call(engine, args, hooks));
+      const job = this.jobs.start(route.op, target, (hooks) => call(engine, args, hooks));
       return sendJson(res, 202, job);
     }
-    sendJson(res, 200, await method.call(engine, args));
+    sendJson(res, 200, await call(engine, args, {}));
   }
 }
 

@@ -4,6 +4,7 @@
  * (or the daemon shadows the forward when it was there first), and a daemon bound to a guest's
  * address steals the guest's traffic. Read from /proc, no process spawned.
  */
+import type { TrapFinding } from '../api/types.js';
 import * as fs from 'node:fs';
 import { valueToIp } from '../common/ip.js';
 import type { GuestConfig } from '../guest/config.js';
@@ -89,10 +90,7 @@ function owners(inodes: Set<string>): Map<string, string> {
   return m;
 }
 
-export interface TrapFinding {
-  problem: string;
-  fix: string;
-}
+export type { TrapFinding } from '../api/types.js';
 
 const WILDCARD = new Set(['0.0.0.0', '::']);
 

@@ -78,9 +78,10 @@ Examples:
     process.once('SIGINT', abort);
     process.once('SIGTERM', abort);
     const cmd = str(p, 'cmd');
+    // The method and initstyle are the user's words: the engine checks them (its message names the choices).
     const r: BuildRequest = {
       name,
-      method,
+      method: method as BuildRequest['method'],
       interfaces: list(p, 'interface'),
       forwards: list(p, 'forward'),
       marks: list(p, 'mark'),
@@ -98,7 +99,7 @@ Examples:
     const profile = str(p, 'profile');
     if (hostname !== undefined) r.hostname = hostname;
     if (context !== undefined) r.context = context;
-    if (initstyle !== undefined) r.initstyle = initstyle;
+    if (initstyle !== undefined) r.initstyle = initstyle as NonNullable<BuildRequest['initstyle']>;
     if (storage !== undefined) r.storage = storage;
     if (bool(p, 'privileged')) r.privileged = true;
     if (profile !== undefined) r.profile = profile;
