@@ -1,7 +1,6 @@
 import { JaulaError } from '../../common/errors.js';
 import { humanSize } from '../../cgroups/limits.js';
 import {
-  listProcesses,
   prometheusText,
   rates,
   sampleGuests,
@@ -11,6 +10,7 @@ import {
 } from '../../core/monitor.js';
 import { bool, list, num, str, type Parsed } from '../args.js';
 import { formatOf, json, out, type Command } from '../command.js';
+import { engineFor } from '../engine.js';
 import { duration, table } from '../table.js';
 
 const FORMAT = { format: { type: 'string' as const } };
@@ -86,10 +86,9 @@ Examples:
   },
   async run(p) {
     const cmp = pick(str(p, 'sort') ?? 'ctx', PS_SORT, 'sort');
-    // Read here even while jaulad runs (GET /v1/processes offers the same to programs): asking
-    // jaulad costs the CLI its HTTP client and a round trip, more than the reads (200 guests:
-    // 152 ms through jaulad, 130 ms here).
-    let rows = listProcesses({ guests: guestsOf(p), all: bool(p, 'all'), args: bool(p, 'args') });
+    // In this process even while jaulad runs: the route is marked local (api/routes.ts says why).
+    const e = await engineFor('listProcesses');
+    let rows = await e.listProcesses({ names: guestsOf(p), all: bool(p, 'all'), args: bool(p, 'args') });
     const users = list(p, 'user');
     if (users.length) rows = rows.filter((r) => users.includes(r.user) || users.includes(String(r.uid)));
     rows.sort(cmp);
