@@ -26,6 +26,9 @@ import type {
   TemplateImportRequest,
   TemplateInfo,
   TemplateMeta,
+  LayerRow,
+  LayersRequest,
+  LayersResult,
   TemplateSaveRequest,
   ConfigureRequest,
   CopyRequest,
@@ -92,6 +95,12 @@ export interface Engine {
   getLimits(r: NameRequest): Promise<GuestLimits>;
   setLimits(r: SetLimitsRequest): Promise<SetLimitsResult>;
   listTemplates(): Promise<TemplateInfo[]>;
+  /** An overlay guest's root, top first (jaula layer list). */
+  listLayers(r: NameRequest): Promise<LayerRow[]>;
+  /** Add a stored template on top of a guest's layers, or remove one (jaula layer add|remove). */
+  changeLayers(r: LayersRequest): Promise<LayersResult>;
+  /** One stored template (not_found when there is none of that name). */
+  getTemplate(r: NameRequest): Promise<TemplateInfo>;
   saveTemplate(r: TemplateSaveRequest, hooks?: JobHooks): Promise<TemplateMeta>;
   importTemplate(r: TemplateImportRequest, hooks?: JobHooks): Promise<TemplateMeta>;
   exportTemplate(r: TemplateExportRequest, hooks?: JobHooks): Promise<TemplateExportResult>;

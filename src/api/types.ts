@@ -76,6 +76,10 @@ export type TemplateExportRequest = RequestOf<'exportTemplate'>;
 export type HashifyRequest = RequestOf<'hashify'>;
 export type DuRequest = RequestOf<'diskUsage'>;
 export type SetLimitsRequest = RequestOf<'setLimits'>;
+export type LayerRow = ResponseOf<'listLayers'>[number];
+export type LayersRequest = RequestOf<'changeLayers'>;
+/** The guest's layers after the change, bottom first; atNextStart: it runs, the change applies at its next start. */
+export type LayersResult = ResponseOf<'changeLayers'>;
 
 export interface TemplateExportResult {
   name: string;

@@ -30,7 +30,7 @@ async function pick(): Promise<Engine> {
 
 async function localEngine(): Promise<Engine> {
   const { LocalEngine } = await import('../core/local-engine.js');
-  return new LocalEngine();
+  return LocalEngine.open();
 }
 
 export function engine(): Promise<Engine> {

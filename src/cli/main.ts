@@ -3,10 +3,6 @@ import { parseArgs } from './args.js';
 import { err, out } from './command.js';
 import { ALIASES, COMMANDS } from './registry.js';
 import { trace } from '../os/trace.js';
-import { paths } from '../os/paths.js';
-import { existsSync } from 'node:fs';
-import { isBtrfs } from '../os/fs.js';
-import { join } from 'node:path';
 import { VERSION } from '../common/version.js';
 
 async function usage(): Promise<string> {
@@ -63,10 +59,6 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   try {
-    // A storage pool's image is mounted again after a reboot, before anything looks at it (the
-    // module only loads when it is not mounted: one stat, one statfs otherwise).
-    if (process.getuid?.() === 0 && existsSync(join(paths().etc, 'pool.json')) && !isBtrfs(paths().lib))
-      await (await import('../storage/pool.js')).ensurePool();
     return await cmd.run(parseArgs(rest, cmd.specs, name));
   } catch (e) {
     if (isJaulaError(e)) {

@@ -298,6 +298,9 @@ export class RemoteEngine implements Engine {
   getLimits: Engine['getLimits'] = (r) => this.call('getLimits', r);
   setLimits: Engine['setLimits'] = (r) => this.call('setLimits', r);
   listTemplates: Engine['listTemplates'] = () => this.call('listTemplates', {});
+  getTemplate: Engine['getTemplate'] = (r) => this.call('getTemplate', r);
+  listLayers: Engine['listLayers'] = (r) => this.call('listLayers', r);
+  changeLayers: Engine['changeLayers'] = (r) => this.call('changeLayers', r);
   deleteTemplate: Engine['deleteTemplate'] = (r) => this.call('deleteTemplate', r);
   diskUsage: Engine['diskUsage'] = (r) => this.call('diskUsage', r);
   renameGuest: Engine['renameGuest'] = (r) => this.call('renameGuest', r);

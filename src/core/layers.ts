@@ -1,3 +1,4 @@
+import type { LayerRow } from '../api/types.js';
 import { JaulaError } from '../common/errors.js';
 import { validateName } from '../common/names.js';
 import { withLock } from '../os/lock.js';
@@ -10,12 +11,8 @@ import { checkTemplateFor } from './templates.js';
 import { liveStatus, readState } from '../guest/state.js';
 import { loadConfig, saveConfig } from '../guest/store.js';
 
-export interface LayerRow {
-  /** From the top: the guest's own changes, hashify's unified layer, then its layers. */
-  what: 'own' | 'unified' | 'layer';
-  name: string;
-  path: string;
-}
+/** One layer of a guest's root (the API's shape): its own changes, hashify's unified layer, or a layer. */
+export type { LayerRow } from '../api/types.js';
 
 async function layered(name: string): Promise<GuestConfig> {
   const cfg = loadConfig(name);

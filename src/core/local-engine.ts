@@ -78,6 +78,16 @@ export class LocalEngine implements Engine {
     this.tokenHolder = o.tokenHolder === true;
   }
 
+  /**
+   * The engine of a command working in its own process (the CLI without jaulad): as root, a
+   * storage pool's image is mounted again after a reboot before anything looks at it, as jaulad
+   * does at its start (one stat without a pool, one statfs when it is mounted).
+   */
+  static async open(): Promise<LocalEngine> {
+    if (process.getuid?.() === 0) await (await import('../storage/pool.js')).ensurePool();
+    return new LocalEngine();
+  }
+
   /** What only root may do, refused to a token holder. */
   private rootOnly(what: string): void {
     if (this.tokenHolder)
@@ -303,6 +313,20 @@ export class LocalEngine implements Engine {
 
   async listTemplates() {
     return (await import('./templates.js')).listTemplates();
+  }
+
+  async listLayers(r: { name: string }) {
+    return (await import('./layers.js')).listLayers(r.name);
+  }
+
+  async changeLayers(r: import('../api/types.js').LayersRequest) {
+    const { appliesAtNextStart, changeLayers } = await import('./layers.js');
+    const cfg = await changeLayers(r.name, r.add, r.remove);
+    return { name: r.name, layers: cfg.storage.layers ?? [], atNextStart: appliesAtNextStart(r.name) };
+  }
+
+  async getTemplate(r: { name: string }) {
+    return (await import('./templates.js')).templateInfo(r.name);
   }
 
   async saveTemplate(r: import('../api/types.js').TemplateSaveRequest, hooks: JobHooks = {}) {

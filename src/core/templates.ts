@@ -85,6 +85,13 @@ export function readTemplateMeta(name: string): TemplateMeta | undefined {
   }
 }
 
+/** One stored template, by its name. */
+export function templateInfo(name: string): TemplateInfo {
+  const m = validateName(name, 'template') && readTemplateMeta(name);
+  if (!m) throw new JaulaError('not_found', `There is no template "${name}" (see jaula template list)`);
+  return { ...m, usedBy: templateUsers(name) };
+}
+
 export function listTemplates(): TemplateInfo[] {
   let names: string[] = [];
   try {

@@ -61,8 +61,9 @@ function savePoolConfig(cfg: PoolConfig): void {
 const halfOf = (bytes: number): number => Math.floor(bytes / 2 / 4096) * 4096;
 
 /**
- * Mount the pool's image again when it is not (after a reboot). Every command calls this: one
- * stat when there is no pool, one statfs when it is mounted.
+ * Mount the pool's image again when it is not (after a reboot). jaulad calls this at its start,
+ * the CLI when it works in its own process (LocalEngine.open): one stat when there is no pool,
+ * one statfs when it is mounted.
  */
 export async function ensurePool(): Promise<void> {
   if (!fs.existsSync(confFile())) return;

@@ -1,10 +1,23 @@
-import { JaulaError } from '../../common/errors.js';
+import { isJaulaError, JaulaError } from '../../common/errors.js';
 import type { BuildRequest } from '../../api/types.js';
-import { isStoredTemplate } from '../../core/build.js';
+import type { Engine } from '../../api/engine.js';
+import { NAME_PATTERN } from '../../common/names.js';
 import { parseSize } from '../../common/size.js';
 import { bool, list, num, onePositional, str } from '../args.js';
 import { err, out, type Command } from '../command.js';
 import { engine } from '../engine.js';
+
+/** `-t X` names a stored template (else it is a file): a name, no archive's extension, and the engine has it. */
+async function isStored(e: Engine, x: string): Promise<boolean> {
+  if (!new RegExp(NAME_PATTERN, 'u').test(x) || /\.(tar|tgz|tzst|tar\.gz|tar\.zst)$/.test(x)) return false;
+  try {
+    await e.getTemplate({ name: x });
+    return true;
+  } catch (err) {
+    if (isJaulaError(err) && err.code === 'not_found') return false;
+    throw err;
+  }
+}
 
 export const build: Command = {
   summary: 'build a guest (skeleton, template or debootstrap)',
@@ -106,18 +119,17 @@ Examples:
     if (cmd !== undefined) r.cmd = cmd.split(/\s+/).filter(Boolean);
     // A template file is the host's: make its path absolute for jaulad, whose working directory
     // is not ours. A stored template's name stays a name.
+    const e = await engine();
     const t = r.methodArgs?.[1];
     if (
       method === 'template' &&
       r.methodArgs?.[0] === '-t' &&
       t &&
       !t.startsWith('/') &&
-      !isStoredTemplate(t)
+      !(await isStored(e, t))
     )
       r.methodArgs = ['-t', (await import('node:path')).resolve(t), ...r.methodArgs.slice(2)];
-    const cfg = await (
-      await engine()
-    ).buildGuest(r, {
+    const cfg = await e.buildGuest(r, {
       signal: ac.signal,
       onProgress: bool(p, 'quiet') ? () => {} : (l) => err(`jaula: ${l}`),
     });

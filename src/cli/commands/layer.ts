@@ -1,6 +1,6 @@
 import { JaulaError } from '../../common/errors.js';
-import { appliesAtNextStart, changeLayers, listLayers } from '../../core/layers.js';
 import { formatOf, json, out, type Command } from '../command.js';
+import { engine } from '../engine.js';
 import { table } from '../table.js';
 
 export const layer: Command = {
@@ -26,7 +26,7 @@ Examples:
       throw new JaulaError('usage', 'jaula layer list GUEST | add GUEST TEMPLATE | remove GUEST TEMPLATE');
     switch (verb) {
       case 'list': {
-        const rows = await listLayers(guest);
+        const rows = await (await engine()).listLayers({ name: guest });
         if (formatOf(p) === 'json') json(rows);
         else
           out(
@@ -39,13 +39,13 @@ Examples:
       }
       case 'add':
       case 'remove': {
-        const cfg = await changeLayers(
-          guest,
-          verb === 'add' ? name : undefined,
-          verb === 'remove' ? name : undefined,
+        const r = await (
+          await engine()
+        ).changeLayers(
+          verb === 'add' ? { name: guest, add: name ?? '' } : { name: guest, remove: name ?? '' },
         );
         out(
-          `Guest "${guest}" has the layers ${(cfg.storage.layers ?? []).join(', ') || '(none)'} (bottom first).${appliesAtNextStart(guest) ? ` It is running: the change applies at its next start (jaula restart ${guest}).` : ''}`,
+          `Guest "${guest}" has the layers ${r.layers.join(', ') || '(none)'} (bottom first).${r.atNextStart ? ` It is running: the change applies at its next start (jaula restart ${guest}).` : ''}`,
         );
         return 0;
       }
