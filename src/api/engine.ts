@@ -27,6 +27,11 @@ import type {
   TemplateInfo,
   TemplateMeta,
   LayerRow,
+  PoolInfo,
+  PoolCreateRequest,
+  PoolSetRequest,
+  QuotaRequest,
+  QuotaResult,
   LayersRequest,
   LayersResult,
   TemplateSaveRequest,
@@ -94,7 +99,17 @@ export interface Engine {
   cloneGuest(r: CloneRequest, hooks?: JobHooks): Promise<GuestSettings>;
   getLimits(r: NameRequest): Promise<GuestLimits>;
   setLimits(r: SetLimitsRequest): Promise<SetLimitsResult>;
+  /** Change a stopped guest's quota on its own files (jaula set --quota). */
+  setQuota(r: QuotaRequest): Promise<QuotaResult>;
   listTemplates(): Promise<TemplateInfo[]>;
+  /** The storage pool, or null (jaula pool show). */
+  getPool(): Promise<PoolInfo | null>;
+  /** Make the storage pool (a job: its progress lines). */
+  createPool(r: PoolCreateRequest, hooks?: JobHooks): Promise<PoolInfo | null>;
+  /** Change the space limit of each new guest. */
+  setPool(r: PoolSetRequest): Promise<PoolInfo>;
+  /** Unmount the pool and remove its image. */
+  deletePool(): Promise<{ deleted: string }>;
   /** An overlay guest's root, top first (jaula layer list). */
   listLayers(r: NameRequest): Promise<LayerRow[]>;
   /** Add a stored template on top of a guest's layers, or remove one (jaula layer add|remove). */

@@ -7,7 +7,19 @@
  * same name), the method in the Engine interface (api/engine.ts) and LocalEngine; RemoteEngine
  * and jaulad's handler follow from this table. `job: true` runs it as a job with progress.
  */
-import { arr, bool, int, num, obj, oneOf, str, strs, type Schema, type WireType } from './schema.js';
+import {
+  arr,
+  bool,
+  int,
+  nullable,
+  num,
+  obj,
+  oneOf,
+  str,
+  strs,
+  type Schema,
+  type WireType,
+} from './schema.js';
 import {
   BuildRequest,
   Check,
@@ -22,6 +34,7 @@ import {
   names,
   nameStr,
   NetworkSummary,
+  PoolInfo,
   ProcessRow,
   SetLimitsResult,
   TemplateInfo,
@@ -384,6 +397,17 @@ export const ROUTES = [
     engine: true,
   },
   {
+    op: 'setQuota',
+    method: 'PUT',
+    path: '/v1/guests/{name}/quota',
+    summary:
+      "change a stopped guest's quota on its own files (bytes: null removes it); its files are copied into a new image unless it only grows",
+    tag: 'limits',
+    body: obj({ 'bytes?': nullable(int), 'inodes?': int }),
+    response: obj({ name: str, 'quotaBytes?': int, 'quotaInodes?': int }),
+    engine: true,
+  },
+  {
     op: 'listTemplates',
     method: 'GET',
     path: '/v1/templates',
@@ -489,6 +513,46 @@ export const ROUTES = [
     tag: 'storage',
     query: { names },
     response: DuReport,
+    engine: true,
+  },
+  {
+    op: 'getPool',
+    method: 'GET',
+    path: '/v1/pool',
+    summary: 'the storage pool (null: there is none)',
+    tag: 'storage',
+    response: nullable(PoolInfo),
+    engine: true,
+  },
+  {
+    op: 'createPool',
+    method: 'POST',
+    path: '/v1/pool',
+    summary:
+      'make the storage pool before the first guest (a job; ifAbsent: do nothing when there is one, or guests or templates)',
+    tag: 'storage',
+    body: obj({ 'bytes?': int, 'guestQuota?': int, 'ifAbsent?': bool }),
+    response: Job,
+    engine: true,
+    job: true,
+  },
+  {
+    op: 'setPool',
+    method: 'PATCH',
+    path: '/v1/pool',
+    summary: 'change the space limit of each new guest (existing guests keep theirs)',
+    tag: 'storage',
+    body: obj({ guestQuota: int }),
+    response: PoolInfo,
+    engine: true,
+  },
+  {
+    op: 'deletePool',
+    method: 'DELETE',
+    path: '/v1/pool',
+    summary: 'unmount the storage pool and remove its image; refused while it holds guests or templates',
+    tag: 'storage',
+    response: obj({ deleted: str }),
     engine: true,
   },
   {

@@ -337,5 +337,22 @@ export const EngineInfo = component(
   }),
 );
 
+/** The storage pool (jaula pool show): a btrfs filesystem for guests' files, with a disk limit per guest. */
+export const PoolInfo = component(
+  'PoolInfo',
+  obj({
+    /** The image file; absent when var/lib/jaula is on the host's own btrfs. */
+    'image?': str,
+    'bytes?': num,
+    /** The space limit of a new guest (bytes). */
+    guestQuota: num,
+    path: str,
+    /** Mounted (and so with quota groups: guests get subvolumes with limits). */
+    mounted: bool,
+    'usedBytes?': num,
+    'totalBytes?': num,
+  }),
+);
+
 /** Shared schemas (components.schemas in the OpenAPI document). */
 export const SCHEMAS: Readonly<Record<string, Schema>> = COMPONENTS;

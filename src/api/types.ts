@@ -76,6 +76,12 @@ export type TemplateExportRequest = RequestOf<'exportTemplate'>;
 export type HashifyRequest = RequestOf<'hashify'>;
 export type DuRequest = RequestOf<'diskUsage'>;
 export type SetLimitsRequest = RequestOf<'setLimits'>;
+export type QuotaRequest = RequestOf<'setQuota'>;
+/** The guest's quota after the change (none: no quota). */
+export type QuotaResult = ResponseOf<'setQuota'>;
+export type PoolInfo = WireType<typeof S.PoolInfo>;
+export type PoolCreateRequest = RequestOf<'createPool'>;
+export type PoolSetRequest = RequestOf<'setPool'>;
 export type LayerRow = ResponseOf<'listLayers'>[number];
 export type LayersRequest = RequestOf<'changeLayers'>;
 /** The guest's layers after the change, bottom first; atNextStart: it runs, the change applies at its next start. */

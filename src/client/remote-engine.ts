@@ -299,6 +299,11 @@ export class RemoteEngine implements Engine {
   setLimits: Engine['setLimits'] = (r) => this.call('setLimits', r);
   listTemplates: Engine['listTemplates'] = () => this.call('listTemplates', {});
   getTemplate: Engine['getTemplate'] = (r) => this.call('getTemplate', r);
+  getPool: Engine['getPool'] = () => this.call('getPool', {});
+  createPool: Engine['createPool'] = (r, hooks) => this.job('createPool', r, hooks);
+  setPool: Engine['setPool'] = (r) => this.call('setPool', r);
+  deletePool: Engine['deletePool'] = () => this.call('deletePool', {});
+  setQuota: Engine['setQuota'] = (r) => this.call('setQuota', r);
   listLayers: Engine['listLayers'] = (r) => this.call('listLayers', r);
   changeLayers: Engine['changeLayers'] = (r) => this.call('changeLayers', r);
   deleteTemplate: Engine['deleteTemplate'] = (r) => this.call('deleteTemplate', r);

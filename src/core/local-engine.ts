@@ -315,6 +315,40 @@ export class LocalEngine implements Engine {
     return (await import('./templates.js')).listTemplates();
   }
 
+  async setQuota(r: import('../api/types.js').QuotaRequest) {
+    const { setQuota } = await import('./quota.js');
+    const { name, ...ch } = r;
+    const { storage } = await setQuota(name, ch);
+    return {
+      name,
+      ...(storage.quotaBytes !== undefined ? { quotaBytes: storage.quotaBytes } : {}),
+      ...(storage.quotaInodes !== undefined ? { quotaInodes: storage.quotaInodes } : {}),
+    };
+  }
+
+  async getPool() {
+    return (await import('../storage/pool.js')).poolInfo() ?? null;
+  }
+
+  async createPool(r: import('../api/types.js').PoolCreateRequest, hooks: JobHooks = {}) {
+    this.rootOnly('make the storage pool');
+    const { createPool } = await import('../storage/pool.js');
+    return (await createPool(r, hooks.onProgress)) ?? null;
+  }
+
+  async setPool(r: import('../api/types.js').PoolSetRequest) {
+    this.rootOnly("change the storage pool's guest quota");
+    return (await import('../storage/pool.js')).setPoolGuestQuota(r.guestQuota);
+  }
+
+  async deletePool() {
+    this.rootOnly('delete the storage pool');
+    const { deletePool, poolInfo } = await import('../storage/pool.js');
+    const path = poolInfo()?.path ?? '';
+    await deletePool();
+    return { deleted: path };
+  }
+
   async listLayers(r: { name: string }) {
     return (await import('./layers.js')).listLayers(r.name);
   }

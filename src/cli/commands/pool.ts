@@ -1,8 +1,8 @@
 import { JaulaError } from '../../common/errors.js';
 import { formatSize, parseSize } from '../../common/size.js';
-import { createPool, deletePool, poolInfo, setPoolGuestQuota } from '../../storage/pool.js';
 import { bool, str } from '../args.js';
 import { err, formatOf, json, out, type Command } from '../command.js';
+import { engine } from '../engine.js';
 
 export const pool: Command = {
   summary: "the storage pool: a btrfs filesystem for guests' files, with a disk limit per guest",
@@ -40,9 +40,10 @@ Examples:
       throw new JaulaError('usage', `jaula pool ${verb} takes no arguments (got "${extra.join(' ')}")`);
     const size = str(p, 'size');
     const gq = str(p, 'guest-quota');
+    const e = await engine();
     switch (verb) {
       case 'show': {
-        const i = poolInfo();
+        const i = await e.getPool();
         if (formatOf(p) === 'json') json(i ?? null);
         else if (!i)
           out(
@@ -62,27 +63,27 @@ Examples:
         return 0;
       }
       case 'create': {
-        const i = await createPool(
+        const i = await e.createPool(
           {
             ...(size !== undefined ? { bytes: parseSize(size, 'size') } : {}),
             ...(gq !== undefined ? { guestQuota: parseSize(gq, 'guest-quota') } : {}),
             ifAbsent: bool(p, 'if-absent'),
           },
-          (l) => err(l),
+          { onProgress: (l) => err(l) },
         );
         if (formatOf(p) === 'json') json(i ?? null);
         return 0;
       }
       case 'set': {
         if (gq === undefined) throw new JaulaError('usage', 'jaula pool set --guest-quota SIZE');
-        const i = await setPoolGuestQuota(parseSize(gq, 'guest-quota'));
+        const i = await e.setPool({ guestQuota: parseSize(gq, 'guest-quota') });
         err(
           `New guests get ${formatSize(i.guestQuota)}; existing guests keep theirs (jaula set GUEST --quota SIZE)`,
         );
         return 0;
       }
       case 'delete':
-        await deletePool();
+        await e.deletePool();
         return 0;
       default:
         throw new JaulaError('usage', `Unknown pool command "${verb}": use show, create, set or delete`);

@@ -1,6 +1,5 @@
 import { JaulaError } from '../../common/errors.js';
 import type { ConfigureRequest } from '../../api/types.js';
-import { setQuota } from '../../core/quota.js';
 import { formatSize, parseSize } from '../../common/size.js';
 import { bool, list, num, str } from '../args.js';
 import { formatOf, json, out, type Command } from '../command.js';
@@ -124,13 +123,16 @@ Examples:
     if (!changes && assignments.length === 0 && quota === undefined && qi === undefined)
       return showGuestLimits(name, p, await engine());
     if (quota !== undefined || qi !== undefined) {
-      const q = await setQuota(name, {
+      const q = await (
+        await engine()
+      ).setQuota({
+        name,
         ...(quota !== undefined ? { bytes: quota === 'none' ? null : parseSize(quota, 'quota') } : {}),
         ...(qi !== undefined ? { inodes: qi } : {}),
       });
       out(
-        q.storage.quotaBytes
-          ? `Guest "${name}" may use ${formatSize(q.storage.quotaBytes)}${q.storage.quotaInodes ? ` and ${q.storage.quotaInodes} inodes` : ''} for its own files.`
+        q.quotaBytes
+          ? `Guest "${name}" may use ${formatSize(q.quotaBytes)}${q.quotaInodes ? ` and ${q.quotaInodes} inodes` : ''} for its own files.`
           : `Guest "${name}" has no quota.`,
       );
     }
