@@ -546,6 +546,33 @@ describe('storage and limits through the API', () => {
     assert.deepEqual(await api('GET', '/v1/templates'), []);
   });
 
+  it('layers, a quota, a template by name, the pool and samples: what the CLI asks for them', async () => {
+    await job('POST', '/v1/templates', { name: 'tpl', guest: 's1' });
+    assert.equal((await api<{ name: string }>('GET', '/v1/templates/tpl')).name, 'tpl');
+    await api('GET', '/v1/templates/nosuch', undefined, 404);
+    const added = await api<{ layers: string[] }>('PATCH', '/v1/guests/s1/layers', { add: 'tpl' });
+    assert.deepEqual(added.layers, ['tpl']);
+    const rows = await api<{ what: string; name: string }[]>('GET', '/v1/guests/s1/layers');
+    assert.deepEqual([rows[0]?.what, rows.at(-1)?.name], ['own', 'tpl']);
+    viaJaulad(['layer', 'remove', 's1', 'tpl']);
+    assert.deepEqual((await api<unknown[]>('GET', '/v1/guests/s1/layers')).length, rows.length - 1);
+    await api('DELETE', '/v1/templates/tpl');
+    await api('PUT', '/v1/guests/nosuchthing/quota', { bytes: null }, 404);
+    // No pool here: guests exist, so ifAbsent makes none.
+    assert.equal(await api('GET', '/v1/pool'), null);
+    assert.equal((await job('POST', '/v1/pool', { ifAbsent: true })).result, null);
+    await api('PATCH', '/v1/pool', { guestQuota: 1 << 30 }, 404);
+    await api('DELETE', '/v1/pool', undefined, 404);
+    await api('POST', '/v1/guests/s1/start');
+    const samples = await api<{ name: string; cgroup: { pids: { current: number } } }[]>(
+      'GET',
+      '/v1/samples?names=s1&detail=true',
+    );
+    assert.equal(samples[0]?.name, 's1');
+    assert.ok((samples[0]?.cgroup.pids.current ?? 0) >= 1);
+    await api('POST', '/v1/guests/s1/stop', { kill: true });
+  });
+
   it('hashify as a job (dry run first), then du shows what the guests share', async () => {
     type Report = { dryRun: boolean; guests: { name: string; result: string }[]; unified: { files: number } };
     const dry = await job<Report>('POST', '/v1/hashify', { guests: ['s1', 's2'], dryRun: true });

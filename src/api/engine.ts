@@ -27,6 +27,8 @@ import type {
   TemplateInfo,
   TemplateMeta,
   LayerRow,
+  GuestSample,
+  SampleRequest,
   PoolInfo,
   PoolCreateRequest,
   PoolSetRequest,
@@ -88,6 +90,8 @@ export interface Engine {
   getUsage(r: UsageRequest): Promise<GuestUsage[]>;
   /** Every process of the running guests (jaula ps), from the host's /proc. */
   listProcesses(r: ProcessesRequest): Promise<ProcessRow[]>;
+  /** Running guests' counters at one moment (jaula top, stat, metrics), from their cgroups. */
+  sampleGuests(r: SampleRequest): Promise<GuestSample[]>;
   copy(r: CopyRequest): Promise<CopyResult>;
   doctor(r: DoctorRequest): Promise<Check[]>;
   listNetworks(): Promise<NetworkSummary[]>;

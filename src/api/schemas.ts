@@ -337,22 +337,58 @@ export const EngineInfo = component(
   }),
 );
 
-/** The storage pool (jaula pool show): a btrfs filesystem for guests' files, with a disk limit per guest. */
-export const PoolInfo = component(
-  'PoolInfo',
+const orNull = nullable(num);
+
+/** A running guest's counters at one moment (jaula top, stat, metrics): two of them make its rates. */
+export const GuestSample = component(
+  'GuestSample',
   obj({
-    /** The image file; absent when var/lib/jaula is on the host's own btrfs. */
-    'image?': str,
-    'bytes?': num,
-    /** The space limit of a new guest (bytes). */
-    guestQuota: num,
-    path: str,
-    /** Mounted (and so with quota groups: guests get subvolumes with limits). */
-    mounted: bool,
-    'usedBytes?': num,
-    'totalBytes?': num,
+    name: str,
+    context: int,
+    pid: int,
+    'startedAt?': str,
+    /** When the sample was taken (ms, the monotonic clock of the process that took it). */
+    at: num,
+    cgroup: obj({
+      /** CPU time used (user + system, ns); bandwidth periods and how many were throttled (cpu.max). */
+      cpu: obj({ usageNs: num, userNs: num, systemNs: num, periods: num, throttled: num, throttledNs: num }),
+      /** Bytes; null: no limit. limitHits: times the limit was hit; oomKills: processes the OOM killer ended. */
+      memory: obj({
+        current: num,
+        limit: orNull,
+        high: orNull,
+        swapLimit: orNull,
+        'anon?': num,
+        'file?': num,
+        limitHits: num,
+        oomKills: num,
+      }),
+      /** refusals: forks refused at the limit (pids.events "max"). */
+      pids: obj({ current: num, limit: orNull, refusals: num }),
+      io: obj({ readBytes: num, writeBytes: num, readOps: num, writeOps: num }),
+    }),
+    net: obj({ rxBytes: num, txBytes: num, rxPackets: num, txPackets: num }),
+    /** Number of processes (with `detail`). */
+    'processes?': int,
   }),
 );
+
+/** The storage pool (jaula pool show): a btrfs filesystem for guests' files, with a disk limit per guest. */
+const poolInfo = obj({
+  /** The image file; absent when var/lib/jaula is on the host's own btrfs. */
+  'image?': str,
+  'bytes?': num,
+  /** The space limit of a new guest (bytes). */
+  guestQuota: num,
+  path: str,
+  /** Mounted (and so with quota groups: guests get subvolumes with limits). */
+  mounted: bool,
+  'usedBytes?': num,
+  'totalBytes?': num,
+});
+export const PoolInfo = component('PoolInfo', poolInfo);
+/** The pool, or null: there is none (a $ref cannot be nullable beside it). */
+export const PoolInfoOrNull = nullable(poolInfo);
 
 /** Shared schemas (components.schemas in the OpenAPI document). */
 export const SCHEMAS: Readonly<Record<string, Schema>> = COMPONENTS;

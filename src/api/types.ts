@@ -82,6 +82,8 @@ export type QuotaResult = ResponseOf<'setQuota'>;
 export type PoolInfo = WireType<typeof S.PoolInfo>;
 export type PoolCreateRequest = RequestOf<'createPool'>;
 export type PoolSetRequest = RequestOf<'setPool'>;
+export type GuestSample = WireType<typeof S.GuestSample>;
+export type SampleRequest = RequestOf<'sampleGuests'>;
 export type LayerRow = ResponseOf<'listLayers'>[number];
 export type LayersRequest = RequestOf<'changeLayers'>;
 /** The guest's layers after the change, bottom first; atNextStart: it runs, the change applies at its next start. */

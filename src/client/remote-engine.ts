@@ -288,6 +288,7 @@ export class RemoteEngine implements Engine {
   execCapture: Engine['execCapture'] = (r) => this.call('execCapture', r);
   getUsage: Engine['getUsage'] = (r) => this.call('getUsage', r);
   listProcesses: Engine['listProcesses'] = (r) => this.call('listProcesses', r);
+  sampleGuests: Engine['sampleGuests'] = (r) => this.call('sampleGuests', r);
   copy: Engine['copy'] = (r) => this.call('copy', r);
   doctor: Engine['doctor'] = (r) => this.call('doctor', r);
   listNetworks: Engine['listNetworks'] = () => this.call('listNetworks', {});

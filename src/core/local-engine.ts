@@ -219,6 +219,11 @@ export class LocalEngine implements Engine {
     return listProcesses({ guests: r.names ?? [], all: r.all === true, args: r.args === true });
   }
 
+  async sampleGuests(r: import('../api/types.js').SampleRequest) {
+    const { sampleGuests } = await import('./monitor.js');
+    return sampleGuests(r.names ?? [], { detail: r.detail === true });
+  }
+
   async getUsage(r: { names?: string[] }): Promise<GuestUsage[]> {
     const { usageFilesOf, readUsage } = await import('../cgroups/usage.js');
     const { readState, liveStatus } = await import('../guest/state.js');

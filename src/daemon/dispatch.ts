@@ -147,6 +147,7 @@ const ENGINE_CALLS: { [K in EngineOp]: EngineCall<K> } = {
   execCapture: (e, a) => e.execCapture(a),
   getUsage: (e, a) => e.getUsage(a),
   listProcesses: (e, a) => e.listProcesses(a),
+  sampleGuests: (e, a) => e.sampleGuests(a),
   copy: (e, a) => e.copy(a),
   doctor: (e, a) => e.doctor(a),
   listNetworks: (e) => e.listNetworks(),

@@ -1,9 +1,9 @@
 import { JaulaError } from '../../common/errors.js';
+import type { Engine } from '../../api/engine.js';
 import { humanSize } from '../../cgroups/limits.js';
 import {
   prometheusText,
   rates,
-  sampleGuests,
   type GuestRates,
   type GuestSample,
   type ProcessRow,
@@ -116,6 +116,14 @@ Examples:
     return 0;
   },
 };
+
+let sampler: Promise<Engine> | undefined;
+
+/** Running guests' counters, in this process even while jaulad runs (the route is local: api/routes.ts says why). */
+async function sample(names: string[], detail = false): Promise<GuestSample[]> {
+  sampler ??= engineFor('sampleGuests');
+  return (await sampler).sampleGuests({ names, detail });
+}
 
 // ---- top -----------------------------------------------------------------------------------------
 
@@ -238,7 +246,7 @@ Examples:
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
-      let prev: GuestSample[] = sampleGuests(names);
+      let prev: GuestSample[] = await sample(names);
       for (let i = 0; n === undefined || i < n; i++) {
         await new Promise<void>((r) => {
           const t = setTimeout(r, interval * 1000);
@@ -248,7 +256,7 @@ Examples:
           };
         });
         if (quit) break;
-        const cur = sampleGuests(names);
+        const cur = await sample(names);
         const rows = rates(prev, cur).sort(pick(sort, TOP_SORT, 'sort'));
         prev = cur;
         if (asJson) out(JSON.stringify({ time: new Date().toISOString(), interval, guests: rows }));
@@ -301,7 +309,7 @@ Examples:
   specs: { ...FORMAT, guest: { type: 'list' } },
   async run(p) {
     const now = Date.now();
-    const rows: StatRow[] = sampleGuests(guestsOf(p), { detail: true })
+    const rows: StatRow[] = (await sample(guestsOf(p), true))
       .sort((a, b) => a.context - b.context)
       .map((s) => ({
         name: s.name,
@@ -394,24 +402,28 @@ Examples:
   async run(p) {
     const listen = str(p, 'listen');
     if (!listen) {
-      out(prometheusText(sampleGuests([], { detail: true })));
+      out(prometheusText(await sample([], true)));
       return 0;
     }
     const { host, port } = parseListen(listen);
     const http = await import('node:http');
-    const server = http.createServer((req, res) => {
+    const server = http.createServer((req, res) => void scrape(req, res));
+    const scrape = async (
+      req: import('node:http').IncomingMessage,
+      res: import('node:http').ServerResponse,
+    ) => {
       const path = (req.url ?? '/').split('?')[0];
       if (req.method !== 'GET' || (path !== '/metrics' && path !== '/')) {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('jaula: try /metrics\n');
         return;
       }
       try {
-        const body = prometheusText(sampleGuests([], { detail: true }));
+        const body = prometheusText(await sample([], true));
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(body);
       } catch (e) {
         res.writeHead(500, { 'content-type': 'text/plain' }).end(`jaula: ${(e as Error).message}\n`);
       }
-    });
+    };
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) =>
         reject(new JaulaError('io', `Cannot listen on ${listen}: ${(e as Error).message}`, { cause: e })),
