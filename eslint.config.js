@@ -37,16 +37,12 @@ const FILES = {
   'cli/engine.ts': ['os/paths', 'os/trace', 'client', 'core/local-engine'],
   // This process's terminal on a console (jaula console through jaulad).
   'client/remote-engine.ts': ['os/terminal'],
-  'cli/main.ts': ['os/trace', 'os/paths', 'os/fs', 'storage/pool'],
-  'cli/commands/build.ts': ['core/build'],
+  'cli/main.ts': ['os/trace'],
   'cli/commands/completion.ts': ['network/networks', 'guest/store'],
   'cli/commands/daemon.ts': ['os/paths'],
   'cli/commands/hashify.ts': ['unify/hashify'],
-  'cli/commands/layer.ts': ['core/layers'],
   'cli/commands/lifecycle.ts': ['core/lxcfs', 'core/lifecycle'],
   'cli/commands/monitor.ts': ['cgroups/limits', 'core/monitor'],
-  'cli/commands/pool.ts': ['storage/pool'],
-  'cli/commands/set.ts': ['core/quota'],
 };
 
 /** web/ (the dashboard) sees only the API's wire types. */
