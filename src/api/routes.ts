@@ -6,6 +6,8 @@
  * Adding an operation: one entry here (with `engine: true` when the Engine has a method of the
  * same name), the method in the Engine interface (api/engine.ts) and LocalEngine; RemoteEngine
  * and jaulad's handler follow from this table. `job: true` runs it as a job with progress.
+ *
+ * Over 400 lines on purpose: the whole API in one table, read in one place.
  */
 import {
   arr,
