@@ -9,6 +9,7 @@ import { trace } from '../os/trace.js';
 import { cliEntry, helperBin, initBin, paths } from '../os/paths.js';
 import { bootId, isSameProcess, nofileHardLimit, readProcStat } from '../os/proc.js';
 import { buildSpec } from '../runtime/spec.js';
+import { testWeakening, warnWeakened } from '../runtime/testweaken.js';
 import { runtimeDelete, selectRuntime, type Runtime } from '../runtime/oci.js';
 import { guestBarriers } from '../storage/barrier.js';
 import { storageDriver } from '../storage/index.js';
@@ -216,6 +217,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     trace('start: lxcfs');
     if (lxcfs.note) guestLog(name, lxcfs.note);
     rt.prepareCgroups();
+    const weaken = testWeakening(process.env, paths().root);
     const spec = buildSpec({
       cfg,
       rootfs,
@@ -229,7 +231,9 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
       ...limits,
       ...(lxcfs.dir === undefined ? {} : { lxcfs: lxcfs.dir }),
       sysinfoListener: join(runDir, 'seccomp.sock'),
+      ...(weaken ? { weaken } : {}),
     });
+    if (weaken) warnWeakened(spec);
     mkdirp(join(runDir, 'bundle'), 0o700);
     writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600, { durable: false });
 

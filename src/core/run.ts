@@ -8,6 +8,7 @@ import { bootId, nofileHardLimit, readProcStat } from '../os/proc.js';
 import { trace } from '../os/trace.js';
 import { networkDown } from '../network/apply.js';
 import { buildSpec, GUEST_INIT_PATH } from '../runtime/spec.js';
+import { testWeakening, warnWeakened } from '../runtime/testweaken.js';
 import { runtimeDelete, selectRuntime } from '../runtime/oci.js';
 import { guestIdRange } from '../runtime/idmap.js';
 import { removeUserns } from '../runtime/userns.js';
@@ -62,6 +63,7 @@ export async function runOnce(
     try {
       const { mounted, fstab, ...ns } = await prepareGuest(cfg, storage, idmap, rev, loadFstab(name));
       rt.prepareCgroups();
+      const weaken = testWeakening(process.env, paths().root);
       const spec = buildSpec({
         cfg,
         rootfs: mounted.root,
@@ -75,7 +77,9 @@ export async function runOnce(
         args: [GUEST_INIT_PATH, '--', ...cmd],
         terminal: false,
         ...limitSpecInput(cfg),
+        ...(weaken ? { weaken } : {}),
       });
+      if (weaken) warnWeakened(spec);
       writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600, { durable: false });
       const me = readProcStat(process.pid);
       const st: GuestState = {

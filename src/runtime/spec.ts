@@ -2,59 +2,18 @@ import type { GuestConfig } from '../guest/config.js';
 import { isBind, type FstabEntry } from '../guest/fstab.js';
 import { assertNever } from '../common/errors.js';
 import type { IdRange } from './idmap.js';
-import { seccompProfile, type SeccompProfile } from './seccomp.js';
-import { applyTestWeakening } from './testweaken.js';
+import type { OciMount, OciSpec } from './ocispec.js';
+import { seccompProfile } from './seccomp.js';
+import { weakenSpec, type TestWeakening } from './testweaken.js';
 import {
   DEFAULT_PIDS_LIMIT,
   defaultMemoryLimit,
   ociResources,
   type DevNum,
   type Limits,
-  type OciLimitResources,
 } from '../cgroups/limits.js';
 
-/** The parts of the OCI runtime spec (config.json) that jaula writes. */
-export interface OciMount {
-  destination: string;
-  type: string;
-  source: string;
-  options?: string[];
-}
-export interface OciSpec {
-  ociVersion: string;
-  process: {
-    terminal: boolean;
-    user: { uid: number; gid: number };
-    args: string[];
-    env: string[];
-    cwd: string;
-    capabilities: {
-      bounding: string[];
-      effective: string[];
-      permitted: string[];
-      inheritable?: string[];
-      ambient?: string[];
-    };
-    rlimits: { type: string; hard: number; soft: number }[];
-    noNewPrivileges: boolean;
-  };
-  root: { path: string; readonly: boolean };
-  hostname: string;
-  mounts: OciMount[];
-  annotations: Record<string, string>;
-  linux: {
-    namespaces: { type: string; path?: string }[];
-    uidMappings?: { containerID: number; hostID: number; size: number }[];
-    gidMappings?: { containerID: number; hostID: number; size: number }[];
-    cgroupsPath: string;
-    seccomp?: SeccompProfile;
-    resources: {
-      devices: { allow: boolean; type?: string; major?: number; minor?: number; access?: string }[];
-    } & Partial<OciLimitResources>;
-    maskedPaths: string[];
-    readonlyPaths: string[];
-  };
-}
+export type { OciMount, OciSpec };
 
 /** Where jaula-init appears inside a guest (on the guest's /dev tmpfs: the tree is not touched). */
 export const GUEST_INIT_PATH = '/dev/.jaula-init';
@@ -220,6 +179,11 @@ export interface SpecInput {
    * free, uptime) are answered there with the guest's limits and uptime.
    */
   sysinfoListener?: string;
+  /**
+   * TEST ONLY: the escape suite's weakened profile (testweaken.ts), when the caller's
+   * environment asks for it and may (testWeakening); undefined for every real guest.
+   */
+  weaken?: TestWeakening;
 }
 
 function fstabMount(e: FstabEntry): OciMount {
@@ -242,20 +206,8 @@ function fstabMount(e: FstabEntry): OciMount {
   return m;
 }
 
-/**
- * A pure function of the guest's config: same input, same config.json (except under the
- * escape suite's test-only JAULA_TEST_WEAKEN=1, see testweaken.ts).
- */
-export function buildSpec(input: SpecInput): OciSpec {
-  const { cfg } = input;
-  const args = input.args ?? initArgs(cfg);
-  const caps = [...GUEST_CAPS];
-  // A full distribution's init mounts file systems: CAP_SYS_ADMIN, but only over the guest's own
-  // user namespace (never for a privileged guest), with seccomp still refusing the rest.
-  if (cfg.profile === 'full-os' && input.idmap) caps.push('CAP_SYS_ADMIN');
-  const maps = input.idmap
-    ? [{ containerID: 0, hostID: input.idmap.hostId, size: input.idmap.size }]
-    : undefined;
+/** The guest's mounts: the base ones, its fstab's (replacing those of the same place), jaula-init, lxcfs. */
+function specMounts(input: SpecInput, args: string[]): OciMount[] {
   const mounts: OciMount[] = BASE_MOUNTS.map((m) => ({ ...m, options: [...(m.options ?? [])] }));
   for (const e of input.fstab) {
     const m = fstabMount(e);
@@ -275,6 +227,25 @@ export function buildSpec(input: SpecInput): OciSpec {
   if (input.lxcfs !== undefined)
     for (const f of LXCFS_FILES)
       mounts.push({ destination: f, type: 'bind', source: `${input.lxcfs}${f}`, options: ['bind', 'ro'] });
+  return mounts;
+}
+
+/**
+ * A pure function of its input: same input, same config.json. It reads nothing of the host (no
+ * environment, no file): what it needs of the host (limits, paths, namespaces, the test-only
+ * weakening) its caller passes in.
+ */
+export function buildSpec(input: SpecInput): OciSpec {
+  const { cfg } = input;
+  const args = input.args ?? initArgs(cfg);
+  const caps = [...GUEST_CAPS];
+  // A full distribution's init mounts file systems: CAP_SYS_ADMIN, but only over the guest's own
+  // user namespace (never for a privileged guest), with seccomp still refusing the rest.
+  if (cfg.profile === 'full-os' && input.idmap) caps.push('CAP_SYS_ADMIN');
+  const maps = input.idmap
+    ? [{ containerID: 0, hostID: input.idmap.hostId, size: input.idmap.size }]
+    : undefined;
+  const mounts = specMounts(input, args);
   const nofile = cfg.limits?.nofile;
   const spec: OciSpec = {
     ociVersion: '1.0.2',
@@ -342,5 +313,5 @@ export function buildSpec(input: SpecInput): OciSpec {
     spec.linux.seccomp.listenerPath = input.sysinfoListener;
     spec.linux.seccomp.syscalls.push({ names: ['sysinfo'], action: 'SCMP_ACT_NOTIFY' });
   }
-  return applyTestWeakening(spec);
+  return input.weaken ? weakenSpec(spec, input.weaken) : spec;
 }

@@ -16,7 +16,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { JaulaError } from '../common/errors.js';
 import { makePaths, paths } from '../os/paths.js';
-import type { OciSpec } from './spec.js';
+import type { OciSpec } from './ocispec.js';
 
 export const TEST_WEAKEN_ENV = 'JAULA_TEST_WEAKEN';
 export const WEAKENED_ANNOTATION = 'org.jaula.test-weakened';
@@ -129,18 +129,33 @@ export function testWeakeningRequested(env: NodeJS.ProcessEnv, root: string, hos
 }
 
 /**
- * The spec, privileged-like when `env` asks for it (see the module comment); otherwise the
- * same object, untouched. Works on whatever hardening the spec carries (user namespace,
- * seccomp, LSM labels): it removes it.
+ * What the weakened profile needs of the host, read once by whoever builds the spec (the spec
+ * builder itself reads nothing): the capabilities jaula holds, all of which the guest gets.
  */
-export function applyTestWeakening(
-  spec: OciSpec,
-  env: NodeJS.ProcessEnv = process.env,
-  root: string = paths().root,
-): OciSpec {
-  if (!testWeakeningRequested(env, root)) return spec;
+export interface TestWeakening {
+  caps: string[];
+}
+
+/** The weakening `env` asks for (and is allowed: see testWeakeningRequested), or undefined. */
+export function testWeakening(env: NodeJS.ProcessEnv, root: string): TestWeakening | undefined {
+  return testWeakeningRequested(env, root) ? { caps: hostCaps() } : undefined;
+}
+
+/** Say on stderr that a guest got the weakened profile (once per spec built with it). */
+export function warnWeakened(spec: OciSpec): void {
+  process.stderr.write(
+    `jaula: WARNING: ${TEST_WEAKEN_ENV}=1: guest "${spec.annotations['org.jaula.guest'] ?? spec.hostname}" gets a deliberately weakened, privileged profile (escape tests only)\n`,
+  );
+}
+
+/**
+ * The spec made privileged-like (see the module comment): a copy, the input untouched. Works on
+ * whatever hardening the spec carries (user namespace, seccomp, LSM labels): it removes it.
+ * Pure: what it needs of the host comes in `w`.
+ */
+export function weakenSpec(spec: OciSpec, w: TestWeakening): OciSpec {
   const s = structuredClone(spec);
-  const caps = hostCaps();
+  const caps = w.caps;
   s.process.capabilities = {
     bounding: [...caps],
     effective: [...caps],
@@ -170,8 +185,21 @@ export function applyTestWeakening(
   delete res['pids'];
   delete res['memory'];
   s.annotations[WEAKENED_ANNOTATION] = 'true';
-  process.stderr.write(
-    `jaula: WARNING: ${TEST_WEAKEN_ENV}=1: guest "${s.annotations['org.jaula.guest'] ?? s.hostname}" gets a deliberately weakened, privileged profile (escape tests only)\n`,
-  );
+  return s;
+}
+
+/**
+ * The spec, privileged-like when `env` asks for it (see the module comment), with the warning
+ * on stderr; otherwise the same object, untouched.
+ */
+export function applyTestWeakening(
+  spec: OciSpec,
+  env: NodeJS.ProcessEnv = process.env,
+  root: string = paths().root,
+): OciSpec {
+  const w = testWeakening(env, root);
+  if (!w) return spec;
+  const s = weakenSpec(spec, w);
+  warnWeakened(s);
   return s;
 }
