@@ -1,4 +1,5 @@
 import { GuestFs } from '../os/guestfs.js';
+import type { InitKind } from '../runtime/signals.js';
 
 /**
  * Adapt a Linux tree to run as a guest, as the seed's baselayout-vserver and OpenVZ's
@@ -46,6 +47,7 @@ export function adaptTree(rootfs: string, opts: AdaptOptions): string[] {
   return GuestFs.with(rootfs, (g) => adapt(g, opts));
 }
 
+// (Over 80 lines: one pass over the guest's files, each adaptation a few lines, in the order they apply.)
 function adapt(g: GuestFs, opts: AdaptOptions): string[] {
   const changes: string[] = [];
   for (const d of ['etc', 'proc', 'sys', 'dev', 'run', 'tmp', 'root', 'var/log']) g.mkdirp(d);
@@ -136,8 +138,8 @@ function adapt(g: GuestFs, opts: AdaptOptions): string[] {
   return changes;
 }
 
-/** What the guest's /sbin/init is: decides how `jaula stop` asks it to halt. */
-export type InitKind = 'busybox' | 'systemd' | 'sysvinit' | 'missing' | 'other';
+/** What the guest's /sbin/init is: decides how `jaula stop` asks it to halt (runtime/signals.ts). */
+export type { InitKind };
 
 export function detectInit(rootfs: string): InitKind {
   return GuestFs.with(rootfs, (g) => {

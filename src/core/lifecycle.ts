@@ -11,13 +11,13 @@ import { bootId, isSameProcess, nofileHardLimit, readProcStat } from '../os/proc
 import { buildSpec } from '../runtime/spec.js';
 import { testWeakening, warnWeakened } from '../runtime/testweaken.js';
 import { runtimeDelete, selectRuntime, type Runtime } from '../runtime/oci.js';
+import { haltSignal, initEndedBy, signalInit } from '../runtime/signals.js';
 import { guestBarriers } from '../storage/barrier.js';
 import { storageDriver } from '../storage/index.js';
 import { guestIdRange, type IdRange } from '../runtime/idmap.js';
 import type { MountedRoot, StorageDriver } from '../storage/driver.js';
 import { createUserns, removeUserns } from '../runtime/userns.js';
-import { sanitizeMountPoints } from './adapt.js';
-import { detectInit } from './adapt.js';
+import { detectInit, sanitizeMountPoints } from './adapt.js';
 import type { GuestConfig } from '../guest/config.js';
 import { mountBinds, unmountBinds } from './binds.js';
 import type { FstabEntry } from '../guest/fstab.js';
@@ -50,49 +50,6 @@ import {
 import { serializeConfig } from '../guest/config.js';
 import { requireGuestFiles } from './running.js';
 import { networkDown, networkUp } from '../network/apply.js';
-
-export const SIGNALS: Record<string, number> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGKILL: 9,
-  SIGUSR1: 10,
-  SIGUSR2: 12,
-  SIGTERM: 15,
-  SIGPWR: 30,
-  SIGRTMIN: 34,
-};
-
-export function signalNumber(s: string): number {
-  const name = s.toUpperCase().startsWith('SIG') ? s.toUpperCase() : `SIG${s.toUpperCase()}`;
-  const rt = /^SIGRTMIN\+(\d+)$/.exec(name);
-  if (rt?.[1]) return 34 + Number(rt[1]);
-  const n = SIGNALS[name] ?? (/^\d+$/.test(s) ? Number(s) : undefined);
-  if (n === undefined || n < 1 || n > 64)
-    throw new JaulaError('invalid', `"${s}" is not a signal jaula knows (e.g. SIGPWR, SIGTERM, SIGRTMIN+3)`);
-  return n;
-}
-
-/** The signal that asks the guest's init to halt, in the way that init understands. */
-function haltSignal(cfg: GuestConfig, rootfs: string): number {
-  if (cfg.stopSignal) return signalNumber(cfg.stopSignal);
-  if (cfg.initstyle !== 'plain') return SIGNALS['SIGPWR'] as number; // jaula-init
-  switch (detectInit(rootfs)) {
-    case 'busybox':
-      return SIGNALS['SIGUSR2'] as number; // busybox init: poweroff
-    case 'systemd':
-      return 34 + 3; // SIGRTMIN+3: halt
-    case 'sysvinit':
-      return SIGNALS['SIGPWR'] as number; // inittab's powerwait action (adapted at build)
-    case 'missing':
-      throw new JaulaError(
-        'invalid',
-        `Guest "${cfg.name}" has no /sbin/init for the "plain" init style: use --initstyle sysv or cmd, or install an init in it`,
-      );
-    default:
-      return SIGNALS['SIGTERM'] as number;
-  }
-}
 
 const INSTANCE_FILES = [
   'bundle',
@@ -211,7 +168,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     lxcfsLease.catch(() => {});
     const { mounted, fstab: specFstab, ...ns } = await prepareGuest(cfg, storage, idmap, rev, fstab);
     const { root: rootfs, hostView, hostShift } = mounted;
-    const signal = haltSignal(cfg, hostView);
+    const signal = haltSignal(cfg, () => detectInit(hostView));
     const limits = limitSpecInput(cfg);
     lxcfs = await lxcfsLease;
     trace('start: lxcfs');
@@ -379,12 +336,7 @@ function exitInfoFor(name: string, st: GuestState): ExitInfo {
       at,
       message: 'the guest ended without its supervisor recording why',
     };
-  let reason: ExitReason;
-  if (st.stopRequested) reason = 'stopped';
-  else if (rec.signal === SIGNALS['SIGHUP']) reason = 'reboot';
-  else if (rec.signal === SIGNALS['SIGINT']) reason = 'halt';
-  else if (rec.signal !== undefined) reason = 'killed';
-  else reason = 'exited';
+  const reason: ExitReason = st.stopRequested ? 'stopped' : initEndedBy(rec.signal);
   const info: ExitInfo = { reason, at: new Date(rec.time).toISOString() };
   if (rec.code !== undefined) info.code = rec.code;
   if (rec.signal !== undefined) info.signal = rec.signal;
@@ -560,20 +512,10 @@ async function stopLocked(cfg: GuestConfig, opts: StopOptions): Promise<ExitInfo
   writeState(name, { ...st, status: 'stopping', stopRequested: true });
   const timeoutMs = (opts.timeout ?? cfg.stopTimeout) * 1000;
   let killed = !!opts.kill;
-  if (!opts.kill) {
-    try {
-      process.kill(pid, st.haltSignal ?? 15);
-    } catch {
-      /* already gone */
-    }
-  }
+  if (!opts.kill) signalInit(pid, st.haltSignal ?? 15);
   if (opts.kill || !(await waitGone(pid, st.pidStart, timeoutMs))) {
     killed = true;
-    try {
-      process.kill(pid, 'SIGKILL'); // ends every process of the guest's PID namespace
-    } catch {
-      /* already gone */
-    }
+    signalInit(pid, 'SIGKILL'); // ends every process of the guest's PID namespace
     if (!(await waitGone(pid, st.pidStart, 10_000)))
       throw new JaulaError('timeout', `Guest "${name}" (pid ${pid}) did not end even after SIGKILL`);
   }
