@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { JaulaError } from '../common/errors.js';
+import { JaulaError, messageOf } from '../common/errors.js';
 import { isExecutable } from '../os/fs.js';
 import { paths } from '../os/paths.js';
 import { run } from '../os/spawn.js';
@@ -59,4 +59,21 @@ export function guestHookScript(name: string, hook: GuestHook): string | undefin
   } catch {
     return undefined;
   }
+}
+
+/** Run a guest hook script (start/stop) inside the guest with /bin/sh; failures are logged. */
+export async function runGuestHook(cfg: GuestConfig, hook: GuestHook): Promise<void> {
+  const script = guestHookScript(cfg.name, hook);
+  if (script === undefined) return;
+  // As jaula exec runs commands: the guest's environment (PATH) and nothing of jaula in sight.
+  const { execCapture } = await import('./exec.js');
+  const r = await execCapture(cfg.name, ['/bin/sh', '-s'], {
+    env: [`JAULA_HOOK=${hook}`],
+    input: script,
+    timeoutMs: 120_000,
+  }).catch((e: unknown) => ({ code: -1, stdout: '', stderr: messageOf(e) }));
+  guestLog(
+    cfg.name,
+    `hook ${hook} (inside): status ${r.code}${(r.stdout + r.stderr).trim() ? `: ${(r.stdout + r.stderr).trim()}` : ''}`,
+  );
 }

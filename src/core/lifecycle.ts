@@ -1,31 +1,28 @@
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { JaulaError, messageOf } from '../common/errors.js';
-import { mkdirp, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
+import { tmpSuffix, writeFileAtomic } from '../os/fs.js';
 import { withGuestLock } from '../guest/locks.js';
 import { trace } from '../os/trace.js';
-import { cliEntry, helperBin, initBin, paths } from '../os/paths.js';
-import { bootId, isSameProcess, nofileHardLimit, readProcStat } from '../os/proc.js';
-import { buildSpec } from '../runtime/spec.js';
-import { testWeakening, warnWeakened } from '../runtime/testweaken.js';
-import { runtimeDelete, selectRuntime, type Runtime } from '../runtime/oci.js';
+import { paths } from '../os/paths.js';
+import { bootId, isSameProcess, readProcStat } from '../os/proc.js';
+import { selectRuntime, type Runtime } from '../runtime/driver.js';
 import { haltSignal, initEndedBy, signalInit } from '../runtime/signals.js';
+import { clearInstanceFiles, waitRuntimeDone, waitSupervisorSettled } from '../runtime/supervisor.js';
 import { guestBarriers } from '../storage/barrier.js';
 import { storageDriver } from '../storage/index.js';
-import { guestIdRange, type IdRange } from '../runtime/idmap.js';
-import type { MountedRoot, StorageDriver } from '../storage/driver.js';
-import { createUserns, removeUserns } from '../runtime/userns.js';
-import { detectInit, sanitizeMountPoints } from './adapt.js';
+import { guestIdRange } from '../runtime/idmap.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { removeUserns } from '../runtime/userns.js';
+import { detectInit } from './adapt.js';
 import type { GuestConfig } from '../guest/config.js';
-import { mountBinds, unmountBinds } from './binds.js';
-import type { FstabEntry } from '../guest/fstab.js';
-import { guestHookScript, runHostHook } from './hooks.js';
-import { guestLog } from '../guest/log.js';
+import { unmountBinds } from './binds.js';
+import { runGuestHook, runHostHook } from './hooks.js';
+import { guestLog, guestLogFile } from '../guest/log.js';
 import { limitSpecInput } from './limits.js';
 import { acquireLxcfs, stopLxcfsIfIdle, type LxcfsLease } from './lxcfs.js';
 import { removeSupervisorCgroups } from '../cgroups/parents.js';
+import { prepareGuest, requireBindSources, writeBundle } from './prepare.js';
 import { Reverter } from './reverter.js';
 import {
   clearRunning,
@@ -40,30 +37,10 @@ import {
   type ExitReason,
   type GuestState,
 } from '../guest/state.js';
-import {
-  loadConfig,
-  loadConfigForStop,
-  loadEveryConfig,
-  loadFstab,
-  startedConfigFile,
-} from '../guest/store.js';
+import { loadConfig, loadConfigForStop, loadFstab, startedConfigFile } from '../guest/store.js';
 import { serializeConfig } from '../guest/config.js';
 import { requireGuestFiles } from './running.js';
-import { networkDown, networkUp } from '../network/apply.js';
-
-const INSTANCE_FILES = [
-  'bundle',
-  'init.pid',
-  'exit',
-  'exit.tmp',
-  'console.sock',
-  'seccomp.bpf',
-  'attach.sock',
-];
-
-function clearInstanceFiles(runDir: string): void {
-  for (const f of INSTANCE_FILES) removeTree(join(runDir, f));
-}
+import { networkDown } from '../network/apply.js';
 
 interface StartOptions {
   /** Restart after a reboot inside the guest: counted, to stop a reboot loop. */
@@ -73,48 +50,6 @@ interface StartOptions {
 /** Start a guest. Returns its state once its init runs. */
 export async function startGuest(name: string, opts: StartOptions = {}): Promise<GuestState> {
   return withGuestLock(name, () => startLocked(loadConfig(name), opts));
-}
-
-/**
- * The guest's root, mounted, and its user namespace (unprivileged guests) and network, made for
- * a start or a one-shot run. The mount and the namespaces are made side by side (the network
- * writes its files into the root last, once mounted); their removal is registered on `rev`,
- * and on a failure this returns only when both sides have ended.
- */
-export async function prepareGuest(
-  cfg: GuestConfig,
-  storage: StorageDriver,
-  idmap: IdRange | undefined,
-  rev: Reverter,
-  fstab: FstabEntry[],
-): Promise<{ mounted: MountedRoot; fstab: FstabEntry[]; netns: string; userns?: string }> {
-  const mounting = storage.mount(cfg, idmap ? { idmap } : {}).then((m) => {
-    rev.add('unmount the root', () => storage.unmount(cfg));
-    // A hostile tree's symlinked /proc, /sys, /dev or /dev/console replaced before any use.
-    sanitizeMountPoints(m.hostView, m.hostShift);
-    trace('start: root mounted');
-    return m;
-  });
-  mounting.catch(() => {}); // (awaited below, and by the network only if it has files to write)
-  const namespaces = (async () => {
-    const userns = idmap ? await createUserns(cfg.name, idmap) : undefined;
-    if (userns) rev.add('remove the user namespace', () => removeUserns(cfg.name));
-    trace('start: user namespace made');
-    rev.add('remove the network', () => networkDown(cfg));
-    const all = loadEveryConfig();
-    trace(`start: every guest's config read (${all.length})`);
-    const netns = await networkUp(cfg, all, mounting, userns ? { userns } : {});
-    trace('start: namespaces made');
-    return { netns, ...(userns ? { userns } : {}) };
-  })();
-  // The idmapped views of its fstab binds (core/binds.ts) meanwhile.
-  rev.add('unmount the idmapped binds', () => unmountBinds(cfg.name));
-  const binding = mountBinds(cfg.name, fstab, idmap);
-  const [m, n, b] = await Promise.allSettled([mounting, namespaces, binding]);
-  if (m.status === 'rejected') throw m.reason;
-  if (n.status === 'rejected') throw n.reason;
-  if (b.status === 'rejected') throw b.reason;
-  return { mounted: m.value, fstab: b.value, ...n.value };
 }
 
 async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestState> {
@@ -132,9 +67,8 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
   // Before anything is made: a guest whose files are gone is refused, and nothing is created.
   requireGuestFiles(cfg, storage);
   trace('start: state and files checked');
-  const runDir = paths().guestRun(name);
   guestBarriers(name, guestIdRange(cfg)?.hostId); // behind the barrier (storage/barrier.ts)
-  clearInstanceFiles(runDir);
+  clearInstanceFiles(paths().guestRun(name));
   // The config it runs with: stopping it and cleaning up need it, even if config.toml breaks.
   writeFileAtomic(startedConfigFile(name), serializeConfig(cfg), 0o600, { durable: false });
   const rt = selectRuntime(cfg.runtime);
@@ -147,98 +81,23 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
   trace('start: state written');
 
   const rev = new Reverter();
-  let lxcfs: LxcfsLease | undefined;
-  let lxcfsLease: Promise<LxcfsLease> | undefined;
+  const lxcfs: LxcfsHold = {};
   try {
-    const rootfs0 = storage.treePath(name);
-    await runHostHook(cfg, 'pre-start', rootfs0);
-    const fstab = loadFstab(name);
-    for (const e of fstab) {
-      if (e.type === 'bind' || e.options.includes('bind') || e.options.includes('rbind')) {
-        if (!fs.existsSync(e.source))
-          throw new JaulaError(
-            'not_found',
-            `Guest "${name}": the bind mount source "${e.source}" (for ${e.target}) does not exist on the host; create it or fix ${join(paths().guestConf(name), 'fstab')}`,
-          );
-      }
-    }
-    const idmap = guestIdRange(cfg);
-    // lxcfs (when no guest runs yet, its daemon starts) meanwhile.
-    lxcfsLease = acquireLxcfs();
-    lxcfsLease.catch(() => {});
-    const { mounted, fstab: specFstab, ...ns } = await prepareGuest(cfg, storage, idmap, rev, fstab);
-    const { root: rootfs, hostView, hostShift } = mounted;
-    const signal = haltSignal(cfg, () => detectInit(hostView));
-    const limits = limitSpecInput(cfg);
-    lxcfs = await lxcfsLease;
-    trace('start: lxcfs');
-    if (lxcfs.note) guestLog(name, lxcfs.note);
-    rt.prepareCgroups();
-    const weaken = testWeakening(process.env, paths().root);
-    const spec = buildSpec({
-      cfg,
-      rootfs,
-      cgroupsPath: rt.cgroupsPath(name),
-      initBin,
-      fstab: specFstab,
-      nofileHard: nofileHardLimit(),
-      hostMemory: totalmem(),
-      ...ns,
-      ...(idmap ? { idmap } : {}),
-      ...limits,
-      ...(lxcfs.dir === undefined ? {} : { lxcfs: lxcfs.dir }),
-      sysinfoListener: join(runDir, 'seccomp.sock'),
-      ...(weaken ? { weaken } : {}),
-    });
-    if (weaken) warnWeakened(spec);
-    mkdirp(join(runDir, 'bundle'), 0o700);
-    writeFileAtomic(join(runDir, 'bundle/config.json'), JSON.stringify(spec), 0o600, { durable: false });
-
-    trace('start: bundle written');
-    // The supervisor is recorded as soon as it exists: if this process dies during the start,
-    // whoever settles the guest next waits for it and rolls the start back (finalizeLocked).
-    const shim = await spawnShim(rt, name, instance, runDir, spec.linux.cgroupsPath, (shimPid) => {
-      const shimStart = readProcStat(shimPid)?.starttime;
-      writeState(name, { ...base, shimPid, ...(shimStart !== undefined ? { shimStart } : {}) });
-      trace('start: supervisor spawned');
-      // From here on a container may come to exist, even when the supervisor dies: its runtime
-      // goes on creating it alone. A failed start waits for that runtime, then deletes it.
-      rev.add('delete the container', async () => {
-        await waitRuntimeDone(runDir);
-        await runtimeDelete(rt, name);
-      });
-    });
-    trace('start: guest running');
-    const pidStart = readProcStat(shim.initPid)?.starttime;
-    const shimStart = readProcStat(shim.shimPid)?.starttime;
-    const st: GuestState = {
-      ...base,
-      pid: shim.initPid,
-      shimPid: shim.shimPid,
-      haltSignal: signal,
-      hostView,
-      ...(hostShift !== undefined ? { hostShift } : {}),
-      cgroupsPath: spec.linux.cgroupsPath,
-    };
-    if (pidStart !== undefined) st.pidStart = pidStart;
-    if (shimStart !== undefined) st.shimStart = shimStart;
-    st.status = 'running';
-    st.startedAt = new Date().toISOString();
-    writeState(name, st);
+    const st = await launch(cfg, rt, storage, base, rev, lxcfs);
     // It runs in this boot until it is stopped on purpose (a reboot of the host restarts it).
     markRunning(name);
     recordBootId({ ifAbsent: true });
-    lxcfs.release();
+    lxcfs.lease?.release();
     rev.success();
     trace('start: state recorded');
     guestLog(
       name,
-      `started (pid ${shim.initPid}, ${rt.name}${opts.reboot ? `, after a reboot inside, #${restarts}` : ''})`,
+      `started (pid ${st.pid}, ${rt.name}${opts.reboot ? `, after a reboot inside, #${restarts}` : ''})`,
     );
     await runGuestHook(cfg, 'start');
     return st;
   } catch (e) {
-    (lxcfs ?? (await lxcfsLease?.catch(() => undefined)))?.release();
+    (lxcfs.lease ?? (await lxcfs.leasing?.catch(() => undefined)))?.release();
     const failed = await rev.revert();
     await stopLxcfsIfIdle();
     const st = readState(name);
@@ -256,68 +115,92 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
   }
 }
 
-/** Start the per-guest supervisor (jaula-helper shim), detached, and wait until the runtime created the guest. */
-async function spawnShim(
+/** A start's hold on lxcfs: asked for (its daemon may be starting), then held. */
+interface LxcfsHold {
+  leasing?: Promise<LxcfsLease>;
+  lease?: LxcfsLease;
+}
+
+/**
+ * The start itself, its state (`base`) written: everything made for the guest, its bundle, and
+ * the guest created and started under its supervisor; its undo registered on `rev`. Returns
+ * the guest's running state, recorded.
+ */
+async function launch(
+  cfg: GuestConfig,
   rt: Runtime,
-  name: string,
-  instance: string,
-  runDir: string,
-  cgroupsPath: string,
-  onSpawned: (pid: number) => void,
-): Promise<{ shimPid: number; initPid: number }> {
-  mkdirp(paths().log, 0o700);
-  const logFd = fs.openSync(join(paths().log, `${name}.log`), 'a', 0o600);
-  const argv = [
-    'shim',
-    '--dir',
+  storage: StorageDriver,
+  base: GuestState,
+  rev: Reverter,
+  lxcfs: LxcfsHold,
+): Promise<GuestState> {
+  const { name } = cfg;
+  const runDir = paths().guestRun(name);
+  await runHostHook(cfg, 'pre-start', storage.treePath(name));
+  const fstab = loadFstab(name);
+  requireBindSources(name, fstab);
+  const idmap = guestIdRange(cfg);
+  // lxcfs (when no guest runs yet, its daemon starts) meanwhile.
+  lxcfs.leasing = acquireLxcfs();
+  lxcfs.leasing.catch(() => {});
+  const { mounted, fstab: specFstab, ...ns } = await prepareGuest(cfg, storage, idmap, rev, fstab);
+  const { root: rootfs, hostView, hostShift } = mounted;
+  const signal = haltSignal(cfg, () => detectInit(hostView));
+  const limits = limitSpecInput(cfg);
+  const lease = (lxcfs.lease = await lxcfs.leasing);
+  trace('start: lxcfs');
+  if (lease.note) guestLog(name, lease.note);
+  rt.prepareCgroups();
+  const spec = writeBundle(runDir, {
+    cfg,
+    rootfs,
+    cgroupsPath: rt.cgroupsPath(name),
+    fstab: specFstab,
+    ...ns,
+    ...(idmap ? { idmap } : {}),
+    ...limits,
+    ...(lease.dir === undefined ? {} : { lxcfs: lease.dir }),
+    sysinfoListener: join(runDir, 'seccomp.sock'),
+  });
+  trace('start: bundle written');
+  // The supervisor is recorded as soon as it exists: if this process dies during the start,
+  // whoever settles the guest next waits for it and rolls the start back (finalizeLocked).
+  const shim = await rt.start({
+    id: name,
+    instance: base.instance as string,
     runDir,
-    '--id',
-    name,
-    '--sysinfo',
-    // The guest's cgroup: the supervisor answers sysinfo(2) from it, and works for the guest
-    // from a cgroup of its own beside it (supervisorCgroupName).
-    '--cgroups-path',
-    cgroupsPath,
-    '--runtime',
-    ...rt.argv(),
-    // When the init ends: jaulad records it and cleans up, if it runs; else `jaula __exited`.
-    '--exit',
-    helperBin,
-    'notify',
-    paths().jauladSocket,
-    name,
-    instance,
-    '--',
-    process.execPath,
-    cliEntry,
-    '__exited',
-    name,
-    instance,
-  ];
-  const child = spawn(helperBin, argv, {
-    detached: true,
-    stdio: ['ignore', logFd, logFd, 'pipe'],
-    env: { ...process.env, JAULA_ROOT: paths().root },
-    cwd: '/',
+    cgroupsPath: spec.linux.cgroupsPath,
+    logFile: guestLogFile(name),
+    onSpawned: (shimPid) => {
+      const shimStart = readProcStat(shimPid)?.starttime;
+      writeState(name, { ...base, shimPid, ...(shimStart !== undefined ? { shimStart } : {}) });
+      trace('start: supervisor spawned');
+      // From here on a container may come to exist, even when the supervisor dies: its runtime
+      // goes on creating it alone. A failed start waits for that runtime, then deletes it.
+      rev.add('delete the container', async () => {
+        await waitRuntimeDone(runDir);
+        await rt.delete(name);
+      });
+    },
   });
-  fs.closeSync(logFd);
-  if (child.pid) onSpawned(child.pid);
-  const sync = child.stdio[3] as NodeJS.ReadableStream | null;
-  const answer = await new Promise<string>((resolve) => {
-    let text = '';
-    if (!sync) return resolve('err the supervisor has no sync pipe');
-    sync.on('data', (b: Buffer) => (text += b.toString()));
-    sync.on('end', () => resolve(text));
-    sync.on('error', () => resolve(text));
-    child.on('error', (e) => resolve(`err cannot run ${helperBin}: ${e.message} (run "npm run build")`));
-  });
-  child.unref();
-  const line = answer.trim().split('\n')[0] ?? '';
-  if (line.startsWith('ok ')) return { shimPid: child.pid ?? 0, initPid: Number(line.slice(3)) };
-  throw new JaulaError(
-    'runtime',
-    `Guest "${name}" could not be created: ${line.replace(/^err /, '') || 'the supervisor ended without a word'}`,
-  );
+  trace('start: guest running');
+  const pidStart = readProcStat(shim.initPid)?.starttime;
+  const shimStart = readProcStat(shim.shimPid)?.starttime;
+  const st: GuestState = {
+    ...base,
+    pid: shim.initPid,
+    shimPid: shim.shimPid,
+    haltSignal: signal,
+    hostView,
+    ...(hostShift !== undefined ? { hostShift } : {}),
+    cgroupsPath: spec.linux.cgroupsPath,
+  };
+  if (pidStart !== undefined) st.pidStart = pidStart;
+  if (shimStart !== undefined) st.shimStart = shimStart;
+  st.status = 'running';
+  st.startedAt = new Date().toISOString();
+  writeState(name, st);
+  return st;
 }
 
 function exitInfoFor(name: string, st: GuestState): ExitInfo {
@@ -348,8 +231,8 @@ async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo):
   const { name } = cfg;
   const problems: string[] = [];
   const rt = selectRuntime(st.runtime ?? cfg.runtime);
-  if (st.status === 'starting') await waitSupervisorSettled(name, st);
-  await runtimeDelete(rt, name).catch((e: unknown) => problems.push(messageOf(e)));
+  if (st.status === 'starting') await waitSupervisorSettled(paths().guestRun(name), st.shimPid, st.shimStart);
+  await rt.delete(name).catch((e: unknown) => problems.push(messageOf(e)));
   try {
     unmountBinds(name);
   } catch (e) {
@@ -382,43 +265,6 @@ async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo):
     name,
     `stopped: ${exit.reason}${exit.code !== undefined ? ` (status ${exit.code})` : ''}${exit.signal !== undefined ? ` (signal ${exit.signal})` : ''}${problems.length ? `; cleanup problems: ${problems.join('; ')}` : ''}`,
   );
-}
-
-/**
- * A start interrupted while its supervisor was creating the guest: wait (bounded) until the
- * runtime is done, so that deleting the container afterwards leaves nothing behind.
- */
-async function waitSupervisorSettled(name: string, st: GuestState): Promise<void> {
-  const pidFile = join(paths().guestRun(name), 'init.pid');
-  const deadline = Date.now() + 30_000;
-  while (isSameProcess(st.shimPid, st.shimStart) && Date.now() < deadline) {
-    const pid = Number(fs.existsSync(pidFile) ? fs.readFileSync(pidFile, 'utf8').trim() : NaN);
-    if (pid > 0 && readProcStat(pid)) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  // A supervisor that died leaves its runtime creating the guest alone.
-  await waitRuntimeDone(paths().guestRun(name));
-}
-
-/**
- * Wait (up to 30 s) until no process works in the guest's bundle directory any more: the
- * runtime creating it (the supervisor runs it there) carries on when the supervisor dies, and
- * deleting the container before it is done would leave what it makes afterwards behind. Reads
- * /proc: only on the paths that undo a start.
- */
-async function waitRuntimeDone(runDir: string): Promise<void> {
-  const bundle = join(runDir, 'bundle');
-  const busy = (): boolean =>
-    fs.readdirSync('/proc').some((p) => {
-      if (p.charCodeAt(0) > 57) return false;
-      try {
-        return fs.readlinkSync(`/proc/${p}/cwd`) === bundle;
-      } catch {
-        return false;
-      }
-    });
-  const deadline = Date.now() + 30_000;
-  while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }
 
 /**
@@ -543,21 +389,4 @@ export async function restartGuest(name: string, opts: StopOptions = {}): Promis
     if (initAlive(readState(name))) await stopLocked(cfg, opts);
     return startLocked(cfg, {});
   });
-}
-
-/** Run a guest hook script (start/stop) inside the guest with /bin/sh; failures are logged. */
-async function runGuestHook(cfg: GuestConfig, hook: 'start' | 'stop'): Promise<void> {
-  const script = guestHookScript(cfg.name, hook);
-  if (script === undefined) return;
-  // As jaula exec runs commands: the guest's environment (PATH) and nothing of jaula in sight.
-  const { execCapture } = await import('./exec.js');
-  const r = await execCapture(cfg.name, ['/bin/sh', '-s'], {
-    env: [`JAULA_HOOK=${hook}`],
-    input: script,
-    timeoutMs: 120_000,
-  }).catch((e: unknown) => ({ code: -1, stdout: '', stderr: messageOf(e) }));
-  guestLog(
-    cfg.name,
-    `hook ${hook} (inside): status ${r.code}${(r.stdout + r.stderr).trim() ? `: ${(r.stdout + r.stderr).trim()}` : ''}`,
-  );
 }

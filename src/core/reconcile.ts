@@ -30,7 +30,7 @@ import { withLock } from '../os/lock.js';
 import { mountsBelow, unmount } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import { bootId } from '../os/proc.js';
-import { runtimeDelete, runtimeHasContainer, selectRuntime } from '../runtime/oci.js';
+import { runtimeHasContainer, selectRuntime } from '../runtime/driver.js';
 import { removeUserns, usernsPath } from '../runtime/userns.js';
 import { storageDriver } from '../storage/index.js';
 import { cleanScratch } from '../storage/unifyapply.js';
@@ -110,7 +110,7 @@ async function unmountAll(points: string[]): Promise<string[]> {
 /** A guest that does not run: remove whatever a crash left of its last run. */
 async function removeGuestLeftovers(name: string, report: ReconcileReport, parents: string[]): Promise<void> {
   if (runtimeHasContainer(name)) {
-    await runtimeDelete(selectRuntime(), name);
+    await selectRuntime().delete(name);
     report.runtimeStates.push(name);
   }
   const mounts = [
@@ -133,6 +133,7 @@ export interface ReconcileOptions {
  * Phase one, before jaulad serves requests: settle every guest and remove leftovers. Returns
  * the report and the guests whose stop must be completed (phase two).
  */
+// (Over 80 lines: the recovery steps after a crash, in the order they must run, each commented.)
 export async function reconcileState(opts: ReconcileOptions = {}): Promise<{
   report: ReconcileReport;
   stopping: string[];
@@ -201,7 +202,9 @@ export async function reconcileState(opts: ReconcileOptions = {}): Promise<{
   try {
     for (const id of fs.readdirSync(paths().runtimeRoot))
       if (!known.has(id) && !building(id) && runtimeHasContainer(id)) {
-        await runtimeDelete(selectRuntime(), id).catch((e: unknown) => report.problems.push(messageOf(e)));
+        await selectRuntime()
+          .delete(id)
+          .catch((e: unknown) => report.problems.push(messageOf(e)));
         report.runtimeStates.push(id);
       }
   } catch {

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import { JaulaError } from '../common/errors.js';
 import { paths } from '../os/paths.js';
 import { vol } from '../storage/vol.js';
-import { selectRuntime, type Runtime } from '../runtime/oci.js';
+import { selectRuntime, type Runtime } from '../runtime/driver.js';
 import { storageDriver, type StorageDriver } from '../storage/index.js';
 import type { GuestConfig } from '../guest/config.js';
 import { withGuestLock } from '../guest/locks.js';

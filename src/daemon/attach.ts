@@ -5,8 +5,8 @@
  *     [0, ...stdin bytes], text {"type":"resize","rows","cols"}, text {"type":"eof"};
  *   server -> client: binary [1, ...stdout] and [2, ...stderr]; last text {"type":"exit","code"}
  *     or {"type":"error","code","message"}.
- * With tty the command runs on a pty made inside the guest (jaula-helper pty-exec), sized by
- * the client; without, on pipes.
+ * With tty the command runs on a pty made inside the guest (jaula-helper pty-exec, through
+ * core/exec.ts and runtime/session.ts), sized by the client; without, on pipes.
  *
  * Both ways are bounded: while the client has more than OUTPUT_HIGH bytes of output not yet
  * taken, jaulad stops reading the command's output (the guest's writes then wait, as on a slow
@@ -14,15 +14,12 @@
  * jaulad stops reading the WebSocket. A guest printing without end costs jaulad this much, not
  * more, whatever the client does.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import type { WebSocket } from 'ws';
 import { isJaulaError, JaulaError, messageOf } from '../common/errors.js';
 import { connectConsole } from '../core/console.js';
-import { execLaunch, execResult, loginShell } from '../core/exec.js';
+import { execWired, loginShell, type ExecSession } from '../core/exec.js';
 import { runOnce } from '../core/run.js';
-import { tmpSuffix } from '../os/fs.js';
-import { helperBin, paths } from '../os/paths.js';
 
 interface Hello {
   cmd?: string[];
@@ -50,7 +47,8 @@ function exitCode(code: number | null, signal: NodeJS.Signals | null): number {
 }
 
 /** Deliver one client message (after the hello) to the command; false when its input is full. */
-function control(child: ChildProcess, buf: Buffer, isBinary: boolean): boolean {
+function control(session: ExecSession, buf: Buffer, isBinary: boolean): boolean {
+  const { child } = session;
   if (isBinary) {
     if (buf[0] === 0 && child.stdin && !child.stdin.destroyed) child.stdin.write(buf.subarray(1));
     return (child.stdin?.writableLength ?? 0) < INPUT_HIGH;
@@ -58,10 +56,7 @@ function control(child: ChildProcess, buf: Buffer, isBinary: boolean): boolean {
   try {
     const m = JSON.parse(buf.toString('utf8')) as { type?: string; rows?: number; cols?: number };
     if (m.type === 'eof') child.stdin?.end();
-    if (m.type === 'resize' && m.rows && m.cols) {
-      const ctl = child.stdio[3] as NodeJS.WritableStream | null | undefined;
-      ctl?.write(`${Math.floor(m.rows)} ${Math.floor(m.cols)}\n`);
-    }
+    if (m.type === 'resize' && m.rows && m.cols) session.resize(m.rows, m.cols);
   } catch {
     /* ignore what is not understood */
   }
@@ -107,6 +102,7 @@ function serveConsole(ws: WebSocket, name: string, log: (line: string) => void):
 }
 
 /** Serve one attach session on an open WebSocket. */
+// (Over 80 lines: one session's closures (finish, wire, begin) share its state; to be cut with daemon/.)
 export function serveAttach(
   ws: WebSocket,
   name: string,
@@ -114,7 +110,7 @@ export function serveAttach(
   log: (line: string) => void,
 ): void {
   if (mode === 'console') return serveConsole(ws, name, log);
-  let child: ChildProcess | undefined;
+  let session: ExecSession | undefined;
   let ended = false;
   const finish = (msg: Record<string, unknown>): void => {
     if (ended) return;
@@ -139,11 +135,12 @@ export function serveAttach(
     c.stdin?.once('drain', () => ws.resume());
     c.stdin?.once('close', () => ws.resume());
   };
-  const wire = (c: ChildProcess): Promise<number> =>
+  const wire = (s: ExecSession): Promise<number> =>
     new Promise((resolve) => {
-      child = c;
+      session = s;
+      const c = s.child;
       let full = false;
-      for (const [b, bin] of early.splice(0)) full = !control(c, b, bin) || full;
+      for (const [b, bin] of early.splice(0)) full = !control(s, b, bin) || full;
       if (full) inputFull(c);
       // Output the client has not taken yet: the command's output waits (resumed as it drains).
       let paused = false;
@@ -187,13 +184,14 @@ export function serveAttach(
       void begin(hello).catch(fail);
       return;
     }
-    if (child) {
-      if (!control(child, buf, isBinary)) inputFull(child);
+    if (session) {
+      if (!control(session, buf, isBinary)) inputFull(session.child);
     } else if ((earlyBytes += buf.length) > EARLY_MAX)
       fail(new JaulaError('usage', `More than ${EARLY_MAX} bytes of input came before the command ran`));
     else early.push([buf, isBinary]); // the command is not there yet (enter looks up the shell)
   });
   ws.on('close', () => {
+    const child = session?.child;
     if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   });
 
@@ -205,34 +203,12 @@ export function serveAttach(
       cmd = await loginShell(name);
       if (!env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm-256color');
     }
-    if (mode === 'run') {
-      const code = await runOnce(name, cmd, (argv) => {
-        const [bin, ...args] = argv;
-        return wire(spawn(bin as string, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
-      });
-      return finish({ type: 'exit', code });
-    }
-    if (!tty) {
-      const o: Parameters<typeof execLaunch>[2] = { env };
-      if (h.cwd) o.cwd = h.cwd;
-      if (h.user) o.user = h.user;
-      const l = execLaunch(name, cmd, o);
-      const [bin, ...args] = l.argv;
-      const code = await wire(spawn(bin as string, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
-      return finish({ type: 'exit', code: execResult(l, code) });
-    }
-    const sock = join(paths().run, `console-${tmpSuffix()}.sock`);
-    const o: Parameters<typeof execLaunch>[2] = { env, tty: true, consoleSocket: sock };
+    if (mode === 'run') return finish({ type: 'exit', code: await runOnce(name, cmd, wire) });
+    const o: Parameters<typeof execWired>[2] = { env, tty };
     if (h.cwd) o.cwd = h.cwd;
     if (h.user) o.user = h.user;
-    const l = execLaunch(name, cmd, o);
-    const rows = String(Math.max(1, Math.floor(h.rows ?? 24)));
-    const cols = String(Math.max(1, Math.floor(h.cols ?? 80)));
-    const code = await wire(
-      spawn(helperBin, ['pty-exec', rows, cols, sock, '--', ...l.argv], {
-        stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
-      }),
-    );
-    finish({ type: 'exit', code: execResult(l, code) });
+    if (h.rows !== undefined) o.rows = h.rows;
+    if (h.cols !== undefined) o.cols = h.cols;
+    finish({ type: 'exit', code: await execWired(name, cmd, o, wire) });
   }
 }

@@ -1,3 +1,11 @@
+/**
+ * The runtime driver: every call jaula makes to the OCI runtime (crun or runc; crun on a hybrid
+ * host through jaula-helper private-cgroup2) goes through a Runtime from here: create and start
+ * under the guest's supervisor (runtime/supervisor.ts), the one-shot run, delete. The spec it
+ * runs comes from runtime/spec.ts (pure: core passes everything in). A running guest's commands
+ * go through jaula-exec, whichever runtime made it (runtime/exec.ts, on a session of
+ * runtime/session.ts); its init gets signals from runtime/signals.ts.
+ */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { JaulaError } from '../common/errors.js';
@@ -7,7 +15,9 @@ import { prepareV2Parent, v2Base } from '../cgroups/v2parent.js';
 import type { RuntimeChoice, RuntimeName } from '../guest/config.js';
 import { which } from '../os/fs.js';
 import { helperBin, paths } from '../os/paths.js';
-import { run, runOk, type RunOptions } from '../os/spawn.js';
+import { run } from '../os/spawn.js';
+import { runAttached, type Io } from './session.js';
+import { startSupervisor, type Started, type SupervisorStart } from './supervisor.js';
 
 export type { RuntimeName };
 
@@ -23,8 +33,6 @@ export interface Runtime {
    * bound, for as long as it runs).
    */
   readonly wrapped: boolean;
-  /** argv for `runtime --root ROOT ...args`. */
-  argv(...args: string[]): string[];
   /** The cgroupsPath a guest gets: beneath jaula's own cgroup, in one jaula parent. */
   cgroupsPath(guest: string): string;
   /**
@@ -32,24 +40,36 @@ export interface Runtime {
    * (cgroups/v2parent.ts); nothing on v1, where each hierarchy has its own.
    */
   prepareCgroups(): void;
+  /**
+   * Create and start the guest (its bundle written in s.runDir) under its supervisor, detached;
+   * resolves once its init runs.
+   */
+  start(s: SupervisorStart): Promise<Started>;
+  /** `runtime run` of the bundle, in the foreground with `io` (one-shot `jaula run`): its status. */
+  run(id: string, bundle: string, pidFile: string, io: Io): Promise<number>;
+  /** `runtime delete --force ID`, quiet (and not run) when the container does not exist. */
+  delete(id: string): Promise<void>;
+  /** `runtime --version`: its first line, and the whole of it. */
+  version(): Promise<{ first: string; full: string }>;
 }
 
 function makeRuntime(name: RuntimeName, path: string, mode: CgroupMode): Runtime {
   const wrapped = name === 'crun' && mode === 'hybrid';
   const root = paths().runtimeRoot;
   const parent = `jaula${paths().instanceTag ? `-${paths().instanceTag}` : ''}`;
-  return {
+  /** argv for `runtime --root ROOT ...args`. */
+  const argv = (...args: string[]): string[] => [
+    ...(wrapped && args[0] !== 'exec' ? [helperBin, 'private-cgroup2', '--'] : []),
+    path,
+    '--root',
+    root,
+    ...args,
+  ];
+  const rt: Runtime = {
     name,
     path,
     cgroupMode: mode,
     wrapped,
-    argv: (...args) => [
-      ...(wrapped && args[0] !== 'exec' ? [helperBin, 'private-cgroup2', '--'] : []),
-      path,
-      '--root',
-      root,
-      ...args,
-    ],
     cgroupsPath: (guest) => {
       if (mode === 'v2') return join(v2Base(ownCgroups().get('') ?? '/'), parent, guest);
       // runc resolves a relative path against its own cgroup in each v1 hierarchy; crun takes
@@ -65,7 +85,21 @@ function makeRuntime(name: RuntimeName, path: string, mode: CgroupMode): Runtime
           parent,
         );
     },
+    start: (s) => startSupervisor(s, argv()),
+    run: (id, bundle, pidFile, io) =>
+      runAttached(argv('run', '--bundle', bundle, '--pid-file', pidFile, id), io),
+    delete: async (id) => {
+      if (!runtimeHasContainer(id)) return;
+      const r = await run(argv('delete', '--force', id), { timeoutMs: 60_000 });
+      if (r.code !== 0 && !/does not exist|not exist|No such file/i.test(r.stderr))
+        throw new JaulaError('runtime', `${name} could not delete the container "${id}": ${r.stderr.trim()}`);
+    },
+    version: async () => {
+      const full = (await run([path, '--version'])).stdout;
+      return { first: full.split('\n')[0]?.trim() ?? 'unknown', full };
+    },
   };
+  return rt;
 }
 
 const cache = new Map<string, Runtime>();
@@ -100,24 +134,7 @@ export function selectRuntime(choice: RuntimeChoice = 'auto'): Runtime {
   return rt;
 }
 
-export async function runtimeVersion(rt: Runtime): Promise<string> {
-  const r = await run([rt.path, '--version']);
-  return r.stdout.split('\n')[0]?.trim() ?? 'unknown';
-}
-
-export function runtimeCall(rt: Runtime, args: string[], opts: RunOptions & { what?: string } = {}) {
-  return runOk(rt.argv(...args), { timeoutMs: 60_000, ...opts });
-}
-
 /** Whether the runtime still keeps state for the container (both keep a directory per ID). */
 export function runtimeHasContainer(id: string): boolean {
   return existsSync(join(paths().runtimeRoot, id));
-}
-
-/** `runtime delete --force ID`, quiet (and not run) when the container does not exist. */
-export async function runtimeDelete(rt: Runtime, id: string): Promise<void> {
-  if (!runtimeHasContainer(id)) return;
-  const r = await run(rt.argv('delete', '--force', id), { timeoutMs: 60_000 });
-  if (r.code !== 0 && !/does not exist|not exist|No such file/i.test(r.stderr))
-    throw new JaulaError('runtime', `${rt.name} could not delete the container "${id}": ${r.stderr.trim()}`);
 }

@@ -1,0 +1,161 @@
+/**
+ * The guest's supervisor (native/jaula-helper.c `shim`): started detached for each guest, it
+ * runs the OCI runtime to create and start the guest in its run directory, holds its console,
+ * answers its sysinfo(2) calls, reaps its init, writes the exit record and runs the exit command.
+ * Only runtime/driver.ts starts it (Runtime.start).
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { dirname, join } from 'node:path';
+import { JaulaError } from '../common/errors.js';
+import { mkdirp, removeTree } from '../os/fs.js';
+import { cliEntry, helperBin, paths } from '../os/paths.js';
+import { isSameProcess, readProcStat } from '../os/proc.js';
+
+/** A guest to create and start under its supervisor. */
+export interface SupervisorStart {
+  /** The guest's name: the runtime's container ID. */
+  id: string;
+  /** This run of the guest: the exit command names it, so a late exit settles no later run. */
+  instance: string;
+  /** The guest's run directory, with its bundle (bundle/config.json) written. */
+  runDir: string;
+  /** The guest's cgroup (the spec's cgroupsPath). */
+  cgroupsPath: string;
+  /** Where the supervisor's (and the runtime's) output goes: appended. */
+  logFile: string;
+  /** Called with the supervisor's pid as soon as it exists, before the guest is created. */
+  onSpawned: (pid: number) => void;
+}
+
+/** The pids of the supervisor and of the guest's init once the runtime created and started it. */
+export interface Started {
+  shimPid: number;
+  initPid: number;
+}
+
+/**
+ * What the supervisor and the runtime leave in a guest's run directory for one run of it,
+ * removed before the next start.
+ */
+const INSTANCE_FILES = [
+  'bundle',
+  'init.pid',
+  'exit',
+  'exit.tmp',
+  'console.sock',
+  'seccomp.bpf',
+  'attach.sock',
+];
+
+export function clearInstanceFiles(runDir: string): void {
+  for (const f of INSTANCE_FILES) removeTree(join(runDir, f));
+}
+
+/** Where the supervisor (and the one-shot run's runtime) writes the init's pid. */
+export function initPidFile(runDir: string): string {
+  return join(runDir, 'init.pid');
+}
+
+/** The supervisor's argv, around `runtimeArgv` (the runtime as jaula calls it, without arguments). */
+function shimArgv(s: SupervisorStart, runtimeArgv: string[]): string[] {
+  return [
+    'shim',
+    '--dir',
+    s.runDir,
+    '--id',
+    s.id,
+    '--sysinfo',
+    // The guest's cgroup: the supervisor answers sysinfo(2) from it, and works for the guest
+    // from a cgroup of its own beside it (supervisorCgroupName).
+    '--cgroups-path',
+    s.cgroupsPath,
+    '--runtime',
+    ...runtimeArgv,
+    // When the init ends: jaulad records it and cleans up, if it runs; else `jaula __exited`.
+    '--exit',
+    helperBin,
+    'notify',
+    paths().jauladSocket,
+    s.id,
+    s.instance,
+    '--',
+    process.execPath,
+    cliEntry,
+    '__exited',
+    s.id,
+    s.instance,
+  ];
+}
+
+/** Start the supervisor, detached, and wait until the runtime created the guest. */
+export async function startSupervisor(s: SupervisorStart, runtimeArgv: string[]): Promise<Started> {
+  mkdirp(dirname(s.logFile), 0o700);
+  const logFd = fs.openSync(s.logFile, 'a', 0o600);
+  const child = spawn(helperBin, shimArgv(s, runtimeArgv), {
+    detached: true,
+    stdio: ['ignore', logFd, logFd, 'pipe'],
+    env: { ...process.env, JAULA_ROOT: paths().root },
+    cwd: '/',
+  });
+  fs.closeSync(logFd);
+  if (child.pid) s.onSpawned(child.pid);
+  const sync = child.stdio[3] as NodeJS.ReadableStream | null;
+  const answer = await new Promise<string>((resolve) => {
+    let text = '';
+    if (!sync) return resolve('err the supervisor has no sync pipe');
+    sync.on('data', (b: Buffer) => (text += b.toString()));
+    sync.on('end', () => resolve(text));
+    sync.on('error', () => resolve(text));
+    child.on('error', (e) => resolve(`err cannot run ${helperBin}: ${e.message} (run "npm run build")`));
+  });
+  child.unref();
+  const line = answer.trim().split('\n')[0] ?? '';
+  if (line.startsWith('ok ')) return { shimPid: child.pid ?? 0, initPid: Number(line.slice(3)) };
+  throw new JaulaError(
+    'runtime',
+    `Guest "${s.id}" could not be created: ${line.replace(/^err /, '') || 'the supervisor ended without a word'}`,
+  );
+}
+
+/**
+ * A start interrupted while its supervisor (pid and start time) was creating the guest: wait
+ * (bounded) until the runtime is done, so that deleting the container afterwards leaves nothing
+ * behind.
+ */
+export async function waitSupervisorSettled(
+  runDir: string,
+  shimPid: number | undefined,
+  shimStart: number | undefined,
+): Promise<void> {
+  const pidFile = initPidFile(runDir);
+  const deadline = Date.now() + 30_000;
+  while (isSameProcess(shimPid, shimStart) && Date.now() < deadline) {
+    const pid = Number(fs.existsSync(pidFile) ? fs.readFileSync(pidFile, 'utf8').trim() : NaN);
+    if (pid > 0 && readProcStat(pid)) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  // A supervisor that died leaves its runtime creating the guest alone.
+  await waitRuntimeDone(runDir);
+}
+
+/**
+ * Wait (up to 30 s) until no process works in the guest's bundle directory any more: the
+ * runtime creating it (the supervisor runs it there) carries on when the supervisor dies, and
+ * deleting the container before it is done would leave what it makes afterwards behind. Reads
+ * /proc: only on the paths that undo a start.
+ */
+export async function waitRuntimeDone(runDir: string): Promise<void> {
+  const bundle = join(runDir, 'bundle');
+  const busy = (): boolean =>
+    fs.readdirSync('/proc').some((p) => {
+      if (p.charCodeAt(0) > 57) return false;
+      try {
+        return fs.readlinkSync(`/proc/${p}/cwd`) === bundle;
+      } catch {
+        return false;
+      }
+    });
+  const deadline = Date.now() + 30_000;
+  while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
