@@ -13,7 +13,9 @@ describe('--format', () => {
     assert.throws(
       () => formatOf(parsed('yaml')),
       (e: unknown) =>
-        e instanceof JaulaError && e.code === 'usage' && e.message === '--format must be table or json, not "yaml"',
+        e instanceof JaulaError &&
+        e.code === 'usage' &&
+        e.message === '--format must be table or json, not "yaml"',
     );
   });
 });
