@@ -4,7 +4,7 @@ import { cgroupMode, ownCgroups } from '../cgroups/detect.js';
 import { hostMissing } from '../cgroups/index.js';
 import { LIMIT_KEYS } from '../cgroups/limits.js';
 import { lxcfsStatus } from './lxcfs.js';
-import { formatSize } from '../common/size.js';
+import { formatBytes } from '../common/size.js';
 import { poolInfo } from '../storage/pool.js';
 import { messageOf } from '../common/errors.js';
 import { isExecutable, which } from '../os/fs.js';
@@ -142,7 +142,7 @@ export async function doctor(): Promise<Check[]> {
     !pool
       ? 'none: guests have no disk limit unless built with --quota ("jaula pool create" before the first guest)'
       : pool.mounted
-        ? `${pool.path} on btrfs${pool.image ? ` (${pool.image})` : ''}, ${formatSize(pool.usedBytes ?? 0)} of ${formatSize(pool.totalBytes ?? 0)} used; each new guest limited to ${formatSize(pool.guestQuota)}`
+        ? `${pool.path} on btrfs${pool.image ? ` (${pool.image})` : ''}, ${formatBytes(pool.usedBytes ?? 0)} of ${formatBytes(pool.totalBytes ?? 0)} used; each new guest limited to ${formatBytes(pool.guestQuota)}`
         : `${pool.path} is not mounted (the next jaula command as root mounts ${pool.image ?? 'it'})`,
   );
   addLimitChecks(add);

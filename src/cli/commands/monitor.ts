@@ -1,6 +1,6 @@
 import { JaulaError } from '../../common/errors.js';
 import type { Engine } from '../../api/engine.js';
-import { humanSize } from '../../cgroups/limits.js';
+import { formatBytesCompact } from '../../common/size.js';
 import {
   prometheusText,
   rates,
@@ -107,7 +107,7 @@ Examples:
           r.user,
           r.state,
           r.cpu.toFixed(1),
-          humanSize(r.rssKb * 1024),
+          formatBytesCompact(r.rssKb * 1024),
           cpuTime(r.time),
           r.args ?? r.command,
         ]),
@@ -146,7 +146,7 @@ const KEYS: Record<string, string> = {
   x: 'ctx',
 };
 
-const rate = (b: number): string => `${humanSize(Math.round(b))}/s`;
+const rate = (b: number): string => `${formatBytesCompact(Math.round(b))}/s`;
 
 function topFrame(rows: GuestRates[], interval: number, sort: string): string {
   const now = new Date().toTimeString().slice(0, 8);
@@ -173,8 +173,8 @@ function topFrame(rows: GuestRates[], interval: number, sort: string): string {
       r.name,
       r.context,
       r.cpu.toFixed(1),
-      humanSize(r.memory),
-      r.memoryLimit === null ? 'max' : humanSize(r.memoryLimit),
+      formatBytesCompact(r.memory),
+      r.memoryLimit === null ? 'max' : formatBytesCompact(r.memoryLimit),
       `${r.pids}/${r.pidsLimit ?? 'max'}`,
       rate(r.ioRead),
       rate(r.ioWrite),
@@ -356,8 +356,8 @@ Examples:
           r.name,
           r.processes,
           r.tasks,
-          humanSize(r.memory),
-          r.memoryLimit === null ? 'max' : humanSize(r.memoryLimit),
+          formatBytesCompact(r.memory),
+          r.memoryLimit === null ? 'max' : formatBytesCompact(r.memoryLimit),
           secs(r.cpuUser),
           secs(r.cpuSystem),
           r.uptime === null ? undefined : duration(r.uptime * 1000),
