@@ -1,13 +1,9 @@
 import { JaulaError } from '../../common/errors.js';
 import type { Engine } from '../../api/engine.js';
 import { formatBytesCompact } from '../../common/size.js';
-import {
-  prometheusText,
-  rates,
-  type GuestRates,
-  type GuestSample,
-  type ProcessRow,
-} from '../../core/monitor.js';
+import type { ProcessRow } from '../../core/monitor/ps.js';
+import { prometheusText } from '../../core/monitor/prometheus.js';
+import { rates, type GuestRates, type GuestSample } from '../../core/monitor/sample.js';
 import { bool, list, num, str, type Parsed } from '../args.js';
 import { formatOf, json, out, type Command } from '../command.js';
 import { engineFor } from '../engine.js';
