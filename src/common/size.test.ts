@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { JaulaError } from './errors.js';
-import { formatBytes, formatBytesCompact, formatLimitBytes, parseBytes, parseLimitBytes } from './size.js';
+import {
+  formatBytes,
+  formatBytesCompact,
+  formatLimitBytes,
+  formatMiB,
+  parseBytes,
+  parseLimitBytes,
+} from './size.js';
 
 const usage = (e: unknown) => e instanceof JaulaError && e.code === 'usage';
 const invalid = (e: unknown) => e instanceof JaulaError && e.code === 'invalid';
@@ -21,6 +28,7 @@ describe('sizes: one helper, two meanings', () => {
     assert.equal(formatBytesCompact(1536), '1.5K');
     assert.equal(formatBytesCompact(2 * 2 ** 30), '2G');
     assert.equal(formatBytesCompact(undefined), '-');
+    assert.equal(formatMiB(1.5 * 2 ** 20), '1.5 MiB');
   });
   it('a cgroup limit is bytes (zero too) or "max", written back exactly', () => {
     assert.equal(parseLimitBytes('max'), 'max');

@@ -34,6 +34,11 @@ export function formatBytes(bytes: number): string {
   return `${bytes}B`;
 }
 
+/** Bytes in MiB for progress lines: 1572864 -> "1.5 MiB". */
+export function formatMiB(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
 /** Bytes rounded for narrow tables (jaula top): 1536 -> "1.5K", 300 MiB -> "300M", unknown -> "-". */
 export function formatBytesCompact(n: number | undefined | null): string {
   if (n === undefined || n === null) return '-';

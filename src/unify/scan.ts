@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf, messageOf } from '../common/errors.js';
+import { formatMiB } from '../common/size.js';
 import type { GuestConfig } from '../guest/config.js';
 import { initAlive, readState } from '../guest/state.js';
 import { loadConfig } from '../guest/store.js';
@@ -340,14 +341,14 @@ export function readTwins(
 function hashAll(toHash: Cand[], progress: ScanOptions['progress']): { files: number; bytes: number } {
   const done = { files: 0, bytes: 0 };
   const total = toHash.reduce((a, c) => a + c.e.size, 0);
-  if (toHash.length) progress(`Reading ${toHash.length} files (${(total / 2 ** 20).toFixed(1)} MiB)`);
+  if (toHash.length) progress(`Reading ${toHash.length} files (${formatMiB(total)})`);
   let read = 0;
   let shown = 0;
   for (const c of toHash) {
     read += c.e.size;
     if (total && read - shown >= total / 20) {
       shown = read;
-      progress(`read ${(read / 2 ** 20).toFixed(1)} of ${(total / 2 ** 20).toFixed(1)} MiB`, read / total);
+      progress(`read ${(read / 2 ** 20).toFixed(1)} of ${formatMiB(total)}`, read / total);
     }
     const fd = openCand(c);
     if (fd === undefined) continue;
