@@ -25,6 +25,7 @@ function readOr(path: string, fallback = ''): string {
 }
 
 /** What jaula relies on, and whether this host has it. */
+// (over 80 lines: one flat list of independent checks, each a few lines, in the order printed)
 export async function doctor(): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (area: string, name: string, status: CheckStatus, detail: string): void => {
@@ -177,6 +178,7 @@ export async function doctor(): Promise<Check[]> {
 }
 
 /** `jaula doctor --security`: what protects guests on this host, and what is missing. */
+// (over 80 lines: one flat list of independent checks, each a few lines, in the order printed)
 export async function securityReport(): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (name: string, status: CheckStatus, detail: string): void => {
