@@ -42,7 +42,7 @@ const FILES = {
   'cli/commands/daemon.ts': ['os/paths'],
   'cli/commands/hashify.ts': ['unify/hashify'],
   'cli/commands/lifecycle.ts': ['core/lxcfs', 'core/lifecycle'],
-  'cli/commands/monitor.ts': ['cgroups/limits', 'core/monitor'],
+  'cli/commands/monitor.ts': ['core/monitor'],
 };
 
 /** web/ (the dashboard) sees only the API's wire types. */

@@ -8,7 +8,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { totalmem } from 'node:os';
 import { after, describe, it } from 'node:test';
-import { defaultMemoryLimit, formatSize } from '../src/cgroups/limits.js';
+import { defaultMemoryLimit } from '../src/cgroups/limits.js';
+import { formatLimitBytes } from '../src/common/size.js';
 import { TestRoot, buildSkeleton, jaulaBin, writeScript } from './helpers.js';
 
 const t = new TestRoot();
@@ -82,7 +83,7 @@ describe('jaula set', () => {
     };
     assert.deepEqual(
       shown.limits.find((l) => l.key === 'memory.max'),
-      { key: 'memory.max', saved: '', default: formatSize(DEFAULT_MEMORY), live: '100M' },
+      { key: 'memory.max', saved: '', default: formatLimitBytes(DEFAULT_MEMORY), live: '100M' },
     );
 
     t.ok(['restart', 'l1', '--kill']);

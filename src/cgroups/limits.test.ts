@@ -4,8 +4,6 @@ import {
   checkLimitsForVersion,
   formatCpuMax,
   formatLimit,
-  formatSize,
-  humanSize,
   limitsFromToml,
   limitsToToml,
   ociResources,
@@ -14,29 +12,29 @@ import {
   parseCpuMax,
   parseIoMax,
   parseNofile,
-  parseSize,
   setLimit,
   sharesToWeight,
   weightToShares,
   type Limits,
 } from './limits.js';
+import { formatBytesCompact, formatLimitBytes, parseLimitBytes } from '../common/size.js';
 
 describe('limit values in human units', () => {
   it('parses and formats sizes (binary units)', () => {
-    assert.equal(parseSize('512M'), 512 * 2 ** 20);
-    assert.equal(parseSize('1.5G'), 1.5 * 2 ** 30);
-    assert.equal(parseSize('64k'), 65536);
-    assert.equal(parseSize('2GiB'), 2 * 2 ** 30);
-    assert.equal(parseSize('1024'), 1024);
-    assert.equal(parseSize('max'), 'max');
+    assert.equal(parseLimitBytes('512M'), 512 * 2 ** 20);
+    assert.equal(parseLimitBytes('1.5G'), 1.5 * 2 ** 30);
+    assert.equal(parseLimitBytes('64k'), 65536);
+    assert.equal(parseLimitBytes('2GiB'), 2 * 2 ** 30);
+    assert.equal(parseLimitBytes('1024'), 1024);
+    assert.equal(parseLimitBytes('max'), 'max');
     for (const bad of ['', '12X', '-1M', 'lots', '1.5.2G'])
-      assert.throws(() => parseSize(bad), /Invalid size/);
-    assert.equal(formatSize(512 * 2 ** 20), '512M');
-    assert.equal(formatSize(1.5 * 2 ** 30), '1536M');
-    assert.equal(formatSize(1000), '1000');
-    assert.equal(formatSize('max'), 'max');
-    assert.equal(humanSize(1536), '1.5K');
-    assert.equal(humanSize(300 * 2 ** 20), '300M');
+      assert.throws(() => parseLimitBytes(bad), /Invalid size/);
+    assert.equal(formatLimitBytes(512 * 2 ** 20), '512M');
+    assert.equal(formatLimitBytes(1.5 * 2 ** 30), '1536M');
+    assert.equal(formatLimitBytes(1000), '1000');
+    assert.equal(formatLimitBytes('max'), 'max');
+    assert.equal(formatBytesCompact(1536), '1.5K');
+    assert.equal(formatBytesCompact(300 * 2 ** 20), '300M');
   });
   it('takes cpu.max as a share of one CPU, QUOTA/PERIOD or max', () => {
     assert.deepEqual(parseCpuMax('50%'), { quota: 50000, period: 100000 });

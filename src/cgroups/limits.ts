@@ -4,6 +4,7 @@
  * linux.resources for a cgroup v1 or v2 host. Pure: no host access here.
  */
 import { JaulaError } from '../common/errors.js';
+import { formatLimitBytes, parseLimitBytes, type Unlimited } from '../common/size.js';
 
 export const LIMIT_KEYS = [
   'cpu.weight',
@@ -19,7 +20,6 @@ export const LIMIT_KEYS = [
 ] as const;
 export type LimitKey = (typeof LIMIT_KEYS)[number];
 
-export type Unlimited = 'max';
 /** CPU bandwidth: `quota` microseconds of CPU time per `period` microseconds. */
 export interface CpuMax {
   quota: number | Unlimited;
@@ -62,45 +62,8 @@ export const DEFAULT_CPU_WEIGHT = 100;
 export const DEFAULT_IO_WEIGHT = 100;
 export const DEFAULT_CPU_PERIOD = 100_000;
 
-const UNITS: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40, P: 2 ** 50 };
-
 function bad(key: string, value: string, want: string): JaulaError {
   return new JaulaError('invalid', `Invalid ${key} "${value}": ${want}`);
-}
-
-/** "512M", "1.5G", "1024", "64k", "2GiB", "max" -> bytes (binary units) or "max". */
-export function parseSize(s: string, key = 'size'): number | Unlimited {
-  const v = s.trim();
-  if (v === 'max') return 'max';
-  const m = /^(\d+(?:\.\d+)?)\s*([kKmMgGtTpP]?)(?:i?[bB])?$/.exec(v);
-  if (!m) throw bad(key, s, 'give bytes with an optional unit K, M, G or T (e.g. 512M, 1.5G), or "max"');
-  const n = Math.floor(Number(m[1]) * (UNITS[(m[2] ?? '').toUpperCase()] ?? 1));
-  if (!Number.isSafeInteger(n)) throw bad(key, s, 'too large');
-  return n;
-}
-
-/** Bytes in the largest binary unit that divides them exactly: 536870912 -> "512M". */
-export function formatSize(n: number | Unlimited): string {
-  if (n === 'max') return 'max';
-  for (const u of ['P', 'T', 'G', 'M', 'K'] as const) {
-    const f = UNITS[u] as number;
-    if (n >= f && n % f === 0) return `${n / f}${u}`;
-  }
-  return String(n);
-}
-
-/** A rounded human size for tables: 1536 -> "1.5K". */
-export function humanSize(n: number | undefined | null): string {
-  if (n === undefined || n === null) return '-';
-  if (n < 1024) return `${n}B`;
-  const units = ['K', 'M', 'G', 'T', 'P'];
-  let v = n;
-  let i = -1;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v >= 100 ? Math.round(v) : v.toFixed(1).replace(/\.0$/, '')}${units[i]}`;
 }
 
 function parseInt10(key: string, s: string, min: number, max: number): number {
@@ -173,7 +136,7 @@ export function parseIoMax(s: string): IoMax {
       throw bad('io.max', s, `"${kv}" is not one of rbps=, wbps=, riops=, wiops=`);
     const f = k as IoMaxField;
     io[f] = f.endsWith('bps')
-      ? parseSize(v, `io.max ${f}`)
+      ? parseLimitBytes(v, `io.max ${f}`)
       : v === 'max'
         ? 'max'
         : parseInt10(`io.max ${f}`, v, 1, 2 ** 40);
@@ -185,7 +148,7 @@ export function parseIoMax(s: string): IoMax {
 export function formatIoMax(io: IoMax): string {
   const parts = IO_MAX_FIELDS.filter((f) => io[f] !== undefined).map((f) => {
     const v = io[f] as number | Unlimited;
-    return `${f}=${f.endsWith('bps') ? formatSize(v) : String(v)}`;
+    return `${f}=${f.endsWith('bps') ? formatLimitBytes(v) : String(v)}`;
   });
   return `${io.device}:${parts.join(',')}`;
 }
@@ -233,14 +196,14 @@ export function setLimit(into: Limits, key: LimitKey, raw: string): void {
       into[key] = s;
       return;
     case 'memory.max': {
-      const v = parseSize(s, key);
+      const v = parseLimitBytes(s, key);
       if (v !== 'max' && v < 2 ** 20) throw bad(key, s, 'a guest needs at least 1M');
       into[key] = v;
       return;
     }
     case 'memory.high':
     case 'memory.swap':
-      into[key] = parseSize(s, key);
+      into[key] = parseLimitBytes(s, key);
       return;
     case 'pids.max':
       into[key] = s === 'max' ? 'max' : parseInt10(key, s, 1, 4_194_304);
@@ -279,7 +242,7 @@ export function formatLimit(l: Limits, key: LimitKey): string {
     case 'memory.max':
     case 'memory.high':
     case 'memory.swap':
-      return l[key] === undefined ? '' : formatSize(l[key]);
+      return l[key] === undefined ? '' : formatLimitBytes(l[key]);
     case 'io.max':
       return (l[key] ?? []).map(formatIoMax).join(' ');
     case 'nofile':
@@ -371,7 +334,7 @@ export function checkLimitsForVersion(l: Limits, version: 1 | 2): void {
   if (version === 1 && swap !== undefined && swap !== 'max' && (max === undefined || max === 'max'))
     throw new JaulaError(
       'unsupported',
-      `memory.swap=${formatSize(swap)} needs a memory.max on this cgroup v1 host: v1 limits memory and swap together (memory.memsw.limit_in_bytes = memory.max + swap); set memory.max too`,
+      `memory.swap=${formatLimitBytes(swap)} needs a memory.max on this cgroup v1 host: v1 limits memory and swap together (memory.memsw.limit_in_bytes = memory.max + swap); set memory.max too`,
     );
 }
 

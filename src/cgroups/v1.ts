@@ -15,13 +15,13 @@
  */
 import { join } from 'node:path';
 import { JaulaError } from '../common/errors.js';
+import { formatLimitBytes } from '../common/size.js';
 import { kernelFileExists, readKernelFile, writeKernelFile } from '../os/kernfs.js';
 import { knobError, procsBelow, type CgroupStats, type GuestCgroup, type StatsOptions } from './cgroup.js';
 import {
   IO_MAX_FIELDS,
   formatCpuMax,
   formatIoMax,
-  formatSize,
   sharesToWeight,
   weightToShares,
   type DevNum,
@@ -203,13 +203,13 @@ export class V1Cgroup implements GuestCgroup {
     if (cpus !== undefined) out.cpuset = cpus.trim();
     const limit = parseV1Limit(this.read('memory', 'memory.limit_in_bytes') ?? '');
     if (this.read('memory', 'memory.limit_in_bytes') !== undefined)
-      out['memory.max'] = formatSize(limit ?? 'max');
+      out['memory.max'] = formatLimitBytes(limit ?? 'max');
     const soft = this.read('memory', 'memory.soft_limit_in_bytes');
-    if (soft !== undefined) out['memory.high'] = formatSize(parseV1Limit(soft) ?? 'max');
+    if (soft !== undefined) out['memory.high'] = formatLimitBytes(parseV1Limit(soft) ?? 'max');
     const memswText = this.read('memory', 'memory.memsw.limit_in_bytes');
     if (memswText !== undefined) {
       const memsw = parseV1Limit(memswText);
-      out['memory.swap'] = memsw === null || limit === null ? 'max' : formatSize(memsw - limit);
+      out['memory.swap'] = memsw === null || limit === null ? 'max' : formatLimitBytes(memsw - limit);
     }
     const pids = this.read('pids', 'pids.max');
     if (pids !== undefined) out['pids.max'] = pids.trim();
@@ -306,7 +306,7 @@ export class V1Cgroup implements GuestCgroup {
       else if (limit === null)
         throw new JaulaError(
           'unsupported',
-          `memory.swap=${formatSize(swap)} needs a memory.max on this cgroup v1 host: v1 limits memory and swap together (memory.memsw.limit_in_bytes = memory.max + swap); set memory.max too`,
+          `memory.swap=${formatLimitBytes(swap)} needs a memory.max on this cgroup v1 host: v1 limits memory and swap together (memory.memsw.limit_in_bytes = memory.max + swap); set memory.max too`,
         );
       else memsw = limit + swap;
     } else if (curSw !== undefined && curSw !== null) {

@@ -5,13 +5,13 @@
  */
 import { join } from 'node:path';
 import { JaulaError } from '../common/errors.js';
+import { formatLimitBytes } from '../common/size.js';
 import { kernelFileExists, readKernelFile, writeKernelFile } from '../os/kernfs.js';
 import { knobError, procsBelow, type CgroupStats, type GuestCgroup, type StatsOptions } from './cgroup.js';
 import {
   IO_MAX_FIELDS,
   formatCpuMax,
   formatIoMax,
-  formatSize,
   type DevNum,
   type IoMax,
   type LimitKey,
@@ -124,7 +124,7 @@ export class V2Cgroup implements GuestCgroup {
     const text = (n: string): string | undefined => this.read(n)?.trim();
     const size = (n: string): string | undefined => {
       const t = text(n);
-      return t === undefined ? undefined : formatSize(parseV2Limit(t) ?? 'max');
+      return t === undefined ? undefined : formatLimitBytes(parseV2Limit(t) ?? 'max');
     };
     const set = (k: LimitKey, v: string | undefined): void => {
       if (v !== undefined) out[k] = v;

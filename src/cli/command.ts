@@ -1,4 +1,5 @@
 import { writeSync } from 'node:fs';
+import { JaulaError } from '../common/errors.js';
 import type { OptSpecs, Parsed } from './args.js';
 
 export interface Command {
@@ -16,7 +17,8 @@ export type Format = 'table' | 'json';
 
 export function formatOf(p: Parsed): Format {
   const f = p.opts['format'] ?? 'table';
-  if (f !== 'table' && f !== 'json') throw new Error(`--format must be table or json, not "${String(f)}"`);
+  if (f !== 'table' && f !== 'json')
+    throw new JaulaError('usage', `--format must be table or json, not "${String(f)}"`);
   return f;
 }
 

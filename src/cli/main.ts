@@ -65,10 +65,6 @@ export async function main(argv: string[]): Promise<number> {
       err(`jaula: ${e.message}`);
       return exitCodes[e.code];
     }
-    if (e instanceof Error && e.message.startsWith('--format')) {
-      process.stderr.write(`jaula: ${e.message}\n`);
-      return exitCodes.usage;
-    }
     process.stderr.write(
       `jaula: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
     );

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { JaulaError } from '../common/errors.js';
+import { formatMiB } from '../common/size.js';
 import {
   CONTEXT_FIRST_AUTO,
   CONTEXT_MAX,
@@ -301,7 +302,7 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
       const s = await extractTemplate(f.path, tree, o.signal, progress, {
         allowDevices: cfg.privileged,
       }).finally(() => f.close());
-      progress(`Unpacked ${s.entries} files (${(s.bytes / 2 ** 20).toFixed(1)} MiB) from ${templateFile}`);
+      progress(`Unpacked ${s.entries} files (${formatMiB(s.bytes)}) from ${templateFile}`);
     } else if (dbs) await buildDebootstrap(tree, dbs, progress, o.signal);
     o.signal?.throwIfAborted();
     trace('build: tree made');

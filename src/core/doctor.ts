@@ -4,7 +4,7 @@ import { cgroupMode, ownCgroups } from '../cgroups/detect.js';
 import { hostMissing } from '../cgroups/index.js';
 import { LIMIT_KEYS } from '../cgroups/limits.js';
 import { lxcfsStatus } from './lxcfs.js';
-import { formatSize } from '../common/size.js';
+import { formatBytes } from '../common/size.js';
 import { poolInfo } from '../storage/pool.js';
 import { messageOf } from '../common/errors.js';
 import { isExecutable, which } from '../os/fs.js';
@@ -25,7 +25,7 @@ function readOr(path: string, fallback = ''): string {
 }
 
 /** What jaula relies on, and whether this host has it. */
-// (Over 80 lines: a flat list of independent checks, one after the other.)
+// (over 80 lines: one flat list of independent checks, each a few lines, in the order printed)
 export async function doctor(): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (area: string, name: string, status: CheckStatus, detail: string): void => {
@@ -143,7 +143,7 @@ export async function doctor(): Promise<Check[]> {
     !pool
       ? 'none: guests have no disk limit unless built with --quota ("jaula pool create" before the first guest)'
       : pool.mounted
-        ? `${pool.path} on btrfs${pool.image ? ` (${pool.image})` : ''}, ${formatSize(pool.usedBytes ?? 0)} of ${formatSize(pool.totalBytes ?? 0)} used; each new guest limited to ${formatSize(pool.guestQuota)}`
+        ? `${pool.path} on btrfs${pool.image ? ` (${pool.image})` : ''}, ${formatBytes(pool.usedBytes ?? 0)} of ${formatBytes(pool.totalBytes ?? 0)} used; each new guest limited to ${formatBytes(pool.guestQuota)}`
         : `${pool.path} is not mounted (the next jaula command as root mounts ${pool.image ?? 'it'})`,
   );
   addLimitChecks(add);
@@ -178,7 +178,7 @@ export async function doctor(): Promise<Check[]> {
 }
 
 /** `jaula doctor --security`: what protects guests on this host, and what is missing. */
-// (Over 80 lines: a flat list of independent checks, one after the other.)
+// (over 80 lines: one flat list of independent checks, each a few lines, in the order printed)
 export async function securityReport(): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (name: string, status: CheckStatus, detail: string): void => {

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { JaulaError, errnoOf } from '../common/errors.js';
+import { formatLimitBytes } from '../common/size.js';
 import { cgroupVersion, hostMissing, openGuestCgroup } from '../cgroups/index.js';
 import {
   DEFAULT_CPU_PERIOD,
@@ -15,7 +16,6 @@ import {
   DEFAULT_PIDS_LIMIT,
   IO_MAX_FIELDS,
   defaultMemoryLimit,
-  formatSize,
   LIMIT_KEYS,
   checkLimitsForVersion,
   formatIoMax,
@@ -316,7 +316,7 @@ const DEFAULT_TEXT: Record<LimitKey, string> = {
   'cpu.weight': String(DEFAULT_CPU_WEIGHT),
   'cpu.max': 'max',
   cpuset: 'all',
-  'memory.max': formatSize(defaultMemoryLimit(totalmem())),
+  'memory.max': formatLimitBytes(defaultMemoryLimit(totalmem())),
   'memory.high': 'max',
   'memory.swap': 'max',
   'pids.max': String(DEFAULT_PIDS_LIMIT),

@@ -217,12 +217,12 @@ export class LocalEngine implements Engine {
 
   async listProcesses(r: ProcessesRequest): Promise<ProcessRow[]> {
     if (r.all) this.rootOnly("list the host's own processes");
-    const { listProcesses } = await import('./monitor.js');
+    const { listProcesses } = await import('./monitor/ps.js');
     return listProcesses({ guests: r.names ?? [], all: r.all === true, args: r.args === true });
   }
 
   async sampleGuests(r: import('../api/types.js').SampleRequest) {
-    const { sampleGuests } = await import('./monitor.js');
+    const { sampleGuests } = await import('./monitor/sample.js');
     return sampleGuests(r.names ?? [], { detail: r.detail === true });
   }
 

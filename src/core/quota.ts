@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { basename, join } from 'node:path';
 import { JaulaError } from '../common/errors.js';
-import { formatSize } from '../common/size.js';
+import { formatBytes } from '../common/size.js';
 import { copyTree } from '../os/copy.js';
 import { removeTree } from '../os/fs.js';
 import { makeImage, mountImage, umountImage } from '../os/image.js';
@@ -69,7 +69,7 @@ export async function setQuota(
             await mountImage(img, mnt);
             fs.mkdirSync(join(mnt, sub), { mode: 0o755 });
             progress?.(
-              `Copying the guest's own files into a ${formatSize(next.storage.quotaBytes as number)} image`,
+              `Copying the guest's own files into a ${formatBytes(next.storage.quotaBytes as number)} image`,
             );
             await copyTree(from, join(mnt, sub), { ...(progress ? { progress } : {}) });
             const st = fs.lstatSync(from);

@@ -3,7 +3,8 @@ import { basename, join } from 'node:path';
 import type { TemplateInfo, TemplateMeta } from '../api/types.js';
 import { errnoOf, JaulaError, messageOf } from '../common/errors.js';
 import { validateName } from '../common/names.js';
-import { compressionOfName, copyTree, mib, tarProgress } from '../os/copy.js';
+import { formatMiB } from '../common/size.js';
+import { compressionOfName, copyTree, tarProgress } from '../os/copy.js';
 import { mkdirp, readFileOr, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
 import { HostFiles, type OpenedParent } from '../os/hostfiles.js';
 import { withLock } from '../os/lock.js';
@@ -239,7 +240,7 @@ export async function saveTemplate(
             if (o.changesOnly) return saveChanges(driver.treePath(guest), driver.lowerDirs(cfg)[0], tree);
             copyDirAttrs(root, tree);
             const total = treeStats(root).bytes;
-            o.progress?.(`Saving guest "${guest}" (${mib(total)}) as template "${name}"`);
+            o.progress?.(`Saving guest "${guest}" (${formatMiB(total)}) as template "${name}"`);
             await copyTree(root, tree, {
               reflink: 'auto',
               totalBytes: total,
@@ -294,7 +295,7 @@ export async function importTemplate(
     return await makeTemplate(n, `file ${file}`, async (tree) => {
       // The store keeps device nodes; only privileged guests may be based on such a template.
       const s = await extractTemplate(src.path, tree, undefined, progress, { allowDevices: true });
-      progress?.(`Unpacked ${s.entries} members (${mib(s.bytes)})`);
+      progress?.(`Unpacked ${s.entries} members (${formatMiB(s.bytes)})`);
     });
   } finally {
     src.close();

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import { JaulaError } from '../common/errors.js';
 import { cidrContains, firstFree, parseCidrText, valueToIp } from '../common/ip.js';
-import { fnv1a } from '../os/paths.js';
+import { fnv1a } from '../common/hash.js';
 import { forwardsCollide, formatForward, type ForwardSpec } from '../guest/forward.js';
 import { MAX_INTERFACES_PER_GUEST, type GuestNetConfig } from './guestnet.js';
 import { validateMac, type InterfaceSpec } from '../guest/ifspec.js';

@@ -5,7 +5,7 @@
  */
 import { JaulaError } from '../common/errors.js';
 import { cidrContains, parseCidrText, valueToIp } from '../common/ip.js';
-import { fnv1a } from '../os/paths.js';
+import { fnv1a } from '../common/hash.js';
 import type { ForwardSpec } from '../guest/forward.js';
 import type { IfMode, InterfaceSpec } from '../guest/ifspec.js';
 import type { NetworkConfig } from './networks.js';

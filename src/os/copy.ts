@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { JaulaError } from '../common/errors.js';
+import { formatMiB } from '../common/size.js';
 import { runOk } from './spawn.js';
 
 export type Reflink = 'never' | 'auto' | 'always';
@@ -8,10 +9,6 @@ export type Reflink = 'never' | 'auto' | 'always';
 export function fsUsedBytes(dir: string): number {
   const s = fs.statfsSync(dir);
   return (s.blocks - s.bfree) * s.bsize;
-}
-
-export function mib(bytes: number): string {
-  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 /**
@@ -51,7 +48,7 @@ export async function copyTree(
     timer = setInterval(() => {
       const done = Math.max(0, fsUsedBytes(dst) - base);
       report(
-        `copied ${mib(done)}${total ? ` of ${mib(total)}` : ''}`,
+        `copied ${formatMiB(done)}${total ? ` of ${formatMiB(total)}` : ''}`,
         total ? Math.min(1, done / total) : undefined,
       );
     }, 1000);
@@ -92,7 +89,7 @@ export function tarProgress(
         if (bytes - last < 2 ** 20) continue;
         last = bytes;
         progress(
-          `${verb} ${mib(bytes)}${totalBytes ? ` of ${mib(totalBytes)}` : ''}`,
+          `${verb} ${formatMiB(bytes)}${totalBytes ? ` of ${formatMiB(totalBytes)}` : ''}`,
           totalBytes ? Math.min(1, bytes / totalBytes) : undefined,
         );
       }

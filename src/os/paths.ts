@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fnv1a } from '../common/hash.js';
 
 /**
  * Every path jaula uses derives from one root, JAULA_ROOT (default "/"), so tests and several
@@ -68,16 +69,6 @@ export function makePaths(rootArg?: string): Paths {
     guestData: (name) => join(guestsData, name),
     guestRun: (name) => join(guestsRun, name),
   };
-}
-
-/** A short stable hash (FNV-1a, 32 bits) of a string, as 8 hex digits. */
-export function fnv1a(s: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(16).padStart(8, '0');
 }
 
 let cached: Paths | undefined;

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { JaulaError } from '../common/errors.js';
-import { formatSize } from '../common/size.js';
+import { formatBytes } from '../common/size.js';
 import { isBtrfs, readFileOr, removeTree, writeFileAtomic } from '../os/fs.js';
 import { isMountPoint, loopDevicesBelow, releaseLoops } from '../os/image.js';
 import { unmount } from '../os/mounts.js';
@@ -176,25 +176,25 @@ export async function createPool(
     const cfg: PoolConfig = { guestQuota: o.guestQuota ?? halfOf(bytes) };
     savePoolConfig(cfg);
     forgetPool();
-    say(`${lib} is on btrfs: quota groups enabled, each new guest limited to ${formatSize(cfg.guestQuota)}`);
+    say(`${lib} is on btrfs: quota groups enabled, each new guest limited to ${formatBytes(cfg.guestQuota)}`);
     return poolInfo() as PoolInfo;
   }
   const bytes = o.bytes ?? defaultPoolSize(join(lib, '..'));
   if (bytes < 256 * 2 ** 20)
     throw new JaulaError(
       'invalid',
-      `A pool of ${formatSize(bytes)} is too small for btrfs: give --size 256M or more`,
+      `A pool of ${formatBytes(bytes)} is too small for btrfs: give --size 256M or more`,
     );
   const guestQuota = o.guestQuota ?? halfOf(bytes);
   if (guestQuota > bytes)
     throw new JaulaError(
       'invalid',
-      `A guest limit of ${formatSize(guestQuota)} is more than the pool (${formatSize(bytes)})`,
+      `A guest limit of ${formatBytes(guestQuota)} is more than the pool (${formatBytes(bytes)})`,
     );
   const image = imageFile();
   if (fs.existsSync(image))
     throw new JaulaError('exists', `${image} exists already: remove it (or move it away) to make a new pool`);
-  say(`Making a ${formatSize(bytes)} btrfs pool (a sparse file: it takes only what is used) in ${image}`);
+  say(`Making a ${formatBytes(bytes)} btrfs pool (a sparse file: it takes only what is used) in ${image}`);
   try {
     fs.writeFileSync(image, '', { mode: 0o600, flag: 'wx' });
     fs.truncateSync(image, bytes);
@@ -211,7 +211,7 @@ export async function createPool(
   }
   forgetPool();
   say(
-    `Pool mounted on ${lib}; each new guest limited to ${formatSize(guestQuota)} (jaula set GUEST --quota SIZE|none)`,
+    `Pool mounted on ${lib}; each new guest limited to ${formatBytes(guestQuota)} (jaula set GUEST --quota SIZE|none)`,
   );
   return poolInfo() as PoolInfo;
 }

@@ -2,7 +2,7 @@ import { isJaulaError, JaulaError } from '../../common/errors.js';
 import type { BuildRequest } from '../../api/types.js';
 import type { Engine } from '../../api/engine.js';
 import { NAME_PATTERN } from '../../common/names.js';
-import { parseSize } from '../../common/size.js';
+import { parseBytes } from '../../common/size.js';
 import { bool, list, num, onePositional, str } from '../args.js';
 import { err, out, type Command } from '../command.js';
 import { engine } from '../engine.js';
@@ -107,7 +107,7 @@ Examples:
     const storage = str(p, 'storage');
     const quota = str(p, 'quota');
     const qi = num(p, 'quota-inodes');
-    if (quota !== undefined) r.quotaBytes = parseSize(quota, 'quota');
+    if (quota !== undefined) r.quotaBytes = parseBytes(quota, 'quota');
     if (qi !== undefined) r.quotaInodes = qi;
     const profile = str(p, 'profile');
     if (hostname !== undefined) r.hostname = hostname;

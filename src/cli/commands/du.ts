@@ -1,4 +1,4 @@
-import { formatSize } from '../../common/size.js';
+import { formatBytes } from '../../common/size.js';
 
 import { formatOf, json, out, type Command } from '../command.js';
 import { engine } from '../engine.js';
@@ -32,17 +32,17 @@ Examples:
         r.guests.map((g) => [
           g.name,
           g.driver,
-          formatSize(g.exclusiveBytes),
+          formatBytes(g.exclusiveBytes),
           g.exclusiveInodes,
-          formatSize(g.sharedBytes),
+          formatBytes(g.sharedBytes),
           g.quota
-            ? `${formatSize(g.quota.bytes)}/${formatSize(g.quota.bytesLimit)}` +
+            ? `${formatBytes(g.quota.bytes)}/${formatBytes(g.quota.bytesLimit)}` +
               (g.quota.inodesLimit ? `, ${g.quota.inodes}/${g.quota.inodesLimit} inodes` : '')
             : undefined,
         ]),
       ),
     );
-    out(`Total on disk ${formatSize(r.totalBytes)}; the guests see ${formatSize(r.seenBytes)} in all.`);
+    out(`Total on disk ${formatBytes(r.totalBytes)}; the guests see ${formatBytes(r.seenBytes)} in all.`);
     return 0;
   },
 };

@@ -1,4 +1,4 @@
-import { formatSize, parseSize } from '../../common/size.js';
+import { formatBytes, parseBytes } from '../../common/size.js';
 import { DEFAULT_MIN_SIZE } from '../../unify/hashify.js';
 import { bool, list, str } from '../args.js';
 import { err, formatOf, json, out, type Command } from '../command.js';
@@ -48,7 +48,7 @@ Examples:
         all: bool(p, 'all'),
         dryRun: bool(p, 'dry-run'),
         excludes: list(p, 'exclude'),
-        ...(min !== undefined ? { minSize: parseSize(min, 'minimum size') } : {}),
+        ...(min !== undefined ? { minSize: parseBytes(min, 'minimum size') } : {}),
       },
       bool(p, 'quiet') || fmt === 'json' ? {} : { onProgress: (l: string) => err(`jaula: ${l}`) },
     );
@@ -64,12 +64,12 @@ Examples:
           g.driver,
           g.reason ? `${g.result}: ${g.reason}` : g.result,
           g.files,
-          formatSize(g.bytes),
+          formatBytes(g.bytes),
         ]),
       ),
     );
     out(
-      `${r.dryRun ? 'Would share' : 'Shared'} ${r.unified.files} files (${formatSize(r.unified.bytes)}); scanned ${r.scanned.files} files, read ${r.scanned.hashedFiles} (${formatSize(r.scanned.hashedBytes)}) in ${(r.ms.scan / 1000).toFixed(2)} s; total ${(r.ms.total / 1000).toFixed(2)} s.`,
+      `${r.dryRun ? 'Would share' : 'Shared'} ${r.unified.files} files (${formatBytes(r.unified.bytes)}); scanned ${r.scanned.files} files, read ${r.scanned.hashedFiles} (${formatBytes(r.scanned.hashedBytes)}) in ${(r.ms.scan / 1000).toFixed(2)} s; total ${(r.ms.total / 1000).toFixed(2)} s.`,
     );
     return 0;
   },

@@ -1,13 +1,9 @@
 import { JaulaError } from '../../common/errors.js';
 import type { Engine } from '../../api/engine.js';
-import { humanSize } from '../../cgroups/limits.js';
-import {
-  prometheusText,
-  rates,
-  type GuestRates,
-  type GuestSample,
-  type ProcessRow,
-} from '../../core/monitor.js';
+import { formatBytesCompact } from '../../common/size.js';
+import type { ProcessRow } from '../../core/monitor/ps.js';
+import { prometheusText } from '../../core/monitor/prometheus.js';
+import { rates, type GuestRates, type GuestSample } from '../../core/monitor/sample.js';
 import { bool, list, num, str, type Parsed } from '../args.js';
 import { formatOf, json, out, type Command } from '../command.js';
 import { engineFor } from '../engine.js';
@@ -107,7 +103,7 @@ Examples:
           r.user,
           r.state,
           r.cpu.toFixed(1),
-          humanSize(r.rssKb * 1024),
+          formatBytesCompact(r.rssKb * 1024),
           cpuTime(r.time),
           r.args ?? r.command,
         ]),
@@ -146,7 +142,7 @@ const KEYS: Record<string, string> = {
   x: 'ctx',
 };
 
-const rate = (b: number): string => `${humanSize(Math.round(b))}/s`;
+const rate = (b: number): string => `${formatBytesCompact(Math.round(b))}/s`;
 
 function topFrame(rows: GuestRates[], interval: number, sort: string): string {
   const now = new Date().toTimeString().slice(0, 8);
@@ -173,8 +169,8 @@ function topFrame(rows: GuestRates[], interval: number, sort: string): string {
       r.name,
       r.context,
       r.cpu.toFixed(1),
-      humanSize(r.memory),
-      r.memoryLimit === null ? 'max' : humanSize(r.memoryLimit),
+      formatBytesCompact(r.memory),
+      r.memoryLimit === null ? 'max' : formatBytesCompact(r.memoryLimit),
       `${r.pids}/${r.pidsLimit ?? 'max'}`,
       rate(r.ioRead),
       rate(r.ioWrite),
@@ -356,8 +352,8 @@ Examples:
           r.name,
           r.processes,
           r.tasks,
-          humanSize(r.memory),
-          r.memoryLimit === null ? 'max' : humanSize(r.memoryLimit),
+          formatBytesCompact(r.memory),
+          r.memoryLimit === null ? 'max' : formatBytesCompact(r.memoryLimit),
           secs(r.cpuUser),
           secs(r.cpuSystem),
           r.uptime === null ? undefined : duration(r.uptime * 1000),

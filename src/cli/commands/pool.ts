@@ -1,5 +1,5 @@
 import { JaulaError } from '../../common/errors.js';
-import { formatSize, parseSize } from '../../common/size.js';
+import { formatBytes, parseBytes } from '../../common/size.js';
 import { bool, str } from '../args.js';
 import { err, formatOf, json, out, type Command } from '../command.js';
 import { engine } from '../engine.js';
@@ -55,9 +55,9 @@ Examples:
               `path         ${i.path}${i.image ? ` (image ${i.image})` : " (the host's btrfs)"}`,
               `mounted      ${i.mounted ? 'yes' : 'no'}`,
               ...(i.totalBytes !== undefined
-                ? [`size         ${formatSize(i.totalBytes)}, ${formatSize(i.usedBytes ?? 0)} used`]
+                ? [`size         ${formatBytes(i.totalBytes)}, ${formatBytes(i.usedBytes ?? 0)} used`]
                 : []),
-              `guest quota  ${formatSize(i.guestQuota)} (each new guest)`,
+              `guest quota  ${formatBytes(i.guestQuota)} (each new guest)`,
             ].join('\n'),
           );
         return 0;
@@ -65,8 +65,8 @@ Examples:
       case 'create': {
         const i = await e.createPool(
           {
-            ...(size !== undefined ? { bytes: parseSize(size, 'size') } : {}),
-            ...(gq !== undefined ? { guestQuota: parseSize(gq, 'guest-quota') } : {}),
+            ...(size !== undefined ? { bytes: parseBytes(size, 'size') } : {}),
+            ...(gq !== undefined ? { guestQuota: parseBytes(gq, 'guest-quota') } : {}),
             ifAbsent: bool(p, 'if-absent'),
           },
           { onProgress: (l) => err(l) },
@@ -76,9 +76,9 @@ Examples:
       }
       case 'set': {
         if (gq === undefined) throw new JaulaError('usage', 'jaula pool set --guest-quota SIZE');
-        const i = await e.setPool({ guestQuota: parseSize(gq, 'guest-quota') });
+        const i = await e.setPool({ guestQuota: parseBytes(gq, 'guest-quota') });
         err(
-          `New guests get ${formatSize(i.guestQuota)}; existing guests keep theirs (jaula set GUEST --quota SIZE)`,
+          `New guests get ${formatBytes(i.guestQuota)}; existing guests keep theirs (jaula set GUEST --quota SIZE)`,
         );
         return 0;
       }

@@ -1,6 +1,6 @@
 import { JaulaError } from '../../common/errors.js';
 import type { ConfigureRequest } from '../../api/types.js';
-import { formatSize, parseSize } from '../../common/size.js';
+import { formatBytes, parseBytes } from '../../common/size.js';
 import { bool, list, num, str } from '../args.js';
 import { formatOf, json, out, type Command } from '../command.js';
 import { engine } from '../engine.js';
@@ -127,12 +127,12 @@ Examples:
         await engine()
       ).setQuota({
         name,
-        ...(quota !== undefined ? { bytes: quota === 'none' ? null : parseSize(quota, 'quota') } : {}),
+        ...(quota !== undefined ? { bytes: quota === 'none' ? null : parseBytes(quota, 'quota') } : {}),
         ...(qi !== undefined ? { inodes: qi } : {}),
       });
       out(
         q.quotaBytes
-          ? `Guest "${name}" may use ${formatSize(q.quotaBytes)}${q.quotaInodes ? ` and ${q.quotaInodes} inodes` : ''} for its own files.`
+          ? `Guest "${name}" may use ${formatBytes(q.quotaBytes)}${q.quotaInodes ? ` and ${q.quotaInodes} inodes` : ''} for its own files.`
           : `Guest "${name}" has no quota.`,
       );
     }

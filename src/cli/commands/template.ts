@@ -1,5 +1,5 @@
 import { JaulaError } from '../../common/errors.js';
-import { formatSize } from '../../common/size.js';
+import { formatBytes } from '../../common/size.js';
 import { resolve } from 'node:path';
 import { bool } from '../args.js';
 import { err, formatOf, json, out, type Command } from '../command.js';
@@ -53,7 +53,7 @@ Examples:
           { guest: a as string, name: b as string, changes: bool(p, 'changes') },
           hooks,
         );
-        out(`Saved template "${m.name}" from guest "${a}" (${m.files} files, ${formatSize(m.bytes)}).`);
+        out(`Saved template "${m.name}" from guest "${a}" (${m.files} files, ${formatBytes(m.bytes)}).`);
         return 0;
       }
       case 'list':
@@ -67,7 +67,7 @@ Examples:
               ['NAME', 'SIZE', 'FILES', 'CREATED', 'SOURCE', 'USED BY'],
               ts.map((t) => [
                 t.name,
-                formatSize(t.bytes),
+                formatBytes(t.bytes),
                 t.files,
                 t.created.slice(0, 19).replace('T', ' '),
                 t.source,
@@ -84,7 +84,7 @@ Examples:
           { file: resolve(a as string), ...(b !== undefined ? { name: b } : {}) },
           hooks,
         );
-        out(`Imported template "${m.name}" (${m.files} files, ${formatSize(m.bytes)}).`);
+        out(`Imported template "${m.name}" (${m.files} files, ${formatBytes(m.bytes)}).`);
         return 0;
       }
       case 'export':
