@@ -1213,10 +1213,14 @@ static void a_release_agent(result *r) {
     err = -rc;
     app(all, sizeof all, "%s; ", why);
   }
-  /* Mount a cgroup v1 hierarchy of one's own: its root has a release_agent. */
+  /* Mount a cgroup v1 hierarchy of one's own: its root has a release_agent. An existing
+   * controller's hierarchy first: a new named one (the last resort, where every controller is
+   * cgroup v2's) exists on the whole host while it is mounted, and every runtime starting a
+   * container meanwhile tries to mount it too and fails (a weakened guest's run once made
+   * another test's guest fail to start so). */
   char dir[256];
   if (scratch_dir(dir, sizeof dir, "cgroup") < 0) return INCONCLUSIVE(r, "no scratch directory");
-  const char *opts[] = {"none,name=jaula-escape-probe", "rdma", "misc", "memory"};
+  const char *opts[] = {"rdma", "misc", "memory", "none,name=jaula-escape-probe"};
   for (size_t i = 0; i < sizeof opts / sizeof *opts; i++) {
     if (mount("cgroup", dir, "cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts[i]) < 0) {
       if (err == ENOENT || errno == EPERM) err = errno;
