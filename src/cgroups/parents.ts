@@ -37,29 +37,30 @@ export function cgroupParents(tag = paths().instanceTag): string[] {
 }
 
 /**
- * Remove the (empty) parent cgroups of the instance with tag `tag`, when its last guest is gone
- * (tests and benchmarks, at their end). On v1 a parent stays busy (EBUSY) for a moment after its
- * last child was removed: up to two seconds are given. Returns the directories that stay.
+ * rmdir an empty cgroup. On v1 a cgroup stays busy (EBUSY) for a moment after its last process
+ * ended or its last child was removed: up to `ms` are given. Returns the error that stays (none
+ * when it is gone or was never there).
  */
-export function removeCgroupParents(tag: string): string[] {
-  const left: string[] = [];
-  for (const d of cgroupParents(tag)) {
-    const deadline = Date.now() + 2000;
-    for (;;) {
-      try {
-        fs.rmdirSync(d);
-        break;
-      } catch (e) {
-        if (errnoOf(e) === 'ENOENT') break;
-        if (errnoOf(e) !== 'EBUSY' || Date.now() > deadline) {
-          left.push(d);
-          break;
-        }
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-      }
+function rmdirCgroup(d: string, ms = 2000): Error | undefined {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      fs.rmdirSync(d);
+      return undefined;
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT') return undefined;
+      if (errnoOf(e) !== 'EBUSY' || Date.now() > deadline) return e as Error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
     }
   }
-  return left;
+}
+
+/**
+ * Remove the (empty) parent cgroups of the instance with tag `tag`, when its last guest is gone
+ * (tests and benchmarks, at their end). Returns the directories that stay.
+ */
+export function removeCgroupParents(tag: string): string[] {
+  return cgroupParents(tag).filter((d) => rmdirCgroup(d) !== undefined);
 }
 
 /**
@@ -72,12 +73,10 @@ export const supervisorCgroupName = (guest: string): string => `.supervisor-${gu
 export function removeSupervisorCgroups(guest: string): string[] {
   const problems: string[] = [];
   for (const p of cgroupParents()) {
+    // (a supervisor killed a moment ago leaves its cgroups busy for that moment: EBUSY)
     const d = join(p, supervisorCgroupName(guest));
-    try {
-      fs.rmdirSync(d);
-    } catch (e) {
-      if (errnoOf(e) !== 'ENOENT') problems.push(`the supervisor's cgroup ${d}: ${(e as Error).message}`);
-    }
+    const e = rmdirCgroup(d);
+    if (e) problems.push(`the supervisor's cgroup ${d}: ${e.message}`);
   }
   return problems;
 }
