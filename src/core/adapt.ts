@@ -47,14 +47,20 @@ export function adaptTree(rootfs: string, opts: AdaptOptions): string[] {
   return GuestFs.with(rootfs, (g) => adapt(g, opts));
 }
 
-// (Over 80 lines: one pass over the guest's files, each adaptation a few lines, in the order they apply.)
 function adapt(g: GuestFs, opts: AdaptOptions): string[] {
   const changes: string[] = [];
   for (const d of ['etc', 'proc', 'sys', 'dev', 'run', 'tmp', 'root', 'var/log']) g.mkdirp(d);
+  adaptIdentity(g, opts.hostname, changes);
+  adaptMounts(g, changes);
+  adaptInit(g, changes);
+  return changes;
+}
 
-  g.writeFile('/etc/hostname', `${opts.hostname}\n`);
-  changes.push(`/etc/hostname: ${opts.hostname}`);
-  const short = opts.hostname.split('.')[0] ?? opts.hostname;
+/** The guest's name: /etc/hostname, and /etc/hosts' loopback lines. */
+function adaptIdentity(g: GuestFs, hostname: string, changes: string[]): void {
+  g.writeFile('/etc/hostname', `${hostname}\n`);
+  changes.push(`/etc/hostname: ${hostname}`);
+  const short = hostname.split('.')[0] ?? hostname;
   const hostsOld = g.readText('/etc/hosts') ?? '';
   const kept = hostsOld
     .split('\n')
@@ -66,13 +72,16 @@ function adapt(g: GuestFs, opts: AdaptOptions): string[] {
     '/etc/hosts',
     [
       '127.0.0.1\tlocalhost',
-      `127.0.1.1\t${opts.hostname}${short !== opts.hostname ? `\t${short}` : ''}`,
+      `127.0.1.1\t${hostname}${short !== hostname ? `\t${short}` : ''}`,
       ...kept,
       '',
     ].join('\n'),
   );
   changes.push('/etc/hosts: localhost and the hostname');
+}
 
+/** No disks at boot: /etc/mtab from /proc, an empty /etc/fstab. */
+function adaptMounts(g: GuestFs, changes: string[]): void {
   if (g.readlink('/etc/mtab') !== '/proc/mounts') {
     g.unlink('/etc/mtab');
     g.symlink('/etc/mtab', '/proc/mounts');
@@ -87,7 +96,10 @@ function adapt(g: GuestFs, opts: AdaptOptions): string[] {
     );
     changes.push('/etc/fstab emptied (no disks, no fsck)');
   }
+}
 
+/** The init system: no gettys, halt on SIGPWR, no services that need hardware or the kernel log. */
+function adaptInit(g: GuestFs, changes: string[]): void {
   // sysvinit and busybox init: no gettys on host terminals; halt on SIGPWR (what jaula stop sends).
   const inittab = g.readText('/etc/inittab');
   if (inittab !== undefined) {
@@ -135,7 +147,6 @@ function adapt(g: GuestFs, opts: AdaptOptions): string[] {
     for (const unit of SYSTEMD_MASKED) g.symlink(`/etc/systemd/system/${unit}`, '/dev/null');
     changes.push(`systemd: ${SYSTEMD_MASKED.length} units masked`);
   }
-  return changes;
 }
 
 /** What the guest's /sbin/init is: decides how `jaula stop` asks it to halt (runtime/signals.ts). */

@@ -203,6 +203,62 @@ export async function reserveGuest(cfg: GuestConfig, rev: Reverter, fixedContext
   });
 }
 
+/** Where a build's tree comes from, checked before anything is made. */
+interface BuildSource {
+  templateFile?: string;
+  stored?: string;
+  dbs?: ReturnType<typeof parseDebootstrapArgs>;
+}
+
+/** Check the method's arguments before anything is made. */
+function checkSource(method: BuildMethod, args: string[], hostFiles: HostFiles | undefined): BuildSource {
+  if (method === 'template') {
+    const t = parseTemplateArgs(args);
+    if (isStoredTemplate(t)) return { stored: t };
+    const f = (hostFiles ?? HostFiles.any).openFile(t, 'template archive');
+    try {
+      checkTemplateFile(f.path);
+    } finally {
+      f.close();
+    }
+    return { templateFile: t };
+  }
+  if (method === 'debootstrap') return { dbs: parseDebootstrapArgs(args) };
+  if (args.length)
+    throw new JaulaError(
+      'usage',
+      `The skeleton method takes no arguments after "--" (got "${args.join(' ')}")`,
+    );
+  return {};
+}
+
+/** Fill the guest's fresh tree by its method. */
+async function fillTree(
+  tree: string,
+  method: BuildMethod,
+  { templateFile, stored, dbs }: BuildSource,
+  driver: StorageDriver,
+  cfg: GuestConfig,
+  o: BuildOptions,
+  progress: (line: string) => void,
+): Promise<void> {
+  if (method === 'skeleton') await buildSkeleton(tree);
+  else if (stored)
+    progress(
+      driver.info.cheapClone
+        ? `Based on the stored template "${stored}" (no file data copied)`
+        : `Copied the stored template "${stored}"`,
+    );
+  else if (method === 'template') {
+    // Opened again, as at the check (beneath --host-files for a client over TCP): tar reads it.
+    const f = (o.hostFiles ?? HostFiles.any).openFile(templateFile as string, 'template archive');
+    const s = await extractTemplate(f.path, tree, o.signal, progress, {
+      allowDevices: cfg.privileged,
+    }).finally(() => f.close());
+    progress(`Unpacked ${s.entries} files (${formatMiB(s.bytes)}) from ${templateFile}`);
+  } else if (dbs) await buildDebootstrap(tree, dbs, progress, o.signal);
+}
+
 /**
  * Build a guest. The name and context are reserved first (under the build lock), the tree is
  * filled and adapted, and the guest appears in listings only when all is done; a failure or an
@@ -218,28 +274,8 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
   if (o.context !== undefined) validateContext(o.context);
   const args = o.methodArgs ?? [];
   const progress = o.onProgress ?? (() => {});
-  // Check the method's arguments before anything is made.
-  let templateFile: string | undefined;
-  let stored: string | undefined;
-  let dbs: ReturnType<typeof parseDebootstrapArgs> | undefined;
-  if (method === 'template') {
-    const t = parseTemplateArgs(args);
-    if (isStoredTemplate(t)) stored = t;
-    else {
-      templateFile = t;
-      const f = (o.hostFiles ?? HostFiles.any).openFile(templateFile, 'template archive');
-      try {
-        checkTemplateFile(f.path);
-      } finally {
-        f.close();
-      }
-    }
-  } else if (method === 'debootstrap') dbs = parseDebootstrapArgs(args);
-  else if (args.length)
-    throw new JaulaError(
-      'usage',
-      `The skeleton method takes no arguments after "--" (got "${args.join(' ')}")`,
-    );
+  const source = checkSource(method, args, o.hostFiles);
+  const { stored } = source;
   const driver = await buildStorage(o.storage);
   const quota = o.quotaBytes !== undefined || o.quotaInodes !== undefined;
   if (quota && driver.info.quota === 'none')
@@ -288,22 +324,7 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
     );
     await driver.create(cfg);
     trace('build: storage made');
-    const tree = driver.treePath(name);
-    if (method === 'skeleton') await buildSkeleton(tree);
-    else if (stored)
-      progress(
-        driver.info.cheapClone
-          ? `Based on the stored template "${stored}" (no file data copied)`
-          : `Copied the stored template "${stored}"`,
-      );
-    else if (method === 'template') {
-      // Opened again, as at the check (beneath --host-files for a client over TCP): tar reads it.
-      const f = (o.hostFiles ?? HostFiles.any).openFile(templateFile as string, 'template archive');
-      const s = await extractTemplate(f.path, tree, o.signal, progress, {
-        allowDevices: cfg.privileged,
-      }).finally(() => f.close());
-      progress(`Unpacked ${s.entries} files (${formatMiB(s.bytes)}) from ${templateFile}`);
-    } else if (dbs) await buildDebootstrap(tree, dbs, progress, o.signal);
+    await fillTree(driver.treePath(name), method, source, driver, cfg, o, progress);
     o.signal?.throwIfAborted();
     trace('build: tree made');
     const rootfs = (await driver.mount(cfg)).hostView;

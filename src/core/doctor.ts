@@ -24,13 +24,24 @@ function readOr(path: string, fallback = ''): string {
   }
 }
 
+type Add = (area: string, name: string, status: CheckStatus, detail: string) => void;
+
 /** What jaula relies on, and whether this host has it. */
-// (over 80 lines: one flat list of independent checks, each a few lines, in the order printed)
 export async function doctor(): Promise<Check[]> {
   const checks: Check[] = [];
-  const add = (area: string, name: string, status: CheckStatus, detail: string): void => {
+  const add: Add = (area, name, status, detail) => {
     checks.push({ area, name, status, detail });
   };
+  await addHostChecks(add);
+  addKernelChecks(add);
+  await addNetworkChecks(add);
+  await addJaulaChecks(add);
+  await addToolChecks(add);
+  return checks;
+}
+
+/** The kernel, the cgroups and the OCI runtime. */
+async function addHostChecks(add: Add): Promise<void> {
   add('host', 'kernel', 'ok', readOr('/proc/sys/kernel/osrelease', 'unknown'));
   const mode = cgroupMode();
   add(
@@ -62,6 +73,10 @@ export async function doctor(): Promise<Check[]> {
     const p = which(r);
     add('runtime', r, p ? 'ok' : 'warn', p ? p : `not installed (apt-get install ${r})`);
   }
+}
+
+/** Namespaces, filesystems, seccomp, openat2. */
+function addKernelChecks(add: Add): void {
   for (const ns of ['pid', 'mnt', 'uts', 'ipc', 'net', 'cgroup', 'user']) {
     add(
       'kernel',
@@ -94,6 +109,10 @@ export async function doctor(): Promise<Check[]> {
   } catch (e) {
     add('kernel', 'openat2 RESOLVE_IN_ROOT', 'missing', messageOf(e));
   }
+}
+
+/** The network tools, forwarding, the address binding trap. */
+async function addNetworkChecks(add: Add): Promise<void> {
   for (const [tool, pkg] of [
     ['nft', 'nftables'],
     ['tc', 'iproute2'],
@@ -121,6 +140,10 @@ export async function doctor(): Promise<Check[]> {
     for (const t of trap) add('network', 'address binding trap', 'warn', `${t.problem}; fix: ${t.fix}`);
   else
     add('network', 'address binding trap', 'ok', "no host daemon takes guests' addresses or forwarded ports");
+}
+
+/** jaula's own binaries, its guests, its storage pool and limits. */
+async function addJaulaChecks(add: Add): Promise<void> {
   add(
     'jaula',
     'supervisor (jaula-helper)',
@@ -147,6 +170,10 @@ export async function doctor(): Promise<Check[]> {
         : `${pool.path} is not mounted (the next jaula command as root mounts ${pool.image ?? 'it'})`,
   );
   addLimitChecks(add);
+}
+
+/** The tools that builds, templates and networks run. */
+async function addToolChecks(add: Add): Promise<void> {
   for (const [tool, pkg, what] of [
     ['busybox', 'busybox-static', 'skeleton builds'],
     ['debootstrap', 'debootstrap', 'debootstrap builds'],
@@ -174,21 +201,15 @@ export async function doctor(): Promise<Check[]> {
         `${bb} is dynamically linked: skeleton guests need busybox-static`,
       );
   }
-  return checks;
 }
 
 /** `jaula doctor --security`: what protects guests on this host, and what is missing. */
-// (over 80 lines: one flat list of independent checks, each a few lines, in the order printed)
 export async function securityReport(): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (name: string, status: CheckStatus, detail: string): void => {
     checks.push({ area: 'security', name, status, detail });
   };
-  const { loadAllConfigs } = await import('../guest/store.js');
-  const { helperBin: helper, paths: p } = await import('../os/paths.js');
-  const { mkdtempSync, rmSync, mkdirSync } = await import('node:fs');
   const { barrierChecks } = await import('./barrier.js');
-  const { libDir } = await import('../storage/barrier.js');
   const maxUserns = Number(readOr('/proc/sys/user/max_user_namespaces', '0'));
   add(
     'user namespaces',
@@ -198,6 +219,20 @@ export async function securityReport(): Promise<Check[]> {
       : 'disabled: guests can only be privileged (set user.max_user_namespaces)',
   );
   checks.push(...barrierChecks());
+  await addIdmapCheck(add);
+  await addConfinementChecks(add);
+  await addGuestSecurityChecks(add);
+  checks.push(...(await (await import('./apiaccess.js')).apiChecks()));
+  return checks;
+}
+
+type AddSecurity = (name: string, status: CheckStatus, detail: string) => void;
+
+/** Whether an idmapped mount works on jaula's own filesystem: tried, not guessed. */
+async function addIdmapCheck(add: AddSecurity): Promise<void> {
+  const { helperBin: helper, paths: p } = await import('../os/paths.js');
+  const { mkdtempSync, rmSync, mkdirSync } = await import('node:fs');
+  const { libDir } = await import('../storage/barrier.js');
   if (!fs.existsSync(p().lib)) libDir();
   const dir = mkdtempSync(`${p().lib}/.doctor-`);
   try {
@@ -215,6 +250,10 @@ export async function securityReport(): Promise<Check[]> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** What confines a guest's processes: seccomp, devices, capabilities, masked paths, sysctls. */
+async function addConfinementChecks(add: AddSecurity): Promise<void> {
   const seccomp = /Seccomp:\s*(\d)/.exec(readOr('/proc/self/status'));
   add(
     'seccomp',
@@ -270,6 +309,12 @@ export async function securityReport(): Promise<Check[]> {
         `${v}: ${good(v) ? what : `set it (${what})`}`,
       );
   }
+}
+
+/** The guests that run with less protection: privileged, without a disk limit, full-os. */
+async function addGuestSecurityChecks(add: AddSecurity): Promise<void> {
+  const { loadAllConfigs } = await import('../guest/store.js');
+  const { paths: p } = await import('../os/paths.js');
   const privileged = loadAllConfigs().filter((c) => c.privileged);
   add(
     'privileged guests',
@@ -293,14 +338,10 @@ export async function securityReport(): Promise<Check[]> {
       'ok',
       `${fullos.map((c) => c.name).join(', ')}: may mount and make non-user namespaces (inside their user namespace)`,
     );
-  checks.push(...(await (await import('./apiaccess.js')).apiChecks()));
-  return checks;
 }
 
 /** Guests jaula cannot use as they are: a config that does not load, files that are gone. */
-async function addGuestChecks(
-  add: (area: string, name: string, status: CheckStatus, detail: string) => void,
-): Promise<void> {
+async function addGuestChecks(add: Add): Promise<void> {
   const { loadGuests } = await import('../guest/store.js');
   const { requireGuestFiles } = await import('./running.js');
   const { storageDriver } = await import('../storage/index.js');
@@ -324,9 +365,7 @@ async function addGuestChecks(
 }
 
 /** What of jaula set / [limits] this host honours, and the lxcfs serving this instance. */
-function addLimitChecks(
-  add: (area: string, name: string, status: CheckStatus, detail: string) => void,
-): void {
+function addLimitChecks(add: Add): void {
   for (const key of LIMIT_KEYS.filter((k) => k !== 'nofile')) {
     const missing = hostMissing([key]);
     add(

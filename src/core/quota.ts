@@ -60,38 +60,8 @@ export async function setQuota(
       await vol.attach(name);
       const from = d.treePath(name);
       try {
-        if (want) {
-          const img = `${layout.image(name)}.new`;
-          const mnt = `${layout.vol(name)}.new`;
-          removeTree(img);
-          await makeImage(img, next.storage.quotaBytes as number, next.storage.quotaInodes);
-          try {
-            await mountImage(img, mnt);
-            fs.mkdirSync(join(mnt, sub), { mode: 0o755 });
-            progress?.(
-              `Copying the guest's own files into a ${formatBytes(next.storage.quotaBytes as number)} image`,
-            );
-            await copyTree(from, join(mnt, sub), { ...(progress ? { progress } : {}) });
-            const st = fs.lstatSync(from);
-            fs.chownSync(join(mnt, sub), st.uid, st.gid);
-            fs.chmodSync(join(mnt, sub), st.mode & 0o7777);
-          } finally {
-            umountImage(mnt);
-            removeTree(mnt);
-          }
-          vol.detach(name);
-          fs.renameSync(img, layout.image(name)); // from now on the guest's files are the new image's
-          if (!had) removeTree(from);
-        } else {
-          const to = join(layout.guestData(name), `${sub}.new`);
-          removeTree(to);
-          fs.mkdirSync(to, { mode: 0o755 });
-          await copyTree(from, to, { ...(progress ? { progress } : {}) });
-          vol.detach(name);
-          fs.renameSync(to, join(layout.guestData(name), sub));
-          fs.rmSync(layout.image(name));
-          removeTree(layout.vol(name));
-        }
+        if (want) await copyIntoImage(name, from, sub, next.storage, had, progress);
+        else await copyOutOfImage(name, from, sub, progress);
       } catch (e) {
         vol.detach(name, true);
         throw e;
@@ -106,6 +76,53 @@ export async function setQuota(
     );
     return next;
   });
+}
+
+/** Copy the guest's own files (at `from`, its subtree `sub`) into a new image of the quota, and swap it in. */
+async function copyIntoImage(
+  name: string,
+  from: string,
+  sub: string,
+  storage: GuestConfig['storage'],
+  had: boolean,
+  progress: ((l: string) => void) | undefined,
+): Promise<void> {
+  const img = `${layout.image(name)}.new`;
+  const mnt = `${layout.vol(name)}.new`;
+  removeTree(img);
+  await makeImage(img, storage.quotaBytes as number, storage.quotaInodes);
+  try {
+    await mountImage(img, mnt);
+    fs.mkdirSync(join(mnt, sub), { mode: 0o755 });
+    progress?.(`Copying the guest's own files into a ${formatBytes(storage.quotaBytes as number)} image`);
+    await copyTree(from, join(mnt, sub), { ...(progress ? { progress } : {}) });
+    const st = fs.lstatSync(from);
+    fs.chownSync(join(mnt, sub), st.uid, st.gid);
+    fs.chmodSync(join(mnt, sub), st.mode & 0o7777);
+  } finally {
+    umountImage(mnt);
+    removeTree(mnt);
+  }
+  vol.detach(name);
+  fs.renameSync(img, layout.image(name)); // from now on the guest's files are the new image's
+  if (!had) removeTree(from);
+}
+
+/** Copy the guest's own files out of its image (no quota any more), and remove the image. */
+async function copyOutOfImage(
+  name: string,
+  from: string,
+  sub: string,
+  progress: ((l: string) => void) | undefined,
+): Promise<void> {
+  const to = join(layout.guestData(name), `${sub}.new`);
+  removeTree(to);
+  fs.mkdirSync(to, { mode: 0o755 });
+  await copyTree(from, to, { ...(progress ? { progress } : {}) });
+  vol.detach(name);
+  fs.renameSync(to, join(layout.guestData(name), sub));
+  fs.rmSync(layout.image(name));
+  removeTree(layout.vol(name));
 }
 
 /**

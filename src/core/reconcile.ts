@@ -129,44 +129,15 @@ export interface ReconcileOptions {
   parallel?: number;
 }
 
-/**
- * Phase one, before jaulad serves requests: settle every guest and remove leftovers. Returns
- * the report and the guests whose stop must be completed (phase two).
- */
-// (Over 80 lines: the recovery steps after a crash, in the order they must run, each commented.)
-export async function reconcileState(opts: ReconcileOptions = {}): Promise<{
-  report: ReconcileReport;
-  stopping: string[];
-  /** After a host reboot: the guests that ran when it went down (for reconcileFinish). */
-  ranBefore: string[];
-}> {
-  const report = emptyReport();
-  const now = bootId();
-  // No boot recorded yet: jaula's first run here, not a reboot (nothing is started).
-  const before = recordedBootId();
-  report.hostRebooted = before !== undefined && before !== now;
-  // Guests marked as running in an earlier boot: after this reboot, candidates for a start;
-  // without a reboot, left over from one already handled (or skipped): cleared.
-  const ranBefore = [...runningMarks()].filter(([, b]) => b !== now).map(([n]) => n);
-  if (!report.hostRebooted) for (const n of ranBefore.splice(0)) clearRunning(n);
-  report.staleBuilds = await withLock(paths().locks, 'build', 'Building guests', async () => {
-    // A rename interrupted halfway is finished first: its run directory must not look unknown.
-    report.problems.push(...finishRenames().map((r) => `finished an interrupted rename: ${r}`));
-    return removeStaleBuilds();
-  });
-  // Interrupted template saves, imports, exports and deletes; hashify's scratch of a dead run.
-  try {
-    report.storage = await withLock(paths().locks, 'templates', 'The template store', async () =>
-      cleanTemplateLeftovers(),
-    );
-    await withLock(paths().locks, 'hashify', 'hashify', async () => cleanScratch());
-  } catch (e) {
-    report.problems.push(`storage: ${messageOf(e)}`);
-  }
-  const parents = cgroupParents();
-  const names = listGuestNames();
+/** Settle each known guest under its lock; returns those whose stop must be completed. */
+async function settleGuests(
+  names: string[],
+  parallel: number,
+  report: ReconcileReport,
+  parents: string[],
+): Promise<string[]> {
   const stopping: string[] = [];
-  await inParallel(names, opts.parallel ?? 8, async (name) => {
+  await inParallel(names, parallel, async (name) => {
     try {
       await withGuestLock(name, async () => {
         const cfg = loadConfigForStop(name);
@@ -190,8 +161,15 @@ export async function reconcileState(opts: ReconcileOptions = {}): Promise<{
       report.problems.push(`${name}: ${messageOf(e)}`);
     }
   });
-  // Run directories, runtime state and cgroups of guests jaula does not know (deleted halfway).
-  const known = new Set(names);
+  return stopping;
+}
+
+/** Run directories, runtime state and cgroups of guests jaula does not know (deleted halfway). */
+async function removeUnknownLeftovers(
+  known: Set<string>,
+  report: ReconcileReport,
+  parents: string[],
+): Promise<void> {
   const building = (n: string): boolean => hasBuildingMark(n);
   for (const n of listRunDirs()) {
     if (known.has(n) || building(n)) continue;
@@ -223,6 +201,45 @@ export async function reconcileState(opts: ReconcileOptions = {}): Promise<{
       if (e.isDirectory() && !known.has(e.name) && !building(e.name))
         report.cgroups.push(...removeCgroups(e.name, [p]));
   }
+}
+
+/**
+ * Phase one, before jaulad serves requests: settle every guest and remove leftovers. Returns
+ * the report and the guests whose stop must be completed (phase two).
+ */
+export async function reconcileState(opts: ReconcileOptions = {}): Promise<{
+  report: ReconcileReport;
+  stopping: string[];
+  /** After a host reboot: the guests that ran when it went down (for reconcileFinish). */
+  ranBefore: string[];
+}> {
+  const report = emptyReport();
+  const now = bootId();
+  // No boot recorded yet: jaula's first run here, not a reboot (nothing is started).
+  const before = recordedBootId();
+  report.hostRebooted = before !== undefined && before !== now;
+  // Guests marked as running in an earlier boot: after this reboot, candidates for a start;
+  // without a reboot, left over from one already handled (or skipped): cleared.
+  const ranBefore = [...runningMarks()].filter(([, b]) => b !== now).map(([n]) => n);
+  if (!report.hostRebooted) for (const n of ranBefore.splice(0)) clearRunning(n);
+  report.staleBuilds = await withLock(paths().locks, 'build', 'Building guests', async () => {
+    // A rename interrupted halfway is finished first: its run directory must not look unknown.
+    report.problems.push(...finishRenames().map((r) => `finished an interrupted rename: ${r}`));
+    return removeStaleBuilds();
+  });
+  // Interrupted template saves, imports, exports and deletes; hashify's scratch of a dead run.
+  try {
+    report.storage = await withLock(paths().locks, 'templates', 'The template store', async () =>
+      cleanTemplateLeftovers(),
+    );
+    await withLock(paths().locks, 'hashify', 'hashify', async () => cleanScratch());
+  } catch (e) {
+    report.problems.push(`storage: ${messageOf(e)}`);
+  }
+  const parents = cgroupParents();
+  const names = listGuestNames();
+  const stopping = await settleGuests(names, opts.parallel ?? 8, report, parents);
+  await removeUnknownLeftovers(new Set(names), report, parents);
   try {
     report.network = await networkGc();
   } catch (e) {

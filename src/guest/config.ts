@@ -223,10 +223,9 @@ function noneLeft(obj: Toml, where: Where): void {
     );
 }
 
-export function parseConfig(text: string, file: string): GuestConfig {
-  let t: Toml;
+function parseTomlText(text: string, file: string): Toml {
   try {
-    t = parseToml(text) as Toml;
+    return parseToml(text) as Toml;
   } catch (e) {
     const where =
       e instanceof TomlError ? `In "${file}", line ${e.line}, column ${e.column}` : `In "${file}"`;
@@ -239,6 +238,60 @@ export function parseConfig(text: string, file: string): GuestConfig {
       ...(e instanceof TomlError ? { details: { line: e.line } } : {}),
     });
   }
+}
+
+/** One [[interface]] table (the `i`th, from 0). */
+function parseInterface(x: unknown, i: number, where: Where): InterfaceSpec {
+  const w = inTable(where, 'interface', i + 1);
+  if (typeof x !== 'object' || x === null)
+    throw new JaulaError('invalid', `${at(where, 'interface')}: interface ${i + 1} must be a table`);
+  const it = { ...(x as Toml) };
+  const spec: InterfaceSpec = {};
+  const str = (k: string): string | undefined => take<string>(it, k, 'string', w);
+  const n = str('name');
+  const d = str('dev');
+  const a = str('address');
+  const a6 = str('address6');
+  const mode = str('mode');
+  const mac = str('mac');
+  const gw = str('gateway');
+  const gw6 = str('gateway6');
+  const iso = take<boolean>(it, 'isolated', 'boolean', w);
+  const ing = take<number>(it, 'ingress', 'number', w);
+  const eg = take<number>(it, 'egress', 'number', w);
+  if (n !== undefined) spec.name = n;
+  if (d !== undefined) spec.dev = d;
+  if (a !== undefined) spec.address = a;
+  if (a6 !== undefined) spec.address6 = a6;
+  if (mode !== undefined) spec.mode = mode as IfMode;
+  if (mac !== undefined) spec.mac = mac;
+  if (gw !== undefined) spec.gateway = gw;
+  if (gw6 !== undefined) spec.gateway6 = gw6;
+  if (iso) spec.isolated = true;
+  if (ing !== undefined) spec.ingress = ing;
+  if (eg !== undefined) spec.egress = eg;
+  noneLeft(it, w);
+  return spec;
+}
+
+/** One [[forward]] table (the `i`th, from 0). */
+function parseForwardTable(x: unknown, i: number, where: Where): ForwardSpec {
+  const w = inTable(where, 'forward', i + 1);
+  if (typeof x !== 'object' || x === null)
+    throw new JaulaError('invalid', `${at(where, 'forward')}: forward ${i + 1} must be a table`);
+  const ft = { ...(x as Toml) };
+  const proto = take<string>(ft, 'proto', 'string', w) ?? 'tcp';
+  const hostIp = take<string>(ft, 'host_ip', 'string', w) ?? '0.0.0.0';
+  const hostPort = take<number>(ft, 'host_port', 'number', w);
+  const guestPort = take<number>(ft, 'guest_port', 'number', w);
+  noneLeft(ft, w);
+  if (hostPort === undefined || guestPort === undefined)
+    throw new JaulaError('invalid', `${at(w)}: host_port and guest_port are required`);
+  return parseForward(`${hostIp}:${hostPort}:${guestPort}/${proto}`);
+}
+
+export function parseConfig(text: string, file: string): GuestConfig {
+  const t = parseTomlText(text, file);
   const where: Where = { file, text, table: '', nth: 0, label: '' };
   const storageW = inTable(where, 'storage');
   const buildW = inTable(where, 'build');
@@ -273,52 +326,10 @@ export function parseConfig(text: string, file: string): GuestConfig {
     profile: profile as Profile,
     stopTimeout: take<number>(t, 'stop_timeout', 'number', where) ?? 30,
     storage: { driver: take<string>(storageT, 'driver', 'string', storageW) ?? 'dir' },
-    interfaces: ifaces.map((x, i) => {
-      const w = inTable(where, 'interface', i + 1);
-      if (typeof x !== 'object' || x === null)
-        throw new JaulaError('invalid', `${at(where, 'interface')}: interface ${i + 1} must be a table`);
-      const it = { ...(x as Toml) };
-      const spec: InterfaceSpec = {};
-      const str = (k: string): string | undefined => take<string>(it, k, 'string', w);
-      const n = str('name');
-      const d = str('dev');
-      const a = str('address');
-      const a6 = str('address6');
-      const mode = str('mode');
-      const mac = str('mac');
-      const gw = str('gateway');
-      const gw6 = str('gateway6');
-      const iso = take<boolean>(it, 'isolated', 'boolean', w);
-      const ing = take<number>(it, 'ingress', 'number', w);
-      const eg = take<number>(it, 'egress', 'number', w);
-      if (n !== undefined) spec.name = n;
-      if (d !== undefined) spec.dev = d;
-      if (a !== undefined) spec.address = a;
-      if (a6 !== undefined) spec.address6 = a6;
-      if (mode !== undefined) spec.mode = mode as IfMode;
-      if (mac !== undefined) spec.mac = mac;
-      if (gw !== undefined) spec.gateway = gw;
-      if (gw6 !== undefined) spec.gateway6 = gw6;
-      if (iso) spec.isolated = true;
-      if (ing !== undefined) spec.ingress = ing;
-      if (eg !== undefined) spec.egress = eg;
-      noneLeft(it, w);
-      return spec;
-    }),
-    forwards: (take<unknown[]>(t, 'forward', 'array', where) ?? []).map((x, i) => {
-      const w = inTable(where, 'forward', i + 1);
-      if (typeof x !== 'object' || x === null)
-        throw new JaulaError('invalid', `${at(where, 'forward')}: forward ${i + 1} must be a table`);
-      const ft = { ...(x as Toml) };
-      const proto = take<string>(ft, 'proto', 'string', w) ?? 'tcp';
-      const hostIp = take<string>(ft, 'host_ip', 'string', w) ?? '0.0.0.0';
-      const hostPort = take<number>(ft, 'host_port', 'number', w);
-      const guestPort = take<number>(ft, 'guest_port', 'number', w);
-      noneLeft(ft, w);
-      if (hostPort === undefined || guestPort === undefined)
-        throw new JaulaError('invalid', `${at(w)}: host_port and guest_port are required`);
-      return parseForward(`${hostIp}:${hostPort}:${guestPort}/${proto}`);
-    }),
+    interfaces: ifaces.map((x, i) => parseInterface(x, i, where)),
+    forwards: (take<unknown[]>(t, 'forward', 'array', where) ?? []).map((x, i) =>
+      parseForwardTable(x, i, where),
+    ),
     build: {
       method: take<string>(buildT, 'method', 'string', buildW) ?? 'unknown',
       args: strings(take(buildT, 'args', 'array', buildW), 'args', buildW),
