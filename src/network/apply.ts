@@ -22,18 +22,15 @@ import type { MountedRoot } from '../storage/driver.js';
 import { listNetworks, networkFor, type NetworkConfig } from './networks.js';
 import {
   bridgeBatch,
-  firewallDefinition,
-  firewallElements,
   guestBatch,
   hostDownBatch,
   hostPostBatch,
   hostPreBatch,
-  natElement,
   planNetwork,
-  tableName,
   tcBatch,
   type NetPlan,
 } from './plan.js';
+import { firewallDefinition, firewallElements, natElement, tableName } from './firewall.js';
 
 export function netnsDir(): string {
   return join(paths().run, 'netns');

@@ -90,6 +90,87 @@ function othersOf(name: string, all: GuestNetConfig[]): Others {
 }
 
 /**
+ * Check interface `s`'s address `key` (`want`, as the user gave it), or pick a free one of its
+ * network for "auto" (set in `s`).
+ */
+function checkAddress(
+  s: InterfaceSpec,
+  key: 'address' | 'address6',
+  want: string,
+  net: NetworkConfig | undefined,
+  where: string,
+  { others, taken, hostAddrs }: { others: Others; taken: Set<string>; hostAddrs: Set<string> },
+): void {
+  const subnet = key === 'address' ? net?.subnet : net?.subnet6;
+  if (want === 'auto') {
+    if (!net || !subnet)
+      throw new JaulaError(
+        'invalid',
+        `${where}: "auto" needs a jaula network with ${key === 'address' ? 'an IPv4' : 'an IPv6'} subnet ("${s.dev}" has none)`,
+      );
+    const c = parseCidrText(subnet);
+    const pick = c && firstFree(c, new Set([...taken, c.ip]));
+    if (!pick || !c)
+      throw new JaulaError(
+        'exists',
+        `${where}: the network "${net.name}" (${subnet}) has no free address left`,
+      );
+    s[key] = `${pick}/${c.prefix}`;
+  } else {
+    const a = ip(want) as string;
+    const owner = others.ips.get(a);
+    if (owner)
+      throw new JaulaError('exists', `${where}: the address ${a} is already used by guest "${owner}"`);
+    if (net && subnet) {
+      const c = parseCidrText(subnet);
+      if (c && !cidrContains(c, a))
+        throw new JaulaError(
+          'invalid',
+          `${where}: the address ${a} is outside the subnet of network "${net.name}" (${subnet})${subnetHint(want)}`,
+        );
+      const prefix = Number(want.split('/')[1]);
+      if (c && prefix !== c.prefix)
+        throw new JaulaError(
+          'invalid',
+          `${where}: the address ${want} has another prefix than network "${net.name}" (${subnet}): write ${a}/${c.prefix}, or "auto"`,
+        );
+      if (c && a === c.ip)
+        throw new JaulaError('exists', `${where}: the address ${a} is the gateway of network "${net.name}"`);
+    }
+    if (hostAddrs.has(a))
+      throw new JaulaError('exists', `${where}: the address ${a} belongs to the host itself`);
+  }
+}
+
+/** Refuse forwards that collide with another guest's or each other, or name an address not the host's. */
+function checkForwards(g: GuestNetConfig, others: Others, hostAddrs: Set<string>): void {
+  for (const f of g.forwards) {
+    const clash = others.forwards.find((o) => forwardsCollide(o.f, f));
+    if (clash)
+      throw new JaulaError(
+        'exists',
+        `The port ${formatForward(f)} is already forwarded to guest "${clash.guest}" (${formatForward(clash.f)})`,
+      );
+  }
+  for (let a = 0; a < g.forwards.length; a++)
+    for (let b = a + 1; b < g.forwards.length; b++)
+      if (forwardsCollide(g.forwards[a] as ForwardSpec, g.forwards[b] as ForwardSpec))
+        throw new JaulaError(
+          'exists',
+          `Guest "${g.name}" forwards ${formatForward(g.forwards[a] as ForwardSpec)} twice`,
+        );
+  const local = new Set([...hostAddrs, ...listNetworks().map((n) => ip(n.subnet) as string)]);
+  const foreign = g.forwards.find((x) => x.hostIp !== '0.0.0.0' && !local.has(x.hostIp));
+  if (foreign) {
+    const f = foreign;
+    throw new JaulaError(
+      'invalid',
+      `The forward ${formatForward(f)} names ${f.hostIp}, which is not an address of this host`,
+    );
+  }
+}
+
+/**
  * Fill in what the user left out (names, network, addresses, MACs) and refuse conflicts. Run
  * at build and set (results are stored, so addresses and MACs stay stable) and again at start.
  */
@@ -130,48 +211,7 @@ export function assignInterfaces(
     for (const key of ['address', 'address6'] as const) {
       const want = s[key];
       if (want === undefined) continue;
-      const subnet = key === 'address' ? net?.subnet : net?.subnet6;
-      if (want === 'auto') {
-        if (!net || !subnet)
-          throw new JaulaError(
-            'invalid',
-            `${where}: "auto" needs a jaula network with ${key === 'address' ? 'an IPv4' : 'an IPv6'} subnet ("${s.dev}" has none)`,
-          );
-        const c = parseCidrText(subnet);
-        const pick = c && firstFree(c, new Set([...taken, c.ip]));
-        if (!pick || !c)
-          throw new JaulaError(
-            'exists',
-            `${where}: the network "${net.name}" (${subnet}) has no free address left`,
-          );
-        s[key] = `${pick}/${c.prefix}`;
-      } else {
-        const a = ip(want) as string;
-        const owner = others.ips.get(a);
-        if (owner)
-          throw new JaulaError('exists', `${where}: the address ${a} is already used by guest "${owner}"`);
-        if (net && subnet) {
-          const c = parseCidrText(subnet);
-          if (c && !cidrContains(c, a))
-            throw new JaulaError(
-              'invalid',
-              `${where}: the address ${a} is outside the subnet of network "${net.name}" (${subnet})${subnetHint(want)}`,
-            );
-          const prefix = Number(want.split('/')[1]);
-          if (c && prefix !== c.prefix)
-            throw new JaulaError(
-              'invalid',
-              `${where}: the address ${want} has another prefix than network "${net.name}" (${subnet}): write ${a}/${c.prefix}, or "auto"`,
-            );
-          if (c && a === c.ip)
-            throw new JaulaError(
-              'exists',
-              `${where}: the address ${a} is the gateway of network "${net.name}"`,
-            );
-        }
-        if (hostAddrs.has(a))
-          throw new JaulaError('exists', `${where}: the address ${a} belongs to the host itself`);
-      }
+      checkAddress(s, key, want, net, where, { others, taken, hostAddrs });
       taken.add(ip(s[key]) as string);
     }
     if (s.mac) {
@@ -188,29 +228,6 @@ export function assignInterfaces(
     }
     out.push(s);
   });
-  for (const f of g.forwards) {
-    const clash = others.forwards.find((o) => forwardsCollide(o.f, f));
-    if (clash)
-      throw new JaulaError(
-        'exists',
-        `The port ${formatForward(f)} is already forwarded to guest "${clash.guest}" (${formatForward(clash.f)})`,
-      );
-  }
-  for (let a = 0; a < g.forwards.length; a++)
-    for (let b = a + 1; b < g.forwards.length; b++)
-      if (forwardsCollide(g.forwards[a] as ForwardSpec, g.forwards[b] as ForwardSpec))
-        throw new JaulaError(
-          'exists',
-          `Guest "${g.name}" forwards ${formatForward(g.forwards[a] as ForwardSpec)} twice`,
-        );
-  const local = new Set([...hostAddrs, ...listNetworks().map((n) => ip(n.subnet) as string)]);
-  const foreign = g.forwards.find((x) => x.hostIp !== '0.0.0.0' && !local.has(x.hostIp));
-  if (foreign) {
-    const f = foreign;
-    throw new JaulaError(
-      'invalid',
-      `The forward ${formatForward(f)} names ${f.hostIp}, which is not an address of this host`,
-    );
-  }
+  checkForwards(g, others, hostAddrs);
   return { ...g, interfaces: out };
 }

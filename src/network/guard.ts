@@ -14,7 +14,7 @@ import { writeFileAtomic } from '../os/fs.js';
 import { paths } from '../os/paths.js';
 import { run, runOk } from '../os/spawn.js';
 import { daemonPortsFile, ensureNetworks } from './apply.js';
-import { DAEMON_GUARD_RULE, tableName } from './plan.js';
+import { DAEMON_GUARD_RULE, tableName } from './firewall.js';
 
 /**
  * The ports guests may not reach are exactly `ports` from now on (jaulad's own, or none when it
