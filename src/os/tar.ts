@@ -123,127 +123,47 @@ export function memberPath(name: string, archive: string): string {
   return parts.join('/');
 }
 
-/**
- * Read a whole archive and check every member before anything is written: no absolute paths,
- * no "..", no member below a symlink the archive made (a write through a link), no hard link
- * to outside the tree, no unknown member types; bounded entry count and size.
- */
-export async function scanTar(
-  file: string,
-  limits: TarLimits = DEFAULT_TAR_LIMITS,
-): Promise<{ entries: number; bytes: number }> {
-  const c = detectCompression(file);
-  const { stream, done } = decompressed(file, c);
-  const symlinks = new Set<string>();
-  let entries = 0;
-  let bytes = 0;
-  let buf: Buffer = Buffer.alloc(0);
-  let skip = 0; // data bytes of the current member still to skip
-  let collect: { kind: 'L' | 'K' | 'x' | 'g'; size: number; parts: Buffer[]; got: number } | undefined;
-  let longName: string | undefined;
-  let longLink: string | undefined;
-  let pax: Map<string, string> | undefined;
-  let ended = false;
+/** tar's type flags and the member kinds they make; another flag is refused. */
+const TAR_KINDS: Record<string, TarEntry['type']> = {
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file',
+  '5': 'dir',
+  '2': 'symlink',
+  '1': 'hardlink',
+  '3': 'char',
+  '4': 'block',
+  '6': 'fifo',
+};
 
-  const below = (p: string): string | undefined => {
-    const parts = p.split('/');
-    for (let i = 1; i < parts.length; i++) {
-      const pre = parts.slice(0, i).join('/');
-      if (symlinks.has(pre)) return pre;
-    }
-    return undefined;
-  };
+/** scanTar's one pass over an archive: headers read as the bytes come, each member checked. */
+class TarScan {
+  entries = 0;
+  bytes = 0;
+  ended = false;
+  /** Data bytes of the current member still to skip. */
+  skip = 0;
+  /** Bytes of a header not complete yet. */
+  buf: Buffer = Buffer.alloc(0);
+  private readonly symlinks = new Set<string>();
+  private collect: { kind: 'L' | 'K' | 'x' | 'g'; size: number; parts: Buffer[]; got: number } | undefined;
+  private longName: string | undefined;
+  private longLink: string | undefined;
+  private pax: Map<string, string> | undefined;
 
-  const onHeader = (h: Buffer): void => {
-    if (h.every((x) => x === 0)) {
-      ended = true;
-      return;
-    }
-    let sum = 0;
-    for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : (h[i] ?? 0);
-    if (sum !== octal(h, 148, 8))
-      throw new JaulaError('invalid', `The archive "${file}" is damaged: a header checksum does not match`);
-    const type = String.fromCharCode(h[156] ?? 0x30);
-    const size = octal(h, 124, 12);
-    const padded = Math.ceil(size / 512) * 512;
-    if (type === 'L' || type === 'K' || type === 'x' || type === 'g') {
-      collect = { kind: type, size, parts: [], got: 0 };
-      skip = padded;
-      return;
-    }
-    const magic = h.subarray(257, 263).toString('latin1');
-    const prefix = magic.startsWith('ustar') && magic !== 'ustar ' ? cstr(h, 345, 155) : '';
-    let name = longName ?? pax?.get('path') ?? (prefix ? `${prefix}/${cstr(h, 0, 100)}` : cstr(h, 0, 100));
-    const link = longLink ?? pax?.get('linkpath') ?? cstr(h, 157, 100);
-    longName = longLink = pax = undefined;
-    name = memberPath(name, file);
-    const kinds: Record<string, TarEntry['type']> = {
-      '0': 'file',
-      '\0': 'file',
-      '7': 'file',
-      '5': 'dir',
-      '2': 'symlink',
-      '1': 'hardlink',
-      '3': 'char',
-      '4': 'block',
-      '6': 'fifo',
-    };
-    const kind = kinds[type];
-    if (!kind)
-      throw new JaulaError(
-        'invalid',
-        `The archive "${file}" is refused: the member "${name}" has an unsupported type "${type}"`,
-      );
-    if (++entries > limits.maxEntries)
-      throw new JaulaError(
-        'invalid',
-        `The archive "${file}" is refused: more than ${limits.maxEntries} members`,
-      );
-    bytes += size;
-    if (bytes > limits.maxBytes)
-      throw new JaulaError(
-        'invalid',
-        `The archive "${file}" is refused: it unpacks to more than ${limits.maxBytes} bytes`,
-      );
-    if (name === '') {
-      if (kind !== 'dir')
-        throw new JaulaError(
-          'invalid',
-          `The archive "${file}" is refused: a member that is not a directory names the root`,
-        );
-    } else {
-      const via = below(name);
-      if (via)
-        throw new JaulaError(
-          'invalid',
-          `The archive "${file}" is refused: the member "${name}" would be written through the symlink "${via}"`,
-        );
-      if (kind === 'symlink') symlinks.add(name);
-      else symlinks.delete(name);
-    }
-    if (kind === 'hardlink') {
-      const target = memberPath(link, file);
-      const via = below(target);
-      if (!target || via)
-        throw new JaulaError(
-          'invalid',
-          `The archive "${file}" is refused: the hard link "${name}" points at "${link}", through a symlink`,
-        );
-    }
-    if ((kind === 'char' || kind === 'block') && !limits.allowDevices)
-      throw new JaulaError(
-        'invalid',
-        `The archive "${file}" is refused: it holds the device node "${name}" (only privileged guests may have device nodes)`,
-      );
-    skip = kind === 'file' ? padded : 0;
-  };
+  constructor(
+    private readonly file: string,
+    private readonly limits: TarLimits,
+  ) {}
 
-  const feed = (chunk: Buffer): void => {
-    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+  feed(chunk: Buffer): void {
+    const { file } = this;
+    let buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     let off = 0;
-    while (!ended) {
-      if (skip > 0) {
-        const n = Math.min(skip, buf.length - off);
+    while (!this.ended) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, buf.length - off);
+        const collect = this.collect;
         if (collect) {
           const want = Math.max(0, Math.min(n, collect.size - collect.got));
           collect.parts.push(buf.subarray(off, off + want));
@@ -255,28 +175,133 @@ export async function scanTar(
             );
         }
         off += n;
-        skip -= n;
-        if (skip > 0) break;
+        this.skip -= n;
+        if (this.skip > 0) break;
         if (collect) {
           const data = Buffer.concat(collect.parts);
-          if (collect.kind === 'L') longName = cstr(data, 0, data.length);
-          else if (collect.kind === 'K') longLink = cstr(data, 0, data.length);
-          else if (collect.kind === 'x') pax = parsePax(data);
-          collect = undefined;
+          if (collect.kind === 'L') this.longName = cstr(data, 0, data.length);
+          else if (collect.kind === 'K') this.longLink = cstr(data, 0, data.length);
+          else if (collect.kind === 'x') this.pax = parsePax(data);
+          this.collect = undefined;
         }
         continue;
       }
       if (buf.length - off < 512) break;
-      onHeader(buf.subarray(off, off + 512));
+      this.onHeader(buf.subarray(off, off + 512));
       off += 512;
     }
     buf = buf.subarray(off);
-  };
+    this.buf = buf;
+  }
 
+  /** The symlink the archive made that `p` lies below, if any. */
+  private below(p: string): string | undefined {
+    const parts = p.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const pre = parts.slice(0, i).join('/');
+      if (this.symlinks.has(pre)) return pre;
+    }
+    return undefined;
+  }
+
+  private onHeader(h: Buffer): void {
+    const { file } = this;
+    if (h.every((x) => x === 0)) {
+      this.ended = true;
+      return;
+    }
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : (h[i] ?? 0);
+    if (sum !== octal(h, 148, 8))
+      throw new JaulaError('invalid', `The archive "${file}" is damaged: a header checksum does not match`);
+    const type = String.fromCharCode(h[156] ?? 0x30);
+    const size = octal(h, 124, 12);
+    const padded = Math.ceil(size / 512) * 512;
+    if (type === 'L' || type === 'K' || type === 'x' || type === 'g') {
+      this.collect = { kind: type, size, parts: [], got: 0 };
+      this.skip = padded;
+      return;
+    }
+    const magic = h.subarray(257, 263).toString('latin1');
+    const prefix = magic.startsWith('ustar') && magic !== 'ustar ' ? cstr(h, 345, 155) : '';
+    const { longName, longLink, pax } = this;
+    let name = longName ?? pax?.get('path') ?? (prefix ? `${prefix}/${cstr(h, 0, 100)}` : cstr(h, 0, 100));
+    const link = longLink ?? pax?.get('linkpath') ?? cstr(h, 157, 100);
+    this.longName = this.longLink = this.pax = undefined;
+    name = memberPath(name, file);
+    const kind = TAR_KINDS[type];
+    if (!kind)
+      throw new JaulaError(
+        'invalid',
+        `The archive "${file}" is refused: the member "${name}" has an unsupported type "${type}"`,
+      );
+    this.checkMember(name, kind, link, size);
+    this.skip = kind === 'file' ? padded : 0;
+  }
+
+  /** The limits, and where the member lands: never through a symlink, a device only if allowed. */
+  private checkMember(name: string, kind: TarEntry['type'], link: string, size: number): void {
+    const { file, limits } = this;
+    if (++this.entries > limits.maxEntries)
+      throw new JaulaError(
+        'invalid',
+        `The archive "${file}" is refused: more than ${limits.maxEntries} members`,
+      );
+    this.bytes += size;
+    if (this.bytes > limits.maxBytes)
+      throw new JaulaError(
+        'invalid',
+        `The archive "${file}" is refused: it unpacks to more than ${limits.maxBytes} bytes`,
+      );
+    if (name === '') {
+      if (kind !== 'dir')
+        throw new JaulaError(
+          'invalid',
+          `The archive "${file}" is refused: a member that is not a directory names the root`,
+        );
+    } else {
+      const via = this.below(name);
+      if (via)
+        throw new JaulaError(
+          'invalid',
+          `The archive "${file}" is refused: the member "${name}" would be written through the symlink "${via}"`,
+        );
+      if (kind === 'symlink') this.symlinks.add(name);
+      else this.symlinks.delete(name);
+    }
+    if (kind === 'hardlink') {
+      const target = memberPath(link, file);
+      const via = this.below(target);
+      if (!target || via)
+        throw new JaulaError(
+          'invalid',
+          `The archive "${file}" is refused: the hard link "${name}" points at "${link}", through a symlink`,
+        );
+    }
+    if ((kind === 'char' || kind === 'block') && !limits.allowDevices)
+      throw new JaulaError(
+        'invalid',
+        `The archive "${file}" is refused: it holds the device node "${name}" (only privileged guests may have device nodes)`,
+      );
+  }
+}
+
+/**
+ * Read a whole archive and check every member before anything is written: no absolute paths,
+ * no "..", no member below a symlink the archive made (a write through a link), no hard link
+ * to outside the tree, no unknown member types; bounded entry count and size.
+ */
+export async function scanTar(
+  file: string,
+  limits: TarLimits = DEFAULT_TAR_LIMITS,
+): Promise<{ entries: number; bytes: number }> {
+  const c = detectCompression(file);
+  const { stream, done } = decompressed(file, c);
+  const scan = new TarScan(file, limits);
   try {
     for await (const chunk of stream) {
-      feed(chunk as Buffer);
-      if (ended) break;
+      scan.feed(chunk as Buffer);
+      if (scan.ended) break;
     }
   } catch (e) {
     stream.destroy();
@@ -288,11 +313,11 @@ export async function scanTar(
   }
   stream.destroy();
   await done;
-  if (!ended && entries === 0)
+  if (!scan.ended && scan.entries === 0)
     throw new JaulaError('invalid', `"${file}" holds no archive members (empty or damaged)`);
-  if (skip > 0 || (!ended && buf.length > 0))
+  if (scan.skip > 0 || (!scan.ended && scan.buf.length > 0))
     throw new JaulaError('invalid', `The archive "${file}" is truncated`);
-  return { entries, bytes };
+  return { entries: scan.entries, bytes: scan.bytes };
 }
 
 /** GNU tar's flags that keep owners, modes, xattrs, hard links and device nodes as they are. */

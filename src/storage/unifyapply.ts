@@ -138,6 +138,15 @@ export function cleanScratch(): void {
 
 const BATCH = 1024;
 
+/** One applyUnify run: the guest's upper and unified layers, the result, scratch names. */
+interface ApplyRun {
+  upper: Dirs;
+  unified: Dirs;
+  res: ApplyResult;
+  /** A fresh name in the scratch directory. */
+  scratchName: () => string;
+}
+
 /**
  * Unify `entries` of a stopped overlay guest (the caller holds its lock): see above. Returns
  * what was done. Files that changed since they were hashed are skipped.
@@ -149,9 +158,35 @@ export function applyUnify(name: string, upperDir: string, entries: UnifyEntry[]
   mkdirp(layout.unifiedLayer(name), 0o755);
   fs.rmSync(layout.unifiedStamp(name), { force: true });
   const tmp = scratch();
-  const upper = new Dirs(upperDir);
-  const unified = new Dirs(layout.unifiedLayer(name));
   let n = 0;
+  const run: ApplyRun = {
+    upper: new Dirs(upperDir),
+    unified: new Dirs(layout.unifiedLayer(name)),
+    res,
+    scratchName: () => join(tmp, `l${n++}`),
+  };
+  try {
+    for (let i = 0; i < entries.length; i += BATCH) {
+      const linked = linkBatch(run, entries.slice(i, i + BATCH));
+      if (!linked) return { ...res, skipped: res.skipped + entries.length - i };
+      trace('unify: batch linked');
+      moveBatch(run, linked);
+      trace('unify: batch moved');
+    }
+  } finally {
+    run.upper.close();
+    run.unified.close();
+    removeTree(tmp);
+  }
+  return res;
+}
+
+/** 1. link a batch into the unified layer; undefined when the store is on another filesystem (EXDEV). */
+function linkBatch(
+  { upper, unified, res, scratchName }: ApplyRun,
+  batch: UnifyEntry[],
+): { e: UnifyEntry; adopted: boolean }[] | undefined {
+  const linked: { e: UnifyEntry; adopted: boolean }[] = [];
   const likeUpper = (dir: string): fs.Stats | undefined => {
     const at = upper.at(dir);
     try {
@@ -160,96 +195,90 @@ export function applyUnify(name: string, upperDir: string, entries: UnifyEntry[]
       return undefined;
     }
   };
-  try {
-    for (let i = 0; i < entries.length; i += BATCH) {
-      const batch = entries.slice(i, i + BATCH);
-      const linked: { e: UnifyEntry; adopted: boolean }[] = [];
-      // 1. link into the unified layer
-      for (const e of batch) {
-        const up = upper.at(e.path);
-        const st = up ? lstatNs(up) : undefined;
-        // (nlink 2: the other link is unified/PATH itself, left by an interrupted run)
-        const alone = st?.nlink === 1n || (st?.nlink === 2n && unified.isLink(e.path, e.ino));
-        if (!up || !st || !same(st, e) || st.ctimeNs.toString() !== e.ctime || !alone) {
-          res.skipped++;
-          continue;
-        }
-        if (!unified.mkdirs(dirname(e.path), likeUpper)) {
-          res.skipped++;
-          continue;
-        }
-        const dst = unified.at(e.path) as string;
-        const t = join(tmp, `l${n++}`);
-        let adopted = false;
-        try {
-          try {
-            fs.linkSync(objectPath(e.key), t);
-          } catch (err) {
-            if (errnoOf(err) !== 'ENOENT') throw err;
-            adopt(up, t, st.ino); // no object yet: this file's inode (or clone) becomes it (published in 4.)
-            adopted = true;
-          }
-          fs.renameSync(t, dst);
-          linked.push({ e, adopted });
-        } catch (err) {
-          fs.rmSync(t, { force: true });
-          if (errnoOf(err) === 'EXDEV') return { ...res, skipped: res.skipped + entries.length - i };
-          res.skipped++;
-        }
-      }
-      trace('unify: batch linked');
-      // 3. the upper's copy goes (if it is still the file that was hashed); the directories
-      // keep their times
-      const dirTimes = new Map<string, fs.Stats>();
-      for (const { e } of linked) {
-        const dir = dirname(e.path);
-        const fd = dirTimes.has(dir) ? undefined : upper.fd(dir);
-        if (fd !== undefined) dirTimes.set(dir, fs.fstatSync(fd));
-      }
-      for (const { e, adopted } of linked) {
-        const up = upper.at(e.path);
-        try {
-          const st = up ? lstatNs(up) : undefined;
-          if (!up || !st || !same(st, e)) {
-            res.skipped++;
-            continue;
-          }
-          fs.unlinkSync(up);
-          res.unified++;
-          res.bytes += e.size;
-          res.done.push(e);
-        } catch {
-          res.skipped++;
-          continue;
-        }
-        // 4. publish an adopted inode as the object (or use the one published meanwhile)
-        if (adopted) {
-          const dst = unified.at(e.path) as string;
-          fs.mkdirSync(dirname(objectPath(e.key)), { recursive: true, mode: 0o700 });
-          try {
-            fs.linkSync(dst, objectPath(e.key));
-          } catch (err) {
-            if (errnoOf(err) !== 'EEXIST') throw err;
-            const t = join(tmp, `l${n++}`);
-            fs.linkSync(objectPath(e.key), t);
-            fs.renameSync(t, dst);
-          }
-        }
-      }
-      for (const [dir, st] of dirTimes) {
-        const fd = upper.fd(dir);
-        if (fd !== undefined) fs.utimesSync(`/proc/self/fd/${fd}`, st.atime, st.mtime);
-      }
-      upper.flush();
-      unified.flush();
-      trace('unify: batch moved');
+  for (const e of batch) {
+    const up = upper.at(e.path);
+    const st = up ? lstatNs(up) : undefined;
+    // (nlink 2: the other link is unified/PATH itself, left by an interrupted run)
+    const alone = st?.nlink === 1n || (st?.nlink === 2n && unified.isLink(e.path, e.ino));
+    if (!up || !st || !same(st, e) || st.ctimeNs.toString() !== e.ctime || !alone) {
+      res.skipped++;
+      continue;
     }
-  } finally {
-    upper.close();
-    unified.close();
-    removeTree(tmp);
+    if (!unified.mkdirs(dirname(e.path), likeUpper)) {
+      res.skipped++;
+      continue;
+    }
+    const dst = unified.at(e.path) as string;
+    const t = scratchName();
+    let adopted = false;
+    try {
+      try {
+        fs.linkSync(objectPath(e.key), t);
+      } catch (err) {
+        if (errnoOf(err) !== 'ENOENT') throw err;
+        adopt(up, t, st.ino); // no object yet: this file's inode (or clone) becomes it (published in 4.)
+        adopted = true;
+      }
+      fs.renameSync(t, dst);
+      linked.push({ e, adopted });
+    } catch (err) {
+      fs.rmSync(t, { force: true });
+      if (errnoOf(err) === 'EXDEV') return undefined;
+      res.skipped++;
+    }
   }
-  return res;
+  return linked;
+}
+
+/** 3. and 4.: the upper's copies go, adopted inodes are published as objects. */
+function moveBatch(
+  { upper, unified, res, scratchName }: ApplyRun,
+  linked: { e: UnifyEntry; adopted: boolean }[],
+): void {
+  // 3. the upper's copy goes (if it is still the file that was hashed); the directories
+  // keep their times
+  const dirTimes = new Map<string, fs.Stats>();
+  for (const { e } of linked) {
+    const dir = dirname(e.path);
+    const fd = dirTimes.has(dir) ? undefined : upper.fd(dir);
+    if (fd !== undefined) dirTimes.set(dir, fs.fstatSync(fd));
+  }
+  for (const { e, adopted } of linked) {
+    const up = upper.at(e.path);
+    try {
+      const st = up ? lstatNs(up) : undefined;
+      if (!up || !st || !same(st, e)) {
+        res.skipped++;
+        continue;
+      }
+      fs.unlinkSync(up);
+      res.unified++;
+      res.bytes += e.size;
+      res.done.push(e);
+    } catch {
+      res.skipped++;
+      continue;
+    }
+    // 4. publish an adopted inode as the object (or use the one published meanwhile)
+    if (adopted) {
+      const dst = unified.at(e.path) as string;
+      fs.mkdirSync(dirname(objectPath(e.key)), { recursive: true, mode: 0o700 });
+      try {
+        fs.linkSync(dst, objectPath(e.key));
+      } catch (err) {
+        if (errnoOf(err) !== 'EEXIST') throw err;
+        const t = scratchName();
+        fs.linkSync(objectPath(e.key), t);
+        fs.renameSync(t, dst);
+      }
+    }
+  }
+  for (const [dir, st] of dirTimes) {
+    const fd = upper.fd(dir);
+    if (fd !== undefined) fs.utimesSync(`/proc/self/fd/${fd}`, st.atime, st.mtime);
+  }
+  upper.flush();
+  unified.flush();
 }
 
 /**
