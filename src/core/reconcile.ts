@@ -34,7 +34,7 @@ import { runtimeHasContainer, selectRuntime } from '../runtime/driver.js';
 import { removeUserns, usernsPath } from '../runtime/userns.js';
 import { storageDriver } from '../storage/index.js';
 import { cleanScratch } from '../storage/unifyapply.js';
-import { cleanTemplateLeftovers } from './templates.js';
+import { cleanTemplateLeftovers } from './template-leftovers.js';
 import { autostart } from './autostart.js';
 import { removeStaleBuilds } from './build.js';
 import { finishRenames } from './rename.js';

@@ -10,7 +10,6 @@ import { HostFiles, type OpenedParent } from '../os/hostfiles.js';
 import { withLock } from '../os/lock.js';
 import { paths } from '../os/paths.js';
 import { trace } from '../os/trace.js';
-import { isSameProcess, readProcStat } from '../os/proc.js';
 import { runOk } from '../os/spawn.js';
 import { tarCompressionFlag } from '../os/tar.js';
 import { isDir, isWhiteout, walkTree } from '../os/walk.js';
@@ -21,6 +20,7 @@ import type { GuestConfig } from '../guest/config.js';
 import { checkTemplateFile, extractTemplate } from './methods/template.js';
 import { withStoppedGuest } from './running.js';
 import { loadEveryConfig } from '../guest/store.js';
+import { exportsDir, maker } from './template-leftovers.js';
 
 /**
  * Stored templates: read-only trees in var/lib/jaula/templates/NAME/tree. Guests on overlay
@@ -32,17 +32,6 @@ import { loadEveryConfig } from '../guest/store.js';
 export type { TemplateInfo, TemplateMeta };
 
 type Progress = (line: string, fraction?: number) => void;
-
-/** Who makes a temporary thing: this process, by pid and start time (it may be dead later). */
-function maker(): string {
-  return `${process.pid}.${readProcStat(process.pid)?.starttime ?? 0}`;
-}
-
-/** Whether the maker named by maker() still runs. */
-function makerAlive(text: string): boolean {
-  const [pid, start] = text.split('.').map(Number);
-  return isSameProcess(pid, start);
-}
 
 function treeStats(tree: string): { files: number; bytes: number; devices: number } {
   let files = 0;
@@ -149,66 +138,6 @@ async function makeTemplate(
     removeTree(tmp);
     throw e;
   }
-}
-
-/**
- * Remove what interrupted saves, imports, exports and deletes left (their makers are gone):
- * temporary template directories, and the temporary archives of exports (their paths are
- * recorded in var/lib/jaula/templates/.exports while they are written). Returns what went.
- */
-export function cleanTemplateLeftovers(): string[] {
-  const removed: string[] = [];
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(layout.templates());
-  } catch {
-    return removed;
-  }
-  for (const n of names) {
-    const m = /^\.(.+)\.(tmp|deleting)-(\d+\.\d+)?/.exec(n);
-    if (!m) continue;
-    // Its maker still works on it. (A delete whose maker died had renamed the template aside,
-    // so it is gone for everyone: finishing the delete is right.)
-    if (m[3] && makerAlive(m[3])) continue;
-    if (m[2] === 'tmp' && !m[3]) {
-      // Made by an older jaula (no maker in the name): left alone for a day.
-      const stat = fs.statSync(join(layout.templates(), n));
-      if (Date.now() - stat.mtimeMs < 24 * 3600_000) continue;
-    }
-    removeTree(join(layout.templates(), n));
-    removed.push(`template ${n}`);
-  }
-  for (const r of pendingExports())
-    if (!makerAlive(r.maker)) {
-      fs.rmSync(r.tmp, { force: true });
-      fs.rmSync(r.record, { force: true });
-      removed.push(`export ${r.tmp}`);
-    }
-  return removed;
-}
-
-const exportsDir = (): string => join(layout.templates(), '.exports');
-
-function pendingExports(): { record: string; tmp: string; maker: string }[] {
-  const out: { record: string; tmp: string; maker: string }[] = [];
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(exportsDir());
-  } catch {
-    return out;
-  }
-  for (const n of names) {
-    const record = join(exportsDir(), n);
-    try {
-      const r = JSON.parse(fs.readFileSync(record, 'utf8')) as { tmp?: string; maker?: string };
-      if (typeof r.tmp === 'string' && typeof r.maker === 'string' && /\.tmp-/.test(r.tmp))
-        out.push({ record, tmp: r.tmp, maker: r.maker });
-      else fs.rmSync(record, { force: true });
-    } catch {
-      // A record being written (writeFileAtomic: never half a file) or unreadable: skip.
-    }
-  }
-  return out;
 }
 
 /**
