@@ -118,6 +118,45 @@ export default tseslint.config(
     rules: { 'jaula/floors': 'error' },
   },
   {
+    // Sizes (docs/architecture.md): no file over 400 lines, no function over 80. A unit that truly
+    // reads better whole says why on an eslint-disable line with a "-- reason" in the file.
+    files: ['src/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'max-lines': ['error', { max: 400 }],
+      'max-lines-per-function': ['error', { max: 80 }],
+    },
+  },
+  {
+    // TODO(r12-cut|r12-runtime|r12-api): cut on that branch. Files still over the sizes while
+    // their branches cut them; each entry goes when its branch lands (kept here, not in the
+    // files, so as not to conflict with those branches' edits).
+    files: [
+      'src/core/monitor.ts', // TODO(r12-cut)
+      'src/unify/hashify.ts', // TODO(r12-cut)
+      'src/core/lifecycle.ts', // TODO(r12-runtime)
+      'src/api/routes.ts', // TODO(r12-api)
+      'src/api/types.ts', // TODO(r12-api)
+      'src/cli/commands/monitor.ts', // TODO(r12-api)
+      'src/daemon/server.ts', // TODO(r12-api)
+    ],
+    rules: { 'max-lines': 'off' },
+  },
+  {
+    files: [
+      'src/unify/hashify.ts', // TODO(r12-cut)
+      'src/core/lifecycle.ts', // TODO(r12-runtime)
+      'src/core/run.ts', // TODO(r12-runtime)
+      'src/runtime/spec.ts', // TODO(r12-runtime)
+      'src/daemon/attach.ts', // TODO(r12-runtime)
+      'src/api/schema.ts', // TODO(r12-api)
+      'src/cli/commands/set.ts', // TODO(r12-api)
+      'src/client/remote-engine.ts', // TODO(r12-api)
+      'src/daemon/main.ts', // TODO(r12-api)
+    ],
+    rules: { 'max-lines-per-function': 'off' },
+  },
+  {
     files: ['src/common/**/*.ts', 'src/api/**/*.ts'],
     ignores: ['**/*.test.ts'],
     rules: {

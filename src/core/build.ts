@@ -259,24 +259,20 @@ async function fillTree(
   } else if (dbs) await buildDebootstrap(tree, dbs, progress, o.signal);
 }
 
-/**
- * Build a guest. The name and context are reserved first (under the build lock), the tree is
- * filled and adapted, and the guest appears in listings only when all is done; a failure or an
- * interruption removes everything the build made.
- */
-export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
-  const name = validateName(o.name);
-  if (!(BUILD_METHODS as readonly string[]).includes(o.method))
-    throw new JaulaError('usage', `Unknown build method "${o.method}": use -m ${BUILD_METHODS.join('|')}`);
-  const method = o.method as BuildMethod;
-  const initstyle: InitStyle = validateInitStyle(o.initstyle ?? 'plain');
-  const hostname = hostnameFor(name, o.hostname);
-  if (o.context !== undefined) validateContext(o.context);
-  const args = o.methodArgs ?? [];
-  const progress = o.onProgress ?? (() => {});
-  const source = checkSource(method, args, o.hostFiles);
-  const { stored } = source;
-  const driver = await buildStorage(o.storage);
+/** The new guest's config from the build's options, checked (a quota needs a driver that has them). */
+function newConfig(
+  o: BuildOptions,
+  b: {
+    name: string;
+    method: BuildMethod;
+    args: string[];
+    initstyle: InitStyle;
+    hostname: string;
+    stored: string | undefined;
+  },
+  driver: StorageDriver,
+): GuestConfig {
+  const { name, method, args, initstyle, hostname, stored } = b;
   const quota = o.quotaBytes !== undefined || o.quotaInodes !== undefined;
   if (quota && driver.info.quota === 'none')
     throw new JaulaError(
@@ -287,7 +283,7 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
   // On a storage pool every guest gets a space limit unless it asks for another.
   const poolQuota = quota || driver.info.quota === 'none' ? undefined : guestQuotaDefault();
 
-  const cfg: GuestConfig = validateConfig({
+  return validateConfig({
     name,
     context: o.context ?? CONTEXT_FIRST_AUTO,
     hostname,
@@ -311,7 +307,27 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
     forwards: o.forwards ?? [],
     build: { method, args, created: new Date().toISOString() },
   });
+}
 
+/**
+ * Build a guest. The name and context are reserved first (under the build lock), the tree is
+ * filled and adapted, and the guest appears in listings only when all is done; a failure or an
+ * interruption removes everything the build made.
+ */
+export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
+  const name = validateName(o.name);
+  if (!(BUILD_METHODS as readonly string[]).includes(o.method))
+    throw new JaulaError('usage', `Unknown build method "${o.method}": use -m ${BUILD_METHODS.join('|')}`);
+  const method = o.method as BuildMethod;
+  const initstyle: InitStyle = validateInitStyle(o.initstyle ?? 'plain');
+  const hostname = hostnameFor(name, o.hostname);
+  if (o.context !== undefined) validateContext(o.context);
+  const args = o.methodArgs ?? [];
+  const progress = o.onProgress ?? (() => {});
+  const source = checkSource(method, args, o.hostFiles);
+  const { stored } = source;
+  const driver = await buildStorage(o.storage);
+  const cfg = newConfig(o, { name, method, args, initstyle, hostname, stored }, driver);
   if (stored) checkTemplateFor(cfg, stored);
   const rev = new Reverter();
   try {
