@@ -101,6 +101,32 @@ const floorsRule = {
   },
 };
 
+/** A comment that lifts a size limit must say why: `eslint-disable... max-lines... -- REASON`. */
+const sizeReasonRule = {
+  meta: {
+    type: 'problem',
+    schema: [],
+    messages: { why: 'Lifting {{rule}} needs a one-line reason after " -- " (docs/architecture.md, Sizes)' },
+  },
+  create(context) {
+    return {
+      Program() {
+        for (const c of context.sourceCode.getAllComments()) {
+          const m = /^\s*eslint-disable(?:-next-line|-line)?\s+(.*)$/s.exec(c.value);
+          if (!m) continue;
+          const [rules, reason] = m[1].split(/\s--\s/);
+          const sized = rules
+            .split(',')
+            .map((r) => r.trim())
+            .find((r) => /^max-lines(-per-function)?$/.test(r));
+          if (sized && !reason?.trim())
+            context.report({ loc: c.loc, messageId: 'why', data: { rule: sized } });
+        }
+      },
+    };
+  },
+};
+
 export default tseslint.config(
   { ignores: ['dist/**', 'build/**', 'node_modules/**', 'native/**', 'web/dist/**'] },
   js.configs.recommended,
@@ -114,8 +140,8 @@ export default tseslint.config(
   },
   {
     files: ['src/**/*.ts', 'web/src/**/*.ts'],
-    plugins: { jaula: { rules: { floors: floorsRule } } },
-    rules: { 'jaula/floors': 'error' },
+    plugins: { jaula: { rules: { floors: floorsRule, 'size-reason': sizeReasonRule } } },
+    rules: { 'jaula/floors': 'error', 'jaula/size-reason': 'error' },
   },
   {
     // Sizes (docs/architecture.md): no file over 400 lines, no function over 80. A unit that truly
