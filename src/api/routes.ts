@@ -1,3 +1,4 @@
+/* eslint-disable max-lines -- the whole API in one table, read in one place */
 /**
  * jaula's REST API, version 1: every route, its request and its answer, in one table. jaulad's
  * router, the RemoteEngine (the CLI's client) and the OpenAPI document (GET /v1/openapi.json)
@@ -6,8 +7,6 @@
  * Adding an operation: one entry here (with `engine: true` when the Engine has a method of the
  * same name), the method in the Engine interface (api/engine.ts) and LocalEngine; RemoteEngine
  * and jaulad's handler follow from this table. `job: true` runs it as a job with progress.
- *
- * Over 400 lines on purpose: the whole API in one table, read in one place.
  */
 import {
   arr,

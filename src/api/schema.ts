@@ -122,6 +122,35 @@ export function propertyOf(schema: Schema, k: string): Schema | undefined {
   return schema.properties && own(schema.properties, k) ? schema.properties[k] : undefined;
 }
 
+/** check() for an object: required fields, known fields, each field's value. */
+function checkObject(
+  value: unknown,
+  schema: Schema,
+  resolve: (ref: string) => Schema | undefined,
+  path: string,
+  out: string[],
+): void {
+  const at = path || 'value';
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    out.push(`${at}: must be an object`);
+    return;
+  }
+  const o = value as Record<string, unknown>;
+  for (const k of schema.required ?? [])
+    if (!own(o, k) || o[k] === undefined) out.push(`${path ? `${path}.` : ''}${k}: is required`);
+  for (const k of Object.keys(o)) {
+    if (out.length > MAX_PROBLEMS) return;
+    const v = o[k];
+    if (v === undefined) continue;
+    const p = propertyOf(schema, k);
+    const sub = path ? `${path}.${field(k)}` : field(k);
+    if (p) check(v, p, resolve, sub, out);
+    else if (schema.additionalProperties === false) out.push(`${sub}: is not a known field`);
+    else if (typeof schema.additionalProperties === 'object')
+      check(v, schema.additionalProperties, resolve, sub, out);
+  }
+}
+
 function check(
   value: unknown,
   schema: Schema,
@@ -186,27 +215,9 @@ function check(
           check(value[i], items, resolve, `${path}[${i}]`, out);
       return;
     }
-    case 'object': {
-      if (typeof value !== 'object' || Array.isArray(value)) {
-        out.push(`${at}: must be an object`);
-        return;
-      }
-      const o = value as Record<string, unknown>;
-      for (const k of schema.required ?? [])
-        if (!own(o, k) || o[k] === undefined) out.push(`${path ? `${path}.` : ''}${k}: is required`);
-      for (const k of Object.keys(o)) {
-        if (out.length > MAX_PROBLEMS) return;
-        const v = o[k];
-        if (v === undefined) continue;
-        const p = propertyOf(schema, k);
-        const sub = path ? `${path}.${field(k)}` : field(k);
-        if (p) check(v, p, resolve, sub, out);
-        else if (schema.additionalProperties === false) out.push(`${sub}: is not a known field`);
-        else if (typeof schema.additionalProperties === 'object')
-          check(v, schema.additionalProperties, resolve, sub, out);
-      }
+    case 'object':
+      checkObject(value, schema, resolve, path, out);
       return;
-    }
     default:
       out.push(`${at}: has an unknown schema type`);
   }

@@ -41,6 +41,20 @@ export function toError(status: number, body: unknown): JaulaError {
   return fromErrorInfo(e, status === 404 ? 'not_found' : 'internal', `jaulad answered ${status}`);
 }
 
+/** The first message of an attach session: the request, with this terminal's size and TERM. */
+function attachHello(mode: 'exec' | 'enter' | 'run', hello: Omit<ExecRequest, 'name'>): string {
+  return JSON.stringify({
+    ...hello,
+    tty: mode === 'enter' ? true : hello.tty === true,
+    rows: process.stdout.rows ?? 24,
+    cols: process.stdout.columns ?? 80,
+    env:
+      mode === 'enter' || hello.tty
+        ? [...(hello.env ?? []), `TERM=${process.env['TERM'] ?? 'xterm'}`]
+        : (hello.env ?? []),
+  });
+}
+
 export class RemoteEngine implements Engine {
   readonly kind = 'remote' as const;
   constructor(readonly socket: string) {}
@@ -182,18 +196,7 @@ export class RemoteEngine implements Engine {
       const onResize = (): void =>
         ws.send(JSON.stringify({ type: 'resize', rows: process.stdout.rows, cols: process.stdout.columns }));
       ws.on('open', () => {
-        ws.send(
-          JSON.stringify({
-            ...hello,
-            tty: mode === 'enter' ? true : hello.tty === true,
-            rows: process.stdout.rows ?? 24,
-            cols: process.stdout.columns ?? 80,
-            env:
-              mode === 'enter' || hello.tty
-                ? [...(hello.env ?? []), `TERM=${process.env['TERM'] ?? 'xterm'}`]
-                : (hello.env ?? []),
-          }),
-        );
+        ws.send(attachHello(mode, hello));
         if (tty) stdin.setRawMode(true);
         stdin.on('data', onData);
         stdin.on('end', onEnd);

@@ -1,9 +1,8 @@
+/* eslint-disable max-lines -- one short method per Engine operation (the Engine is wide, each method small) */
 /**
  * LocalEngine: the Engine in this process, calling core directly. The CLI uses it when jaulad
  * does not run (or JAULA_NO_DAEMON=1); jaulad itself serves its API with it. Core modules are
  * loaded per operation, so that `jaula status` loads no builder, runtime or network code.
- *
- * Over 400 lines: one short method per Engine operation (the Engine is wide, each method small).
  */
 import type {
   Features,

@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { ReconcileReport } from '../api/types.js';
 import { exitCodes, isJaulaError, JaulaError, messageOf } from '../common/errors.js';
 import { removeDaemonRecord, tokenFileProblem, writeDaemonRecord } from '../core/apiaccess.js';
 import { reconcileFinish, reconcileState } from '../core/reconcile.js';
@@ -58,6 +59,71 @@ function log(line: string): void {
   process.stderr.write(logLine(line));
 }
 
+/** --listen's options checked, and the token read from its file (which must be safe). */
+function checkListen(
+  listen: string,
+  {
+    tokenFile,
+    cert,
+    hostFilesDir,
+  }: { tokenFile?: string | undefined; cert?: string | undefined; hostFilesDir?: string | undefined },
+): { token: string; hostFiles: string | undefined } {
+  const address = parseListen(listen);
+  if (!tokenFile)
+    throw new JaulaError(
+      'usage',
+      '--listen needs --token-file FILE (a secret that clients send as "Authorization: Bearer TOKEN")',
+    );
+  if (!cert && !address.loopback)
+    throw new JaulaError(
+      'usage',
+      `--listen ${listen} is not a loopback address: give --tls-cert and --tls-key (plain HTTP only on 127.0.0.1 or ::1)`,
+    );
+  const problem = tokenFileProblem(tokenFile);
+  if (problem) throw new JaulaError('invalid', `Unsafe token file: ${problem}`);
+  const token = fs.readFileSync(tokenFile, 'utf8').trim();
+  if (token.length < 16)
+    throw new JaulaError('invalid', `The token in ${tokenFile} is too short: use at least 16 characters`);
+  return { token, hostFiles: hostFilesDir ? HostFiles.checkDir(hostFilesDir) : undefined };
+}
+
+/** What the reconcile at start found and fixed, a line each, in jaulad's log. */
+function logReconcile(report: ReconcileReport, ranBefore: string[], ms: number): void {
+  const fixed = [
+    ...report.settled.map((n) => `settled ${n}`),
+    ...report.rolledBack.map((n) => `rolled back the start of ${n}`),
+    ...report.staleBuilds.map((n) => `removed the half-built ${n}`),
+    ...report.mounts.map((m) => `unmounted ${m}`),
+    ...report.runtimeStates.map((r) => `removed runtime state ${r}`),
+    ...report.cgroups.map((c) => `removed cgroup ${c}`),
+    ...report.network.map((n) => `removed network leftovers of ${n}`),
+    ...report.problems.map((x) => `problem: ${x}`),
+  ];
+  for (const f of fixed) log(f);
+  log(
+    `reconciled in ${ms} ms${report.hostRebooted ? ` (new boot: ${ranBefore.length ? `${ranBefore.join(', ')} ran when the host went down` : 'no guest ran when the host went down'})` : ''}`,
+  );
+}
+
+/** Serve until SIGTERM or SIGINT, then cancel the jobs, wait for them (10 s at most) and close. */
+async function serveUntilSignal(server: Server, lock: FileLock): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string): void => {
+      log(`${sig}: stopping (guests keep running)`);
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  for (const j of server.jobs.list()) if (j.state === 'running') server.jobs.cancel(j.id);
+  const deadline = Date.now() + 10_000;
+  while (server.jobs.running() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await server.close();
+  removeDaemonRecord();
+  fs.rmSync(join(paths().run, 'jaulad.pid'), { force: true });
+  lock.release();
+}
+
 export async function runDaemon(argv: string[]): Promise<number> {
   const p = parseDaemonArgs(argv);
   const str = (k: string): string | undefined => {
@@ -76,27 +142,9 @@ export async function runDaemon(argv: string[]): Promise<number> {
   if (!!cert !== !!key) throw new JaulaError('usage', 'Give both --tls-cert and --tls-key, or neither');
   if (!listen && (hostFilesDir || allowHosts || allowGuests))
     throw new JaulaError('usage', '--host-files, --allow-host and --allow-guests are options of --listen');
-  let token: string | undefined;
-  let hostFiles: string | undefined;
-  if (listen) {
-    const address = parseListen(listen);
-    if (!tokenFile)
-      throw new JaulaError(
-        'usage',
-        '--listen needs --token-file FILE (a secret that clients send as "Authorization: Bearer TOKEN")',
-      );
-    if (!cert && !address.loopback)
-      throw new JaulaError(
-        'usage',
-        `--listen ${listen} is not a loopback address: give --tls-cert and --tls-key (plain HTTP only on 127.0.0.1 or ::1)`,
-      );
-    const problem = tokenFileProblem(tokenFile);
-    if (problem) throw new JaulaError('invalid', `Unsafe token file: ${problem}`);
-    token = fs.readFileSync(tokenFile, 'utf8').trim();
-    if (token.length < 16)
-      throw new JaulaError('invalid', `The token in ${tokenFile} is too short: use at least 16 characters`);
-    if (hostFilesDir) hostFiles = HostFiles.checkDir(hostFilesDir);
-  }
+  const { token, hostFiles } = listen
+    ? checkListen(listen, { tokenFile, cert, hostFilesDir })
+    : { token: undefined, hostFiles: undefined };
   mkdirp(paths().run, 0o755);
   mkdirp(paths().locks, 0o700);
   const lock = new FileLock(join(paths().locks, 'jaulad.lock'));
@@ -112,20 +160,7 @@ export async function runDaemon(argv: string[]): Promise<number> {
   await ensurePool();
   for (const n of await repairBarriers()) log(n);
   const { report, stopping, ranBefore } = await reconcileState({ autostart });
-  const fixed = [
-    ...report.settled.map((n) => `settled ${n}`),
-    ...report.rolledBack.map((n) => `rolled back the start of ${n}`),
-    ...report.staleBuilds.map((n) => `removed the half-built ${n}`),
-    ...report.mounts.map((m) => `unmounted ${m}`),
-    ...report.runtimeStates.map((r) => `removed runtime state ${r}`),
-    ...report.cgroups.map((c) => `removed cgroup ${c}`),
-    ...report.network.map((n) => `removed network leftovers of ${n}`),
-    ...report.problems.map((x) => `problem: ${x}`),
-  ];
-  for (const f of fixed) log(f);
-  log(
-    `reconciled in ${Date.now() - t0} ms${report.hostRebooted ? ` (new boot: ${ranBefore.length ? `${ranBefore.join(', ')} ran when the host went down` : 'no guest ran when the host went down'})` : ''}`,
-  );
+  logReconcile(report, ranBefore, Date.now() - t0);
 
   const o: ConstructorParameters<typeof Server>[0] = { socket, log };
   if (listen) o.listen = listen;
@@ -160,21 +195,7 @@ export async function runDaemon(argv: string[]): Promise<number> {
     server.reconcile = r;
   });
 
-  await new Promise<void>((resolve) => {
-    const stop = (sig: string): void => {
-      log(`${sig}: stopping (guests keep running)`);
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-  for (const j of server.jobs.list()) if (j.state === 'running') server.jobs.cancel(j.id);
-  const deadline = Date.now() + 10_000;
-  while (server.jobs.running() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  await server.close();
-  removeDaemonRecord();
-  fs.rmSync(join(paths().run, 'jaulad.pid'), { force: true });
-  lock.release();
+  await serveUntilSignal(server, lock);
   return 0;
 }
 
