@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ociResources } from './oci.js';
 import {
   checkLimitsForVersion,
   formatCpuMax,
   formatLimit,
   limitsFromToml,
   limitsToToml,
-  ociResources,
   parseAssignment,
   parseCpuList,
   parseCpuMax,

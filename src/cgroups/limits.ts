@@ -354,6 +354,3 @@ export interface DevNum {
 export function ioDevices(l: Limits): string[] {
   return (l['io.max'] ?? []).map((x) => x.device);
 }
-
-// TODO(r12-runtime): runtime/spec.ts (and this folder's test) import these from ./oci.js; then this goes.
-export { ociResources, type OciLimitResources } from './oci.js';

@@ -102,7 +102,7 @@ function serveConsole(ws: WebSocket, name: string, log: (line: string) => void):
 }
 
 /** Serve one attach session on an open WebSocket. */
-// (Over 80 lines: one session's closures (finish, wire, begin) share its state; to be cut with daemon/.)
+// eslint-disable-next-line max-lines-per-function -- one session's closures (finish, wire, begin) share its state
 export function serveAttach(
   ws: WebSocket,
   name: string,

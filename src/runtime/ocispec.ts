@@ -1,4 +1,4 @@
-import type { OciLimitResources } from '../cgroups/limits.js';
+import type { OciLimitResources } from '../cgroups/oci.js';
 import type { SeccompProfile } from './seccomp.js';
 
 /** The parts of the OCI runtime spec (config.json) that jaula writes. */

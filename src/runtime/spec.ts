@@ -5,13 +5,8 @@ import type { IdRange } from './idmap.js';
 import type { OciMount, OciSpec } from './ocispec.js';
 import { seccompProfile } from './seccomp.js';
 import { weakenSpec, type TestWeakening } from './testweaken.js';
-import {
-  DEFAULT_PIDS_LIMIT,
-  defaultMemoryLimit,
-  ociResources,
-  type DevNum,
-  type Limits,
-} from '../cgroups/limits.js';
+import { DEFAULT_PIDS_LIMIT, defaultMemoryLimit, type DevNum, type Limits } from '../cgroups/limits.js';
+import { ociResources } from '../cgroups/oci.js';
 
 export type { OciMount, OciSpec };
 
