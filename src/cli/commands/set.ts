@@ -97,26 +97,7 @@ Examples:
         'usage',
         `Unexpected argument "${bad}": limits are KEY=VALUE, e.g. memory.max=512M (see "jaula set --help")`,
       );
-    const ch: ConfigureRequest = { name };
-    if (list(p, 'interface').length) ch.interfaces = list(p, 'interface');
-    if (bool(p, 'no-interfaces')) ch.interfaces = [];
-    if (list(p, 'add-interface').length) ch.addInterfaces = list(p, 'add-interface');
-    if (list(p, 'remove-interface').length) ch.removeInterfaces = list(p, 'remove-interface');
-    if (list(p, 'forward').length) ch.forwards = list(p, 'forward');
-    if (list(p, 'add-forward').length) ch.addForwards = list(p, 'add-forward');
-    if (list(p, 'remove-forward').length) ch.removeForwards = list(p, 'remove-forward');
-    const hostname = str(p, 'hostname');
-    const initstyle = str(p, 'initstyle');
-    const cmd = str(p, 'cmd');
-    const stopTimeout = num(p, 'stop-timeout');
-    if (hostname !== undefined) ch.hostname = hostname;
-    if (initstyle !== undefined) ch.initstyle = initstyle;
-    if (cmd !== undefined) ch.cmd = cmd.split(/\s+/).filter(Boolean);
-    if (list(p, 'mark').length) ch.marks = list(p, 'mark');
-    if (bool(p, 'no-marks')) ch.marks = [];
-    if (list(p, 'depends').length) ch.depends = list(p, 'depends');
-    if (bool(p, 'no-depends')) ch.depends = [];
-    if (stopTimeout !== undefined) ch.stopTimeout = stopTimeout;
+    const ch = configureRequest(name, p);
     const quota = str(p, 'quota');
     const qi = num(p, 'quota-inodes');
     const changes = Object.keys(ch).length > 1;
@@ -181,6 +162,31 @@ Examples:
     return 0;
   },
 };
+
+/** The config changes the options ask for (only `name` when there are none). */
+function configureRequest(name: string, p: Parameters<Command['run']>[0]): ConfigureRequest {
+  const ch: ConfigureRequest = { name };
+  if (list(p, 'interface').length) ch.interfaces = list(p, 'interface');
+  if (bool(p, 'no-interfaces')) ch.interfaces = [];
+  if (list(p, 'add-interface').length) ch.addInterfaces = list(p, 'add-interface');
+  if (list(p, 'remove-interface').length) ch.removeInterfaces = list(p, 'remove-interface');
+  if (list(p, 'forward').length) ch.forwards = list(p, 'forward');
+  if (list(p, 'add-forward').length) ch.addForwards = list(p, 'add-forward');
+  if (list(p, 'remove-forward').length) ch.removeForwards = list(p, 'remove-forward');
+  const hostname = str(p, 'hostname');
+  const initstyle = str(p, 'initstyle');
+  const cmd = str(p, 'cmd');
+  const stopTimeout = num(p, 'stop-timeout');
+  if (hostname !== undefined) ch.hostname = hostname;
+  if (initstyle !== undefined) ch.initstyle = initstyle;
+  if (cmd !== undefined) ch.cmd = cmd.split(/\s+/).filter(Boolean);
+  if (list(p, 'mark').length) ch.marks = list(p, 'mark');
+  if (bool(p, 'no-marks')) ch.marks = [];
+  if (list(p, 'depends').length) ch.depends = list(p, 'depends');
+  if (bool(p, 'no-depends')) ch.depends = [];
+  if (stopTimeout !== undefined) ch.stopTimeout = stopTimeout;
+  return ch;
+}
 
 async function showGuestLimits(
   name: string,
