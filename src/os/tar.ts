@@ -29,28 +29,47 @@ export function tarCompressionFlag(c: Compression): string[] {
   return c === 'gzip' ? ['--gzip'] : c === 'zstd' ? ['--zstd'] : [];
 }
 
-function decompressed(file: string, c: Compression): { stream: Readable; done: Promise<void> } {
+/**
+ * The archive's bytes, decompressed. `stop()` ends the decompressor when the reader has what it
+ * needs (the archive's end marker): zstd may then still be writing the padding after it, and its
+ * "Broken pipe" is no fault of the archive.
+ */
+function decompressed(
+  file: string,
+  c: Compression,
+): { stream: Readable; done: Promise<void>; stop: () => void } {
+  const none = (): void => {};
   if (c === 'none')
-    return { stream: fs.createReadStream(file, { highWaterMark: 1 << 20 }), done: Promise.resolve() };
+    return {
+      stream: fs.createReadStream(file, { highWaterMark: 1 << 20 }),
+      done: Promise.resolve(),
+      stop: none,
+    };
   if (c === 'gzip')
     return {
       stream: fs.createReadStream(file, { highWaterMark: 1 << 20 }).pipe(createGunzip()),
       done: Promise.resolve(),
+      stop: none,
     };
   const child = spawn('zstd', ['-dcq', '--', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
+  let stopped = false;
   child.stderr.on('data', (b: Buffer) => (err += b.toString()));
   const done = new Promise<void>((resolve, reject) => {
     child.on('error', (e) =>
       reject(new JaulaError('unsupported', `zstd is not installed, needed for "${file}"`, { cause: e })),
     );
     child.on('close', (code, sig) =>
-      code === 0 || sig === 'SIGPIPE' || sig === 'SIGTERM'
+      code === 0 || sig === 'SIGPIPE' || sig === 'SIGTERM' || (stopped && /Broken pipe/i.test(err))
         ? resolve()
         : reject(new JaulaError('invalid', `"${file}" is not a valid zstd archive: ${err.trim()}`)),
     );
   });
-  return { stream: child.stdout, done };
+  const stop = (): void => {
+    stopped = true;
+    child.kill('SIGTERM');
+  };
+  return { stream: child.stdout, done, stop };
 }
 
 export interface TarEntry {
@@ -296,7 +315,7 @@ export async function scanTar(
   limits: TarLimits = DEFAULT_TAR_LIMITS,
 ): Promise<{ entries: number; bytes: number }> {
   const c = detectCompression(file);
-  const { stream, done } = decompressed(file, c);
+  const { stream, done, stop } = decompressed(file, c);
   const scan = new TarScan(file, limits);
   try {
     for await (const chunk of stream) {
@@ -304,6 +323,7 @@ export async function scanTar(
       if (scan.ended) break;
     }
   } catch (e) {
+    stop();
     stream.destroy();
     done.catch(() => {});
     if (e instanceof JaulaError) throw e;
@@ -311,6 +331,7 @@ export async function scanTar(
       cause: e,
     });
   }
+  if (scan.ended) stop(); // (what follows the end marker is padding)
   stream.destroy();
   await done;
   if (!scan.ended && scan.entries === 0)
