@@ -628,19 +628,22 @@ export function escapeProbeFstab(): string {
   return `${escapeProbe()} ${ESCAPE_PROBE_IN_GUEST} none bind,ro 0 0\n`;
 }
 
-/** The probe's JSON result lines in some output. */
-export function probeResults(text: string): {
+/** One attempt's result, as the escape probe prints it (a JSON line). */
+export interface ProbeResult {
   id: string;
   blocked: boolean;
   errno: string;
   detail: string;
   absent?: boolean;
   inconclusive?: boolean;
-}[] {
-  const out = [];
+}
+
+/** The probe's JSON result lines in some output. */
+export function probeResults(text: string): ProbeResult[] {
+  const out: ProbeResult[] = [];
   for (const line of text.split('\n')) {
     const m = /\{"id":.*\}/.exec(line);
-    if (m) out.push(JSON.parse(m[0]) as ReturnType<typeof probeResults>[number]);
+    if (m) out.push(JSON.parse(m[0]) as ProbeResult);
   }
   return out;
 }

@@ -22,17 +22,16 @@ import * as os from 'node:os';
 import { join } from 'node:path';
 import * as net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { TestRoot, buildSkeleton, escapeProbe, jaulaBin, projectDir } from '../helpers.js';
+import {
+  TestRoot,
+  buildSkeleton,
+  escapeProbe,
+  jaulaBin,
+  probeResults,
+  projectDir,
+  type ProbeResult,
+} from '../helpers.js';
 import { ATTEMPTS, KNOWN_GAPS, KNOWN_GAPS_FULL_OS, WEAKENED_BLOCKS, type Control } from './attempts.js';
-
-interface ProbeResult {
-  id: string;
-  blocked: boolean;
-  errno: string;
-  detail: string;
-  absent?: boolean;
-  inconclusive?: boolean;
-}
 
 const PROBE_HOST = join(projectDir, 'native/out/jaula-escape-probe');
 /** Where the probe appears inside the guests (a read-only bind mount of PROBE_HOST). */
@@ -42,15 +41,6 @@ const CANARY = `escape-canary-${randomBytes(8).toString('hex')}`;
 /** Build the probe when it is missing or older than its source (npm run build makes it too). */
 function ensureProbe(): void {
   assert.equal(escapeProbe(), PROBE_HOST);
-}
-
-function parseResults(text: string): ProbeResult[] {
-  const out: ProbeResult[] = [];
-  for (const line of text.split('\n')) {
-    const m = /\{"id":.*\}/.exec(line);
-    if (m) out.push(JSON.parse(m[0]) as ProbeResult);
-  }
-  return out;
 }
 
 const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -198,7 +188,7 @@ describe('escape and abuse attempts from inside a guest', () => {
     const batch = ATTEMPTS.filter((a) => a.via === 'exec').map((a) => a.id);
     const r = t.jaula(['exec', guest, '--', PROBE, ...ctxArgs, ...batch], { timeoutMs: 600_000 });
     assert.equal(r.code, 0, `the probe failed in ${guest}: ${r.stderr}`);
-    add(parseResults(r.stdout), `the batch in ${guest}`);
+    add(probeResults(r.stdout), `the batch in ${guest}`);
 
     for (const a of ATTEMPTS.filter((x) => x.via === 'enter')) {
       const e = spawnSync('script', ['-qec', `${process.execPath} ${jaulaBin} enter ${guest}`, '/dev/null'], {
@@ -207,7 +197,7 @@ describe('escape and abuse attempts from inside a guest', () => {
         encoding: 'utf8',
         timeout: 60_000,
       });
-      add(parseResults(e.stdout), `jaula enter ${guest}: ${e.stdout} ${e.stderr}`);
+      add(probeResults(e.stdout), `jaula enter ${guest}: ${e.stdout} ${e.stderr}`);
     }
     for (const a of ATTEMPTS.filter((x) => x.via === 'exec-from-terminal')) {
       // The probe learns that jaula exec was run from a terminal: no terminal on its side then
@@ -231,7 +221,7 @@ describe('escape and abuse attempts from inside a guest', () => {
         encoding: 'utf8',
         timeout: 60_000,
       });
-      add(parseResults(e.stdout), `jaula exec ${guest} from a terminal: ${e.stdout} ${e.stderr}`);
+      add(probeResults(e.stdout), `jaula exec ${guest} from a terminal: ${e.stdout} ${e.stderr}`);
     }
     for (const a of ATTEMPTS.filter((x) => x.via === 'exec-concurrent')) {
       // The runtime entering the guest, also through the CVE-2019-5736 vectors: a script whose
@@ -254,7 +244,7 @@ describe('escape and abuse attempts from inside a guest', () => {
       }
       const w = await watcher;
       assert.equal(w.code, 0, `the watcher failed: ${w.stderr}`);
-      add(parseResults(w.stdout), `the concurrent exec watcher in ${guest}`);
+      add(probeResults(w.stdout), `the concurrent exec watcher in ${guest}`);
       t.ok(['exec', guest, '--', '/bin/rm', '-f', '/run/.selfexe', '/run/.selfexe-link']);
     }
     return results;
@@ -486,13 +476,13 @@ describe('escape and abuse attempts from inside a guest', () => {
         timeout: 120_000,
       });
       assert.equal(r.status, 0, `nsenter ${nsArgs.join(' ')}: ${r.stderr}`);
-      return parseResults(r.stdout);
+      return probeResults(r.stdout);
     };
     const controls: Record<Control, () => Promise<ProbeResult[]> | ProbeResult[]> = {
       'host-socket-in-fstab': async () => {
         const before = hostApiConnections;
         const r = t.ok(['exec', 'escc', '--', PROBE, ...ctxArgs, 'sock.host-api']);
-        const res = parseResults(r.stdout);
+        const res = probeResults(r.stdout);
         await t.until(
           "the host's socket to see the probe connect",
           () => hostApiConnections > before,
@@ -509,13 +499,13 @@ describe('escape and abuse attempts from inside a guest', () => {
             encoding: 'utf8',
           });
           assert.equal(r.status, 0, r.stderr);
-          return parseResults(r.stdout);
+          return probeResults(r.stdout);
         } finally {
           fs.closeSync(fd);
         }
       },
       'secret-in-env': () =>
-        parseResults(
+        probeResults(
           t.ok(['exec', 'escc', '--env', `LEAKED=${CANARY}`, '--', PROBE, ...ctxArgs, 'env.secrets']).stdout,
         ),
       'host-terminal': () => {
@@ -538,7 +528,7 @@ describe('escape and abuse attempts from inside a guest', () => {
           encoding: 'utf8',
           timeout: 60_000,
         });
-        return parseResults(e.stdout);
+        return probeResults(e.stdout);
       },
       'chroot-root': () => {
         // The probe on the host's filesystem, under chroot(2) alone: no pivot_root, no mount
@@ -552,7 +542,7 @@ describe('escape and abuse attempts from inside a guest', () => {
           timeout: 120_000,
         });
         assert.equal(r.status, 0, r.stderr);
-        return parseResults(r.stdout);
+        return probeResults(r.stdout);
       },
       'foreign-binary-in-pid-ns': async () => {
         // A host process whose binary is a writable host file, inside the weakened guest's PID
@@ -576,7 +566,7 @@ describe('escape and abuse attempts from inside a guest', () => {
         assert.equal(s.status, 0, s.stderr);
         const w = await watcher;
         assert.equal(w.code, 0, w.stderr);
-        return parseResults(w.stdout);
+        return probeResults(w.stdout);
       },
       'host-pid-ns': () =>
         nsenter(['-t', String(escw()), '-i', '-n', '-u'], PROBE_HOST, ['guest.kill', 'guest.ptrace']),
@@ -663,6 +653,6 @@ describe('escape and abuse attempts from inside a guest', () => {
     assert.equal(spec.annotations['org.jaula.test-weakened'], undefined);
     assert.ok(!spec.process.capabilities.bounding.includes('CAP_SYS_ADMIN'));
     const r = t.ok(['exec', 'esc2', '--', PROBE, 'caps.raise', 'mount.proc']);
-    for (const res of parseResults(r.stdout)) assert.equal(res.blocked, true, `${res.id}: ${res.detail}`);
+    for (const res of probeResults(r.stdout)) assert.equal(res.blocked, true, `${res.id}: ${res.detail}`);
   });
 });
