@@ -84,9 +84,13 @@ describe('supervision', () => {
       !/node|jaula/.test(fs.readFileSync(`/proc/${shimParent}/cmdline`, 'utf8')),
       'the supervisor is no child of jaula',
     );
-    // The supervisor holds little memory (the issue asks under 1 MB per guest).
-    const rss = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${shimPid}/status`, 'utf8'))?.[1]);
-    assert.ok(rss < 1024, `supervisor RSS ${rss} kB`);
+    // The supervisor holds little memory of its own (the issue asks under 1 MB per guest). Its
+    // resident file pages are its static binary's text, shared by every guest's supervisor, and
+    // their count follows the page cache (fault-around maps whatever neighbours are cached: a
+    // busy host read 1092 kB of VmRSS once): what a guest adds is its private memory.
+    const status = fs.readFileSync(`/proc/${shimPid}/status`, 'utf8');
+    const kB = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1]);
+    const own = kB('RssAnon') + kB('RssShmem');
     process.kill(pid, 'SIGKILL');
     await t.until(
       's1 to be seen stopped',
@@ -96,6 +100,7 @@ describe('supervision', () => {
     assert.equal(e.reason, 'killed');
     assert.equal(e.signal, 9);
     assert.deepEqual(t.containers(), []);
+    assert.ok(own < 512, `supervisor's own memory ${own} kB (VmRSS ${kB('VmRSS')} kB)`);
   });
 
   it('records the exit status of a cmd guest whose command ends', async () => {
