@@ -18,7 +18,7 @@ import { trace } from '../os/trace.js';
 import { isSameProcess, readProcStat } from '../os/proc.js';
 import type { InterfaceSpec } from '../guest/ifspec.js';
 import type { ForwardSpec } from '../guest/forward.js';
-import { assignInterfaces, hostAddresses } from '../network/assign.js';
+import { assignInterfaces } from '../network/assign.js';
 import { defaultStorage, storageDriver, type StorageDriver } from '../storage/index.js';
 import { layout } from '../storage/layout.js';
 import { adaptTree } from './adapt.js';
@@ -181,21 +181,17 @@ export async function reserveGuest(cfg: GuestConfig, rev: Reverter, fixedContext
     const used = usedContexts();
     // In a fleet: the contexts and fleet-network addresses other hosts hold are not free here.
     const held = await fleetHeld();
-    for (const [c, n] of held?.contexts ?? []) if (!used.has(c)) used.set(c, `${n} (in the fleet)`);
+    for (const [c, n] of held?.contexts ?? []) if (!used.has(c)) used.set(c, n);
     trace('build: contexts read');
     if (fixedContext) {
       const owner = used.get(cfg.context);
       if (owner)
         throw new JaulaError(
           'exists',
-          `The context ID ${cfg.context} is already used by guest "${owner}" (omit --context to get the next free one)`,
+          `The context ID ${cfg.context} is already used by guest "${owner}"${held?.contexts.get(cfg.context) === owner ? ' of the fleet' : ''} (omit --context to get the next free one)`,
         );
     } else cfg.context = nextFreeContext(used);
-    const assigned = assignInterfaces(
-      cfg,
-      loadEveryConfig(),
-      held ? { hostAddrs: new Set([...hostAddresses(), ...held.addresses]) } : {},
-    );
+    const assigned = assignInterfaces(cfg, loadEveryConfig(), held ? { reserved: held.addresses } : {});
     cfg.interfaces = assigned.interfaces;
     trace("build: every guest's config read, addresses assigned");
     await reserveInFleet(cfg, rev, {

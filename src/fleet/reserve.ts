@@ -31,7 +31,7 @@ function keysOf(id: Identity): { key: string; what: Conflict['what']; value: str
     ...id.addresses.map(([n, a]) => ({
       key: addrKey(n, a),
       what: 'address' as const,
-      value: `${a} in ${n}`,
+      value: `${a.replace(/\/\d+$/, '')} in ${n}`,
     })),
   ];
 }
