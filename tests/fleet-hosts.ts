@@ -12,6 +12,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { apiRequest, projectDir, slowdown, TestRoot } from './helpers.js';
@@ -281,4 +282,47 @@ export class SplitBrainChecker {
 /** Assert that the fleet left nothing on the machine. */
 export async function assertTornDown(fleet: FleetHosts): Promise<void> {
   assert.deepEqual(await fleet.teardown(), [], 'nothing is left behind');
+}
+
+/** A free TCP port on loopback (the kernel's pick, released for the caller to bind). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+/** A one-member etcd on loopback, its data under the root; `stop()` before the root's cleanup. */
+export async function loopbackEtcd(t: TestRoot): Promise<{ url: string; stop: () => Promise<void> }> {
+  const [client, peer] = [await freePort(), await freePort()];
+  const m = new EtcdMember('e1', '', '127.0.0.1', t.path('etcd'), `e1=http://127.0.0.1:${peer}`);
+  const url = `http://127.0.0.1:${client}`;
+  m.proc = spawn(
+    'etcd',
+    [
+      '--name=e1',
+      `--data-dir=${t.path('etcd')}`,
+      `--listen-client-urls=${url}`,
+      `--advertise-client-urls=${url}`,
+      `--listen-peer-urls=http://127.0.0.1:${peer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
+      `--initial-cluster=e1=http://127.0.0.1:${peer}`,
+      '--log-level=error',
+    ],
+    { stdio: 'ignore' },
+  );
+  const deadline = Date.now() + 30_000 * slowdown;
+  for (;;) {
+    const r = await fetch(`${url}/v3/kv/range`, { method: 'POST', body: '{"key":"AA=="}' }).catch(
+      () => undefined,
+    );
+    if (r?.ok) break;
+    if (Date.now() > deadline) throw new Error('the test etcd did not get ready');
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  return { url, stop: () => m.kill() };
 }
