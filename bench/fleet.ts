@@ -7,13 +7,14 @@
  * a fleet-wide reservation (name, context, MAC: one transaction) and `list --fleet`'s read of
  * 1000 guest records of 3 hosts.
  */
+import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Etcd } from '../src/fleet/etcd.js';
 import { reserveIdentity } from '../src/fleet/reserve.js';
 import { fleetGuests, publishGuests } from '../src/fleet/records.js';
 import { LoopbackEtcd } from './etcdlib.js';
-import { median, must, N, pct, table } from './lib.js';
+import { median, must, N, pct, Scratch, table, timeMs } from './lib.js';
 
 async function times(n: number, fn: (i: number) => Promise<unknown>): Promise<number[]> {
   const out: number[] = [];
@@ -168,10 +169,27 @@ async function fleetRows(urls: string[], n: number): Promise<(string | number)[]
     await publishGuests(e, h, lease, rows);
   }
   const list = await times(n, () => fleetGuests(e));
-  return [
-    row('reserve name+context+MAC (one txn)', reserve),
-    row('list --fleet: read 1002 guests of 3 hosts', list),
-  ];
+  // The command itself, in a process of its own (no jaulad: the CLI reads etcd).
+  const s = new Scratch();
+  try {
+    fs.mkdirSync(join(s.root, 'etc/jaula'), { recursive: true });
+    const fc = { endpoints: urls, host: 'hb1', labels: {}, ttl: 5, networks: [] };
+    fs.writeFileSync(join(s.root, 'etc/jaula/fleet.json'), JSON.stringify(fc));
+    const argv = s.jaulaArgv(['list', '--fleet', '--format', 'json']);
+    const count = (JSON.parse(must(argv, { env: s.env })) as unknown[]).length;
+    const cli = Array.from({ length: Math.min(n, 20) }, () => timeMs(argv, { env: s.env }));
+    const status = Array.from({ length: Math.min(n, 20) }, () =>
+      timeMs(s.jaulaArgv(['fleet', 'status']), { env: s.env }),
+    );
+    return [
+      row('reserve name+context+MAC (one txn)', reserve),
+      row(`list --fleet: the read of ${count} guests of 3 hosts`, list),
+      row(`jaula list --fleet --format json (${count} guests, a process)`, cli),
+      row('jaula fleet status (a process, no etcd request)', status),
+    ];
+  } finally {
+    s.cleanup();
+  }
 }
 
 const cluster = new LoopbackEtcd(Number(process.env['BENCH_ETCD_PORT'] ?? 23600));

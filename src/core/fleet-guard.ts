@@ -111,3 +111,13 @@ export async function mayStartInFleet(name: string): Promise<void> {
       { details: { owner: owner.host } },
     );
 }
+
+/** Refuse what the fleet cannot follow yet (a rename: its reservations would stay on the old name). */
+export function refuseInFleet(what: string): void {
+  const fc = readFleetConfig();
+  if (fc)
+    throw new JaulaError(
+      'unsupported',
+      `Cannot ${what}: this host is in a fleet ("${fc.host}"), and a rename does not move the name's reservation in etcd yet (clone it under the new name, then delete it)`,
+    );
+}

@@ -1,6 +1,6 @@
 /**
- * An etcd v3 client over etcd's JSON gateway (`/v3/kv/*`, `/v3/lease/*`, `/v3/watch`) through
- * Node's own fetch: no dependency, one keep-alive HTTP connection per endpoint. Keys and values
+ * An etcd v3 client over etcd's JSON gateway (`/v3/kv/*`, `/v3/lease/*`, `/v3/watch`) over
+ * node:http: no dependency, kept-alive connections to each endpoint. Keys and values
  * are base64 on the wire; this module speaks strings. docs/adr/0009-fleet-on-etcd.md says why
  * this and not the npm `etcd3` package or gRPC by hand (measured there).
  *
@@ -8,6 +8,8 @@
  * to the next, so a dead member costs one timeout, not the fleet. An etcd error (no quorum,
  * a lease not found) comes back as a JaulaError that says which endpoint and what to do.
  */
+import * as http from 'node:http';
+import * as https from 'node:https';
 import { JaulaError } from '../common/errors.js';
 
 export interface KeyValue {
@@ -105,6 +107,8 @@ export class Etcd {
   readonly endpoints: string[];
   private current = 0;
   private readonly timeoutMs: number;
+  private readonly httpAgent = new http.Agent({ keepAlive: true });
+  private readonly httpsAgent = new https.Agent({ keepAlive: true });
 
   constructor(o: EtcdOptions) {
     if (!o.endpoints.length)
@@ -113,29 +117,55 @@ export class Etcd {
     this.timeoutMs = o.timeoutMs ?? 2000;
   }
 
+  /**
+   * One POST on a kept-alive connection (node:http, not fetch: fetch loads undici, which a
+   * short CLI run pays for; measured in docs/adr/0009).
+   */
+  private request(url: string, body: string, timeoutMs: number): Promise<{ status: number; text: string }> {
+    return new Promise((resolve, reject) => {
+      const u = new URL(url);
+      const tls = u.protocol === 'https:';
+      const req = (tls ? https : http).request(
+        u,
+        {
+          method: 'POST',
+          agent: tls ? this.httpsAgent : this.httpAgent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (b: Buffer) => chunks.push(b));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+          );
+          res.on('error', reject);
+        },
+      );
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
   /** POST one gateway request, moving on to the next endpoint when one fails. */
   async post<T>(path: string, body: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     const problems: string[] = [];
     for (let i = 0; i < this.endpoints.length; i++) {
       const at = (this.current + i) % this.endpoints.length;
       const ep = this.endpoints[at] as string;
-      let res: Response;
+      let res: { status: number; text: string };
       try {
-        res = await fetch(`${ep}${path}`, {
-          method: 'POST',
-          body: JSON.stringify(body),
-          headers: { 'content-type': 'application/json' },
-          signal: AbortSignal.timeout(timeoutMs),
-        });
+        res = await this.request(`${ep}${path}`, JSON.stringify(body), timeoutMs);
       } catch (e) {
-        problems.push(
-          `${ep}: ${(e as Error).name === 'TimeoutError' ? `no answer in ${timeoutMs} ms` : (e as Error).message}`,
-        );
+        problems.push(`${ep}: ${(e as Error).message}`);
         continue;
       }
-      const text = await res.text();
-      const json = (text ? JSON.parse(text) : {}) as T & { error?: string; message?: string; code?: number };
-      if (res.ok && json.error === undefined) {
+      const json = (res.text ? JSON.parse(res.text) : {}) as T & {
+        error?: string;
+        message?: string;
+        code?: number;
+      };
+      if (res.status < 300 && json.error === undefined) {
         this.current = at;
         return json;
       }
