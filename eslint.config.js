@@ -18,7 +18,7 @@ const FLOORS = [
   ['guest'], // the guest's record: config, fstab, interfaces, forwards, store, state, locks, log
   ['runtime'], // drivers: each knows guests only by their record, never core
   ['storage'],
-  ['network', 'unify'],
+  ['network', 'unify', 'fleet'], // fleet: this host's part of a fleet on etcd; knows no core
   ['core'], // operations over guests; implements api's Engine
   ['daemon', 'client'],
   ['cli'],

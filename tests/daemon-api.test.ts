@@ -12,6 +12,7 @@ import { request as httpsRequest } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { validate, type Schema } from '../src/api/schema.js';
+import { loopbackEtcd } from './fleet-hosts.js';
 import { EventStream, Jaulad, selfSignedCert, skeletonTemplate, TestRoot } from './helpers.js';
 
 const t = new TestRoot('jaula-api-');
@@ -718,6 +719,33 @@ describe('reconcile', () => {
       fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
     );
     t.ok(['stop', '--all']);
+  });
+
+  it('joins a fleet on etcd, lists its hosts and guests, and leaves it', async () => {
+    const etcd = await loopbackEtcd(t);
+    try {
+      assert.equal((await api<{ state: string }>('GET', '/v1/fleet')).state, 'none');
+      await api('GET', '/v1/fleet/hosts', undefined, 409);
+      const s = await api<{ state: string; host: string }>('POST', '/v1/fleet', {
+        endpoints: [etcd.url],
+        create: true,
+        host: 'api1',
+        ttl: 3,
+      });
+      assert.equal(s.host, 'api1');
+      const hosts = await api<{ host: string }[]>('GET', '/v1/fleet/hosts');
+      assert.deepEqual(
+        hosts.map((h) => h.host),
+        ['api1'],
+      );
+      const guests = await api<{ host: string; name: string }[]>('GET', '/v1/fleet/guests');
+      assert.ok(guests.length > 0 && guests.every((g) => g.host === 'api1'), JSON.stringify(guests));
+      await api('DELETE', '/v1/fleet', undefined, 409); // it owns guests
+      await api('DELETE', '/v1/fleet?force=true');
+      assert.equal((await api<{ state: string }>('GET', '/v1/fleet')).state, 'none');
+    } finally {
+      await etcd.stop();
+    }
   });
 
   it('exercised every documented operation', () => {

@@ -66,6 +66,10 @@ import type {
   GuestLogs,
   GuestLogsRequest,
   ConsoleEnd,
+  FleetGuest,
+  FleetHost,
+  FleetJoinRequest,
+  FleetStatus,
 } from './types.js';
 
 /** How a long operation reports progress and is cancelled. */
@@ -142,4 +146,12 @@ export interface Engine {
    * Ctrl-a q, the end of input or the guest's end. `onAttached` runs once it is attached.
    */
   attachConsole(r: NameRequest, onAttached?: () => void): Promise<ConsoleEnd>;
+  /** This host's membership of a fleet of hosts on etcd. */
+  getFleet(): Promise<FleetStatus>;
+  /** Join a fleet (or make it, with `create`): the lease, the host's record, its guests reserved. */
+  joinFleet(r: FleetJoinRequest): Promise<FleetStatus>;
+  leaveFleet(r: { force?: boolean }): Promise<FleetStatus>;
+  fleetHosts(): Promise<FleetHost[]>;
+  /** Every guest of the fleet, with its host. */
+  fleetGuests(): Promise<FleetGuest[]>;
 }

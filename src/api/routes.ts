@@ -16,6 +16,7 @@ import {
   num,
   obj,
   oneOf,
+  record,
   str,
   strs,
   type Schema,
@@ -42,6 +43,8 @@ import {
   SetLimitsResult,
   TemplateInfo,
 } from './schemas.js';
+
+import { FleetGuest, FleetHost, FleetStatus } from './schemas-fleet.js';
 
 export { nameStr, PARAMS, SCHEMAS } from './schemas.js';
 
@@ -607,6 +610,62 @@ export const ROUTES = [
     query: { job: str },
     response: { type: 'string', description: 'text/event-stream; each data line is a JSON JaulaEvent' },
     stream: 'sse',
+  },
+  {
+    op: 'getFleet',
+    method: 'GET',
+    path: '/v1/fleet',
+    summary: "this host's membership of a fleet of hosts on etcd",
+    tag: 'fleet',
+    response: FleetStatus,
+    engine: true,
+  },
+  {
+    op: 'joinFleet',
+    method: 'POST',
+    path: '/v1/fleet',
+    summary:
+      "join a fleet (create: make it first): this host's record and lease in etcd, its guests' names reserved",
+    tag: 'fleet',
+    body: obj({
+      'endpoints?': strs,
+      'create?': bool,
+      'host?': str,
+      'labels?': record(str),
+      'ttl?': { ...int, minimum: 2, maximum: 60 },
+      'networks?': names,
+      'address?': str,
+    }),
+    response: FleetStatus,
+    engine: true,
+  },
+  {
+    op: 'leaveFleet',
+    method: 'DELETE',
+    path: '/v1/fleet',
+    summary: "leave the fleet: this host's lease and record go (refused while it owns guests, unless force)",
+    tag: 'fleet',
+    query: { force: bool },
+    response: FleetStatus,
+    engine: true,
+  },
+  {
+    op: 'fleetHosts',
+    method: 'GET',
+    path: '/v1/fleet/hosts',
+    summary: 'the hosts of the fleet: state, capacity, guests, labels',
+    tag: 'fleet',
+    response: arr(FleetHost),
+    engine: true,
+  },
+  {
+    op: 'fleetGuests',
+    method: 'GET',
+    path: '/v1/fleet/guests',
+    summary: 'every guest of the fleet with its host (from etcd: each host publishes its guests)',
+    tag: 'fleet',
+    response: arr(FleetGuest),
+    engine: true,
   },
 ] as const satisfies readonly Route[];
 

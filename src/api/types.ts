@@ -11,6 +11,7 @@
 import type { RequestOf, ResponseOf } from './routes.js';
 import type { WireType } from './schema.js';
 import type * as S from './schemas.js';
+import type * as F from './schemas-fleet.js';
 
 export type ExitInfo = WireType<typeof S.ExitInfo>;
 export type ExitReason = ExitInfo['reason'];
@@ -118,3 +119,9 @@ export type JaulaEvent =
   | { type: 'guest'; at: string; guest: GuestSummary }
   | { type: 'guest-removed'; at: string; name: string }
   | { type: 'job'; at: string; job: Job };
+
+/** The fleet of hosts on etcd (jaula fleet). */
+export type FleetHost = WireType<typeof F.FleetHost>;
+export type FleetGuest = WireType<typeof F.FleetGuest>;
+export type FleetStatus = WireType<typeof F.FleetStatus>;
+export type FleetJoinRequest = RequestOf<'joinFleet'>;

@@ -38,6 +38,7 @@ export const COMMANDS: Record<string, Loader> = {
   pool: async () => (await import('./commands/pool.js')).pool,
   daemon: async () => (await import('./commands/daemon.js')).daemon,
   info: async () => (await import('./commands/daemon.js')).info,
+  fleet: async () => (await import('./commands/fleet.js')).fleet,
   completion: async () => (await import('./commands/completion.js')).completion,
   __exited: async () => (await import('./commands/lifecycle.js')).exited,
   __names: async () => (await import('./commands/completion.js')).names,

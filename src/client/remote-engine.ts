@@ -299,6 +299,11 @@ export class RemoteEngine implements Engine {
   deleteNetwork: Engine['deleteNetwork'] = (r) => this.call('deleteNetwork', r);
   networkGc: Engine['networkGc'] = () => this.call('networkGc', {});
   networkCheck: Engine['networkCheck'] = () => this.call('networkCheck', {});
+  getFleet: Engine['getFleet'] = () => this.call('getFleet', {});
+  joinFleet: Engine['joinFleet'] = (r) => this.call('joinFleet', r);
+  leaveFleet: Engine['leaveFleet'] = (r) => this.call('leaveFleet', r);
+  fleetHosts: Engine['fleetHosts'] = () => this.call('fleetHosts', {});
+  fleetGuests: Engine['fleetGuests'] = () => this.call('fleetGuests', {});
   getLimits: Engine['getLimits'] = (r) => this.call('getLimits', r);
   setLimits: Engine['setLimits'] = (r) => this.call('setLimits', r);
   listTemplates: Engine['listTemplates'] = () => this.call('listTemplates', {});

@@ -46,6 +46,7 @@ import {
 import { Reverter } from './reverter.js';
 import { checkTemplateFor } from './templates.js';
 import { guestQuotaDefault } from '../storage/pool.js';
+import { fleetHeld, reserveInFleet } from './fleet-guard.js';
 
 export const BUILD_METHODS = ['skeleton', 'template', 'debootstrap'] as const;
 export type BuildMethod = (typeof BUILD_METHODS)[number];
@@ -178,18 +179,25 @@ export async function reserveGuest(cfg: GuestConfig, rev: Reverter, fixedContext
         `A guest named "${name}" already exists (see "jaula list"; choose another name or "jaula delete ${name}")`,
       );
     const used = usedContexts();
+    // In a fleet: the contexts and fleet-network addresses other hosts hold are not free here.
+    const held = await fleetHeld();
+    for (const [c, n] of held?.contexts ?? []) if (!used.has(c)) used.set(c, n);
     trace('build: contexts read');
     if (fixedContext) {
       const owner = used.get(cfg.context);
       if (owner)
         throw new JaulaError(
           'exists',
-          `The context ID ${cfg.context} is already used by guest "${owner}" (omit --context to get the next free one)`,
+          `The context ID ${cfg.context} is already used by guest "${owner}"${held?.contexts.get(cfg.context) === owner ? ' of the fleet' : ''} (omit --context to get the next free one)`,
         );
     } else cfg.context = nextFreeContext(used);
-    const assigned = assignInterfaces(cfg, loadEveryConfig());
+    const assigned = assignInterfaces(cfg, loadEveryConfig(), held ? { reserved: held.addresses } : {});
     cfg.interfaces = assigned.interfaces;
     trace("build: every guest's config read, addresses assigned");
+    await reserveInFleet(cfg, rev, {
+      fixedContext,
+      nextContext: (fleet) => nextFreeContext(new Map([...usedContexts(), ...fleet])),
+    });
     // The config dir appears with its building mark in it (made aside, then renamed): a
     // builder killed at any moment leaves nothing that the next removeStaleBuilds misses.
     const aside = join(paths().guestsConf, `${STAGING_PREFIX}${name}.${tmpSuffix()}`);

@@ -9,6 +9,7 @@ import { settleLocked, stopWithConfig } from './lifecycle.js';
 import { withGuestLock } from '../guest/locks.js';
 import { guestLog, guestLogFile } from '../guest/log.js';
 import { clearRunning, initAlive, readState } from '../guest/state.js';
+import { releaseInFleet } from './fleet-guard.js';
 import { loadConfigForStop, readGuest, type BrokenGuest } from '../guest/store.js';
 
 export interface DeleteOptions {
@@ -91,6 +92,12 @@ export async function deleteGuest(name: string, opts: DeleteOptions = {}): Promi
     clearRunning(name);
     guestLog(name, 'deleted');
     removeTree(guestLogFile(name));
+    await releaseInFleet(cfg).catch((e: unknown) => {
+      throw new JaulaError(
+        'runtime',
+        `Guest "${name}" is deleted, but the fleet keeps its name and addresses reserved: ${(e as Error).message}`,
+      );
+    });
     trace('delete: done');
   });
 }

@@ -40,6 +40,7 @@ import {
 import { loadConfig, loadConfigForStop, loadFstab, startedConfigFile } from '../guest/store.js';
 import { serializeConfig } from '../guest/config.js';
 import { requireGuestFiles } from './running.js';
+import { mayStartInFleet } from './fleet-guard.js';
 import { networkDown } from '../network/apply.js';
 
 interface StartOptions {
@@ -63,6 +64,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
       `Guest "${name}" is already ${live} (pid ${prev.pid ?? '?'}); use "jaula restart ${name}" to restart it`,
     );
   if (prev.status !== 'stopped') await finalizeLocked(cfg, prev, exitInfoFor(name, prev));
+  await mayStartInFleet(name); // only its owner host starts it, while up in the fleet
   const storage = await storageDriver(cfg.storage.driver);
   // Before anything is made: a guest whose files are gone is refused, and nothing is created.
   requireGuestFiles(cfg, storage);

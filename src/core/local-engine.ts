@@ -434,4 +434,26 @@ export class LocalEngine implements Engine {
   async attachConsole(r: { name: string }, onAttached?: () => void) {
     return (await import('./console.js')).attachConsole(r.name, onAttached);
   }
+
+  async getFleet() {
+    return (await import('./fleet.js')).fleetStatus();
+  }
+
+  async joinFleet(r: import('../api/types.js').FleetJoinRequest) {
+    this.rootOnly('join a fleet');
+    return (await import('./fleet.js')).joinFleet(r);
+  }
+
+  async leaveFleet(r: { force?: boolean }) {
+    this.rootOnly('leave a fleet');
+    return (await import('./fleet.js')).leaveFleet(r.force === true);
+  }
+
+  async fleetHosts() {
+    return (await import('./fleet.js')).listFleetHosts();
+  }
+
+  async fleetGuests() {
+    return (await import('./fleet.js')).listFleetGuests();
+  }
 }

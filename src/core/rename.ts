@@ -25,6 +25,7 @@ import { settleLocked } from './lifecycle.js';
 import { guestLog, guestLogFile } from '../guest/log.js';
 import { withStoppedGuest } from './running.js';
 import { runningMarkFile } from '../guest/state.js';
+import { refuseInFleet } from './fleet-guard.js';
 import { guestExists, listGuestNames, loadConfig, saveConfig } from '../guest/store.js';
 
 const journalDir = (): string => join(paths().etc, 'renames');
@@ -92,6 +93,7 @@ export function finishRenames(): string[] {
 export async function renameGuest(from: string, to: string): Promise<GuestConfig> {
   validateName(to);
   if (from === to) throw new JaulaError('invalid', `Guest "${from}" already has that name`);
+  refuseInFleet(`rename guest "${from}"`);
   return withStoppedGuest(from, `then rename it ("jaula stop ${from}")`, async (cfg0, driver) => {
     await settleLocked(cfg0);
     // (the build lock: no build or clone reserves the new name meanwhile)

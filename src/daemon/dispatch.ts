@@ -173,6 +173,11 @@ const ENGINE_CALLS: { [K in EngineOp]: EngineCall<K> } = {
   deleteTemplate: (e, a) => e.deleteTemplate(a),
   hashify: (e, a, h) => e.hashify(a, h),
   diskUsage: (e, a) => e.diskUsage(a),
+  getFleet: (e) => e.getFleet(),
+  joinFleet: (e, a) => e.joinFleet(a),
+  leaveFleet: (e, a) => e.leaveFleet(a),
+  fleetHosts: (e) => e.fleetHosts(),
+  fleetGuests: (e) => e.fleetGuests(),
 };
 
 /** The Engine's methods that are no route of their own: their stdio goes over the attach WebSocket. */

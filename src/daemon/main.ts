@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import type { ReconcileReport } from '../api/types.js';
 import { exitCodes, isJaulaError, JaulaError, messageOf } from '../common/errors.js';
 import { removeDaemonRecord, tokenFileProblem, writeDaemonRecord } from '../core/apiaccess.js';
+import { fleetTouch, startFleetAgent, stopFleetAgent } from '../core/fleet.js';
 import { reconcileFinish, reconcileState } from '../core/reconcile.js';
 import { FileLock } from '../os/lock.js';
 import { mkdirp, writeFileAtomic } from '../os/fs.js';
@@ -118,6 +119,7 @@ async function serveUntilSignal(server: Server, lock: FileLock): Promise<void> {
   for (const j of server.jobs.list()) if (j.state === 'running') server.jobs.cancel(j.id);
   const deadline = Date.now() + 10_000;
   while (server.jobs.running() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await stopFleetAgent();
   await server.close();
   removeDaemonRecord();
   fs.rmSync(join(paths().run, 'jaulad.pid'), { force: true });
@@ -188,6 +190,10 @@ export async function runDaemon(argv: string[]): Promise<number> {
       : {}),
   });
   log(`listening on ${socket}${bound ? ` and ${bound}${cert ? ' (TLS)' : ''}` : ''} (pid ${process.pid})`);
+
+  // In a fleet: hold this host's lease, and publish its guests as they change.
+  server.hub.subscribe(() => fleetTouch());
+  await startFleetAgent(log);
 
   void reconcileFinish(report, stopping, { autostart, ranBefore }).then((r) => {
     for (const n of r.completedStops) log(`completed the stop of ${n}`);

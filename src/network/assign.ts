@@ -177,7 +177,7 @@ function checkForwards(g: GuestNetConfig, others: Others, hostAddrs: Set<string>
 export function assignInterfaces(
   g: GuestNetConfig,
   all: GuestNetConfig[],
-  opts: { hostAddrs?: Set<string> } = {},
+  opts: { hostAddrs?: Set<string>; reserved?: Iterable<string> } = {},
 ): GuestNetConfig {
   if (g.interfaces.length > MAX_INTERFACES_PER_GUEST)
     throw new JaulaError(
@@ -186,7 +186,8 @@ export function assignInterfaces(
     );
   const others = othersOf(g.name, all);
   const hostAddrs = opts.hostAddrs ?? hostAddresses();
-  const taken = new Set([...others.ips.keys(), ...hostAddrs]);
+  // reserved: addresses other hosts of a fleet hold; "auto" does not pick them.
+  const taken = new Set([...others.ips.keys(), ...hostAddrs, ...(opts.reserved ?? [])]);
   const names = new Set<string>();
   const devices = hostDevices();
   const out: InterfaceSpec[] = [];

@@ -45,13 +45,18 @@ Examples:
 
 export const listCmd: Command = {
   summary: 'list guests',
-  help: `Usage: jaula list [--format table|json] [--running] [--mark M]
+  help: `Usage: jaula list [--format table|json] [--running] [--mark M] [--fleet]
+
+--fleet: every host's guests (this host in a fleet: "jaula fleet --help"), with their host;
+"lost" is a guest whose host has left the fleet's view (its lease expired).
 
 Examples:
   jaula list
-  jaula list --running --mark web --format json`,
-  specs: { ...FORMAT, running: { type: 'bool' }, mark: { type: 'string' } },
+  jaula list --running --mark web --format json
+  jaula list --fleet`,
+  specs: { ...FORMAT, running: { type: 'bool' }, mark: { type: 'string' }, fleet: { type: 'bool' } },
   async run(p) {
+    if (bool(p, 'fleet')) return listFleet(p);
     const req: { mark?: string; running?: boolean } = {};
     const mark = str(p, 'mark');
     if (mark) req.mark = mark;
@@ -89,3 +94,27 @@ Examples:
     return 0;
   },
 };
+
+/** jaula list --fleet: every guest of the fleet with its host, filtered as the local list is. */
+async function listFleet(p: Parameters<Command['run']>[0]): Promise<number> {
+  const mark = str(p, 'mark');
+  const gs = (await (await engine()).fleetGuests()).filter(
+    (g) => (!mark || g.marks.includes(mark)) && (!bool(p, 'running') || g.state === 'running'),
+  );
+  if (formatOf(p) === 'json') json(gs);
+  else
+    out(
+      table(
+        ['HOST', 'NAME', 'CONTEXT', 'STATUS', 'MARKS', 'ADDRESSES'],
+        gs.map((g) => [
+          g.host,
+          g.name,
+          g.context || undefined,
+          g.state,
+          g.marks.join(',') || undefined,
+          g.addresses.join(' ') || undefined,
+        ]),
+      ),
+    );
+  return 0;
+}

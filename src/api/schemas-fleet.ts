@@ -1,0 +1,49 @@
+/** The fleet's wire shapes (jaula fleet, list --fleet): components of the OpenAPI document too. */
+import { component, int, num, obj, oneOf, record, str, strs } from './schema.js';
+
+/** A host of the fleet (jaula fleet hosts), as it published itself in etcd on its lease. */
+export const FleetHost = component(
+  'FleetHost',
+  obj({
+    host: str,
+    /** Where its jaulad answers the other hosts (https://ADDR:PORT). */
+    'address?': str,
+    state: oneOf(['up', 'fenced', 'leaving']),
+    labels: record(str),
+    cpus: int,
+    memoryBytes: num,
+    memoryFreeBytes: num,
+    /** Free space where guests' files are (the pool, or var/lib/jaula). */
+    diskFreeBytes: num,
+    guests: int,
+    running: int,
+    /** Whether this host can send or take a running guest, as `jaula doctor` finds it. */
+    liveMigration: str,
+    pid: int,
+    /** When it last published its record. */
+    at: str,
+  }),
+);
+
+/** A guest of the fleet with its host (jaula list --fleet); "lost": its host is gone. */
+export const FleetGuest = component(
+  'FleetGuest',
+  obj({ host: str, name: str, state: str, context: int, addresses: strs, marks: strs }),
+);
+
+/** This host's membership of a fleet (jaula fleet init|join|leave, and GET /v1/fleet). */
+export const FleetStatus = component(
+  'FleetStatus',
+  obj({
+    /** "none": in no fleet; "configured": a member, but no jaulad holds its lease. */
+    state: oneOf(['none', 'configured', 'joining', 'up', 'fenced']),
+    'host?': str,
+    endpoints: strs,
+    'ttl?': int,
+    labels: record(str),
+    networks: strs,
+    /** Guests of this host that the join reserved in the fleet, and those it could not. */
+    'claimed?': strs,
+    'problems?': strs,
+  }),
+);

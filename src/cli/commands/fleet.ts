@@ -1,0 +1,151 @@
+import type { FleetHost, FleetStatus } from '../../api/types.js';
+import { JaulaError } from '../../common/errors.js';
+import { bool, list, str } from '../args.js';
+import { formatOf, json, out, type Command } from '../command.js';
+import { engine } from '../engine.js';
+import { table } from '../table.js';
+
+const GiB = 2 ** 30;
+
+/** --label k=v,k2=v2 (repeatable) as a record. */
+function labelsOf(items: string[]): Record<string, string> | undefined {
+  if (!items.length) return undefined;
+  const out: Record<string, string> = {};
+  for (const it of items.flatMap((x) => x.split(','))) {
+    const m = /^([A-Za-z0-9_.-]+)=(.*)$/.exec(it);
+    if (!m) throw new JaulaError('usage', `--label "${it}" is not KEY=VALUE (e.g. --label zone=a)`);
+    out[m[1] as string] = m[2] as string;
+  }
+  return out;
+}
+
+function statusLines(s: FleetStatus, verb: string): string {
+  if (s.state === 'none') return 'This host is in no fleet.';
+  const lines = [
+    `${verb} as "${s.host}" (etcd ${s.endpoints.join(',')}, lease TTL ${s.ttl} s): ${s.state === 'configured' ? 'jaulad holds the lease once it runs ("jaula daemon")' : s.state}`,
+  ];
+  if (s.claimed?.length) lines.push(`Reserved in the fleet: ${s.claimed.join(', ')}`);
+  for (const p of s.problems ?? []) lines.push(`Not reserved: ${p}`);
+  return lines.join('\n');
+}
+
+function hostsTable(hs: FleetHost[]): string {
+  return table(
+    [
+      'HOST',
+      'STATE',
+      'CPUS',
+      'MEMORY',
+      'FREE MEM',
+      'DISK FREE',
+      'GUESTS',
+      'RUNNING',
+      'LABELS',
+      'LIVE MIGRATION',
+    ],
+    hs.map((h) => [
+      h.host,
+      h.state,
+      String(h.cpus),
+      `${(h.memoryBytes / GiB).toFixed(1)}G`,
+      `${(h.memoryFreeBytes / GiB).toFixed(1)}G`,
+      `${(h.diskFreeBytes / GiB).toFixed(1)}G`,
+      String(h.guests),
+      String(h.running),
+      Object.entries(h.labels)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',') || undefined,
+      h.liveMigration,
+    ]),
+  );
+}
+
+export const fleet: Command = {
+  summary: 'a fleet of hosts on etcd: join, leave, list the hosts',
+  help: `Usage: jaula fleet init --endpoints URL[,URL...] [--host NAME] [--label K=V]... [--ttl S] [--network NET]...
+       jaula fleet join --endpoints URL[,URL...] [--host NAME] [--label K=V]... [--ttl S] [--network NET]...
+       jaula fleet leave [--force]
+       jaula fleet hosts [--format table|json]
+       jaula fleet status [--format table|json]
+
+Hosts that share an etcd cluster form a fleet: "jaula list --fleet" shows every host's guests,
+and guest names, context IDs, MACs and the addresses of the fleet's networks (--network) are
+unique across the fleet (reserved in etcd by transactions). Each host's jaulad holds an etcd
+lease of --ttl seconds (default 5) with the host's record on it; a host that cannot renew it
+for that long stops its own guests (fencing), so that no guest ever runs on two hosts, and
+joins again when etcd answers.
+
+init makes the fleet (the first host), join adds this host to it; both reserve this host's
+guests. leave gives the lease back; it is refused while the host owns guests (--force leaves
+their names reserved to it).
+
+Examples:
+  jaula fleet init --endpoints http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379
+  jaula fleet join --endpoints http://10.0.0.1:2379 --label zone=b
+  jaula fleet hosts`,
+  verbs: ['init', 'join', 'leave', 'hosts', 'status'],
+  specs: {
+    endpoints: { type: 'string' },
+    host: { type: 'string' },
+    label: { type: 'list' },
+    ttl: { type: 'string' },
+    network: { type: 'list' },
+    address: { type: 'string' },
+    force: { type: 'bool' },
+    format: { type: 'string' },
+  },
+  async run(p) {
+    const e = await engine();
+    const [verb, ...extra] = p.positionals;
+    if (extra.length)
+      throw new JaulaError('usage', `Unexpected arguments "${extra.join(' ')}" (see "jaula fleet --help")`);
+    switch (verb) {
+      case 'init':
+      case 'join': {
+        const endpoints = str(p, 'endpoints')?.split(',').filter(Boolean);
+        const ttl = str(p, 'ttl');
+        if (ttl !== undefined && !/^\d+$/.test(ttl))
+          throw new JaulaError('usage', `--ttl ${ttl}: give whole seconds (2 to 60)`);
+        const labels = labelsOf(list(p, 'label'));
+        const networks = list(p, 'network');
+        const host = str(p, 'host');
+        const address = str(p, 'address');
+        const s = await e.joinFleet({
+          create: verb === 'init',
+          ...(endpoints ? { endpoints } : {}),
+          ...(host ? { host } : {}),
+          ...(labels ? { labels } : {}),
+          ...(ttl ? { ttl: Number(ttl) } : {}),
+          ...(networks.length ? { networks } : {}),
+          ...(address ? { address } : {}),
+        });
+        if (formatOf(p) === 'json') json(s);
+        else out(statusLines(s, verb === 'init' ? 'Made the fleet and joined it' : 'Joined the fleet'));
+        return s.problems?.length ? 1 : 0;
+      }
+      case 'leave': {
+        await e.leaveFleet({ force: bool(p, 'force') });
+        out('Left the fleet.');
+        return 0;
+      }
+      case 'status':
+      case undefined: {
+        const s = await e.getFleet();
+        if (formatOf(p) === 'json') json(s);
+        else out(statusLines(s, 'In a fleet'));
+        return 0;
+      }
+      case 'hosts': {
+        const hs = await e.fleetHosts();
+        if (formatOf(p) === 'json') json(hs);
+        else out(hostsTable(hs));
+        return 0;
+      }
+      default:
+        throw new JaulaError(
+          'usage',
+          `Unknown fleet command "${verb}": use init, join, leave, hosts or status`,
+        );
+    }
+  },
+};

@@ -1,0 +1,123 @@
+/**
+ * What the fleet asks of the operations on one host's guests (nothing outside a fleet):
+ *   - a build reserves the guest's name, context, MACs and fleet-network addresses in etcd
+ *     (fleet/reserve.ts) before it makes anything, and gives them back if it fails;
+ *   - a start happens only on the guest's owner host, while that host is up in the fleet
+ *     (its record on a live lease, not fenced): read linearizably, so a host cut off from
+ *     etcd's quorum starts nothing;
+ *   - a delete gives the guest's reservations back.
+ */
+import { JaulaError } from '../common/errors.js';
+import { type FleetConfig, fleetEtcd, readFleetConfig } from '../fleet/config.js';
+import type { Etcd } from '../fleet/etcd.js';
+import { hostKey, nameKey, type OwnerRecord } from '../fleet/keys.js';
+import type { HostRecord } from '../fleet/records.js';
+import { fleetTaken, releaseIdentity, reserveIdentity, type Identity } from '../fleet/reserve.js';
+import type { GuestConfig } from '../guest/config.js';
+import type { Reverter } from './reverter.js';
+
+/** A guest's identity as the fleet reserves it: addresses only in the fleet's networks. */
+export function identityOf(cfg: GuestConfig, fc: FleetConfig): Identity {
+  const nets = new Set(fc.networks);
+  return {
+    name: cfg.name,
+    context: cfg.context,
+    macs: cfg.interfaces.flatMap((i) => (i.mac ? [i.mac] : [])),
+    addresses: cfg.interfaces.flatMap((i) =>
+      i.dev && nets.has(i.dev) && i.address && i.address !== 'auto'
+        ? [[i.dev, i.address] as [string, string]]
+        : [],
+    ),
+  };
+}
+
+/** The contexts and fleet-network addresses other hosts hold (for picking free ones), or none. */
+export async function fleetHeld(): Promise<
+  { contexts: Map<number, string>; addresses: string[] } | undefined
+> {
+  const fc = readFleetConfig();
+  const etcd = fleetEtcd(fc);
+  if (!fc || !etcd) return undefined;
+  const t = await fleetTaken(etcd);
+  const nets = new Set(fc.networks);
+  const addresses = [...t.addresses]
+    .filter((a) => nets.has(a.split('/')[0] as string))
+    .map((a) => a.slice(a.indexOf('/') + 1));
+  return { contexts: t.contexts, addresses };
+}
+
+/**
+ * Reserve a new guest's identity in the fleet (its context may change to one free in the
+ * fleet), registering its release on `rev`. Nothing outside a fleet.
+ */
+export async function reserveInFleet(
+  cfg: GuestConfig,
+  rev: Reverter,
+  o: { fixedContext: boolean; nextContext: (fleet: Map<number, string>) => number },
+): Promise<void> {
+  const fc = readFleetConfig();
+  const etcd = fleetEtcd(fc);
+  if (!fc || !etcd) return;
+  const id = identityOf(cfg, fc);
+  cfg.context = await reserveIdentity(etcd, fc.host, id, o);
+  rev.add('give back its fleet reservations', () => releaseIdentity(etcd, fc.host, identityOf(cfg, fc)));
+}
+
+/** Give back a deleted guest's reservations (only those it holds). */
+export async function releaseInFleet(cfg: GuestConfig): Promise<void> {
+  const fc = readFleetConfig();
+  const etcd = fleetEtcd(fc);
+  if (!fc || !etcd) return;
+  await releaseIdentity(etcd, fc.host, identityOf(cfg, fc));
+}
+
+async function ownerAndHost(
+  etcd: Etcd,
+  name: string,
+  host: string,
+): Promise<[OwnerRecord | undefined, HostRecord | undefined]> {
+  const r = await etcd.txn([], [{ get: nameKey(name) }, { get: hostKey(host) }]);
+  const [o, h] = r.found.map((kvs) => kvs[0]?.value);
+  return [o ? (JSON.parse(o) as OwnerRecord) : undefined, h ? (JSON.parse(h) as HostRecord) : undefined];
+}
+
+/**
+ * Refuse to start a guest this host does not own, or while this host is not up in the fleet
+ * (its lease gone, fenced, or etcd without quorum). Nothing outside a fleet.
+ */
+export async function mayStartInFleet(name: string): Promise<void> {
+  const fc = readFleetConfig();
+  const etcd = fleetEtcd(fc);
+  if (!fc || !etcd) return;
+  let owner: OwnerRecord | undefined;
+  let me: HostRecord | undefined;
+  try {
+    [owner, me] = await ownerAndHost(etcd, name, fc.host);
+  } catch (e) {
+    throw new JaulaError(
+      'state',
+      `Cannot start guest "${name}": the fleet's etcd does not answer, so this host cannot know that it still owns it (${(e as Error).message})`,
+    );
+  }
+  if (!me || me.state !== 'up')
+    throw new JaulaError(
+      'state',
+      `Cannot start guest "${name}": this host ("${fc.host}") is ${me ? me.state : 'not up'} in the fleet (its jaulad holds its lease: start it with "jaula daemon", and see "jaula fleet hosts")`,
+    );
+  if (owner && owner.host !== fc.host)
+    throw new JaulaError(
+      'state',
+      `Cannot start guest "${name}" here: the fleet gave it to host "${owner.host}" (run it there, or see "jaula list --fleet")`,
+      { details: { owner: owner.host } },
+    );
+}
+
+/** Refuse what the fleet cannot follow yet (a rename: its reservations would stay on the old name). */
+export function refuseInFleet(what: string): void {
+  const fc = readFleetConfig();
+  if (fc)
+    throw new JaulaError(
+      'unsupported',
+      `Cannot ${what}: this host is in a fleet ("${fc.host}"), and a rename does not move the name's reservation in etcd yet (clone it under the new name, then delete it)`,
+    );
+}
