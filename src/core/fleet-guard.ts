@@ -71,6 +71,12 @@ export async function releaseInFleet(cfg: GuestConfig): Promise<void> {
   await releaseIdentity(etcd, fc.host, identityOf(cfg, fc));
 }
 
+/** Set by jaulad's fleet agent (core/fleet.ts): true while this host has fenced itself. */
+let fencedHere: () => boolean = () => false;
+export function setFencedHere(fn: () => boolean): void {
+  fencedHere = fn;
+}
+
 async function ownerAndHost(
   etcd: Etcd,
   name: string,
@@ -89,6 +95,13 @@ export async function mayStartInFleet(name: string): Promise<void> {
   const fc = readFleetConfig();
   const etcd = fleetEtcd(fc);
   if (!fc || !etcd) return;
+  // The lease may still stand in etcd while this host, its renewals unanswered, has stopped
+  // its guests: it starts none until it has rejoined.
+  if (fencedHere())
+    throw new JaulaError(
+      'state',
+      `Cannot start guest "${name}": this host ("${fc.host}") has fenced itself (etcd did not renew its lease in time) and starts no guest until it has rejoined (see "jaula fleet status")`,
+    );
   let owner: OwnerRecord | undefined;
   let me: HostRecord | undefined;
   try {

@@ -24,7 +24,7 @@ import { tryReserve } from '../fleet/reserve.js';
 import { which } from '../os/fs.js';
 import { paths } from '../os/paths.js';
 import { loadConfig } from '../guest/store.js';
-import { identityOf } from './fleet-guard.js';
+import { identityOf, setFencedHere } from './fleet-guard.js';
 import { listGuests } from './guests.js';
 
 let agent: FleetAgent | undefined;
@@ -135,6 +135,7 @@ export async function startFleetAgent(log: (line: string) => void): Promise<Flee
       log,
     },
   );
+  setFencedHere(() => agent?.state === 'fenced');
   await agent.start();
   return agent;
 }
