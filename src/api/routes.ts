@@ -43,6 +43,7 @@ import {
   SetLimitsResult,
   TemplateInfo,
 } from './schemas.js';
+import { ImageInfo, ImagePullRequest } from './schemas-image.js';
 
 import { FleetGuest, FleetHost, FleetStatus } from './schemas-fleet.js';
 
@@ -665,6 +666,58 @@ export const ROUTES = [
     summary: 'every guest of the fleet with its host (from etcd: each host publishes its guests)',
     tag: 'fleet',
     response: arr(FleetGuest),
+    engine: true,
+  },
+  {
+    op: 'listImages',
+    method: 'GET',
+    path: '/v1/images',
+    summary: 'stored OCI images',
+    tag: 'images',
+    response: arr(ImageInfo),
+    engine: true,
+  },
+  {
+    op: 'pullImage',
+    method: 'POST',
+    path: '/v1/images/pull',
+    summary: 'pull an image from its registry, every blob checked against its digest (a job)',
+    tag: 'images',
+    body: ImagePullRequest,
+    response: Job,
+    engine: true,
+    job: true,
+  },
+  {
+    op: 'importImage',
+    method: 'POST',
+    path: '/v1/images/import',
+    summary:
+      "import an image from a docker save archive, an oci-archive or an OCI layout directory on jaulad's host (a job)",
+    tag: 'images',
+    body: obj({ file: str, 'name?': str, 'maxLayerBytes?': num, 'maxLayerEntries?': int }),
+    response: Job,
+    engine: true,
+    job: true,
+  },
+  {
+    op: 'inspectImage',
+    method: 'GET',
+    path: '/v1/image',
+    summary: 'one stored image, by its reference',
+    tag: 'images',
+    query: { ref: str },
+    response: ImageInfo,
+    engine: true,
+  },
+  {
+    op: 'deleteImage',
+    method: 'DELETE',
+    path: '/v1/image',
+    summary: 'delete a stored image no guest uses (its layers and blobs go unless another image holds them)',
+    tag: 'images',
+    query: { ref: str },
+    response: obj({ deleted: str }),
     engine: true,
   },
 ] as const satisfies readonly Route[];
