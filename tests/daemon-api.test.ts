@@ -639,6 +639,15 @@ describe('images through the API', () => {
       deleted: 'localhost/api:v1',
     });
     assert.deepEqual(await api('GET', '/v1/images'), []);
+    const push = await api<Job>(
+      'POST',
+      '/v1/images/push',
+      { source: 'nosuch', ref: '127.0.0.1:1/x:v1' },
+      202,
+    );
+    const nosrc = await waitJob(push.id);
+    assert.equal(nosrc.state, 'failed');
+    assert.match(nosrc.error?.message ?? '', /There is no guest or stored template "nosuch" to push/);
   });
 });
 

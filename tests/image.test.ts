@@ -270,6 +270,85 @@ describe('images from a registry', () => {
     }
   });
 
+  it('publishes a stopped guest (jaula image push) that skopeo copies and a pull gets back: every file, owner, mode and xattr', async () => {
+    const src = pushed('pbase', [
+      {
+        layers: [
+          base,
+          layerTar([
+            { path: 'etc/gone', data: 'g\n' },
+            { path: 'opq', type: 'dir' },
+            { path: 'opq/old', data: 'o\n' },
+          ]),
+        ],
+        config: SLEEP,
+      },
+    ]);
+    t.ok(['build', 'p1', '-m', 'oci', '-q', '--', '-i', src]);
+    t.ok(['start', 'p1']);
+    const script =
+      'mkdir -p /srv && echo secret > /srv/f && chown 1234:2345 /srv/f && chmod 4750 /srv/f && ln /srv/f /srv/hard && ' +
+      'ln -s ../etc/passwd /srv/link && rm /etc/gone && rm -rf /opq && mkdir /opq && echo n > /opq/new && mkdir -m 1777 /srv/tmp';
+    assert.equal(t.sh('p1', script).code, 0);
+    t.ok(['stop', 'p1']);
+    spawnSync('setfattr', ['-n', 'user.note', '-v', 'kept', join(t.guestRoot('p1'), 'srv/f')]);
+    const listing = (g: string): string =>
+      t.sh(
+        g,
+        'find / -xdev | sort | while read f; do stat -c "%n %f %u:%g %s %h %N" "$f"; done; md5sum /srv/f /etc/passwd',
+      ).stdout;
+    t.ok(['start', 'p1']);
+    const before = listing('p1');
+    t.ok(['stop', 'p1']);
+    const r = t.ok(['image', 'push', 'p1', `${reg.host}/pushed:v1`]);
+    assert.match(
+      r.stderr,
+      /layer 1\/3: mounted from ".*" \(the registry has it\)/,
+      'the base layer is not sent again',
+    );
+    assert.match(r.stderr, /layer 2\/3: mounted from "pbase"/, "nor the image's own");
+    assert.match(r.stderr, /layer 3\/3: sent/, "the guest's changes are a new layer");
+    const copy = spawnSync(
+      'skopeo',
+      [
+        'copy',
+        '--quiet',
+        '--src-tls-verify=false',
+        '--dest-tls-verify=false',
+        `docker://${reg.host}/pushed:v1`,
+        `docker://${reg.host}/copied:v1`,
+      ],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    assert.equal(copy.status, 0, copy.stderr);
+    t.ok(['image', 'pull', `${reg.host}/copied:v1`]);
+    const i = JSON.parse(t.ok(['image', 'inspect', `${reg.host}/copied:v1`, '--format', 'json']).stdout) as {
+      layers: { layer: string }[];
+      cmd: string[];
+    };
+    assert.deepEqual(i.cmd, ['/bin/sleep', '100000']);
+    const top = t.path('var/lib/jaula/layers', i.layers[2]?.layer ?? '', 'tree');
+    const x = spawnSync('getfattr', ['--only-values', '-n', 'user.note', join(top, 'srv/f')], {
+      encoding: 'utf8',
+    });
+    assert.equal(x.stdout, 'kept', 'the xattr came back');
+    t.ok(['build', 'p2', '-m', 'oci', '-q', '--', '-i', `${reg.host}/copied:v1`]);
+    t.ok(['start', 'p2']);
+    try {
+      const after = listing('p2');
+      const strip = (s: string): string =>
+        s.replace(/^\/(proc|sys|dev|run|tmp|etc\/hostname|etc\/hosts|etc\/mtab) .*$/gm, ''); // (mounts, jaula's own files)
+      assert.equal(strip(after), strip(before));
+      assert.doesNotMatch(after, /^\/etc\/gone /m, 'the whiteout came back as one');
+      assert.match(after, /^\/opq\/new /m);
+      assert.doesNotMatch(after, /^\/opq\/old /m, 'the opaque directory came back as one');
+    } finally {
+      t.ok(['stop', 'p2']);
+    }
+    t.ok(['delete', 'p1']);
+    t.ok(['delete', 'p2']);
+  });
+
   it('refuses to delete an image a guest uses; once unused, its own layers go and shared ones stay', () => {
     const r = t.jaula(['image', 'delete', multi]);
     assert.equal(r.code, 6, r.stderr);

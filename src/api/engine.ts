@@ -164,6 +164,16 @@ export interface Engine {
   importImage(r: ImageImportRequest, hooks?: JobHooks): Promise<ImageInfo>;
   inspectImage(r: { ref?: string }): Promise<ImageInfo>;
   deleteImage(r: { ref?: string }): Promise<{ deleted: string }>;
+  /** Publish a stopped guest's root or a stored template as an OCI image (a job). */
+  pushImage(r: ImagePushRequest, hooks?: JobHooks): Promise<{ ref: string; digest: string }>;
+}
+
+export interface ImagePushRequest {
+  source: string;
+  ref: string;
+  creds?: string;
+  authFile?: string;
+  insecure?: boolean;
 }
 
 export interface ImageImportRequest {

@@ -720,6 +720,18 @@ export const ROUTES = [
     response: obj({ deleted: str }),
     engine: true,
   },
+  {
+    op: 'pushImage',
+    method: 'POST',
+    path: '/v1/images/push',
+    summary:
+      "publish a stopped guest's root or a stored template as an OCI image (a job; layers from an image sent as they came)",
+    tag: 'images',
+    body: obj({ source: nameStr, ref: str, 'creds?': str, 'authFile?': str, 'insecure?': bool }),
+    response: Job,
+    engine: true,
+    job: true,
+  },
 ] as const satisfies readonly Route[];
 
 export type RouteOp = (typeof ROUTES)[number]['op'];

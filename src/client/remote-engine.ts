@@ -334,4 +334,5 @@ export class RemoteEngine implements Engine {
   importImage: Engine['importImage'] = (r, hooks) => this.job('importImage', r, hooks);
   inspectImage: Engine['inspectImage'] = (r) => this.call('inspectImage', r);
   deleteImage: Engine['deleteImage'] = (r) => this.call('deleteImage', r);
+  pushImage: Engine['pushImage'] = (r, hooks) => this.job('pushImage', r, hooks);
 }

@@ -473,6 +473,10 @@ export class LocalEngine implements Engine {
     return (await import('./image/store.js')).inspectImage(r.ref ?? '');
   }
 
+  async pushImage(r: import('../api/engine.js').ImagePushRequest, hooks: JobHooks = {}) {
+    return (await import('./image/ops.js')).pushOp(r, hooks, this.hostFiles);
+  }
+
   async deleteImage(r: { ref?: string }) {
     return { deleted: await (await import('./image/store.js')).deleteImage(r.ref ?? '') };
   }

@@ -183,6 +183,7 @@ const ENGINE_CALLS: { [K in EngineOp]: EngineCall<K> } = {
   importImage: (e, a, h) => e.importImage(a, h),
   inspectImage: (e, a) => e.inspectImage(a),
   deleteImage: (e, a) => e.deleteImage(a),
+  pushImage: (e, a, h) => e.pushImage(a, h),
 };
 
 /** The Engine's methods that are no route of their own: their stdio goes over the attach WebSocket. */

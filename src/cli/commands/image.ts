@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { JaulaError } from '../../common/errors.js';
 import { formatBytes, parseBytes } from '../../common/size.js';
 import type { ImageInfo } from '../../api/types.js';
-import { bool, num, str } from '../args.js';
+import { bool, num, str, type Parsed } from '../args.js';
 import { err, formatOf, json, out, type Command } from '../command.js';
 import { engine } from '../engine.js';
 import { table } from '../table.js';
@@ -11,7 +11,8 @@ const USAGE = `Usage: jaula image pull REF [--creds USER:PASS] [--auth-file FILE
        jaula image import FILE|DIR [--name REF]
        jaula image list [--format table|json]
        jaula image inspect REF [--format table|json]
-       jaula image delete REF`;
+       jaula image delete REF
+       jaula image push GUEST|TEMPLATE REF [--creds USER:PASS] [--auth-file FILE] [--insecure]`;
 
 export const image: Command = {
   summary: 'OCI images: pull from a registry, import from files, list, inspect, delete',
@@ -30,6 +31,11 @@ guest from one with "jaula build NAME -m oci -- -i REF".
                     only to a registry on loopback or with --insecure.
   import FILE|DIR   a docker save archive, an oci-archive or an OCI layout directory
   delete REF        refused while a guest's root stacks the image
+  push SOURCE REF   a stopped guest's root (overlay storage) or a stored template as an OCI
+                    image: layers that came from an image are sent as they came (not at all
+                    when the registry has them), the guest's own changes as a new layer
+                    (overlayfs whiteouts back to ".wh." entries); its command, Env, WorkingDir,
+                    User and StopSignal in the image's config
 
 Every layer is checked before anything is written: absolute paths, "..", writes through
 symlinks, whiteouts out of their layer, hard links out of the tree are refused with the member
@@ -65,18 +71,7 @@ Examples:
     switch (verb) {
       case 'pull': {
         need(!!a);
-        const creds = str(p, 'creds');
-        const authFile = str(p, 'auth-file');
-        const i = await e.pullImage(
-          {
-            ref: a as string,
-            ...(creds !== undefined ? { creds } : {}),
-            ...(authFile !== undefined ? { authFile: resolve(authFile) } : {}),
-            ...(bool(p, 'insecure') ? { insecure: true } : {}),
-            ...limits,
-          },
-          hooks,
-        );
+        const i = await e.pullImage({ ref: a as string, ...registryOpts(p), ...limits }, hooks);
         out(`Pulled image "${i.ref}" (${i.digest}, ${i.layers.length} layers, ${formatBytes(i.bytes)}).`);
         return 0;
       }
@@ -118,6 +113,13 @@ Examples:
         else out(describe(i));
         return 0;
       }
+      case 'push': {
+        const [dest, ...more] = extra;
+        if (!a || !dest || more.length) throw new JaulaError('usage', `${USAGE}\n(see "jaula image --help")`);
+        const res = await e.pushImage({ source: a, ref: dest, ...registryOpts(p) }, hooks);
+        out(`Pushed "${a}" as image "${res.ref}" (${res.digest}).`);
+        return 0;
+      }
       case 'delete':
         need(!!a);
         out(`Deleted image "${(await e.deleteImage({ ref: a as string })).deleted}".`);
@@ -127,6 +129,17 @@ Examples:
     }
   },
 };
+
+/** The registry options of pull and push: credentials (a file is the host's: absolute), --insecure. */
+function registryOpts(p: Parsed): { creds?: string; authFile?: string; insecure?: boolean } {
+  const creds = str(p, 'creds');
+  const authFile = str(p, 'auth-file');
+  return {
+    ...(creds !== undefined ? { creds } : {}),
+    ...(authFile !== undefined ? { authFile: resolve(authFile) } : {}),
+    ...(bool(p, 'insecure') ? { insecure: true } : {}),
+  };
+}
 
 function describe(i: ImageInfo): string {
   const lines = [

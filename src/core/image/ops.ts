@@ -9,6 +9,7 @@ import type { Credentials } from './http.js';
 import { importImage } from './archive.js';
 import { DEFAULT_LAYER_LIMITS, type LayerLimits } from './layer.js';
 import { pullImage } from './pull.js';
+import { pushImage } from './push.js';
 import { parseRef } from './ref.js';
 import { imageInfo } from './store.js';
 
@@ -77,6 +78,22 @@ export async function pullOp(
     ...(hooks.signal ? { signal: hooks.signal } : {}),
   });
   return imageInfo(rec);
+}
+
+export async function pushOp(
+  r: { source: string; ref: string; creds?: string; authFile?: string; insecure?: boolean },
+  hooks: JobHooks,
+  hostFiles = HostFiles.any,
+): Promise<{ ref: string; digest: string }> {
+  const ref = parseRef(r.ref);
+  const file = r.authFile === undefined ? undefined : hostFiles.check(r.authFile, 'auth file');
+  const creds = credentialsFor(ref.host, r.creds, file);
+  return pushImage(r.source, r.ref, {
+    ...(creds ? { creds } : {}),
+    ...(r.insecure ? { insecure: true } : {}),
+    ...(hooks.onProgress ? { progress: hooks.onProgress } : {}),
+    ...(hooks.signal ? { signal: hooks.signal } : {}),
+  });
 }
 
 export async function importOp(
