@@ -3,7 +3,8 @@
  * It is bind-mounted read-only at /dev/.jaula-init and is statically linked, so it needs nothing
  * from the guest's tree.
  *
- *   jaula-init -- CMD...               ("cmd" style) run CMD, forward signals to it, reap orphans,
+ *   jaula-init [-u UID:GID] -- CMD...  ("cmd" style) run CMD (as UID:GID, with only GID as its group,
+ *                                       when given: an image's User), forward signals to it, reap orphans,
  *                                       end with CMD's exit status. SIGPWR (jaula stop) becomes SIGTERM.
  *   jaula-init -k -s RC -- CMD...      ("sysv" style) run CMD (e.g. /etc/init.d/rc 3), keep running
  *                                       and reaping after it ends. On a halt request (SIGPWR, SIGUSR1,
@@ -28,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/ioctl.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -36,6 +38,10 @@
 #include <unistd.h>
 
 static sigset_t all;
+/* -u UID:GID: the command runs as this user (the init itself stays root). */
+static int run_as;
+static uid_t run_uid;
+static gid_t run_gid;
 
 /* The guest's programs start with every signal's default disposition and none blocked, whatever
  * this init inherited (an ignored SIGPIPE would give them EPIPE where they expect to end). */
@@ -55,6 +61,10 @@ static pid_t spawn(char **argv) {
     reset_signals();
     setsid();
     if (isatty(0)) ioctl(0, TIOCSCTTY, 0);
+    if (run_as && (setgroups(1, &run_gid) || setgid(run_gid) || setuid(run_uid))) {
+      fprintf(stderr, "jaula-init: cannot run as %u:%u: %s\n", (unsigned)run_uid, (unsigned)run_gid, strerror(errno));
+      _exit(126);
+    }
     execvp(argv[0], argv);
     fprintf(stderr, "jaula-init: cannot execute \"%s\": %s\n", argv[0], strerror(errno));
     _exit(127);
@@ -153,13 +163,18 @@ int main(int argc, char **argv) {
   for (i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "-k")) keep = 1;
     else if (!strcmp(argv[i], "-s") && i + 1 < argc) rc = argv[++i];
+    else if (!strcmp(argv[i], "-u") && i + 1 < argc) {
+      unsigned u, g;
+      if (sscanf(argv[++i], "%u:%u", &u, &g) != 2) break;
+      run_as = 1, run_uid = u, run_gid = g;
+    }
     else if (!strcmp(argv[i], "--")) {
       i++;
       break;
     } else break;
   }
   if (i >= argc) {
-    fprintf(stderr, "jaula-init: usage: jaula-init [-k] [-s RC] -- CMD...\n");
+    fprintf(stderr, "jaula-init: usage: jaula-init [-k] [-s RC] [-u UID:GID] -- CMD...\n");
     return 2;
   }
   sigfillset(&all);

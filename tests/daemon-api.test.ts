@@ -14,6 +14,7 @@ import { WebSocket } from 'ws';
 import { validate, type Schema } from '../src/api/schema.js';
 import { loopbackEtcd } from './fleet-hosts.js';
 import { EventStream, Jaulad, selfSignedCert, skeletonTemplate, TestRoot } from './helpers.js';
+import { layerTar, ociLayout } from './ocikit.js';
 
 const t = new TestRoot('jaula-api-');
 let d: Jaulad;
@@ -608,6 +609,45 @@ describe('storage and limits through the API', () => {
     const viaCli = JSON.parse(viaJaulad(['du', 's1', '--format', 'json'])) as { guests: unknown[] };
     assert.equal(viaCli.guests.length, 1);
     for (const n of ['s1', 's2', 's3']) t.ok(['delete', n]);
+  });
+});
+
+describe('images through the API', () => {
+  it('imports, lists, inspects and deletes an image; a pull that cannot reach its registry fails as a job', async () => {
+    const dir = ociLayout(t.path('api-image'), 'v1', [
+      { layers: [layerTar([{ path: 'hello', data: 'hi\n' }])], config: { Cmd: ['/bin/sh'] } },
+    ]);
+    const j = await api<Job>('POST', '/v1/images/import', { file: dir, name: 'localhost/api:v1' }, 202);
+    const done = await waitJob(j.id);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done));
+    const list = await api<{ ref: string; layers: unknown[] }[]>('GET', '/v1/images');
+    assert.deepEqual(
+      list.map((i) => [i.ref, i.layers.length]),
+      [['localhost/api:v1', 1]],
+    );
+    const one = await api<{ cmd: string[] }>(
+      'GET',
+      `/v1/image?ref=${encodeURIComponent('localhost/api:v1')}`,
+    );
+    assert.deepEqual(one.cmd, ['/bin/sh']);
+    await api('GET', '/v1/image?ref=localhost/nosuch:v1', undefined, 404);
+    const p = await api<Job>('POST', '/v1/images/pull', { ref: '127.0.0.1:1/nothing:v1' }, 202);
+    const failed = await waitJob(p.id);
+    assert.equal(failed.state, 'failed');
+    assert.match(failed.error?.message ?? '', /The registry "127\.0\.0\.1:1" could not be reached/);
+    assert.deepEqual(await api('DELETE', '/v1/image?ref=localhost/api:v1'), {
+      deleted: 'localhost/api:v1',
+    });
+    assert.deepEqual(await api('GET', '/v1/images'), []);
+    const push = await api<Job>(
+      'POST',
+      '/v1/images/push',
+      { source: 'nosuch', ref: '127.0.0.1:1/x:v1' },
+      202,
+    );
+    const nosrc = await waitJob(push.id);
+    assert.equal(nosrc.state, 'failed');
+    assert.match(nosrc.error?.message ?? '', /There is no guest or stored template "nosuch" to push/);
   });
 });
 

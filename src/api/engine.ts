@@ -19,6 +19,8 @@ import type {
   GuestLimits,
   HashifyReport,
   HashifyRequest,
+  ImageInfo,
+  ImagePullRequest,
   SetLimitsRequest,
   SetLimitsResult,
   TemplateExportRequest,
@@ -154,4 +156,29 @@ export interface Engine {
   fleetHosts(): Promise<FleetHost[]>;
   /** Every guest of the fleet, with its host. */
   fleetGuests(): Promise<FleetGuest[]>;
+  /** Stored OCI images (jaula image list). */
+  listImages(): Promise<ImageInfo[]>;
+  /** Pull an image from its registry (a job: progress with bytes and rate). */
+  pullImage(r: ImagePullRequest, hooks?: JobHooks): Promise<ImageInfo>;
+  /** Import an image from a docker save archive, an oci-archive or an OCI layout directory (a job). */
+  importImage(r: ImageImportRequest, hooks?: JobHooks): Promise<ImageInfo>;
+  inspectImage(r: { ref?: string }): Promise<ImageInfo>;
+  deleteImage(r: { ref?: string }): Promise<{ deleted: string }>;
+  /** Publish a stopped guest's root or a stored template as an OCI image (a job). */
+  pushImage(r: ImagePushRequest, hooks?: JobHooks): Promise<{ ref: string; digest: string }>;
+}
+
+export interface ImagePushRequest {
+  source: string;
+  ref: string;
+  creds?: string;
+  authFile?: string;
+  insecure?: boolean;
+}
+
+export interface ImageImportRequest {
+  file: string;
+  name?: string;
+  maxLayerBytes?: number;
+  maxLayerEntries?: number;
 }

@@ -43,6 +43,7 @@ import {
   SetLimitsResult,
   TemplateInfo,
 } from './schemas.js';
+import { ImageInfo, ImagePullRequest } from './schemas-image.js';
 
 import { FleetGuest, FleetHost, FleetStatus } from './schemas-fleet.js';
 
@@ -666,6 +667,70 @@ export const ROUTES = [
     tag: 'fleet',
     response: arr(FleetGuest),
     engine: true,
+  },
+  {
+    op: 'listImages',
+    method: 'GET',
+    path: '/v1/images',
+    summary: 'stored OCI images',
+    tag: 'images',
+    response: arr(ImageInfo),
+    engine: true,
+  },
+  {
+    op: 'pullImage',
+    method: 'POST',
+    path: '/v1/images/pull',
+    summary: 'pull an image from its registry, every blob checked against its digest (a job)',
+    tag: 'images',
+    body: ImagePullRequest,
+    response: Job,
+    engine: true,
+    job: true,
+  },
+  {
+    op: 'importImage',
+    method: 'POST',
+    path: '/v1/images/import',
+    summary:
+      "import an image from a docker save archive, an oci-archive or an OCI layout directory on jaulad's host (a job)",
+    tag: 'images',
+    body: obj({ file: str, 'name?': str, 'maxLayerBytes?': num, 'maxLayerEntries?': int }),
+    response: Job,
+    engine: true,
+    job: true,
+  },
+  {
+    op: 'inspectImage',
+    method: 'GET',
+    path: '/v1/image',
+    summary: 'one stored image, by its reference',
+    tag: 'images',
+    query: { ref: str },
+    response: ImageInfo,
+    engine: true,
+  },
+  {
+    op: 'deleteImage',
+    method: 'DELETE',
+    path: '/v1/image',
+    summary: 'delete a stored image no guest uses (its layers and blobs go unless another image holds them)',
+    tag: 'images',
+    query: { ref: str },
+    response: obj({ deleted: str }),
+    engine: true,
+  },
+  {
+    op: 'pushImage',
+    method: 'POST',
+    path: '/v1/images/push',
+    summary:
+      "publish a stopped guest's root or a stored template as an OCI image (a job; layers from an image sent as they came)",
+    tag: 'images',
+    body: obj({ source: nameStr, ref: str, 'creds?': str, 'authFile?': str, 'insecure?': bool }),
+    response: Job,
+    engine: true,
+    job: true,
   },
 ] as const satisfies readonly Route[];
 

@@ -112,7 +112,7 @@ export const BuildRequest = component(
   'BuildRequest',
   obj({
     name: nameStr,
-    method: oneOf(['skeleton', 'template', 'debootstrap']),
+    method: oneOf(['skeleton', 'template', 'debootstrap', 'oci']),
     'hostname?': str,
     'context?': int,
     /** `[name=][dev:]ip/prefix|auto[,options]` each (see `jaula build --help`). */

@@ -12,6 +12,7 @@ import type { RequestOf, ResponseOf } from './routes.js';
 import type { WireType } from './schema.js';
 import type * as S from './schemas.js';
 import type * as F from './schemas-fleet.js';
+import type * as SI from './schemas-image.js';
 
 export type ExitInfo = WireType<typeof S.ExitInfo>;
 export type ExitReason = ExitInfo['reason'];
@@ -33,6 +34,8 @@ export type ReconcileReport = WireType<typeof S.ReconcileReport>;
 export type TemplateInfo = WireType<typeof S.TemplateInfo>;
 export type TemplateMeta = Omit<TemplateInfo, 'usedBy'>;
 export type HashifyReport = WireType<typeof S.HashifyReport>;
+export type ImageInfo = WireType<typeof SI.ImageInfo>;
+export type ImagePullRequest = WireType<typeof SI.ImagePullRequest>;
 export type DuReport = WireType<typeof S.DuReport>;
 /** Disk usage of one guest (`jaula du`). */
 export type GuestDiskUsage = DuReport['guests'][number];

@@ -329,4 +329,10 @@ export class RemoteEngine implements Engine {
   enterGuest: Engine['enterGuest'] = ({ name }) => this.attach('enter', name, { cmd: [] });
   runOnce: Engine['runOnce'] = ({ name, cmd }) => this.attach('run', name, { cmd });
   attachConsole: Engine['attachConsole'] = ({ name }, onAttached) => this.console(name, onAttached);
+  listImages: Engine['listImages'] = () => this.call('listImages', {});
+  pullImage: Engine['pullImage'] = (r, hooks) => this.job('pullImage', r, hooks);
+  importImage: Engine['importImage'] = (r, hooks) => this.job('importImage', r, hooks);
+  inspectImage: Engine['inspectImage'] = (r) => this.call('inspectImage', r);
+  deleteImage: Engine['deleteImage'] = (r) => this.call('deleteImage', r);
+  pushImage: Engine['pushImage'] = (r, hooks) => this.job('pushImage', r, hooks);
 }

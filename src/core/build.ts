@@ -47,8 +47,9 @@ import { Reverter } from './reverter.js';
 import { checkTemplateFor } from './templates.js';
 import { guestQuotaDefault } from '../storage/pool.js';
 import { fleetHeld, reserveInFleet } from './fleet-guard.js';
+import * as oci from './image/method.js';
 
-export const BUILD_METHODS = ['skeleton', 'template', 'debootstrap'] as const;
+export const BUILD_METHODS = ['skeleton', 'template', 'debootstrap', 'oci'] as const;
 export type BuildMethod = (typeof BUILD_METHODS)[number];
 
 export interface BuildOptions {
@@ -216,6 +217,8 @@ interface BuildSource {
   templateFile?: string;
   stored?: string;
   dbs?: ReturnType<typeof parseDebootstrapArgs>;
+  /** -m oci: the image as named (-i REF|FILE). */
+  image?: string;
 }
 
 /** Check the method's arguments before anything is made. */
@@ -232,6 +235,7 @@ function checkSource(method: BuildMethod, args: string[], hostFiles: HostFiles |
     return { templateFile: t };
   }
   if (method === 'debootstrap') return { dbs: parseDebootstrapArgs(args) };
+  if (method === 'oci') return { image: oci.parseOciArgs(args) };
   if (args.length)
     throw new JaulaError(
       'usage',
@@ -251,6 +255,8 @@ async function fillTree(
   progress: (line: string) => void,
 ): Promise<void> {
   if (method === 'skeleton') await buildSkeleton(tree);
+  else if (method === 'oci')
+    progress(`Based on the image's ${cfg.storage.layers?.length ?? 0} layers (no file data copied)`);
   else if (stored)
     progress(
       driver.info.cheapClone
@@ -279,6 +285,7 @@ function newConfig(
     stored: string | undefined;
   },
   driver: StorageDriver,
+  image?: oci.OciSettings,
 ): GuestConfig {
   const { name, method, args, initstyle, hostname, stored } = b;
   const quota = o.quotaBytes !== undefined || o.quotaInodes !== undefined;
@@ -307,6 +314,7 @@ function newConfig(
       driver: driver.info.name,
       ...(stored ? { template: stored } : {}),
       ...(stored && driver.info.layers ? { layers: [stored] } : {}),
+      ...(image ? { layers: image.layers } : {}),
       ...(o.quotaBytes !== undefined ? { quotaBytes: o.quotaBytes } : {}),
       ...(poolQuota !== undefined ? { quotaBytes: poolQuota } : {}),
       ...(o.quotaInodes !== undefined ? { quotaInodes: o.quotaInodes } : {}),
@@ -314,6 +322,7 @@ function newConfig(
     interfaces: o.interfaces ?? [],
     forwards: o.forwards ?? [],
     build: { method, args, created: new Date().toISOString() },
+    ...(image ? oci.ociConfigPart(image, driver.info.layers, driver.info.name) : {}),
   });
 }
 
@@ -335,8 +344,11 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
   const source = checkSource(method, args, o.hostFiles);
   const { stored } = source;
   const driver = await buildStorage(o.storage);
-  const cfg = newConfig(o, { name, method, args, initstyle, hostname, stored }, driver);
+  const image = source.image ? await oci.imageForBuild(source.image, { ...o, progress }) : undefined;
+  const ociSet = image && oci.ociSettings(image, { ...o, ...(o.initstyle ? { initstyle } : {}) });
+  const cfg = newConfig(o, { name, method, args, initstyle, hostname, stored }, driver, ociSet);
   if (stored) checkTemplateFor(cfg, stored);
+  if (image) oci.checkImageDevices(cfg, image);
   const rev = new Reverter();
   try {
     await reserveGuest(cfg, rev, o.context !== undefined);
@@ -353,6 +365,7 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
     trace('build: tree made');
     const rootfs = (await driver.mount(cfg)).hostView;
     trace('build: mounted');
+    if (image && ociSet && oci.finishOciGuest(cfg, rootfs, image, ociSet, progress)) saveConfig(cfg);
     const changes = adaptTree(rootfs, { hostname });
     if (method === 'template') changes.push(...(await newIdentity(rootfs, hostname)));
     trace('build: adapted');

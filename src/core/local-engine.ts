@@ -456,4 +456,28 @@ export class LocalEngine implements Engine {
   async fleetGuests() {
     return (await import('./fleet.js')).listFleetGuests();
   }
+
+  async listImages() {
+    return (await import('./image/store.js')).listImages();
+  }
+
+  async pullImage(r: import('../api/types.js').ImagePullRequest, hooks: JobHooks = {}) {
+    return (await import('./image/ops.js')).pullOp(r, hooks, this.hostFiles);
+  }
+
+  async importImage(r: import('../api/engine.js').ImageImportRequest, hooks: JobHooks = {}) {
+    return (await import('./image/ops.js')).importOp(r, hooks, this.hostFiles);
+  }
+
+  async inspectImage(r: { ref?: string }) {
+    return (await import('./image/store.js')).inspectImage(r.ref ?? '');
+  }
+
+  async pushImage(r: import('../api/engine.js').ImagePushRequest, hooks: JobHooks = {}) {
+    return (await import('./image/ops.js')).pushOp(r, hooks, this.hostFiles);
+  }
+
+  async deleteImage(r: { ref?: string }) {
+    return { deleted: await (await import('./image/store.js')).deleteImage(r.ref ?? '') };
+  }
 }

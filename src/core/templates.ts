@@ -33,7 +33,8 @@ export type { TemplateInfo, TemplateMeta };
 
 type Progress = (line: string, fraction?: number) => void;
 
-function treeStats(tree: string): { files: number; bytes: number; devices: number } {
+/** A tree's files, bytes and device nodes (whiteouts are not devices), for its description. */
+export function treeStats(tree: string): { files: number; bytes: number; devices: number } {
   let files = 0;
   let bytes = 0;
   let devices = 0;

@@ -178,6 +178,12 @@ const ENGINE_CALLS: { [K in EngineOp]: EngineCall<K> } = {
   leaveFleet: (e, a) => e.leaveFleet(a),
   fleetHosts: (e) => e.fleetHosts(),
   fleetGuests: (e) => e.fleetGuests(),
+  listImages: (e) => e.listImages(),
+  pullImage: (e, a, h) => e.pullImage(a, h),
+  importImage: (e, a, h) => e.importImage(a, h),
+  inspectImage: (e, a) => e.inspectImage(a),
+  deleteImage: (e, a) => e.deleteImage(a),
+  pushImage: (e, a, h) => e.pushImage(a, h),
 };
 
 /** The Engine's methods that are no route of their own: their stdio goes over the attach WebSocket. */

@@ -10,6 +10,7 @@ import {
   type IfMode,
   type InterfaceSpec,
 } from './ifspec.js';
+import * as cmdenv from './cmdenv.js';
 import { limitsFromToml, limitsToToml, validateLimits, type Limits } from '../cgroups/limits.js';
 
 export const INIT_STYLES = ['plain', 'sysv', 'cmd'] as const;
@@ -39,7 +40,7 @@ export interface BuildInfo {
 }
 
 /** A guest's configuration: everything that survives a host reboot. Stored as TOML. */
-export interface GuestConfig {
+export interface GuestConfig extends cmdenv.CommandSettings {
   name: string;
   context: number;
   hostname: string;
@@ -58,8 +59,6 @@ export interface GuestConfig {
   profile: Profile;
   /** Seconds `stop` waits for the guest's init to halt before it kills the guest. */
   stopTimeout: number;
-  /** Overrides the signal that asks the guest's init to halt (e.g. "SIGPWR", "SIGRTMIN+3"). */
-  stopSignal?: string;
   storage: StorageConfig;
   interfaces: InterfaceSpec[];
   /** Port forwards from the host to this guest. */
@@ -113,6 +112,7 @@ export function validateConfig(c: GuestConfig): GuestConfig {
       throw new JaulaError('invalid', `Guest "${c.name}": unknown interface mode "${i.mode}"`);
   }
   for (const f of c.forwards) parseForward(formatForward(f));
+  cmdenv.validateCommandSettings(c);
   for (const l of c.storage.layers ?? []) validateName(l, 'layer');
   if (c.storage.template !== undefined) validateName(c.storage.template, 'template');
   for (const [k, v] of [
@@ -302,7 +302,6 @@ export function parseConfig(text: string, file: string): GuestConfig {
   const storageT = take<Toml>(t, 'storage', 'table', where) ?? {};
   const buildT = take<Toml>(t, 'build', 'table', where) ?? {};
   const ifaces = take<unknown[]>(t, 'interface', 'array', where) ?? [];
-  const stopSignal = take<string>(t, 'stop_signal', 'string', where);
   const runtime = take<string>(t, 'runtime', 'string', where) ?? 'auto';
   const privileged = take<boolean>(t, 'privileged', 'boolean', where) ?? false;
   const profile = take<string>(t, 'profile', 'string', where) ?? 'default';
@@ -336,7 +335,8 @@ export function parseConfig(text: string, file: string): GuestConfig {
       created: take<string>(buildT, 'created', 'string', buildW) ?? '',
     },
   };
-  if (stopSignal !== undefined) c.stopSignal = stopSignal;
+  const took = (k: string, kind: 'string' | 'array'): unknown => take(t, k, kind, where);
+  Object.assign(c, cmdenv.commandSettingsFromToml(took));
   const template = take<string>(storageT, 'template', 'string', storageW);
   if (template !== undefined) c.storage.template = template;
   const layers = strings(take(storageT, 'layers', 'array', storageW), 'layers', storageW);
@@ -373,12 +373,12 @@ export function serializeConfig(c: GuestConfig): string {
   t['privileged'] = c.privileged;
   t['profile'] = c.profile;
   t['stop_timeout'] = c.stopTimeout;
-  if (c.stopSignal) t['stop_signal'] = c.stopSignal;
   const st: Toml = { driver: c.storage.driver };
   if (c.storage.template !== undefined) st['template'] = c.storage.template;
   if (c.storage.layers?.length) st['layers'] = c.storage.layers;
   if (c.storage.quotaBytes !== undefined) st['quota_bytes'] = c.storage.quotaBytes;
   if (c.storage.quotaInodes !== undefined) st['quota_inodes'] = c.storage.quotaInodes;
+  cmdenv.commandSettingsToToml(c, t);
   t['storage'] = st;
   t['build'] = { ...c.build };
   if (c.interfaces.length)

@@ -86,6 +86,13 @@ export interface TarLimits {
   allowDevices: boolean;
 }
 
+/** What a caller of scanTar may watch: each member once checked, every decompressed byte. */
+export interface TarHooks {
+  onMember?: (e: TarEntry) => void;
+  /** Called with every byte of the decompressed archive, padding after its end included. */
+  onData?: (b: Buffer) => void;
+}
+
 export const DEFAULT_TAR_LIMITS: TarLimits = {
   maxEntries: 2_000_000,
   maxBytes: 64 * 2 ** 30,
@@ -173,6 +180,7 @@ class TarScan {
   constructor(
     private readonly file: string,
     private readonly limits: TarLimits,
+    private readonly onMember?: (e: TarEntry) => void,
   ) {}
 
   feed(chunk: Buffer): void {
@@ -255,6 +263,7 @@ class TarScan {
         `The archive "${file}" is refused: the member "${name}" has an unsupported type "${type}"`,
       );
     this.checkMember(name, kind, link, size);
+    this.onMember?.({ path: name, type: kind, size, linkname: link, mode: octal(h, 100, 8) });
     this.skip = kind === 'file' ? padded : 0;
   }
 
@@ -313,14 +322,16 @@ class TarScan {
 export async function scanTar(
   file: string,
   limits: TarLimits = DEFAULT_TAR_LIMITS,
+  hooks: TarHooks = {},
 ): Promise<{ entries: number; bytes: number }> {
   const c = detectCompression(file);
   const { stream, done, stop } = decompressed(file, c);
-  const scan = new TarScan(file, limits);
+  const scan = new TarScan(file, limits, hooks.onMember);
   try {
     for await (const chunk of stream) {
-      scan.feed(chunk as Buffer);
-      if (scan.ended) break;
+      hooks.onData?.(chunk as Buffer);
+      if (!scan.ended) scan.feed(chunk as Buffer);
+      if (scan.ended && !hooks.onData) break;
     }
   } catch (e) {
     stop();
@@ -331,7 +342,7 @@ export async function scanTar(
       cause: e,
     });
   }
-  if (scan.ended) stop(); // (what follows the end marker is padding)
+  if (scan.ended && !hooks.onData) stop(); // (what follows the end marker is padding)
   stream.destroy();
   await done;
   if (!scan.ended && scan.entries === 0)

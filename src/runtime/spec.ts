@@ -130,6 +130,20 @@ function withDefaults(l: Limits, hostMemory: number | undefined): Limits {
     : l;
 }
 
+const BASE_ENV = [
+  'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  'TERM=linux',
+  'container=jaula',
+  'HOME=/root',
+];
+
+/** The environment: jaula's defaults, each replaced by the guest's own of the same name (an image's Env). */
+function withEnv(base: string[], own: string[]): string[] {
+  const named = (e: string): string => e.slice(0, e.indexOf('='));
+  const mine = new Set(own.map(named));
+  return [...base.filter((e) => !mine.has(named(e))), ...own];
+}
+
 export function initArgs(cfg: GuestConfig): string[] {
   switch (cfg.initstyle) {
     case 'plain':
@@ -137,7 +151,7 @@ export function initArgs(cfg: GuestConfig): string[] {
     case 'sysv':
       return [GUEST_INIT_PATH, '-k', '-s', '/etc/init.d/rc', '--', '/etc/init.d/rc', '3'];
     case 'cmd':
-      return [GUEST_INIT_PATH, '--', ...cfg.cmd];
+      return [GUEST_INIT_PATH, ...(cfg.user ? ['-u', cfg.user] : []), '--', ...cfg.cmd];
     default:
       return assertNever(cfg.initstyle, 'init style');
   }
@@ -248,13 +262,8 @@ export function buildSpec(input: SpecInput): OciSpec {
       terminal: input.terminal ?? true,
       user: { uid: 0, gid: 0 },
       args,
-      env: [
-        'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-        'TERM=linux',
-        'container=jaula',
-        'HOME=/root',
-      ],
-      cwd: '/',
+      env: withEnv(BASE_ENV, cfg.env ?? []),
+      cwd: cfg.cwd ?? '/',
       capabilities: { bounding: [...caps], effective: [...caps], permitted: [...caps] },
       rlimits: [
         {

@@ -16,16 +16,31 @@ import { paths } from '../os/paths.js';
  *   var/lib/jaula/unified/index/NAME.json      hashify's per-guest index (rescans read only changes)
  *   var/lib/jaula/reflink/                      the reflink driver's pool: an XFS (reflink=1) or
  *                                               btrfs filesystem mounted here by the admin
+ *   var/lib/jaula/layers/sha256-HEX/tree       an image's layer (HEX: its diff ID's first 56 digits), a
+ *   var/lib/jaula/layers/sha256-HEX/layer.json read-only layer stacked like a template, kept once
+ *   var/lib/jaula/images/blobs/sha256/HEX      an image's blobs as pulled (manifests, configs, layers)
+ *   var/lib/jaula/images/refs/REF.json         a stored image: its reference, manifest and config
  *   run/jaula/guests/NAME/rootfs               a privileged overlay guest's assembled root (or a
  *                                               stopped one's, read by jaula)
  *   run/jaula/guests/NAME/root                 an unprivileged guest's root: idmapped (dir,
  *                                               reflink), or overlay over run/.../layers/*
  */
+/** A layer's name in a guest's config: an image layer (layers/) rather than a template. */
+export const IMAGE_LAYER_RE = /^sha256-[0-9a-f]{56}$/;
+
 export const layout = {
   templates: (): string => paths().templates,
   templateDir: (name: string): string => join(paths().templates, name),
-  templateTree: (name: string): string => join(paths().templates, name, 'tree'),
-  templateMeta: (name: string): string => join(paths().templates, name, 'template.json'),
+  templateTree: (name: string): string =>
+    IMAGE_LAYER_RE.test(name)
+      ? join(paths().lib, 'layers', name, 'tree')
+      : join(paths().templates, name, 'tree'),
+  templateMeta: (name: string): string =>
+    IMAGE_LAYER_RE.test(name)
+      ? join(paths().lib, 'layers', name, 'layer.json')
+      : join(paths().templates, name, 'template.json'),
+  layers: (): string => join(paths().lib, 'layers'),
+  images: (): string => join(paths().lib, 'images'),
   guestData: (name: string): string => paths().guestData(name),
   image: (name: string): string => join(paths().guestData(name), 'quota.img'),
   vol: (name: string): string => join(paths().guestData(name), 'vol'),

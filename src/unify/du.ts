@@ -195,7 +195,7 @@ export async function diskUsage(names: string[]): Promise<DuReport> {
   const subvols = listGuestNames()
     .filter((n) => vol.hasSubvol(n))
     .map((n) => layout.vol(n));
-  for (const dir of [paths().guestsData, layout.templates(), layout.store(), ...subvols])
+  for (const dir of [paths().guestsData, layout.templates(), layout.layers(), layout.store(), ...subvols])
     for (const e of walkTree(dir)) distinct.set(key(e), bytesOf(e));
   report.totalBytes = [...distinct.values()].reduce((a, b) => a + b, 0);
   if (pool && fs.existsSync(layout.pool())) {

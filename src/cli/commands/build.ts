@@ -24,7 +24,7 @@ export const build: Command = {
   help: `Usage: jaula build NAME -m skeleton|template|debootstrap [options] [-- METHOD-ARGS]
 
 Options:
-  -m, --method M          skeleton | template | debootstrap
+  -m, --method M          skeleton | template | debootstrap | oci
   --hostname H            the guest's hostname (default: NAME)
   --context N             its context ID (default: the next free one from 100)
   --interface SPEC        [name=][dev:]ip/prefix|auto[,options], repeatable, up to 10; the
@@ -56,13 +56,17 @@ Options:
 Method arguments (after --):
   template:     -t NAME (a stored template: see "jaula template list") or -t FILE.tar|.tar.gz|.tar.zst
   debootstrap:  -d RELEASE [-m MIRROR] [--variant minbase] [--include P1,P2] [--init sysvinit|systemd|none]
+  oci:          -i REF (a stored image, else pulled: see "jaula image") or -i FILE|DIR (docker save,
+                oci-archive, OCI layout); overlay storage; the image's Entrypoint/Cmd run under
+                jaula-init (init style cmd) unless it has an init of its own
 
 Examples:
   jaula build vs01 -m skeleton --hostname vs01 --context 1001 --interface vs01=eth1:192.168.39.1/24
   jaula build web1 -m debootstrap --mark default -- -d bookworm
   jaula build web2 -m template -- -t /var/lib/jaula/bookworm.tar.zst
   jaula build web3 -m template --quota 2G -- -t bookworm
-  jaula build job1 -m skeleton --initstyle cmd --cmd "/bin/sleep 3600"`,
+  jaula build job1 -m skeleton --initstyle cmd --cmd "/bin/sleep 3600"
+  jaula build app1 -m oci --forward 8080:80 -- -i 127.0.0.1:5000/web:1.0`,
   specs: {
     method: { type: 'string', short: 'm' },
     hostname: { type: 'string' },
@@ -84,7 +88,10 @@ Examples:
     const name = onePositional(p, 'build');
     const method = str(p, 'method');
     if (!method)
-      throw new JaulaError('usage', 'Give a build method: jaula build NAME -m skeleton|template|debootstrap');
+      throw new JaulaError(
+        'usage',
+        'Give a build method: jaula build NAME -m skeleton|template|debootstrap|oci',
+      );
     const ac = new AbortController();
     const abort = (): void =>
       ac.abort(new JaulaError('runtime', 'The build was interrupted; what it made was removed'));
@@ -129,6 +136,8 @@ Examples:
       !(await isStored(e, t))
     )
       r.methodArgs = ['-t', (await import('node:path')).resolve(t), ...r.methodArgs.slice(2)];
+    if (method === 'oci' && r.methodArgs?.[0] === '-i' && t?.startsWith('.'))
+      r.methodArgs = ['-i', (await import('node:path')).resolve(t), ...r.methodArgs.slice(2)];
     const cfg = await e.buildGuest(r, {
       signal: ac.signal,
       onProgress: bool(p, 'quiet') ? () => {} : (l) => err(`jaula: ${l}`),
