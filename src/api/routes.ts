@@ -45,6 +45,7 @@ import {
 } from './schemas.js';
 
 import { FleetGuest, FleetHost, FleetStatus } from './schemas-fleet.js';
+import { SnapshotInfo } from './snapshot-schemas.js';
 
 export { nameStr, PARAMS, SCHEMAS } from './schemas.js';
 
@@ -665,6 +666,46 @@ export const ROUTES = [
     summary: 'every guest of the fleet with its host (from etcd: each host publishes its guests)',
     tag: 'fleet',
     response: arr(FleetGuest),
+    engine: true,
+  },
+  {
+    op: 'listSnapshots',
+    method: 'GET',
+    path: '/v1/guests/{name}/snapshots',
+    summary: "a guest's snapshots, oldest first: when, how each was made, what it alone holds where known",
+    tag: 'storage',
+    response: arr(SnapshotInfo),
+    engine: true,
+  },
+  {
+    op: 'createSnapshot',
+    method: 'POST',
+    path: '/v1/guests/{name}/snapshots',
+    summary:
+      "take a snapshot of a guest's files and config (a running guest is frozen for the instant); snapshot omitted: snap0, snap1, ...",
+    tag: 'storage',
+    body: obj({ 'snapshot?': nameStr }),
+    response: SnapshotInfo,
+    engine: true,
+  },
+  {
+    op: 'restoreSnapshot',
+    method: 'POST',
+    path: '/v1/guests/{name}/snapshots/{snapshot}/restore',
+    summary:
+      'put a guest back as it was at a snapshot (a job; a running guest is stopped for it and started again, as Incus does)',
+    tag: 'storage',
+    response: Job,
+    engine: true,
+    job: true,
+  },
+  {
+    op: 'deleteSnapshot',
+    method: 'DELETE',
+    path: '/v1/guests/{name}/snapshots/{snapshot}',
+    summary: "delete one of a guest's snapshots",
+    tag: 'storage',
+    response: obj({ deleted: str }),
     engine: true,
   },
 ] as const satisfies readonly Route[];

@@ -178,6 +178,10 @@ const ENGINE_CALLS: { [K in EngineOp]: EngineCall<K> } = {
   leaveFleet: (e, a) => e.leaveFleet(a),
   fleetHosts: (e) => e.fleetHosts(),
   fleetGuests: (e) => e.fleetGuests(),
+  listSnapshots: (e, a) => e.listSnapshots(a),
+  createSnapshot: (e, a) => e.createSnapshot(a),
+  restoreSnapshot: (e, a, h) => e.restoreSnapshot(a, h),
+  deleteSnapshot: (e, a) => e.deleteSnapshot(a),
 };
 
 /** The Engine's methods that are no route of their own: their stdio goes over the attach WebSocket. */
