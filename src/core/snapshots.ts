@@ -16,7 +16,7 @@ import { guestLog } from '../guest/log.js';
 import { initAlive, readState } from '../guest/state.js';
 import { loadConfig, saveConfig } from '../guest/store.js';
 import { copyTree } from '../os/copy.js';
-import { mkdirp, readFileOr, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
+import { mkdirp, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
 import { paths } from '../os/paths.js';
 import { trace } from '../os/trace.js';
 import { storageDriver, type StorageDriver } from '../storage/index.js';
@@ -27,59 +27,29 @@ import {
   snapshotBytes,
   snapshotKind,
   prepareSnapshot,
+  readMeta,
+  snapshotMetas,
+  SNAPSHOT_META,
   type SnapshotKind,
+  type SnapshotMeta,
 } from '../storage/snapshot.js';
 import { vol } from '../storage/vol.js';
 import { requireGuestFiles } from './running.js';
 
-export type { SnapshotKind };
-
-export interface SnapshotMeta {
-  name: string;
-  created: string;
-  kind: SnapshotKind;
-  /** The guest was running (and frozen for frozenMs) when it was taken. */
-  running: boolean;
-  frozenMs?: number;
-  /** The base name of the guest's tree in vol/ (rootfs, upper). */
-  sub: string;
-}
+export type { SnapshotKind, SnapshotMeta };
 
 export interface SnapshotInfo extends SnapshotMeta {
   /** Space only this snapshot holds, where known (a pool's snapshot, a plain copy). */
   bytes?: number;
 }
 
-const META = 'meta.json';
-
 async function guestDriver(name: string): Promise<{ cfg: GuestConfig; driver: StorageDriver }> {
   const cfg = loadConfig(name);
   return { cfg, driver: await storageDriver(cfg.storage.driver) };
 }
 
-function readMeta(dir: string): SnapshotMeta | undefined {
-  const t = readFileOr(join(dir, META), undefined);
-  if (t === undefined) return undefined;
-  try {
-    return JSON.parse(t) as SnapshotMeta;
-  } catch {
-    return undefined;
-  }
-}
-
-function metas(driver: StorageDriver, guest: string): SnapshotMeta[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(driver.snapshotsDir(guest));
-  } catch {
-    return [];
-  }
-  return names
-    .filter((n) => !n.startsWith('.'))
-    .map((n) => readMeta(join(driver.snapshotsDir(guest), n)))
-    .filter((m): m is SnapshotMeta => m !== undefined)
-    .sort((a, b) => a.created.localeCompare(b.created) || a.name.localeCompare(b.name));
-}
+const metas = (driver: StorageDriver, guest: string): SnapshotMeta[] =>
+  snapshotMetas(driver.snapshotsDir(guest));
 
 /** Incus' default names: snap0, snap1, ... (one more than the highest snapN). */
 export function nextSnapshotName(existing: readonly string[]): string {
@@ -170,7 +140,7 @@ export async function createSnapshot(
         meta.frozenMs = Math.round((performance.now() - t0) * 10) / 10;
       });
       trace('snapshot: taken');
-      writeFileAtomic(join(at, META), JSON.stringify(meta, null, 2) + '\n', 0o600);
+      writeFileAtomic(join(at, SNAPSHOT_META), JSON.stringify(meta, null, 2) + '\n', 0o600);
       fs.renameSync(at, join(dir, name));
       guestLog(guest, `snapshot "${name}" taken (${kind}${running ? `, frozen ${meta.frozenMs} ms` : ''})`);
       o.onProgress?.(describe(guest, meta));

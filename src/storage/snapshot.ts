@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { copyTree } from '../os/copy.js';
-import { isBtrfs, mkdirp, removeTree, tmpSuffix } from '../os/fs.js';
+import { isBtrfs, mkdirp, readFileOr, removeTree, tmpSuffix } from '../os/fs.js';
 import type { GuestConfig } from '../guest/config.js';
 import type { StorageDriver } from './driver.js';
 import { runOk } from '../os/spawn.js';
@@ -23,6 +23,44 @@ import { ensureSubvolGroup, qgroups, subvolDelete, subvolSnapshot } from './qgro
 import { vol } from './vol.js';
 
 export type SnapshotKind = 'subvolume' | 'reflink' | 'copy';
+
+export interface SnapshotMeta {
+  name: string;
+  created: string;
+  kind: SnapshotKind;
+  /** The guest was running (and frozen for frozenMs) when it was taken. */
+  running: boolean;
+  frozenMs?: number;
+  /** The base name of the guest's tree in vol/ (rootfs, upper). */
+  sub: string;
+}
+
+export const SNAPSHOT_META = 'meta.json';
+
+export function readMeta(dir: string): SnapshotMeta | undefined {
+  const t = readFileOr(join(dir, SNAPSHOT_META), undefined);
+  if (t === undefined) return undefined;
+  try {
+    return JSON.parse(t) as SnapshotMeta;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The complete snapshots in `dir` (a driver's snapshotsDir), oldest first. */
+export function snapshotMetas(dir: string): SnapshotMeta[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((n) => !n.startsWith('.'))
+    .map((n) => readMeta(join(dir, n)))
+    .filter((m): m is SnapshotMeta => m !== undefined)
+    .sort((a, b) => a.created.localeCompare(b.created) || a.name.localeCompare(b.name));
+}
 
 /** A btrfs subvolume's root directory has inode 256. */
 export const isSubvolume = (dir: string): boolean =>
