@@ -4,7 +4,9 @@
  * files), beside the same done by hand, BENCH_N (default 10) rounds interleaved:
  *
  *   pool     jaula snapshot create in a storage pool: a read-only btrfs subvolume snapshot
- *            (the guest frozen for the instant): its command's wall time and the frozen time
+ *            (the guest frozen for the instant): its command's wall time (a node process's
+ *            start included), the operation through jaulad (POST .../snapshots, timed from
+ *            this process), and the time the guest was frozen
  *   by hand  btrfs subvolume snapshot -r of a subvolume holding the same files
  *   copy     jaula snapshot create of an overlay guest on the host's ext4 (a plain copy of its
  *            upper, the guest frozen throughout), beside cp -a of the same tree by hand
@@ -15,7 +17,7 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { N, Scratch, median, must, sh, sleeperSkeleton, table, timeMs } from './lib.js';
+import { N, Scratch, median, must, sh, sleeperSkeleton, startDaemon, table, timeMs } from './lib.js';
 
 const MIB = Number(process.env['BENCH_SNAP_MIB'] ?? 512);
 const COPY_N = Number(process.env['BENCH_COPY_N'] ?? 3);
@@ -42,6 +44,19 @@ function snap(s: Scratch, guest: string, key: string): void {
   add(`${key} wall`, ms);
   add(`${key} frozen`, (JSON.parse(r.out) as { frozenMs: number }).frozenMs);
   s.jaula(['snapshot', 'delete', guest, 'b']);
+}
+
+/** The same through jaulad's API (no process started): the operation's own time. */
+async function viaApi(
+  e: Awaited<ReturnType<typeof startDaemon>>['engine'],
+  guest: string,
+  key: string,
+): Promise<void> {
+  const t0 = process.hrtime.bigint();
+  const r = await e.createSnapshot({ name: guest, snapshot: 'a' });
+  add(`${key} api`, Number(process.hrtime.bigint() - t0) / 1e6);
+  add(`${key} api frozen`, r.frozenMs ?? NaN);
+  await e.deleteSnapshot({ name: guest, snapshot: 'a' });
 }
 
 function loop(type: 'btrfs' | 'xfs', at: string): void {
@@ -71,6 +86,12 @@ try {
   must(['cp', '-a', `${upper}/.`, join(xfs, 'src')]);
   must(['sync']);
 
+  const d = await startDaemon(pool);
+  for (let i = 0; i < N; i++) {
+    for (const g of i % 2 ? ['small', 'large'] : ['large', 'small']) await viaApi(d.engine, g, `pool ${g}`);
+  }
+  // The CLI then works in its own process (LocalEngine), as without jaulad.
+  await d.stop();
   for (let i = 0; i < N; i++) {
     for (const g of i % 2 ? ['small', 'large'] : ['large', 'small']) snap(pool, g, `pool ${g}`);
     const ro = join(btr, `s${i}`);
@@ -99,6 +120,13 @@ try {
     table(
       ['snapshot of a running guest', 'small: command', 'small: frozen', 'large: command', 'large: frozen'],
       [
+        [
+          'jaula, pool, through jaulad (the operation)',
+          f('pool small api'),
+          f('pool small api frozen'),
+          f('pool large api'),
+          f('pool large api frozen'),
+        ],
         [
           'jaula, pool (read-only subvolume)',
           f('pool small wall'),

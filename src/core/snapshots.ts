@@ -15,7 +15,6 @@ import { withGuestLock } from '../guest/locks.js';
 import { guestLog } from '../guest/log.js';
 import { initAlive, readState } from '../guest/state.js';
 import { loadConfig, saveConfig } from '../guest/store.js';
-import { copyTree } from '../os/copy.js';
 import { mkdirp, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
 import { paths } from '../os/paths.js';
 import { trace } from '../os/trace.js';
@@ -120,7 +119,8 @@ export async function createSnapshot(
     const at = join(dir, `.new-${name}-${tmpSuffix()}`);
     mkdirp(at, 0o700);
     try {
-      await copyTree(paths().guestConf(guest), mkdirIn(at, 'conf'));
+      // (jaula's own files, not the guest's: copied in this process, symlinks as links)
+      fs.cpSync(paths().guestConf(guest), join(at, 'conf'), { recursive: true, verbatimSymlinks: true });
       const st = readState(guest);
       const running = initAlive(st);
       const meta: SnapshotMeta = {
@@ -150,11 +150,6 @@ export async function createSnapshot(
       throw e;
     }
   });
-}
-
-function mkdirIn(dir: string, sub: string): string {
-  mkdirp(join(dir, sub), 0o700);
-  return join(dir, sub);
 }
 
 const KIND_TEXT: Record<SnapshotKind, string> = {

@@ -8,6 +8,9 @@
  * -i), which needs no rescan; adding the first, existing subvolume may (its extents shared with
  * hashify's store): btrfs schedules it, and the numbers are right again when it is done.
  */
+import { basename, dirname } from 'node:path';
+import { JaulaError } from '../common/errors.js';
+import { native } from '../os/native.js';
 import { paths } from '../os/paths.js';
 import { run, runOk } from '../os/spawn.js';
 
@@ -93,24 +96,29 @@ export async function groupLimit(group: string, limit: number | null): Promise<v
   });
 }
 
-/** A snapshot of the subvolume `src` at `dst` (read-only or not), made a member of `group`. */
+/** A qgroup's "LEVEL/ID" as the kernel's number (level << 48 | id). */
+export function qgroupNumber(id: string): number {
+  const m = /^(\d+)\/(\d+)$/.exec(id);
+  if (!m) throw new Error(`not a quota group: "${id}"`);
+  return Number(m[1]) * 2 ** 48 + Number(m[2]);
+}
+
+/**
+ * A snapshot of the subvolume `src` at `dst` (read-only or not), made a member of `group`: one
+ * ioctl (BTRFS_IOC_SNAP_CREATE_V2), no process, since a guest is frozen meanwhile.
+ */
 export async function subvolSnapshot(
   src: string,
   dst: string,
   o: { readonly: boolean; group?: string },
 ): Promise<void> {
-  await runOk(
-    [
-      'btrfs',
-      'subvolume',
-      'snapshot',
-      ...(o.readonly ? ['-r'] : []),
-      ...(o.group ? ['-i', o.group] : []),
-      src,
-      dst,
-    ],
-    { what: `Making a snapshot of ${src} at ${dst}` },
-  );
+  try {
+    native().btrfsSnapshot(src, dirname(dst), basename(dst), o.readonly, o.group ? qgroupNumber(o.group) : 0);
+  } catch (e) {
+    throw new JaulaError('runtime', `Making a snapshot of ${src} at ${dst} failed: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
 }
 
 /** Delete subvolumes (read-only ones too); their own groups go when btrfs has dropped them. */

@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { copyTree } from '../os/copy.js';
-import { isBtrfs, mkdirp, readFileOr, removeTree, tmpSuffix } from '../os/fs.js';
+import { isBtrfs, mkdirp, readFileOr, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
 import type { GuestConfig } from '../guest/config.js';
 import type { StorageDriver } from './driver.js';
 import { runOk } from '../os/spawn.js';
@@ -89,6 +89,19 @@ export function canReflink(from: string, to: string): boolean {
   }
 }
 
+/**
+ * The guest's quota group (storage/qgroup.ts), made at its first snapshot and remembered in
+ * SNAPSHOTS/.qgroup: a snapshot then reads no quota group (a process less before the freeze).
+ */
+async function guestGroup(snapshots: string, volDir: string): Promise<string> {
+  const file = join(snapshots, '.qgroup');
+  const known = readFileOr(file, '').trim();
+  if (/^1\/\d+$/.test(known)) return known;
+  const group = await ensureSubvolGroup(volDir);
+  writeFileAtomic(file, `${group}\n`, 0o600);
+  return group;
+}
+
 /** How a snapshot of this guest is made now (the pool's subvolume, else what its filesystem can). */
 export function snapshotKind(name: string, driver: StorageDriver): SnapshotKind {
   if (vol.hasSubvol(name)) return 'subvolume';
@@ -115,7 +128,7 @@ export async function prepareSnapshot(
     if (fs.existsSync(d) && fs.readdirSync(d).length) await copyTree(d, to, { link: true });
   }
   if (kind === 'subvolume') {
-    const group = await ensureSubvolGroup(vol.base(name));
+    const group = await guestGroup(driver.snapshotsDir(name), vol.base(name));
     return () => subvolSnapshot(vol.base(name), join(at, 'vol'), { readonly: true, group });
   }
   const tree = driver.treePath(name);
