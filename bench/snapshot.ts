@@ -148,18 +148,20 @@ try {
     ),
   );
 } finally {
-  for (const s of [pool, plain]) {
-    const list = sh(s.jaulaArgv(['list', '--format', 'json']), { env: s.env });
-    if (list.code === 0)
-      for (const g of JSON.parse(list.out) as { name: string }[])
-        sh(s.jaulaArgv(['delete', '--force', g.name]), { env: s.env });
+  // Each step on its own: one that fails (said on stderr) does not keep the others from running.
+  const step = (what: string, fn: () => void): void => {
+    try {
+      fn();
+    } catch (e) {
+      console.error(`cleanup: ${what}: ${(e as Error).message}`);
+    }
+  };
+  for (const s of [pool, plain]) step('guests', () => s.deleteGuests());
+  const pd = sh(pool.jaulaArgv(['pool', 'delete']), { env: pool.env });
+  if (pd.code !== 0) {
+    console.error(`cleanup: jaula pool delete: ${pd.err}`);
+    sh(['umount', join(pool.root, 'var/lib/jaula')]);
   }
-  sh(pool.jaulaArgv(['pool', 'delete']), { env: pool.env });
-  pool.cleanup();
-  plain.cleanup();
-  for (const d of [btr, xfs]) {
-    sh(['umount', d]);
-    fs.rmSync(`${d}.img`, { force: true });
-  }
-  mech.cleanup();
+  for (const d of [btr, xfs]) sh(['umount', d]);
+  for (const s of [pool, plain, mech]) step(s.root, () => s.cleanup());
 }

@@ -27,6 +27,7 @@ import {
   snapshotKind,
   prepareSnapshot,
   readMeta,
+  recoverSwaps,
   snapshotMetas,
   SNAPSHOT_META,
   type SnapshotKind,
@@ -82,6 +83,12 @@ async function removeLeftovers(dir: string): Promise<void> {
   for (const n of names) if (n.startsWith('.new-')) await removeSnapshotDir(join(dir, n));
 }
 
+/** Roll back or complete a restore a crash interrupted (storage/snapshot.ts recoverSwaps). */
+async function recover(guest: string, driver: StorageDriver): Promise<void> {
+  const targets = [layout.vol(guest), driver.treePath(guest), ...driver.linkedDirs(guest)];
+  for (const line of await recoverSwaps(targets)) guestLog(guest, `snapshot: ${line}`);
+}
+
 /** Keep the image of a guest with an ext4 quota mounted while `fn` reads or writes its files. */
 async function withAttached<T>(name: string, fn: () => Promise<T>): Promise<T> {
   if (vol.attached(name)) return fn();
@@ -108,6 +115,7 @@ export async function createSnapshot(
     const { cfg, driver } = await guestDriver(guest);
     requireGuestFiles(cfg, driver);
     const dir = driver.snapshotsDir(guest);
+    await recover(guest, driver);
     await removeLeftovers(dir);
     const name = snap ?? nextSnapshotName(metas(driver, guest).map((m) => m.name));
     if (fs.existsSync(join(dir, name)))
@@ -234,6 +242,7 @@ export async function restoreGuestSnapshot(
       if (initAlive(readState(guest)))
         throw new JaulaError('state', `Guest "${guest}" was started again meanwhile: stop it, then restore`);
       const m = requireSnapshot(driver, guest, snap);
+      await recover(guest, driver);
       const dir = join(driver.snapshotsDir(guest), snap);
       const next = restoredConfig(cfg, dir);
       await driver.unmount(cfg);

@@ -196,6 +196,42 @@ async function dropAll(dirs: string[]): Promise<void> {
 }
 
 /**
+ * Finish what a restore interrupted by a crash left, for the directories it swaps (`targets`):
+ * while any D.new-X is left, restore X did not complete: each D already swapped (D.old-X there,
+ * D.new-X gone) gets its D.old-X back, the rest are removed; when only D.old-X are left, it
+ * completed and they are removed. Returns what it did, for the guest's log.
+ */
+export async function recoverSwaps(targets: string[]): Promise<string[]> {
+  const found: { d: string; kind: string; sfx: string; path: string }[] = [];
+  for (const d of new Set(targets)) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(dirname(d));
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      const m = /^(.+)\.(new|old)-([a-z0-9]+)$/.exec(n);
+      if (m && m[1] === basename(d))
+        found.push({ d, kind: m[2] as string, sfx: m[3] as string, path: join(dirname(d), n) });
+    }
+  }
+  const incomplete = new Set(found.filter((f) => f.kind === 'new').map((f) => f.sfx));
+  const done: string[] = [];
+  for (const f of found.filter((x) => x.kind === 'old')) {
+    if (!incomplete.has(f.sfx)) {
+      await dropAll([f.path]);
+      continue;
+    }
+    if (!fs.existsSync(`${f.d}.new-${f.sfx}`)) await dropAll([f.d]); // swapped already
+    fs.renameSync(f.path, f.d);
+    done.push(`${f.d} put back as it was before an interrupted restore`);
+  }
+  await dropAll(found.filter((f) => f.kind === 'new').map((f) => f.path));
+  return done;
+}
+
+/**
  * Put the snapshot's files in place of the stopped guest's: everything is made beside them
  * first, then each directory is swapped by two renames; a failure at any rename puts back what
  * was swapped already, so the guest is exactly as before. Only then are the old files removed.
