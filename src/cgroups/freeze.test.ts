@@ -40,6 +40,14 @@ describe('withFrozen', () => {
     assert.deepEqual(f.log, ['freeze', 'thaw']);
   });
 
+  it('keeps the result when the guest ended meanwhile (its cgroup gone: nothing to thaw)', async () => {
+    const f = fake();
+    f.thaw = () => {
+      throw Object.assign(new Error('ENOENT: no such file or directory'), { code: 'ENOENT' });
+    };
+    assert.equal(await withFrozen(f, async () => 'taken'), 'taken');
+  });
+
   it('gives up, thawed, when the freeze does not complete in time', async () => {
     const f = fake(Infinity);
     await assert.rejects(

@@ -5,7 +5,7 @@
  * "frozen" key of cgroup.events. The caller always thaws (see withFrozen), even on error.
  */
 import { join } from 'node:path';
-import { JaulaError } from '../common/errors.js';
+import { JaulaError, errnoOf } from '../common/errors.js';
 import { readKernelFile, writeKernelFile } from '../os/kernfs.js';
 import { cgroupMounts, guestCgroupPaths } from './cgroup.js';
 import { ownCgroups } from './detect.js';
@@ -79,6 +79,20 @@ export async function withFrozen<T>(f: Freezer, fn: () => Promise<T>, timeoutMs 
       cause: e,
     });
   }
+  const thaw = (): void => {
+    try {
+      f.thaw();
+    } catch (e) {
+      // (a guest that ended meanwhile has no cgroup left to thaw: not this operation's failure)
+      if (errnoOf(e) !== 'ENOENT')
+        throw new JaulaError(
+          'runtime',
+          `Cannot thaw the guest (${f.file}: ${(e as Error).message}): it stays frozen until that file is written (THAWED, or 0 on cgroup v2)`,
+          { cause: e },
+        );
+    }
+  };
+  let result: T;
   try {
     const end = Date.now() + timeoutMs;
     while (!f.frozen()) {
@@ -89,8 +103,11 @@ export async function withFrozen<T>(f: Freezer, fn: () => Promise<T>, timeoutMs 
         );
       await tick();
     }
-    return await fn();
-  } finally {
-    f.thaw();
+    result = await fn();
+  } catch (e) {
+    thaw();
+    throw e;
   }
+  thaw();
+  return result;
 }
