@@ -513,6 +513,25 @@ describe('storage and limits through the API', () => {
     assert.equal(s3.status, 'stopped');
   });
 
+  it('takes, lists, restores (as a job) and deletes snapshots', async () => {
+    const marker = t.path('var/lib/jaula/guests/s3/upper/root/marker');
+    const s = await api<{ name: string; kind: string }>('POST', '/v1/guests/s3/snapshots', {});
+    assert.equal(s.name, 'snap0');
+    fs.writeFileSync(marker, 'changed\n');
+    const list = await api<{ name: string }[]>('GET', '/v1/guests/s3/snapshots');
+    assert.deepEqual(
+      list.map((x) => x.name),
+      ['snap0'],
+    );
+    const r = await job<{ restarted: boolean }>('POST', '/v1/guests/s3/snapshots/snap0/restore', {});
+    assert.equal(r.result?.restarted, false);
+    assert.equal(fs.readFileSync(marker, 'utf8'), 'cloned\n');
+    const bad = await d.request('POST', '/v1/guests/s3/snapshots', { snapshot: 'snap0' });
+    assert.equal(bad.status, 409, bad.text);
+    assert.match(viaJaulad(['snapshot', 'list', 's3']), /snap0/);
+    assert.deepEqual(await api('DELETE', '/v1/guests/s3/snapshots/snap0'), { deleted: 'snap0' });
+  });
+
   it('saves, lists, exports, imports and deletes templates; export writes the archive whole', async () => {
     const saved = await job<{ files: number }>('POST', '/v1/templates', { name: 'tp1', guest: 's1' });
     assert.equal(saved.result?.name, 'tp1');

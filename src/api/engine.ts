@@ -72,6 +72,10 @@ import type {
   FleetHost,
   FleetJoinRequest,
   FleetStatus,
+  SnapshotInfo,
+  SnapshotRequest,
+  SnapshotCreateRequest,
+  SnapshotRestoreResult,
 } from './types.js';
 
 /** How a long operation reports progress and is cancelled. */
@@ -156,6 +160,13 @@ export interface Engine {
   fleetHosts(): Promise<FleetHost[]>;
   /** Every guest of the fleet, with its host. */
   fleetGuests(): Promise<FleetGuest[]>;
+  /** A guest's snapshots, oldest first (jaula snapshot list). */
+  listSnapshots(r: NameRequest): Promise<SnapshotInfo[]>;
+  /** Take a snapshot of a guest, running or not (a running one is frozen for the instant). */
+  createSnapshot(r: SnapshotCreateRequest): Promise<SnapshotInfo>;
+  /** Put a guest back as it was at a snapshot (a job; a running guest is restarted). */
+  restoreSnapshot(r: SnapshotRequest, hooks?: JobHooks): Promise<SnapshotRestoreResult>;
+  deleteSnapshot(r: SnapshotRequest): Promise<{ deleted: string }>;
   /** Stored OCI images (jaula image list). */
   listImages(): Promise<ImageInfo[]>;
   /** Pull an image from its registry (a job: progress with bytes and rate). */

@@ -46,6 +46,7 @@ import {
 import { ImageInfo, ImagePullRequest } from './schemas-image.js';
 
 import { FleetGuest, FleetHost, FleetStatus } from './schemas-fleet.js';
+import { SnapshotInfo } from './snapshot-schemas.js';
 
 export { nameStr, PARAMS, SCHEMAS } from './schemas.js';
 
@@ -731,6 +732,46 @@ export const ROUTES = [
     response: Job,
     engine: true,
     job: true,
+  },
+  {
+    op: 'listSnapshots',
+    method: 'GET',
+    path: '/v1/guests/{name}/snapshots',
+    summary: "a guest's snapshots, oldest first: when, how each was made, what it alone holds where known",
+    tag: 'storage',
+    response: arr(SnapshotInfo),
+    engine: true,
+  },
+  {
+    op: 'createSnapshot',
+    method: 'POST',
+    path: '/v1/guests/{name}/snapshots',
+    summary:
+      "take a snapshot of a guest's files and config (a running guest is frozen for the instant); snapshot omitted: snap0, snap1, ...",
+    tag: 'storage',
+    body: obj({ 'snapshot?': nameStr }),
+    response: SnapshotInfo,
+    engine: true,
+  },
+  {
+    op: 'restoreSnapshot',
+    method: 'POST',
+    path: '/v1/guests/{name}/snapshots/{snapshot}/restore',
+    summary:
+      'put a guest back as it was at a snapshot (a job; a running guest is stopped for it and started again, as Incus does)',
+    tag: 'storage',
+    response: Job,
+    engine: true,
+    job: true,
+  },
+  {
+    op: 'deleteSnapshot',
+    method: 'DELETE',
+    path: '/v1/guests/{name}/snapshots/{snapshot}',
+    summary: "delete one of a guest's snapshots",
+    tag: 'storage',
+    response: obj({ deleted: str }),
+    engine: true,
   },
 ] as const satisfies readonly Route[];
 

@@ -40,6 +40,7 @@ export const names = arr(nameStr);
 export const PARAMS: Record<string, Schema> = {
   name: nameStr,
   id: { type: 'string', pattern: '^[a-z0-9]{1,64}$', description: 'a job ID (see GET /v1/jobs)' },
+  snapshot: { ...nameStr, description: "a snapshot's name (see GET /v1/guests/{name}/snapshots)" },
 };
 
 /** What an error carries besides its code and message (a JaulaError's details: a program's stderr, a config's line). */
@@ -275,6 +276,8 @@ export const DuReport = component(
         sharedBytes: num,
         /** inodes: only where the limit is an ext4 image (a pool's btrfs counts inodes as space). */
         'quota?': obj({ bytes: num, bytesLimit: num, 'inodes?': int, 'inodesLimit?': int }),
+        /** Its snapshots: how many, and the bytes they hold that the guest no longer has, where known. */
+        'snapshots?': obj({ count: int, 'bytes?': num }),
       }),
     ),
     /** Really used on disk by all guests, templates and shared objects, each inode once. */

@@ -128,3 +128,7 @@ export type FleetHost = WireType<typeof F.FleetHost>;
 export type FleetGuest = WireType<typeof F.FleetGuest>;
 export type FleetStatus = WireType<typeof F.FleetStatus>;
 export type FleetJoinRequest = RequestOf<'joinFleet'>;
+export type SnapshotInfo = WireType<typeof import('./snapshot-schemas.js').SnapshotInfo>;
+export type SnapshotRequest = RequestOf<'deleteSnapshot'>;
+export type SnapshotCreateRequest = RequestOf<'createSnapshot'>;
+export type SnapshotRestoreResult = { snapshot: SnapshotInfo; restarted: boolean };

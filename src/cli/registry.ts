@@ -40,6 +40,7 @@ export const COMMANDS: Record<string, Loader> = {
   info: async () => (await import('./commands/daemon.js')).info,
   fleet: async () => (await import('./commands/fleet.js')).fleet,
   completion: async () => (await import('./commands/completion.js')).completion,
+  snapshot: async () => (await import('./commands/snapshot.js')).snapshot,
   image: async () => (await import('./commands/image.js')).image,
   __exited: async () => (await import('./commands/lifecycle.js')).exited,
   __names: async () => (await import('./commands/completion.js')).names,

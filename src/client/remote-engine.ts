@@ -325,6 +325,10 @@ export class RemoteEngine implements Engine {
   importTemplate: Engine['importTemplate'] = (r, hooks) => this.job('importTemplate', r, hooks);
   exportTemplate: Engine['exportTemplate'] = (r, hooks) => this.job('exportTemplate', r, hooks);
   hashify: Engine['hashify'] = (r, hooks) => this.job('hashify', r, hooks);
+  listSnapshots: Engine['listSnapshots'] = (r) => this.call('listSnapshots', r);
+  createSnapshot: Engine['createSnapshot'] = (r) => this.call('createSnapshot', r);
+  restoreSnapshot: Engine['restoreSnapshot'] = (r, hooks) => this.job('restoreSnapshot', r, hooks);
+  deleteSnapshot: Engine['deleteSnapshot'] = (r) => this.call('deleteSnapshot', r);
   execInteractive: Engine['execInteractive'] = ({ name, ...rest }) => this.attach('exec', name, rest);
   enterGuest: Engine['enterGuest'] = ({ name }) => this.attach('enter', name, { cmd: [] });
   runOnce: Engine['runOnce'] = ({ name, cmd }) => this.attach('run', name, { cmd });

@@ -4,6 +4,8 @@ import { mountsBelow } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import { trace } from '../os/trace.js';
 import { storageDriver, storageNames } from '../storage/index.js';
+import { qgroupPool } from '../storage/pool.js';
+import { dropEmptyGroups } from '../storage/qgroup.js';
 import type { GuestConfig } from '../guest/config.js';
 import { settleLocked, stopWithConfig } from './lifecycle.js';
 import { withGuestLock } from '../guest/locks.js';
@@ -85,7 +87,13 @@ export async function deleteGuest(name: string, opts: DeleteOptions = {}): Promi
         'state',
         `Cannot delete guest "${name}": something is still mounted in its tree (${left.join(', ')}); unmount it or use --force`,
       );
-    for (const d of drivers) await (await storageDriver(d)).destroy(name);
+    const { removeAllSnapshots } = await import('./snapshots.js');
+    for (const d of drivers) {
+      const driver = await storageDriver(d);
+      await removeAllSnapshots(name, driver); // (read-only subvolumes: rm cannot remove them)
+      await driver.destroy(name);
+    }
+    if (qgroupPool()) await dropEmptyGroups();
     trace('delete: data removed');
     removeTree(paths().guestConf(name));
     removeTree(paths().guestRun(name));

@@ -457,6 +457,24 @@ export class LocalEngine implements Engine {
     return (await import('./fleet.js')).listFleetGuests();
   }
 
+  async listSnapshots(r: { name: string }) {
+    return (await import('./snapshots.js')).listSnapshots(r.name);
+  }
+
+  async createSnapshot(r: import('../api/types.js').SnapshotCreateRequest) {
+    return (await import('./snapshots.js')).createSnapshot(r.name, r.snapshot);
+  }
+
+  async restoreSnapshot(r: import('../api/types.js').SnapshotRequest, hooks: JobHooks = {}) {
+    const o = hooks.onProgress ? { onProgress: hooks.onProgress } : {};
+    return (await import('./snapshots.js')).restoreGuestSnapshot(r.name, r.snapshot, o);
+  }
+
+  async deleteSnapshot(r: import('../api/types.js').SnapshotRequest) {
+    await (await import('./snapshots.js')).deleteSnapshot(r.name, r.snapshot);
+    return { deleted: r.snapshot };
+  }
+
   async listImages() {
     return (await import('./image/store.js')).listImages();
   }

@@ -29,6 +29,8 @@ export interface Native {
   fsSetXattr(fd: number, xflags: number, projid: number): void;
   /** setfsuid/setfsgid of the calling thread (capabilities kept): what it creates gets these owners. */
   setFsIds(uid: number, gid: number): void;
+  /** BTRFS_IOC_SNAP_CREATE_V2: src snapshotted as dstDir/name, in quota group `qgroup` (0: none). */
+  btrfsSnapshot(src: string, dstDir: string, name: string, readonly: boolean, qgroup: number): void;
 }
 
 export const WALK_XATTRS = 1;

@@ -6,6 +6,7 @@ import { unmountBelow } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import type { StorageDriver } from './driver.js';
 import { mountOrUndo, mountTree, unmountView } from './idmapped.js';
+import { layout } from './layout.js';
 import { copyDirAttrs, storedTemplateTree } from './tree.js';
 import { vol } from './vol.js';
 
@@ -59,4 +60,6 @@ export const dirDriver: StorageDriver = {
     removeTree(paths().guestData(name));
   },
   lowerDirs: () => [],
+  snapshotsDir: layout.snapshots,
+  linkedDirs: () => [],
 };

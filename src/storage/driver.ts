@@ -63,6 +63,16 @@ export interface StorageDriver {
   destroy(name: string): Promise<void>;
   /** The read-only directories under the guest's own files, top first (overlay: unified layer, then layers). */
   lowerDirs(cfg: GuestConfig): string[];
+  /**
+   * Where the guest's snapshots are kept (storage/snapshot.ts): beside its own files, on their
+   * filesystem (so that they can be a subvolume snapshot or reflinked), removed with them.
+   */
+  snapshotsDir(name: string): string;
+  /**
+   * Directories of immutable files (hard links to shared objects) that the guest's view depends
+   * on besides its own files: kept in a snapshot as hard links (overlay: the unified layer).
+   */
+  linkedDirs(name: string): string[];
 }
 
 const registry = new Map<string, () => Promise<StorageDriver>>();

@@ -9,6 +9,8 @@ import { paths } from '../os/paths.js';
  *   var/lib/jaula/templates/NAME/template.json its description (origin, size, files)
  *   var/lib/jaula/guests/NAME/rootfs           dir and reflink guests: the guest's tree
  *   var/lib/jaula/guests/NAME/upper, work      overlay guests: the guest's own changes
+ *   var/lib/jaula/guests/NAME/snapshots/SNAP    a snapshot (storage/snapshot.ts; reflink guests:
+ *                                               reflink/guests/NAME/snapshots/SNAP)
  *   var/lib/jaula/guests/NAME/unified          overlay guests: hashify's layer (hard links to objects)
  *   var/lib/jaula/guests/NAME/quota.img, vol/  a guest with a quota: its own files live in an
  *                                               ext4 image mounted on vol/ (rootfs or upper+work inside)
@@ -44,6 +46,7 @@ export const layout = {
   guestData: (name: string): string => paths().guestData(name),
   image: (name: string): string => join(paths().guestData(name), 'quota.img'),
   vol: (name: string): string => join(paths().guestData(name), 'vol'),
+  snapshots: (name: string): string => join(paths().guestData(name), 'snapshots'),
   unifiedLayer: (name: string): string => join(paths().guestData(name), 'unified'),
   unifyPending: (name: string): string => join(paths().guestData(name), 'unify-pending.json'),
   /** Matches the stamp in hashify's index while the unified layer is as the index knows it. */

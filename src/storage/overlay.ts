@@ -137,6 +137,8 @@ export const overlayDriver: StorageDriver = {
   },
   treePath: upper,
   lowerDirs,
+  snapshotsDir: layout.snapshots,
+  linkedDirs: (name) => [layout.unifiedLayer(name)],
   async create(cfg) {
     const layers = (cfg.storage.layers ?? []).map(storedTemplateTree);
     await vol.create(cfg.name, cfg.storage);

@@ -278,14 +278,3 @@ export async function subvolLimit(dir: string, limit: number | null): Promise<vo
     what: `Setting the space limit of ${dir}`,
   });
 }
-
-/** Space used (referenced) by a subvolume and its limit (0: none), from its quota group. */
-export async function subvolUsage(dir: string): Promise<{ bytes: number; limit: number } | undefined> {
-  const r = await runOk(['btrfs', 'qgroup', 'show', '-r', '--raw', '-f', dir], {
-    what: `Reading the quota group of ${dir}`,
-  });
-  const line = r.stdout.split('\n').find((l) => /^0\/\d+\s/.test(l));
-  if (!line) return undefined;
-  const f = line.trim().split(/\s+/);
-  return { bytes: Number(f[1]), limit: f[3] === 'none' ? 0 : Number(f[3]) };
-}

@@ -85,6 +85,8 @@ export const reflinkDriver: StorageDriver = {
   unavailable: probePool,
   treePath: rootfs,
   lowerDirs: () => [],
+  snapshotsDir: (name) => join(layout.poolGuest(name), 'snapshots'),
+  linkedDirs: () => [],
   async create(cfg) {
     requirePool();
     if (cfg.storage.quotaBytes !== undefined || cfg.storage.quotaInodes !== undefined)

@@ -4,7 +4,8 @@ import { growImage, isMountPoint, makeImage, mountImage, umountImage } from '../
 import type { StorageConfig } from '../guest/config.js';
 import { libDir } from './barrier.js';
 import { layout } from './layout.js';
-import { qgroupPool, subvolCreate, subvolLimit, subvolUsage } from './pool.js';
+import { qgroupPool, subvolCreate, subvolLimit } from './pool.js';
+import { groupLimit, subvolGroups } from './qgroup.js';
 
 /**
  * A guest's private area: var/lib/jaula/guests/NAME; or, on a storage pool (storage/pool.ts),
@@ -52,8 +53,14 @@ export const vol = {
     await growImage(layout.image(name), layout.vol(name), bytes);
   },
 
-  /** Set (null: remove) the space limit of a guest whose files are in a pool's subvolume. */
-  limit: (name: string, bytes: number | null): Promise<void> => subvolLimit(layout.vol(name), bytes),
+  /**
+   * Set (null: remove) the space limit of a guest whose files are in a pool's subvolume: on the
+   * quota group that holds it and its snapshots once it has one (storage/qgroup.ts).
+   */
+  async limit(name: string, bytes: number | null): Promise<void> {
+    const { group } = await subvolGroups(layout.vol(name));
+    await (group ? groupLimit(group.id, bytes) : subvolLimit(layout.vol(name), bytes));
+  },
 
   /**
    * Space and inodes used and allowed: from the image's filesystem (attached), or from the
@@ -63,8 +70,9 @@ export const vol = {
     name: string,
   ): Promise<{ bytes: number; bytesLimit: number; inodes?: number; inodesLimit?: number } | undefined> {
     if (vol.hasSubvol(name)) {
-      const u = await subvolUsage(layout.vol(name));
-      return u && u.limit ? { bytes: u.bytes, bytesLimit: u.limit } : undefined;
+      const { own, group } = await subvolGroups(layout.vol(name));
+      const u = group ?? own;
+      return u && u.maxRfer ? { bytes: u.rfer, bytesLimit: u.maxRfer } : undefined;
     }
     if (!vol.hasImage(name) || !isMountPoint(layout.vol(name))) return undefined;
     const s = fs.statfsSync(layout.vol(name));

@@ -9,6 +9,7 @@ import { paths } from '../os/paths.js';
 import { isDir, isReg, isWhiteout, walkTree, type WalkEntry } from '../os/walk.js';
 import { storageDriver, type StorageDriver } from '../storage/index.js';
 import { layout } from '../storage/layout.js';
+import { snapshotBytes, snapshotMetas } from '../storage/snapshot.js';
 import { vol } from '../storage/vol.js';
 
 /**
@@ -130,6 +131,12 @@ async function guestUsage(
     });
   else own = await read();
   if (q) u.quota = q;
+  const snaps = snapshotMetas(d.snapshotsDir(name));
+  if (snaps.length) {
+    const sizes = [...(await snapshotBytes(d.snapshotsDir(name), snaps)).values()];
+    u.snapshots = { count: snaps.length };
+    if (sizes.length) u.snapshots.bytes = sizes.reduce((a, b) => a + b, 0);
+  }
 
   let seen = 0;
   if (d.info.unify === 'dedupe') {
@@ -187,6 +194,8 @@ export async function diskUsage(names: string[]): Promise<DuReport> {
     if (d.info.unify === 'dedupe') pool = true;
     const { u, seen } = await guestUsage(cfg, d, objects, layerCache);
     report.guests.push(u);
+    // (a pool's snapshots are subvolumes the walk below does not enter: their own bytes here)
+    if (vol.hasSubvol(n)) report.totalBytes += u.snapshots?.bytes ?? 0;
     report.seenBytes += seen;
   }
   // Everything once: the guests' data (quota images as the files they are), templates, objects.
@@ -197,7 +206,7 @@ export async function diskUsage(names: string[]): Promise<DuReport> {
     .map((n) => layout.vol(n));
   for (const dir of [paths().guestsData, layout.templates(), layout.layers(), layout.store(), ...subvols])
     for (const e of walkTree(dir)) distinct.set(key(e), bytesOf(e));
-  report.totalBytes = [...distinct.values()].reduce((a, b) => a + b, 0);
+  report.totalBytes += [...distinct.values()].reduce((a, b) => a + b, 0);
   if (pool && fs.existsSync(layout.pool())) {
     const s = fs.statfsSync(layout.pool());
     if (fs.statSync(layout.pool()).dev !== fs.statSync(paths().lib).dev)

@@ -11,7 +11,10 @@ export const du: Command = {
   EXCLUSIVE  bytes (and INODES) only this guest holds: deleting it would free them
   SHARED     bytes of files it sees that others hold too (its layers, unified files other
              guests share, reflinked extents)
-  QUOTA      its own files' space and inodes against its limits ("jaula build --quota")
+  QUOTA      its own files' space and inodes against its limits ("jaula build --quota"); in
+             the storage pool its snapshots count in it too
+  SNAPSHOTS  how many it has, and what they hold that it no longer has, where known
+             ("jaula snapshot list GUEST" shows each)
 
 The last line is what all guests, templates and shared objects really use on disk (each inode
 once), beside what the guests see in all. Hard links count once; blocks are allocated blocks.
@@ -28,7 +31,7 @@ Examples:
     }
     out(
       table(
-        ['GUEST', 'DRIVER', 'EXCLUSIVE', 'INODES', 'SHARED', 'QUOTA'],
+        ['GUEST', 'DRIVER', 'EXCLUSIVE', 'INODES', 'SHARED', 'QUOTA', 'SNAPSHOTS'],
         r.guests.map((g) => [
           g.name,
           g.driver,
@@ -38,6 +41,9 @@ Examples:
           g.quota
             ? `${formatBytes(g.quota.bytes)}/${formatBytes(g.quota.bytesLimit)}` +
               (g.quota.inodesLimit ? `, ${g.quota.inodes}/${g.quota.inodesLimit} inodes` : '')
+            : undefined,
+          g.snapshots
+            ? `${g.snapshots.count}${g.snapshots.bytes !== undefined ? ` (${formatBytes(g.snapshots.bytes)})` : ''}`
             : undefined,
         ]),
       ),
