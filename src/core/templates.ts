@@ -103,7 +103,7 @@ export function listTemplates(): TemplateInfo[] {
  * Make a new template atomically: `fill` fills a tree in a temporary directory, which becomes
  * templates/NAME only when complete (an interrupted save or import leaves nothing).
  */
-async function makeTemplate(
+export async function makeTemplate(
   name: string,
   source: string,
   fill: (tree: string) => Promise<void>,
