@@ -70,6 +70,10 @@ import type {
   FleetHost,
   FleetJoinRequest,
   FleetStatus,
+  BackupRequest,
+  BackupResult,
+  RestoreRequest,
+  RestoreResult,
 } from './types.js';
 
 /** How a long operation reports progress and is cancelled. */
@@ -154,4 +158,8 @@ export interface Engine {
   fleetHosts(): Promise<FleetHost[]>;
   /** Every guest of the fleet, with its host. */
   fleetGuests(): Promise<FleetGuest[]>;
+  /** Write a guest's archive to a file on the engine's host (core/archive.ts). */
+  backupGuest(r: BackupRequest, hooks?: JobHooks): Promise<BackupResult>;
+  /** Make a guest from an archive on the engine's host; nothing is made if it is damaged. */
+  restoreGuest(r: RestoreRequest, hooks?: JobHooks): Promise<RestoreResult>;
 }

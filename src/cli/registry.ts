@@ -40,6 +40,8 @@ export const COMMANDS: Record<string, Loader> = {
   info: async () => (await import('./commands/daemon.js')).info,
   fleet: async () => (await import('./commands/fleet.js')).fleet,
   completion: async () => (await import('./commands/completion.js')).completion,
+  backup: async () => (await import('./commands/backup.js')).backup,
+  restore: async () => (await import('./commands/backup.js')).restore,
   __exited: async () => (await import('./commands/lifecycle.js')).exited,
   __names: async () => (await import('./commands/completion.js')).names,
 };

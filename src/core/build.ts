@@ -202,7 +202,8 @@ export async function reserveGuest(
     cfg.interfaces = assigned.interfaces;
     trace("build: every guest's config read, addresses assigned");
     await reserveInFleet(cfg, rev, {
-      fixedContext,
+      // A restore's context may move on a conflict in the fleet too.
+      fixedContext: fixedContext === true,
       nextContext: (fleet) => nextFreeContext(new Map([...usedContexts(), ...fleet])),
     });
     // The config dir appears with its building mark in it (made aside, then renamed): a

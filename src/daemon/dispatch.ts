@@ -178,6 +178,8 @@ const ENGINE_CALLS: { [K in EngineOp]: EngineCall<K> } = {
   leaveFleet: (e, a) => e.leaveFleet(a),
   fleetHosts: (e) => e.fleetHosts(),
   fleetGuests: (e) => e.fleetGuests(),
+  backupGuest: (e, a, h) => e.backupGuest(a, h),
+  restoreGuest: (e, a, h) => e.restoreGuest(a, h),
 };
 
 /** The Engine's methods that are no route of their own: their stdio goes over the attach WebSocket. */
