@@ -189,11 +189,9 @@ function restoredConfig(r: Received, name: string, local: string[]): GuestConfig
   const byOld = new Map(r.header.layers.map((l, i) => [l.name, local[i] as string]));
   const storage = { ...cfg.storage };
   if (local.length) storage.layers = local;
-  if (storage.template !== undefined) {
-    const t = byOld.get(storage.template);
-    if (t) storage.template = t;
-    else delete storage.template; // copied into its tree on the old host; not needed here
-  }
+  // A template that is no layer was copied into its tree: its name is kept as a record only.
+  const t = storage.template === undefined ? undefined : byOld.get(storage.template);
+  if (t) storage.template = t;
   return { ...cfg, name, storage };
 }
 
