@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { JaulaError } from '../common/errors.js';
 
 /**
- * A tree as a zstd-compressed POSIX tar stream (GNU tar's own zstd), keeping owners, modes,
+ * A tree as a zstd-compressed POSIX tar stream (zstd on every core), keeping owners, modes,
  * xattrs (trusted.* and user.* overlay ones too: root reads them), hard links, device nodes,
  * whiteouts and holes. tar follows no symlink of the tree and stays on its filesystem. `done`
  * settles when tar ends: rejected with its stderr if it failed (the stream then ends short).
@@ -15,7 +15,8 @@ export function tarCreateStream(
 ): { stream: Readable; done: Promise<void> } {
   const argv = [
     '-c',
-    '--zstd',
+    // zstd at its default level on every core (tar's --zstd runs it on one).
+    '--use-compress-program=zstd -T0 -q',
     '--format=posix',
     '--pax-option=delete=atime,delete=ctime',
     '--numeric-owner',
