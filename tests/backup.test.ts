@@ -8,14 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { ArchiveWriter } from '../src/core/archive-format.js';
-import { isReg, walkTree } from '../src/os/walk.js';
-import { TestRoot } from './helpers.js';
+import { assertSameTree, TestRoot } from './helpers.js';
 import { makeTar } from './tarwriter.js';
 
 interface Variant {
@@ -39,38 +37,6 @@ const sh = (...argv: string[]): void => {
   const r = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8' });
   assert.equal(r.status, 0, `${argv.join(' ')}: ${r.stderr}`);
 };
-
-/** Every entry of a tree: type and mode, owner, size, xattrs, contents, link target, hard-link group. */
-function manifest(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const firstOfIno = new Map<number, string>();
-  for (const e of walkTree(dir, { xattrs: true })) {
-    const xs = (e.xattrs ?? []).map(([k, v]) => `${k}=${v.toString('hex')}`).join(',');
-    const p = join(dir, e.path);
-    let what = '';
-    if (isReg(e)) {
-      what = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
-      const first = firstOfIno.get(e.ino);
-      if (first !== undefined) what += ` link-of ${first}`;
-      else firstOfIno.set(e.ino, e.path);
-    } else if (fs.lstatSync(p).isSymbolicLink()) what = `-> ${fs.readlinkSync(p)}`;
-    else if ((e.mode & 0o170000) === 0o020000) what = `char ${e.rdev}`;
-    out.set(
-      e.path,
-      `${e.mode.toString(8)} ${e.uid}:${e.gid} ${isReg(e) ? e.size : ''} ${e.mtimeSec} [${xs}] ${what}`,
-    );
-  }
-  return out;
-}
-
-function assertSameTree(a: string, b: string, what: string): void {
-  const ma = manifest(a);
-  const mb = manifest(b);
-  const diff = [...new Set([...ma.keys(), ...mb.keys()])]
-    .filter((p) => ma.get(p) !== mb.get(p))
-    .map((p) => `${p}: ${ma.get(p)} | ${mb.get(p)}`);
-  assert.deepEqual(diff, [], what);
-}
 
 for (const v of VARIANTS) {
   describe(`backup and restore: ${v.label}`, () => {

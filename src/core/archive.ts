@@ -23,7 +23,6 @@ import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { errnoOf, JaulaError } from '../common/errors.js';
 import { validateName } from '../common/names.js';
 import { formatMiB } from '../common/size.js';
 import { serializeConfig, type GuestConfig } from '../guest/config.js';
@@ -40,6 +39,7 @@ import { ARCHIVE_FORMAT, ARCHIVE_VERSION, ArchiveWriter } from './archive-format
 import { templateDigest } from './archive-digest.js';
 import { requireGuestFiles } from './running.js';
 import { exportsDir, maker } from './template-leftovers.js';
+import { checkReplaceable } from './templates.js';
 
 type Progress = (line: string) => void;
 
@@ -201,21 +201,6 @@ export async function exportGuest(
   });
 }
 
-/** What at `target` may be replaced: a regular file or nothing. */
-function checkTarget(target: string, file: string): void {
-  let old: fs.Stats | undefined;
-  try {
-    old = fs.lstatSync(target);
-  } catch (e) {
-    if (errnoOf(e) !== 'ENOENT') throw e;
-  }
-  if (old && !old.isFile())
-    throw new JaulaError(
-      'exists',
-      `"${file}" exists and is not a regular file: jaula replaces only a file there; remove it or give another name`,
-    );
-}
-
 /**
  * Back a guest up to FILE on this host: written aside in FILE's directory (root's only, 0600:
  * it holds the guest's whole tree), recorded so that a crash leaves nothing (the template
@@ -229,7 +214,7 @@ export async function backupGuest(
   const at = (o.hostFiles ?? HostFiles.any).openParent(file, 'backup file');
   try {
     const target = join(at.path, at.base);
-    checkTarget(target, file);
+    checkReplaceable(target, file);
     const id = tmpSuffix();
     const tmp = join(at.path, `${at.base}.tmp-${id}`);
     const record = join(exportsDir(), `${id}.json`);
