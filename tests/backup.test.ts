@@ -240,6 +240,23 @@ for (const v of VARIANTS) {
         );
       });
 
+    if (v.pool)
+      it('backs up a running guest from a snapshot of one moment, and leaves no snapshot', () => {
+        t.ok(['start', 'src']);
+        t.ok(['exec', 'src', '--', '/bin/sh', '-c', 'echo running > /more/state']);
+        const r = t.ok(['backup', 'src', '--to', t.path('live.jaula')]);
+        assert.match(r.stderr, /Guest "src" is running: its files are read from a snapshot of this moment/);
+        t.ok(['stop', 'src', '--kill']);
+        const subvols = spawnSync('btrfs', ['subvolume', 'list', '-o', lib], { encoding: 'utf8' }).stdout;
+        assert.doesNotMatch(subvols, /backup/, 'the snapshot is gone');
+        assert.deepEqual(
+          fs.readdirSync(join(lib, 'templates')).filter((n) => n.includes('backup')),
+          [],
+        );
+        t.ok(['restore', t.path('live.jaula'), '--name', 'live', '-q']);
+        assert.equal(t.ok(['run', 'live', '--', '/bin/cat', '/more/state']).stdout, 'running\n');
+      });
+
     if (v.label === 'dir')
       it('backs up a running guest (saying its files are copied as they change) and restores it', () => {
         t.ok(['start', 'src']);

@@ -9,9 +9,10 @@
  *   exportGuest(name, sink: Writable, { have?(digest), progress?, signal? }): Promise<ExportResult>
  *     Writes the archive of guest NAME into sink. Layers whose digest `have` answers true for
  *     (the receiver has them) are named in the header but left out. A stopped guest is held
- *     (its lock) so that it cannot start meanwhile; a running guest's files are copied as they
- *     are (not one point in time: stop it, or snapshot it, for a consistent copy), which the
- *     result says (`live`) and `progress` tells.
+ *     (its lock) so that it cannot start meanwhile. A running guest in a storage pool is read
+ *     from a snapshot of its subvolume (one moment, as a power cut leaves it); elsewhere its
+ *     files are copied as they are while it runs, which the result says (`live`) and
+ *     `progress` tells.
  *
  *   importGuest(source: Readable, { name?, progress?, signal? }): Promise<ImportResult>
  *     (core/archive-restore.ts) Reads a whole archive, checking every member as it comes, into
@@ -21,7 +22,7 @@
  */
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { Writable } from 'node:stream';
 import { validateName } from '../common/names.js';
 import { formatMiB } from '../common/size.js';
@@ -29,12 +30,14 @@ import { serializeConfig, type GuestConfig } from '../guest/config.js';
 import { withGuestLock } from '../guest/locks.js';
 import { initAlive, readState } from '../guest/state.js';
 import { loadConfig } from '../guest/store.js';
-import { mkdirp, readFileOr, tmpSuffix, writeFileAtomic } from '../os/fs.js';
+import { mkdirp, readFileOr, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
+import { run, runOk } from '../os/spawn.js';
 import { HostFiles } from '../os/hostfiles.js';
 import { paths } from '../os/paths.js';
 import { tarCreateStream } from '../os/tarstream.js';
 import { storageDriver, type StorageDriver } from '../storage/index.js';
 import { layout } from '../storage/layout.js';
+import { vol } from '../storage/vol.js';
 import { ARCHIVE_FORMAT, ARCHIVE_VERSION, ArchiveWriter } from './archive-format.js';
 import { templateDigest } from './archive-digest.js';
 import { requireGuestFiles } from './running.js';
@@ -153,9 +156,10 @@ async function writeGuest(
   driver: StorageDriver,
   sink: Writable,
   live: boolean,
-  o: ExportOptions,
+  o: ExportOptions & { own?: string },
 ): Promise<ExportResult> {
   const { header, trees } = await headerOf(cfg, driver, live, o);
+  if (o.own) trees[0] = ['own', o.own];
   const w = new ArchiveWriter(sink);
   await w.header(header);
   for (const l of header.layers) {
@@ -176,6 +180,39 @@ async function writeGuest(
   return { name: cfg.name, bytes: w.bytes, layers: header.layers, live };
 }
 
+/**
+ * A running guest's own files as of one moment: in a pool, a snapshot of its subvolume (btrfs
+ * makes it atomically, in milliseconds: what a sudden power cut would leave), named as a
+ * template leftover (templates/.backup.tmp-MAKER-ID) so that a crash leaves nothing for long;
+ * elsewhere its live tree, which it says.
+ */
+async function liveView(
+  cfg: GuestConfig,
+  driver: StorageDriver,
+  o: ExportOptions,
+): Promise<{ own: string; drop: () => Promise<void> } | undefined> {
+  const name = cfg.name;
+  const own = driver.treePath(name);
+  if (!vol.hasSubvol(name) || !own.startsWith(`${layout.vol(name)}/`)) {
+    o.progress?.(
+      `Guest "${name}" is running: its files are copied as they are, while they may change (stop it first, or use a storage pool, for a copy of one moment)`,
+    );
+    return undefined;
+  }
+  const snap = join(layout.templates(), `.backup.tmp-${maker()}-${tmpSuffix()}`);
+  await runOk(['btrfs', 'subvolume', 'snapshot', layout.vol(name), snap], {
+    what: `Taking a snapshot of guest "${name}"'s files`,
+  });
+  o.progress?.(
+    `Guest "${name}" is running: its files are read from a snapshot of this moment (as a sudden power cut would leave them)`,
+  );
+  const drop = async (): Promise<void> => {
+    const r = await run(['btrfs', 'subvolume', 'delete', snap]);
+    if (r.code !== 0) removeTree(snap);
+  };
+  return { own: join(snap, relative(layout.vol(name), own)), drop };
+}
+
 /** Write the archive of guest `name` into `sink` (see the module's header). */
 export async function exportGuest(
   name: string,
@@ -188,14 +225,12 @@ export async function exportGuest(
     const driver = await storageDriver(cfg.storage.driver);
     requireGuestFiles(cfg, driver);
     const live = initAlive(readState(name));
-    if (live)
-      o.progress?.(
-        `Guest "${name}" is running: its files are copied as they are, while they may change (stop it first for a copy of one moment)`,
-      );
-    else await driver.mount(cfg); // its image attached, hashify's pending moves applied
+    const snap = live ? await liveView(cfg, driver, o) : undefined;
+    if (!live) await driver.mount(cfg); // its image attached, hashify's pending moves applied
     try {
-      return await writeGuest(cfg, driver, sink, live, o);
+      return await writeGuest(cfg, driver, sink, live, { ...o, ...(snap ? { own: snap.own } : {}) });
     } finally {
+      if (snap) await snap.drop();
       if (!live) await driver.unmount(cfg);
     }
   });

@@ -28,8 +28,10 @@ sha256 is in the archive's manifest, so "jaula restore" refuses a truncated or a
 FILE "-" writes to standard output (then run in this process, not through jaulad). FILE is
 written aside and renamed when complete (mode 0600: it holds the guest's whole tree).
 
-A stopped guest is held (it cannot start meanwhile). A running guest's files are copied as they
-are, while it may change them (said on stderr): stop it first for a copy of one moment.
+A stopped guest is held (it cannot start meanwhile). A running guest in a storage pool is read
+from a snapshot of this moment (btrfs, atomic: as a sudden power cut would leave its files);
+elsewhere its files are copied as they are while it may change them (said on stderr): stop it
+first for a copy of one moment.
 
 Examples:
   jaula backup web1 --to /srv/backup/web1.jaula
