@@ -91,11 +91,12 @@ async function sendTree(
   member: string,
   dir: string,
   signal?: AbortSignal,
+  live = false,
 ): Promise<number> {
   const ac = new AbortController();
   const stop = (): void => ac.abort();
   signal?.addEventListener('abort', stop);
-  const t = tarCreateStream(dir, `Reading ${dir}`, ac.signal);
+  const t = tarCreateStream(dir, `Reading ${dir}`, ac.signal, live);
   t.done.catch(() => {});
   try {
     const n = await w.stream(member, t.stream);
@@ -171,7 +172,8 @@ async function writeGuest(
     o.progress?.(`Layer "${l.name}" (${l.digest.slice(0, 12)}): ${formatMiB(n)}`);
   }
   for (const [member, dir] of trees) {
-    const n = await sendTree(w, member, dir, o.signal);
+    // A running guest's own files change while tar reads them (unless read from a snapshot).
+    const n = await sendTree(w, member, dir, o.signal, live && !o.own && member === 'own');
     o.progress?.(
       `${member === 'own' ? 'Its own files' : member === 'unified' ? 'Its unified layer' : 'Its hooks'}: ${formatMiB(n)}`,
     );

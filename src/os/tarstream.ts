@@ -7,14 +7,18 @@ import { JaulaError } from '../common/errors.js';
  * xattrs (trusted.* and user.* overlay ones too: root reads them), hard links, device nodes,
  * whiteouts and holes. tar follows no symlink of the tree and stays on its filesystem. `done`
  * settles when tar ends: rejected with its stderr if it failed (the stream then ends short).
+ * `live`: the tree changes while it is read (a running guest's): a file that changed, shrank or
+ * went meanwhile is archived as tar found it (GNU tar's status 1: "some files differ"), not a failure.
  */
 export function tarCreateStream(
   dir: string,
   what: string,
   signal?: AbortSignal,
+  live = false,
 ): { stream: Readable; done: Promise<void> } {
   const argv = [
     '-c',
+    ...(live ? ['--ignore-failed-read', '--warning=no-file-changed,no-file-removed,no-file-shrank'] : []),
     // zstd at its default level on every core (tar's --zstd runs it on one).
     '--use-compress-program=zstd -T0 -q',
     '--format=posix',
@@ -38,7 +42,7 @@ export function tarCreateStream(
       reject(new JaulaError('runtime', `${what}: could not run tar: ${e.message}`, { cause: e })),
     );
     child.on('close', (code, sig) =>
-      code === 0
+      code === 0 || (live && code === 1)
         ? resolve()
         : reject(
             new JaulaError(
