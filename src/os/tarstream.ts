@@ -18,7 +18,14 @@ export function tarCreateStream(
 ): { stream: Readable; done: Promise<void> } {
   const argv = [
     '-c',
-    ...(live ? ['--ignore-failed-read', '--warning=no-file-changed,no-file-removed,no-file-shrank'] : []),
+    ...(live
+      ? [
+          '--ignore-failed-read',
+          '--warning=no-file-changed',
+          '--warning=no-file-removed',
+          '--warning=no-file-shrank',
+        ]
+      : []),
     // zstd at its default level on every core (tar's --zstd runs it on one).
     '--use-compress-program=zstd -T0 -q',
     '--format=posix',
