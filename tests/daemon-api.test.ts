@@ -567,6 +567,21 @@ describe('storage and limits through the API', () => {
     assert.deepEqual(await api('GET', '/v1/templates'), []);
   });
 
+  it('backs a guest up to a file and restores it under another name (jobs); the CLI goes through jaulad', async () => {
+    const file = t.path('s1.jaula');
+    const b = await job<{ bytes: number; live: boolean }>('POST', '/v1/guests/s1/backup', { file });
+    assert.equal(b.result?.live, false);
+    assert.equal(fs.statSync(file).size, b.result?.bytes);
+    const r = await job<{ name: string; context: number }>('POST', '/v1/restore', { file, name: 's7' });
+    assert.equal(r.result?.name, 's7');
+    assert.ok(fs.existsSync(t.path('etc/jaula/guests/s7/config.toml')));
+    const bad = await api<Job>('POST', '/v1/restore', { file }, 202);
+    assert.match((await waitJob(bad.id)).error?.message ?? '', /A guest named "s1" already exists here/);
+    viaJaulad(['backup', 's7', '--to', 'again.jaula', '-q'], { cwd: t.root });
+    assert.ok(fs.statSync(t.path('again.jaula')).size > 0, "a relative path is the caller's");
+    viaJaulad(['delete', 's7']);
+  });
+
   it('layers, a quota, a template by name, the pool and samples: what the CLI asks for them', async () => {
     await job('POST', '/v1/templates', { name: 'tpl', guest: 's1' });
     assert.equal((await api<{ name: string }>('GET', '/v1/templates/tpl')).name, 'tpl');

@@ -10,6 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { request as httpRequest, type ClientRequest } from 'node:http';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cgroupParents, removeCgroupParents } from '../src/cgroups/parents.js';
 import { makePaths } from '../src/os/paths.js';
+import { isReg, walkTree } from '../src/os/walk.js';
 
 export const projectDir = resolve(fileURLToPath(import.meta.url), '../../..');
 export const jaulaBin = join(projectDir, 'bin/jaula.cjs');
@@ -457,8 +459,10 @@ export class TestRoot {
     if (m.status !== 0) throw new Error(`mounting the ${type} image failed: ${m.stderr}`);
     this.onCleanup(() => {
       spawnSync('umount', [at]);
-      // The kernel frees an autoclear loop device a moment after the last unmount.
-      const deadline = Date.now() + 5000;
+      // The kernel frees an autoclear loop device a moment after the last unmount; a runtime
+      // call under way on the host (crun's private mount namespace copies every mount) keeps
+      // it a while longer: 15 s, as deletePool waits for the pool's.
+      const deadline = Date.now() + 15_000;
       while (this.loops().some((l) => l.includes(img)) && Date.now() < deadline) spawnSync('sleep', ['0.05']);
       for (const l of this.loops().filter((x) => x.includes(img)))
         spawnSync('losetup', ['-d', l.split(' ')[0] as string]);
@@ -886,4 +890,38 @@ export function selfSignedCert(t: TestRoot): { cert: string; key: string } {
   );
   if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
   return { cert, key };
+}
+
+/**
+ * Everything about every entry of a tree: type and mode, owner, size, mtime (to the second: tar
+ * keeps no more), xattrs, contents, symlink target, device number, hard-link group.
+ */
+export function treeManifest(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const firstOfIno = new Map<number, string>();
+  for (const e of walkTree(dir, { xattrs: true })) {
+    const xs = (e.xattrs ?? []).map(([k, v]) => `${k}=${v.toString('hex')}`).join(',');
+    let what = '';
+    const p = join(dir, e.path);
+    if (isReg(e)) {
+      what = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+      const first = firstOfIno.get(e.ino);
+      if (first !== undefined) what += ` link-of ${first}`;
+      else firstOfIno.set(e.ino, e.path);
+    } else if (fs.lstatSync(p).isSymbolicLink()) what = `-> ${fs.readlinkSync(p)}`;
+    else if (e.rdev) what = `dev ${e.rdev}`;
+    const size = isReg(e) ? e.size : '';
+    out.set(e.path, `${e.mode.toString(8)} ${e.uid}:${e.gid} ${size} ${e.mtimeSec} ${xs} ${what}`);
+  }
+  return out;
+}
+
+/** Two trees hold the same entries (treeManifest), or the differences are the failure. */
+export function assertSameTree(a: string, b: string, what: string): void {
+  const ma = treeManifest(a);
+  const mb = treeManifest(b);
+  const diff = [...new Set([...ma.keys(), ...mb.keys()])]
+    .filter((p) => ma.get(p) !== mb.get(p))
+    .map((p) => `${p}: ${ma.get(p)} | ${mb.get(p)}`);
+  assert.deepEqual(diff, [], what);
 }

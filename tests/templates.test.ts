@@ -7,12 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { isReg, walkTree } from '../src/os/walk.js';
-import { TestRoot } from './helpers.js';
+import { assertSameTree, TestRoot } from './helpers.js';
 import { makeTar } from './tarwriter.js';
 
 const t = new TestRoot();
@@ -20,36 +18,6 @@ after(() => assert.deepEqual(t.cleanup(), [], 'nothing is left behind'));
 
 const tree = (name: string): string => t.path('var/lib/jaula/templates', name, 'tree');
 const CMD = ['--initstyle', 'cmd', '--cmd', '/bin/sleep 100000'];
-
-/** Everything about every entry of a tree (mtimes to the second: tar keeps no more). */
-function manifest(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const firstOfIno = new Map<number, string>();
-  for (const e of walkTree(dir, { xattrs: true })) {
-    const xs = (e.xattrs ?? []).map(([k, v]) => `${k}=${v.toString('hex')}`).join(',');
-    let what = '';
-    const p = join(dir, e.path);
-    if (isReg(e)) {
-      what = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
-      const first = firstOfIno.get(e.ino);
-      if (first !== undefined) what += ` link-of ${first}`;
-      else firstOfIno.set(e.ino, e.path);
-    } else if (fs.lstatSync(p).isSymbolicLink()) what = `-> ${fs.readlinkSync(p)}`;
-    else if (e.rdev) what = `dev ${e.rdev}`;
-    const size = isReg(e) ? e.size : '';
-    out.set(e.path, `${e.mode.toString(8)} ${e.uid}:${e.gid} ${size} ${e.mtimeSec} ${xs} ${what}`);
-  }
-  return out;
-}
-
-function assertSameTree(a: string, b: string, what: string): void {
-  const ma = manifest(a);
-  const mb = manifest(b);
-  const diff = [...new Set([...ma.keys(), ...mb.keys()])]
-    .filter((p) => ma.get(p) !== mb.get(p))
-    .map((p) => `${p}: ${ma.get(p)} | ${mb.get(p)}`);
-  assert.deepEqual(diff, [], what);
-}
 
 const sh = (...argv: string[]): void => {
   const r = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8' });

@@ -72,6 +72,10 @@ import type {
   FleetHost,
   FleetJoinRequest,
   FleetStatus,
+  BackupRequest,
+  BackupResult,
+  RestoreRequest,
+  RestoreResult,
   SnapshotInfo,
   SnapshotRequest,
   SnapshotCreateRequest,
@@ -160,6 +164,10 @@ export interface Engine {
   fleetHosts(): Promise<FleetHost[]>;
   /** Every guest of the fleet, with its host. */
   fleetGuests(): Promise<FleetGuest[]>;
+  /** Write a guest's archive to a file on the engine's host (core/archive.ts). */
+  backupGuest(r: BackupRequest, hooks?: JobHooks): Promise<BackupResult>;
+  /** Make a guest from an archive on the engine's host; nothing is made if it is damaged. */
+  restoreGuest(r: RestoreRequest, hooks?: JobHooks): Promise<RestoreResult>;
   /** A guest's snapshots, oldest first (jaula snapshot list). */
   listSnapshots(r: NameRequest): Promise<SnapshotInfo[]>;
   /** Take a snapshot of a guest, running or not (a running one is frozen for the instant). */

@@ -670,6 +670,30 @@ export const ROUTES = [
     engine: true,
   },
   {
+    op: 'backupGuest',
+    method: 'POST',
+    path: '/v1/guests/{name}/backup',
+    summary:
+      "write a guest's archive (config, layers by digest, its own files) to a file on jaulad's host (a job; written aside, renamed when complete)",
+    tag: 'storage',
+    body: obj({ file: str }),
+    response: Job,
+    engine: true,
+    job: true,
+  },
+  {
+    op: 'restoreGuest',
+    method: 'POST',
+    path: '/v1/restore',
+    summary:
+      "make a guest from an archive on jaulad's host, every member checked first (a job; name: another name than the archived guest's)",
+    tag: 'storage',
+    body: obj({ file: str, 'name?': nameStr }),
+    response: Job,
+    engine: true,
+    job: true,
+  },
+  {
     op: 'listImages',
     method: 'GET',
     path: '/v1/images',

@@ -93,6 +93,24 @@ export type LayersRequest = RequestOf<'changeLayers'>;
 /** The guest's layers after the change, bottom first; atNextStart: it runs, the change applies at its next start. */
 export type LayersResult = ResponseOf<'changeLayers'>;
 
+export type BackupRequest = RequestOf<'backupGuest'>;
+export type RestoreRequest = RequestOf<'restoreGuest'>;
+/** A backup written: its bytes, the layers by digest (sent: inside the archive), from a running guest (live). */
+export interface BackupResult {
+  name: string;
+  file: string;
+  bytes: number;
+  layers: { name: string; digest: string; sent: boolean }[];
+  live: boolean;
+}
+/** A guest restored: its name and context here, each layer's template here (stored: made now). */
+export interface RestoreResult {
+  name: string;
+  context: number;
+  layers: { digest: string; template: string; stored: boolean }[];
+  live: boolean;
+}
+
 export interface TemplateExportResult {
   name: string;
   file: string;

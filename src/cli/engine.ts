@@ -46,3 +46,12 @@ export async function engineFor(op: EngineOp): Promise<Engine> {
   const { routeOf } = await import('../api/routes.js');
   return routeOf(op).local !== undefined ? localEngine() : engine();
 }
+
+/**
+ * This process's engine for what streams through it (a backup to stdout, a restore from
+ * stdin): streams cannot cross jaulad's JSON API. Root's, as any in-process operation.
+ */
+export async function streamEngine(): Promise<import('../core/local-engine.js').LocalEngine> {
+  const { LocalEngine } = await import('../core/local-engine.js');
+  return LocalEngine.open();
+}

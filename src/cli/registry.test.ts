@@ -84,7 +84,7 @@ _jaula; printf '%s\\n' "\${COMPREPLY[@]}"`;
   });
 
   it('completes commands, options, option values and verbs', async () => {
-    assert.deepEqual(await complete('jaula res'), ['restart']);
+    assert.deepEqual(await complete('jaula res'), ['restart', 'restore']);
     assert.deepEqual(await complete('jaula ren'), ['rename']);
     assert.deepEqual(await complete('jaula stop --ti'), ['--timeout']);
     assert.deepEqual(await complete('jaula list --format '), ['json', 'table']);

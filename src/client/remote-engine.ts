@@ -333,6 +333,8 @@ export class RemoteEngine implements Engine {
   enterGuest: Engine['enterGuest'] = ({ name }) => this.attach('enter', name, { cmd: [] });
   runOnce: Engine['runOnce'] = ({ name, cmd }) => this.attach('run', name, { cmd });
   attachConsole: Engine['attachConsole'] = ({ name }, onAttached) => this.console(name, onAttached);
+  backupGuest: Engine['backupGuest'] = (r, hooks) => this.job('backupGuest', r, hooks);
+  restoreGuest: Engine['restoreGuest'] = (r, hooks) => this.job('restoreGuest', r, hooks);
   listImages: Engine['listImages'] = () => this.call('listImages', {});
   pullImage: Engine['pullImage'] = (r, hooks) => this.job('pullImage', r, hooks);
   importImage: Engine['importImage'] = (r, hooks) => this.job('importImage', r, hooks);

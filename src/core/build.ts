@@ -165,10 +165,15 @@ export function nextFreeContext(used: Map<number, string>): number {
 
 /**
  * Reserve a new guest's name and context (under the build lock) and store its config with a
- * mark saying it is being made; `rev` removes it again if what follows fails. Addresses and
+ * mark saying it is being made; `rev` removes it again if what follows fails. The context is
+ * the next free one, the one given (`fixedContext`), or the one given if free ('prefer'). Addresses and
  * MACs are assigned now and stored: they stay stable.
  */
-export async function reserveGuest(cfg: GuestConfig, rev: Reverter, fixedContext: boolean): Promise<void> {
+export async function reserveGuest(
+  cfg: GuestConfig,
+  rev: Reverter,
+  fixedContext: boolean | 'prefer',
+): Promise<void> {
   const { name } = cfg;
   await withLock(paths().locks, 'build', 'Building guests', async () => {
     trace('build: locked');
@@ -184,7 +189,9 @@ export async function reserveGuest(cfg: GuestConfig, rev: Reverter, fixedContext
     const held = await fleetHeld();
     for (const [c, n] of held?.contexts ?? []) if (!used.has(c)) used.set(c, n);
     trace('build: contexts read');
-    if (fixedContext) {
+    // 'prefer' (a restore): the context it had, unless another guest here has it.
+    if (fixedContext === 'prefer' && used.has(cfg.context)) cfg.context = nextFreeContext(used);
+    else if (fixedContext) {
       const owner = used.get(cfg.context);
       if (owner)
         throw new JaulaError(
@@ -196,7 +203,8 @@ export async function reserveGuest(cfg: GuestConfig, rev: Reverter, fixedContext
     cfg.interfaces = assigned.interfaces;
     trace("build: every guest's config read, addresses assigned");
     await reserveInFleet(cfg, rev, {
-      fixedContext,
+      // A restore's context may move on a conflict in the fleet too.
+      fixedContext: fixedContext === true,
       nextContext: (fleet) => nextFreeContext(new Map([...usedContexts(), ...fleet])),
     });
     // The config dir appears with its building mark in it (made aside, then renamed): a

@@ -457,6 +457,46 @@ export class LocalEngine implements Engine {
     return (await import('./fleet.js')).listFleetGuests();
   }
 
+  async backupGuest(r: import('../api/types.js').BackupRequest, hooks: JobHooks = {}) {
+    const { backupGuest } = await import('./archive.js');
+    return backupGuest(r.name, r.file, { ...this.streamHooks(hooks), ...this.hostOpt });
+  }
+
+  async restoreGuest(r: import('../api/types.js').RestoreRequest, hooks: JobHooks = {}) {
+    // An archive carries the guest's hooks (run on the host as root) and fstab (host paths).
+    this.rootOnly('restore guests (an archive carries host hooks and host mounts)');
+    const { restoreGuest } = await import('./archive-restore.js');
+    return restoreGuest(r.file, {
+      ...this.streamHooks(hooks),
+      ...(r.name ? { name: r.name } : {}),
+      ...this.hostOpt,
+    });
+  }
+
+  /**
+   * A backup to a stream (stdout) and a restore from one (stdin): streams cannot cross jaulad's
+   * JSON API, so the CLI runs these in its own process, as root (core/archive.ts).
+   */
+  async backupToStream(name: string, sink: import('node:stream').Writable, hooks: JobHooks = {}) {
+    return (await import('./archive.js')).exportGuest(name, sink, this.streamHooks(hooks));
+  }
+
+  async restoreFromStream(
+    source: import('node:stream').Readable,
+    name: string | undefined,
+    hooks: JobHooks = {},
+  ) {
+    return (await import('./archive-restore.js')).importGuest(source, {
+      ...this.streamHooks(hooks),
+      ...(name ? { name } : {}),
+      what: 'on standard input',
+    });
+  }
+
+  private streamHooks(h: JobHooks): { progress?: (l: string) => void; signal?: AbortSignal } {
+    return { ...(h.onProgress ? { progress: h.onProgress } : {}), ...(h.signal ? { signal: h.signal } : {}) };
+  }
+
   async listSnapshots(r: { name: string }) {
     return (await import('./snapshots.js')).listSnapshots(r.name);
   }

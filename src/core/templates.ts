@@ -104,7 +104,7 @@ export function listTemplates(): TemplateInfo[] {
  * Make a new template atomically: `fill` fills a tree in a temporary directory, which becomes
  * templates/NAME only when complete (an interrupted save or import leaves nothing).
  */
-async function makeTemplate(
+export async function makeTemplate(
   name: string,
   source: string,
   fill: (tree: string) => Promise<void>,
@@ -257,16 +257,8 @@ export async function exportTemplate(
   }
 }
 
-async function exportInto(
-  name: string,
-  tree: string,
-  c: ReturnType<typeof compressionOfName>,
-  file: string,
-  at: OpenedParent,
-  progress?: Progress,
-  signal?: AbortSignal,
-): Promise<void> {
-  const target = join(at.path, at.base);
+/** What is at `target` (named `file` to the user) may be replaced by an archive: a regular file or nothing. */
+export function checkReplaceable(target: string, file: string): void {
   let old: fs.Stats | undefined;
   try {
     old = fs.lstatSync(target);
@@ -278,6 +270,19 @@ async function exportInto(
       'exists',
       `"${file}" exists and is not a regular file (a ${old.isSymbolicLink() ? 'symlink' : old.isDirectory() ? 'directory' : 'special file'}): jaula replaces only an archive there; remove it or give another name`,
     );
+}
+
+async function exportInto(
+  name: string,
+  tree: string,
+  c: ReturnType<typeof compressionOfName>,
+  file: string,
+  at: OpenedParent,
+  progress?: Progress,
+  signal?: AbortSignal,
+): Promise<void> {
+  const target = join(at.path, at.base);
+  checkReplaceable(target, file);
   const meta = readTemplateMeta(name);
   const id = tmpSuffix();
   const tmpBase = `${at.base}.tmp-${id}`;

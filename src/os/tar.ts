@@ -252,7 +252,12 @@ class TarScan {
     const magic = h.subarray(257, 263).toString('latin1');
     const prefix = magic.startsWith('ustar') && magic !== 'ustar ' ? cstr(h, 345, 155) : '';
     const { longName, longLink, pax } = this;
-    let name = longName ?? pax?.get('path') ?? (prefix ? `${prefix}/${cstr(h, 0, 100)}` : cstr(h, 0, 100));
+    // A sparse file of the POSIX format lands at GNU.sparse.name (its header names a stand-in).
+    let name =
+      longName ??
+      pax?.get('GNU.sparse.name') ??
+      pax?.get('path') ??
+      (prefix ? `${prefix}/${cstr(h, 0, 100)}` : cstr(h, 0, 100));
     const link = longLink ?? pax?.get('linkpath') ?? cstr(h, 157, 100);
     this.longName = this.longLink = this.pax = undefined;
     name = memberPath(name, file);
@@ -262,13 +267,20 @@ class TarScan {
         'invalid',
         `The archive "${file}" is refused: the member "${name}" has an unsupported type "${type}"`,
       );
-    this.checkMember(name, kind, link, size);
+    const whiteout = kind === 'char' && octal(h, 329, 8) === 0 && octal(h, 337, 8) === 0;
+    this.checkMember(name, kind, link, size, whiteout);
     this.onMember?.({ path: name, type: kind, size, linkname: link, mode: octal(h, 100, 8) });
     this.skip = kind === 'file' ? padded : 0;
   }
 
   /** The limits, and where the member lands: never through a symlink, a device only if allowed. */
-  private checkMember(name: string, kind: TarEntry['type'], link: string, size: number): void {
+  private checkMember(
+    name: string,
+    kind: TarEntry['type'],
+    link: string,
+    size: number,
+    whiteout: boolean,
+  ): void {
     const { file, limits } = this;
     if (++this.entries > limits.maxEntries)
       throw new JaulaError(
@@ -306,7 +318,8 @@ class TarScan {
           `The archive "${file}" is refused: the hard link "${name}" points at "${link}", through a symlink`,
         );
     }
-    if ((kind === 'char' || kind === 'block') && !limits.allowDevices)
+    // An overlay whiteout (char 0/0) is no device: nothing can be opened through it.
+    if ((kind === 'char' || kind === 'block') && !whiteout && !limits.allowDevices)
       throw new JaulaError(
         'invalid',
         `The archive "${file}" is refused: it holds the device node "${name}" (only privileged guests may have device nodes)`,

@@ -114,7 +114,8 @@ export function guestQuotaDefault(): number | undefined {
 function holdsData(lib: string): string | undefined {
   for (const d of ['guests', 'templates']) {
     try {
-      const n = fs.readdirSync(join(lib, d)).length;
+      // (Dot entries are jaula's own bookkeeping: the records of exports, say.)
+      const n = fs.readdirSync(join(lib, d)).filter((x) => !x.startsWith('.')).length;
       if (n) return `${n} ${d === 'guests' ? 'guest' : 'template'}${n === 1 ? '' : 's'} in ${join(lib, d)}`;
     } catch {
       /* none */

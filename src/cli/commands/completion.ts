@@ -21,6 +21,7 @@ const VALUES: Record<string, string> = {
   'tls-key': '@files',
   'token-file': '@files',
   'host-files': '@files',
+  to: '@files',
 };
 
 /** Commands whose positionals are not guest names. */
@@ -32,6 +33,7 @@ const POSITIONALS: Record<string, string> = {
   autostart: '',
   completion: 'bash',
   cp: '@files',
+  restore: '@files',
 };
 
 const quote = (s: string): string => `'${s.replace(/'/g, "'\\''")}'`;
