@@ -40,6 +40,12 @@ export const names = arr(nameStr);
 export const PARAMS: Record<string, Schema> = {
   name: nameStr,
   id: { type: 'string', pattern: '^[a-z0-9]{1,64}$', description: 'a job ID (see GET /v1/jobs)' },
+  move: { type: 'string', pattern: '^[a-z0-9]{8,64}$', description: 'a move ID (see GET /v1/moves)' },
+  part: {
+    type: 'string',
+    pattern: '^(own|unified|delta|deleted|changed|conf|layer-[0-9a-f]{64})$',
+    description: "a part of a moved guest: its own files, hashify's layer, a last pass, a layer by digest",
+  },
 };
 
 /** What an error carries besides its code and message (a JaulaError's details: a program's stderr, a config's line). */

@@ -12,6 +12,7 @@ import type { RequestOf, ResponseOf } from './routes.js';
 import type { WireType } from './schema.js';
 import type * as S from './schemas.js';
 import type * as F from './schemas-fleet.js';
+import type * as M from './schemas-migrate.js';
 
 export type ExitInfo = WireType<typeof S.ExitInfo>;
 export type ExitReason = ExitInfo['reason'];
@@ -125,3 +126,8 @@ export type FleetHost = WireType<typeof F.FleetHost>;
 export type FleetGuest = WireType<typeof F.FleetGuest>;
 export type FleetStatus = WireType<typeof F.FleetStatus>;
 export type FleetJoinRequest = RequestOf<'joinFleet'>;
+export type RemoteInfo = WireType<typeof M.RemoteInfo>;
+export type MoveInfo = WireType<typeof M.MoveInfo>;
+export type MigrateResult = WireType<typeof M.MigrateResult>;
+export type AddRemoteRequest = RequestOf<'addRemote'>;
+export type MigrateRequest = RequestOf<'migrateGuest'>;

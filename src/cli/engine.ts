@@ -46,3 +46,19 @@ export async function engineFor(op: EngineOp): Promise<Engine> {
   const { routeOf } = await import('../api/routes.js');
   return routeOf(op).local !== undefined ? localEngine() : engine();
 }
+
+/**
+ * The outcomes of moves of guests (jaula migrate) that no command has shown yet, on stderr: the
+ * next jaula command on either host says how a move ended. One stat when there are none.
+ */
+export async function tellMoves(): Promise<void> {
+  const { join } = await import('node:path');
+  if (!existsSync(join(paths().etc, 'moves', 'unseen'))) return;
+  try {
+    const e = await engine();
+    for (const m of await e.listMoves({ unseen: true }))
+      process.stderr.write(`jaula: note: ${m.description}\n`);
+  } catch {
+    /* (told next time) */
+  }
+}

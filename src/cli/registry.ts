@@ -40,6 +40,8 @@ export const COMMANDS: Record<string, Loader> = {
   info: async () => (await import('./commands/daemon.js')).info,
   fleet: async () => (await import('./commands/fleet.js')).fleet,
   completion: async () => (await import('./commands/completion.js')).completion,
+  remote: async () => (await import('./commands/remote.js')).remote,
+  migrate: async () => (await import('./commands/migrate.js')).migrate,
   __exited: async () => (await import('./commands/lifecycle.js')).exited,
   __names: async () => (await import('./commands/completion.js')).names,
 };

@@ -163,6 +163,12 @@ export async function runDaemon(argv: string[]): Promise<number> {
   for (const n of await repairBarriers()) log(n);
   const { report, stopping, ranBefore } = await reconcileState({ autostart });
   logReconcile(report, ranBefore, Date.now() - t0);
+  for (const line of await (
+    await import('../core/migrate/admin.js')
+  )
+    .reconcileMoves()
+    .catch((e: unknown) => [`moves: ${messageOf(e)}`]))
+    log(line);
 
   const o: ConstructorParameters<typeof Server>[0] = { socket, log };
   if (listen) o.listen = listen;
