@@ -167,7 +167,10 @@ export class Host {
       c.on('close', (code) => res({ code: code ?? 128, stdout, stderr }));
     });
   }
-  async start(env: NodeJS.ProcessEnv = {}): Promise<HostDaemon> {
+  /** The environment its jaulad gets (Hosts.up's): a restarted one gets the same. */
+  daemonEnv: NodeJS.ProcessEnv = {};
+  async start(env: NodeJS.ProcessEnv = this.daemonEnv): Promise<HostDaemon> {
+    this.daemonEnv = env;
     this.daemon = new HostDaemon(this, env);
     await this.daemon.ready();
     return this.daemon;
@@ -201,8 +204,8 @@ export class Hosts {
     const n = o.count ?? 2;
     for (let i = 0; i < n; i++) this.hosts.push(new Host(String.fromCharCode(97 + i)));
     this.tag = (this.hosts[0] as Host).t.tag.slice(0, 8);
-    this.hub = `jm${this.tag}h`;
-    this.client = `jm${this.tag}c`;
+    this.hub = `jm${this.tag}y`;
+    this.client = `jm${this.tag}z`;
     this.prefix = `10.${150 + Math.floor(Math.random() * 40)}.${Math.floor(Math.random() * 250)}`;
     this.clientAddress = `${this.prefix}.250`;
   }
@@ -270,7 +273,7 @@ export class Hosts {
       this.mountNs(h);
     });
     this.netns(this.client);
-    this.uplink(this.client, 'pc');
+    this.uplink(this.client, 'pz');
     must(['ip', '-n', this.client, 'addr', 'add', `${this.clientAddress}/24`, 'dev', 'up0']);
     for (const h of this.hosts) {
       const bridge = `jb${this.tag.slice(0, 6)}`;
