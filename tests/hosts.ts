@@ -211,11 +211,12 @@ export class Hosts {
   }
 
   /**
-   * The host's mount namespace: a copy of this one (its mounts propagate both ways, so guests'
-   * mounts are seen and checked as usual) whose /sys/class/net and /sys/devices/virtual/net show
-   * the devices of the host's own network namespace (sysfs shows those of its mounter's), as
-   * jaula reads them there. /sys is made private in it first, so nothing of this reaches the
-   * machine's /sys.
+   * The host's mount namespace: a copy of the machine's mounts when it is made, whose
+   * /sys/class/net and /sys/devices/virtual/net show the devices of the host's own network
+   * namespace (sysfs shows those of its mounter's), as jaula reads them there. /sys is made
+   * private in it first, so nothing of this reaches the machine's /sys. What the host's jaula
+   * mounts stays in it where the machine's root mount is private (here): cleanup() checks it
+   * for mounts under the host's root before it removes it.
    */
   private mountNs(h: Host): void {
     h.mntns = join(this.mntDir, h.name);
@@ -329,6 +330,13 @@ export class Hosts {
         .map((l) => l.split(': ')[1]?.split('@')[0])
         .filter((x): x is string => !!x))
         if (!['lo', 'up0'].includes(d)) left.push(`[${h.name}] device ${d}`);
+      const mounts = spawnSync('nsenter', [`--mount=${h.mntns}`, 'cat', '/proc/self/mountinfo'], {
+        encoding: 'utf8',
+      })
+        .stdout.split('\n')
+        .map((l) => l.split(' ')[4] ?? '')
+        .filter((m) => m.startsWith(h.t.root + '/') && !m.endsWith('/var/lib/jaula'));
+      left.push(...mounts.map((m) => `[${h.name}] mount ${m}`));
       const nft = spawnSync('nsenter', [`--net=/run/netns/${h.ns}`, 'nft', 'list', 'tables'], {
         encoding: 'utf8',
       }).stdout.trim();
