@@ -390,3 +390,12 @@ export function manifest(dir: string): string[] {
   }
   return out.sort();
 }
+
+/** Wait until `fn` holds (polling every 50 ms), or fail after `ms` (scaled by the test slowdown). */
+export async function waitFor(what: string, fn: () => boolean, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms * slowdown;
+  while (!fn()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

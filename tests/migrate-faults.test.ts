@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { needRoot, skeletonTemplate, type Result } from './helpers.js';
-import { Hosts, writeGuestFile, type Host } from './hosts.js';
+import { Hosts, waitFor, writeGuestFile, type Host } from './hosts.js';
 
 const STOP_FILE = `/tmp/jaula-migf-stop-${process.pid}`;
 let hs: Hosts;
@@ -37,14 +37,6 @@ function webGuest(h: Host, name: string, extra: string[] = []): string {
   writeGuestFile(h, name, 'srv/run.sh', '#!/bin/sh\nhttpd -p 8080 -h /www\nexec sleep 100000\n', 0o755);
   writeGuestFile(h, name, 'www/index.html', `hello from ${name}\n`);
   return address;
-}
-
-async function waitFor(what: string, fn: () => boolean, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Where the guest is: its status on each host that has it. */

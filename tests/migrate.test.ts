@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { needRoot } from './helpers.js';
-import { Hosts, manifest, writeGuestFile, type Host, type HostDaemon } from './hosts.js';
+import { Hosts, manifest, waitFor, writeGuestFile, type Host, type HostDaemon } from './hosts.js';
 
 const STOP_FILE = `/tmp/jaula-mig-stop-${process.pid}`;
 let hs: Hosts;
@@ -36,14 +36,6 @@ function webGuest(h: Host, name: string, extra = 'exec sleep 100000'): string {
   writeGuestFile(h, name, 'srv/run.sh', `#!/bin/sh\nhttpd -p 8080 -h /www\n${extra}\n`, 0o755);
   writeGuestFile(h, name, 'www/index.html', `hello from ${name}\n`);
   return address;
-}
-
-async function waitFor(what: string, fn: () => boolean, ms = 20_000, why?: () => string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${why ? `: ${why()}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('moving guests between hosts', { skip: needRoot, timeout: 900_000 }, () => {
