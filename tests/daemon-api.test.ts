@@ -746,6 +746,7 @@ describe('reconcile', () => {
     } finally {
       await etcd.stop();
     }
+  });
 
   it('remotes, moves and the peer routes: checked before anything is made (moves themselves: tests/migrate*.test.ts)', async () => {
     assert.deepEqual(await api('GET', '/v1/remotes'), []);
