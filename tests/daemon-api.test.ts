@@ -822,6 +822,35 @@ describe('reconcile', () => {
     }
   });
 
+  it('remotes, moves and the peer routes: checked before anything is made (moves themselves: tests/migrate*.test.ts)', async () => {
+    assert.deepEqual(await api('GET', '/v1/remotes'), []);
+    await api(
+      'POST',
+      '/v1/remotes',
+      { name: 'r1', url: 'https://127.0.0.1:1', tokenFile: t.path('nosuch') },
+      404,
+    );
+    await api('POST', '/v1/remotes', { name: 'r1', url: 'ftp://x', tokenFile: t.path('nosuch') }, 400);
+    await api('DELETE', '/v1/remotes/r1', undefined, 404);
+    const j = await api<{ id: string }>('POST', '/v1/guests/s1/migrate', { remote: 'r1', mode: 'cold' }, 202);
+    const done = await waitJob(j.id);
+    assert.equal(done.state, 'failed');
+    assert.match(done.error?.message ?? '', /no remote "r1"/);
+    assert.deepEqual(await api('GET', '/v1/moves'), []);
+    const begin = { id: 'abcdefgh12', source: 'x', running: false, mode: 'cold', bytes: 1, layers: [] };
+    await api('POST', '/v1/peer/moves', { ...begin, config: 'not toml [' }, 400);
+    await api('PUT', '/v1/peer/moves/abcdefgh12/parts/own?offset=0', undefined, 404);
+    await api('POST', '/v1/peer/moves/abcdefgh12/apply', { part: 'own' }, 404);
+    await api('POST', '/v1/peer/moves/abcdefgh12/commit', { start: true }, 404);
+    assert.deepEqual(await api('GET', '/v1/peer/moves/abcdefgh12'), { phase: 'none' });
+    assert.deepEqual(await api('DELETE', '/v1/peer/moves/abcdefgh12', {}), { phase: 'none' });
+    assert.equal(
+      fs.existsSync(t.path('var/lib/jaula/moves/abcdefgh12')),
+      false,
+      'nothing staged for an unknown move',
+    );
+  });
+
   it('exercised every documented operation', () => {
     const all = Object.values(doc.paths).flatMap((ops) => Object.values(ops).map((o) => o.operationId));
     assert.deepEqual(

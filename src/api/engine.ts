@@ -72,6 +72,11 @@ import type {
   FleetHost,
   FleetJoinRequest,
   FleetStatus,
+  AddRemoteRequest,
+  MigrateRequest,
+  MigrateResult,
+  MoveInfo,
+  RemoteInfo,
   BackupRequest,
   BackupResult,
   RestoreRequest,
@@ -164,6 +169,15 @@ export interface Engine {
   fleetHosts(): Promise<FleetHost[]>;
   /** Every guest of the fleet, with its host. */
   fleetGuests(): Promise<FleetGuest[]>;
+  /** Other jaulads known by name (jaula remote list). */
+  listRemotes(): Promise<RemoteInfo[]>;
+  /** Know another jaulad by name: its certificate pinned, its token stored root-only. */
+  addRemote(r: AddRemoteRequest): Promise<RemoteInfo>;
+  removeRemote(r: NameRequest): Promise<{ deleted: string }>;
+  /** Move a guest to a remote (a job): the source drives it; see docs/adr/0008-moving-guests.md. */
+  migrateGuest(r: MigrateRequest, hooks?: JobHooks): Promise<MigrateResult>;
+  /** This host's moves (unseen: the outcomes no command has shown yet, marked shown). */
+  listMoves(r: { unseen?: boolean }): Promise<MoveInfo[]>;
   /** Write a guest's archive to a file on the engine's host (core/archive.ts). */
   backupGuest(r: BackupRequest, hooks?: JobHooks): Promise<BackupResult>;
   /** Make a guest from an archive on the engine's host; nothing is made if it is damaged. */

@@ -46,9 +46,23 @@ import {
 import { ImageInfo, ImagePullRequest } from './schemas-image.js';
 
 import { FleetGuest, FleetHost, FleetStatus } from './schemas-fleet.js';
+import { MoveInfo, RemoteInfo } from './schemas-migrate.js';
 import { SnapshotInfo } from './snapshot-schemas.js';
 
-export { nameStr, PARAMS, SCHEMAS } from './schemas.js';
+export { nameStr, SCHEMAS } from './schemas.js';
+
+/** The schemas of path parameters, by their name in the route's path. */
+export const PARAMS: Record<string, Schema> = {
+  name: nameStr,
+  id: { type: 'string', pattern: '^[a-z0-9]{1,64}$', description: 'a job ID (see GET /v1/jobs)' },
+  move: { type: 'string', pattern: '^[a-z0-9]{8,64}$', description: 'a move ID (see GET /v1/moves)' },
+  part: {
+    type: 'string',
+    pattern: '^(own|unified|delta|deleted|changed|conf|layer-[0-9a-f]{64})$',
+    description: "a part of a moved guest: its own files, hashify's layer, a last pass, a layer by digest",
+  },
+  snapshot: { ...nameStr, description: "a snapshot's name (see GET /v1/guests/{name}/snapshots)" },
+};
 
 export const API_VERSION = 'v1';
 
@@ -79,6 +93,8 @@ export interface Route {
   local?: string;
   /** How the answer comes, when it is not one JSON document. */
   stream?: 'sse' | 'websocket';
+  /** The request body is raw bytes (application/octet-stream), read by the route's handler. */
+  upload?: boolean;
 }
 
 const stopBody = obj({ 'timeout?': { ...num, minimum: 0 }, 'kill?': bool });
@@ -796,6 +812,122 @@ export const ROUTES = [
     tag: 'storage',
     response: obj({ deleted: str }),
     engine: true,
+  },
+  {
+    op: 'listRemotes',
+    method: 'GET',
+    path: '/v1/remotes',
+    summary: 'the other jaulads this host knows by name (jaula remote list)',
+    tag: 'migration',
+    response: arr(RemoteInfo),
+    engine: true,
+  },
+  {
+    op: 'addRemote',
+    method: 'POST',
+    path: '/v1/remotes',
+    summary:
+      "know another jaulad by name: its certificate's fingerprint pinned (given, or accepted as it is shown), its token (read from tokenFile on jaulad's host) stored root-only",
+    tag: 'migration',
+    body: obj({ name: nameStr, url: str, tokenFile: str, 'fingerprint?': str, 'acceptCertificate?': bool }),
+    response: RemoteInfo,
+    engine: true,
+  },
+  {
+    op: 'removeRemote',
+    method: 'DELETE',
+    path: '/v1/remotes/{name}',
+    summary: 'forget a remote and its token',
+    tag: 'migration',
+    response: obj({ deleted: str }),
+    engine: true,
+  },
+  {
+    op: 'migrateGuest',
+    method: 'POST',
+    path: '/v1/guests/{name}/migrate',
+    summary:
+      'move a guest to a remote (a job): cold (stop, copy, start there) or sync (copy while it runs, then only what changed)',
+    tag: 'migration',
+    body: obj({ remote: nameStr, 'mode?': oneOf(['cold', 'sync']) }),
+    response: Job,
+    engine: true,
+    job: true,
+  },
+  {
+    op: 'listMoves',
+    method: 'GET',
+    path: '/v1/moves',
+    summary:
+      "this host's moves of guests, either side; unseen: only outcomes no command has shown, marked shown",
+    tag: 'migration',
+    query: { unseen: bool },
+    response: arr(MoveInfo),
+    engine: true,
+  },
+  {
+    op: 'peerBegin',
+    method: 'POST',
+    path: '/v1/peer/moves',
+    summary:
+      'a source jaulad begins moving a guest here: its name and context reserved, hidden until it is placed; the layers (by digest) this host lacks',
+    tag: 'peer',
+    body: obj({
+      id: { ...str, pattern: '^[a-z0-9]{8,64}$' },
+      source: str,
+      config: str,
+      running: bool,
+      mode: oneOf(['cold', 'sync']),
+      bytes: int,
+      layers: arr(obj({ name: nameStr, digest: { ...str, pattern: '^[0-9a-f]{64}$' } })),
+    }),
+    response: obj({ context: int, need: strs }),
+  },
+  {
+    op: 'peerPart',
+    method: 'PUT',
+    path: '/v1/peer/moves/{move}/parts/{part}',
+    summary:
+      'a chunk of a part (a tar stream, or a list of paths) of a moved guest, appended at offset (application/octet-stream, at most 16 MiB)',
+    tag: 'peer',
+    query: { offset: int },
+    response: obj({ bytes: int }),
+    upload: true,
+  },
+  {
+    op: 'peerApply',
+    method: 'POST',
+    path: '/v1/peer/moves/{move}/apply',
+    summary: 'unpack a part that arrived whole, every member checked first',
+    tag: 'peer',
+    body: obj({ part: { ...str, pattern: '^(own|unified|delta|conf|layer-[0-9a-f]{64})$' } }),
+    response: obj({ applied: str }),
+  },
+  {
+    op: 'peerCommit',
+    method: 'POST',
+    path: '/v1/peer/moves/{move}/commit',
+    summary: "the handover: the guest becomes this host's (and starts, if it ran on the source)",
+    tag: 'peer',
+    body: obj({ start: bool }),
+    response: obj({ state: oneOf(['running', 'stored']), context: int }),
+  },
+  {
+    op: 'peerStatus',
+    method: 'GET',
+    path: '/v1/peer/moves/{move}',
+    summary: "a move's phase here (none: this host never heard of it)",
+    tag: 'peer',
+    response: obj({ phase: str, 'guest?': str }),
+  },
+  {
+    op: 'peerAbort',
+    method: 'DELETE',
+    path: '/v1/peer/moves/{move}',
+    summary: 'give a move up: what this host received of it goes (refused once placed)',
+    tag: 'peer',
+    body: obj({ 'why?': str }),
+    response: obj({ phase: str }),
   },
 ] as const satisfies readonly Route[];
 

@@ -36,13 +36,6 @@ export const nameStr: Typed<string> = {
 };
 export const names = arr(nameStr);
 
-/** The schemas of path parameters, by their name in the route's path. */
-export const PARAMS: Record<string, Schema> = {
-  name: nameStr,
-  id: { type: 'string', pattern: '^[a-z0-9]{1,64}$', description: 'a job ID (see GET /v1/jobs)' },
-  snapshot: { ...nameStr, description: "a snapshot's name (see GET /v1/guests/{name}/snapshots)" },
-};
-
 /** What an error carries besides its code and message (a JaulaError's details: a program's stderr, a config's line). */
 const details = record(anyValue);
 

@@ -48,6 +48,22 @@ export async function engineFor(op: EngineOp): Promise<Engine> {
 }
 
 /**
+ * The outcomes of moves of guests (jaula migrate) that no command has shown yet, on stderr: the
+ * next jaula command on either host says how a move ended. One stat when there are none.
+ */
+export async function tellMoves(): Promise<void> {
+  const { join } = await import('node:path');
+  if (!existsSync(join(paths().etc, 'moves', 'unseen'))) return;
+  try {
+    const e = await engine();
+    for (const m of await e.listMoves({ unseen: true }))
+      process.stderr.write(`jaula: note: ${m.description}\n`);
+  } catch {
+    /* (told next time) */
+  }
+}
+
+/**
  * This process's engine for what streams through it (a backup to stdout, a restore from
  * stdin): streams cannot cross jaulad's JSON API. Root's, as any in-process operation.
  */

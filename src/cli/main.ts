@@ -31,6 +31,12 @@ async function usage(): Promise<string> {
   return lines.join('\n') + '\n';
 }
 
+/** After a command that may run where a move ended: say so (cli/engine.ts tellMoves). */
+async function tellAfter(name: string): Promise<void> {
+  if (name.startsWith('__') || name === 'completion' || name === 'daemon') return;
+  await (await import('./engine.js')).tellMoves();
+}
+
 export async function main(argv: string[]): Promise<number> {
   trace('main');
   const [first, ...rest] = argv;
@@ -59,8 +65,11 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   try {
-    return await cmd.run(parseArgs(rest, cmd.specs, name));
+    const code = await cmd.run(parseArgs(rest, cmd.specs, name));
+    await tellAfter(name);
+    return code;
   } catch (e) {
+    await tellAfter(name);
     if (isJaulaError(e)) {
       err(`jaula: ${e.message}`);
       return exitCodes[e.code];

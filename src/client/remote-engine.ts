@@ -325,6 +325,11 @@ export class RemoteEngine implements Engine {
   importTemplate: Engine['importTemplate'] = (r, hooks) => this.job('importTemplate', r, hooks);
   exportTemplate: Engine['exportTemplate'] = (r, hooks) => this.job('exportTemplate', r, hooks);
   hashify: Engine['hashify'] = (r, hooks) => this.job('hashify', r, hooks);
+  listRemotes: Engine['listRemotes'] = () => this.call('listRemotes', {});
+  addRemote: Engine['addRemote'] = (r) => this.call('addRemote', r);
+  removeRemote: Engine['removeRemote'] = (r) => this.call('removeRemote', r);
+  migrateGuest: Engine['migrateGuest'] = (r, hooks) => this.job('migrateGuest', r, hooks);
+  listMoves: Engine['listMoves'] = (r) => this.call('listMoves', r);
   listSnapshots: Engine['listSnapshots'] = (r) => this.call('listSnapshots', r);
   createSnapshot: Engine['createSnapshot'] = (r) => this.call('createSnapshot', r);
   restoreSnapshot: Engine['restoreSnapshot'] = (r, hooks) => this.job('restoreSnapshot', r, hooks);

@@ -1,3 +1,4 @@
+import { refuseIfMoving } from '../guest/moving.js';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { JaulaError, messageOf } from '../common/errors.js';
@@ -56,6 +57,7 @@ export async function startGuest(name: string, opts: StartOptions = {}): Promise
 async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestState> {
   const { name } = cfg;
   trace('start: locked');
+  refuseIfMoving(name);
   const prev = readState(name);
   const live = initAlive(prev) ? liveStatus(prev) : 'stopped';
   if (live !== 'stopped')

@@ -457,6 +457,36 @@ export class LocalEngine implements Engine {
     return (await import('./fleet.js')).listFleetGuests();
   }
 
+  async listRemotes() {
+    return (await import('./migrate/remotes.js'))
+      .listRemotes()
+      .map(({ name, url, fingerprint, added }) => ({ name, url, fingerprint, added }));
+  }
+
+  async addRemote(r: import('../api/types.js').AddRemoteRequest) {
+    this.rootOnly('add remotes');
+    const { name, url, fingerprint, added } = await (await import('./migrate/admin.js')).addRemote(r);
+    return { name, url, fingerprint, added };
+  }
+
+  async removeRemote(r: { name: string }) {
+    this.rootOnly('remove remotes');
+    return { deleted: (await import('./migrate/remotes.js')).removeRemote(r.name).name };
+  }
+
+  async migrateGuest(r: import('../api/types.js').MigrateRequest, hooks: JobHooks = {}) {
+    this.rootOnly('move guests to other hosts');
+    const { migrateGuest } = await import('./migrate/source.js');
+    return migrateGuest(r.name, r.remote, {
+      mode: r.mode ?? 'sync',
+      ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
+    });
+  }
+
+  async listMoves(r: { unseen?: boolean }) {
+    return (await import('./migrate/admin.js')).listMoves(r.unseen === true);
+  }
+
   async backupGuest(r: import('../api/types.js').BackupRequest, hooks: JobHooks = {}) {
     const { backupGuest } = await import('./archive.js');
     return backupGuest(r.name, r.file, { ...this.streamHooks(hooks), ...this.hostOpt });

@@ -83,6 +83,7 @@ async function bodyArgs(
   args: Record<string, unknown>,
 ): Promise<void> {
   // Anything but GET: a body, or a media type, must be JSON (a page's form or text/plain post is not).
+  if (route.upload) return; // (raw bytes: the route's handler reads them)
   const type = req.headers['content-type'];
   const hasBody =
     Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
@@ -178,6 +179,11 @@ const ENGINE_CALLS: { [K in EngineOp]: EngineCall<K> } = {
   leaveFleet: (e, a) => e.leaveFleet(a),
   fleetHosts: (e) => e.fleetHosts(),
   fleetGuests: (e) => e.fleetGuests(),
+  listRemotes: (e) => e.listRemotes(),
+  addRemote: (e, a) => e.addRemote(a),
+  removeRemote: (e, a) => e.removeRemote(a),
+  migrateGuest: (e, a, h) => e.migrateGuest(a, h),
+  listMoves: (e, a) => e.listMoves(a),
   backupGuest: (e, a, h) => e.backupGuest(a, h),
   restoreGuest: (e, a, h) => e.restoreGuest(a, h),
   listSnapshots: (e, a) => e.listSnapshots(a),

@@ -126,6 +126,21 @@ async function serveUntilSignal(server: Server, lock: FileLock): Promise<void> {
   lock.release();
 }
 
+/** The one-jaulad-per-root lock, held for jaulad's life, and its pid file. */
+function holdDaemonLock(): FileLock {
+  mkdirp(paths().run, 0o755);
+  mkdirp(paths().locks, 0o700);
+  const lock = new FileLock(join(paths().locks, 'jaulad.lock'));
+  if (!lock.tryAcquire()) {
+    const pid = fs.existsSync(join(paths().run, 'jaulad.pid'))
+      ? fs.readFileSync(join(paths().run, 'jaulad.pid'), 'utf8').trim()
+      : '?';
+    throw new JaulaError('busy', `jaulad already runs for ${paths().root} (pid ${pid}); stop it first`);
+  }
+  writeFileAtomic(join(paths().run, 'jaulad.pid'), `${process.pid}\n`, 0o644, { durable: false });
+  return lock;
+}
+
 export async function runDaemon(argv: string[]): Promise<number> {
   const p = parseDaemonArgs(argv);
   const str = (k: string): string | undefined => {
@@ -147,22 +162,19 @@ export async function runDaemon(argv: string[]): Promise<number> {
   const { token, hostFiles } = listen
     ? checkListen(listen, { tokenFile, cert, hostFilesDir })
     : { token: undefined, hostFiles: undefined };
-  mkdirp(paths().run, 0o755);
-  mkdirp(paths().locks, 0o700);
-  const lock = new FileLock(join(paths().locks, 'jaulad.lock'));
-  if (!lock.tryAcquire()) {
-    const pid = fs.existsSync(join(paths().run, 'jaulad.pid'))
-      ? fs.readFileSync(join(paths().run, 'jaulad.pid'), 'utf8').trim()
-      : '?';
-    throw new JaulaError('busy', `jaulad already runs for ${paths().root} (pid ${pid}); stop it first`);
-  }
-  writeFileAtomic(join(paths().run, 'jaulad.pid'), `${process.pid}\n`, 0o644, { durable: false });
+  const lock = holdDaemonLock();
 
   const t0 = Date.now();
   await ensurePool();
   for (const n of await repairBarriers()) log(n);
   const { report, stopping, ranBefore } = await reconcileState({ autostart });
   logReconcile(report, ranBefore, Date.now() - t0);
+  for (const line of await (
+    await import('../core/migrate/admin.js')
+  )
+    .reconcileMoves()
+    .catch((e: unknown) => [`moves: ${messageOf(e)}`]))
+    log(line);
 
   const o: ConstructorParameters<typeof Server>[0] = { socket, log };
   if (listen) o.listen = listen;

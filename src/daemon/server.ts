@@ -60,6 +60,7 @@ type Ctx = {
   args: Record<string, unknown>;
   req: http.IncomingMessage;
   res: http.ServerResponse;
+  tcp: boolean;
 };
 type Special = (ctx: Ctx) => Promise<unknown>;
 
@@ -112,6 +113,7 @@ export class Server {
     attach: async () => {
       throw new JaulaError('usage', 'This route is a WebSocket: connect with "Upgrade: websocket"');
     },
+    ...peerRoutes,
   };
 
   async info(): Promise<EngineInfo> {
@@ -244,7 +246,7 @@ export class Server {
     if (route.stream === 'sse')
       return this.streams.serve(res, typeof args['job'] === 'string' ? args['job'] : undefined);
     const special = this.special[route.op as RouteOp];
-    if (special) return sendJson(res, 200, await special({ args, req, res }));
+    if (special) return sendJson(res, 200, await special({ args, req, res, tcp }));
     if (!route.engine) throw new JaulaError('internal', `No handler for ${route.op}`);
     const engine = tcp ? this.tcpLocal : this.local;
     const call = engineCall(route.op as EngineOp);
@@ -257,6 +259,60 @@ export class Server {
     }
     sendJson(res, 200, await call(engine, args, {}));
   }
+}
+
+/** The routes another jaulad calls to move a guest here (core/migrate/target.ts). */
+const target = (): Promise<typeof import('../core/migrate/target.js')> => import('../core/migrate/target.js');
+const peerRoutes: Partial<Record<RouteOp, Special>> = {
+  peerBegin: async ({ args, tcp }) => {
+    const t = await target();
+    const r = args as unknown as import('../core/migrate/target.js').BeginRequest;
+    if (tcp && /^privileged\s*=\s*true/m.test(r.config))
+      throw new JaulaError(
+        'denied',
+        "A privileged guest cannot be moved here over TCP: its root is the host's root, which only root makes (move it as an unprivileged guest, or build it here)",
+      );
+    return t.peerBegin(r);
+  },
+  peerPart: async ({ args, req }) => {
+    const { appendChunk, MAX_CHUNK } = await import('../core/migrate/transfer.js');
+    (await target()).receiving(String(args['move'])); // (nothing is staged for a move not under way)
+    const data = await readRaw(req, MAX_CHUNK);
+    return {
+      bytes: appendChunk(String(args['move']), String(args['part']), Number(args['offset'] ?? 0), data),
+    };
+  },
+  peerApply: async ({ args }) =>
+    (await target()).peerApply({ id: String(args['move']), part: String(args['part']) }),
+  peerCommit: async ({ args }) =>
+    (await target()).peerCommit({ id: String(args['move']), start: args['start'] === true }),
+  peerStatus: async ({ args }) => (await target()).peerStatus({ id: String(args['move']) }),
+  peerAbort: async ({ args }) =>
+    (await target()).peerAbort({
+      id: String(args['move']),
+      ...(typeof args['why'] === 'string' ? { why: args['why'] } : {}),
+    }),
+};
+
+/** A raw request body, at most `max` bytes. */
+function readRaw(req: http.IncomingMessage, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    if (Number(req.headers['content-length'] ?? 0) > max)
+      return reject(
+        new JaulaError('invalid', `A chunk is at most ${max} bytes`, { details: { status: 413 } }),
+      );
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > max) {
+        req.destroy();
+        reject(new JaulaError('invalid', `A chunk is at most ${max} bytes`, { details: { status: 413 } }));
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
 }
 
 /** For callers that want the engine type (tests). */

@@ -1,0 +1,335 @@
+/**
+ * The target's side of a move (jaulad's peer routes, called by the source jaulad with this
+ * host's token): begin (the guest's name and context reserved, hidden behind a building mark,
+ * as a build is), parts (chunks of tar streams, staged), apply (unpacked into place), commit
+ * (the building mark goes: the guest is this host's; started if it ran), status and abort.
+ * A jaulad killed while receiving leaves a hidden half-made guest, which its next start removes
+ * (removeStaleBuilds) as it removes a half-built one; the record then says "aborted".
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { JaulaError, isJaulaError, messageOf } from '../../common/errors.js';
+import { parseConfig, type GuestConfig } from '../../guest/config.js';
+import { guestLog } from '../../guest/log.js';
+import { BUILDING_MARK, guestExists, loadConfig } from '../../guest/store.js';
+import { networkFor } from '../../network/networks.js';
+import { removeTree } from '../../os/fs.js';
+import { paths } from '../../os/paths.js';
+import { trace } from '../../os/trace.js';
+import { storageDriver } from '../../storage/driver.js';
+import { layout } from '../../storage/layout.js';
+import { listTemplates } from '../templates.js';
+import { reserveGuest } from '../build.js';
+import { Reverter } from '../reverter.js';
+import { checkMoveId, readMove, setPhase, writeMove, type MoveRecord } from './records.js';
+import {
+  parsePathList,
+  partFile,
+  removeBelow,
+  stagingDir,
+  templateDigest,
+  treeDigest,
+  unlinkSymlinkAncestors,
+  unpackPart,
+} from './transfer.js';
+
+export interface BeginRequest {
+  id: string;
+  /** The source host, as it names itself. */
+  source: string;
+  /** The guest's config.toml. */
+  config: string;
+  running: boolean;
+  mode: 'cold' | 'sync';
+  /** The size of the guest's own files. */
+  bytes: number;
+  layers: { name: string; digest: string }[];
+}
+
+/** Room kept free besides the guest (staged parts are unpacked, then removed). */
+const SPARE = 16 << 20;
+
+export function receiving(id: string): MoveRecord {
+  const r = readMove(checkMoveId(id));
+  if (!r || r.role !== 'target') throw new JaulaError('not_found', `This host knows no move ${id}`);
+  if (r.phase !== 'receiving')
+    throw new JaulaError('state', `Move ${id} of "${r.guest}" is ${r.phase} here, no longer receiving`);
+  return r;
+}
+
+function checkRoom(bytes: number): void {
+  fs.mkdirSync(paths().lib, { recursive: true });
+  const s = fs.statfsSync(paths().lib);
+  const free = s.bavail * s.bsize;
+  const need = 2 * bytes + SPARE;
+  if (free < need)
+    throw new JaulaError(
+      'limit',
+      `This host is full: ${(free / 2 ** 20).toFixed(1)} MiB free in ${paths().lib}, the guest needs ${(need / 2 ** 20).toFixed(1)} MiB (its files, staged then unpacked): free space there, or move it elsewhere`,
+      { details: { full: true, free, need } },
+    );
+}
+
+/** Local names for the guest's layers: the template with the same digest, else a free name; the digests to send. */
+async function mapLayers(
+  layers: BeginRequest['layers'],
+): Promise<{ names: Map<string, string>; need: Record<string, string> }> {
+  const byDigest = new Map<string, string>();
+  for (const t of listTemplates()) byDigest.set(await templateDigest(t.name), t.name);
+  const names = new Map<string, string>();
+  const need: Record<string, string> = {};
+  for (const l of layers) {
+    const have = byDigest.get(l.digest);
+    if (have) names.set(l.name, have);
+    else {
+      const local = fs.existsSync(layout.templateDir(l.name)) ? `${l.name}-${l.digest.slice(0, 8)}` : l.name;
+      names.set(l.name, local);
+      need[l.digest] = local;
+    }
+  }
+  return { names, need };
+}
+
+function checkNetworks(cfg: GuestConfig): void {
+  for (const i of cfg.interfaces)
+    if (i.dev && i.mode !== 'macvlan' && i.mode !== 'ipvlan' && !networkFor(i.dev))
+      throw new JaulaError(
+        'not_found',
+        `Guest "${cfg.name}" is on the network "${i.dev}", which this host does not have: create it here with the same subnet first ("jaula network create ${i.dev} --subnet ...")`,
+      );
+}
+
+/** Reserve the guest here: its name, its context (another where its own is taken), addresses and MACs kept. */
+async function reserve(cfg: GuestConfig, rev: Reverter): Promise<void> {
+  try {
+    await reserveGuest(cfg, rev, true);
+  } catch (e) {
+    if (!isJaulaError(e) || e.code !== 'exists' || !/context/.test(e.message)) throw e;
+    await reserveGuest(cfg, rev, false);
+  }
+}
+
+export async function peerBegin(r: BeginRequest): Promise<{ context: number; need: string[] }> {
+  checkMoveId(r.id);
+  if (readMove(r.id)) throw new JaulaError('exists', `Move ${r.id} is known here already`);
+  const cfg = parseConfig(r.config, `the config of the guest moved by ${r.source}`);
+  if (guestExists(cfg.name))
+    throw new JaulaError(
+      'exists',
+      `A guest named "${cfg.name}" exists on this host already: delete or rename it here first`,
+    );
+  const driver = await storageDriver(cfg.storage.driver);
+  const why = driver.unavailable();
+  if (why)
+    throw new JaulaError('unsupported', `Storage driver "${driver.info.name}" is not usable here: ${why}`);
+  checkRoom(r.bytes);
+  checkNetworks(cfg);
+  const { names, need } = await mapLayers(r.layers);
+  const map = (n: string): string => names.get(n) ?? n;
+  const storage = { ...cfg.storage };
+  if (storage.layers) storage.layers = storage.layers.map(map);
+  if (storage.template) storage.template = map(storage.template);
+  const mine: GuestConfig = { ...cfg, storage };
+  const rev = new Reverter();
+  try {
+    await reserve(mine, rev);
+    trace('migrate-target: reserved');
+    writeMove({
+      id: r.id,
+      role: 'target',
+      guest: cfg.name,
+      peer: r.source,
+      mode: r.mode,
+      running: r.running,
+      phase: 'receiving',
+      started: new Date().toISOString(),
+      updated: '',
+      ...(mine.context !== cfg.context ? { context: mine.context } : {}),
+      layers: need,
+    });
+    rev.success();
+  } catch (e) {
+    return rev.fail(e);
+  }
+  return { context: mine.context, need: Object.keys(need) };
+}
+
+/** A config whose storage the driver can make empty: no template copied (its files come from the source). */
+const emptyStorage = (cfg: GuestConfig): GuestConfig => {
+  const s = { ...cfg.storage };
+  if (!s.layers) delete s.template;
+  return { ...cfg, storage: s };
+};
+
+async function applyOwn(rec: MoveRecord, part: 'own' | 'unified' | 'delta'): Promise<void> {
+  const cfg = readHidden(rec.guest);
+  const driver = await storageDriver(cfg.storage.driver);
+  const marker = join(stagingDir(rec.id), 'created');
+  if (!fs.existsSync(marker)) {
+    await driver.create(emptyStorage(cfg));
+    fs.writeFileSync(marker, '');
+  }
+  const devices = cfg.privileged || driver.info.layers;
+  if (part === 'unified') return unpackPart(rec.id, part, layout.unifiedLayer(cfg.name), devices);
+  const tree = driver.treePath(cfg.name);
+  if (part === 'delta') {
+    const deleted = fs.existsSync(partFile(rec.id, 'deleted'))
+      ? parsePathList(fs.readFileSync(partFile(rec.id, 'deleted')))
+      : [];
+    for (const p of deleted) removeBelow(tree, p);
+    fs.rmSync(partFile(rec.id, 'deleted'), { force: true });
+    const changed = fs.existsSync(partFile(rec.id, 'changed'))
+      ? parsePathList(fs.readFileSync(partFile(rec.id, 'changed')))
+      : [];
+    unlinkSymlinkAncestors(tree, changed);
+    fs.rmSync(partFile(rec.id, 'changed'), { force: true });
+  }
+  await unpackPart(rec.id, part, tree, devices);
+}
+
+/** The config of the guest being received (hidden by its building mark). */
+function readHidden(name: string): GuestConfig {
+  return parseConfig(fs.readFileSync(paths().guestConfigFile(name), 'utf8'), paths().guestConfigFile(name));
+}
+
+async function applyLayer(rec: MoveRecord, digest: string): Promise<void> {
+  const cfg = readHidden(rec.guest);
+  const name = rec.layers?.[digest];
+  if (!name) throw new JaulaError('invalid', `Move ${rec.id} did not ask for the layer ${digest}`);
+  const at = join(stagingDir(rec.id), `layer-${digest}`);
+  fs.mkdirSync(at, { recursive: true, mode: 0o700 });
+  await unpackPart(rec.id, `layer-${digest}`, at, cfg.privileged);
+  if ((await treeDigest(join(at, 'tree'))) !== digest)
+    throw new JaulaError(
+      'invalid',
+      `The layer sent for move ${rec.id} does not have its digest ${digest}: refused`,
+    );
+  fs.writeFileSync(join(at, 'digest.sha256'), `${digest}\n`);
+  if (fs.existsSync(layout.templateDir(name))) return removeTree(at); // (sent twice)
+  fs.mkdirSync(layout.templates(), { recursive: true, mode: 0o755 });
+  fs.renameSync(at, layout.templateDir(name));
+  guestLog(rec.guest, `move ${rec.id}: layer ${name} (${digest.slice(0, 12)}) received`);
+}
+
+export async function peerApply(r: { id: string; part: string }): Promise<{ applied: string }> {
+  const rec = receiving(r.id);
+  if (r.part === 'own' || r.part === 'unified' || r.part === 'delta') await applyOwn(rec, r.part);
+  else if (r.part === 'conf') await unpackPart(rec.id, 'conf', paths().guestConf(rec.guest), false);
+  else if (/^layer-[0-9a-f]{64}$/.test(r.part)) await applyLayer(rec, r.part.slice(6));
+  else throw new JaulaError('invalid', `Unknown part "${r.part.slice(0, 80)}"`);
+  trace(`migrate-target: applied ${r.part}`);
+  return { applied: r.part };
+}
+
+/** The guest is this host's from the moment its building mark goes; the record follows. */
+function place(rec: MoveRecord): void {
+  fs.rmSync(join(paths().guestConf(rec.guest), BUILDING_MARK), { force: true });
+  trace('migrate-target: placed');
+  setPhase(
+    rec,
+    'placed',
+    rec.context !== undefined ? `context ${rec.context} here (its own was taken)` : undefined,
+  );
+  removeTree(stagingDir(rec.id));
+  guestLog(rec.guest, `arrived from "${rec.peer}" (move ${rec.id}, ${rec.mode})`);
+}
+
+export async function peerCommit(r: {
+  id: string;
+  start: boolean;
+}): Promise<{ state: 'running' | 'stored'; context: number }> {
+  const rec = receiving(r.id);
+  const cfg = readHidden(rec.guest);
+  const driver = await storageDriver(cfg.storage.driver);
+  await driver.unmount(cfg);
+  place(rec);
+  if (!r.start) return { state: 'stored', context: cfg.context };
+  try {
+    const { startGuest } = await import('../lifecycle.js');
+    await startGuest(rec.guest);
+    rec.startTried = true;
+    writeMove(rec);
+    trace('migrate-target: started');
+    await (await import('./announce.js')).announceGuest(loadConfig(rec.guest));
+  } catch (e) {
+    await dropPlaced(rec, `it could not start here: ${messageOf(e)}`);
+    throw new JaulaError('runtime', `Guest "${rec.guest}" could not start on this host: ${messageOf(e)}`, {
+      cause: e,
+    });
+  }
+  return { state: 'running', context: cfg.context };
+}
+
+/** Undo a placed guest whose start failed (the source takes it back). */
+async function dropPlaced(rec: MoveRecord, why: string): Promise<void> {
+  const { deleteGuest } = await import('../delete.js');
+  await deleteGuest(rec.guest, { force: true }).catch(() => {});
+  setPhase(rec, 'aborted', why);
+}
+
+export function peerStatus(r: { id: string }): { phase: string; guest?: string } {
+  const rec = readMove(checkMoveId(r.id));
+  return rec ? { phase: rec.phase, guest: rec.guest } : { phase: 'none' };
+}
+
+/** Abandon a move that is not placed: its hidden guest and staged parts go. */
+export async function peerAbort(r: { id: string; why?: string }): Promise<{ phase: string }> {
+  const rec = readMove(checkMoveId(r.id));
+  if (!rec) return { phase: 'none' };
+  if (rec.phase === 'placed')
+    throw new JaulaError(
+      'state',
+      `Move ${r.id} of "${rec.guest}" is complete here: the guest is this host's`,
+    );
+  if (rec.phase === 'receiving') await removeHidden(rec);
+  if (rec.phase !== 'aborted') setPhase(rec, 'aborted', r.why ?? 'the source gave it up');
+  return { phase: 'aborted' };
+}
+
+async function removeHidden(rec: MoveRecord): Promise<void> {
+  const mark = join(paths().guestConf(rec.guest), BUILDING_MARK);
+  if (fs.existsSync(mark)) {
+    const text = fs.readFileSync(paths().guestConfigFile(rec.guest), 'utf8');
+    const driver = await storageDriver(/driver = "([a-z]+)"/.exec(text)?.[1] ?? 'dir');
+    await driver.destroy(rec.guest);
+    removeTree(paths().guestConf(rec.guest));
+  }
+  removeTree(stagingDir(rec.id));
+}
+
+/**
+ * At jaulad's start: a move still receiving was cut (this jaulad died): if its guest was placed
+ * already (the building mark gone, the record not yet written), it is placed; else what is
+ * left goes. A placed guest that was to run and does not is started.
+ */
+export async function reconcileTargetMoves(list: MoveRecord[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const rec of list.filter((x) => x.role === 'target')) {
+    if (rec.phase === 'receiving') {
+      const placed =
+        guestExists(rec.guest) && !fs.existsSync(join(paths().guestConf(rec.guest), BUILDING_MARK));
+      if (placed && fs.existsSync(paths().guestConfigFile(rec.guest))) {
+        place(rec);
+        out.push(`move ${rec.id}: "${rec.guest}" had arrived (placed)`);
+      } else {
+        await removeHidden(rec);
+        setPhase(rec, 'aborted', 'this jaulad stopped while receiving it');
+        out.push(`move ${rec.id}: the half-received "${rec.guest}" removed`);
+        continue;
+      }
+    }
+    if (rec.phase === 'placed' && rec.running && !rec.startTried) {
+      rec.startTried = true;
+      writeMove(rec);
+      try {
+        const { startGuest } = await import('../lifecycle.js');
+        await startGuest(rec.guest);
+        out.push(`move ${rec.id}: started "${rec.guest}", which had arrived running`);
+      } catch (e) {
+        if (!isJaulaError(e) || e.code !== 'state')
+          out.push(`move ${rec.id}: "${rec.guest}" could not start: ${messageOf(e)}`);
+      }
+    }
+  }
+  return out;
+}
