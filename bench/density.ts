@@ -28,6 +28,11 @@
  * them) plus the PSS of the per-guest supervisors (jaula-helper shim; LXC's monitor) and of
  * jaula's one lxcfs, over N. And `jaula list` / `jaula ps` (median of 5) with and without jaulad.
  *
+ * The 1000-guest mode (issue 16): `--guests 1000 --only c --rounds 1 --curve`: 1000 guests
+ * built, started and stopped through jaulad, `jaula list` and `jaula ps` timed with all running
+ * (aim: under 1 s), memory per guest, the time per start for each tenth, then all deleted and
+ * the host checked for anything left. Run it rarely: it takes minutes of a shared machine.
+ *
  * --curve: afterwards, start all N through the API (P at a time) and stop them again, and show the
  * time per guest for each tenth of them (does a start get slower as more guests run?).
  * --profile DIR: jaulad runs with `node --cpu-prof --cpu-prof-dir DIR` (see bench/tools/cpuprofile.ts).
@@ -59,6 +64,7 @@ import {
   table,
   timeMs,
 } from './lib.js';
+import { instanceLeftovers } from '../tests/helpers.js';
 
 // ---- options ---------------------------------------------------------------------------------
 const argv = process.argv.slice(2);
@@ -535,4 +541,9 @@ try {
   console.log(`\nMachine load (1, 5, 15 min) at the start and end of each round: ${loads.join('; ')}`);
 } finally {
   cleanup();
+  // Nothing of jaula's may stay (guests' processes, mounts, cgroups, veths, bridges, nftables
+  // tables, loop devices, the root): checked as the tests check it.
+  const left = instanceLeftovers(s.root);
+  console.log(`\nLeft behind after the stop and delete of all ${GUESTS}: ${left.length ? left.join('; ') : 'nothing'}`);
+  if (left.length) process.exitCode = 1;
 }

@@ -210,6 +210,13 @@ export function loadEveryConfig(): GuestConfig[] {
  */
 const parsedConfigs = new Map<string, { id: string; cfg: GuestConfig | undefined }>();
 
+/**
+ * A file changed less than this long ago is read again each time: the kernel's file times move
+ * in clock ticks, so a second edit in place within the tick of the first, of the same size,
+ * would leave its identity unchanged (git's "racily clean" entries).
+ */
+const RACY_MS = 2000;
+
 function cachedConfig(file: string): GuestConfig | undefined {
   const st = fs.statSync(file, { throwIfNoEntry: false });
   if (!st) return undefined;
@@ -224,6 +231,7 @@ function cachedConfig(file: string): GuestConfig | undefined {
   } catch {
     /* reported by commands on that guest */
   }
-  if (text !== undefined) parsedConfigs.set(file, { id, cfg });
+  if (text === undefined || Date.now() - Math.max(st.mtimeMs, st.ctimeMs) < RACY_MS) parsedConfigs.delete(file);
+  else parsedConfigs.set(file, { id, cfg });
   return cfg;
 }
