@@ -231,7 +231,8 @@ function cachedConfig(file: string): GuestConfig | undefined {
   } catch {
     /* reported by commands on that guest */
   }
-  if (text === undefined || Date.now() - Math.max(st.mtimeMs, st.ctimeMs) < RACY_MS) parsedConfigs.delete(file);
+  if (text === undefined || Date.now() - Math.max(st.mtimeMs, st.ctimeMs) < RACY_MS)
+    parsedConfigs.delete(file);
   else parsedConfigs.set(file, { id, cfg });
   return cfg;
 }

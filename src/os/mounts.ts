@@ -67,15 +67,20 @@ export function unmount(path: string, lazy = true): boolean {
  * Returns how many mounts were removed (0: nothing was mounted there, or `path` is absent).
  */
 export function unmountAt(path: string): number {
+  const gone = (e: unknown): boolean => ['EINVAL', 'ENOENT', 'ENOTDIR'].includes(errnoOf(e) ?? '');
   let n = 0;
   for (; n < 16; n++) {
     try {
       native().umount2(path, 0);
     } catch (e) {
-      const code = errnoOf(e) ?? '';
-      if (['EINVAL', 'ENOENT', 'ENOTDIR'].includes(code)) return n;
-      if (code !== 'EBUSY') throw e;
-      native().umount2(path, MNT_DETACH);
+      if (gone(e)) return n;
+      if (errnoOf(e) !== 'EBUSY') throw e;
+      try {
+        native().umount2(path, MNT_DETACH);
+      } catch (e2) {
+        if (gone(e2)) return n;
+        throw e2;
+      }
     }
   }
   return n;
