@@ -79,6 +79,8 @@ const ONLY = new Set((opt('only') ?? 'a,b,c,d').split(','));
 const PROFILE = opt('profile');
 const CURVE = argv.includes('--curve');
 if (!Number.isInteger(GUESTS) || GUESTS < 1 || GUESTS > 1000) throw new Error('--guests: 1 to 1000');
+/** How long jaulad may take to reconcile at its start: it looks at every guest (a busy host: 0.3 s each). */
+const RECONCILE_MS = 60_000 + 300 * GUESTS;
 if (!have('lxc-start') && (ONLY.has('a') || ONLY.has('b')))
   throw new Error('LXC is not installed (apt-get install lxc), or run with --only c,d');
 
@@ -130,6 +132,7 @@ function cleanup(): void {
     const pid = daemon.pid;
     sh(['kill', String(pid)]);
     waitQuiet(30_000, 'jaulad to end', () => !alive(pid));
+    if (alive(pid)) sh(['kill', '-KILL', String(pid)]); // (still reconciling: it ends only after)
   }
   sh(s.jaulaArgv(['stop', '--all', '--kill', '--parallel', '8']), { env: noDaemon });
   waitQuiet(120_000, 'the guests to end', () => busy().length === 0);
@@ -378,7 +381,7 @@ async function setup(): Promise<{ buildMs: number }> {
   }
 
   // jaula's guests, built through jaulad from the stored template.
-  daemon = await startDaemon(s);
+  daemon = await startDaemon(s, [], RECONCILE_MS);
   const e = daemon.engine;
   const t0 = process.hrtime.bigint();
   await inParallel(jnames, 4, async (name) => {
@@ -432,15 +435,13 @@ try {
       const profiled = async (p: string): Promise<void> => {
         await daemon?.stop();
         const name = `jaulad-${GUESTS}-${p}-round${r + 1}.cpuprofile`;
-        daemon = await startDaemon(s, [
-          '--cpu-prof',
-          '--cpu-prof-dir',
-          PROFILE as string,
-          '--cpu-prof-name',
-          name,
-        ]);
+        daemon = await startDaemon(
+          s,
+          ['--cpu-prof', '--cpu-prof-dir', PROFILE as string, '--cpu-prof-name', name],
+          RECONCILE_MS,
+        );
       };
-      if (!PROFILE) daemon = await startDaemon(s);
+      if (!PROFILE) daemon = await startDaemon(s, [], RECONCILE_MS);
       record('jaulad', await jaulaRound(s.env, PROFILE ? profiled : undefined));
       await daemon?.stop();
       daemon = undefined;
@@ -450,7 +451,7 @@ try {
     console.error(`(round ${r + 1} of ${ROUNDS} done; load ${loadAvg()})`);
   }
   let curveRows: { up: number[]; down: number[] } | undefined;
-  daemon = await startDaemon(s);
+  daemon = await startDaemon(s, [], RECONCILE_MS);
   if (CURVE) curveRows = await curve(daemon.engine);
   const t0 = process.hrtime.bigint();
   const e = daemon.engine;
@@ -544,6 +545,8 @@ try {
   // Nothing of jaula's may stay (guests' processes, mounts, cgroups, veths, bridges, nftables
   // tables, loop devices, the root): checked as the tests check it.
   const left = instanceLeftovers(s.root);
-  console.log(`\nLeft behind after the stop and delete of all ${GUESTS}: ${left.length ? left.join('; ') : 'nothing'}`);
+  console.log(
+    `\nLeft behind after the stop and delete of all ${GUESTS}: ${left.length ? left.join('; ') : 'nothing'}`,
+  );
   if (left.length) process.exitCode = 1;
 }
