@@ -138,10 +138,15 @@ export function lxcContainer(
   );
 }
 
-/** jaulad of a scratch root, started with `--no-autostart` (and `nodeArgs`, e.g. --cpu-prof), once it has reconciled. */
+/**
+ * jaulad of a scratch root, started with `--no-autostart` (and `nodeArgs`, e.g. --cpu-prof), once
+ * it has reconciled (it looks at every guest: with a thousand on a busy host that takes minutes,
+ * so the wait is `waitMs`, 60 s unless told).
+ */
 export async function startDaemon(
   s: Scratch,
   nodeArgs: string[] = [],
+  waitMs = 60_000,
 ): Promise<{ pid: number; engine: RemoteEngine; stop: () => Promise<void> }> {
   // Its log: JAULA_BENCH_JAULAD_LOG=FILE (appended), else nowhere.
   const logFile = process.env['JAULA_BENCH_JAULAD_LOG'];
@@ -158,7 +163,7 @@ export async function startDaemon(
       const info = await e.getInfo();
       if (info.daemon?.reconcile) break;
     } catch {
-      if (i > 1200) throw new Error('jaulad did not start');
+      if (i > waitMs / 50) throw new Error(`jaulad did not answer, reconciled, within ${waitMs / 1000} s`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -9,11 +9,11 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { JaulaError, messageOf } from '../common/errors.js';
-import { mountsBelow } from '../os/mounts.js';
+import { unmountEntries } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import type { IdRange } from '../runtime/idmap.js';
 import { guestRunDir } from '../storage/barrier.js';
-import { idmapMounts, unmountTree } from '../storage/idmapped.js';
+import { idmapMounts } from '../storage/idmapped.js';
 import { isBind, type FstabEntry } from '../guest/fstab.js';
 
 /** Where a running guest's idmapped bind sources are mounted (one entry per fstab line). */
@@ -75,8 +75,8 @@ export async function mountBinds(
 export function unmountBinds(name: string): void {
   const dir = bindsPath(name);
   if (!fs.existsSync(dir)) return;
-  unmountTree(dir);
-  if (mountsBelow(dir).length) return; // never remove anything below a mount point
+  // Each entry's mounts, then dir's: past this, none of them is a mount point (or it threw).
+  unmountEntries(dir);
   for (const f of fs.readdirSync(dir))
     try {
       if (fs.lstatSync(join(dir, f)).isDirectory()) fs.rmdirSync(join(dir, f));

@@ -14,12 +14,12 @@
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import { join } from 'node:path';
-import { JaulaError, messageOf } from '../common/errors.js';
+import { dirname, join } from 'node:path';
+import { errnoOf, JaulaError, messageOf } from '../common/errors.js';
 import { mkdirp, readFileOr, which, writeFileAtomic } from '../os/fs.js';
 import { readKernelFile } from '../os/kernfs.js';
 import { FileLock, withLock } from '../os/lock.js';
-import { readMountInfo, unmount } from '../os/mounts.js';
+import { unmount } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import { isSameProcess, readProcStat } from '../os/proc.js';
 import { listRunDirs, liveStatus, readState } from '../guest/state.js';
@@ -32,8 +32,26 @@ const lockFile = (): string => join(paths().locks, 'lxcfs.lock');
 
 type MountState = 'ok' | 'dead' | 'none';
 
+const FUSE_SUPER_MAGIC = 0x65735546;
+
+/**
+ * Whether a FUSE file system is mounted on `dir` and answers. Asked of the kernel about `dir`
+ * alone (statfs, stat), not by reading every mount: /proc/self/mountinfo grows with every
+ * running guest, and every start asks this.
+ */
 function mountState(dir: string): MountState {
-  if (!readMountInfo().some((m) => m.mountPoint === dir && m.fsType.startsWith('fuse'))) return 'none';
+  let type: number;
+  try {
+    type = fs.statfsSync(dir).type;
+  } catch (e) {
+    return errnoOf(e) === 'ENOTCONN' ? 'dead' : 'none'; // (a FUSE mount whose daemon is gone)
+  }
+  if (type !== FUSE_SUPER_MAGIC) return 'none';
+  try {
+    if (fs.statSync(dir).dev === fs.statSync(dirname(dir)).dev) return 'none'; // (inside one, not on dir)
+  } catch (e) {
+    return errnoOf(e) === 'ENOTCONN' ? 'dead' : 'none';
+  }
   return readKernelFile(join(dir, 'proc/uptime')) === undefined ? 'dead' : 'ok';
 }
 
@@ -42,6 +60,20 @@ export interface LxcfsLease {
   dir: string | undefined;
   note?: string;
   release(): void;
+}
+
+/**
+ * The daemon of this instance's that this process last found mounted and answering (its owner
+ * record): the next start only asks whether that process still lives, not lxcfs itself
+ * through FUSE, which blocks this process until lxcfs is scheduled (lxcfs ends when its mount
+ * goes, so while it lives it serves).
+ */
+let serving: { dir: string; owner: string } | undefined;
+
+function stillServing(dir: string): boolean {
+  if (serving?.dir !== dir || readFileOr(ownerFile(), undefined) !== serving.owner) return false;
+  const [pid, start] = serving.owner.trim().split(' ').map(Number);
+  return isSameProcess(pid, start);
 }
 
 /**
@@ -60,8 +92,12 @@ export async function acquireLxcfs(): Promise<LxcfsLease> {
   const lock = await new FileLock(lockFile(), true).acquire('lxcfs');
   try {
     const dir = lxcfsDir();
-    if (mountState(dir) !== 'ok')
-      await withLock(paths().locks, 'lxcfs-spawn', 'starting lxcfs', () => startDaemon(bin, dir));
+    if (!stillServing(dir)) {
+      if (mountState(dir) !== 'ok')
+        await withLock(paths().locks, 'lxcfs-spawn', 'starting lxcfs', () => startDaemon(bin, dir));
+      const owner = readFileOr(ownerFile(), undefined);
+      serving = owner === undefined ? undefined : { dir, owner };
+    }
     return { dir, release: () => lock.release() };
   } catch (e) {
     lock.release();
@@ -130,8 +166,27 @@ async function startDaemon(bin: string, dir: string): Promise<void> {
   }
 }
 
+/**
+ * The guests of the last listing not yet seen stopped, the next to look at last: stopping every
+ * guest one after another would otherwise read, at each stop, the state of every guest already
+ * stopped (quadratic). A name leaves the list once it is seen inactive, and the guests are
+ * listed again only when the list is empty, so "none is active" is still the answer of a look
+ * at every guest, and each state is read about once per listing.
+ */
+const activeHint = { root: '', names: [] as string[] };
+
 function anyGuestActive(): boolean {
-  return listRunDirs().some((n) => liveStatus(readState(n)) !== 'stopped');
+  const active = (n: string): boolean => liveStatus(readState(n)) !== 'stopped';
+  for (let fresh = false; ; fresh = true) {
+    const hint = activeHint.root === paths().root ? activeHint.names : [];
+    while (hint.length) {
+      if (active(hint[hint.length - 1] as string)) return true;
+      hint.pop();
+    }
+    if (fresh) return false;
+    activeHint.root = paths().root;
+    activeHint.names = listRunDirs().reverse();
+  }
 }
 
 /**

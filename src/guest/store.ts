@@ -192,15 +192,47 @@ export function loadGuests(): { configs: GuestConfig[]; broken: BrokenGuest[] } 
  */
 export function loadEveryConfig(): GuestConfig[] {
   const out: GuestConfig[] = [];
+  const seen = new Set<string>();
   for (const n of guestConfEntries()) {
     const file = paths().guestConfigFile(n);
-    const text = readFileOr(file, undefined);
-    if (text === undefined) continue;
-    try {
-      out.push(parseConfig(text, file));
-    } catch {
-      /* reported by commands on that guest */
-    }
+    seen.add(file);
+    const cfg = cachedConfig(file);
+    if (cfg) out.push(cfg);
   }
+  for (const f of parsedConfigs.keys()) if (!seen.has(f)) parsedConfigs.delete(f);
   return out;
+}
+
+/**
+ * Configs parsed before, by file, with the identity of the file they were parsed from: a
+ * process that starts guest after guest (jaulad, start --all) reads and parses only the configs
+ * that changed since, not every guest's at each start. Shared: callers do not change them.
+ */
+const parsedConfigs = new Map<string, { id: string; cfg: GuestConfig | undefined }>();
+
+/**
+ * A file changed less than this long ago is read again each time: the kernel's file times move
+ * in clock ticks, so a second edit in place within the tick of the first, of the same size,
+ * would leave its identity unchanged (git's "racily clean" entries).
+ */
+const RACY_MS = 2000;
+
+function cachedConfig(file: string): GuestConfig | undefined {
+  const st = fs.statSync(file, { throwIfNoEntry: false });
+  if (!st) return undefined;
+  // (jaula replaces a config by a rename: a new inode; an edit in place changes mtime and ctime)
+  const id = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  const hit = parsedConfigs.get(file);
+  if (hit?.id === id) return hit.cfg;
+  const text = readFileOr(file, undefined);
+  let cfg: GuestConfig | undefined;
+  try {
+    cfg = text === undefined ? undefined : parseConfig(text, file);
+  } catch {
+    /* reported by commands on that guest */
+  }
+  if (text === undefined || Date.now() - Math.max(st.mtimeMs, st.ctimeMs) < RACY_MS)
+    parsedConfigs.delete(file);
+  else parsedConfigs.set(file, { id, cfg });
+  return cfg;
 }

@@ -19,7 +19,7 @@ import { trace } from '../os/trace.js';
 import { assignInterfaces, hostAddresses, hostDevices, hostDns } from './assign.js';
 import type { GuestNetConfig } from './guestnet.js';
 import type { MountedRoot } from '../storage/driver.js';
-import { listNetworks, networkFor, type NetworkConfig } from './networks.js';
+import { DEFAULT_NETWORK, listNetworks, networkFor, type NetworkConfig } from './networks.js';
 import {
   bridgeBatch,
   guestBatch,
@@ -150,7 +150,7 @@ export function guestPlan(g: GuestNetConfig, all: GuestNetConfig[]): NetPlan {
     interfaces: resolved.interfaces,
     forwards: resolved.forwards,
     networks: nets,
-    hostDevices: hostDevices(),
+    hostDevices: hostDevices(resolved.interfaces.map((i) => i.dev ?? DEFAULT_NETWORK)),
     tag: paths().instanceTag,
     hostDns: hostDns(),
   });
@@ -280,8 +280,12 @@ export async function networkDown(g: GuestNetConfig, plan?: NetPlan): Promise<vo
     );
     if (existing) await run(['ip', '-force', '-batch', '-'], { input: hostDownBatch(p) });
     const fw = firewallElements(p, paths().instanceTag, 'delete');
-    if (fw && (await run(['nft', '-f', '-'], { input: fw })).code !== 0) {
-      // Some elements were never added: delete one by one, ignoring the absent ones.
+    // Added, then deleted, in one transaction: it succeeds whether the elements are there or
+    // not (a crash, or a stopped guest looked at by jaulad's reconcile), in one nft process.
+    const sure = fw && firewallElements(p, paths().instanceTag, 'add') + fw;
+    if (sure && (await run(['nft', '-f', '-'], { input: sure })).code !== 0) {
+      // (A port forwarded meanwhile to another guest, whose element the add cannot replace:)
+      // delete one by one, ignoring the absent ones.
       for (const line of fw.split('\n').filter(Boolean)) await run(['nft', line]);
     }
   }

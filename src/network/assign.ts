@@ -36,12 +36,16 @@ export function hostAddresses(): Set<string> {
   return out;
 }
 
-/** Host devices, and whether each is a bridge. */
-export function hostDevices(): Map<string, { bridge: boolean }> {
+/**
+ * Host devices, and whether each is a bridge: all of them, or only those of `names` that exist
+ * (a guest's start asks about its own devices only: the host has a veth per running guest).
+ */
+export function hostDevices(names?: string[]): Map<string, { bridge: boolean }> {
   const m = new Map<string, { bridge: boolean }>();
   try {
-    for (const d of fs.readdirSync('/sys/class/net'))
-      m.set(d, { bridge: fs.existsSync(`/sys/class/net/${d}/bridge`) });
+    for (const d of names ?? fs.readdirSync('/sys/class/net'))
+      if (!names || (!d.includes('/') && d !== '.' && d !== '..' && fs.existsSync(`/sys/class/net/${d}`)))
+        m.set(d, { bridge: fs.existsSync(`/sys/class/net/${d}/bridge`) });
   } catch {
     /* none */
   }
@@ -189,7 +193,7 @@ export function assignInterfaces(
   // reserved: addresses other hosts of a fleet hold; "auto" does not pick them.
   const taken = new Set([...others.ips.keys(), ...hostAddrs, ...(opts.reserved ?? [])]);
   const names = new Set<string>();
-  const devices = hostDevices();
+  const devices = hostDevices(g.interfaces.map((s) => s.dev ?? DEFAULT_NETWORK));
   const out: InterfaceSpec[] = [];
   g.interfaces.forEach((s0, idx) => {
     const s: InterfaceSpec = { ...s0 };

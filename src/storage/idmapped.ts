@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { mountsBelow, unmount } from '../os/mounts.js';
+import { unmount, unmountAt, unmountEntries } from '../os/mounts.js';
 import { MS_BIND, MS_REMOUNT, native } from '../os/native.js';
 import { helperBin, paths } from '../os/paths.js';
 import { runOk } from '../os/spawn.js';
@@ -91,24 +91,16 @@ export async function mountOrUndo<T>(steps: () => Promise<T>, undo: () => Promis
   }
 }
 
-/**
- * Unmount `dir` and everything below it, deepest first; plainly when possible, so that a
- * filesystem image below is released at once (its loop device freed), lazily when busy.
- */
-export function unmountTree(dir: string): void {
-  for (const m of mountsBelow(dir)) if (!unmount(m, false)) unmount(m);
-}
-
 /** Undo mountIdmapped() and the overlay driver's idmapped layers: the root first, then its layers. */
 export async function unmountIdmapped(name: string): Promise<void> {
-  unmountTree(idmappedRootPath(name));
-  unmountTree(idmappedLayersPath(name));
+  unmountAt(idmappedRootPath(name));
+  unmountEntries(idmappedLayersPath(name));
 }
 
 /** Undo mountTree(): either view, and its mount point. */
 export async function unmountView(name: string): Promise<void> {
   await unmountIdmapped(name);
-  unmountTree(layout.mountPoint(name));
+  unmountAt(layout.mountPoint(name));
   try {
     fs.rmdirSync(layout.mountPoint(name));
   } catch {

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { copyTree } from '../os/copy.js';
 import { removeTree } from '../os/fs.js';
-import { unmountBelow } from '../os/mounts.js';
+import { unmountAt, unmountBelow, unmountEntries } from '../os/mounts.js';
 import { native, withFsIds } from '../os/native.js';
 import { paths } from '../os/paths.js';
 import { trace } from '../os/trace.js';
@@ -10,7 +10,7 @@ import type { GuestConfig } from '../guest/config.js';
 import type { IdRange } from '../runtime/idmap.js';
 import type { MountedRoot, StorageDriver } from './driver.js';
 import { guestRunDir } from './barrier.js';
-import { idmapMounts, idmappedLayersPath, idmappedRootPath, mountOrUndo, unmountTree } from './idmapped.js';
+import { idmapMounts, idmappedLayersPath, idmappedRootPath, mountOrUndo } from './idmapped.js';
 import { layout, overlayPath } from './layout.js';
 import { copyDirAttrs, storedTemplateTree } from './tree.js';
 import { applyPendingUnify } from './unifyapply.js';
@@ -37,9 +37,9 @@ export function overlayOptions(lowers: string[], up: string, wk: string): string
 
 /** Unmount the overlay (either kind), then the idmapped views of its layers. */
 function unmountRoot(name: string): void {
-  unmountTree(layout.mountPoint(name));
-  unmountTree(idmappedRootPath(name));
-  unmountTree(idmappedLayersPath(name));
+  unmountAt(layout.mountPoint(name));
+  unmountAt(idmappedRootPath(name));
+  unmountEntries(idmappedLayersPath(name));
   for (const d of [layout.mountPoint(name), idmappedRootPath(name)])
     try {
       fs.rmdirSync(d);
