@@ -180,7 +180,18 @@ describe('a fleet of three hosts on etcd', { skip: needRoot, timeout: 600_000 },
       () => hostsOf(h2).filter((h) => h.state === 'up').length === 3,
       30_000,
     );
-    h1.t.ok(['start', 'q1']);
+    // Right after a rejoin, a host whose renewals still go unanswered while etcd settles
+    // fences again (and refuses starts meanwhile): the fleet resumes, within a few TTLs.
+    let refusal = '';
+    await until(
+      'h1 to start q1 again',
+      () => {
+        const r = h1.t.jaula(['start', 'q1']);
+        if (r.code !== 0) refusal = r.stderr;
+        return r.code === 0;
+      },
+      6 * TTL * 1000,
+    ).catch((e: unknown) => assert.fail(`${(e as Error).message}; last refusal: ${refusal}; h1: ${h1.log}`));
     h1.t.ok(['stop', '--kill', 'q1']);
   });
 });
