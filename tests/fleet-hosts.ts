@@ -225,7 +225,12 @@ export class FleetHosts {
       left.push(...h.t.cleanup().map((x) => `${h.name}: ${x}`));
     }
     for (const m of this.members) await m.kill();
-    for (const h of this.hosts) spawnSync('ip', ['netns', 'del', h.netns]);
+    // Each veth goes with its host side, at once: a namespace's own devices go only when the
+    // kernel's cleanup of the namespace has run, later (a clean-clone run saw two still there).
+    this.hosts.forEach((h, i) => {
+      spawnSync('ip', ['link', 'del', `jfv${this.tag.slice(0, 6)}${i + 1}`]);
+      spawnSync('ip', ['netns', 'del', h.netns]);
+    });
     spawnSync('ip', ['link', 'del', this.bridge]);
     fs.rmSync(this.etcdDir, { recursive: true, force: true });
     const links = fs
