@@ -147,32 +147,8 @@ export class Etcd {
     });
   }
 
-  /**
-   * POST one gateway request, moving on to the next endpoint when one fails. While the members
-   * elect a leader (one that led was lost), those up answer "no leader" (refused before any
-   * proposal) or "leader changed" (a linearizable read that could not finish): nothing was
-   * applied, so the round is tried again, for up to twice the request's timeout.
-   */
+  /** POST one gateway request, moving on to the next endpoint when one fails. */
   async post<T>(path: string, body: unknown, timeoutMs = this.timeoutMs): Promise<T> {
-    const until = performance.now() + 2 * timeoutMs;
-    for (;;) {
-      const r = await this.postRound<T>(path, body, timeoutMs);
-      if ('ok' in r) return r.ok;
-      const electing = r.problems.some((p) => /etcdserver: (leader changed|no leader)/.test(p));
-      if (!electing || performance.now() > until)
-        throw new JaulaError(
-          'runtime',
-          `etcd did not answer (${r.problems.join('; ')}): check that the cluster has a quorum of members up (etcdctl endpoint health)`,
-        );
-      await new Promise((res) => setTimeout(res, 200));
-    }
-  }
-
-  private async postRound<T>(
-    path: string,
-    body: unknown,
-    timeoutMs: number,
-  ): Promise<{ ok: T } | { problems: string[] }> {
     const problems: string[] = [];
     for (let i = 0; i < this.endpoints.length; i++) {
       const at = (this.current + i) % this.endpoints.length;
@@ -191,7 +167,7 @@ export class Etcd {
       };
       if (res.status < 300 && json.error === undefined) {
         this.current = at;
-        return { ok: json };
+        return json;
       }
       const msg = json.message ?? json.error ?? `HTTP ${res.status}`;
       // An answer that is about the request (a lease not found) is the same on every member.
@@ -199,7 +175,10 @@ export class Etcd {
         throw new JaulaError('not_found', `etcd (${ep}): ${msg}`);
       problems.push(`${ep}: ${msg}`);
     }
-    return { problems };
+    throw new JaulaError(
+      'runtime',
+      `etcd did not answer (${problems.join('; ')}): check that the cluster has a quorum of members up (etcdctl endpoint health)`,
+    );
   }
 
   async put(key: string, value: string, lease?: string): Promise<number> {
