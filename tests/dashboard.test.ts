@@ -24,6 +24,8 @@ const SHOTS = process.env['JAULA_SCREENSHOTS']
 let d: Jaulad;
 let browser: Browser | undefined;
 let page: Page;
+/** jaulad's address, for the requests the test makes beside the page. */
+let base = '';
 
 /** Poll a condition in the page (the page's CSP forbids evaluating text, rightly). */
 async function poll(what: string, fn: () => Promise<boolean>, ms = 30_000): Promise<void> {
@@ -56,7 +58,8 @@ before(async () => {
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
   page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
   page.setDefaultTimeout(30_000);
-  await page.goto(`http://127.0.0.1:${port}/#token=${TOKEN}`);
+  base = `http://127.0.0.1:${port}`;
+  await page.goto(`${base}/#token=${TOKEN}`);
   fs.mkdirSync(SHOTS, { recursive: true });
 });
 
@@ -164,8 +167,29 @@ describe('the dashboard in Chromium', () => {
     assert.deepEqual([inJaula()?.live, inJaula()?.saved], ['300', '300']);
 
     await page.locator('#du-table tr[data-guest="web1"]').waitFor();
+    // The answer to the request that starts the job is held back until the job has ended: its
+    // events (on the event stream) come first, and the answer's "running" must not undo them.
+    let answered: Promise<unknown> = Promise.resolve();
+    await page.route('**/v1/hashify', async (route) => {
+      const response = await route.fetch();
+      const job = (await response.json()) as { id: string };
+      answered = poll('the hashify job to end', async () => {
+        const r = await fetch(`${base}/v1/jobs/${job.id}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+        return ((await r.json()) as { state: string }).state !== 'running';
+      });
+      await answered;
+      await new Promise((r) => setTimeout(r, 300));
+      await route.fulfill({ response });
+    });
     await page.click('#hashify-all');
     await page.locator('#job-list .job[data-state="succeeded"]', { hasText: 'hashify' }).waitFor();
+    await answered;
+    await page.locator('.toast', { hasText: 'Hashify started' }).waitFor();
+    assert.equal(
+      await page.locator('#job-list .job', { hasText: 'hashify' }).getAttribute('data-state'),
+      'succeeded',
+    );
+    await page.unroute('**/v1/hashify');
   });
 
   it('stops the guest after a confirmation, then deletes it only with its name typed', async () => {

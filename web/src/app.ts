@@ -377,10 +377,25 @@ function loadDu(): void {
   );
 }
 
+/**
+ * Keep the newest state of a job. A job's events come on the event stream, its first state in the
+ * answer to the request that made it; the two are separate connections, so a quick job's "succeeded"
+ * can arrive before that answer, whose "running" must then not undo it.
+ */
+function noteJob(job: Job): void {
+  const had = jobs.get(job.id);
+  if (
+    had &&
+    (had.state !== 'running' || had.progress.length > job.progress.length) &&
+    job.state === 'running'
+  )
+    return;
+  jobs.set(job.id, job);
+}
+
 function hashifyAll(): void {
   void act('Hashify started (see Jobs)', async () => {
-    const job = await api<Job>('POST', '/v1/hashify', { all: true });
-    jobs.set(job.id, job);
+    noteJob(await api<Job>('POST', '/v1/hashify', { all: true }));
     renderJobs();
   });
 }
@@ -437,8 +452,7 @@ function createGuest(e: Event): void {
   if (marks.length) body['marks'] = marks;
   if (v('interface')) body['interfaces'] = [v('interface')];
   void act(`Building ${String(body['name'])} (see Jobs)`, async () => {
-    const job = await api<Job>('POST', '/v1/guests', body);
-    jobs.set(job.id, job);
+    noteJob(await api<Job>('POST', '/v1/guests', body));
     renderJobs();
     $<HTMLDialogElement>('#create').close();
   });
@@ -490,14 +504,14 @@ function onEvent(ev: JaulaEvent): void {
   if (ev.type === 'hello') {
     guests.clear();
     for (const g of ev.guests) guests.set(g.name, g);
-    for (const j of ev.jobs) jobs.set(j.id, j);
+    for (const j of ev.jobs) noteJob(j);
     renderJobs();
   } else if (ev.type === 'guest') guests.set(ev.guest.name, ev.guest);
   else if (ev.type === 'guest-removed') {
     guests.delete(ev.name);
     if (selected === ev.name) selected = undefined;
   } else if (ev.type === 'job') {
-    jobs.set(ev.job.id, ev.job);
+    noteJob(ev.job);
     renderJobs();
     if (ev.job.state === 'succeeded' && /^(hashify|cloneGuest|buildGuest)$/.test(ev.job.op)) loadDu();
     if (ev.job.state === 'failed')
