@@ -799,7 +799,10 @@ export function apiRequest(socket: string, method: string, path: string, body?: 
       });
     });
     req.setTimeout(300_000 * slowdown, () => req.destroy(new Error(`${method} ${path}: timed out`)));
-    req.on('error', reject);
+    // Say which request failed: a bare "read ECONNRESET" names none.
+    req.on('error', (e: NodeJS.ErrnoException) =>
+      reject(Object.assign(new Error(`${method} ${path}: ${e.message}`), { code: e.code })),
+    );
     req.end(data);
   });
 }

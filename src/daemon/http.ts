@@ -30,6 +30,14 @@ export const LIMITS = {
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
   checkIntervalMs: 1_000,
+  /**
+   * The unix socket's bounds on a request's arrival, longer: only root can connect there, so
+   * they guard against a stuck client, not an attack. A short one cost a sound request there:
+   * on a host loaded to 19 on 2 cores, a connection jaulad accepted was not read within 10 s,
+   * and closing it unread reset the client (ECONNRESET in tests/load.test.ts).
+   */
+  unixHeadersTimeoutMs: 120_000,
+  unixRequestTimeoutMs: 300_000,
 } as const;
 
 /** TLS: 1.2 and 1.3, ephemeral (EC)DHE key exchange and AEAD ciphers only. */
@@ -81,10 +89,15 @@ type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 type Upgrader = (req: http.IncomingMessage, sock: import('node:stream').Duplex, head: Buffer) => void;
 
 /** Bounds shared by both servers: how many connections, how long a request may take to arrive. */
-function bounded<T extends http.Server | https.Server>(s: T, max: number): T {
+function bounded<T extends http.Server | https.Server>(
+  s: T,
+  max: number,
+  headersTimeoutMs: number = LIMITS.headersTimeoutMs,
+  requestTimeoutMs: number = LIMITS.requestTimeoutMs,
+): T {
   s.maxConnections = max;
-  s.headersTimeout = LIMITS.headersTimeoutMs;
-  s.requestTimeout = LIMITS.requestTimeoutMs;
+  s.headersTimeout = headersTimeoutMs;
+  s.requestTimeout = requestTimeoutMs;
   s.keepAliveTimeout = LIMITS.keepAliveTimeoutMs;
   return s;
 }
@@ -93,7 +106,12 @@ const timing = { connectionsCheckingInterval: LIMITS.checkIntervalMs };
 
 /** The root-only unix socket's server (the socket is made 0600), listening. */
 export async function listenUnix(socket: string, handle: Handler, upgrade: Upgrader): Promise<http.Server> {
-  const unix = bounded(http.createServer(timing, handle), LIMITS.unixConnections);
+  const unix = bounded(
+    http.createServer(timing, handle),
+    LIMITS.unixConnections,
+    LIMITS.unixHeadersTimeoutMs,
+    LIMITS.unixRequestTimeoutMs,
+  );
   unix.on('upgrade', upgrade);
   fs.rmSync(socket, { force: true });
   const old = process.umask(0o177); // the socket is made 0600: root only
