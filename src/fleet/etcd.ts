@@ -8,8 +8,7 @@
  * to the next, so a dead member costs one timeout, not the fleet. An etcd error (no quorum,
  * a lease not found) comes back as a JaulaError that says which endpoint and what to do.
  */
-import * as http from 'node:http';
-import * as https from 'node:https';
+import type * as Http from 'node:http';
 import { JaulaError } from '../common/errors.js';
 
 export interface KeyValue {
@@ -107,8 +106,12 @@ export class Etcd {
   readonly endpoints: string[];
   private current = 0;
   private readonly timeoutMs: number;
-  private readonly httpAgent = new http.Agent({ keepAlive: true });
-  private readonly httpsAgent = new https.Agent({ keepAlive: true });
+  /**
+   * node:http and node:https with a kept-alive agent each, loaded at the first request: every
+   * `jaula start` reaches this module (fleet-guard.ts), and loading https (tls, crypto) before
+   * knowing whether the host is in a fleet at all cost each start outside one.
+   */
+  private readonly clients = new Map<string, Promise<{ request: typeof Http.request; agent: Http.Agent }>>();
 
   constructor(o: EtcdOptions) {
     if (!o.endpoints.length)
@@ -121,15 +124,32 @@ export class Etcd {
    * One POST on a kept-alive connection (node:http, not fetch: fetch loads undici, which a
    * short CLI run pays for; measured in docs/adr/0009).
    */
-  private request(url: string, body: string, timeoutMs: number): Promise<{ status: number; text: string }> {
+  private client(tls: boolean): Promise<{ request: typeof Http.request; agent: Http.Agent }> {
+    const key = tls ? 'https' : 'http';
+    let c = this.clients.get(key);
+    if (!c) {
+      c = (tls ? import('node:https') : import('node:http')).then((m) => ({
+        request: m.request,
+        agent: new m.Agent({ keepAlive: true }),
+      }));
+      this.clients.set(key, c);
+    }
+    return c;
+  }
+
+  private async request(
+    url: string,
+    body: string,
+    timeoutMs: number,
+  ): Promise<{ status: number; text: string }> {
+    const u = new URL(url);
+    const { request, agent } = await this.client(u.protocol === 'https:');
     return new Promise((resolve, reject) => {
-      const u = new URL(url);
-      const tls = u.protocol === 'https:';
-      const req = (tls ? https : http).request(
+      const req = request(
         u,
         {
           method: 'POST',
-          agent: tls ? this.httpsAgent : this.httpAgent,
+          agent,
           headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
         },
         (res) => {

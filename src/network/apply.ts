@@ -100,15 +100,21 @@ export async function ensureNetworks(nets: NetworkConfig[]): Promise<void> {
         writeFileAtomic(marker, bootId(), 0o644, { durable: false });
       }
     });
-  // NAT for each network (idempotent: adding an element that is there changes nothing).
+}
+
+/**
+ * NAT for each network that has it, as nft input (idempotent: adding an element that is there
+ * changes nothing); forwarding on if any has.
+ */
+function natElements(nets: NetworkConfig[]): string {
   let nat = '';
   for (const n of nets)
     if (n.nat) {
-      nat += natElement(n, tag);
+      nat += natElement(n, paths().instanceTag);
       if (readFileOr('/proc/sys/net/ipv4/ip_forward', '0').trim() !== '1')
         fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
     }
-  if (nat) await runOk(['nft', '-f', '-'], { input: nat, what: "Setting up jaula's NAT (nft)" });
+  return nat;
 }
 
 /**
@@ -172,6 +178,7 @@ export async function networkUp(
   trace('net: planned');
   const ns = netnsPath(g.name);
   try {
+    // (the networks' NAT goes in the one nft transaction below, with the guest's elements)
     if (plan.networks.length) await ensureNetworks(plan.networks);
     trace('net: bridges and firewall ensured');
     fs.mkdirSync(netnsDir(), { recursive: true, mode: 0o711 });
@@ -205,7 +212,7 @@ export async function networkUp(
     trace('net: host side');
     const tc = tcBatch(plan);
     if (tc) await runOk(['tc', '-batch', '-'], { input: tc, what: 'Setting bandwidth limits (tc)' });
-    const fw = firewallElements(plan, paths().instanceTag, 'add');
+    const fw = natElements(plan.networks) + firewallElements(plan, paths().instanceTag, 'add');
     if (fw)
       await runOk(['nft', '-f', '-'], { input: fw, what: "Adding the guest to jaula's firewall (nft)" });
     trace('net: firewall');
