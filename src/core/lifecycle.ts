@@ -9,7 +9,12 @@ import { paths } from '../os/paths.js';
 import { bootId, isSameProcess, readProcStat } from '../os/proc.js';
 import { selectRuntime, type Runtime } from '../runtime/driver.js';
 import { haltSignal, initEndedBy, signalInit } from '../runtime/signals.js';
-import { clearInstanceFiles, waitRuntimeDone, waitSupervisorSettled } from '../runtime/supervisor.js';
+import {
+  clearInstanceFiles,
+  removeLeftSupervisorCgroups,
+  waitRuntimeDone,
+  waitSupervisorSettled,
+} from '../runtime/supervisor.js';
 import { guestBarriers } from '../storage/barrier.js';
 import { storageDriver } from '../storage/index.js';
 import { guestIdRange } from '../runtime/idmap.js';
@@ -22,7 +27,6 @@ import { runGuestHook, runHostHook } from './hooks.js';
 import { guestLog, guestLogFile } from '../guest/log.js';
 import { limitSpecInput } from './limits.js';
 import { acquireLxcfs, stopLxcfsIfIdle, type LxcfsLease } from './lxcfs.js';
-import { removeSupervisorCgroups } from '../cgroups/parents.js';
 import { prepareGuest, requireBindSources, writeBundle } from './prepare.js';
 import { Reverter } from './reverter.js';
 import {
@@ -242,8 +246,7 @@ async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo):
   } catch (e) {
     problems.push(messageOf(e));
   }
-  // The supervisor removes its own cgroup before it records the exit; one it left (killed) goes here.
-  if (!isSameProcess(st.shimPid, st.shimStart)) problems.push(...removeSupervisorCgroups(name));
+  problems.push(...(await removeLeftSupervisorCgroups(name, st.shimPid, st.shimStart)));
   trace('stop: runtime deleted');
   await networkDown(cfg).catch((e: unknown) => problems.push(messageOf(e)));
   trace('stop: network removed');

@@ -8,9 +8,10 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
 import { JaulaError } from '../common/errors.js';
-import { mkdirp, removeTree } from '../os/fs.js';
+import { mkdirp, readFileOr, removeTree } from '../os/fs.js';
 import { cliEntry, helperBin, paths } from '../os/paths.js';
 import { isSameProcess, readProcStat } from '../os/proc.js';
+import { removeSupervisorCgroups, supervisorCgroupName } from '../cgroups/parents.js';
 
 /** A guest to create and start under its supervisor. */
 export interface SupervisorStart {
@@ -158,4 +159,27 @@ export async function waitRuntimeDone(runDir: string): Promise<void> {
     });
   const deadline = Date.now() + 30_000;
   while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
+
+/**
+ * Once the guest is gone: remove the supervisor cgroups its supervisor left, if it was killed.
+ * A live supervisor leaves its own cgroups as the guest ends (and removes them) before it runs
+ * its exit command; one killed a moment ago may still be exiting, not yet a zombie, and look
+ * alive: so wait (up to 2 s, reading only its /proc/PID/cgroup) while it is still in one, until
+ * it has left them or is gone. Returns problems to report.
+ */
+export async function removeLeftSupervisorCgroups(
+  guest: string,
+  shimPid: number | undefined,
+  shimStart: number | undefined,
+): Promise<string[]> {
+  const mine = `/${supervisorCgroupName(guest)}`;
+  const inside = (): boolean =>
+    readFileOr(`/proc/${shimPid}/cgroup`, '')
+      .split('\n')
+      .some((l) => l.endsWith(mine));
+  const deadline = Date.now() + 2000;
+  while (isSameProcess(shimPid, shimStart) && inside() && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 20));
+  return isSameProcess(shimPid, shimStart) ? [] : removeSupervisorCgroups(guest);
 }
