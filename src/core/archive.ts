@@ -22,7 +22,7 @@
  */
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
-import { join, relative } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import type { Writable } from 'node:stream';
 import { validateName } from '../common/names.js';
 import { formatMiB } from '../common/size.js';
@@ -38,8 +38,11 @@ import { tarCreateStream } from '../os/tarstream.js';
 import { storageDriver, type StorageDriver } from '../storage/index.js';
 import { layout } from '../storage/layout.js';
 import { vol } from '../storage/vol.js';
+import { prepareSnapshot, removeSnapshotDir, snapshotKind } from '../storage/snapshot.js';
+import { guestFreezer, withFrozen } from '../cgroups/freeze.js';
 import { ARCHIVE_FORMAT, ARCHIVE_VERSION, ArchiveWriter } from './archive-format.js';
 import { templateDigest } from './archive-digest.js';
+import { removeSnapshotLeftovers } from './snapshots.js';
 import { requireGuestFiles } from './running.js';
 import { exportsDir, maker } from './template-leftovers.js';
 import { checkReplaceable } from './templates.js';
@@ -186,6 +189,9 @@ async function writeGuest(
  * A running guest's own files as of one moment: in a pool, a snapshot of its subvolume (btrfs
  * makes it atomically, in milliseconds: what a sudden power cut would leave), named as a
  * template leftover (templates/.backup.tmp-MAKER-ID) so that a crash leaves nothing for long;
+ * on a filesystem that clones files (XFS, btrfs), a reflink copy made while the guest is frozen
+ * (as `jaula snapshot` makes one: blocks shared, no data copied), beside its snapshots as a
+ * snapshot in the making (.new-*, which the next snapshot or backup removes after a crash);
  * elsewhere its live tree, which it says.
  */
 async function liveView(
@@ -195,12 +201,7 @@ async function liveView(
 ): Promise<{ own: string; drop: () => Promise<void> } | undefined> {
   const name = cfg.name;
   const own = driver.treePath(name);
-  if (!vol.hasSubvol(name) || !own.startsWith(`${layout.vol(name)}/`)) {
-    o.progress?.(
-      `Guest "${name}" is running: its files are copied as they are, while they may change (stop it first, or use a storage pool, for a copy of one moment)`,
-    );
-    return undefined;
-  }
+  if (!vol.hasSubvol(name) || !own.startsWith(`${layout.vol(name)}/`)) return frozenCopy(cfg, driver, o);
   const snap = join(layout.templates(), `.backup.tmp-${maker()}-${tmpSuffix()}`);
   await runOk(['btrfs', 'subvolume', 'snapshot', layout.vol(name), snap], {
     what: `Taking a snapshot of guest "${name}"'s files`,
@@ -213,6 +214,38 @@ async function liveView(
     if (r.code !== 0) removeTree(snap);
   };
   return { own: join(snap, relative(layout.vol(name), own)), drop };
+}
+
+/** A running guest's own files cloned while it is frozen, where the filesystem can (liveView). */
+async function frozenCopy(
+  cfg: GuestConfig,
+  driver: StorageDriver,
+  o: ExportOptions,
+): Promise<{ own: string; drop: () => Promise<void> } | undefined> {
+  const name = cfg.name;
+  if (snapshotKind(name, driver) !== 'reflink') {
+    o.progress?.(
+      `Guest "${name}" is running: its files are copied as they are, while they may change (stop it first, or use a storage pool or a filesystem with reflinks, for a copy of one moment)`,
+    );
+    return undefined;
+  }
+  const dir = driver.snapshotsDir(name);
+  await removeSnapshotLeftovers(dir);
+  const at = join(dir, `.new-backup-${tmpSuffix()}`);
+  mkdirp(at, 0o700);
+  const drop = (): Promise<void> => removeSnapshotDir(at);
+  try {
+    const take = await prepareSnapshot(cfg, driver, at, 'reflink');
+    const st = readState(name);
+    await withFrozen(guestFreezer(st.pid as number, st.cgroupsPath), take);
+  } catch (e) {
+    await drop();
+    throw e;
+  }
+  o.progress?.(
+    `Guest "${name}" is running: its files are read from a reflink copy of this moment (the guest was frozen while it was made)`,
+  );
+  return { own: join(at, 'vol', basename(driver.treePath(name))), drop };
 }
 
 /** Write the archive of guest `name` into `sink` (see the module's header). */

@@ -72,8 +72,8 @@ function requireSnapshot(driver: StorageDriver, guest: string, snap: string): Sn
   return m;
 }
 
-/** Remove what an interrupted create left (.new-* directories). */
-async function removeLeftovers(dir: string): Promise<void> {
+/** Remove snapshots a crash left in the making (.new-*: of `snapshot create`, and backups' copies). */
+export async function removeSnapshotLeftovers(dir: string): Promise<void> {
   let names: string[] = [];
   try {
     names = fs.readdirSync(dir);
@@ -116,7 +116,7 @@ export async function createSnapshot(
     requireGuestFiles(cfg, driver);
     const dir = driver.snapshotsDir(guest);
     await recover(guest, driver);
-    await removeLeftovers(dir);
+    await removeSnapshotLeftovers(dir);
     const name = snap ?? nextSnapshotName(metas(driver, guest).map((m) => m.name));
     if (fs.existsSync(join(dir, name)))
       throw new JaulaError(

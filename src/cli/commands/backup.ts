@@ -30,8 +30,9 @@ written aside and renamed when complete (mode 0600: it holds the guest's whole t
 
 A stopped guest is held (it cannot start meanwhile). A running guest in a storage pool is read
 from a snapshot of this moment (btrfs, atomic: as a sudden power cut would leave its files);
-elsewhere its files are copied as they are while it may change them (said on stderr): stop it
-first for a copy of one moment.
+on a filesystem with reflinks (XFS, btrfs) from a reflink copy made while it is frozen (blocks
+shared, no data copied); elsewhere its files are copied as they are while it may change them
+(said on stderr): stop it first for a copy of one moment.
 
 Examples:
   jaula backup web1 --to /srv/backup/web1.jaula
