@@ -14,6 +14,9 @@
  *            target's answer that the guest runs), the phases of `jaula migrate -t`, the
  *            command's wall time and the bytes sent
  *
+ * JAULA_BENCH_TRACE=1: the jaulads trace their phases (JAULA_TRACE), and a move whose "down"
+ * passes 3 s prints the end of both jaulads' logs.
+ *
  * There is no `jaula backup --from` (incremental backup against a snapshot) yet: a repeated
  * backup of an unchanged guest is measured by bench/backup (a receiver that has the layers).
  */
@@ -180,7 +183,7 @@ async function main(): Promise<void> {
   const hs = new Hosts({ count: 2 });
   let client: Client | undefined;
   try {
-    await hs.up();
+    await hs.up(process.env['JAULA_BENCH_TRACE'] ? { JAULA_TRACE: '1' } : {});
     const a = hs.host('a');
     const b = hs.host('b');
     const probe = a.t.path('migprobe');
@@ -214,6 +217,9 @@ async function main(): Promise<void> {
       process.stderr.write(
         `move ${i + 1}/${2 * MOVES} ${mode} ${from.name}->${to.name}: client ${m.client.toFixed(0)} ms, guest ${m.guest.toFixed(0)} ms, down ${m.down} ms\n`,
       );
+      if (process.env['JAULA_BENCH_TRACE'] && m.down > 3000)
+        for (const h of [from, to])
+          console.error(`--- ${h.name}\n${h.daemon?.log.split('\n').slice(-80).join('\n')}`);
       [from, to] = [to, from];
     }
     report(done);
