@@ -28,8 +28,8 @@ import { trace } from '../../os/trace.js';
 import { walkTree } from '../../os/walk.js';
 import { storageDriver, type StorageDriver } from '../../storage/driver.js';
 import { layout } from '../../storage/layout.js';
-import { silenceGuest } from './announce.js';
 import { freezerOf, type Freezer } from './freeze.js';
+import { killFrozen } from './kill.js';
 import { peerOf, peerRequest, type PeerTarget } from './peer.js';
 import { activeMoves, setPhase, writeMove, type MoveRecord } from './records.js';
 import { getRemote } from './remotes.js';
@@ -66,8 +66,8 @@ interface Move {
   running: boolean;
   stopped: boolean;
   frozen?: Freezer | undefined;
-  /** sync: the killed guest's clean-up here, going on while the target starts it. */
-  stopping?: Promise<void> | undefined;
+  /** sync: the killed guest's clean-up here, held back (behind its lock) until the target has answered. */
+  cleanUp?: (() => Promise<number>) | undefined;
   mounted: boolean;
   bytes: number;
   t0: number;
@@ -167,33 +167,22 @@ async function sendOwn(m: Move): Promise<void> {
   });
 }
 
+/** The killed guest's clean-up, once the target has answered (or the move failed). */
+async function cleanUpHere(m: Move): Promise<void> {
+  const c = m.cleanUp;
+  if (!c) return;
+  m.cleanUp = undefined;
+  m.phases.push({ phase: 'clean-up here', ms: await c() });
+}
+
 async function stopHere(m: Move): Promise<void> {
-  const { stopGuest } = await import('../lifecycle.js');
-  const f = m.frozen;
-  if (f) {
-    f.killAll();
-    f.thaw();
-    m.frozen = undefined;
-    m.stopped = true;
-    const t = performance.now();
-    // (its end may already be recorded by its supervisor: then there is nothing left to stop)
-    const stop = stopGuest(m.cfg.name, { kill: true }).then(
-      () => {},
-      (e: unknown) => {
-        if (!isJaulaError(e) || e.code !== 'state' || initAlive(readState(m.cfg.name))) throw e;
-      },
-    );
-    stop.catch(() => {}); // (awaited below, or by the handover or the give-back)
-    // Its state is on the target already and its processes are about to be replaced: once none
-    // runs and its interfaces are down, its clean-up here (runtime, mounts, network) may go on
-    // while the target starts it. Else the stop is waited for, as before.
-    if ((await f.emptied(10_000)) && (await silenceGuest(m.cfg))) {
-      m.stopping = stop.then(() => {
-        m.phases.push({ phase: 'clean-up here', ms: Math.round(performance.now() - t) });
-      });
-      m.stopping.catch(() => {});
-    } else await stop;
-  } else {
+  if (m.frozen)
+    m.cleanUp = await killFrozen(m.cfg, m.frozen, () => {
+      m.frozen = undefined;
+      m.stopped = true;
+    });
+  else {
+    const { stopGuest } = await import('../lifecycle.js');
     m.t0 = performance.now();
     await stopGuest(m.cfg.name);
   }
@@ -276,7 +265,7 @@ export async function migrateGuest(
     if (m.rec.phase === 'copying') await giveBack(m, e);
     throw e;
   } finally {
-    await m.stopping?.catch(() => {});
+    await cleanUpHere(m).catch(() => {});
     activeMoves.delete(id);
   }
 }
@@ -286,7 +275,7 @@ async function giveBack(m: Move, e: unknown): Promise<never> {
   const why = messageOf(e);
   const undone: string[] = [];
   if (m.frozen) m.frozen.thaw();
-  await m.stopping?.catch((x: unknown) => undone.push(`its stop here failed: ${messageOf(x)}`));
+  await cleanUpHere(m).catch((x: unknown) => undone.push(`its stop here failed: ${messageOf(x)}`));
   if (m.mounted) await m.driver.unmount(m.cfg).catch(() => {});
   await peerRequest(m.peer, 'DELETE', `/v1/peer/moves/${m.rec.id}`, { json: { why } }).catch((x: unknown) =>
     undone.push(
@@ -326,7 +315,7 @@ async function handover(m: Move): Promise<{ state: 'running' | 'stored'; context
     );
     m.up = performance.now();
   } catch (e) {
-    await m.stopping?.catch(() => {});
+    await cleanUpHere(m).catch(() => {});
     const outcome = await resolveHandover(m.rec, e);
     if (outcome === 'back') {
       m.rec.phase = 'copying'; // (giveBack's precondition: the target does not have it)
@@ -341,7 +330,7 @@ async function handover(m: Move): Promise<{ state: 'running' | 'stored'; context
     r = { state: m.running ? 'running' : 'stored', context: m.rec.context ?? m.cfg.context };
   }
   // (a failed clean-up here is finished by the delete)
-  await m.stopping?.catch(() => {});
+  await cleanUpHere(m).catch(() => {});
   await finishDone(m.rec);
   return r;
 }
