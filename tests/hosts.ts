@@ -276,11 +276,14 @@ export class Hosts {
     this.netns(this.client);
     this.uplink(this.client, 'pz');
     must(['ip', '-n', this.client, 'addr', 'add', `${this.clientAddress}/24`, 'dev', 'up0']);
-    for (const h of this.hosts) {
+    for (const [i, h] of this.hosts.entries()) {
       const bridge = `jb${this.tag.slice(0, 6)}`;
       h.ok(['network', 'create', 'mnet', '--subnet', `${this.prefix}.1/24`, '--bridge', bridge]);
       // (jaula makes a network's bridge at its first guest's start; the uplink needs it now)
       must(['ip', '-n', h.ns, 'link', 'add', bridge, 'type', 'bridge']);
+      // Its MAC pinned: a bridge whose MAC is unset takes its ports' lowest, and would change it
+      // as guests' veths come and go: the other hosts' ARP entries for its address went stale.
+      must(['ip', '-n', h.ns, 'link', 'set', bridge, 'address', `02:00:00:00:00:${(0x11 + i).toString(16)}`]);
       // Its own address first: the primary one, that ARP requests come from (each host has the
       // gateway's .1 too, which must not be the source: the other hosts would take it for theirs).
       must(['ip', '-n', h.ns, 'addr', 'add', `${h.address}/24`, 'dev', bridge]);

@@ -187,6 +187,28 @@ describe('moving guests between hosts', { skip: needRoot, timeout: 900_000 }, ()
     await waitFor('sync1 serving from b', () => hs.fetch(ip) === 'hello from sync1\n');
   });
 
+  it('in sync mode silences the source at once: its killed guest answers no neighbour while the target starts it', async () => {
+    const ip = webGuest(a, 'quiet1');
+    a.ok(['start', 'quiet1']);
+    await waitFor('quiet1 serving', () => hs.fetch(ip) === 'hello from quiet1\n');
+    assert.equal(hs.fromClient(['ping', '-c', '1', '-W', '2', ip]).status, 0, 'it answers pings before');
+    // The source is held right after its stop phase: the guest killed, its clean-up not done
+    // (its network namespace is still there), the target not yet asked to start it.
+    fs.writeFileSync(STOP_FILE, 'migrate: stop');
+    const moving = a.jaulaAsync(['migrate', 'quiet1', 'b']);
+    const d = a.daemon as HostDaemon;
+    await waitFor('the source held after its stop', () => d.held, 120_000);
+    const ping = hs.fromClient(['ping', '-c', '2', '-W', '1', ip]);
+    fs.rmSync(STOP_FILE);
+    process.kill(d.pid, 'SIGCONT');
+    const r = await moving;
+    assert.equal(r.code, 0, r.stderr);
+    assert.notEqual(ping.status, 0, `the killed guest still answered: ${ping.stdout}`);
+    assert.match(r.stdout, /Moved "quiet1" to "b" \(sync\)/);
+    await waitFor('quiet1 serving from b', () => hs.fetch(ip) === 'hello from quiet1\n');
+    assert.equal(a.status('quiet1'), 'absent');
+  });
+
   it('refuses bad input with a clear error, and the guest stays where it is', () => {
     webGuest(a, 'bad1');
     const r1 = a.jaula(['migrate', 'bad1', 'nowhere']);

@@ -9,29 +9,20 @@
  */
 import { JaulaError } from '../../common/errors.js';
 import type { GuestConfig } from '../../guest/config.js';
-import { paths } from '../../os/paths.js';
+import { netnsPath } from '../../network/apply.js';
 import { run } from '../../os/spawn.js';
-import { join } from 'node:path';
 
-/** The guest's IPv4 addresses per device, inside its netns (`ip -o -4 addr`). */
-async function devicesOf(netns: string): Promise<Map<string, string>> {
-  const r = await run(['nsenter', `--net=${netns}`, 'ip', '-o', '-4', 'addr', 'show'], { timeoutMs: 5000 });
-  const m = new Map<string, string>();
-  for (const line of r.stdout.split('\n')) {
-    const f = /^\d+:\s+(\S+)\s+inet\s+([\d.]+)\//.exec(line);
-    if (f?.[1] && f[2] && f[1] !== 'lo') m.set(f[2], f[1].replace(/@.*$/, ''));
-  }
-  return m;
+/** The guest's fixed IPv4 addresses and the devices inside it that hold them (its config's). */
+function addressesOf(cfg: GuestConfig): [string, string][] {
+  return cfg.interfaces
+    .map((i, idx): [string, string] => [i.address?.split('/')[0] ?? '', i.name ?? `eth${idx}`])
+    .filter(([a]) => /^\d+\.\d+\.\d+\.\d+$/.test(a));
 }
 
 export async function announceGuest(cfg: GuestConfig): Promise<number> {
-  const netns = join(paths().run, 'netns', cfg.name);
-  const wanted = new Set(
-    cfg.interfaces.map((i) => i.address?.split('/')[0]).filter((a): a is string => !!a && a !== 'auto'),
-  );
-  if (!wanted.size) return 0;
-  const devs = await devicesOf(netns);
-  const sends = [...devs].filter(([a]) => wanted.has(a));
+  const sends = addressesOf(cfg);
+  if (!sends.length) return 0;
+  const netns = netnsPath(cfg.name);
   const results = await Promise.all(
     sends.map(([addr, dev]) =>
       run(
@@ -49,4 +40,20 @@ export async function announceGuest(cfg: GuestConfig): Promise<number> {
       `Announcing "${cfg.name}"'s addresses failed: ${failed.map((r) => r.stderr.trim()).join('; ')}`,
     );
   return sends.length;
+}
+
+/**
+ * The counterpart at the source, once a frozen guest was killed for a move: its interfaces are
+ * set down in its network namespace (which outlives its processes until its stop's clean-up
+ * removes it), so that it answers no neighbour (ARP, ICMP) and no switch learns its MACs back
+ * at this port while the target starts it. False when that could not be done.
+ */
+export async function silenceGuest(cfg: GuestConfig): Promise<boolean> {
+  const names = cfg.interfaces.map((i, idx) => i.name ?? `eth${idx}`);
+  if (!names.length) return true;
+  const r = await run(['nsenter', `--net=${netnsPath(cfg.name)}`, 'ip', '-batch', '-'], {
+    input: names.map((n) => `link set dev ${n} down\n`).join(''),
+    timeoutMs: 5000,
+  }).catch(() => undefined);
+  return r?.code === 0;
 }

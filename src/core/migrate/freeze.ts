@@ -14,6 +14,8 @@ export interface Freezer {
   thaw(): void;
   /** SIGKILL to every process of the (frozen) guest: they die when thawed, having run nothing more. */
   killAll(): void;
+  /** Wait (at most `ms`) until the cgroup holds no process; false if some still run then. */
+  emptied(ms: number): Promise<boolean>;
 }
 
 export function freezerOf(name: string, st: GuestState): Freezer {
@@ -53,6 +55,14 @@ export function freezerOf(name: string, st: GuestState): Freezer {
         } catch {
           /* gone */
         }
+    },
+    async emptied(ms) {
+      const deadline = Date.now() + ms;
+      while ((procsBelow(dir) ?? []).length) {
+        if (Date.now() > deadline) return false;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      return true;
     },
   };
 }

@@ -29,6 +29,7 @@ import { walkTree } from '../../os/walk.js';
 import { storageDriver, type StorageDriver } from '../../storage/driver.js';
 import { layout } from '../../storage/layout.js';
 import { freezerOf, type Freezer } from './freeze.js';
+import { killFrozen } from './kill.js';
 import { peerOf, peerRequest, type PeerTarget } from './peer.js';
 import { activeMoves, setPhase, writeMove, type MoveRecord } from './records.js';
 import { getRemote } from './remotes.js';
@@ -65,9 +66,13 @@ interface Move {
   running: boolean;
   stopped: boolean;
   frozen?: Freezer | undefined;
+  /** sync: the killed guest's clean-up here, held back (behind its lock) until the target has answered. */
+  cleanUp?: (() => Promise<number>) | undefined;
   mounted: boolean;
   bytes: number;
   t0: number;
+  /** When the target answered that the guest runs. */
+  up?: number;
   phases: { phase: string; ms: number }[];
   progress: (line: string, fraction?: number) => void;
 }
@@ -162,17 +167,22 @@ async function sendOwn(m: Move): Promise<void> {
   });
 }
 
+/** The killed guest's clean-up, once the target has answered (or the move failed). */
+async function cleanUpHere(m: Move): Promise<void> {
+  const c = m.cleanUp;
+  if (!c) return;
+  m.cleanUp = undefined;
+  m.phases.push({ phase: 'clean-up here', ms: await c() });
+}
+
 async function stopHere(m: Move): Promise<void> {
-  const { stopGuest } = await import('../lifecycle.js');
-  if (m.frozen) {
-    m.frozen.killAll();
-    m.frozen.thaw();
-    m.frozen = undefined;
-    // (its end may already be recorded by its supervisor: then there is nothing left to stop)
-    await stopGuest(m.cfg.name, { kill: true }).catch((e: unknown) => {
-      if (!isJaulaError(e) || e.code !== 'state' || initAlive(readState(m.cfg.name))) throw e;
+  if (m.frozen)
+    m.cleanUp = await killFrozen(m.cfg, m.frozen, () => {
+      m.frozen = undefined;
+      m.stopped = true;
     });
-  } else {
+  else {
+    const { stopGuest } = await import('../lifecycle.js');
     m.t0 = performance.now();
     await stopGuest(m.cfg.name);
   }
@@ -248,13 +258,14 @@ export async function migrateGuest(
       bytes: m.bytes,
       layersSent: need.length,
       layersKept: layers.length - need.length,
-      downtimeMs: running ? Math.round(performance.now() - m.t0) : 0,
+      downtimeMs: running ? Math.round((m.up ?? performance.now()) - m.t0) : 0,
       phases: [...m.phases, { phase: 'total', ms: Math.round(performance.now() - t) }],
     };
   } catch (e) {
     if (m.rec.phase === 'copying') await giveBack(m, e);
     throw e;
   } finally {
+    await cleanUpHere(m).catch(() => {});
     activeMoves.delete(id);
   }
 }
@@ -264,6 +275,7 @@ async function giveBack(m: Move, e: unknown): Promise<never> {
   const why = messageOf(e);
   const undone: string[] = [];
   if (m.frozen) m.frozen.thaw();
+  await cleanUpHere(m).catch((x: unknown) => undone.push(`its stop here failed: ${messageOf(x)}`));
   if (m.mounted) await m.driver.unmount(m.cfg).catch(() => {});
   await peerRequest(m.peer, 'DELETE', `/v1/peer/moves/${m.rec.id}`, { json: { why } }).catch((x: unknown) =>
     undone.push(
@@ -297,9 +309,13 @@ async function handover(m: Move): Promise<{ state: 'running' | 'stored'; context
   let r: { state: 'running' | 'stored'; context: number };
   try {
     r = await phase(m, 'start on target', () =>
-      peerRequest(m.peer, 'POST', `/v1/peer/moves/${m.rec.id}/commit`, { json: { start: m.running } }),
+      peerRequest<typeof r>(m.peer, 'POST', `/v1/peer/moves/${m.rec.id}/commit`, {
+        json: { start: m.running },
+      }),
     );
+    m.up = performance.now();
   } catch (e) {
+    await cleanUpHere(m).catch(() => {});
     const outcome = await resolveHandover(m.rec, e);
     if (outcome === 'back') {
       m.rec.phase = 'copying'; // (giveBack's precondition: the target does not have it)
@@ -313,6 +329,8 @@ async function handover(m: Move): Promise<{ state: 'running' | 'stored'; context
       );
     r = { state: m.running ? 'running' : 'stored', context: m.rec.context ?? m.cfg.context };
   }
+  // (a failed clean-up here is finished by the delete)
+  await cleanUpHere(m).catch(() => {});
   await finishDone(m.rec);
   return r;
 }

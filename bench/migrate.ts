@@ -1,0 +1,239 @@
+/**
+ * bench/migrate: a running busybox guest moved back and forth between two jaula hosts (the
+ * harness of tests/hosts.ts: jaula instances whose jaulads run in network namespaces of their
+ * own, on one segment with a client namespace), `--moves N` (default 20) cold moves and N sync
+ * moves, interleaved two by two (a->b, b->a) so that both modes see the same load. It measures:
+ *
+ *   client   the downtime as a client sees it: the client namespace sends one UDP datagram every
+ *            millisecond to the guest's echo service; the largest gap between two replies
+ *            within the move (bench/tools/migprobe.c, "ping")
+ *   guest    the downtime as the guest sees it: a probe in the guest writes CLOCK_MONOTONIC to a
+ *            file every millisecond; its next instance (a cold or sync move restarts the guest's
+ *            processes) reads the last stamp there: the guest's "restart gap"
+ *   jaula    the source's own measure ("down N ms": from the stop, or the freeze, to the
+ *            target's answer that the guest runs), the phases of `jaula migrate -t`, the
+ *            command's wall time and the bytes sent
+ *
+ * JAULA_BENCH_TRACE=1: the jaulads trace their phases (JAULA_TRACE), and a move whose "down"
+ * passes 3 s prints the end of both jaulads' logs.
+ *
+ * There is no `jaula backup --from` (incremental backup against a snapshot) yet: a repeated
+ * backup of an unchanged guest is measured by bench/backup (a receiver that has the layers).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { Hosts, type Host } from '../tests/hosts.js';
+import { loadAvg, median, pct, projectDir, table } from './lib.js';
+
+const arg = (name: string, dflt: number): number => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const MOVES = arg('moves', 20);
+const GUEST = 'echo1';
+const ns = (): number => Number(process.hrtime.bigint());
+
+interface Move {
+  mode: 'cold' | 'sync';
+  from: string;
+  client: number;
+  guest: number;
+  down: number;
+  wall: number;
+  mib: number;
+  phases: Map<string, number>;
+}
+
+/** The client's probe: replies' gaps (ns pairs) and the time of its last reply. */
+class Client {
+  gaps: [number, number][] = [];
+  last = 0;
+  private buf = '';
+  private readonly proc;
+  constructor(netns: string, probe: string, address: string) {
+    this.proc = spawn('nsenter', [`--net=/run/netns/${netns}`, probe, 'ping', address, '7'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    this.proc.stdout.on('data', (b: Buffer) => {
+      this.buf += b.toString();
+      const lines = this.buf.split('\n');
+      this.buf = lines.pop() ?? '';
+      for (const l of lines) {
+        const f = l.split(' ').map(Number);
+        if (l.startsWith('gap ')) this.gaps.push([f[1] as number, f[2] as number]);
+        else if (l.startsWith('r ')) this.last = f[1] as number;
+      }
+    });
+  }
+  /** Wait until a reply came after `t` (ns), for at most `ms`. */
+  async answeredAfter(t: number, ms = 30_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (this.last <= t) {
+      if (Date.now() > deadline) throw new Error(`the guest did not answer the client within ${ms / 1000} s`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  /** The largest gap between replies that overlaps [t0, t1] (ms); 5 ms or less shows as 5. */
+  largestGap(t0: number, t1: number): number {
+    const g = this.gaps.filter(([a, b]) => b > t0 && a < t1).map(([a, b]) => (b - a) / 1e6);
+    return Math.max(5, ...g);
+  }
+  stop(): void {
+    this.proc.kill('SIGKILL');
+  }
+}
+
+/** The guest's restart gaps so far (ms), from its probe's notes (in the files it carries along). */
+function restartGaps(h: Host): number[] {
+  const f = join(h.t.guestRoot(GUEST), 'var/probe.gaps');
+  if (!fs.existsSync(f)) return [];
+  return fs
+    .readFileSync(f, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('restart '))
+    .map((l) => Number(l.split(' ')[1]));
+}
+
+async function move(c: Client, from: Host, to: Host, mode: Move['mode'], seen: number): Promise<Move> {
+  const t0 = ns();
+  const r = await from.jaulaAsync(['migrate', GUEST, to.name, '--mode', mode, '-t']);
+  const t1 = ns();
+  if (r.code !== 0) throw new Error(`jaula migrate (${mode}) from ${from.name} failed: ${r.stderr}`);
+  await c.answeredAfter(t1);
+  let gaps = restartGaps(to);
+  for (let i = 0; gaps.length <= seen && i < 250; i++) {
+    await new Promise((res) => setTimeout(res, 20));
+    gaps = restartGaps(to);
+  }
+  const phases = new Map<string, number>();
+  for (const m of r.stdout.matchAll(/^(\S.*?)\s+(\d+\.\d{3}) s$/gm))
+    phases.set(m[1] as string, Number(m[2]) * 1000);
+  return {
+    mode,
+    from: from.name,
+    client: c.largestGap(t0, t1),
+    guest: gaps[seen] ?? NaN,
+    down: Number(/down (\d+) ms/.exec(r.stdout)?.[1]),
+    wall: (t1 - t0) / 1e6,
+    mib: Number(/([\d.]+) MiB sent/.exec(r.stdout)?.[1]),
+    phases,
+  };
+}
+
+function report(done: Move[]): void {
+  const f = (xs: number[]): string => `${median(xs).toFixed(0)} / ${pct(xs, 95).toFixed(0)}`;
+  const rows = (['cold', 'sync'] as const).map((mode) => {
+    const ms = done.filter((m) => m.mode === mode);
+    return [
+      `${mode} (${ms.length} moves)`,
+      f(ms.map((m) => m.client)),
+      `${Math.max(...ms.map((m) => m.client)).toFixed(0)}`,
+      f(ms.map((m) => m.guest)),
+      f(ms.map((m) => m.down)),
+      median(ms.map((m) => m.phases.get('total') ?? NaN)).toFixed(0),
+      median(ms.map((m) => m.wall)).toFixed(0),
+      median(ms.map((m) => m.mib)).toFixed(1),
+    ];
+  });
+  console.log(
+    `\nbench/migrate: a running busybox guest (UDP echo + clock probe) moved between two hosts, ${new Date().toISOString()}, load ${loadAvg()}\n`,
+  );
+  console.log(
+    table(
+      [
+        'mode',
+        'client down ms p50 / p95',
+        'max',
+        'guest restart gap ms p50 / p95',
+        'jaula "down" ms p50 / p95',
+        'total ms p50',
+        'command ms p50',
+        'MiB sent',
+      ],
+      rows,
+    ),
+  );
+  const names = [...new Set(done.flatMap((m) => [...m.phases.keys()]))];
+  console.log('\nphases of `jaula migrate -t`, ms p50 (p95)\n');
+  console.log(
+    table(
+      ['phase', 'cold', 'sync'],
+      names.map((p) => [
+        p,
+        ...(['cold', 'sync'] as const).map((mode) => {
+          const xs = done
+            .filter((m) => m.mode === mode && m.phases.has(p))
+            .map((m) => m.phases.get(p) as number);
+          return xs.length ? `${median(xs).toFixed(0)} (${pct(xs, 95).toFixed(0)})` : '-';
+        }),
+      ]),
+    ),
+  );
+  console.log(
+    '\nclient: the largest gap between two replies to a datagram sent every ms (5 = none longer); guest: the time its\n' +
+      'clock probe saw between its last stamp on the source and its first on the target (the processes restart in\n' +
+      'both modes); jaula "down": the source\'s measure, from the stop (cold) or the freeze (sync) to the answer.\n' +
+      'A repeated backup of an unchanged guest: no `jaula backup --from` yet (bench/backup measures the export\n' +
+      'for a receiver that has the layers).',
+  );
+}
+
+async function main(): Promise<void> {
+  const hs = new Hosts({ count: 2 });
+  let client: Client | undefined;
+  try {
+    await hs.up(process.env['JAULA_BENCH_TRACE'] ? { JAULA_TRACE: '1' } : {});
+    const a = hs.host('a');
+    const b = hs.host('b');
+    const probe = a.t.path('migprobe');
+    const cc = spawnSync('gcc', ['-O2', '-static', '-o', probe, join(projectDir, 'bench/tools/migprobe.c')], {
+      encoding: 'utf8',
+    });
+    if (cc.status !== 0) throw new Error(`gcc -static (bench/tools/migprobe.c) failed: ${cc.stderr}`);
+    const address = `${hs.prefix}.20`;
+    a.ok([
+      ...['build', GUEST, '-m', 'skeleton', '-q', '--initstyle', 'cmd', '--cmd', '/bin/sh /srv/run.sh'],
+      ...['--interface', `eth0=mnet:${address}/24`],
+    ]);
+    const root = a.t.guestRoot(GUEST);
+    for (const d of ['srv', 'var']) fs.mkdirSync(join(root, d), { recursive: true });
+    fs.copyFileSync(probe, join(root, 'srv/migprobe'));
+    fs.chmodSync(join(root, 'srv/migprobe'), 0o755);
+    fs.writeFileSync(
+      join(root, 'srv/run.sh'),
+      '#!/bin/sh\n/srv/migprobe clock /var/probe &\nexec /srv/migprobe echo 7\n',
+      { mode: 0o755 },
+    );
+    a.ok(['start', GUEST]);
+    client = new Client(hs.client, probe, address);
+    await client.answeredAfter(ns());
+    const done: Move[] = [];
+    let [from, to] = [a, b];
+    for (let i = 0; i < 2 * MOVES; i++) {
+      const mode = Math.floor(i / 2) % 2 ? 'sync' : 'cold';
+      const m = await move(client, from, to, mode, done.length);
+      done.push(m);
+      process.stderr.write(
+        `move ${i + 1}/${2 * MOVES} ${mode} ${from.name}->${to.name}: client ${m.client.toFixed(0)} ms, guest ${m.guest.toFixed(0)} ms, down ${m.down} ms\n`,
+      );
+      if (process.env['JAULA_BENCH_TRACE'] && m.down > 3000)
+        for (const h of [from, to])
+          console.error(`--- ${h.name}\n${h.daemon?.log.split('\n').slice(-80).join('\n')}`);
+      [from, to] = [to, from];
+    }
+    report(done);
+  } finally {
+    client?.stop();
+    const left = await hs.cleanup();
+    if (left.length) {
+      console.error(`bench/migrate left behind: ${left.join(', ')}`);
+      process.exitCode = 1;
+    }
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
