@@ -126,6 +126,49 @@ describe('images from a registry', () => {
     assert.match(cfg, /stop_signal = "SIGINT"/);
   });
 
+  it("builds dir and reflink guests from it: the layers' union copied into their own trees, whiteouts applied", async () => {
+    t.loopFs('xfs', t.path('var/lib/jaula/reflink'));
+    const trees = { md: t.guestRoot('md'), mr: t.path('var/lib/jaula/reflink/guests/mr/rootfs') };
+    for (const [g, storage] of [
+      ['md', 'dir'],
+      ['mr', 'reflink'],
+    ] as const) {
+      const r = t.ok(['build', g, '-m', 'oci', '--storage', storage, '--', '-i', multi]);
+      assert.match(r.stderr, /Copied the image's 3 layers into the guest's tree/);
+      const tree = trees[g];
+      assert.deepEqual(fs.readdirSync(join(tree, 'etc/app')), ['a'], `${g}: the whiteout removed b`);
+      assert.deepEqual(fs.readdirSync(join(tree, 'data/old')), ['z'], `${g}: the opaque dir hid x and y`);
+      const st = fs.statSync(join(tree, 'data/new'));
+      assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [1234, 2345, 0o640], `${g}: owner and mode kept`);
+      const odd = spawnSync('find', [tree, '-type', 'c', '-o', '-name', '.wh.*'], { encoding: 'utf8' });
+      assert.equal(odd.stdout, '', `${g}: no whiteout is left in the tree`);
+      const x = spawnSync('getfattr', ['-d', '-m', 'trusted.overlay', '-R', tree], { encoding: 'utf8' });
+      assert.equal(x.stdout, '', `${g}: no overlay xattr is left in the tree`);
+      assert.doesNotMatch(fs.readFileSync(t.path('etc/jaula/guests', g, 'config.toml'), 'utf8'), /layers/);
+    }
+    // Each guest sees what the overlay guest m1 sees, file for file (owners, modes, sizes, links;
+    // directories' sizes are their filesystem's).
+    const listing = (g: string): string =>
+      t.sh(
+        g,
+        'find / -xdev | grep -v "^/data/report$" | sort | while read f; do if [ -d "$f" ]; then stat -c "%n %f %u:%g" "$f"; else stat -c "%n %f %u:%g %s %N" "$f"; fi; done',
+      ).stdout;
+    for (const g of ['m1', 'md', 'mr']) t.ok(['start', g]);
+    try {
+      const want = listing('m1');
+      assert.match(want, /^\/data\/new 81a0 1234:2345 4 /m);
+      for (const g of ['md', 'mr']) {
+        assert.equal(listing(g), want, `${g} sees the union m1 sees`);
+        await t.until(`${g}'s command ran as the image's User`, () =>
+          /^uid=1234\(app\)/m.test(t.sh(g, 'cat /data/report').stdout),
+        );
+      }
+    } finally {
+      for (const g of ['m1', 'md', 'mr']) t.ok(['stop', g]);
+    }
+    for (const g of ['md', 'mr']) t.ok(['delete', g]);
+  });
+
   it('stores a layer two images share once; du shows it as shared by their guests', () => {
     const before = layersDir().length;
     const other = pushed('other', [

@@ -12,6 +12,8 @@ import { paths } from '../os/paths.js';
  *   var/lib/jaula/guests/NAME/snapshots/SNAP    a snapshot (storage/snapshot.ts; reflink guests:
  *                                               reflink/guests/NAME/snapshots/SNAP)
  *   var/lib/jaula/guests/NAME/unified          overlay guests: hashify's layer (hard links to objects)
+ *   var/lib/jaula/guests/NAME/image-view/merged dir and reflink guests' builds from an image: the
+ *                                               image's layers as one overlay, while copied
  *   var/lib/jaula/guests/NAME/quota.img, vol/  a guest with a quota: its own files live in an
  *                                               ext4 image mounted on vol/ (rootfs or upper+work inside)
  *   var/lib/jaula/unified/objects/XX/KEY       hashify's content-addressed objects
@@ -47,6 +49,8 @@ export const layout = {
   image: (name: string): string => join(paths().guestData(name), 'quota.img'),
   vol: (name: string): string => join(paths().guestData(name), 'vol'),
   snapshots: (name: string): string => join(paths().guestData(name), 'snapshots'),
+  /** dir and reflink guests built from an image: the image's layers mounted as one read-only overlay while copied. */
+  imageView: (name: string): string => join(paths().guestData(name), 'image-view'),
   unifiedLayer: (name: string): string => join(paths().guestData(name), 'unified'),
   unifyPending: (name: string): string => join(paths().guestData(name), 'unify-pending.json'),
   /** Matches the stamp in hashify's index while the unified layer is as the index knows it. */
