@@ -126,7 +126,7 @@ describe('images from a registry', () => {
     assert.match(cfg, /stop_signal = "SIGINT"/);
   });
 
-  it("builds dir and reflink guests from it: the layers' union copied into their own trees, whiteouts applied", async () => {
+  it("builds dir and reflink guests from it: the layers' union copied into their own trees (reflink: cloned from one pool copy), whiteouts applied", async () => {
     t.loopFs('xfs', t.path('var/lib/jaula/reflink'));
     const trees = { md: t.guestRoot('md'), mr: t.path('var/lib/jaula/reflink/guests/mr/rootfs') };
     for (const [g, storage] of [
@@ -134,7 +134,12 @@ describe('images from a registry', () => {
       ['mr', 'reflink'],
     ] as const) {
       const r = t.ok(['build', g, '-m', 'oci', '--storage', storage, '--', '-i', multi]);
-      assert.match(r.stderr, /Copied the image's 3 layers into the guest's tree/);
+      assert.match(
+        r.stderr,
+        g === 'md'
+          ? /Copied the image's 3 layers \(.*\) into the guest's tree/
+          : /Copied the image's 3 layers \(.*\) into the reflink pool's copy of the image\n.*Cloned the pool's copy/,
+      );
       const tree = trees[g];
       assert.deepEqual(fs.readdirSync(join(tree, 'etc/app')), ['a'], `${g}: the whiteout removed b`);
       assert.deepEqual(fs.readdirSync(join(tree, 'data/old')), ['z'], `${g}: the opaque dir hid x and y`);
@@ -166,7 +171,21 @@ describe('images from a registry', () => {
     } finally {
       for (const g of ['m1', 'md', 'mr']) t.ok(['stop', g]);
     }
-    for (const g of ['md', 'mr']) t.ok(['delete', g]);
+    // Another reflink guest clones the pool's copy: no file data copied.
+    const pool = t.path('var/lib/jaula/reflink');
+    const used = (): number => {
+      spawnSync('sync', ['-f', pool]);
+      const f = fs.statfsSync(pool);
+      return (f.blocks - f.bfree) * f.bsize;
+    };
+    const u0 = used();
+    const r2 = t.ok(['build', 'mr2', '-m', 'oci', '--storage', 'reflink', '--', '-i', multi]);
+    assert.doesNotMatch(r2.stderr, /Copied/);
+    assert.match(r2.stderr, /Cloned the pool's copy of the image into the guest's tree/);
+    const grew = used() - u0;
+    assert.ok(grew < fs.statSync('/bin/busybox').size / 2, `the pool grew by ${grew} bytes`);
+    assert.equal(fs.readdirSync(join(pool, 'images')).length, 1, 'one pool copy of the image');
+    for (const g of ['md', 'mr', 'mr2']) t.ok(['delete', g]);
   });
 
   it('stores a layer two images share once; du shows it as shared by their guests', () => {
@@ -400,6 +419,7 @@ describe('images from a registry', () => {
     const n = layersDir().length;
     t.ok(['image', 'delete', multi]);
     assert.equal(layersDir().length, n - 2, 'its two own layers are removed, the shared base stays');
+    assert.deepEqual(fs.readdirSync(t.path('var/lib/jaula/reflink/images')), [], "the pool's copy goes too");
     assert.equal(t.jaula(['image', 'inspect', multi]).code, 4);
   });
 });

@@ -268,7 +268,8 @@ async function fillTree(
   if (method === 'skeleton') await buildSkeleton(tree);
   else if (method === 'oci' && driver.info.layers)
     progress(`Based on the image's ${cfg.storage.layers?.length ?? 0} layers (no file data copied)`);
-  else if (method === 'oci') await copyImageLayers(cfg.name, imageLayers ?? [], tree, progress);
+  else if (method === 'oci')
+    await copyImageLayers(cfg.name, imageLayers ?? [], tree, progress, driver.info.cheapClone);
   else if (stored)
     progress(
       driver.info.cheapClone

@@ -20,6 +20,7 @@ import { paths } from '../os/paths.js';
  *   var/lib/jaula/unified/index/NAME.json      hashify's per-guest index (rescans read only changes)
  *   var/lib/jaula/reflink/                      the reflink driver's pool: an XFS (reflink=1) or
  *                                               btrfs filesystem mounted here by the admin
+ *   var/lib/jaula/reflink/images/KEY/tree       an image's layers as one tree, cloned by its guests
  *   var/lib/jaula/layers/sha256-HEX/tree       an image's layer (HEX: its diff ID's first 56 digits), a
  *   var/lib/jaula/layers/sha256-HEX/layer.json read-only layer stacked like a template, kept once
  *   var/lib/jaula/images/blobs/sha256/HEX      an image's blobs as pulled (manifests, configs, layers)
@@ -63,6 +64,8 @@ export const layout = {
   mountPoint: (name: string): string => join(paths().guestRun(name), 'rootfs'),
   poolGuest: (name: string): string => join(paths().lib, 'reflink', 'guests', name),
   poolTemplate: (name: string): string => join(paths().lib, 'reflink', 'templates', name),
+  /** An image's union of layers copied once onto the pool (KEY: the digest of its layer list), cloned by its guests. */
+  poolImage: (key: string): string => join(paths().lib, 'reflink', 'images', key),
 };
 
 /** Overlay's mount options cannot carry these characters in a path. */

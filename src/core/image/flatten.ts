@@ -2,26 +2,31 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { formatMiB } from '../../common/size.js';
 import { copyTree } from '../../os/copy.js';
-import { mkdirp } from '../../os/fs.js';
+import { mkdirp, removeTree, tmpSuffix } from '../../os/fs.js';
+import { withLock } from '../../os/lock.js';
 import { unmountAt } from '../../os/mounts.js';
 import { MS_RDONLY, native } from '../../os/native.js';
+import { paths } from '../../os/paths.js';
 import { layout, overlayPath } from '../../storage/layout.js';
 import { copyDirAttrs, storedTemplateTree } from '../../storage/tree.js';
 import { readLayerMeta } from './layer.js';
+import { stackKey } from './store.js';
+
+type Progress = (line: string, fraction?: number) => void;
 
 /**
- * An image's layers as one plain tree, for storage that cannot stack them (dir, reflink): the
- * stored layers are mounted read-only as one overlay, so that whiteouts and opaque directories
- * hide exactly what they hide from an overlay guest, and that view is copied into the guest's
- * own tree by cp (owners, modes, timestamps, xattrs, hard links, device nodes; cloned where the
- * filesystem can). The mount lives under the guest's data directory, which the driver's
- * destroy unmounts and removes after a crash.
+ * Copy the union of the stored layers `keys` (bottom first) into `dst`: the layers are mounted
+ * read-only as one overlay, so that whiteouts and opaque directories hide exactly what they
+ * hide from an overlay guest, and cp copies that view (owners, modes, timestamps, xattrs, hard
+ * links, device nodes). The mount lives under guest `name`'s data directory, where the
+ * driver's destroy unmounts it after a crash.
  */
-export async function copyImageLayers(
+async function copyView(
   name: string,
   keys: string[],
   dst: string,
-  progress: (line: string, fraction?: number) => void,
+  progress: Progress,
+  what: string,
 ): Promise<void> {
   const base = layout.imageView(name);
   const view = join(base, 'merged');
@@ -41,7 +46,7 @@ export async function copyImageLayers(
         reflink: 'auto',
         progress,
         totalBytes: bytes,
-        what: `Copying the image's layers into guest "${name}"`,
+        what: `Copying the image's layers into ${what}`,
       });
     } finally {
       unmountAt(view);
@@ -55,5 +60,45 @@ export async function copyImageLayers(
         /* absent, or a mount that did not go: destroy deals with it */
       }
   }
-  progress(`Copied the image's ${keys.length} layers into the guest's tree (${formatMiB(bytes)})`);
+  progress(`Copied the image's ${keys.length} layers (${formatMiB(bytes)}) into ${what}`);
+}
+
+/** The reflink pool's copy of the image's union (made once, by the first guest's build). */
+async function poolCopy(name: string, keys: string[], progress: Progress): Promise<string> {
+  const key = stackKey(keys);
+  const tree = join(layout.poolImage(key), 'tree');
+  if (fs.existsSync(tree)) return tree;
+  await withLock(paths().locks, `pool-image-${key}`, 'The pool copy of an image', async () => {
+    if (fs.existsSync(tree)) return;
+    const tmp = `${tree}.tmp-${tmpSuffix()}`;
+    mkdirp(tmp);
+    try {
+      await copyView(name, keys, tmp, progress, "the reflink pool's copy of the image");
+      fs.renameSync(tmp, tree);
+    } catch (e) {
+      removeTree(tmp);
+      throw e;
+    }
+  });
+  return tree;
+}
+
+/**
+ * An image's layers as one plain tree, for storage that cannot stack them: copied into a dir
+ * guest's tree; for storage that clones files (`clones`: reflink), copied once into the pool's
+ * copy of the image, which each guest's tree then clones (no file data copied).
+ */
+export async function copyImageLayers(
+  name: string,
+  keys: string[],
+  dst: string,
+  progress: Progress,
+  clones: boolean,
+): Promise<void> {
+  if (!clones || fs.statSync(layout.pool()).dev !== fs.statSync(dst).dev)
+    return copyView(name, keys, dst, progress, "the guest's tree");
+  const tree = await poolCopy(name, keys, progress);
+  copyDirAttrs(tree, dst);
+  await copyTree(tree, dst, { reflink: 'always', what: `Cloning the image's tree into guest "${name}"` });
+  progress("Cloned the pool's copy of the image into the guest's tree (no file data copied)");
 }
