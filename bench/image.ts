@@ -14,7 +14,8 @@
  *            as jaulad's build operation (POST /guests, a job, timed from this process), and the
  *            CLI's wall time beside `node -e 0` (a node process's start); bytes written by it
  *            (du of JAULA_ROOT before and after; jaulad's write_bytes and wchar from /proc/PID/io);
- *            beside a second umoci unpack of the same OCI directory
+ *            beside a second umoci unpack of the same OCI directory; and a guest on dir storage
+ *            (BENCH_IMAGE_N rounds), which holds a copy of the image's files
  *   unchanged  jaula image pull REF again, beside skopeo copy to the same OCI directory: the
  *            requests the registry saw and the bytes it sent
  */
@@ -201,6 +202,17 @@ try {
     add('umoci files', regularFiles(at('bundle1')));
     fs.rmSync(at('bundle1'), { recursive: true });
   }
+  // A dir guest holds a copy of the image's files (BENCH_IMAGE_N rounds, each deleted after).
+  for (let i = 0; i < COLD; i++) {
+    const d0 = du(...store);
+    add(
+      'dir build',
+      (await jaula(['build', `d${i}`, '-q', '-m', 'oci', '--storage', 'dir', '--', '-i', REF])).ms,
+    );
+    add('dir du', du(...store) - d0);
+    add('dir files', regularFiles(join(s.root, 'var/lib/jaula/guests', `d${i}`)));
+    s.jaula(['delete', `d${i}`]);
+  }
   daemon = await startDaemon(s);
   const io = (): { w: number; c: number } => {
     const t = fs.readFileSync(`/proc/${daemon?.pid}/io`, 'utf8');
@@ -288,6 +300,13 @@ try {
         ],
         ['jaula build -m oci (CLI, wall)', f('cli build'), kib(median(times.get('cli du') ?? [])), '-', '-'],
         ['node -e 0 (a node process)', f('node -e 0'), '-', '-', '-'],
+        [
+          'jaula build -m oci --storage dir (CLI, a copy)',
+          f('dir build'),
+          kib(median(times.get('dir du') ?? [])),
+          String(median(times.get('dir files') ?? [])),
+          '-',
+        ],
         [
           'umoci unpack of the copied image',
           f('umoci again'),
