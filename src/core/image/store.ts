@@ -111,12 +111,12 @@ export function putBlob(digest: string, data: Buffer): void {
   writeFileAtomic(p, data);
 }
 
-/** The layers' names in a guest's config, bottom first. */
 /** The name of an image's stack of layers (its copy on the reflink pool): the digest of their names. */
 export function stackKey(keys: string[]): string {
   return createHash('sha256').update(keys.join('\n')).digest('hex').slice(0, 56);
 }
 
+/** The layers' names in a guest's config, bottom first. */
 export function layerKeys(r: ImageRecord): string[] {
   return r.layers.map((l) => layerKey(l.diffId));
 }
