@@ -126,6 +126,68 @@ describe('images from a registry', () => {
     assert.match(cfg, /stop_signal = "SIGINT"/);
   });
 
+  it("builds dir and reflink guests from it: the layers' union copied into their own trees (reflink: cloned from one pool copy), whiteouts applied", async () => {
+    t.loopFs('xfs', t.path('var/lib/jaula/reflink'));
+    const trees = { md: t.guestRoot('md'), mr: t.path('var/lib/jaula/reflink/guests/mr/rootfs') };
+    for (const [g, storage] of [
+      ['md', 'dir'],
+      ['mr', 'reflink'],
+    ] as const) {
+      const r = t.ok(['build', g, '-m', 'oci', '--storage', storage, '--', '-i', multi]);
+      assert.match(
+        r.stderr,
+        g === 'md'
+          ? /Copied the image's 3 layers \(.*\) into the guest's tree/
+          : /Copied the image's 3 layers \(.*\) into the reflink pool's copy of the image\n.*Cloned the pool's copy/,
+      );
+      const tree = trees[g];
+      assert.deepEqual(fs.readdirSync(join(tree, 'etc/app')), ['a'], `${g}: the whiteout removed b`);
+      assert.deepEqual(fs.readdirSync(join(tree, 'data/old')), ['z'], `${g}: the opaque dir hid x and y`);
+      const st = fs.statSync(join(tree, 'data/new'));
+      assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [1234, 2345, 0o640], `${g}: owner and mode kept`);
+      const odd = spawnSync('find', [tree, '-type', 'c', '-o', '-name', '.wh.*'], { encoding: 'utf8' });
+      assert.equal(odd.stdout, '', `${g}: no whiteout is left in the tree`);
+      const x = spawnSync('getfattr', ['-d', '-m', 'trusted.overlay', '-R', tree], { encoding: 'utf8' });
+      assert.equal(x.stdout, '', `${g}: no overlay xattr is left in the tree`);
+      assert.doesNotMatch(fs.readFileSync(t.path('etc/jaula/guests', g, 'config.toml'), 'utf8'), /layers/);
+    }
+    // Each guest sees what the overlay guest m1 sees, file for file (owners, modes, sizes, links;
+    // directories' sizes are their filesystem's).
+    const listing = (g: string): string =>
+      t.sh(
+        g,
+        'find / -xdev | grep -v "^/data/report$" | sort | while read f; do if [ -d "$f" ]; then stat -c "%n %f %u:%g" "$f"; else stat -c "%n %f %u:%g %s %N" "$f"; fi; done',
+      ).stdout;
+    for (const g of ['m1', 'md', 'mr']) t.ok(['start', g]);
+    try {
+      const want = listing('m1');
+      assert.match(want, /^\/data\/new 81a0 1234:2345 4 /m);
+      for (const g of ['md', 'mr']) {
+        assert.equal(listing(g), want, `${g} sees the union m1 sees`);
+        await t.until(`${g}'s command ran as the image's User`, () =>
+          /^uid=1234\(app\)/m.test(t.sh(g, 'cat /data/report').stdout),
+        );
+      }
+    } finally {
+      for (const g of ['m1', 'md', 'mr']) t.ok(['stop', g]);
+    }
+    // Another reflink guest clones the pool's copy: no file data copied.
+    const pool = t.path('var/lib/jaula/reflink');
+    const used = (): number => {
+      spawnSync('sync', ['-f', pool]);
+      const f = fs.statfsSync(pool);
+      return (f.blocks - f.bfree) * f.bsize;
+    };
+    const u0 = used();
+    const r2 = t.ok(['build', 'mr2', '-m', 'oci', '--storage', 'reflink', '--', '-i', multi]);
+    assert.doesNotMatch(r2.stderr, /Copied/);
+    assert.match(r2.stderr, /Cloned the pool's copy of the image into the guest's tree/);
+    const grew = used() - u0;
+    assert.ok(grew < fs.statSync('/bin/busybox').size / 2, `the pool grew by ${grew} bytes`);
+    assert.equal(fs.readdirSync(join(pool, 'images')).length, 1, 'one pool copy of the image');
+    for (const g of ['md', 'mr', 'mr2']) t.ok(['delete', g]);
+  });
+
   it('stores a layer two images share once; du shows it as shared by their guests', () => {
     const before = layersDir().length;
     const other = pushed('other', [
@@ -357,6 +419,7 @@ describe('images from a registry', () => {
     const n = layersDir().length;
     t.ok(['image', 'delete', multi]);
     assert.equal(layersDir().length, n - 2, 'its two own layers are removed, the shared base stays');
+    assert.deepEqual(fs.readdirSync(t.path('var/lib/jaula/reflink/images')), [], "the pool's copy goes too");
     assert.equal(t.jaula(['image', 'inspect', multi]).code, 4);
   });
 });

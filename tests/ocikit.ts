@@ -243,7 +243,7 @@ async function waitPort(port: number, proc: ChildProcess, log: () => string): Pr
 
 /** Start docker-registry on loopback with its own storage (TLS and token auth on request). */
 export async function startRegistry(
-  t: TestRoot,
+  t: Pick<TestRoot, 'path'>,
   name: string,
   o: { tls?: { cert: string; key: string }; token?: { realm: string; cert: string } } = {},
 ): Promise<Registry> {
@@ -348,21 +348,23 @@ export async function startTokenServer(
 /**
  * A proxy in front of a registry that spoils blob transfers: "cut" closes the connection after
  * `after` bytes of the first answer to each blob GET, "corrupt" flips a byte of every blob.
- * Counts the requests by kind (manifests, blobs).
+ * Records the requests and counts the bytes of the registry's answers' bodies (as it sent them).
  */
 export async function startProxy(
   target: string,
   mode: 'cut' | 'corrupt' | 'none',
   after = 4096,
-): Promise<{ host: string; requests: string[]; stop: () => Promise<void> }> {
+): Promise<{ host: string; requests: string[]; bytes: () => number; stop: () => Promise<void> }> {
   const [thost, tport] = target.split(':');
   const cut = new Set<string>();
   const requests: string[] = [];
+  let bytes = 0;
   const srv = http.createServer((req, res) => {
     requests.push(`${req.method} ${req.url}${req.headers.range ? ` ${req.headers.range}` : ''}`);
     const up = http.request(
       { host: thost, port: Number(tport), path: req.url, method: req.method, headers: req.headers },
       (ur) => {
+        ur.on('data', (b: Buffer) => (bytes += b.length));
         const blob =
           /\/blobs\/sha256:/.test(req.url ?? '') &&
           req.method === 'GET' &&
@@ -406,6 +408,7 @@ export async function startProxy(
   return {
     host: `127.0.0.1:${(srv.address() as net.AddressInfo).port}`,
     requests,
+    bytes: () => bytes,
     stop: () =>
       new Promise((r) => {
         srv.closeAllConnections();

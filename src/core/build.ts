@@ -48,6 +48,7 @@ import { checkTemplateFor } from './templates.js';
 import { guestQuotaDefault } from '../storage/pool.js';
 import { fleetHeld, reserveInFleet } from './fleet-guard.js';
 import * as oci from './image/method.js';
+import { copyImageLayers } from './image/flatten.js';
 
 export const BUILD_METHODS = ['skeleton', 'template', 'debootstrap', 'oci'] as const;
 export type BuildMethod = (typeof BUILD_METHODS)[number];
@@ -227,6 +228,8 @@ interface BuildSource {
   dbs?: ReturnType<typeof parseDebootstrapArgs>;
   /** -m oci: the image as named (-i REF|FILE). */
   image?: string;
+  /** -m oci: the image's layers, bottom first (copied into the tree where storage cannot stack them). */
+  imageLayers?: string[];
 }
 
 /** Check the method's arguments before anything is made. */
@@ -256,15 +259,17 @@ function checkSource(method: BuildMethod, args: string[], hostFiles: HostFiles |
 async function fillTree(
   tree: string,
   method: BuildMethod,
-  { templateFile, stored, dbs }: BuildSource,
+  { templateFile, stored, dbs, imageLayers }: BuildSource,
   driver: StorageDriver,
   cfg: GuestConfig,
   o: BuildOptions,
   progress: (line: string) => void,
 ): Promise<void> {
   if (method === 'skeleton') await buildSkeleton(tree);
-  else if (method === 'oci')
+  else if (method === 'oci' && driver.info.layers)
     progress(`Based on the image's ${cfg.storage.layers?.length ?? 0} layers (no file data copied)`);
+  else if (method === 'oci')
+    await copyImageLayers(cfg.name, imageLayers ?? [], tree, progress, driver.info.cheapClone);
   else if (stored)
     progress(
       driver.info.cheapClone
@@ -322,7 +327,7 @@ function newConfig(
       driver: driver.info.name,
       ...(stored ? { template: stored } : {}),
       ...(stored && driver.info.layers ? { layers: [stored] } : {}),
-      ...(image ? { layers: image.layers } : {}),
+      ...(image && driver.info.layers ? { layers: image.layers } : {}),
       ...(o.quotaBytes !== undefined ? { quotaBytes: o.quotaBytes } : {}),
       ...(poolQuota !== undefined ? { quotaBytes: poolQuota } : {}),
       ...(o.quotaInodes !== undefined ? { quotaInodes: o.quotaInodes } : {}),
@@ -330,7 +335,7 @@ function newConfig(
     interfaces: o.interfaces ?? [],
     forwards: o.forwards ?? [],
     build: { method, args, created: new Date().toISOString() },
-    ...(image ? oci.ociConfigPart(image, driver.info.layers, driver.info.name) : {}),
+    ...(image ? oci.ociConfigPart(image) : {}),
   });
 }
 
@@ -355,6 +360,7 @@ export async function buildGuest(o: BuildOptions): Promise<GuestConfig> {
   const image = source.image ? await oci.imageForBuild(source.image, { ...o, progress }) : undefined;
   const ociSet = image && oci.ociSettings(image, { ...o, ...(o.initstyle ? { initstyle } : {}) });
   const cfg = newConfig(o, { name, method, args, initstyle, hostname, stored }, driver, ociSet);
+  if (ociSet) source.imageLayers = ociSet.layers;
   if (stored) checkTemplateFor(cfg, stored);
   if (image) oci.checkImageDevices(cfg, image);
   const rev = new Reverter();

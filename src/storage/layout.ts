@@ -12,12 +12,15 @@ import { paths } from '../os/paths.js';
  *   var/lib/jaula/guests/NAME/snapshots/SNAP    a snapshot (storage/snapshot.ts; reflink guests:
  *                                               reflink/guests/NAME/snapshots/SNAP)
  *   var/lib/jaula/guests/NAME/unified          overlay guests: hashify's layer (hard links to objects)
+ *   var/lib/jaula/guests/NAME/image-view/merged dir and reflink guests' builds from an image: the
+ *                                               image's layers as one overlay, while copied
  *   var/lib/jaula/guests/NAME/quota.img, vol/  a guest with a quota: its own files live in an
  *                                               ext4 image mounted on vol/ (rootfs or upper+work inside)
  *   var/lib/jaula/unified/objects/XX/KEY       hashify's content-addressed objects
  *   var/lib/jaula/unified/index/NAME.json      hashify's per-guest index (rescans read only changes)
  *   var/lib/jaula/reflink/                      the reflink driver's pool: an XFS (reflink=1) or
  *                                               btrfs filesystem mounted here by the admin
+ *   var/lib/jaula/reflink/images/KEY/tree       an image's layers as one tree, cloned by its guests
  *   var/lib/jaula/layers/sha256-HEX/tree       an image's layer (HEX: its diff ID's first 56 digits), a
  *   var/lib/jaula/layers/sha256-HEX/layer.json read-only layer stacked like a template, kept once
  *   var/lib/jaula/images/blobs/sha256/HEX      an image's blobs as pulled (manifests, configs, layers)
@@ -47,6 +50,8 @@ export const layout = {
   image: (name: string): string => join(paths().guestData(name), 'quota.img'),
   vol: (name: string): string => join(paths().guestData(name), 'vol'),
   snapshots: (name: string): string => join(paths().guestData(name), 'snapshots'),
+  /** dir and reflink guests built from an image: the image's layers mounted as one read-only overlay while copied. */
+  imageView: (name: string): string => join(paths().guestData(name), 'image-view'),
   unifiedLayer: (name: string): string => join(paths().guestData(name), 'unified'),
   unifyPending: (name: string): string => join(paths().guestData(name), 'unify-pending.json'),
   /** Matches the stamp in hashify's index while the unified layer is as the index knows it. */
@@ -59,6 +64,8 @@ export const layout = {
   mountPoint: (name: string): string => join(paths().guestRun(name), 'rootfs'),
   poolGuest: (name: string): string => join(paths().lib, 'reflink', 'guests', name),
   poolTemplate: (name: string): string => join(paths().lib, 'reflink', 'templates', name),
+  /** An image's union of layers copied once onto the pool (KEY: the digest of its layer list), cloned by its guests. */
+  poolImage: (key: string): string => join(paths().lib, 'reflink', 'images', key),
 };
 
 /** Overlay's mount options cannot carry these characters in a path. */

@@ -4,6 +4,7 @@ import { JaulaError } from '../common/errors.js';
 import { copyTree } from '../os/copy.js';
 import { mkdirp, removeTree, tmpSuffix } from '../os/fs.js';
 import { withLock } from '../os/lock.js';
+import { unmountAt } from '../os/mounts.js';
 import { paths } from '../os/paths.js';
 import { libDir } from './barrier.js';
 import type { StorageDriver } from './driver.js';
@@ -118,6 +119,8 @@ export const reflinkDriver: StorageDriver = {
     ),
   unmount: async (cfg) => unmountView(cfg.name),
   async destroy(name) {
+    // A build from an image mounts the image's layers there for a moment (a crash may leave it).
+    unmountAt(join(layout.imageView(name), 'merged'));
     removeTree(layout.poolGuest(name));
     removeTree(paths().guestData(name));
     removeTree(layout.index(name));

@@ -181,13 +181,8 @@ export function finishOciGuest(
   return changed;
 }
 
-/** The part of a new guest's config the image gives (the driver must stack layers). */
-export function ociConfigPart(s: OciSettings, layered: boolean, driverName: string): Partial<GuestConfig> {
-  if (!layered)
-    throw new JaulaError(
-      'unsupported',
-      `The ${driverName} storage cannot stack an image's layers: build the guest with --storage overlay`,
-    );
+/** The part of a new guest's config the image gives. */
+export function ociConfigPart(s: OciSettings): Partial<GuestConfig> {
   return {
     initstyle: s.initstyle,
     cmd: s.cmd,

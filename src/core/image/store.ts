@@ -111,6 +111,11 @@ export function putBlob(digest: string, data: Buffer): void {
   writeFileAtomic(p, data);
 }
 
+/** The name of an image's stack of layers (its copy on the reflink pool): the digest of their names. */
+export function stackKey(keys: string[]): string {
+  return createHash('sha256').update(keys.join('\n')).digest('hex').slice(0, 56);
+}
+
 /** The layers' names in a guest's config, bottom first. */
 export function layerKeys(r: ImageRecord): string[] {
   return r.layers.map((l) => layerKey(l.diffId));
@@ -215,6 +220,8 @@ export async function deleteImage(ref: string): Promise<string> {
         }
         removeTree(gone);
       }
+    const stack = stackKey(layerKeys(r));
+    if (!rest.some((x) => stackKey(layerKeys(x)) === stack)) removeTree(layout.poolImage(stack));
     return r.ref;
   });
 }
