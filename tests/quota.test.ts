@@ -124,6 +124,36 @@ describe('quota changes and refusals', () => {
     );
   });
 
+  it("grows a stopped guest's image only once no other mount namespace still holds it", async () => {
+    t.ok(['build', 'held', '-m', 'skeleton', '-q', '--quota', '24M', ...CMD]);
+    t.ok(['start', 'held']);
+    // Another mount namespace copies the image's mount (as a runtime call's private namespace
+    // does) and keeps it 4 s: grown meanwhile, its old superblock would come back and the next
+    // mount would reuse its loop device at the old size.
+    const holder = spawn('unshare', ['-m', '--propagation', 'private', 'sleep', '4'], { stdio: 'ignore' });
+    try {
+      const holds = (): boolean => {
+        try {
+          return /\/guests\/held\/\S* .* ext4 /m.test(
+            fs.readFileSync(`/proc/${holder.pid}/mountinfo`, 'utf8'),
+          );
+        } catch {
+          return false;
+        }
+      };
+      for (let i = 0; i < 500 && !holds(); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(holds(), 'the other namespace holds the image');
+      t.ok(['stop', 'held']);
+      t.ok(['set', 'held', '--quota', '48M']);
+      t.ok(['start', 'held']);
+      assert.match(t.sh('held', 'dd if=/dev/zero of=/fill bs=1M count=40 2>&1 && echo ok').stdout, /ok/);
+      t.ok(['stop', 'held', '--kill']);
+      t.ok(['delete', 'held']);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+
   it('refuses a change while running, an inode limit alone, and quotas on reflink storage', () => {
     t.ok(['start', 'later']);
     const r = t.jaula(['set', 'later', '--quota', '32M']);

@@ -99,7 +99,19 @@ export function umountImage(dir: string, lazy = false): void {
 /** Grow an image so that it holds `bytes` (stopped: checked and resized offline; mounted: online). */
 export async function growImage(file: string, dir: string, bytes: number): Promise<void> {
   const size = fs.statSync(file).size;
-  if (!isMountPoint(dir)) await releaseLoops(file);
+  if (!isMountPoint(dir)) {
+    // Offline, nothing may have it mounted: a loop device still on it is a mount in another
+    // mount namespace (one a runtime call copied a moment ago, or a dead guest's that the kernel
+    // has not freed yet), which would write its old superblock back over the resize, and which
+    // the next mount would reuse at the old size (a guest grown to 48M got ENOSPC at 21M).
+    await releaseLoops(file, 15_000);
+    const held = loopDevicesBelow(file);
+    if (held.length)
+      throw new JaulaError(
+        'busy',
+        `The image "${file}" is still in use (on ${held.join(', ')}, mounted in another mount namespace): try again in a moment`,
+      );
+  }
   const want = bytes + (await overheadBytes(file));
   if (want < size) throw new JaulaError('invalid', `growImage: ${bytes} is smaller than the image (${size})`);
   fs.truncateSync(file, want);
