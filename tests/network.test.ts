@@ -95,6 +95,33 @@ describe('guest networking on a jaula bridge', () => {
     );
   });
 
+  it("keeps its bridge's MAC, the guests' gateway's, while ports come and go", () => {
+    const br = `jtn${t.tag.slice(0, 6)}`;
+    const mac = (): string => fs.readFileSync(`/sys/class/net/${br}/address`, 'utf8').trim();
+    const was = mac();
+    assert.equal(
+      fs.readFileSync(`/sys/class/net/${br}/addr_assign_type`, 'utf8').trim(),
+      '3',
+      'set, not taken from a port',
+    );
+    // A port whose MAC is lower than every other joins the bridge (a bridge without a MAC of its
+    // own would take it), then leaves.
+    const [a, b] = [`jma${t.tag.slice(0, 6)}`, `jmb${t.tag.slice(0, 6)}`];
+    const ip = (...args: string[]): void => {
+      const r = spawnSync('ip', args, { encoding: 'utf8' });
+      assert.equal(r.status, 0, `ip ${args.join(' ')}: ${r.stderr}`);
+    };
+    ip('link', 'add', a, 'type', 'veth', 'peer', 'name', b);
+    try {
+      ip('link', 'set', a, 'address', '02:00:00:00:00:01', 'master', br, 'up');
+      assert.equal(mac(), was, 'a new port does not change it');
+      assert.equal(inNet('g1', `ping -c 1 -W 2 ${gw} && ip neigh show ${gw} | grep -q ${was}`), 0);
+    } finally {
+      spawnSync('ip', ['link', 'del', a]);
+    }
+    assert.equal(mac(), was, 'nor does its leaving');
+  });
+
   it('lets two guests ping and open TCP connections to each other and to the gateway', async () => {
     assert.equal(inNet('g1', `ping -c 1 -W 2 ${ipOf('g2')}`), 0);
     assert.equal(inNet('g2', `ping -c 1 -W 2 ${ipOf('g1')}`), 0);

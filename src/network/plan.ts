@@ -293,12 +293,24 @@ export function hostDownBatch(p: NetPlan): string {
 
 /** The bridge of a network, with its gateway addresses. */
 /** The bridge of a network with its gateway address, up (`exists`: made by someone else). */
+/**
+ * A bridge's own MAC, fixed (locally administered, from its name): a bridge without one takes
+ * the lowest of its ports' and changes as guests' veths come and go, and the guests' ARP entries
+ * for the gateway then name a MAC that has moved to another guest's port.
+ */
+export function bridgeMac(bridge: string): string {
+  const h = fnv1a(`bridge/${bridge}`) + fnv1a(`${bridge}/bridge`);
+  return `02:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}:${h.slice(6, 8)}:${h.slice(8, 10)}`;
+}
+
 export function bridgeBatch(n: NetworkConfig, o: { exists?: boolean } = {}): string {
   // Bridged traffic skips the IP-layer netfilter hooks (br_netfilter): jaula's bridge-family
-  // table filters it, and guest-to-guest packets need no conntrack.
+  // table filters it, and guest-to-guest packets need no conntrack. (A bridge made by someone
+  // else keeps its MAC as it is.)
+  const opts = 'nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0';
   const l = o.exists
-    ? [`link set ${n.bridge} type bridge nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0`]
-    : [`link add ${n.bridge} type bridge nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0`];
+    ? [`link set ${n.bridge} type bridge ${opts}`]
+    : [`link add ${n.bridge} address ${bridgeMac(n.bridge)} type bridge ${opts}`];
   // "replace": an address that is there already is no error.
   l.push(`addr replace ${n.subnet} dev ${n.bridge}`);
   if (n.subnet6) l.push(`addr replace ${n.subnet6} dev ${n.bridge} nodad`);
