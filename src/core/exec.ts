@@ -22,7 +22,8 @@ import {
 import { requireRunning } from './running.js';
 import { trace } from '../os/trace.js';
 
-const { EACCES, EAGAIN, EISDIR, ENOENT, ENOEXEC, ENOMEM, ENOTDIR, EPERM, ESRCH, ETXTBSY } = constants.errno;
+const { EACCES, EAGAIN, EISDIR, ENOENT, ENOEXEC, ENOMEM, ENOTDIR, EPERM, EPIPE, ESRCH, ETXTBSY } =
+  constants.errno;
 /** errno numbers back to their names, for messages. */
 const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(constants.errno).map(([k, v]) => [v, k]),
@@ -81,6 +82,12 @@ function execLaunch(
   return { ...p, name, cmd, cwd, init: [pid, st.pidStart ?? 0] };
 }
 
+/** Wait (up to `ms`) until a process has ended. */
+async function waitEnded([pid, start]: [number, number], ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (isSameProcess(pid, start) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}
+
 /** A cgroup file's content, or "?". */
 function readKnob(dir: string | undefined, file: string): string {
   if (!dir) return '?';
@@ -95,11 +102,14 @@ function readKnob(dir: string | undefined, file: string): string {
  * The command's exit status once jaula-exec ended with `code`: the command's own when it ran;
  * otherwise jaula's error, with an exit status of its own (common/errors.ts) and what to do.
  */
-function execResult(l: ExecLaunch, code: number): number {
+async function execResult(l: ExecLaunch, code: number): Promise<number> {
   const status = execStatus(l);
   if (status.startsWith('ok')) return code;
   const m = /^err (\w+) (\d+) ?(.*)$/m.exec(status);
-  // A stop or kill of the guest meanwhile (its supervisor's socket gone, its init ended).
+  // A stop or kill of the guest meanwhile (its supervisor's socket gone, its init ended). The
+  // command's process dies with the guest's PID namespace before jaula-exec lets it go (fork:
+  // EPIPE), while the guest's init may still be ending, not yet a zombie: give it a moment.
+  if (m?.[1] === 'fork' && Number(m[2]) === EPIPE) await waitEnded(l.init, 2000);
   if (!['lookup', 'exec', 'cwd'].includes(m?.[1] ?? '') && !isSameProcess(...l.init))
     throw new JaulaError('state', `Guest "${l.name}" stopped while the command was being started`);
   if (!m)
@@ -193,7 +203,7 @@ async function execOnPty(name: string, cmd: string[], opts: ExecOptions): Promis
   process.on('SIGINT', ignore);
   process.on('SIGTERM', ignore);
   try {
-    return execResult(l, await sessionEnd(session));
+    return await execResult(l, await sessionEnd(session));
   } finally {
     if (raw) process.stdin.setRawMode(false);
     process.off('SIGWINCH', resize);
@@ -209,7 +219,7 @@ export async function execInGuest(name: string, cmd: string[], opts: ExecOptions
   trace('exec: guest found, jaula-exec');
   // Without --tty the command gets pipes, never the caller's terminal.
   const pipes = !opts.tty && [process.stdin, process.stdout, process.stderr].some((s) => s.isTTY);
-  const code = execResult(l, await runAttached(l.argv, pipes ? 'pipes' : 'inherit'));
+  const code = await execResult(l, await runAttached(l.argv, pipes ? 'pipes' : 'inherit'));
   trace('exec: jaula-exec ended');
   return code;
 }
@@ -262,7 +272,7 @@ export async function execCapture(
     maxOutput: CAPTURE_MAX,
   });
   return {
-    code: execResult(l, r.code),
+    code: await execResult(l, r.code),
     stdout: r.stdout,
     stderr: r.stderr,
     ...(r.dropped && (r.dropped.stdout || r.dropped.stderr) ? { dropped: r.dropped } : {}),
