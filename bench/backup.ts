@@ -8,7 +8,10 @@
  *      backup (layer + own files; its first computes the layer's digest, kept after), and the same guest backed up for a receiver that has its
  *      layer (migration's `have`, through the stream API: core/archive.ts exportGuest);
  *   3. a repeated backup of the unchanged overlay guest for that receiver: bytes sent as a share
- *      of the guest's size (the aim: under 1%).
+ *      of the guest's size (the aim: under 1%);
+ *   4. increments of the dir guest (`jaula backup --from SNAP`) beside GNU tar's own
+ *      (--listed-incremental, level 0 then 1): unchanged since the snapshot, then after 20 MiB
+ *      of writes; and the restore of the chain (full archive of the snapshot + increment).
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -113,6 +116,67 @@ async function main(): Promise<void> {
     secs(again.ms),
     '-',
   ]);
+
+  // 4. Increments: the dir guest's snapshot, its archive, then increments from it.
+  s.jaula(['snapshot', 'create', 'dirdeb', 's1']);
+  const full = join(s.root, 's1.jaula');
+  const fMs = wall(s.jaulaArgv(['backup', 'dirdeb', '--snapshot', 's1', '--to', full, '-q']));
+  rows.push([
+    'jaula backup --snapshot s1, dir guest (full)',
+    mib(size),
+    mib(fs.statSync(full).size),
+    secs(fMs),
+    '-',
+  ]);
+  const snar = join(s.root, 'tar.snar');
+  const tar0 = join(s.root, 'level0.tar.zst');
+  const t0Ms = wall(
+    [
+      'sh',
+      '-c',
+      `tar --xattrs --listed-incremental="${snar}" -c -C "${tree}" . | zstd -q -T0 -3 > "${tar0}"`,
+    ],
+    process.env,
+  );
+  rows.push(['tar --listed-incremental, level 0', mib(size), mib(fs.statSync(tar0).size), secs(t0Ms), '-']);
+  const incRow = (label: string, file: string, level: string): void => {
+    const ms = wall(s.jaulaArgv(['backup', 'dirdeb', '--from', 's1', '--to', file, '-q']));
+    const snar1 = join(s.root, `tar-${level}.snar`);
+    fs.copyFileSync(snar, snar1);
+    const tarN = join(s.root, `${level}.tar.zst`);
+    const tMs = wall(
+      [
+        'sh',
+        '-c',
+        `tar --xattrs --listed-incremental="${snar1}" -c -C "${tree}" . | zstd -q -T0 -3 > "${tarN}"`,
+      ],
+      process.env,
+    );
+    const share = ((100 * fs.statSync(file).size) / size).toFixed(3);
+    rows.push([
+      `jaula backup --from s1, ${label} (${share}%)`,
+      mib(size),
+      mib(fs.statSync(file).size),
+      secs(ms),
+      '-',
+    ]);
+    const tShare = ((100 * fs.statSync(tarN).size) / size).toFixed(3);
+    rows.push([
+      `tar --listed-incremental level 1, ${label} (${tShare}%)`,
+      mib(size),
+      mib(fs.statSync(tarN).size),
+      secs(tMs),
+      '-',
+    ]);
+  };
+  incRow('unchanged', join(s.root, 'inc0.jaula'), 'unchanged');
+  fs.mkdirSync(join(tree, 'srv'), { recursive: true });
+  for (let i = 0; i < 200; i++)
+    fs.writeFileSync(join(tree, 'srv', `f${i}.log`), randomBytes(50 << 10).toString('hex') + '\n');
+  const inc = join(s.root, 'inc1.jaula');
+  incRow('20 MiB written', inc, 'written');
+  const cMs = wall(s.jaulaArgv(['restore', full, inc, '--name', 'dirdeb3', '-q']));
+  rows.push(['jaula restore FULL INCREMENT (the chain)', mib(treeBytes(tree)), '-', '-', secs(cMs)]);
 
   console.log(
     `bench/backup: a Debian bookworm minbase guest (${mib(size)} MiB of files), ${new Date().toISOString()}`,

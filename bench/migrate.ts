@@ -17,8 +17,8 @@
  * JAULA_BENCH_TRACE=1: the jaulads trace their phases (JAULA_TRACE), and a move whose "down"
  * passes 3 s prints the end of both jaulads' logs.
  *
- * There is no `jaula backup --from` (incremental backup against a snapshot) yet: a repeated
- * backup of an unchanged guest is measured by bench/backup (a receiver that has the layers).
+ * A repeated backup of an unchanged guest (`jaula backup --from SNAP`, and a receiver that has
+ * the layers) is measured by bench/backup.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -174,8 +174,7 @@ function report(done: Move[]): void {
     '\nclient: the largest gap between two replies to a datagram sent every ms (5 = none longer); guest: the time its\n' +
       'clock probe saw between its last stamp on the source and its first on the target (the processes restart in\n' +
       'both modes); jaula "down": the source\'s measure, from the stop (cold) or the freeze (sync) to the answer.\n' +
-      'A repeated backup of an unchanged guest: no `jaula backup --from` yet (bench/backup measures the export\n' +
-      'for a receiver that has the layers).',
+      'A repeated backup of an unchanged guest (an increment, jaula backup --from SNAP): bench/backup.',
   );
 }
 

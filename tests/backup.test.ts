@@ -4,7 +4,8 @@
  * opaque directories, xattrs, owners, a device node, a sparse file, hard links, hostile
  * symlinks) come back the same under a new name, with its config; a truncated file and a
  * flipped byte are refused with nothing made; a layer the host has is stored once; a crafted
- * archive never writes outside its target; a running guest is backed up (said so).
+ * archive never writes outside its target; a running guest is backed up (said so); a chain of
+ * a snapshot's archive and increments (--from) gives the guest back, and is refused out of order.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -208,6 +209,88 @@ for (const v of VARIANTS) {
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, /would be written through the symlink "esc"/);
       assert.deepEqual(fs.readdirSync(outside), []);
+      assert.deepEqual(storageNames(), before);
+    });
+
+    it('restores a chain of increments: new, changed and removed files, a type change, links, owners, xattrs', () => {
+      const d = join(own('src'), 'inc');
+      const f = (n: string): string => join(d, n);
+      fs.mkdirSync(f('td'), { recursive: true });
+      fs.writeFileSync(f('td/in'), 'in a directory that becomes a link\n');
+      fs.writeFileSync(f('big'), spawnSync('head', ['-c', '1048576', '/dev/urandom']).stdout);
+      fs.writeFileSync(f('keep'), 'unchanged\n');
+      fs.writeFileSync(f('same'), 'aaaa\n');
+      fs.writeFileSync(f('x'), 'x1\n');
+      sh('setfattr', '-n', 'user.k', '-v', 'v1', f('x'));
+      fs.writeFileSync(f('gone'), 'removed after s1\n');
+      fs.writeFileSync(f('l1'), 'linked\n');
+      t.ok(['snapshot', 'create', 'src', 's1']);
+      const full = t.ok(['backup', 'src', '--snapshot', 's1', '--to', t.path('s1.jaula')]);
+      assert.match(full.stdout, /Backed up snapshot "s1" of guest "src"/);
+      // s1 -> s2: content, owner and xattr changes, a new file and directory, a removal, a
+      // directory replaced by a (hostile) symlink, a new hard link to an old file.
+      fs.writeFileSync(f('x'), 'x2, longer\n');
+      sh('setfattr', '-n', 'user.k', '-v', 'v2', f('x'));
+      fs.chownSync(f('keep'), 4321, 4321);
+      fs.mkdirSync(f('nd'));
+      fs.writeFileSync(f('nd/new'), 'new\n');
+      fs.rmSync(f('gone'));
+      fs.rmSync(f('td'), { recursive: true });
+      fs.symlinkSync('/', f('td'));
+      fs.linkSync(f('l1'), f('l2'));
+      t.ok(['snapshot', 'create', 'src', 's2']);
+      const inc = t.ok(['backup', 'src', '--snapshot', 's2', '--from', 's1', '--to', t.path('s2.jaula')]);
+      assert.match(inc.stdout, /as an increment from snapshot "s1".* paths new or changed, \d+ removed\)/);
+      const size = (n: string): number => fs.statSync(t.path(n)).size;
+      assert.ok(
+        size('s1.jaula') > 1 << 20,
+        `the full archive holds the 1 MiB file (${size('s1.jaula')} bytes)`,
+      );
+      assert.ok(size('s2.jaula') < 256 << 10, `the increment does not (${size('s2.jaula')} bytes)`);
+      // s2 -> now (the guest's present state): a write that puts the size and mtime back.
+      const st = fs.statSync(f('same'));
+      fs.writeFileSync(f('same'), 'bbbb\n');
+      fs.utimesSync(f('same'), st.atime, st.mtime);
+      fs.rmSync(f('nd'), { recursive: true });
+      t.ok(['backup', 'src', '--from', 's2', '--to', t.path('now.jaula'), '-q']);
+      const before = storageNames();
+
+      // Out of order, or an increment alone: refused, nothing made.
+      const bad = t.jaula(['restore', t.path('s1.jaula'), t.path('now.jaula'), '--name', 'bad']);
+      assert.notEqual(bad.code, 0);
+      assert.match(
+        bad.stderr,
+        /is an increment from snapshot "s2" .* holds snapshot "s1" .*: give the archives in the order/,
+      );
+      const alone = t.jaula(['restore', t.path('s2.jaula'), '--name', 'bad']);
+      assert.match(
+        alone.stderr,
+        /is an increment from snapshot "s1" of guest "src": restore the full archive of that snapshot first/,
+      );
+      assert.deepEqual(storageNames(), before, 'no guest, no layer, no staging directory');
+
+      const mid = t.ok(['restore', t.path('s1.jaula'), t.path('s2.jaula'), '--name', 'mid', '-q']);
+      assert.match(mid.stdout, /Restored guest "mid"/);
+      const m = (n: string): string => join(own('mid'), 'inc', n);
+      assert.equal(fs.readFileSync(m('x'), 'utf8'), 'x2, longer\n');
+      assert.equal(fs.readlinkSync(m('td')), '/', 'the directory became the link it was');
+      assert.ok(!fs.existsSync(m('gone')));
+      assert.equal(fs.statSync(m('keep')).uid, 4321);
+      assert.equal(fs.statSync(m('l1')).ino, fs.statSync(m('l2')).ino, 'the new hard link is one inode');
+      assert.equal(fs.readFileSync(m('nd/new'), 'utf8'), 'new\n');
+      assert.equal(fs.readFileSync(m('same'), 'utf8'), 'aaaa\n');
+
+      t.ok(['restore', t.path('s1.jaula'), t.path('s2.jaula'), t.path('now.jaula'), '--name', 'chain', '-q']);
+      assertSameTree(own('src'), own('chain'), 'the chain gives the guest as it is now');
+      assert.equal(
+        fs.readFileSync(join(own('chain'), 'inc/same'), 'utf8'),
+        'bbbb\n',
+        'a write that kept size and mtime',
+      );
+      assert.deepEqual(fs.readdirSync(outside), []);
+      for (const g of ['mid', 'chain']) t.ok(['delete', g]);
+      for (const s of ['s1', 's2']) t.ok(['snapshot', 'delete', 'src', s]);
+      fs.rmSync(d, { recursive: true });
       assert.deepEqual(storageNames(), before);
     });
 

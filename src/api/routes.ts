@@ -690,9 +690,9 @@ export const ROUTES = [
     method: 'POST',
     path: '/v1/guests/{name}/backup',
     summary:
-      "write a guest's archive (config, layers by digest, its own files) to a file on jaulad's host (a job; written aside, renamed when complete)",
+      "write a guest's archive (config, layers by digest, its own files) to a file on jaulad's host (a job; written aside, renamed when complete); snapshot: of that snapshot; from: only what changed since that snapshot (an increment)",
     tag: 'storage',
-    body: obj({ file: str }),
+    body: obj({ file: str, 'snapshot?': nameStr, 'from?': nameStr }),
     response: Job,
     engine: true,
     job: true,
@@ -702,9 +702,9 @@ export const ROUTES = [
     method: 'POST',
     path: '/v1/restore',
     summary:
-      "make a guest from an archive on jaulad's host, every member checked first (a job; name: another name than the archived guest's)",
+      "make a guest from an archive on jaulad's host, every member checked first (a job; name: another name than the archived guest's; increments: archives of backup --from applied on it, in order)",
     tag: 'storage',
-    body: obj({ file: str, 'name?': nameStr }),
+    body: obj({ file: str, 'increments?': arr(str), 'name?': nameStr }),
     response: Job,
     engine: true,
     job: true,

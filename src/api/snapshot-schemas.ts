@@ -6,6 +6,8 @@ export const SnapshotInfo = component(
   'SnapshotInfo',
   obj({
     name: str,
+    /** Unique to this snapshot: an incremental backup names its base by it. */
+    'id?': str,
     created: str,
     /** subvolume: a read-only btrfs snapshot in the pool; reflink or copy: of the guest's tree. */
     kind: oneOf(['subvolume', 'reflink', 'copy'] as const),

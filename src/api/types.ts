@@ -103,6 +103,10 @@ export interface BackupResult {
   bytes: number;
   layers: { name: string; digest: string; sent: boolean }[];
   live: boolean;
+  /** An increment (backup --from): its base snapshot, and the paths it sends again and removes. */
+  base?: string;
+  changed?: number;
+  removed?: number;
 }
 /** A guest restored: its name and context here, each layer's template here (stored: made now). */
 export interface RestoreResult {

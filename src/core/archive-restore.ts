@@ -27,6 +27,7 @@ import { layout } from '../storage/layout.js';
 import type { ArchiveHeader, ArchiveLayer } from './archive.js';
 import { ARCHIVE_FORMAT, ARCHIVE_VERSION, readArchive } from './archive-format.js';
 import { DIGEST_RE, keepDigest, templateWithDigest, treeDigest } from './archive-digest.js';
+import { applyTree, checkChain } from './archive-delta.js';
 import { buildStorage, reserveGuest } from './build.js';
 import { extractTemplate } from './methods/template.js';
 import { Reverter } from './reverter.js';
@@ -51,7 +52,17 @@ export interface ImportResult {
   live: boolean;
 }
 
-const TREES = ['own', 'unified', 'hooks'];
+const TREES = ['own', 'unified', 'hooks', 'own-gone', 'unified-gone'];
+
+function checkRef(r: unknown): boolean {
+  const x = r as Record<string, unknown> | undefined;
+  return (
+    r === undefined ||
+    (typeof x === 'object' &&
+      x !== null &&
+      ['guest', 'snapshot', 'id', 'created'].every((k) => typeof x[k] === 'string'))
+  );
+}
 
 function checkHeader(h: Record<string, unknown>, what: string): ArchiveHeader {
   const bad = (why: string): JaulaError =>
@@ -71,6 +82,9 @@ function checkHeader(h: Record<string, unknown>, what: string): ArchiveHeader {
     throw bad('its header names a layer without a valid digest');
   if (!Array.isArray(x.trees) || !x.trees.includes('own') || !x.trees.every((t) => TREES.includes(t)))
     throw bad('its header lists unknown trees');
+  if (!checkRef(x.point) || !checkRef(x.base)) throw bad('its header names a snapshot without its ID');
+  if (!x.base && x.trees.some((t) => t.endsWith('-gone')))
+    throw bad('it lists removed paths but is no increment');
   validateName(x.guest);
   for (const l of x.layers) validateName(l.name, 'layer');
   return x;
@@ -111,11 +125,11 @@ async function receive(
         }
       },
       open(member) {
-        const m = /^(layer\/([0-9a-f]{64})|own|unified|hooks)\.(\d{6})$/.exec(member);
+        const m = /^(layer\/([0-9a-f]{64})|own|unified|hooks|own-gone|unified-gone)\.(\d{6})$/.exec(member);
         const stream = m?.[1];
         const layer = m?.[2];
         const known = layer
-          ? header?.layers.some((l) => l.digest === layer && l.sent)
+          ? !header?.base && header?.layers.some((l) => l.digest === layer && l.sent)
           : header?.trees.includes(stream ?? '');
         if (!m || !stream || !known)
           throw new JaulaError(
@@ -147,7 +161,8 @@ async function receive(
     for (const f of fds.values()) fs.closeSync(f.fd);
   }
   const h = header as ArchiveHeader;
-  for (const l of h.layers)
+  // (an increment's layers are its base's: checked against the chain's first archive)
+  for (const l of h.base ? [] : h.layers)
     if (!here.has(l.digest) && !staged.has(`layer/${l.digest}`))
       throw new JaulaError(
         'not_found',
@@ -195,8 +210,8 @@ function restoredConfig(r: Received, name: string, local: string[]): GuestConfig
   return { ...cfg, name, storage };
 }
 
-/** Step 2: the layers this host lacks, then the guest. */
-async function make(r: Received, o: ImportOptions): Promise<ImportResult> {
+/** Step 2: the layers this host lacks, then the guest (from the full archive, then each increment on it). */
+async function make(r: Received, o: ImportOptions, increments: Received[] = []): Promise<ImportResult> {
   const name = o.name ?? r.header.guest;
   const rev = new Reverter();
   try {
@@ -207,8 +222,9 @@ async function make(r: Received, o: ImportOptions): Promise<ImportResult> {
       const template = have ?? (await storeLayer(l, r.staged.get(`layer/${l.digest}`) as string, rev, o));
       layers.push({ digest: l.digest, template, stored: !have });
     }
+    const last = increments[increments.length - 1] ?? r;
     const cfg = restoredConfig(
-      r,
+      last,
       name,
       layers.map((l) => l.template),
     );
@@ -230,15 +246,27 @@ async function make(r: Received, o: ImportOptions): Promise<ImportResult> {
       mkdirp(layout.unifiedLayer(name));
       await unpack('unified', layout.unifiedLayer(name), cfg.privileged);
     }
+    for (const [i, inc] of increments.entries()) {
+      const what = `increment ${i + 1} (from snapshot "${inc.header.base?.snapshot}")`;
+      await applyTree(inc.staged, 'own', driver.treePath(name), cfg.privileged, what);
+      if (r.staged.has('unified') || inc.staged.has('unified'))
+        await applyTree(inc.staged, 'unified', layout.unifiedLayer(name), cfg.privileged, what);
+      o.progress?.(
+        `Increment ${i + 1} (snapshot "${inc.header.base?.snapshot}" to ${inc.header.point ? `snapshot "${inc.header.point.snapshot}"` : inc.header.created}) applied`,
+      );
+    }
     await driver.unmount(cfg);
     const conf = paths().guestConf(name);
-    if (r.header.fstab !== null) writeFileAtomic(join(conf, 'fstab'), r.header.fstab);
+    if (last.header.fstab !== null) writeFileAtomic(join(conf, 'fstab'), last.header.fstab);
     mkdirp(join(conf, 'hooks'));
-    if (r.staged.has('hooks')) await unpack('hooks', join(conf, 'hooks'), false);
+    if (last.staged.has('hooks'))
+      await extractTemplate(last.staged.get('hooks') as string, join(conf, 'hooks'), o.signal, undefined, {
+        allowDevices: false,
+      });
     fs.rmSync(join(conf, BUILDING_MARK));
     guestLog(
       name,
-      `restored from an archive of guest "${r.header.guest}" made on ${r.header.host} at ${r.header.created}, context ${cfg.context}`,
+      `restored from an archive of guest "${r.header.guest}" made on ${r.header.host} at ${r.header.created}${increments.length ? ` and ${increments.length} increment${increments.length === 1 ? '' : 's'} (the last made at ${last.header.created})` : ''}, context ${cfg.context}`,
     );
     rev.success();
     return { name, context: loadConfig(name).context, layers, live: r.header.live === true };
@@ -247,42 +275,81 @@ async function make(r: Received, o: ImportOptions): Promise<ImportResult> {
   }
 }
 
-/** Make a guest from the archive read from `source` (see the module's header). */
-export async function importGuest(
-  source: Readable | AsyncIterable<Buffer>,
-  o: ImportOptions & { what?: string } = {},
-): Promise<ImportResult> {
+/** One archive of a chain: where it is read from, and its name in messages. */
+export interface ChainLink {
+  source: Readable | AsyncIterable<Buffer>;
+  what: string;
+}
+
+/**
+ * Make a guest from a chain of archives: a full one, then increments, each from the snapshot
+ * the archive before it holds (see the module's header). Every archive is read and checked
+ * before anything is made.
+ */
+export async function importChain(chain: ChainLink[], o: ImportOptions = {}): Promise<ImportResult> {
   if (o.name !== undefined) validateName(o.name);
-  const what = o.what ?? 'on the input';
+  if (!chain.length) throw new JaulaError('usage', 'No archive to restore');
   libDir();
   mkdirp(layout.templates(), 0o700);
   const stage = join(layout.templates(), `.restore.tmp-${maker()}-${tmpSuffix()}`);
   mkdirp(stage, 0o700);
   try {
-    const r = await receive(source as AsyncIterable<Buffer>, stage, what, o);
-    o.progress?.(
-      `Archive checked (every member against its manifest): making guest "${o.name ?? r.header.guest}"`,
+    const got: Received[] = [];
+    for (const [i, link] of chain.entries()) {
+      const dir = join(stage, String(i));
+      mkdirp(dir, 0o700);
+      const name = o.name ?? got[0]?.header.guest;
+      got.push(
+        await receive(link.source as AsyncIterable<Buffer>, dir, link.what, {
+          ...o,
+          ...(name ? { name } : {}),
+        }),
+      );
+    }
+    checkChain(
+      got.map((g) => g.header),
+      chain.map((c) => c.what),
     );
-    return await make(r, o);
+    const [full, ...increments] = got as [Received, ...Received[]];
+    o.progress?.(
+      `Archive${chain.length > 1 ? 's' : ''} checked (every member against its manifest): making guest "${o.name ?? full.header.guest}"`,
+    );
+    return await make(full, o, increments);
   } finally {
     removeTree(stage);
   }
 }
 
-/** Restore from FILE on this host (opened once: beneath --host-files for a client over TCP). */
+/** Make a guest from the archive read from `source` (a full one). */
+export async function importGuest(
+  source: Readable | AsyncIterable<Buffer>,
+  o: ImportOptions & { what?: string } = {},
+): Promise<ImportResult> {
+  return importChain([{ source, what: o.what ?? 'on the input' }], o);
+}
+
+/**
+ * Restore from FILE on this host, then each of `increments` on it (each opened once: beneath
+ * --host-files for a client over TCP).
+ */
 export async function restoreGuest(
   file: string,
-  o: ImportOptions & { hostFiles?: HostFiles } = {},
+  o: ImportOptions & { hostFiles?: HostFiles; increments?: string[] } = {},
 ): Promise<ImportResult> {
-  const src = (o.hostFiles ?? HostFiles.any).openFile(file, 'backup file');
+  const files = [file, ...(o.increments ?? [])];
+  const opened: { close(): void }[] = [];
+  const inputs: fs.ReadStream[] = [];
   try {
-    const input = fs.createReadStream(src.path, { highWaterMark: 1 << 20 });
-    try {
-      return await importGuest(input, { ...o, what: `"${file}"` });
-    } finally {
-      input.destroy();
-    }
+    const chain = files.map((f) => {
+      const src = (o.hostFiles ?? HostFiles.any).openFile(f, 'backup file');
+      opened.push(src);
+      const input = fs.createReadStream(src.path, { highWaterMark: 1 << 20 });
+      inputs.push(input);
+      return { source: input, what: `"${f}"` };
+    });
+    return await importChain(chain, o);
   } finally {
-    src.close();
+    for (const i of inputs) i.destroy();
+    for (const s of opened) s.close();
   }
 }

@@ -22,27 +22,25 @@
  */
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
-import { basename, join, relative } from 'node:path';
-import type { Writable } from 'node:stream';
+import { join } from 'node:path';
+import { Readable, type Writable } from 'node:stream';
 import { validateName } from '../common/names.js';
 import { formatMiB } from '../common/size.js';
-import { serializeConfig, type GuestConfig } from '../guest/config.js';
+import { JaulaError } from '../common/errors.js';
+import { serializeConfig } from '../guest/config.js';
 import { withGuestLock } from '../guest/locks.js';
 import { initAlive, readState } from '../guest/state.js';
 import { loadConfig } from '../guest/store.js';
-import { mkdirp, readFileOr, removeTree, tmpSuffix, writeFileAtomic } from '../os/fs.js';
-import { run, runOk } from '../os/spawn.js';
+import { mkdirp, tmpSuffix, writeFileAtomic } from '../os/fs.js';
 import { HostFiles } from '../os/hostfiles.js';
-import { paths } from '../os/paths.js';
 import { tarCreateStream } from '../os/tarstream.js';
 import { storageDriver, type StorageDriver } from '../storage/index.js';
 import { layout } from '../storage/layout.js';
 import { vol } from '../storage/vol.js';
-import { prepareSnapshot, removeSnapshotDir, snapshotKind } from '../storage/snapshot.js';
-import { guestFreezer, withFrozen } from '../cgroups/freeze.js';
 import { ARCHIVE_FORMAT, ARCHIVE_VERSION, ArchiveWriter } from './archive-format.js';
 import { templateDigest } from './archive-digest.js';
-import { removeSnapshotLeftovers } from './snapshots.js';
+import { pathList, treeDelta, type TreeDelta } from './archive-delta.js';
+import { liveView, presentSource, snapshotOf, snapshotSource, type Source } from './archive-source.js';
 import { requireGuestFiles } from './running.js';
 import { exportsDir, maker } from './template-leftovers.js';
 import { checkReplaceable } from './templates.js';
@@ -72,9 +70,28 @@ export interface ArchiveHeader {
   trees: string[];
   /** The guest ran while its files were read. */
   live: boolean;
+  /** The snapshot whose files these are (backup --snapshot): an increment may follow it. */
+  point?: SnapshotRef;
+  /**
+   * An increment (backup --from): its trees hold only what changed since this snapshot, and
+   * TREE-gone the paths removed since; it is restored after the archive of that snapshot.
+   */
+  base?: SnapshotRef;
+}
+
+/** A snapshot as an archive names it: an increment's base must be its predecessor's point. */
+export interface SnapshotRef {
+  guest: string;
+  snapshot: string;
+  id: string;
+  created: string;
 }
 
 export interface ExportOptions {
+  /** Archive this snapshot of the guest (its files and config then), not its present state. */
+  snapshot?: string;
+  /** Only what changed since this snapshot (an increment: restored after that snapshot's archive). */
+  from?: string;
   /** Whether the receiver already has the layer with this digest (it is then left out). */
   have?: (digest: string) => boolean | Promise<boolean>;
   progress?: Progress;
@@ -86,6 +103,10 @@ export interface ExportResult {
   bytes: number;
   layers: ArchiveLayer[];
   live: boolean;
+  /** An increment: its base snapshot, and how many paths it sends again and removes. */
+  base?: string;
+  changed?: number;
+  removed?: number;
 }
 
 /** A tree read by tar into the archive as members NAME.000000...; returns its compressed bytes. */
@@ -95,11 +116,12 @@ async function sendTree(
   dir: string,
   signal?: AbortSignal,
   live = false,
+  files?: readonly string[],
 ): Promise<number> {
   const ac = new AbortController();
   const stop = (): void => ac.abort();
   signal?.addEventListener('abort', stop);
-  const t = tarCreateStream(dir, `Reading ${dir}`, ac.signal, live);
+  const t = tarCreateStream(dir, `Reading ${dir}`, ac.signal, live, files);
   t.done.catch(() => {});
   try {
     const n = await w.stream(member, t.stream);
@@ -122,24 +144,24 @@ function nonEmptyDir(dir: string): boolean {
   }
 }
 
-/** The header of `cfg`'s archive; layers the receiver has are marked as not sent. */
+/** The header of `src`'s archive; layers the receiver has (or an increment's base has) are marked as not sent. */
 async function headerOf(
-  cfg: GuestConfig,
+  src: Source,
   driver: StorageDriver,
   live: boolean,
   o: ExportOptions,
+  refs: { point?: SnapshotRef; base?: SnapshotRef },
 ): Promise<{ header: ArchiveHeader; trees: [string, string][] }> {
+  const cfg = src.cfg;
   const layers: ArchiveLayer[] = [];
   for (const name of driver.info.layers ? (cfg.storage.layers ?? []) : []) {
     o.progress?.(`Layer "${name}": its digest`);
     const digest = templateDigest(name);
-    layers.push({ name, digest, sent: !(await o.have?.(digest)) });
+    layers.push({ name, digest, sent: !refs.base && !(await o.have?.(digest)) });
   }
-  const trees: [string, string][] = [['own', driver.treePath(cfg.name)]];
-  if (driver.info.unify === 'layer' && nonEmptyDir(layout.unifiedLayer(cfg.name)))
-    trees.push(['unified', layout.unifiedLayer(cfg.name)]);
-  const hooks = join(paths().guestConf(cfg.name), 'hooks');
-  if (nonEmptyDir(hooks)) trees.push(['hooks', hooks]);
+  const trees: [string, string][] = [['own', src.own]];
+  if (src.unified && nonEmptyDir(src.unified)) trees.push(['unified', src.unified]);
+  if (nonEmptyDir(src.hooks)) trees.push(['hooks', src.hooks]);
   const header: ArchiveHeader = {
     format: ARCHIVE_FORMAT,
     version: ARCHIVE_VERSION,
@@ -147,105 +169,80 @@ async function headerOf(
     host: hostname(),
     guest: cfg.name,
     config: serializeConfig(cfg),
-    fstab: readFileOr(join(paths().guestConf(cfg.name), 'fstab'), null),
+    fstab: src.fstab,
     layers,
     trees: trees.map(([n]) => n),
     live,
+    ...(refs.point ? { point: refs.point } : {}),
+    ...(refs.base ? { base: refs.base } : {}),
   };
   return { header, trees };
 }
 
+const TREE_TEXT: Record<string, string> = {
+  own: 'Its own files',
+  unified: 'Its unified layer',
+  hooks: 'Its hooks',
+};
+
 async function writeGuest(
-  cfg: GuestConfig,
+  src: Source,
   driver: StorageDriver,
   sink: Writable,
   live: boolean,
-  o: ExportOptions & { own?: string },
+  o: ExportOptions,
+  refs: { point?: SnapshotRef; base?: SnapshotRef; baseTrees?: Map<string, string> } = {},
 ): Promise<ExportResult> {
-  const { header, trees } = await headerOf(cfg, driver, live, o);
-  if (o.own) trees[0] = ['own', o.own];
+  const { header, trees } = await headerOf(src, driver, live, o, refs);
+  // An increment: each tree's delta against the base snapshot's, before anything is written.
+  const deltas = new Map<string, TreeDelta>();
+  if (refs.base)
+    for (const [member, dir] of trees) {
+      const from = refs.baseTrees?.get(member);
+      if (member === 'hooks' || from === undefined) continue;
+      o.progress?.(`${TREE_TEXT[member]}: comparing with snapshot "${refs.base.snapshot}"`);
+      // The unified layer's files are the snapshot's own inodes (hard links): no ctime rule there.
+      const since = member === 'own' && src.ctimes ? Date.parse(refs.base.created) : undefined;
+      deltas.set(member, treeDelta(from, dir, since));
+    }
+  for (const member of deltas.keys()) header.trees.push(`${member}-gone`);
   const w = new ArchiveWriter(sink);
   await w.header(header);
   for (const l of header.layers) {
     if (!l.sent) {
-      o.progress?.(`Layer "${l.name}" (${l.digest.slice(0, 12)}): left out, the receiver has it`);
+      o.progress?.(
+        refs.base
+          ? `Layer "${l.name}" (${l.digest.slice(0, 12)}): left out, the archive of the base snapshot holds it`
+          : `Layer "${l.name}" (${l.digest.slice(0, 12)}): left out, the receiver has it`,
+      );
       continue;
     }
     const n = await sendTree(w, `layer/${l.digest}`, layout.templateTree(l.name), o.signal);
     o.progress?.(`Layer "${l.name}" (${l.digest.slice(0, 12)}): ${formatMiB(n)}`);
   }
+  let changed = 0;
+  let removed = 0;
   for (const [member, dir] of trees) {
+    const d = deltas.get(member);
     // A running guest's own files change while tar reads them (unless read from a snapshot).
-    const n = await sendTree(w, member, dir, o.signal, live && !o.own && member === 'own');
+    const n = await sendTree(w, member, dir, o.signal, src.changing && member === 'own', d?.changed);
+    if (d) {
+      await w.stream(`${member}-gone`, Readable.from([pathList(d.removed)]));
+      changed += d.changed.length;
+      removed += d.removed.length;
+    }
     o.progress?.(
-      `${member === 'own' ? 'Its own files' : member === 'unified' ? 'Its unified layer' : 'Its hooks'}: ${formatMiB(n)}`,
+      `${TREE_TEXT[member]}: ${formatMiB(n)}${d ? ` (${d.changed.length} paths new or changed, ${d.removed.length} removed since snapshot "${refs.base?.snapshot}")` : ''}`,
     );
   }
   await w.finish();
-  return { name: cfg.name, bytes: w.bytes, layers: header.layers, live };
-}
-
-/**
- * A running guest's own files as of one moment: in a pool, a snapshot of its subvolume (btrfs
- * makes it atomically, in milliseconds: what a sudden power cut would leave), named as a
- * template leftover (templates/.backup.tmp-MAKER-ID) so that a crash leaves nothing for long;
- * on a filesystem that clones files (XFS, btrfs), a reflink copy made while the guest is frozen
- * (as `jaula snapshot` makes one: blocks shared, no data copied), beside its snapshots as a
- * snapshot in the making (.new-*, which the next snapshot or backup removes after a crash);
- * elsewhere its live tree, which it says.
- */
-async function liveView(
-  cfg: GuestConfig,
-  driver: StorageDriver,
-  o: ExportOptions,
-): Promise<{ own: string; drop: () => Promise<void> } | undefined> {
-  const name = cfg.name;
-  const own = driver.treePath(name);
-  if (!vol.hasSubvol(name) || !own.startsWith(`${layout.vol(name)}/`)) return frozenCopy(cfg, driver, o);
-  const snap = join(layout.templates(), `.backup.tmp-${maker()}-${tmpSuffix()}`);
-  await runOk(['btrfs', 'subvolume', 'snapshot', layout.vol(name), snap], {
-    what: `Taking a snapshot of guest "${name}"'s files`,
-  });
-  o.progress?.(
-    `Guest "${name}" is running: its files are read from a snapshot of this moment (as a sudden power cut would leave them)`,
-  );
-  const drop = async (): Promise<void> => {
-    const r = await run(['btrfs', 'subvolume', 'delete', snap]);
-    if (r.code !== 0) removeTree(snap);
+  return {
+    name: src.cfg.name,
+    bytes: w.bytes,
+    layers: header.layers,
+    live,
+    ...(refs.base ? { base: refs.base.snapshot, changed, removed } : {}),
   };
-  return { own: join(snap, relative(layout.vol(name), own)), drop };
-}
-
-/** A running guest's own files cloned while it is frozen, where the filesystem can (liveView). */
-async function frozenCopy(
-  cfg: GuestConfig,
-  driver: StorageDriver,
-  o: ExportOptions,
-): Promise<{ own: string; drop: () => Promise<void> } | undefined> {
-  const name = cfg.name;
-  if (snapshotKind(name, driver) !== 'reflink') {
-    o.progress?.(
-      `Guest "${name}" is running: its files are copied as they are, while they may change (stop it first, or use a storage pool or a filesystem with reflinks, for a copy of one moment)`,
-    );
-    return undefined;
-  }
-  const dir = driver.snapshotsDir(name);
-  await removeSnapshotLeftovers(dir);
-  const at = join(dir, `.new-backup-${tmpSuffix()}`);
-  mkdirp(at, 0o700);
-  const drop = (): Promise<void> => removeSnapshotDir(at);
-  try {
-    const take = await prepareSnapshot(cfg, driver, at, 'reflink');
-    const st = readState(name);
-    await withFrozen(guestFreezer(st.pid as number, st.cgroupsPath), take);
-  } catch (e) {
-    await drop();
-    throw e;
-  }
-  o.progress?.(
-    `Guest "${name}" is running: its files are read from a reflink copy of this moment (the guest was frozen while it was made)`,
-  );
-  return { own: join(at, 'vol', basename(driver.treePath(name))), drop };
 }
 
 /** Write the archive of guest `name` into `sink` (see the module's header). */
@@ -259,13 +256,33 @@ export async function exportGuest(
     const cfg = loadConfig(name);
     const driver = await storageDriver(cfg.storage.driver);
     requireGuestFiles(cfg, driver);
+    const base = o.from === undefined ? undefined : snapshotOf(cfg, driver, o.from);
+    const point = o.snapshot === undefined ? undefined : snapshotOf(cfg, driver, o.snapshot);
+    if (base && point && (base.ref.id === point.ref.id || base.meta.created > point.meta.created))
+      throw new JaulaError(
+        'invalid',
+        `An increment goes from an older snapshot to a newer one: "${o.from}" (${base.meta.created}) is not older than "${o.snapshot}" (${point.meta.created})`,
+      );
+    const refs = {
+      ...(point ? { point: point.ref } : {}),
+      ...(base ? { base: base.ref, baseTrees: base.trees } : {}),
+    };
+    if (point) {
+      const attach = !vol.attached(name);
+      if (attach) await vol.attach(name);
+      try {
+        return await writeGuest(snapshotSource(cfg, point), driver, sink, false, o, refs);
+      } finally {
+        if (attach) vol.detach(name);
+      }
+    }
     const live = initAlive(readState(name));
-    const snap = live ? await liveView(cfg, driver, o) : undefined;
+    const view = live ? await liveView(cfg, driver, o) : undefined;
     if (!live) await driver.mount(cfg); // its image attached, hashify's pending moves applied
     try {
-      return await writeGuest(cfg, driver, sink, live, { ...o, ...(snap ? { own: snap.own } : {}) });
+      return await writeGuest(presentSource(cfg, driver, live, view), driver, sink, live, o, refs);
     } finally {
-      if (snap) await snap.drop();
+      if (view) await view.drop();
       if (!live) await driver.unmount(cfg);
     }
   });

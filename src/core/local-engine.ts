@@ -489,7 +489,12 @@ export class LocalEngine implements Engine {
 
   async backupGuest(r: import('../api/types.js').BackupRequest, hooks: JobHooks = {}) {
     const { backupGuest } = await import('./archive.js');
-    return backupGuest(r.name, r.file, { ...this.streamHooks(hooks), ...this.hostOpt });
+    return backupGuest(r.name, r.file, {
+      ...this.streamHooks(hooks),
+      ...this.hostOpt,
+      ...(r.snapshot ? { snapshot: r.snapshot } : {}),
+      ...(r.from ? { from: r.from } : {}),
+    });
   }
 
   async restoreGuest(r: import('../api/types.js').RestoreRequest, hooks: JobHooks = {}) {
@@ -499,6 +504,7 @@ export class LocalEngine implements Engine {
     return restoreGuest(r.file, {
       ...this.streamHooks(hooks),
       ...(r.name ? { name: r.name } : {}),
+      ...(r.increments?.length ? { increments: r.increments } : {}),
       ...this.hostOpt,
     });
   }
@@ -507,8 +513,13 @@ export class LocalEngine implements Engine {
    * A backup to a stream (stdout) and a restore from one (stdin): streams cannot cross jaulad's
    * JSON API, so the CLI runs these in its own process, as root (core/archive.ts).
    */
-  async backupToStream(name: string, sink: import('node:stream').Writable, hooks: JobHooks = {}) {
-    return (await import('./archive.js')).exportGuest(name, sink, this.streamHooks(hooks));
+  async backupToStream(
+    name: string,
+    sink: import('node:stream').Writable,
+    hooks: JobHooks = {},
+    o: { snapshot?: string; from?: string } = {},
+  ) {
+    return (await import('./archive.js')).exportGuest(name, sink, { ...this.streamHooks(hooks), ...o });
   }
 
   async restoreFromStream(

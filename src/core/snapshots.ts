@@ -5,6 +5,7 @@
  * the storage's business (storage/snapshot.ts): a read-only subvolume snapshot in the pool,
  * else a reflink copy or a plain copy of the guest's tree.
  */
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { JaulaError } from '../common/errors.js';
@@ -61,7 +62,7 @@ export function nextSnapshotName(existing: readonly string[]): string {
   return `snap${n}`;
 }
 
-function requireSnapshot(driver: StorageDriver, guest: string, snap: string): SnapshotMeta {
+export function requireSnapshot(driver: StorageDriver, guest: string, snap: string): SnapshotMeta {
   validateName(snap, 'snapshot');
   const m = readMeta(join(driver.snapshotsDir(guest), snap));
   if (!m)
@@ -133,6 +134,7 @@ export async function createSnapshot(
       const running = initAlive(st);
       const meta: SnapshotMeta = {
         name,
+        id: randomUUID(),
         created: new Date().toISOString(),
         kind,
         running,
@@ -264,22 +266,4 @@ export async function restoreGuestSnapshot(
     if (wasRunning && !initAlive(readState(guest))) await startGuest(guest).catch(() => {});
     throw e;
   }
-}
-
-/**
- * A snapshot's read-only tree (the guest's own files as they were: its rootfs or overlay upper)
- * and how it was made, for backups (send -p between two subvolume snapshots, else a tree).
- */
-export async function snapshotTree(
-  guest: string,
-  snap: string,
-): Promise<{ dir: string; kind: SnapshotKind; linked: string[] }> {
-  const { driver } = await guestDriver(guest);
-  const m = requireSnapshot(driver, guest, snap);
-  const dir = join(driver.snapshotsDir(guest), snap);
-  return {
-    dir: join(dir, 'vol', m.sub),
-    kind: m.kind,
-    linked: driver.linkedDirs(guest).map((_, i) => join(dir, 'linked', String(i))),
-  };
 }

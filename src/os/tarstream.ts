@@ -9,12 +9,14 @@ import { JaulaError } from '../common/errors.js';
  * settles when tar ends: rejected with its stderr if it failed (the stream then ends short).
  * `live`: the tree changes while it is read (a running guest's): a file that changed, shrank or
  * went meanwhile is archived as tar found it (GNU tar's status 1: "some files differ"), not a failure.
+ * `files`: only these paths of the tree (relative, "." for its root), each without its entries.
  */
 export function tarCreateStream(
   dir: string,
   what: string,
   signal?: AbortSignal,
   live = false,
+  files?: readonly string[],
 ): { stream: Readable; done: Promise<void> } {
   const argv = [
     '-c',
@@ -39,11 +41,18 @@ export function tarCreateStream(
     '-',
     '-C',
     dir,
-    '.',
+    ...(files ? ['--no-recursion', '--null', '--verbatim-files-from', '-T', '-'] : ['.']),
   ];
-  const child = spawn('tar', argv, { stdio: ['ignore', 'pipe', 'pipe'], ...(signal ? { signal } : {}) });
+  const child = spawn('tar', argv, {
+    stdio: [files ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    ...(signal ? { signal } : {}),
+  });
+  if (files) {
+    child.stdin?.on('error', () => {}); // tar's own failure says more
+    child.stdin?.end(files.map((f) => (f === '.' ? './\0' : `./${f}\0`)).join(''));
+  }
   let err = '';
-  child.stderr.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
+  child.stderr?.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
   const done = new Promise<void>((resolve, reject) => {
     child.on('error', (e) =>
       reject(new JaulaError('runtime', `${what}: could not run tar: ${e.message}`, { cause: e })),
@@ -59,5 +68,5 @@ export function tarCreateStream(
           ),
     );
   });
-  return { stream: child.stdout, done };
+  return { stream: child.stdout as Readable, done };
 }

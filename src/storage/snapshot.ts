@@ -1,7 +1,7 @@
 /**
  * A guest's snapshots on disk (docs/adr/0012-snapshots.md), in driver.snapshotsDir(NAME):
  *
- *   SNAP/meta.json     { name, created, kind, running, frozenMs, sub }
+ *   SNAP/meta.json     { name, id, created, kind, running, frozenMs, sub }
  *   SNAP/conf/         the guest's config directory then (config.toml, fstab, hooks/)
  *   SNAP/vol/          its own files: in the storage pool a read-only btrfs snapshot of its
  *                      subvolume (vol/SUB and the rest of it, overlay's work too); else a
@@ -12,6 +12,7 @@
  * .new-SNAP-XXXX and renamed to SNAP when complete: a crash leaves only a .new-* directory,
  * which the next snapshot operation on the guest removes (leftovers()).
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { copyTree } from '../os/copy.js';
@@ -26,6 +27,8 @@ export type SnapshotKind = 'subvolume' | 'reflink' | 'copy';
 
 export interface SnapshotMeta {
   name: string;
+  /** Unique to this snapshot (an increment names its base by it); none in snapshots of jaula before 0.x: snapshotId(). */
+  id?: string;
   created: string;
   kind: SnapshotKind;
   /** The guest was running (and frozen for frozenMs) when it was taken. */
@@ -36,6 +39,10 @@ export interface SnapshotMeta {
 }
 
 export const SNAPSHOT_META = 'meta.json';
+
+/** A snapshot's unique ID (older snapshots without one: derived from their name and time). */
+export const snapshotId = (m: SnapshotMeta): string =>
+  m.id ?? `t${createHash('sha256').update(`${m.name}\0${m.created}`).digest('hex').slice(0, 31)}`;
 
 export function readMeta(dir: string): SnapshotMeta | undefined {
   const t = readFileOr(join(dir, SNAPSHOT_META), undefined);
