@@ -101,21 +101,6 @@ export function treeDelta(base: string, now: string, ctimeSince?: number): TreeD
   return { changed: [...all].sort(), removed: removed.sort() };
 }
 
-/** NUL-separated paths, as an increment carries its removed list. */
-export const pathList = (paths: readonly string[]): Buffer =>
-  Buffer.from(paths.map((p) => `${p}\0`).join(''));
-
-/**
- * Remove an increment's removed paths from `tree` (never through a symlink: removeBelow), deepest
- * first is not needed: a removed directory goes with its entries.
- */
-export function removePaths(tree: string, removed: readonly string[]): void {
-  for (const p of removed) {
-    if (p === '.' || p === '') continue;
-    removeBelow(tree, p);
-  }
-}
-
 /**
  * Before an increment's tar is unpacked onto `tree`: every member's parent directories must be
  * real directories in the tree (the increment made them, or they were there), never a symlink a
@@ -182,7 +167,7 @@ export async function applyTree(
     return;
   }
   mkdirp(dir);
-  removePaths(dir, parsePathList(fs.readFileSync(gone)));
+  for (const p of parsePathList(fs.readFileSync(gone))) removeBelow(dir, p); // (never through a symlink)
   const members: string[] = [];
   const seen = new Set<string>();
   await scanTar(

@@ -33,7 +33,7 @@ import { killFrozen } from './kill.js';
 import { peerOf, peerRequest, type PeerTarget } from './peer.js';
 import { activeMoves, setPhase, writeMove, type MoveRecord } from './records.js';
 import { getRemote } from './remotes.js';
-import { deltaOf, manifestOf, sendTree, templateDigest } from './transfer.js';
+import { deltaOf, manifestOf, pathList, sendTree, templateDigest } from './transfer.js';
 
 export type MoveMode = 'cold' | 'sync';
 
@@ -157,10 +157,10 @@ async function sendOwn(m: Move): Promise<void> {
     const { changed, deleted } = deltaOf(before, manifestOf(tree));
     m.progress(`last pass: ${changed.length} changed, ${deleted.length} removed`);
     await sendTree(m.peer, m.rec.id, 'deleted', tree, {
-      raw: Buffer.from(deleted.map((p) => `${p}\0`).join('')),
+      raw: pathList(deleted),
     });
     await sendTree(m.peer, m.rec.id, 'changed', tree, {
-      raw: Buffer.from(changed.map((p) => `${p}\0`).join('')),
+      raw: pathList(changed),
     });
     // (the root's own entry at least: an archive is never empty)
     await send(m, 'delta', tree, { files: changed.length ? changed : ['.'] });

@@ -205,6 +205,10 @@ export function unlinkSymlinkAncestors(tree: string, changed: string[]): void {
   }
 }
 
+/** Paths as a NUL-separated list (a move's deleted/changed parts, an increment's removed paths). */
+export const pathList = (paths: readonly string[]): Buffer =>
+  Buffer.from(paths.map((p) => `${p}\0`).join(''));
+
 /** NUL-separated paths (a part's body), checked to be relative and without "..". */
 export function parsePathList(buf: Buffer): string[] {
   return buf
