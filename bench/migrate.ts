@@ -1,15 +1,18 @@
 /**
  * bench/migrate: a running busybox guest moved back and forth between two jaula hosts (the
  * harness of tests/hosts.ts: jaula instances whose jaulads run in network namespaces of their
- * own, on one segment with a client namespace), `--moves N` (default 20) cold moves and N sync
- * moves, interleaved two by two (a->b, b->a) so that both modes see the same load. It measures:
+ * own, on one segment with a client namespace), `--moves N` (default 20) moves of each mode (cold,
+ * sync, live), interleaved two by two (a->b, b->a) so that every mode sees the same load. The
+ * guest runs under runc in every mode (live moves need it: CRIU). `--modes cold,sync` leaves live
+ * out. It measures:
  *
  *   client   the downtime as a client sees it: the client namespace sends one UDP datagram every
  *            millisecond to the guest's echo service; the largest gap between two replies
  *            within the move (bench/tools/migprobe.c, "ping")
  *   guest    the downtime as the guest sees it: a probe in the guest writes CLOCK_MONOTONIC to a
  *            file every millisecond; its next instance (a cold or sync move restarts the guest's
- *            processes) reads the last stamp there: the guest's "restart gap"
+ *            processes) reads the last stamp there: the guest's "restart gap"; a live move keeps
+ *            the probe running, which notes the jump between two of its own stamps
  *   jaula    the source's own measure ("down N ms": from the stop, or the freeze, to the
  *            target's answer that the guest runs), the phases of `jaula migrate -t`, the
  *            command's wall time and the bytes sent
@@ -31,11 +34,16 @@ const arg = (name: string, dflt: number): number => {
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
 };
 const MOVES = arg('moves', 20);
+type Mode = 'cold' | 'sync' | 'live';
+const MODES = ((): Mode[] => {
+  const i = process.argv.indexOf('--modes');
+  return (i > 0 ? (process.argv[i + 1] ?? '').split(',') : ['cold', 'sync', 'live']) as Mode[];
+})();
 const GUEST = 'echo1';
 const ns = (): number => Number(process.hrtime.bigint());
 
 interface Move {
-  mode: 'cold' | 'sync';
+  mode: Mode;
   from: string;
   client: number;
   guest: number;
@@ -43,6 +51,8 @@ interface Move {
   wall: number;
   mib: number;
   phases: Map<string, number>;
+  /** How many notes the guest's probe had written after this move. */
+  notes: number;
 }
 
 /** The client's probe: replies' gaps (ns pairs) and the time of its last reply. */
@@ -84,27 +94,29 @@ class Client {
   }
 }
 
-/** The guest's restart gaps so far (ms), from its probe's notes (in the files it carries along). */
-function restartGaps(h: Host): number[] {
+/** The guest's probe's notes so far, "restart MS" or "jump MS" (in the files it carries along). */
+function probeNotes(h: Host): [string, number][] {
   const f = join(h.t.guestRoot(GUEST), 'var/probe.gaps');
   if (!fs.existsSync(f)) return [];
   return fs
     .readFileSync(f, 'utf8')
     .split('\n')
-    .filter((l) => l.startsWith('restart '))
-    .map((l) => Number(l.split(' ')[1]));
+    .filter((l) => /^(restart|jump) /.test(l))
+    .map((l) => [l.split(' ')[0] as string, Number(l.split(' ')[1])]);
 }
 
-async function move(c: Client, from: Host, to: Host, mode: Move['mode'], seen: number): Promise<Move> {
+async function move(c: Client, from: Host, to: Host, mode: Mode, seen: number): Promise<Move> {
   const t0 = ns();
   const r = await from.jaulaAsync(['migrate', GUEST, to.name, '--mode', mode, '-t']);
   const t1 = ns();
   if (r.code !== 0) throw new Error(`jaula migrate (${mode}) from ${from.name} failed: ${r.stderr}`);
   await c.answeredAfter(t1);
-  let gaps = restartGaps(to);
-  for (let i = 0; gaps.length <= seen && i < 250; i++) {
+  // The move's note: a restart (cold, sync), or the live probe's jump over its frozen time.
+  const kind = mode === 'live' ? 'jump' : 'restart';
+  let notes = probeNotes(to).slice(seen);
+  for (let i = 0; !notes.some(([k]) => k === kind) && i < 250; i++) {
     await new Promise((res) => setTimeout(res, 20));
-    gaps = restartGaps(to);
+    notes = probeNotes(to).slice(seen);
   }
   const phases = new Map<string, number>();
   for (const m of r.stdout.matchAll(/^(\S.*?)\s+(\d+\.\d{3}) s$/gm))
@@ -113,7 +125,8 @@ async function move(c: Client, from: Host, to: Host, mode: Move['mode'], seen: n
     mode,
     from: from.name,
     client: c.largestGap(t0, t1),
-    guest: gaps[seen] ?? NaN,
+    guest: Math.max(...notes.filter(([k]) => k === kind).map(([, ms]) => ms), NaN),
+    notes: probeNotes(to).length,
     down: Number(/down (\d+) ms/.exec(r.stdout)?.[1]),
     wall: (t1 - t0) / 1e6,
     mib: Number(/([\d.]+) MiB sent/.exec(r.stdout)?.[1]),
@@ -123,7 +136,7 @@ async function move(c: Client, from: Host, to: Host, mode: Move['mode'], seen: n
 
 function report(done: Move[]): void {
   const f = (xs: number[]): string => `${median(xs).toFixed(0)} / ${pct(xs, 95).toFixed(0)}`;
-  const rows = (['cold', 'sync'] as const).map((mode) => {
+  const rows = MODES.map((mode) => {
     const ms = done.filter((m) => m.mode === mode);
     return [
       `${mode} (${ms.length} moves)`,
@@ -137,7 +150,7 @@ function report(done: Move[]): void {
     ];
   });
   console.log(
-    `\nbench/migrate: a running busybox guest (UDP echo + clock probe) moved between two hosts, ${new Date().toISOString()}, load ${loadAvg()}\n`,
+    `\nbench/migrate: a running busybox guest under runc (UDP echo + clock probe) moved between two hosts, ${new Date().toISOString()}, load ${loadAvg()}\n`,
   );
   console.log(
     table(
@@ -145,7 +158,7 @@ function report(done: Move[]): void {
         'mode',
         'client down ms p50 / p95',
         'max',
-        'guest restart gap ms p50 / p95',
+        'guest gap ms p50 / p95',
         'jaula "down" ms p50 / p95',
         'total ms p50',
         'command ms p50',
@@ -158,10 +171,10 @@ function report(done: Move[]): void {
   console.log('\nphases of `jaula migrate -t`, ms p50 (p95)\n');
   console.log(
     table(
-      ['phase', 'cold', 'sync'],
+      ['phase', ...MODES],
       names.map((p) => [
         p,
-        ...(['cold', 'sync'] as const).map((mode) => {
+        ...MODES.map((mode) => {
           const xs = done
             .filter((m) => m.mode === mode && m.phases.has(p))
             .map((m) => m.phases.get(p) as number);
@@ -172,8 +185,9 @@ function report(done: Move[]): void {
   );
   console.log(
     '\nclient: the largest gap between two replies to a datagram sent every ms (5 = none longer); guest: the time its\n' +
-      'clock probe saw between its last stamp on the source and its first on the target (the processes restart in\n' +
-      'both modes); jaula "down": the source\'s measure, from the stop (cold) or the freeze (sync) to the answer.\n' +
+      'clock probe saw between its last stamp on the source and its first on the target (its processes restart in\n' +
+      'cold and sync moves; a live move keeps them: its probe notes its own jump); jaula "down": the source\'s measure,\n' +
+      'from the stop (cold), the freeze (sync) or the checkpoint (live) to the answer.\n' +
       'A repeated backup of an unchanged guest (an increment, jaula backup --from SNAP): bench/backup.',
   );
 }
@@ -204,17 +218,18 @@ async function main(): Promise<void> {
       '#!/bin/sh\n/srv/migprobe clock /var/probe &\nexec /srv/migprobe echo 7\n',
       { mode: 0o755 },
     );
+    a.ok(['set', GUEST, '--runtime', 'runc']);
     a.ok(['start', GUEST]);
     client = new Client(hs.client, probe, address);
     await client.answeredAfter(ns());
     const done: Move[] = [];
     let [from, to] = [a, b];
-    for (let i = 0; i < 2 * MOVES; i++) {
-      const mode = Math.floor(i / 2) % 2 ? 'sync' : 'cold';
-      const m = await move(client, from, to, mode, done.length);
+    for (let i = 0; i < MODES.length * MOVES; i++) {
+      const mode = MODES[Math.floor(i / 2) % MODES.length] as Mode;
+      const m = await move(client, from, to, mode, done.at(-1)?.notes ?? 0);
       done.push(m);
       process.stderr.write(
-        `move ${i + 1}/${2 * MOVES} ${mode} ${from.name}->${to.name}: client ${m.client.toFixed(0)} ms, guest ${m.guest.toFixed(0)} ms, down ${m.down} ms\n`,
+        `move ${i + 1}/${MODES.length * MOVES} ${mode} ${from.name}->${to.name}: client ${m.client.toFixed(0)} ms, guest ${m.guest.toFixed(0)} ms, down ${m.down} ms\n`,
       );
       if (process.env['JAULA_BENCH_TRACE'] && m.down > 3000)
         for (const h of [from, to])

@@ -30,7 +30,7 @@ static const struct command {
   int (*fn)(int argc, char **argv);
   const char *usage; /* (printed when fn returns USAGE) */
 } commands[] = {
-    {"shim", shim, "shim --dir DIR --id ID [--sysinfo] [--cgroups-path PATH] --runtime ARGV... --exit ARGV..."},
+    {"shim", shim, "shim --dir DIR --id ID [--sysinfo] [--cgroups-path PATH] [--restore IMAGES WORK] --runtime ARGV... --exit ARGV..."},
     {"pty-exec", pty_exec, "pty-exec ROWS COLS SOCKET -- ARGV..."},
     {"notify", notify, "notify SOCKET NAME INSTANCE -- FALLBACK..."},
     {"netns-move", netns_move, "netns-move NSPATH IFNAME NEWNAME"},

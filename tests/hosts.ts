@@ -233,8 +233,13 @@ export class Hosts {
       '--',
       'sh',
       '-ec',
-      'mount --make-rprivate /sys; mount -t sysfs sysfs "$1"; ' +
-        'mount --bind "$1/class/net" /sys/class/net; mount --bind "$1/devices/virtual/net" /sys/devices/virtual/net; umount -l "$1"',
+      // A sysfs of the host's netns on /sys itself, with the machine's sysfs submounts (cgroups)
+      // bound back onto it: binds over its own directories (class/net) would leave no sysfs
+      // "fully visible", and a guest's user namespace (runc's) could then mount none.
+      'mount --make-rprivate /sys; mount --rbind /sys "$1"; mount -t sysfs sysfs /sys; ' +
+        'id=$(findmnt -rno ID -M "$1"); ' +
+        'for t in $(findmnt -rn -o PARENT,TARGET -R "$1" | awk -v p="$id" \'$1 == p { print $2 }\'); do ' +
+        'mount --rbind "$t" "/sys${t#"$1"}"; done; umount -l "$1"',
       'sh',
       sysfs,
     ]);

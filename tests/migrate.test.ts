@@ -223,8 +223,9 @@ describe('moving guests between hosts', { skip: needRoot, timeout: 900_000 }, ()
     assert.match(r3.stderr, /A guest named "bad1" exists on this host already.*The guest stays on this host/);
     assert.equal(a.status('bad1'), 'stopped');
     assert.equal(JSON.parse(a.jaula(['status', 'bad1', '--format', 'json']).stdout).name, 'bad1');
-    const r4 = a.jaula(['migrate', 'bad1', 'b', '--mode', 'live']);
+    const r4 = a.jaula(['migrate', 'bad1', 'b', '--mode', 'hot']);
     assert.equal(r4.code, 2);
+    assert.match(r4.stderr, /--mode is cold, sync or live, not "hot"/);
     a.ok(['start', 'bad1']); // (no moving mark left behind)
     a.ok(['stop', 'bad1', '--kill']);
   });

@@ -2,7 +2,7 @@
  * jaula-helper shim: the per-guest supervisor.
  *
  *   jaula-helper shim --dir DIR --id ID [--log-max BYTES] [--sysinfo] [--cgroups-path PATH]
- *                     --runtime ARGV... --exit ARGV...
+ *                     [--restore IMAGES WORK] --runtime ARGV... --exit ARGV...
  *       The per-guest supervisor (like conmon). It makes itself a child subreaper, runs
  *       `ARGV... run --detach --bundle . --pid-file ../init.pid --console-socket ../console.sock ID`
  *       in DIR/bundle (one runtime call: create and start),
@@ -85,6 +85,7 @@ static void write_exit(pid_t init_pid, int status) {
 /* The supervisor's state, from its arguments to the guest's end. */
 struct shim {
   const char *dir, *id, *cgroups_path;
+  const char *images, *work; /* --restore: CRIU's images and work directory */
   char **runtime, **exitcmd, **args;
   int nruntime, want_sysinfo;
   int sfd, lsock, nsock, errpipe[2];
@@ -106,7 +107,10 @@ static void shim_args(struct shim *s, int argc, char **argv) {
     else if (!strcmp(argv[i], "--log-max") && i + 1 < argc) log_max = atoll(argv[++i]);
     else if (!strcmp(argv[i], "--cgroups-path") && i + 1 < argc) s->cgroups_path = argv[++i];
     else if (!strcmp(argv[i], "--sysinfo")) s->want_sysinfo = 1;
-    else if (!strcmp(argv[i], "--runtime")) {
+    else if (!strcmp(argv[i], "--restore") && i + 2 < argc) {
+      s->images = argv[++i];
+      s->work = argv[++i];
+    } else if (!strcmp(argv[i], "--runtime")) {
       s->runtime = &argv[i + 1];
       while (i + 1 < argc && strcmp(argv[i + 1], "--exit")) i++, s->nruntime++;
     } else if (!strcmp(argv[i], "--exit")) {
@@ -138,19 +142,34 @@ static void shim_setup(struct shim *s) {
   if (s->lsock < 0) die("shim: console socket: %s", strerror(errno));
 
   /* The runtime connects here with the seccomp notification fd of each process it starts. */
-  if (s->want_sysinfo && (s->nsock = listen_unix("seccomp.sock", 16)) < 0)
+  /* (a restore passes one listener per restored thread, before the supervisor's loop accepts) */
+  if (s->want_sysinfo && (s->nsock = listen_unix("seccomp.sock", 128)) < 0)
     die("shim: seccomp socket: %s", strerror(errno));
 
   if (pipe2(s->errpipe, O_CLOEXEC) < 0) die("shim: pipe: %s", strerror(errno));
 }
 
 static void spawn_runtime(struct shim *s) {
-  /* runtime ... run --detach --bundle . --pid-file ../init.pid --console-socket ../console.sock ID */
-  char **args = calloc((size_t)s->nruntime + 10, sizeof *args);
+  /* runtime ... run --detach --bundle . --pid-file ../init.pid --console-socket ../console.sock ID;
+   * restoring: runtime ... restore --image-path I --work-path W --tcp-established --empty-ns network
+   * and the same options, which mean the same to runc's restore (the restored init becomes this
+   * supervisor's, the console's new pty master comes to console.sock, the guest's seccomp
+   * listeners to seccomp.sock: docs/adr/0007-live-migration.md) */
+  char **args = calloc((size_t)s->nruntime + 18, sizeof *args);
   if (!args) die("shim: out of memory");
   int k = 0;
   for (int i = 0; i < s->nruntime; i++) args[k++] = s->runtime[i];
-  args[k++] = "run";
+  if (s->images) {
+    args[k++] = "restore";
+    args[k++] = "--image-path";
+    args[k++] = (char *)s->images;
+    args[k++] = "--work-path";
+    args[k++] = (char *)s->work;
+    args[k++] = "--tcp-established";
+    args[k++] = "--empty-ns";
+    args[k++] = "network";
+  } else
+    args[k++] = "run";
   args[k++] = "--detach";
   args[k++] = "--bundle"; /* the runtime runs in DIR/bundle: runc changes into the bundle */
   args[k++] = ".";
@@ -258,7 +277,7 @@ static void guest_started(struct shim *s) {
     if (s->errbuf[i] == '\n') s->errbuf[i] = ' ';
   /* (its last words: the message is at most 1 kB) */
   if (!WIFEXITED(s->rt_status) || WEXITSTATUS(s->rt_status) != 0)
-    die("%s run failed (status %d): %s", s->args[0], s->rt_status,
+    die("%s %s failed (status %d): %s", s->args[0], s->images ? "restore" : "run", s->rt_status,
         s->errlen ? s->errbuf + (s->errlen > 900 ? s->errlen - 900 : 0) : "no message");
 
   FILE *pf = fopen("init.pid", "re");

@@ -58,7 +58,7 @@ export const PARAMS: Record<string, Schema> = {
   move: { type: 'string', pattern: '^[a-z0-9]{8,64}$', description: 'a move ID (see GET /v1/moves)' },
   part: {
     type: 'string',
-    pattern: '^(own|unified|delta|deleted|changed|conf|layer-[0-9a-f]{64})$',
+    pattern: '^(own|unified|delta|deleted|changed|conf|images|layer-[0-9a-f]{64})$',
     description: "a part of a moved guest: its own files, hashify's layer, a last pass, a layer by digest",
   },
   snapshot: { ...nameStr, description: "a snapshot's name (see GET /v1/guests/{name}/snapshots)" },
@@ -179,6 +179,7 @@ export const ROUTES = [
       'marks?': names,
       'depends?': names,
       'stopTimeout?': { ...num, minimum: 0 },
+      'runtime?': str,
       'interfaces?': strs,
       'addInterfaces?': strs,
       'removeInterfaces?': strs,
@@ -849,7 +850,7 @@ export const ROUTES = [
     summary:
       'move a guest to a remote (a job): cold (stop, copy, start there) or sync (copy while it runs, then only what changed)',
     tag: 'migration',
-    body: obj({ remote: nameStr, 'mode?': oneOf(['cold', 'sync']) }),
+    body: obj({ remote: nameStr, 'mode?': oneOf(['cold', 'sync', 'live']) }),
     response: Job,
     engine: true,
     job: true,
@@ -877,7 +878,7 @@ export const ROUTES = [
       source: str,
       config: str,
       running: bool,
-      mode: oneOf(['cold', 'sync']),
+      mode: oneOf(['cold', 'sync', 'live']),
       bytes: int,
       layers: arr(obj({ name: nameStr, digest: { ...str, pattern: '^[0-9a-f]{64}$' } })),
     }),
@@ -900,7 +901,7 @@ export const ROUTES = [
     path: '/v1/peer/moves/{move}/apply',
     summary: 'unpack a part that arrived whole, every member checked first',
     tag: 'peer',
-    body: obj({ part: { ...str, pattern: '^(own|unified|delta|conf|layer-[0-9a-f]{64})$' } }),
+    body: obj({ part: { ...str, pattern: '^(own|unified|delta|conf|images|layer-[0-9a-f]{64})$' } }),
     response: obj({ applied: str }),
   },
   {

@@ -16,7 +16,7 @@ export const MoveInfo = component(
     guest: str,
     /** The source: the remote's name; the target: the source host. */
     peer: str,
-    mode: oneOf(['cold', 'sync']),
+    mode: oneOf(['cold', 'sync', 'live']),
     running: bool,
     phase: oneOf(['copying', 'handover', 'done', 'back', 'receiving', 'placed', 'aborted']),
     started: str,
@@ -34,7 +34,7 @@ export const MigrateResult = component(
   obj({
     guest: str,
     remote: str,
-    mode: oneOf(['cold', 'sync']),
+    mode: oneOf(['cold', 'sync', 'live']),
     id: str,
     state: oneOf(['running', 'stored']),
     context: int,

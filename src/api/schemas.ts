@@ -93,6 +93,7 @@ export const GuestSettings = component(
     marks: strs,
     depends: strs,
     stopTimeout: num,
+    runtime: str,
     interfaces: strs,
     forwards: strs,
     privileged: bool,

@@ -5,7 +5,13 @@ import { formatForward, type ForwardSpec } from '../guest/forward.js';
 import type { InterfaceSpec } from '../guest/ifspec.js';
 import { withLock } from '../os/lock.js';
 import { paths } from '../os/paths.js';
-import { validateConfig, validateInitStyle, type GuestConfig } from '../guest/config.js';
+import {
+  RUNTIME_CHOICES,
+  validateConfig,
+  validateInitStyle,
+  type GuestConfig,
+  type RuntimeChoice,
+} from '../guest/config.js';
 import { guestLog } from '../guest/log.js';
 import { loadConfig, loadEveryConfig, saveConfig } from '../guest/store.js';
 
@@ -17,6 +23,8 @@ export interface ConfigChanges {
   marks?: string[];
   depends?: string[];
   stopTimeout?: number;
+  /** The OCI runtime it runs under from its next start (runc for live moves). */
+  runtime?: string;
   /** Replace all interfaces. */
   interfaces?: InterfaceSpec[];
   addInterfaces?: InterfaceSpec[];
@@ -40,6 +48,14 @@ export async function configureGuest(name: string, ch: ConfigChanges): Promise<G
     if (ch.marks !== undefined) next.marks = ch.marks.map((m) => validateName(m, 'mark'));
     if (ch.depends !== undefined) next.depends = ch.depends.map((d) => validateName(d, 'dependency'));
     if (ch.stopTimeout !== undefined) next.stopTimeout = ch.stopTimeout;
+    if (ch.runtime !== undefined) {
+      if (!(RUNTIME_CHOICES as readonly string[]).includes(ch.runtime))
+        throw new JaulaError(
+          'invalid',
+          `Runtime "${ch.runtime}" is not one jaula knows: use ${RUNTIME_CHOICES.join(', ')} (e.g. --runtime runc)`,
+        );
+      next.runtime = ch.runtime as RuntimeChoice;
+    }
     if (ch.interfaces !== undefined) next.interfaces = ch.interfaces;
     for (const n of ch.removeInterfaces ?? []) {
       const at = next.interfaces.findIndex((i) => i.name === n);

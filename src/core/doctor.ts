@@ -37,6 +37,8 @@ export async function doctor(): Promise<Check[]> {
   await addNetworkChecks(add);
   await addJaulaChecks(add);
   await addToolChecks(add);
+  const live = await (await import('./migrate/live.js')).liveMoveCheck();
+  add('migration', 'live moves', live.status, live.detail);
   return checks;
 }
 

@@ -8,7 +8,7 @@ import { trace } from '../os/trace.js';
 import { paths } from '../os/paths.js';
 import { bootId, isSameProcess, readProcStat } from '../os/proc.js';
 import { selectRuntime, type Runtime } from '../runtime/driver.js';
-import { haltSignal, initEndedBy, signalInit } from '../runtime/signals.js';
+import { haltSignal, signalInit } from '../runtime/signals.js';
 import {
   clearInstanceFiles,
   removeLeftSupervisorCgroups,
@@ -27,7 +27,7 @@ import { runGuestHook, runHostHook } from './hooks.js';
 import { guestLog, guestLogFile } from '../guest/log.js';
 import { limitSpecInput } from './limits.js';
 import { acquireLxcfs, stopLxcfsIfIdle, type LxcfsLease } from './lxcfs.js';
-import { prepareGuest, requireBindSources, writeBundle } from './prepare.js';
+import { requireBindSources, writeBundle } from './prepare.js';
 import { Reverter } from './reverter.js';
 import {
   clearRunning,
@@ -39,7 +39,6 @@ import {
   readState,
   writeState,
   type ExitInfo,
-  type ExitReason,
   type GuestState,
 } from '../guest/state.js';
 import { loadConfig, loadConfigForStop, loadFstab, startedConfigFile } from '../guest/store.js';
@@ -47,10 +46,14 @@ import { serializeConfig } from '../guest/config.js';
 import { requireGuestFiles } from './running.js';
 import { mayStartInFleet } from './fleet-guard.js';
 import { networkDown } from '../network/apply.js';
+import { criuConfigFile, criuDir, prepareFor, writeRestoreBundle } from './migrate/live.js';
+import { exitInfoFor } from './exitinfo.js';
 
-interface StartOptions {
+export interface StartOptions {
   /** Restart after a reboot inside the guest: counted, to stop a reboot loop. */
   reboot?: boolean;
+  /** Restore the guest's processes from CRIU's images (a live move's target: migrate/live.ts). */
+  restore?: { images: string; work: string };
 }
 
 /** Start a guest. Returns its state once its init runs. */
@@ -79,7 +82,8 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
   clearInstanceFiles(paths().guestRun(name));
   // The config it runs with: stopping it and cleaning up need it, even if config.toml breaks.
   writeFileAtomic(startedConfigFile(name), serializeConfig(cfg), 0o600, { durable: false });
-  const rt = selectRuntime(cfg.runtime);
+  // (a restore needs the runtime the guest was checkpointed with)
+  const rt = selectRuntime(opts.restore ? 'runc' : cfg.runtime);
   const instance = tmpSuffix();
   const restarts = opts.reboot ? (prev.restarts ?? 0) + 1 : 0;
   const base: GuestState = { status: 'starting', instance, runtime: rt.name, bootId: bootId(), restarts };
@@ -91,7 +95,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
   const rev = new Reverter();
   const lxcfs: LxcfsHold = {};
   try {
-    const st = await launch(cfg, rt, storage, base, rev, lxcfs);
+    const st = await launch(cfg, rt, storage, base, rev, lxcfs, opts.restore);
     // It runs in this boot until it is stopped on purpose (a reboot of the host restarts it).
     markRunning(name);
     recordBootId({ ifAbsent: true });
@@ -100,7 +104,7 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
     trace('start: state recorded');
     guestLog(
       name,
-      `started (pid ${st.pid}, ${rt.name}${opts.reboot ? `, after a reboot inside, #${restarts}` : ''})`,
+      `${opts.restore ? 'restored' : 'started'} (pid ${st.pid}, ${rt.name}${opts.reboot ? `, after a reboot inside, #${restarts}` : ''})`,
     );
     await runGuestHook(cfg, 'start');
     return st;
@@ -141,6 +145,7 @@ async function launch(
   base: GuestState,
   rev: Reverter,
   lxcfs: LxcfsHold,
+  restore?: StartOptions['restore'],
 ): Promise<GuestState> {
   const { name } = cfg;
   const runDir = paths().guestRun(name);
@@ -149,9 +154,9 @@ async function launch(
   requireBindSources(name, fstab);
   const idmap = guestIdRange(cfg);
   // lxcfs (when no guest runs yet, its daemon starts) meanwhile.
-  lxcfs.leasing = acquireLxcfs();
-  lxcfs.leasing.catch(() => {});
-  const { mounted, fstab: specFstab, ...ns } = await prepareGuest(cfg, storage, idmap, rev, fstab);
+  (lxcfs.leasing = acquireLxcfs()).catch(() => {});
+  // (ns: its namespaces' files, and its fstab as the spec takes it)
+  const { mounted, net, ...ns } = await prepareFor(cfg, storage, idmap, rev, fstab, !!restore);
   const { root: rootfs, hostView, hostShift } = mounted;
   const signal = haltSignal(cfg, () => detectInit(hostView));
   const limits = limitSpecInput(cfg);
@@ -163,17 +168,19 @@ async function launch(
     cfg,
     rootfs,
     cgroupsPath: rt.cgroupsPath(name),
-    fstab: specFstab,
     ...ns,
     ...(idmap ? { idmap } : {}),
     ...limits,
     ...(lease.dir === undefined ? {} : { lxcfs: lease.dir }),
     sysinfoListener: join(runDir, 'seccomp.sock'),
+    ...(rt.name === 'runc' ? { criuConfig: criuConfigFile(name) } : {}),
   });
+  if (net) writeRestoreBundle(cfg, runDir, spec, net);
   trace('start: bundle written');
   // The supervisor is recorded as soon as it exists: if this process dies during the start,
   // whoever settles the guest next waits for it and rolls the start back (finalizeLocked).
   const shim = await rt.start({
+    ...(restore ? { restore } : {}),
     id: name,
     instance: base.instance as string,
     runDir,
@@ -192,6 +199,7 @@ async function launch(
     },
   });
   trace('start: guest running');
+  await net?.finish();
   const pidStart = readProcStat(shim.initPid)?.starttime;
   const shimStart = readProcStat(shim.shimPid)?.starttime;
   const st: GuestState = {
@@ -211,29 +219,6 @@ async function launch(
   return st;
 }
 
-function exitInfoFor(name: string, st: GuestState): ExitInfo {
-  const at = new Date().toISOString();
-  if (st.bootId !== undefined && st.bootId !== bootId()) return { reason: 'host-reboot', at };
-  if (st.status === 'starting' && st.pid === undefined)
-    return {
-      reason: 'failed',
-      at,
-      message: 'its start was interrupted (the jaula process starting it ended); what it made was removed',
-    };
-  const rec = readExitRecord(name);
-  if (!rec || rec.pid !== st.pid)
-    return {
-      reason: st.stopRequested ? 'stopped' : 'lost',
-      at,
-      message: 'the guest ended without its supervisor recording why',
-    };
-  const reason: ExitReason = st.stopRequested ? 'stopped' : initEndedBy(rec.signal);
-  const info: ExitInfo = { reason, at: new Date(rec.time).toISOString() };
-  if (rec.code !== undefined) info.code = rec.code;
-  if (rec.signal !== undefined) info.signal = rec.signal;
-  return info;
-}
-
 /** Undo everything a start made; idempotent. The caller holds the guest lock. */
 async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo): Promise<void> {
   const { name } = cfg;
@@ -251,6 +236,7 @@ async function finalizeLocked(cfg: GuestConfig, st: GuestState, exit: ExitInfo):
   await networkDown(cfg).catch((e: unknown) => problems.push(messageOf(e)));
   trace('stop: network removed');
   await removeUserns(name).catch((e: unknown) => problems.push(messageOf(e)));
+  fs.rmSync(criuDir(name), { recursive: true, force: true }); // (a live move's, if any)
   const storage = await storageDriver(cfg.storage.driver);
   await storage.unmount(cfg).catch((e: unknown) => problems.push(messageOf(e)));
   trace('stop: user namespace and root unmounted');

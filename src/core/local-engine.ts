@@ -43,6 +43,7 @@ export async function settingsOf(cfg: GuestConfig): Promise<GuestSettings> {
     marks: cfg.marks,
     depends: cfg.depends,
     stopTimeout: cfg.stopTimeout,
+    runtime: cfg.runtime,
     interfaces: cfg.interfaces.map(formatInterfaceSpec),
     forwards: cfg.forwards.map(formatForward),
     privileged: cfg.privileged,
@@ -177,6 +178,7 @@ export class LocalEngine implements Engine {
     if (r.marks !== undefined) ch.marks = r.marks;
     if (r.depends !== undefined) ch.depends = r.depends;
     if (r.stopTimeout !== undefined) ch.stopTimeout = r.stopTimeout;
+    if (r.runtime !== undefined) ch.runtime = r.runtime;
     if (r.interfaces !== undefined) ch.interfaces = r.interfaces.map(parseInterfaceSpec);
     if (r.addInterfaces !== undefined) ch.addInterfaces = r.addInterfaces.map(parseInterfaceSpec);
     if (r.removeInterfaces !== undefined) ch.removeInterfaces = r.removeInterfaces;

@@ -37,13 +37,7 @@ export async function prepareGuest(
   rev: Reverter,
   fstab: FstabEntry[],
 ): Promise<{ mounted: MountedRoot; fstab: FstabEntry[]; netns: string; userns?: string }> {
-  const mounting = storage.mount(cfg, idmap ? { idmap } : {}).then((m) => {
-    rev.add('unmount the root', () => storage.unmount(cfg));
-    // A hostile tree's symlinked /proc, /sys, /dev or /dev/console replaced before any use.
-    sanitizeMountPoints(m.hostView, m.hostShift);
-    trace('start: root mounted');
-    return m;
-  });
+  const mounting = mountRoot(cfg, storage, idmap, rev);
   mounting.catch(() => {}); // (awaited below, and by the network only if it has files to write)
   const namespaces = (async () => {
     const userns = idmap ? await createUserns(cfg.name, idmap) : undefined;
@@ -64,6 +58,21 @@ export async function prepareGuest(
   if (n.status === 'rejected') throw n.reason;
   if (b.status === 'rejected') throw b.reason;
   return { mounted: m.value, fstab: b.value, ...n.value };
+}
+
+/** The guest's root, mounted (idmapped for an unprivileged guest), its unmount registered on `rev`. */
+export async function mountRoot(
+  cfg: GuestConfig,
+  storage: StorageDriver,
+  idmap: IdRange | undefined,
+  rev: Reverter,
+): Promise<MountedRoot> {
+  const m = await storage.mount(cfg, idmap ? { idmap } : {});
+  rev.add('unmount the root', () => storage.unmount(cfg));
+  // A hostile tree's symlinked /proc, /sys, /dev or /dev/console replaced before any use.
+  sanitizeMountPoints(m.hostView, m.hostShift);
+  trace('start: root mounted');
+  return m;
 }
 
 /** The sources of the guest's fstab binds must exist on the host: refused before anything is made. */

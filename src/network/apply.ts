@@ -207,17 +207,8 @@ export async function networkUp(
     trace('net: guest side');
     const post = hostPostBatch(plan);
     if (post) await ipBatch(post, 'Attaching the guest to its bridges and routes');
-    routedSysctls(plan);
-    if (plan.forwards.length) allowLoopbackForwards(plan);
-    trace('net: host side');
-    const tc = tcBatch(plan);
-    if (tc) await runOk(['tc', '-batch', '-'], { input: tc, what: 'Setting bandwidth limits (tc)' });
-    const fw = natElements(plan.networks) + firewallElements(plan, paths().instanceTag, 'add');
-    if (fw)
-      await runOk(['nft', '-f', '-'], { input: fw, what: "Adding the guest to jaula's firewall (nft)" });
-    trace('net: firewall');
-    if (plan.forwards.length && readFileOr('/proc/sys/net/ipv4/ip_forward', '0').trim() !== '1')
-      fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
+    await hostSideDone(plan);
+    await firewallAdd(plan);
     const { hostView, hostShift } = await root;
     writeGuestNetFiles(hostView, g, plan, hostShift);
     trace('net: up');
@@ -226,6 +217,55 @@ export async function networkUp(
     await networkDown(g, plan);
     throw e;
   }
+}
+
+/** The host side once the guest's host ends exist: sysctls of routed ends and forwards, shaping. */
+async function hostSideDone(plan: NetPlan): Promise<void> {
+  routedSysctls(plan);
+  if (plan.forwards.length) allowLoopbackForwards(plan);
+  trace('net: host side');
+  const tc = tcBatch(plan);
+  if (tc) await runOk(['tc', '-batch', '-'], { input: tc, what: 'Setting bandwidth limits (tc)' });
+}
+
+/** The guest's elements in jaula's firewall (and its networks' NAT), in one nft transaction. */
+async function firewallAdd(plan: NetPlan): Promise<void> {
+  const fw = natElements(plan.networks) + firewallElements(plan, paths().instanceTag, 'add');
+  if (fw) await runOk(['nft', '-f', '-'], { input: fw, what: "Adding the guest to jaula's firewall (nft)" });
+  trace('net: firewall');
+  if (plan.forwards.length && readFileOr('/proc/sys/net/ipv4/ip_forward', '0').trim() !== '1')
+    fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
+}
+
+/**
+ * A live move's restore (core/migrate/live.ts): CRIU makes the guest's network namespace (inside
+ * the user namespace it makes), so jaula cannot make the devices beforehand. This makes what
+ * lives on the host (bridges, firewall elements) and returns the two ip batches that CRIU's
+ * action script runs: `guest` inside the new namespace at "setup-namespaces" (the veths with
+ * the guest's MACs and addresses, their host ends moved here, left down), `host` at
+ * "network-unlock" (the host ends on their bridges, up). `finish` does the rest once the guest
+ * runs (shaping, sysctls). The undo (networkDown) is the caller's.
+ */
+export async function networkForRestore(
+  g: GuestNetConfig,
+  all: GuestNetConfig[],
+): Promise<{ guest: string; host: string; finish: () => Promise<void> }> {
+  const plan = guestPlan(g, all);
+  const odd = plan.interfaces.find((i) => i.mode !== 'bridge' && i.mode !== 'routed');
+  if (odd)
+    throw new JaulaError(
+      'unsupported',
+      `Guest "${g.name}" has a ${odd.mode} interface (${odd.name}): live moves re-plumb bridged and routed veths only; move it with --mode sync`,
+    );
+  if (leftovers(g.name, plan)) await networkDown(g, plan);
+  if (plan.networks.length) await ensureNetworks(plan.networks);
+  await firewallAdd(plan);
+  fs.mkdirSync(netnsDir(), { recursive: true, mode: 0o711 });
+  return {
+    guest: `link set lo up\n${plan.interfaces.length ? guestBatch(plan, process.pid) : ''}`,
+    host: hostPostBatch(plan),
+    finish: () => hostSideDone(plan),
+  };
 }
 
 function sysctl(key: string, value: string): void {

@@ -47,6 +47,11 @@ export interface Runtime {
   start(s: SupervisorStart): Promise<Started>;
   /** `runtime run` of the bundle, in the foreground with `io` (one-shot `jaula run`): its status. */
   run(id: string, bundle: string, pidFile: string, io: Io): Promise<number>;
+  /**
+   * Checkpoint the running guest with CRIU (a live move's source): its processes are dumped to
+   * `images` and killed. runc only (crun here has no CRIU support).
+   */
+  checkpoint(id: string, images: string, work: string): Promise<void>;
   /** `runtime delete --force ID`, quiet (and not run) when the container does not exist. */
   delete(id: string): Promise<void>;
   /** `runtime --version`: its first line, and the whole of it. */
@@ -85,7 +90,28 @@ function makeRuntime(name: RuntimeName, path: string, mode: CgroupMode): Runtime
           parent,
         );
     },
-    start: (s) => startSupervisor(s, argv()),
+    start: (s) => startSupervisor(s, s.restore ? [...argv(), '--criu', criuFor(name)] : argv()),
+    checkpoint: async (id, images, work) => {
+      const r = await run(
+        [
+          ...argv('--criu', criuFor(name), 'checkpoint'),
+          '--tcp-established',
+          '--empty-ns',
+          'network',
+          '--image-path',
+          images,
+          '--work-path',
+          work,
+          id,
+        ],
+        { timeoutMs: 120_000 },
+      );
+      if (r.code !== 0)
+        throw new JaulaError(
+          'runtime',
+          `Checkpointing guest "${id}" failed: ${r.stderr.trim().split('\n').slice(-2).join(' ') || `status ${r.code}`} (CRIU's log: ${join(work, 'dump.log')})`,
+        );
+    },
     run: (id, bundle, pidFile, io) =>
       runAttached(argv('run', '--bundle', bundle, '--pid-file', pidFile, id), io),
     delete: async (id) => {
@@ -100,6 +126,27 @@ function makeRuntime(name: RuntimeName, path: string, mode: CgroupMode): Runtime
     },
   };
   return rt;
+}
+
+/** Where jaula's CRIU is (`./setup criu` builds it there; JAULA_CRIU names another). */
+export function criuPath(): string {
+  return process.env['JAULA_CRIU'] || '/usr/local/lib/jaula/criu/sbin/criu';
+}
+
+/** The CRIU a runtime checkpoints and restores with: runc only, and only where CRIU is installed. */
+function criuFor(name: RuntimeName): string {
+  if (name !== 'runc')
+    throw new JaulaError(
+      'unsupported',
+      `Live moves need the runc runtime (this ${name} cannot checkpoint with CRIU): set the guest's runtime to runc ("jaula set GUEST --runtime runc") and restart it`,
+    );
+  const p = criuPath();
+  if (!existsSync(p))
+    throw new JaulaError(
+      'unsupported',
+      `Live moves need CRIU 4.1 at ${p}, which is not there: run "./setup criu" in jaula's source directory (or set JAULA_CRIU)`,
+    );
+  return p;
 }
 
 const cache = new Map<string, Runtime>();

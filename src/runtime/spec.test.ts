@@ -104,13 +104,17 @@ describe('OCI spec builder', () => {
       destination: '/proc/meminfo',
       type: 'bind',
       source: '/run/jaula/lxcfs/proc/meminfo',
-      options: ['bind', 'ro'],
+      // (nosuid,nodev: runc must keep lxcfs's locked flags on the read-only remount)
+      options: ['bind', 'ro', 'nosuid', 'nodev'],
     });
     const proc = spec.mounts.findIndex((m) => m.destination === '/proc');
     assert.ok(spec.mounts.indexOf(meminfo) > proc, "over the guest's /proc, not under it");
     assert.ok(spec.mounts.some((m) => m.destination === '/sys/devices/system/cpu/online'));
     const sc = spec.linux.seccomp;
     assert.equal(sc?.listenerPath, '/run/x/seccomp.sock');
+    assert.equal(spec.annotations['org.criu.config'], undefined);
+    const c = buildSpec({ ...input, criuConfig: '/run/jaula/criu/g/criu.conf' });
+    assert.equal(c.annotations['org.criu.config'], '/run/jaula/criu/g/criu.conf');
     assert.deepEqual(
       sc?.syscalls.filter((r) => r.names.includes('sysinfo')),
       [{ names: ['sysinfo'], action: 'SCMP_ACT_NOTIFY' }],

@@ -188,6 +188,8 @@ export interface SpecInput {
    * free, uptime) are answered there with the guest's limits and uptime.
    */
   sysinfoListener?: string;
+  /** CRIU's config file for this guest (written before a checkpoint or a restore). */
+  criuConfig?: string;
   /**
    * TEST ONLY: the escape suite's weakened profile (testweaken.ts), when the caller's
    * environment asks for it and may (testWeakening); undefined for every real guest.
@@ -235,7 +237,14 @@ function specMounts(input: SpecInput, args: string[]): OciMount[] {
     });
   if (input.lxcfs !== undefined)
     for (const f of LXCFS_FILES)
-      mounts.push({ destination: f, type: 'bind', source: `${input.lxcfs}${f}`, options: ['bind', 'ro'] });
+      // (nosuid,nodev: lxcfs is mounted so, and a user namespace may not drop those flags on
+      // the read-only remount; crun keeps them by itself, runc needs them said)
+      mounts.push({
+        destination: f,
+        type: 'bind',
+        source: `${input.lxcfs}${f}`,
+        options: ['bind', 'ro', 'nosuid', 'nodev'],
+      });
   return mounts;
 }
 
@@ -278,7 +287,12 @@ export function buildSpec(input: SpecInput): OciSpec {
     root: { path: input.rootfs, readonly: false },
     hostname: cfg.hostname,
     mounts,
-    annotations: { 'org.jaula.guest': cfg.name, 'org.jaula.context': String(cfg.context) },
+    annotations: {
+      'org.jaula.guest': cfg.name,
+      'org.jaula.context': String(cfg.context),
+      // (runc gives CRIU this file's options at a checkpoint or restore: core/migrate/live.ts)
+      ...(input.criuConfig ? { 'org.criu.config': input.criuConfig } : {}),
+    },
     linux: {
       namespaces: [
         { type: 'pid' },

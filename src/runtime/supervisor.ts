@@ -27,6 +27,8 @@ export interface SupervisorStart {
   logFile: string;
   /** Called with the supervisor's pid as soon as it exists, before the guest is created. */
   onSpawned: (pid: number) => void;
+  /** Restore the guest from CRIU's images (a live move's target) instead of starting it. */
+  restore?: { images: string; work: string };
 }
 
 /** The pids of the supervisor and of the guest's init once the runtime created and started it. */
@@ -71,6 +73,7 @@ function shimArgv(s: SupervisorStart, runtimeArgv: string[]): string[] {
     // from a cgroup of its own beside it (supervisorCgroupName).
     '--cgroups-path',
     s.cgroupsPath,
+    ...(s.restore ? ['--restore', s.restore.images, s.restore.work] : []),
     '--runtime',
     ...runtimeArgv,
     // When the init ends: jaulad records it and cleans up, if it runs; else `jaula __exited`.

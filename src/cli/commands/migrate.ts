@@ -5,8 +5,8 @@ import { engine } from '../engine.js';
 import { table } from '../table.js';
 
 export const migrate: Command = {
-  summary: 'move a guest to another host (a remote), cold or sync',
-  help: `Usage: jaula migrate GUEST REMOTE [--mode cold|sync] [-t] [-q]
+  summary: 'move a guest to another host (a remote): cold, sync or live',
+  help: `Usage: jaula migrate GUEST REMOTE [--mode cold|sync|live] [-t] [-q]
        jaula migrate --status [--format table|json]
 
 Moves GUEST to the host REMOTE ("jaula remote add"). The guest keeps its name, addresses,
@@ -17,9 +17,15 @@ the target it gets another (its files keep their plain owners: idmapped mounts).
   --mode sync   (the default) copy while the guest runs, then freeze it, send only what
                 changed, stop it here and start it there: the guest is down for the last pass.
   --mode cold   stop it, copy, start it there: down for the whole copy.
-A stopped guest is moved and stays stopped. Its processes do not keep their state (they start
-afresh on the target); its addresses are announced from there (unsolicited ARP) so that
-neighbours follow at once.
+  --mode live   copy while it runs, then checkpoint its processes with CRIU, send what changed
+                and their images, and restore them there: they keep their memory, open files
+                and TCP connections. Needs runc ("jaula set GUEST --runtime runc", then a
+                restart) and CRIU 4.1 on both hosts ("./setup criu"); its context must be free
+                on the target (its processes keep their user IDs). "jaula doctor" says whether
+                this host can.
+A stopped guest is moved and stays stopped. In cold and sync moves its processes do not keep
+their state (they start afresh on the target). Its addresses are announced from there
+(unsolicited ARP and NAs) so that neighbours follow at once.
 
 This host keeps the guest until the target says it runs (or has it, for a stopped guest): a
 failure before leaves it here (started again if it ran); one during the handover is resolved
@@ -57,14 +63,11 @@ Examples:
     if (!name || !remote || extra.length)
       throw new JaulaError(
         'usage',
-        'jaula migrate GUEST REMOTE [--mode cold|sync] (see "jaula migrate --help")',
+        'jaula migrate GUEST REMOTE [--mode cold|sync|live] (see "jaula migrate --help")',
       );
     const mode = str(p, 'mode') ?? 'sync';
-    if (mode !== 'cold' && mode !== 'sync')
-      throw new JaulaError(
-        'usage',
-        `--mode is cold or sync, not ${JSON.stringify(mode)} (live is not available yet)`,
-      );
+    if (mode !== 'cold' && mode !== 'sync' && mode !== 'live')
+      throw new JaulaError('usage', `--mode is cold, sync or live, not ${JSON.stringify(mode)}`);
     let last = 0;
     const r = await e.migrateGuest(
       { name, remote, mode },

@@ -47,6 +47,7 @@ Options:
   --add-forward SPEC      add a port forward
   --remove-forward SPEC   remove a port forward
   --hostname H  --initstyle S  --cmd "CMD"  --stop-timeout S
+  --runtime crun|runc|auto  the OCI runtime at its next start (live moves need runc)
   --mark M                the guest's marks (repeatable, replaces them); --no-marks: none
   --depends G             the guests it starts after (repeatable, replaces); --no-depends: none
   --save                  keep limit changes in the config (applied at every start)
@@ -79,6 +80,7 @@ Examples:
     'no-marks': { type: 'bool' },
     'no-depends': { type: 'bool' },
     'stop-timeout': { type: 'number' },
+    runtime: { type: 'string' },
     save: { type: 'bool' },
     format: { type: 'string' },
     quota: { type: 'string' },
@@ -185,6 +187,8 @@ function configureRequest(name: string, p: Parameters<Command['run']>[0]): Confi
   if (list(p, 'depends').length) ch.depends = list(p, 'depends');
   if (bool(p, 'no-depends')) ch.depends = [];
   if (stopTimeout !== undefined) ch.stopTimeout = stopTimeout;
+  const runtime = str(p, 'runtime');
+  if (runtime !== undefined) ch.runtime = runtime;
   return ch;
 }
 

@@ -14,7 +14,7 @@ import { silenceGuest } from './announce.js';
 import type { Freezer } from './freeze.js';
 
 /** The guest's lock, held until the function returned is called (and awaited). */
-async function holdLock(name: string): Promise<() => Promise<void>> {
+export async function holdLock(name: string): Promise<() => Promise<void>> {
   let release = (): void => {};
   const held = new Promise<void>((r) => (release = r));
   let acquired = (): void => {};

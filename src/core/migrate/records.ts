@@ -26,7 +26,7 @@ export interface MoveRecord {
   guest: string;
   /** The source: the remote's name; the target: the source host's name as it gave it. */
   peer: string;
-  mode: 'cold' | 'sync';
+  mode: 'cold' | 'sync' | 'live';
   /** The guest ran when the move began (the target starts it). */
   running: boolean;
   phase: MovePhase;

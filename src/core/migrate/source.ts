@@ -8,6 +8,8 @@
  *   2. copy: the layers the target lacks, the config dir, the guest's own files. cold: stopped
  *      first. sync: a first pass while it runs; then it is frozen and only what changed since
  *      the first pass's manifest is sent; then it is killed (frozen: it runs nothing more).
+ *      live: the same first pass; then CRIU checkpoints it (frozen, dumped, killed: live.ts),
+ *      and what changed is sent with its images; the target restores its processes.
  *   3. handover (recorded before it is asked): the target places the guest (its building mark
  *      goes) and starts it if it ran, and announces its addresses.
  *   4. done: the source deletes its copy.
@@ -30,12 +32,13 @@ import { storageDriver, type StorageDriver } from '../../storage/driver.js';
 import { layout } from '../../storage/layout.js';
 import { freezerOf, type Freezer } from './freeze.js';
 import { killFrozen } from './kill.js';
+import { checkpointGuest, liveRefusal } from './live.js';
 import { peerOf, peerRequest, type PeerTarget } from './peer.js';
 import { activeMoves, setPhase, writeMove, type MoveRecord } from './records.js';
 import { getRemote } from './remotes.js';
 import { deltaOf, manifestOf, pathList, sendTree, templateDigest } from './transfer.js';
 
-export type MoveMode = 'cold' | 'sync';
+export type MoveMode = 'cold' | 'sync' | 'live';
 
 export interface MigrateOptions {
   mode: MoveMode;
@@ -141,7 +144,7 @@ async function begin(m: Move): Promise<{ need: string[]; layers: string[] }> {
 async function sendOwn(m: Move): Promise<void> {
   await send(m, 'conf', paths().guestConf(m.cfg.name), { exclude: ['config.toml', '.moving', '.building'] });
   const tree = m.driver.treePath(m.cfg.name);
-  const sync = m.rec.mode === 'sync' && m.running;
+  const sync = m.rec.mode !== 'cold' && m.running;
   const before = sync ? manifestOf(tree) : undefined;
   await phase(m, sync ? 'first pass' : 'copy', async () => {
     await send(m, 'own', tree);
@@ -150,9 +153,19 @@ async function sendOwn(m: Move): Promise<void> {
   });
   if (!before) return;
   const st = readState(m.cfg.name);
-  m.frozen = freezerOf(m.cfg.name, st);
-  await phase(m, 'freeze', () => (m.frozen as Freezer).freeze());
-  m.t0 = performance.now();
+  let images: string | undefined;
+  if (m.rec.mode === 'live') {
+    m.t0 = performance.now();
+    const cp = await phase(m, 'checkpoint', () => checkpointGuest(m.cfg, st));
+    // (dead here from now on: a failure before the handover starts it here again)
+    m.cleanUp = cp.release;
+    m.stopped = true;
+    images = cp.images;
+  } else {
+    m.frozen = freezerOf(m.cfg.name, st);
+    await phase(m, 'freeze', () => (m.frozen as Freezer).freeze());
+    m.t0 = performance.now();
+  }
   await phase(m, 'last pass', async () => {
     const { changed, deleted } = deltaOf(before, manifestOf(tree));
     m.progress(`last pass: ${changed.length} changed, ${deleted.length} removed`);
@@ -164,6 +177,7 @@ async function sendOwn(m: Move): Promise<void> {
     });
     // (the root's own entry at least: an archive is never empty)
     await send(m, 'delta', tree, { files: changed.length ? changed : ['.'] });
+    if (images) await send(m, 'images', images);
   });
 }
 
@@ -189,6 +203,18 @@ async function stopHere(m: Move): Promise<void> {
   m.stopped = true;
 }
 
+/** A move refused before anything is made (the guest stays as it is). */
+function refuseMove(cfg: GuestConfig, mode: MoveMode, running: boolean): void {
+  const moving = movingOf(cfg.name);
+  if (moving)
+    throw new JaulaError(
+      'state',
+      `Guest "${cfg.name}" is being moved already (move ${moving.id} to "${moving.remote}")`,
+    );
+  const why = running && mode === 'live' ? liveRefusal(cfg, readState(cfg.name)) : undefined;
+  if (why) throw new JaulaError('unsupported', `Guest "${cfg.name}" cannot move live: ${why}`);
+}
+
 export async function migrateGuest(
   name: string,
   remoteName: string,
@@ -196,14 +222,9 @@ export async function migrateGuest(
 ): Promise<MigrateResult> {
   const remote = getRemote(remoteName);
   const cfg = loadConfig(name);
-  const moving = movingOf(name);
-  if (moving)
-    throw new JaulaError(
-      'state',
-      `Guest "${name}" is being moved already (move ${moving.id} to "${moving.remote}")`,
-    );
   const driver = await storageDriver(cfg.storage.driver);
   const running = initAlive(readState(name));
+  refuseMove(cfg, o.mode, running);
   const id = `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
   const now = new Date().toISOString();
   const rec = writeMove({

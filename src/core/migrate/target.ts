@@ -22,6 +22,8 @@ import { listTemplates } from '../templates.js';
 import { reserveGuest } from '../build.js';
 import { Reverter } from '../reverter.js';
 import { checkMoveId, readMove, setPhase, writeMove, type MoveRecord } from './records.js';
+import { criuPath, selectRuntime } from '../../runtime/driver.js';
+import { placeImages, restoreLogTail } from './live.js';
 import {
   parsePathList,
   partFile,
@@ -40,7 +42,7 @@ export interface BeginRequest {
   /** The guest's config.toml. */
   config: string;
   running: boolean;
-  mode: 'cold' | 'sync';
+  mode: 'cold' | 'sync' | 'live';
   /** The size of the guest's own files. */
   bytes: number;
   layers: { name: string; digest: string }[];
@@ -99,14 +101,35 @@ function checkNetworks(cfg: GuestConfig): void {
       );
 }
 
-/** Reserve the guest here: its name, its context (another where its own is taken), addresses and MACs kept. */
-async function reserve(cfg: GuestConfig, rev: Reverter): Promise<void> {
+/**
+ * Reserve the guest here: its name, its context (another where its own is taken, except for a
+ * live move: its restored processes keep their user IDs), addresses and MACs kept.
+ */
+async function reserve(cfg: GuestConfig, rev: Reverter, live: boolean): Promise<void> {
   try {
     await reserveGuest(cfg, rev, true);
   } catch (e) {
     if (!isJaulaError(e) || e.code !== 'exists' || !/context/.test(e.message)) throw e;
+    if (live)
+      throw new JaulaError(
+        'exists',
+        `${e.message}: a live move keeps the guest's context and user ID range (its processes keep their IDs), so it cannot move live here; move it with --mode sync, which gives it another`,
+        { cause: e },
+      );
     await reserveGuest(cfg, rev, false);
   }
+}
+
+/** Why this host cannot restore a guest moved live (undefined: it can). */
+function restoreRefusal(): string | undefined {
+  try {
+    selectRuntime('runc');
+  } catch (e) {
+    return messageOf(e);
+  }
+  if (!fs.existsSync(criuPath()))
+    return `CRIU is not installed here (${criuPath()}): run "./setup criu" on this host`;
+  return undefined;
 }
 
 export async function peerBegin(r: BeginRequest): Promise<{ context: number; need: string[] }> {
@@ -124,6 +147,9 @@ export async function peerBegin(r: BeginRequest): Promise<{ context: number; nee
     throw new JaulaError('unsupported', `Storage driver "${driver.info.name}" is not usable here: ${why}`);
   checkRoom(r.bytes);
   checkNetworks(cfg);
+  const live = r.mode === 'live' && r.running;
+  const cannot = live ? restoreRefusal() : undefined;
+  if (cannot) throw new JaulaError('unsupported', `This host cannot take "${cfg.name}" live: ${cannot}`);
   const { names, need } = await mapLayers(r.layers);
   const map = (n: string): string => names.get(n) ?? n;
   const storage = { ...cfg.storage };
@@ -132,7 +158,7 @@ export async function peerBegin(r: BeginRequest): Promise<{ context: number; nee
   const mine: GuestConfig = { ...cfg, storage };
   const rev = new Reverter();
   try {
-    await reserve(mine, rev);
+    await reserve(mine, rev, live);
     trace('migrate-target: reserved');
     writeMove({
       id: r.id,
@@ -215,7 +241,12 @@ export async function peerApply(r: { id: string; part: string }): Promise<{ appl
   const rec = receiving(r.id);
   if (r.part === 'own' || r.part === 'unified' || r.part === 'delta') await applyOwn(rec, r.part);
   else if (r.part === 'conf') await unpackPart(rec.id, 'conf', paths().guestConf(rec.guest), false);
-  else if (/^layer-[0-9a-f]{64}$/.test(r.part)) await applyLayer(rec, r.part.slice(6));
+  else if (r.part === 'images') {
+    if (rec.mode !== 'live') throw new JaulaError('invalid', `Move ${rec.id} is not live: it has no images`);
+    const at = join(stagingDir(rec.id), 'images');
+    fs.mkdirSync(at, { recursive: true, mode: 0o700 });
+    await unpackPart(rec.id, 'images', at, false);
+  } else if (/^layer-[0-9a-f]{64}$/.test(r.part)) await applyLayer(rec, r.part.slice(6));
   else throw new JaulaError('invalid', `Unknown part "${r.part.slice(0, 80)}"`);
   trace(`migrate-target: applied ${r.part}`);
   return { applied: r.part };
@@ -242,11 +273,18 @@ export async function peerCommit(r: {
   const cfg = readHidden(rec.guest);
   const driver = await storageDriver(cfg.storage.driver);
   await driver.unmount(cfg);
+  // (out of the staging directory, which placing removes)
+  const staged = join(stagingDir(rec.id), 'images');
+  const restore =
+    rec.mode === 'live' && r.start && fs.existsSync(staged) ? placeImages(cfg, staged) : undefined;
   place(rec);
   if (!r.start) return { state: 'stored', context: cfg.context };
   try {
     const { startGuest } = await import('../lifecycle.js');
-    await startGuest(rec.guest);
+    await startGuest(rec.guest, restore ? { restore } : {}).catch((e: unknown) => {
+      throw restore ? new JaulaError('runtime', `${messageOf(e)} (CRIU: ${restoreLogTail(rec.guest)})`) : e;
+    });
+    if (restore) fs.rmSync(restore.images, { recursive: true, force: true });
     rec.startTried = true;
     writeMove(rec);
     trace('migrate-target: started');

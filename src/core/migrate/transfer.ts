@@ -89,7 +89,7 @@ export async function sendTree(
 export const stagingDir = (id: string): string => join(paths().lib, 'moves', id);
 export const partFile = (id: string, part: string): string => join(stagingDir(id), `${part}.tar`);
 
-export const PART_PATTERN = /^(own|unified|delta|deleted|changed|conf|layer-[0-9a-f]{64})$/;
+export const PART_PATTERN = /^(own|unified|delta|deleted|changed|conf|images|layer-[0-9a-f]{64})$/;
 
 /** Append one upload chunk to the part's staging file (offset must be where the file ends). */
 export function appendChunk(id: string, part: string, offset: number, data: Buffer): number {
