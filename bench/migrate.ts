@@ -125,7 +125,7 @@ async function move(c: Client, from: Host, to: Host, mode: Mode, seen: number): 
     mode,
     from: from.name,
     client: c.largestGap(t0, t1),
-    guest: Math.max(...notes.filter(([k]) => k === kind).map(([, ms]) => ms), NaN),
+    guest: Math.max(...notes.filter(([k]) => k === kind).map(([, ms]) => ms)),
     notes: probeNotes(to).length,
     down: Number(/down (\d+) ms/.exec(r.stdout)?.[1]),
     wall: (t1 - t0) / 1e6,
@@ -186,7 +186,8 @@ function report(done: Move[]): void {
   console.log(
     '\nclient: the largest gap between two replies to a datagram sent every ms (5 = none longer); guest: the time its\n' +
       'clock probe saw between its last stamp on the source and its first on the target (its processes restart in\n' +
-      'cold and sync moves; a live move keeps them: its probe notes its own jump); jaula "down": the source\'s measure,\n' +
+      'cold and sync moves; a live move keeps them: its probe notes its own jump, which CRIU\'s time namespace\n' +
+      'shortens); jaula "down": the source\'s measure,\n' +
       'from the stop (cold), the freeze (sync) or the checkpoint (live) to the answer.\n' +
       'A repeated backup of an unchanged guest (an increment, jaula backup --from SNAP): bench/backup.',
   );
