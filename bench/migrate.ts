@@ -186,7 +186,7 @@ function report(done: Move[]): void {
   console.log(
     '\nclient: the largest gap between two replies to a datagram sent every ms (5 = none longer); guest: the time its\n' +
       'clock probe saw between its last stamp on the source and its first on the target (its processes restart in\n' +
-      'cold and sync moves; a live move keeps them: its probe notes its own jump, which CRIU\'s time namespace\n' +
+      "cold and sync moves; a live move keeps them: its probe notes its own jump, which CRIU's time namespace\n" +
       'shortens); jaula "down": the source\'s measure,\n' +
       'from the stop (cold), the freeze (sync) or the checkpoint (live) to the answer.\n' +
       'A repeated backup of an unchanged guest (an increment, jaula backup --from SNAP): bench/backup.',
