@@ -11,6 +11,12 @@ import {
   type InterfaceSpec,
 } from './ifspec.js';
 import * as cmdenv from './cmdenv.js';
+import {
+  snapshotPolicyFromToml,
+  snapshotPolicyToToml,
+  validateSnapshotPolicy,
+  type SnapshotSettings,
+} from './snapshot-policy.js';
 import { at, inTable, noneLeft, parseTomlText, strings, take, type Toml, type Where } from './toml.js';
 import { limitsFromToml, limitsToToml, validateLimits, type Limits } from '../cgroups/limits.js';
 
@@ -41,7 +47,7 @@ export interface BuildInfo {
 }
 
 /** A guest's configuration: everything that survives a host reboot. Stored as TOML. */
-export interface GuestConfig extends cmdenv.CommandSettings {
+export interface GuestConfig extends cmdenv.CommandSettings, SnapshotSettings {
   name: string;
   context: number;
   hostname: string;
@@ -130,6 +136,7 @@ export function validateConfig(c: GuestConfig): GuestConfig {
   if (!Number.isFinite(c.stopTimeout) || c.stopTimeout < 0)
     throw new JaulaError('invalid', `stop_timeout must be a number of seconds >= 0`);
   if (c.limits) validateLimits(c.limits);
+  if (c.snapshots) validateSnapshotPolicy(c.snapshots, c.name);
   return c;
 }
 
@@ -246,6 +253,8 @@ export function parseConfig(text: string, file: string): GuestConfig {
     for (const [k, v] of Object.entries(limitsT))
       Object.assign(c.limits, limitsFromToml({ [k]: v }, at(limitsW, k)));
   }
+  const snaps = snapshotPolicyFromToml(take(t, 'snapshots', 'table', where), inTable(where, 'snapshots'));
+  if (snaps) c.snapshots = snaps;
   noneLeft(storageT, storageW);
   noneLeft(buildT, buildW);
   noneLeft(t, where);
@@ -288,5 +297,7 @@ export function serializeConfig(c: GuestConfig): string {
       guest_port: f.guestPort,
     }));
   if (c.limits && Object.keys(c.limits).length) t['limits'] = limitsToToml(c.limits);
+  const snaps = snapshotPolicyToToml(c.snapshots);
+  if (snaps) t['snapshots'] = snaps;
   return `# jaula guest "${c.name}": see docs/config.md. jaula rewrites this file on changes.\n${stringifyToml(t)}\n`;
 }
