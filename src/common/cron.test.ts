@@ -4,6 +4,7 @@ import { JaulaError } from './errors.js';
 import {
   cronMatches,
   dueBetween,
+  formatLocalMinute,
   nextCronRun,
   nextRun,
   parseCron,
@@ -212,5 +213,24 @@ describe('the next run', () => {
     );
     assert.equal(dueBetween(s, at(2024, 5, 6, 2, 0), at(2024, 5, 6, 2, 59)), false);
     assert.equal(dueBetween(parseSchedule(''), at(2024, 5, 6), at(2024, 5, 7)), false);
+  });
+});
+
+describe('showing a run', () => {
+  it('gives the local minute with its offset from UTC', () => {
+    const tz = process.env['TZ'];
+    try {
+      for (const [zone, text] of [
+        ['UTC', '2024-05-07 03:04 +00:00'],
+        ['Asia/Kolkata', '2024-05-07 03:04 +05:30'],
+        ['America/New_York', '2024-05-07 03:04 -04:00'],
+      ] as const) {
+        process.env['TZ'] = zone;
+        assert.equal(formatLocalMinute(at(2024, 5, 7, 3, 4)), text);
+      }
+    } finally {
+      if (tz === undefined) delete process.env['TZ'];
+      else process.env['TZ'] = tz;
+    }
   });
 });

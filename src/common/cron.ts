@@ -257,3 +257,11 @@ export function dueBetween(s: Schedule, since: Date, now: Date): boolean {
   end.setSeconds(0, 0);
   return n !== undefined && n <= end;
 }
+
+/** A minute in local time with its UTC offset, as schedules are read: "2024-05-07 03:00 +02:00". */
+export function formatLocalMinute(d: Date): string {
+  const p = (n: number): string => String(n).padStart(2, '0');
+  const off = -d.getTimezoneOffset();
+  const sign = off < 0 ? '-' : '+';
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())} ${sign}${p(Math.floor(Math.abs(off) / 60))}:${p(Math.abs(off) % 60)}`;
+}
