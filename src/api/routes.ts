@@ -186,6 +186,8 @@ export const ROUTES = [
       'forwards?': strs,
       'addForwards?': strs,
       'removeForwards?': strs,
+      /** Incus' keys and their values, as `jaula set NAME snapshots.schedule=@daily` ("" removes one). */
+      'snapshots?': record(str),
     }),
     response: GuestSettings,
     engine: true,
@@ -788,9 +790,9 @@ export const ROUTES = [
     method: 'POST',
     path: '/v1/guests/{name}/snapshots',
     summary:
-      "take a snapshot of a guest's files and config (a running guest is frozen for the instant); snapshot omitted: snap0, snap1, ...",
+      'take a snapshot of a guest\'s files and config (a running guest is frozen for the instant); snapshot omitted: snap0, snap1, ...; expiry: how long jaulad keeps it (e.g. "2d": M H d w m y)',
     tag: 'storage',
-    body: obj({ 'snapshot?': nameStr }),
+    body: obj({ 'snapshot?': nameStr, 'expiry?': str }),
     response: SnapshotInfo,
     engine: true,
   },

@@ -22,6 +22,7 @@ import {
   type Schema,
   type Typed,
 } from './schema.js';
+import { SnapshotPolicyInfo } from './snapshot-schemas.js';
 
 /**
  * A guest, template, network or mark name (common/names.ts). Every name a request carries (in
@@ -100,6 +101,7 @@ export const GuestSettings = component(
     profile: str,
     storage: str,
     build: obj({ method: str, args: strs, created: str }),
+    snapshots: SnapshotPolicyInfo,
   }),
 );
 

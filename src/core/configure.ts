@@ -13,6 +13,7 @@ import {
   type RuntimeChoice,
 } from '../guest/config.js';
 import { guestLog } from '../guest/log.js';
+import { changeSnapshotPolicy } from '../guest/snapshot-policy.js';
 import { loadConfig, loadEveryConfig, saveConfig } from '../guest/store.js';
 
 /** Changes to a guest's stored config (they apply at its next start). */
@@ -32,6 +33,8 @@ export interface ConfigChanges {
   forwards?: ForwardSpec[];
   addForwards?: ForwardSpec[];
   removeForwards?: ForwardSpec[];
+  /** Incus' snapshots.* keys and their values ("" removes one): guest/snapshot-policy.ts. */
+  snapshots?: Record<string, string>;
 }
 
 /**
@@ -74,6 +77,11 @@ export async function configureGuest(name: string, ch: ConfigChanges): Promise<G
       next.forwards.splice(at, 1);
     }
     next.forwards.push(...(ch.addForwards ?? []));
+    if (ch.snapshots !== undefined) {
+      const p = changeSnapshotPolicy(cfg.snapshots, ch.snapshots, name);
+      if (p) next.snapshots = p;
+      else delete next.snapshots;
+    }
     // Unnamed new interfaces get the next free ethN name.
     const used = new Set(next.interfaces.map((i) => i.name).filter(Boolean));
     let k = 0;

@@ -50,6 +50,22 @@ export async function settingsOf(cfg: GuestConfig): Promise<GuestSettings> {
     profile: cfg.profile,
     storage: cfg.storage.driver,
     build: cfg.build,
+    snapshots: await snapshotPolicyInfo(cfg),
+  };
+}
+
+/** A guest's snapshots.* keys with their defaults, and the next minute its schedule matches. */
+async function snapshotPolicyInfo(cfg: GuestConfig): Promise<GuestSettings['snapshots']> {
+  const { nextRun, parseSchedule, spreadSeed } = await import('../common/cron.js');
+  const { DEFAULT_PATTERN } = await import('../common/snapname.js');
+  const p = cfg.snapshots ?? {};
+  const next = nextRun(parseSchedule(p.schedule ?? '', spreadSeed(cfg.name)), new Date());
+  return {
+    schedule: p.schedule ?? '',
+    stopped: p.stopped ?? false,
+    expiry: p.expiry ?? '',
+    pattern: p.pattern ?? DEFAULT_PATTERN,
+    ...(next ? { next: next.toISOString() } : {}),
   };
 }
 
@@ -185,6 +201,7 @@ export class LocalEngine implements Engine {
     if (r.forwards !== undefined) ch.forwards = r.forwards.map(parseForward);
     if (r.addForwards !== undefined) ch.addForwards = r.addForwards.map(parseForward);
     if (r.removeForwards !== undefined) ch.removeForwards = r.removeForwards.map(parseForward);
+    if (r.snapshots !== undefined) ch.snapshots = r.snapshots;
     return settingsOf(await configureGuest(r.name, ch));
   }
 
@@ -545,7 +562,8 @@ export class LocalEngine implements Engine {
   }
 
   async createSnapshot(r: import('../api/types.js').SnapshotCreateRequest) {
-    return (await import('./snapshots.js')).createSnapshot(r.name, r.snapshot);
+    const o = r.expiry !== undefined ? { expiry: r.expiry } : {};
+    return (await import('./snapshots.js')).createSnapshot(r.name, r.snapshot, o);
   }
 
   async restoreSnapshot(r: import('../api/types.js').SnapshotRequest, hooks: JobHooks = {}) {

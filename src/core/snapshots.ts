@@ -9,7 +9,9 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { JaulaError } from '../common/errors.js';
+import { expiresAt } from '../common/expiry.js';
 import { validateName } from '../common/names.js';
+import { DEFAULT_PATTERN, snapshotName } from '../common/snapname.js';
 import { guestFreezer, withFrozen } from '../cgroups/freeze.js';
 import { parseConfig, validateConfig, type GuestConfig } from '../guest/config.js';
 import { withGuestLock } from '../guest/locks.js';
@@ -53,14 +55,8 @@ const metas = (driver: StorageDriver, guest: string): SnapshotMeta[] =>
   snapshotMetas(driver.snapshotsDir(guest));
 
 /** Incus' default names: snap0, snap1, ... (one more than the highest snapN). */
-export function nextSnapshotName(existing: readonly string[]): string {
-  let n = 0;
-  for (const e of existing) {
-    const m = /^snap(\d+)$/.exec(e);
-    if (m) n = Math.max(n, Number(m[1]) + 1);
-  }
-  return `snap${n}`;
-}
+export const nextSnapshotName = (existing: readonly string[]): string =>
+  snapshotName(DEFAULT_PATTERN, existing, new Date());
 
 export function requireSnapshot(driver: StorageDriver, guest: string, snap: string): SnapshotMeta {
   validateName(snap, 'snapshot');
@@ -103,6 +99,12 @@ async function withAttached<T>(name: string, fn: () => Promise<T>): Promise<T> {
 
 export interface CreateOptions {
   onProgress?: (line: string) => void;
+  /** How long to keep it (`--expiry 2d`: common/expiry.ts); absent: for ever. */
+  expiry?: string;
+  /** Taken by jaulad's schedule: named by the guest's snapshots.pattern, kept for its snapshots.expiry. */
+  scheduled?: boolean;
+  /** The time its name and expiry count from (jaulad's tick; default now). */
+  at?: Date;
 }
 
 /** Take a snapshot of a guest, running or not (the default name: snap0, snap1, ...). */
@@ -112,13 +114,19 @@ export async function createSnapshot(
   o: CreateOptions = {},
 ): Promise<SnapshotInfo> {
   if (snap !== undefined) validateName(snap, 'snapshot');
+  const when = o.at ?? new Date();
+  // (checked before the lock: a bad --expiry takes nothing)
+  const expires = o.expiry === undefined ? undefined : expiresAt(when, o.expiry, '--expiry');
   return withGuestLock(guest, async () => {
     const { cfg, driver } = await guestDriver(guest);
     requireGuestFiles(cfg, driver);
     const dir = driver.snapshotsDir(guest);
     await recover(guest, driver);
     await removeSnapshotLeftovers(dir);
-    const name = snap ?? nextSnapshotName(metas(driver, guest).map((m) => m.name));
+    const policy = o.scheduled ? cfg.snapshots : undefined;
+    const existing = metas(driver, guest).map((m) => m.name);
+    const name = snap ?? snapshotName(policy?.pattern ?? DEFAULT_PATTERN, existing, when);
+    const until = policy?.expiry ? expiresAt(when, policy.expiry) : expires;
     if (fs.existsSync(join(dir, name)))
       throw new JaulaError(
         'exists',
@@ -139,6 +147,8 @@ export async function createSnapshot(
         kind,
         running,
         sub: driver.treePath(guest).split('/').pop() as string,
+        ...(until ? { expires: until.toISOString() } : {}),
+        ...(o.scheduled ? { scheduled: true } : {}),
       };
       trace('snapshot: prepared');
       await withAttached(guest, async () => {
@@ -152,7 +162,10 @@ export async function createSnapshot(
       trace('snapshot: taken');
       writeFileAtomic(join(at, SNAPSHOT_META), JSON.stringify(meta, null, 2) + '\n', 0o600);
       fs.renameSync(at, join(dir, name));
-      guestLog(guest, `snapshot "${name}" taken (${kind}${running ? `, frozen ${meta.frozenMs} ms` : ''})`);
+      guestLog(
+        guest,
+        `snapshot "${name}" taken (${o.scheduled ? 'scheduled, ' : ''}${kind}${running ? `, frozen ${meta.frozenMs} ms` : ''}${until ? `, expires ${meta.expires}` : ''})`,
+      );
       o.onProgress?.(describe(guest, meta));
       return meta;
     } catch (e) {
@@ -182,7 +195,8 @@ export async function listSnapshots(guest: string): Promise<SnapshotInfo[]> {
   });
 }
 
-export async function deleteSnapshot(guest: string, snap: string): Promise<void> {
+/** `why` goes to the guest's log ("expired at ..."). */
+export async function deleteSnapshot(guest: string, snap: string, why?: string): Promise<void> {
   await withGuestLock(guest, async () => {
     const { driver } = await guestDriver(guest);
     requireSnapshot(driver, guest, snap);
@@ -191,8 +205,16 @@ export async function deleteSnapshot(guest: string, snap: string): Promise<void>
     const gone = join(driver.snapshotsDir(guest), `.new-deleted-${snap}-${tmpSuffix()}`);
     fs.renameSync(dir, gone);
     await removeSnapshotDir(gone);
-    guestLog(guest, `snapshot "${snap}" deleted`);
+    guestLog(guest, `snapshot "${snap}" deleted${why ? ` (${why})` : ''}`);
   });
+}
+
+/** A guest's snapshots whose expiry is at or before `now` (cheap: their meta.json only). */
+export async function expiredSnapshots(guest: string, now: Date): Promise<SnapshotMeta[]> {
+  const { driver } = await guestDriver(guest);
+  return metas(driver, guest).filter(
+    (m) => m.expires !== undefined && Date.parse(m.expires) <= now.getTime(),
+  );
 }
 
 /** Remove every snapshot of a guest (deleting it). */

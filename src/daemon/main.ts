@@ -1,7 +1,8 @@
 /**
  * jaulad: `jaula daemon [--listen HOST:PORT --token-file F [--tls-cert C --tls-key K]
  * [--host-files DIR] [--allow-host NAME,...] [--allow-guests]] [--socket PATH] [--no-autostart]`. Reconciles what it finds (guests that ended, interrupted
- * starts and stops, leftovers, a host reboot), then serves the API until SIGTERM or SIGINT.
+ * starts and stops, leftovers, a host reboot), then serves the API until SIGTERM or SIGINT, and
+ * takes and expires guests' automatic snapshots (snapshot-timer.ts).
  * Guests do not depend on it: they keep running when it is stopped, restarted or killed.
  */
 import * as fs from 'node:fs';
@@ -18,6 +19,7 @@ import { paths } from '../os/paths.js';
 import { ensurePool } from '../storage/pool.js';
 import { repairBarriers } from '../core/barrier.js';
 import { parseListen, Server } from './server.js';
+import { startSnapshotTimer, type SnapshotTimer } from './snapshot-timer.js';
 
 const VALUE_OPTS = ['socket', 'listen', 'tls-cert', 'tls-key', 'token-file', 'host-files', 'allow-host'];
 const FLAG_OPTS = ['no-autostart', 'allow-guests'];
@@ -106,8 +108,11 @@ function logReconcile(report: ReconcileReport, ranBefore: string[], ms: number):
   );
 }
 
-/** Serve until SIGTERM or SIGINT, then cancel the jobs, wait for them (10 s at most) and close. */
-async function serveUntilSignal(server: Server, lock: FileLock): Promise<void> {
+/**
+ * Serve until SIGTERM or SIGINT, then cancel the jobs, wait for them (10 s at most) and close. A
+ * scheduled snapshot under way is waited for (exiting in it could leave its guest frozen).
+ */
+async function serveUntilSignal(server: Server, lock: FileLock, snapshots: SnapshotTimer): Promise<void> {
   await new Promise<void>((resolve) => {
     const stop = (sig: string): void => {
       log(`${sig}: stopping (guests keep running)`);
@@ -116,9 +121,11 @@ async function serveUntilSignal(server: Server, lock: FileLock): Promise<void> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  const ticking = snapshots.stop();
   for (const j of server.jobs.list()) if (j.state === 'running') server.jobs.cancel(j.id);
   const deadline = Date.now() + 10_000;
   while (server.jobs.running() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await ticking;
   await stopFleetAgent();
   await server.close();
   removeDaemonRecord();
@@ -213,7 +220,10 @@ export async function runDaemon(argv: string[]): Promise<number> {
     server.reconcile = r;
   });
 
-  await serveUntilSignal(server, lock);
+  // Automatic snapshots: expired ones deleted now, then a tick every minute.
+  const snapshots = startSnapshotTimer(log);
+
+  await serveUntilSignal(server, lock, snapshots);
   return 0;
 }
 

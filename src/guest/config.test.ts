@@ -74,6 +74,38 @@ describe('guest config (TOML)', () => {
     );
     assert.throws(() => parseConfig(text.replace('"512M"', '"512Q"'), 'f'), /Invalid memory.max "512Q"/);
   });
+  it('keeps automatic snapshots in a [snapshots] table, refusing unknown settings and bad values', () => {
+    const withSnaps: GuestConfig = {
+      ...cfg,
+      snapshots: {
+        schedule: '0 3 * * *, @weekly',
+        stopped: true,
+        expiry: '1w 3d',
+        pattern: 'auto-{YYYY}{MM}{DD}',
+      },
+    };
+    const text = serializeConfig(withSnaps);
+    assert.match(text, /^\[snapshots\]$/m);
+    assert.match(text, /^schedule_stopped = true$/m);
+    assert.deepEqual(parseConfig(text, 'x'), withSnaps);
+    assert.equal(parseConfig(serializeConfig(cfg) + '\n[snapshots]\n', 'x').snapshots, undefined);
+    assert.throws(
+      () => parseConfig(text + 'keep = 3\n', '/etc/x.toml'),
+      /In "\/etc\/x.toml", \[snapshots\], line \d+: unknown setting "keep"/,
+    );
+    assert.throws(
+      () => parseConfig(text.replace('schedule_stopped = true', 'schedule_stopped = "yes"'), 'f'),
+      /\[snapshots\], line \d+: "schedule_stopped" must be a boolean/,
+    );
+    assert.throws(
+      () => parseConfig(text.replace('0 3 * * *', '0 24 * * *'), 'f'),
+      /Invalid snapshots.schedule "0 24 \* \* \*, @weekly": the hour field has 24/,
+    );
+    assert.throws(
+      () => parseConfig(text.replace('1w 3d', '10 days'), 'f'),
+      /Invalid snapshots.expiry "10 days"/,
+    );
+  });
 });
 
 describe('per-guest fstab', () => {

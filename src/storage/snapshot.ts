@@ -1,7 +1,7 @@
 /**
  * A guest's snapshots on disk (docs/adr/0012-snapshots.md), in driver.snapshotsDir(NAME):
  *
- *   SNAP/meta.json     { name, id, created, kind, running, frozenMs, sub }
+ *   SNAP/meta.json     { name, id, created, kind, running, frozenMs, sub, expires, scheduled }
  *   SNAP/conf/         the guest's config directory then (config.toml, fstab, hooks/)
  *   SNAP/vol/          its own files: in the storage pool a read-only btrfs snapshot of its
  *                      subvolume (vol/SUB and the rest of it, overlay's work too); else a
@@ -36,6 +36,10 @@ export interface SnapshotMeta {
   frozenMs?: number;
   /** The base name of the guest's tree in vol/ (rootfs, upper). */
   sub: string;
+  /** When jaulad deletes it (ISO 8601): `--expiry`, or the guest's snapshots.expiry for a scheduled one. */
+  expires?: string;
+  /** Taken by jaulad on the guest's snapshots.schedule. */
+  scheduled?: boolean;
 }
 
 export const SNAPSHOT_META = 'meta.json';

@@ -1,5 +1,7 @@
+import { formatLocalMinute } from '../../common/cron.js';
 import { JaulaError } from '../../common/errors.js';
-import type { ConfigureRequest } from '../../api/types.js';
+import type { Engine } from '../../api/engine.js';
+import type { ConfigureRequest, GuestSettings } from '../../api/types.js';
 import { formatBytes, parseBytes } from '../../common/size.js';
 import { bool, list, num, str } from '../args.js';
 import { formatOf, json, out, type Command } from '../command.js';
@@ -34,6 +36,20 @@ Keys (cgroup v2 names; on a v1 host the v1 counterpart is written):
 A limit the host cannot honour (a missing controller or kernel feature) is refused with the
 reason; nothing is ever dropped silently.
 
+Automatic snapshots (Incus' keys; saved at once, in [snapshots] of config.toml; KEY= removes):
+  snapshots.schedule=CRON|@ALIAS   when jaulad takes one: 5 cron fields (minute hour day month
+                        weekday: *, 1,5, 1-5, */15; 0 or 7 Sunday; with both days given, either
+                        matches), @hourly @daily @midnight @weekly @monthly @yearly (a minute and
+                        hour of the guest's own, as Incus spreads them), several joined by ", "
+  snapshots.expiry=SPAN how long a scheduled snapshot is kept: M minutes, H hours, d days,
+                        w weeks, m months, y years ("2w", "1d 12H")
+  snapshots.pattern=P   their names (default snap%d: %d the next number; {YYYY} {MM} {DD} {hh}
+                        {mm}: the local time)
+  snapshots.schedule.stopped=true|false
+                        snapshot the guest when it is stopped too (default false: skipped)
+Times are the host's local time. jaulad takes and expires them (each minute; at its start it
+deletes the expired ones, and takes none for minutes it was not running).
+
 The options below change the guest's stored config (always saved); network changes apply at
 its next start ("jaula restart NAME"). Addresses, MACs and forwards are checked against every
 guest and the host: a conflict is refused and nothing is changed.
@@ -63,7 +79,10 @@ Examples:
   jaula set web1
   jaula set web1 --add-interface eth1=jaula0:auto,isolated
   jaula set web1 --add-forward 8080:80 --add-forward 5353:53/udp
-  jaula set web1 --hostname www.example.org`,
+  jaula set web1 --hostname www.example.org
+  jaula set web1 snapshots.schedule=@daily snapshots.expiry=2w
+  jaula set web1 snapshots.schedule="0 */6 * * *" snapshots.pattern="auto-{YYYY}{MM}{DD}-{hh}{mm}"
+  jaula set web1 snapshots.schedule=         # no more scheduled snapshots`,
   specs: {
     interface: { type: 'list' },
     'add-interface': { type: 'list' },
@@ -87,18 +106,19 @@ Examples:
     'quota-inodes': { type: 'number' },
   },
   async run(p) {
-    const [name, ...assignments] = p.positionals;
+    const [name, ...args] = p.positionals;
     if (!name)
       throw new JaulaError(
         'usage',
         'Give the guest to change: jaula set NAME [KEY=VALUE...] [options] (see "jaula set --help")',
       );
-    const bad = assignments.find((a) => !a.includes('='));
+    const bad = args.find((a) => !a.includes('='));
     if (bad)
       throw new JaulaError(
         'usage',
         `Unexpected argument "${bad}": limits are KEY=VALUE, e.g. memory.max=512M (see "jaula set --help")`,
       );
+    const assignments = args.filter((a) => !isSnapshotKey(a));
     const ch = configureRequest(name, p);
     const quota = str(p, 'quota');
     const qi = num(p, 'quota-inodes');
@@ -138,6 +158,7 @@ Examples:
       )
         .filter(([, v]) => v !== undefined)
         .map(([k]) => k);
+      if (ch.snapshots) await tellSchedule(e, cfg);
       const status = (await e.getGuest({ name })).status;
       if (atStart.length && status !== 'stopped')
         out(
@@ -165,9 +186,38 @@ Examples:
   },
 };
 
+const isSnapshotKey = (assignment: string): boolean => assignment.startsWith('snapshots.');
+
+/** `snapshots.KEY=VALUE` assignments as the API takes them (the values are checked by the engine). */
+function snapshotAssignments(a: string[]): Record<string, string> {
+  const r: Record<string, string> = {};
+  for (const kv of a) {
+    const eq = kv.indexOf('=');
+    r[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return r;
+}
+
+/** What a changed schedule now does, and that only jaulad keeps it. */
+async function tellSchedule(e: Engine, cfg: GuestSettings): Promise<void> {
+  const s = cfg.snapshots;
+  if (!s.schedule || !s.next) {
+    out(`Guest "${cfg.name}" takes no scheduled snapshots.`);
+    return;
+  }
+  out(
+    `Scheduled snapshots of "${cfg.name}" (${s.schedule}${s.stopped ? '' : ', while it runs'}): the next at ${formatLocalMinute(new Date(s.next))}; named ${s.pattern}, ${s.expiry ? `kept ${s.expiry}` : 'kept until deleted'}.`,
+  );
+  if ((await e.getInfo()).engine === 'local')
+    out('Note: jaulad does not run here; scheduled snapshots are taken and expired only while it runs.');
+}
+
 /** The config changes the options ask for (only `name` when there are none). */
 function configureRequest(name: string, p: Parameters<Command['run']>[0]): ConfigureRequest {
   const ch: ConfigureRequest = { name };
+  // Incus' snapshots.* keys are settings (saved at once); every other KEY=VALUE is a limit.
+  const snapshots = p.positionals.slice(1).filter(isSnapshotKey);
+  if (snapshots.length) ch.snapshots = snapshotAssignments(snapshots);
   if (list(p, 'interface').length) ch.interfaces = list(p, 'interface');
   if (bool(p, 'no-interfaces')) ch.interfaces = [];
   if (list(p, 'add-interface').length) ch.addInterfaces = list(p, 'add-interface');

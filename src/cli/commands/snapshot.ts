@@ -1,6 +1,8 @@
+import { formatLocalMinute } from '../../common/cron.js';
 import { JaulaError } from '../../common/errors.js';
 import { formatBytes } from '../../common/size.js';
 import type { SnapshotInfo } from '../../api/types.js';
+import { str } from '../args.js';
 import { err, formatOf, json, out, type Command } from '../command.js';
 import { engine } from '../engine.js';
 import { table } from '../table.js';
@@ -10,6 +12,9 @@ const HOW: Record<SnapshotInfo['kind'], string> = {
   reflink: 'a reflink copy of its files (blocks shared until written)',
   copy: 'a full copy of its files (this filesystem cannot reflink)',
 };
+
+/** A time as the list shows it: UTC, to the second ("2024-05-06 03:07:00Z"). */
+const when = (iso: string): string => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 
 function usage(verb: string, n: number, args: string[]): void {
   const want: Record<string, [number, number, string]> = {
@@ -30,7 +35,7 @@ function usage(verb: string, n: number, args: string[]): void {
 
 export const snapshot: Command = {
   summary: "snapshots of a guest's files and config: create, list, restore, delete",
-  help: `Usage: jaula snapshot create GUEST [NAME]
+  help: `Usage: jaula snapshot create GUEST [NAME] [--expiry SPAN]
        jaula snapshot list GUEST [--format table|json]
        jaula snapshot restore GUEST NAME
        jaula snapshot delete GUEST NAME
@@ -53,14 +58,23 @@ the snapshot's (its name and storage stay). A running guest is stopped for it an
 again, as "incus snapshot restore" does, and the command says so. Later snapshots are kept.
 Deleting a guest deletes its snapshots; renaming it keeps them; a clone gets none.
 
+--expiry SPAN has jaulad delete the snapshot once SPAN has passed (as "incus snapshot create
+--expiry"): M minutes, H hours, d days, w weeks, m months, y years, e.g. "2d", "1w 12H"; a
+month is a calendar month (Jan 31 + 1m is Feb 28/29). "list" shows when each expires.
+
+Scheduled snapshots: "jaula set GUEST snapshots.schedule=@daily snapshots.expiry=2w" (see
+"jaula set --help") has jaulad take one on that schedule, named by snapshots.pattern (snap%d),
+and delete it when it expires; "list" marks them "scheduled" and shows the next one.
+
 Examples:
   jaula snapshot create web1
   jaula snapshot create web1 before-upgrade
+  jaula snapshot create web1 --expiry 2d
   jaula snapshot list web1
   jaula snapshot restore web1 before-upgrade
   jaula snapshot delete web1 snap0`,
   verbs: ['create', 'list', 'restore', 'delete'],
-  specs: { format: { type: 'string' } },
+  specs: { format: { type: 'string' }, expiry: { type: 'string' } },
   async run(p) {
     const [verb = '', ...args] = p.positionals;
     usage(verb, args.length, args);
@@ -68,29 +82,42 @@ Examples:
     const e = await engine();
     switch (verb) {
       case 'create': {
-        const s = await e.createSnapshot({ name: guest, ...(name !== undefined ? { snapshot: name } : {}) });
+        const expiry = str(p, 'expiry');
+        const s = await e.createSnapshot({
+          name: guest,
+          ...(name !== undefined ? { snapshot: name } : {}),
+          ...(expiry !== undefined ? { expiry } : {}),
+        });
         if (formatOf(p) === 'json') json(s);
         else
           out(
-            `Snapshot "${s.name}" of guest "${guest}": ${HOW[s.kind]}${s.running ? `; the guest was frozen for ${s.frozenMs} ms` : ''}.`,
+            `Snapshot "${s.name}" of guest "${guest}": ${HOW[s.kind]}${s.running ? `; the guest was frozen for ${s.frozenMs} ms` : ''}${s.expires ? `; it expires ${when(s.expires)}` : ''}.`,
           );
         return 0;
       }
       case 'list': {
         const list = await e.listSnapshots({ name: guest });
-        if (formatOf(p) === 'json') json(list);
-        else
+        if (formatOf(p) === 'json') {
+          json(list);
+          return 0;
+        }
+        out(
+          table(
+            ['NAME', 'CREATED', 'KIND', 'SIZE', 'TAKEN', 'EXPIRES'],
+            list.map((s) => [
+              s.name,
+              when(s.created),
+              s.kind,
+              s.bytes !== undefined ? formatBytes(s.bytes) : s.kind === 'reflink' ? 'shared' : undefined,
+              `${s.scheduled ? 'scheduled, ' : ''}${s.running ? `running (frozen ${s.frozenMs} ms)` : 'stopped'}`,
+              s.expires ? when(s.expires) : 'never',
+            ]),
+          ),
+        );
+        const sched = (await e.getGuestSettings({ name: guest })).snapshots;
+        if (sched.schedule)
           out(
-            table(
-              ['NAME', 'CREATED', 'KIND', 'SIZE', 'TAKEN'],
-              list.map((s) => [
-                s.name,
-                s.created.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
-                s.kind,
-                s.bytes !== undefined ? formatBytes(s.bytes) : s.kind === 'reflink' ? 'shared' : undefined,
-                s.running ? `running (frozen ${s.frozenMs} ms)` : 'stopped',
-              ]),
-            ),
+            `Schedule: ${sched.schedule}${sched.next ? `, the next at ${formatLocalMinute(new Date(sched.next))}` : ''}${sched.expiry ? `, kept ${sched.expiry}` : ''} (taken by jaulad${sched.stopped ? '' : ' while the guest runs'})`,
           );
         return 0;
       }
