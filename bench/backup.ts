@@ -18,9 +18,8 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { Scratch, must, table } from './lib.js';
+import { Scratch, debianTarball, must, table } from './lib.js';
 
-const cacheDir = process.env['JAULA_CACHE_DIR'] ?? '/var/cache/jaula-test';
 const s = new Scratch();
 process.env['JAULA_ROOT'] = s.root; // for the stream API, in this process
 const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
@@ -32,19 +31,6 @@ function wall(argv: string[], env: NodeJS.ProcessEnv = s.env): number {
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${String(r.stderr)}`);
   return ms;
-}
-
-function debianTarball(): string {
-  const dir = join(cacheDir, 'debootstrap');
-  const f = fs.existsSync(dir)
-    ? fs
-        .readdirSync(dir)
-        .filter((x) => /^bookworm-.*-minbase-.*\.tar\.zst$/.test(x))
-        .map((x) => join(dir, x))
-        .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0]
-    : undefined;
-  if (!f) throw new Error(`bench/backup: no cached Debian tree in ${dir}: run tests/debian.test.ts once`);
-  return f;
 }
 
 /** Bytes of a tree's files (apparent sizes, each inode once). */
@@ -67,7 +53,7 @@ async function bytesForReceiverWithLayers(name: string): Promise<{ bytes: number
 }
 
 async function main(): Promise<void> {
-  const tarball = debianTarball();
+  const tarball = debianTarball('bench/backup');
   s.jaula(['template', 'import', tarball, 'deb', '-q']);
   s.jaula(['build', 'dirdeb', '-m', 'template', '-q', '--storage', 'dir', '--', '-t', 'deb']);
   s.jaula(['build', 'ovdeb', '-m', 'template', '-q', '--storage', 'overlay', '--', '-t', 'deb']);

@@ -246,3 +246,20 @@ export function lxcCgroupDirs(containers: string[]): string[] {
 export function lxcPivotDirs(): string[] {
   return cgroupDirsNamed(['lxc.pivot']);
 }
+
+/**
+ * The newest Debian bookworm minbase tree that tests/debian.test.ts cached (JAULA_CACHE_DIR,
+ * default /var/cache/jaula-test): a Debian-sized guest without a 30 s debootstrap.
+ */
+export function debianTarball(who: string): string {
+  const dir = join(process.env['JAULA_CACHE_DIR'] ?? '/var/cache/jaula-test', 'debootstrap');
+  const f = fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .filter((x) => /^bookworm-.*-minbase-.*\.tar\.zst$/.test(x))
+        .map((x) => join(dir, x))
+        .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0]
+    : undefined;
+  if (!f) throw new Error(`${who}: no cached Debian tree in ${dir}: run tests/debian.test.ts once`);
+  return f;
+}

@@ -4,7 +4,9 @@
  * own, on one segment with a client namespace), `--moves N` (default 20) moves of each mode (cold,
  * sync, live), interleaved two by two (a->b, b->a) so that every mode sees the same load. The
  * guest runs under runc in every mode (live moves need it: CRIU). `--modes cold,sync` leaves live
- * out. It measures:
+ * out. Two guests, one after the other (`--guest echo|deb`: one of them): a busybox guest, and a
+ * Debian bookworm guest (the debootstrap cache's minbase, dir storage: its ~200 MiB of files all
+ * its own) whose probe also keeps 100 MiB of memory changing. It measures:
  *
  *   client   the downtime as a client sees it: the client namespace sends one UDP datagram every
  *            millisecond to the guest's echo service; the largest gap between two replies
@@ -27,7 +29,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Hosts, type Host } from '../tests/hosts.js';
-import { loadAvg, median, pct, projectDir, table } from './lib.js';
+import { debianTarball, loadAvg, median, pct, projectDir, table } from './lib.js';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -39,7 +41,6 @@ const MODES = ((): Mode[] => {
   const i = process.argv.indexOf('--modes');
   return (i > 0 ? (process.argv[i + 1] ?? '').split(',') : ['cold', 'sync', 'live']) as Mode[];
 })();
-const GUEST = 'echo1';
 const ns = (): number => Number(process.hrtime.bigint());
 
 interface Move {
@@ -95,8 +96,8 @@ class Client {
 }
 
 /** The guest's probe's notes so far, "restart MS" or "jump MS" (in the files it carries along). */
-function probeNotes(h: Host): [string, number][] {
-  const f = join(h.t.guestRoot(GUEST), 'var/probe.gaps');
+function probeNotes(h: Host, guest: string): [string, number][] {
+  const f = join(h.t.guestRoot(guest), 'var/probe.gaps');
   if (!fs.existsSync(f)) return [];
   return fs
     .readFileSync(f, 'utf8')
@@ -105,18 +106,18 @@ function probeNotes(h: Host): [string, number][] {
     .map((l) => [l.split(' ')[0] as string, Number(l.split(' ')[1])]);
 }
 
-async function move(c: Client, from: Host, to: Host, mode: Mode, seen: number): Promise<Move> {
+async function move(c: Client, guest: string, from: Host, to: Host, mode: Mode, seen: number): Promise<Move> {
   const t0 = ns();
-  const r = await from.jaulaAsync(['migrate', GUEST, to.name, '--mode', mode, '-t']);
+  const r = await from.jaulaAsync(['migrate', guest, to.name, '--mode', mode, '-t']);
   const t1 = ns();
   if (r.code !== 0) throw new Error(`jaula migrate (${mode}) from ${from.name} failed: ${r.stderr}`);
   await c.answeredAfter(t1);
   // The move's note: a restart (cold, sync), or the live probe's jump over its frozen time.
   const kind = mode === 'live' ? 'jump' : 'restart';
-  let notes = probeNotes(to).slice(seen);
+  let notes = probeNotes(to, guest).slice(seen);
   for (let i = 0; !notes.some(([k]) => k === kind) && i < 250; i++) {
     await new Promise((res) => setTimeout(res, 20));
-    notes = probeNotes(to).slice(seen);
+    notes = probeNotes(to, guest).slice(seen);
   }
   const phases = new Map<string, number>();
   for (const m of r.stdout.matchAll(/^(\S.*?)\s+(\d+\.\d{3}) s$/gm))
@@ -126,7 +127,7 @@ async function move(c: Client, from: Host, to: Host, mode: Mode, seen: number): 
     from: from.name,
     client: c.largestGap(t0, t1),
     guest: Math.max(...notes.filter(([k]) => k === kind).map(([, ms]) => ms)),
-    notes: probeNotes(to).length,
+    notes: probeNotes(to, guest).length,
     down: Number(/down (\d+) ms/.exec(r.stdout)?.[1]),
     wall: (t1 - t0) / 1e6,
     mib: Number(/([\d.]+) MiB sent/.exec(r.stdout)?.[1]),
@@ -134,7 +135,7 @@ async function move(c: Client, from: Host, to: Host, mode: Mode, seen: number): 
   };
 }
 
-function report(done: Move[]): void {
+function report(title: string, done: Move[]): void {
   const f = (xs: number[]): string => `${median(xs).toFixed(0)} / ${pct(xs, 95).toFixed(0)}`;
   const rows = MODES.map((mode) => {
     const ms = done.filter((m) => m.mode === mode);
@@ -150,7 +151,7 @@ function report(done: Move[]): void {
     ];
   });
   console.log(
-    `\nbench/migrate: a running busybox guest under runc (UDP echo + clock probe) moved between two hosts, ${new Date().toISOString()}, load ${loadAvg()}\n`,
+    `\nbench/migrate: ${title} moved between two hosts, ${new Date().toISOString()}, load ${loadAvg()}\n`,
   );
   console.log(
     table(
@@ -193,53 +194,95 @@ function report(done: Move[]): void {
   );
 }
 
-async function main(): Promise<void> {
-  const hs = new Hosts({ count: 2 });
-  let client: Client | undefined;
+/** A guest of the bench: built on `h`, given the probes (at /srv/migprobe), not started. */
+interface Case {
+  title: string;
+  guest: string;
+  build(h: Host, address: string): void;
+  /** Its init's script, after the clock probe and before the echo service. */
+  extra: string;
+}
+
+const CASES: Case[] = [
+  {
+    title: 'a running busybox guest under runc (UDP echo + clock probe)',
+    guest: 'echo1',
+    build: (h, address) =>
+      h.ok([
+        ...['build', 'echo1', '-m', 'skeleton', '-q', '--initstyle', 'cmd', '--cmd', '/bin/sh /srv/run.sh'],
+        ...['--interface', `eth0=mnet:${address}/24`],
+      ]),
+    extra: '',
+  },
+  {
+    title:
+      'a running Debian bookworm guest under runc (dir storage: all its ~200 MiB of files its own; UDP echo + clock probe + 100 MiB of memory written over and over)',
+    guest: 'deb1',
+    build: (h, address) => {
+      h.ok(['template', 'import', debianTarball('bench/migrate'), 'deb', '-q']);
+      h.ok([
+        ...['build', 'deb1', '-m', 'template', '-q', '--storage', 'dir', '--initstyle', 'cmd'],
+        ...['--cmd', '/bin/sh /srv/run.sh', '--interface', `eth0=mnet:${address}/24`, '--', '-t', 'deb'],
+      ]);
+    },
+    extra: '/srv/migprobe mem 100 &\n',
+  },
+];
+
+/** One guest moved MOVES times in each mode, back and forth; its table. */
+async function runCase(hs: Hosts, c: Case, probe: string, address: string): Promise<void> {
+  const [a, b] = [hs.host('a'), hs.host('b')];
+  c.build(a, address);
+  const root = a.t.guestRoot(c.guest);
+  for (const d of ['srv', 'var']) fs.mkdirSync(join(root, d), { recursive: true });
+  fs.copyFileSync(probe, join(root, 'srv/migprobe'));
+  fs.chmodSync(join(root, 'srv/migprobe'), 0o755);
+  fs.writeFileSync(
+    join(root, 'srv/run.sh'),
+    `#!/bin/sh\n/srv/migprobe clock /var/probe &\n${c.extra}exec /srv/migprobe echo 7\n`,
+    { mode: 0o755 },
+  );
+  a.ok(['set', c.guest, '--runtime', 'runc']);
+  a.ok(['start', c.guest]);
+  const client = new Client(hs.client, probe, address);
   try {
-    await hs.up(process.env['JAULA_BENCH_TRACE'] ? { JAULA_TRACE: '1' } : {});
-    const a = hs.host('a');
-    const b = hs.host('b');
-    const probe = a.t.path('migprobe');
-    const cc = spawnSync('gcc', ['-O2', '-static', '-o', probe, join(projectDir, 'bench/tools/migprobe.c')], {
-      encoding: 'utf8',
-    });
-    if (cc.status !== 0) throw new Error(`gcc -static (bench/tools/migprobe.c) failed: ${cc.stderr}`);
-    const address = `${hs.prefix}.20`;
-    a.ok([
-      ...['build', GUEST, '-m', 'skeleton', '-q', '--initstyle', 'cmd', '--cmd', '/bin/sh /srv/run.sh'],
-      ...['--interface', `eth0=mnet:${address}/24`],
-    ]);
-    const root = a.t.guestRoot(GUEST);
-    for (const d of ['srv', 'var']) fs.mkdirSync(join(root, d), { recursive: true });
-    fs.copyFileSync(probe, join(root, 'srv/migprobe'));
-    fs.chmodSync(join(root, 'srv/migprobe'), 0o755);
-    fs.writeFileSync(
-      join(root, 'srv/run.sh'),
-      '#!/bin/sh\n/srv/migprobe clock /var/probe &\nexec /srv/migprobe echo 7\n',
-      { mode: 0o755 },
-    );
-    a.ok(['set', GUEST, '--runtime', 'runc']);
-    a.ok(['start', GUEST]);
-    client = new Client(hs.client, probe, address);
     await client.answeredAfter(ns());
     const done: Move[] = [];
     let [from, to] = [a, b];
     for (let i = 0; i < MODES.length * MOVES; i++) {
       const mode = MODES[Math.floor(i / 2) % MODES.length] as Mode;
-      const m = await move(client, from, to, mode, done.at(-1)?.notes ?? 0);
+      const m = await move(client, c.guest, from, to, mode, done.at(-1)?.notes ?? 0);
       done.push(m);
       process.stderr.write(
-        `move ${i + 1}/${MODES.length * MOVES} ${mode} ${from.name}->${to.name}: client ${m.client.toFixed(0)} ms, guest ${m.guest.toFixed(0)} ms, down ${m.down} ms\n`,
+        `${c.guest}: move ${i + 1}/${MODES.length * MOVES} ${mode} ${from.name}->${to.name}: client ${m.client.toFixed(0)} ms, guest ${m.guest.toFixed(0)} ms, down ${m.down} ms, ${m.mib} MiB\n`,
       );
       if (process.env['JAULA_BENCH_TRACE'] && m.down > 3000)
         for (const h of [from, to])
           console.error(`--- ${h.name}\n${h.daemon?.log.split('\n').slice(-80).join('\n')}`);
       [from, to] = [to, from];
     }
-    report(done);
+    report(c.title, done);
+    from.ok(['delete', '--force', c.guest]);
   } finally {
-    client?.stop();
+    client.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const hs = new Hosts({ count: 2 });
+  try {
+    await hs.up(process.env['JAULA_BENCH_TRACE'] ? { JAULA_TRACE: '1' } : {});
+    const probe = hs.host('a').t.path('migprobe');
+    const cc = spawnSync('gcc', ['-O2', '-static', '-o', probe, join(projectDir, 'bench/tools/migprobe.c')], {
+      encoding: 'utf8',
+    });
+    if (cc.status !== 0) throw new Error(`gcc -static (bench/tools/migprobe.c) failed: ${cc.stderr}`);
+    const only = process.argv.includes('--guest')
+      ? process.argv[process.argv.indexOf('--guest') + 1]
+      : undefined;
+    for (const [i, c] of CASES.entries())
+      if (!only || c.guest.startsWith(only)) await runCase(hs, c, probe, `${hs.prefix}.${20 + i}`);
+  } finally {
     const left = await hs.cleanup();
     if (left.length) {
       console.error(`bench/migrate left behind: ${left.join(', ')}`);

@@ -145,4 +145,27 @@ describe('live moves with CRIU', { skip: needRoot, timeout: 600_000 }, () => {
     assert.equal(verdict.ok, true, `the client's connection: ${out}`);
     a.ok(['delete', '--force', 'live1']);
   });
+
+  it('gives a guest whose restore fails on the target back to the source, running again', async () => {
+    cmdGuest(a, 'live2', `${hs.prefix}.32`, 'sleep 100000');
+    a.ok(['set', 'live2', '--runtime', 'runc']);
+    a.ok(['start', 'live2']);
+    // The target's CRIU fails (a stand-in that exits 1): its restore fails after the checkpoint.
+    const fake = b.t.path('criu-fails');
+    fs.writeFileSync(fake, '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+    await b.daemon?.stop();
+    await b.start({ JAULA_CRIU: fake });
+    try {
+      const r = a.jaula(['migrate', 'live2', 'b', '--mode', 'live']);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /could not start on this host.*The guest stays on this host and runs again/s);
+      assert.equal(a.status('live2'), 'running');
+      assert.equal(b.status('live2'), 'absent');
+      assert.match(a.ok(['migrate', '--status', '--format', 'json']).stdout, /"phase": "back"/);
+    } finally {
+      await b.daemon?.stop();
+      await b.start({});
+    }
+    a.ok(['delete', '--force', 'live2']);
+  });
 });

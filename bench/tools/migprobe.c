@@ -8,6 +8,9 @@
  *                             left (the guest's own view of a restart) is appended to FILE.gaps as
  *                             "restart MS", and any jump of more than 20 ms between two of its own
  *                             readings (frozen, or not scheduled) as "jump MS"
+ *   migprobe mem MIB          in the guest: MIB MiB of memory, every page of it written again
+ *                             and again (a ms of rest per MiB: all of it changed every MIB ms or so),
+ *                             so that a live move has that much changed memory to carry
  *   migprobe ping ADDR PORT   in the client: one datagram every millisecond to ADDR:PORT; prints
  *                             "gap FROM TO" (CLOCK_MONOTONIC ns) when replies resume after more than
  *                             5 ms without one, and "r LAST" (the last reply) every 50 ms
@@ -127,10 +130,27 @@ static int ping(const char *addr, int port) {
   }
 }
 
+static int mem(long mib) {
+  size_t n = (size_t)mib << 20;
+  volatile char *m = malloc(n);
+  if (!m) {
+    perror("migprobe mem: malloc");
+    return 1;
+  }
+  for (unsigned char v = 1;; v++) {
+    for (size_t i = 0; i < n; i += 4096) {
+      m[i] = (char)v;
+      if (((i >> 12) & 255) == 255) sleep_ms(1); /* (a ms of rest per MiB written) */
+    }
+    sleep_ms(1);
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "echo")) return echo(atoi(argv[2]));
   if (argc == 3 && !strcmp(argv[1], "clock")) return clockprobe(argv[2]);
   if (argc == 4 && !strcmp(argv[1], "ping")) return ping(argv[2], atoi(argv[3]));
-  fprintf(stderr, "usage: migprobe echo PORT | clock FILE | ping ADDR PORT\n");
+  if (argc == 3 && !strcmp(argv[1], "mem")) return mem(atol(argv[2]));
+  fprintf(stderr, "usage: migprobe echo PORT | clock FILE | mem MIB | ping ADDR PORT\n");
   return 2;
 }

@@ -23,6 +23,7 @@ import { fleetGuests, fleetHosts, type GuestRecord, type HostRecord } from '../f
 import { tryReserve } from '../fleet/reserve.js';
 import { which } from '../os/fs.js';
 import { paths } from '../os/paths.js';
+import { criuPath } from '../runtime/driver.js';
 import { loadConfig } from '../guest/store.js';
 import { identityOf, setFencedHere } from './fleet-guard.js';
 import { listGuests } from './guests.js';
@@ -61,18 +62,15 @@ function requireFleet(): { fc: FleetConfig; etcd: Etcd } {
   return { fc, etcd };
 }
 
-/** Where `./setup criu` installs CRIU 4.1 (ADR 0007), off PATH. */
-const JAULA_CRIU = '/usr/local/lib/jaula/criu/sbin/criu';
-
 /**
- * The live-migration line of a host record: whether CRIU is there (jaula doctor has no check
- * of it yet; branch i14-migrate adds one, which this should then use).
+ * The live-migration line of a host record: whether live moves are possible here (runc, and
+ * jaula's CRIU: the quick half of jaula doctor's check, without running "criu check").
  */
 function liveMigration(): string {
-  const criu = fs.existsSync(JAULA_CRIU) ? JAULA_CRIU : which('criu');
-  return criu
-    ? `possible (criu at ${criu})`
-    : 'no: CRIU is not installed ("./setup criu"); cold migration only';
+  if (!which('runc')) return 'no: runc is not installed; cold and sync moves only';
+  return fs.existsSync(criuPath())
+    ? `possible (runc, CRIU at ${criuPath()})`
+    : 'no: CRIU is not installed ("./setup criu"); cold and sync moves only';
 }
 
 /** This host's capacity and guests, for its record. */
