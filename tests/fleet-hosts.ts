@@ -15,7 +15,9 @@ import * as fs from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { apiRequest, projectDir, slowdown, TestRoot } from './helpers.js';
+import { randomBytes } from 'node:crypto';
+import { after, before } from 'node:test';
+import { apiRequest, projectDir, selfSignedCert, slowdown, TestRoot } from './helpers.js';
 
 function ip(args: string[]): void {
   const r = spawnSync('ip', args, { encoding: 'utf8' });
@@ -35,6 +37,8 @@ function freeSubnet(): string {
 export class FleetHost {
   jaulad: ChildProcess | undefined;
   log = '';
+  /** Its jaulad also listens on TCP (ADDRESS:7443, TLS and a token) for the other hosts: moves. */
+  listen = false;
   constructor(
     readonly t: TestRoot,
     readonly name: string,
@@ -50,12 +54,39 @@ export class FleetHost {
     return !!this.jaulad && this.jaulad.exitCode === null && this.jaulad.signalCode === null;
   }
 
+  get tokenFile(): string {
+    return this.t.path('api.token');
+  }
+
+  /** --listen and what it needs: a token file and a self-signed certificate (made once). */
+  private listenArgs(): string[] {
+    if (!this.listen) return [];
+    if (!fs.existsSync(this.tokenFile))
+      fs.writeFileSync(this.tokenFile, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
+    const { cert, key } = selfSignedCert(this.t);
+    return [
+      '--listen',
+      `${this.address}:7443`,
+      '--token-file',
+      this.tokenFile,
+      '--tls-cert',
+      cert,
+      '--tls-key',
+      key,
+    ];
+  }
+
   /** Start this host's jaulad in its namespace and wait until it answers. */
   async startJaulad(): Promise<void> {
     this.log = '';
     const p = spawn(
       'nsenter',
-      [`--net=/run/netns/${this.netns}`, process.execPath, join(projectDir, 'bin/jaulad.cjs')],
+      [
+        `--net=/run/netns/${this.netns}`,
+        process.execPath,
+        join(projectDir, 'bin/jaulad.cjs'),
+        ...this.listenArgs(),
+      ],
       {
         env: this.t.env,
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -190,12 +221,18 @@ export class FleetHosts {
     }
   }
 
-  /** Network, etcd, jaulads; then host 1 makes the fleet and the others join it. */
-  async setup(o: { ttl?: number; networks?: string[] } = {}): Promise<void> {
+  /**
+   * Network, etcd, jaulads; then host 1 makes the fleet and the others join it. `listen`: the
+   * jaulads listen on TCP too, and every host knows every other as a remote of its fleet name.
+   */
+  async setup(o: { ttl?: number; networks?: string[]; listen?: boolean } = {}): Promise<void> {
     this.makeNetwork();
     for (const m of this.members) m.start();
     await this.etcdReady();
-    for (const h of this.hosts) await h.startJaulad();
+    for (const h of this.hosts) {
+      h.listen = o.listen === true;
+      await h.startJaulad();
+    }
     for (const [i, h] of this.hosts.entries())
       h.t.ok([
         'fleet',
@@ -210,6 +247,14 @@ export class FleetHosts {
         `zone=z${i + 1}`,
         ...(o.networks ?? []).flatMap((n) => ['--network', n]),
       ]);
+    if (o.listen)
+      for (const h of this.hosts)
+        for (const other of this.hosts)
+          if (other !== h)
+            h.t.ok([
+              ...['remote', 'add', other.name, `https://${other.address}:7443`],
+              ...['--token', other.tokenFile, '--accept-certificate'],
+            ]);
   }
 
   /**
@@ -282,6 +327,34 @@ export class SplitBrainChecker {
     this.sample();
     return this.findings;
   }
+}
+
+/** Wait (at most `ms`, scaled by the run's slowdown) until `fn` holds. */
+export async function until(what: string, fn: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms * slowdown;
+  while (!fn()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Inside a describe: the fleet set up before its tests, with a split-brain checker sampling
+ * every host; after them, torn down, asserting that no guest ever ran on two hosts at once and
+ * that nothing is left behind.
+ */
+export function fleetHooks(fleet: FleetHosts, o: Parameters<FleetHosts['setup']>[0]): void {
+  let checker: SplitBrainChecker | undefined;
+  before(async () => {
+    await fleet.setup(o);
+    checker = new SplitBrainChecker(fleet);
+  });
+  after(async () => {
+    const split = checker?.stop() ?? [];
+    const left = await fleet.teardown();
+    assert.deepEqual(split, [], 'no guest ever ran on two hosts at once');
+    assert.deepEqual(left, [], 'nothing is left behind');
+  });
 }
 
 /** Assert that the fleet left nothing on the machine. */

@@ -5,11 +5,11 @@
  * no start, the fleet resumes), with a split-brain checker sampling every host throughout.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Etcd } from '../src/fleet/etcd.js';
 import { nameKey } from '../src/fleet/keys.js';
-import { FleetHosts, SplitBrainChecker, type FleetHost } from './fleet-hosts.js';
-import { needRoot, slowdown } from './helpers.js';
+import { FleetHosts, fleetHooks, until, type FleetHost } from './fleet-hosts.js';
+import { needRoot } from './helpers.js';
 
 // A host fences once its renewals go unanswered for TTL minus a margin (at most 1 s). When a
 // member that leads dies, renewals wait for the election and for the followers to learn the new
@@ -18,7 +18,6 @@ import { needRoot, slowdown } from './helpers.js';
 const TTL = 10;
 const fleet = new FleetHosts(3);
 const [h1, h2, h3] = fleet.hosts as [FleetHost, FleetHost, FleetHost];
-let checker: SplitBrainChecker;
 const fnet = `10.${fleet.base.split('.')[1]}.${(Number(fleet.base.split('.')[2]) + 1) % 250}`;
 
 interface Row {
@@ -33,25 +32,8 @@ const hostsOf = (
 ): { host: string; state: string; cpus: number; labels: Record<string, string>; guests: number }[] =>
   JSON.parse(h.t.ok(['fleet', 'hosts', '--format', 'json']).stdout) as never;
 
-async function until(what: string, fn: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms * slowdown;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('a fleet of three hosts on etcd', { skip: needRoot, timeout: 600_000 }, () => {
-  before(async () => {
-    await fleet.setup({ ttl: TTL, networks: ['fnet'] });
-    checker = new SplitBrainChecker(fleet);
-  });
-  after(async () => {
-    const split = checker?.stop() ?? [];
-    const left = await fleet.teardown();
-    assert.deepEqual(split, [], 'no guest ever ran on two hosts at once');
-    assert.deepEqual(left, [], 'nothing is left behind');
-  });
+  fleetHooks(fleet, { ttl: TTL, networks: ['fnet'] });
 
   it('lists every host with its state, capacity and labels, from any host', async () => {
     await until('three hosts up', () => hostsOf(h3).filter((h) => h.state === 'up').length === 3);

@@ -74,6 +74,10 @@ import type {
   FleetStatus,
   AddRemoteRequest,
   MigrateRequest,
+  FleetDrainRequest,
+  FleetDrainResult,
+  FleetProcesses,
+  FleetSamples,
   MigrateResult,
   MoveInfo,
   RemoteInfo,
@@ -169,6 +173,12 @@ export interface Engine {
   fleetHosts(): Promise<FleetHost[]>;
   /** Every guest of the fleet, with its host. */
   fleetGuests(): Promise<FleetGuest[]>;
+  /** Every host's guests' processes (this host's, the others' through their jaulads: core/fleet-view.ts). */
+  fleetProcesses(r: { args?: boolean }): Promise<FleetProcesses>;
+  /** Every host's running guests' counters, asked as fleetProcesses. */
+  fleetSamples(r: { detail?: boolean }): Promise<FleetSamples>;
+  /** Move every guest of this host to the fleet's other hosts (a job: core/fleet-drain.ts). */
+  fleetDrain(r: FleetDrainRequest, hooks?: JobHooks): Promise<FleetDrainResult>;
   /** Other jaulads known by name (jaula remote list). */
   listRemotes(): Promise<RemoteInfo[]>;
   /** Know another jaulad by name: its certificate pinned, its token stored root-only. */

@@ -45,7 +45,7 @@ import {
 } from './schemas.js';
 import { ImageInfo, ImagePullRequest } from './schemas-image.js';
 
-import { FleetGuest, FleetHost, FleetStatus } from './schemas-fleet.js';
+import { FleetGuest, FleetHost, FleetProcesses, FleetSamples, FleetStatus } from './schemas-fleet.js';
 import { MoveInfo, RemoteInfo } from './schemas-migrate.js';
 import { SnapshotInfo } from './snapshot-schemas.js';
 
@@ -678,6 +678,39 @@ export const ROUTES = [
     tag: 'fleet',
     response: arr(FleetHost),
     engine: true,
+  },
+  {
+    op: 'fleetProcesses',
+    method: 'GET',
+    path: '/v1/fleet/processes',
+    summary:
+      "every process of every host's running guests (jaula ps --fleet): this host's, and the others' asked through their jaulads as remotes",
+    tag: 'fleet',
+    query: { args: bool },
+    response: FleetProcesses,
+    engine: true,
+  },
+  {
+    op: 'fleetSamples',
+    method: 'GET',
+    path: '/v1/fleet/samples',
+    summary: "every host's running guests' counters (jaula stat --fleet), asked as for fleetProcesses",
+    tag: 'fleet',
+    query: { detail: bool },
+    response: FleetSamples,
+    engine: true,
+  },
+  {
+    op: 'fleetDrain',
+    method: 'POST',
+    path: '/v1/fleet/drain',
+    summary:
+      "move every guest of this host to the fleet's other hosts (a job): each to the up host, known as a remote, with the fewest guests",
+    tag: 'fleet',
+    body: obj({ 'mode?': oneOf(['cold', 'sync', 'live']), 'to?': strs }),
+    response: Job,
+    engine: true,
+    job: true,
   },
   {
     op: 'fleetGuests',

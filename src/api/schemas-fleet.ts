@@ -1,5 +1,6 @@
 /** The fleet's wire shapes (jaula fleet, list --fleet): components of the OpenAPI document too. */
-import { component, int, num, obj, oneOf, record, str, strs } from './schema.js';
+import { arr, component, int, num, obj, oneOf, record, str, strs } from './schema.js';
+import { GuestSample, ProcessRow } from './schemas.js';
 
 /** A host of the fleet (jaula fleet hosts), as it published itself in etcd on its lease. */
 export const FleetHost = component(
@@ -22,6 +23,31 @@ export const FleetHost = component(
     pid: int,
     /** When it last published its record. */
     at: str,
+  }),
+);
+
+/** The hosts a fleet-wide view could not ask, and why (jaula ps --fleet, stat --fleet). */
+const Missing = arr(obj({ host: str, error: str }));
+
+/** Every host's processes of its running guests (jaula ps --fleet). */
+export const FleetProcesses = component(
+  'FleetProcesses',
+  obj({ hosts: arr(obj({ host: str, rows: arr(ProcessRow) })), missing: Missing }),
+);
+
+/** Every host's samples of its running guests (jaula stat --fleet). */
+export const FleetSamples = component(
+  'FleetSamples',
+  obj({ hosts: arr(obj({ host: str, samples: arr(GuestSample) })), missing: Missing }),
+);
+
+/** A drain's outcome (jaula fleet drain): where each guest went, and those that stayed. */
+export const FleetDrainResult = component(
+  'FleetDrainResult',
+  obj({
+    host: str,
+    moved: arr(obj({ guest: str, to: str, state: str, downtimeMs: num })),
+    failed: arr(obj({ guest: str, to: str, error: str })),
   }),
 );
 

@@ -149,6 +149,10 @@ export type JaulaEvent =
 /** The fleet of hosts on etcd (jaula fleet). */
 export type FleetHost = WireType<typeof F.FleetHost>;
 export type FleetGuest = WireType<typeof F.FleetGuest>;
+export type FleetDrainResult = WireType<typeof F.FleetDrainResult>;
+export type FleetProcesses = WireType<typeof F.FleetProcesses>;
+export type FleetSamples = WireType<typeof F.FleetSamples>;
+export type FleetDrainRequest = RequestOf<'fleetDrain'>;
 export type FleetStatus = WireType<typeof F.FleetStatus>;
 export type FleetJoinRequest = RequestOf<'joinFleet'>;
 export type RemoteInfo = WireType<typeof M.RemoteInfo>;

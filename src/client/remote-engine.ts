@@ -329,6 +329,9 @@ export class RemoteEngine implements Engine {
   addRemote: Engine['addRemote'] = (r) => this.call('addRemote', r);
   removeRemote: Engine['removeRemote'] = (r) => this.call('removeRemote', r);
   migrateGuest: Engine['migrateGuest'] = (r, hooks) => this.job('migrateGuest', r, hooks);
+  fleetDrain: Engine['fleetDrain'] = (r, hooks) => this.job('fleetDrain', r, hooks);
+  fleetProcesses: Engine['fleetProcesses'] = (r) => this.call('fleetProcesses', r);
+  fleetSamples: Engine['fleetSamples'] = (r) => this.call('fleetSamples', r);
   listMoves: Engine['listMoves'] = (r) => this.call('listMoves', r);
   listSnapshots: Engine['listSnapshots'] = (r) => this.call('listSnapshots', r);
   createSnapshot: Engine['createSnapshot'] = (r) => this.call('createSnapshot', r);

@@ -167,13 +167,14 @@ export function nextFreeContext(used: Map<number, string>): number {
 /**
  * Reserve a new guest's name and context (under the build lock) and store its config with a
  * mark saying it is being made; `rev` removes it again if what follows fails. The context is
- * the next free one, the one given (`fixedContext`), or the one given if free ('prefer'). Addresses and
- * MACs are assigned now and stored: they stay stable.
+ * the next free one, the one given (`fixedContext`; 'moved': a guest moved from another host of
+ * the fleet, which keeps its reservations), or the one given if free ('prefer'). Addresses and MACs
+ * are assigned now and stored: they stay stable.
  */
 export async function reserveGuest(
   cfg: GuestConfig,
   rev: Reverter,
-  fixedContext: boolean | 'prefer',
+  fixedContext: boolean | 'prefer' | 'moved',
 ): Promise<void> {
   const { name } = cfg;
   await withLock(paths().locks, 'build', 'Building guests', async () => {
@@ -187,7 +188,7 @@ export async function reserveGuest(
       );
     const used = usedContexts();
     // In a fleet: the contexts and fleet-network addresses other hosts hold are not free here.
-    const held = await fleetHeld();
+    const held = await fleetHeld(fixedContext === 'moved' ? name : undefined);
     for (const [c, n] of held?.contexts ?? []) if (!used.has(c)) used.set(c, n);
     trace('build: contexts read');
     // 'prefer' (a restore): the context it had, unless another guest here has it.
@@ -204,8 +205,7 @@ export async function reserveGuest(
     cfg.interfaces = assigned.interfaces;
     trace("build: every guest's config read, addresses assigned");
     await reserveInFleet(cfg, rev, {
-      // A restore's context may move on a conflict in the fleet too.
-      fixedContext: fixedContext === true,
+      fixedContext,
       nextContext: (fleet) => nextFreeContext(new Map([...usedContexts(), ...fleet])),
     });
     // The config dir appears with its building mark in it (made aside, then renamed): a

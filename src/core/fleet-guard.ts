@@ -12,7 +12,14 @@ import { type FleetConfig, fleetEtcd, readFleetConfig } from '../fleet/config.js
 import type { Etcd } from '../fleet/etcd.js';
 import { hostKey, nameKey, type OwnerRecord } from '../fleet/keys.js';
 import type { HostRecord } from '../fleet/records.js';
-import { fleetTaken, releaseIdentity, reserveIdentity, type Identity } from '../fleet/reserve.js';
+import {
+  fleetTaken,
+  ownerOf,
+  releaseIdentity,
+  reserveIdentity,
+  transferOwner,
+  type Identity,
+} from '../fleet/reserve.js';
 import type { GuestConfig } from '../guest/config.js';
 import type { Reverter } from './reverter.js';
 
@@ -32,18 +39,52 @@ export function identityOf(cfg: GuestConfig, fc: FleetConfig): Identity {
 }
 
 /** The contexts and fleet-network addresses other hosts hold (for picking free ones), or none. */
-export async function fleetHeld(): Promise<
-  { contexts: Map<number, string>; addresses: string[] } | undefined
-> {
+export async function fleetHeld(
+  except?: string,
+): Promise<{ contexts: Map<number, string>; addresses: string[] } | undefined> {
   const fc = readFleetConfig();
   const etcd = fleetEtcd(fc);
   if (!fc || !etcd) return undefined;
   const t = await fleetTaken(etcd);
   const nets = new Set(fc.networks);
+  // (a guest moved here keeps what it holds: its own reservations are not taken from it)
+  const contexts = new Map([...t.contexts].filter(([, g]) => g !== except));
   const addresses = [...t.addresses]
-    .filter((a) => nets.has(a.split('/')[0] as string))
-    .map((a) => a.slice(a.indexOf('/') + 1));
-  return { contexts: t.contexts, addresses };
+    .filter(([a, g]) => g !== except && nets.has(a.split('/')[0] as string))
+    .map(([a]) => a.slice(a.indexOf('/') + 1));
+  return { contexts, addresses };
+}
+
+/**
+ * A guest moved here from another host of the fleet: that host, its owner (its reservations
+ * stay; the handover gives it to this host: handOver). Undefined outside a fleet or when the
+ * fleet has no such guest (then it is reserved as a new one).
+ */
+export async function movingInFleet(name: string): Promise<string | undefined> {
+  const fc = readFleetConfig();
+  const etcd = fleetEtcd(fc);
+  if (!fc || !etcd) return undefined;
+  const owner = await ownerOf(etcd, name);
+  if (owner?.host === fc.host)
+    throw new JaulaError('exists', `Guest "${name}" belongs to this host in the fleet already`);
+  return owner?.host;
+}
+
+/** The handover of a guest moved in the fleet: `from` gives it to `to` (one transaction), or throw. */
+export async function handOver(name: string, from: string, to: string): Promise<void> {
+  const fc = readFleetConfig();
+  const etcd = fleetEtcd(fc);
+  if (!fc || !etcd) return;
+  if (!(await transferOwner(etcd, name, from, to)))
+    throw new JaulaError(
+      'state',
+      `Guest "${name}" could not be handed over in the fleet: host "${from}" no longer owns it (see "jaula list --fleet")`,
+    );
+}
+
+/** This host's name in the fleet, or undefined outside one. */
+export function fleetHostName(): string | undefined {
+  return readFleetConfig()?.host;
 }
 
 /**
@@ -53,13 +94,21 @@ export async function fleetHeld(): Promise<
 export async function reserveInFleet(
   cfg: GuestConfig,
   rev: Reverter,
-  o: { fixedContext: boolean; nextContext: (fleet: Map<number, string>) => number },
+  o: {
+    /**
+     * The context given is kept (true), or may move on a conflict in the fleet ('prefer': a
+     * restore); 'moved': a guest moved here from another host of the fleet keeps what it
+     * holds (the move's handover gives it to this host: handOver).
+     */
+    fixedContext: boolean | 'prefer' | 'moved';
+    nextContext: (fleet: Map<number, string>) => number;
+  },
 ): Promise<void> {
   const fc = readFleetConfig();
   const etcd = fleetEtcd(fc);
-  if (!fc || !etcd) return;
+  if (!fc || !etcd || o.fixedContext === 'moved') return;
   const id = identityOf(cfg, fc);
-  cfg.context = await reserveIdentity(etcd, fc.host, id, o);
+  cfg.context = await reserveIdentity(etcd, fc.host, id, { ...o, fixedContext: o.fixedContext === true });
   rev.add('give back its fleet reservations', () => releaseIdentity(etcd, fc.host, identityOf(cfg, fc)));
 }
 

@@ -19,7 +19,13 @@ import {
 } from '../fleet/config.js';
 import { Etcd } from '../fleet/etcd.js';
 import { FLEET_KEY, HOST_RE, hostKey, NAMES, type OwnerRecord } from '../fleet/keys.js';
-import { fleetGuests, fleetHosts, type GuestRecord, type HostRecord } from '../fleet/records.js';
+import {
+  fleetGuests,
+  fleetHosts,
+  ownedPerHost,
+  type GuestRecord,
+  type HostRecord,
+} from '../fleet/records.js';
 import { tryReserve } from '../fleet/reserve.js';
 import { which } from '../os/fs.js';
 import { paths } from '../os/paths.js';
@@ -249,6 +255,11 @@ export async function leaveFleet(force: boolean): Promise<FleetStatus> {
 
 export async function listFleetHosts(): Promise<FleetHost[]> {
   return fleetHosts(requireFleet().etcd);
+}
+
+/** How many guests each host of the fleet owns now. */
+export async function fleetOwned(): Promise<Map<string, number>> {
+  return ownedPerHost(requireFleet().etcd);
 }
 
 export async function listFleetGuests(): Promise<FleetGuest[]> {

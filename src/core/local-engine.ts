@@ -502,6 +502,29 @@ export class LocalEngine implements Engine {
     });
   }
 
+  async fleetProcesses(r: { args?: boolean }) {
+    const { askFleet } = await import('./fleet-view.js');
+    const q = r.args ? '?args=true' : '';
+    const a = await askFleet(`/v1/processes${q}`, () => this.listProcesses({ args: r.args === true }));
+    return { hosts: a.answers.map(({ host, value }) => ({ host, rows: value })), missing: a.missing };
+  }
+
+  async fleetSamples(r: { detail?: boolean }) {
+    const { askFleet } = await import('./fleet-view.js');
+    const q = r.detail ? '?detail=true' : '';
+    const a = await askFleet(`/v1/samples${q}`, () => this.sampleGuests({ detail: r.detail === true }));
+    return { hosts: a.answers.map(({ host, value }) => ({ host, samples: value })), missing: a.missing };
+  }
+
+  async fleetDrain(r: import('../api/types.js').FleetDrainRequest, hooks: JobHooks = {}) {
+    this.rootOnly('drain this host');
+    return (await import('./fleet-drain.js')).drainHost({
+      mode: r.mode ?? 'sync',
+      ...(r.to ? { to: r.to } : {}),
+      ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
+    });
+  }
+
   async listMoves(r: { unseen?: boolean }) {
     return (await import('./migrate/admin.js')).listMoves(r.unseen === true);
   }

@@ -71,6 +71,16 @@ export async function publishGuests(
   return now;
 }
 
+/** How many guests each host owns (their names' owner records: exact, not as last published). */
+export async function ownedPerHost(etcd: Etcd): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const kv of await etcd.list(NAMES)) {
+    const h = (JSON.parse(kv.value) as OwnerRecord).host;
+    out.set(h, (out.get(h) ?? 0) + 1);
+  }
+  return out;
+}
+
 /**
  * Every guest of the fleet, with its host: the published records of the live hosts, and the
  * guests whose owner host is gone (its lease expired) as "lost". Three range reads at once.

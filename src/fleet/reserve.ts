@@ -68,12 +68,35 @@ export async function tryReserve(etcd: Etcd, host: string, id: Identity): Promis
 /** What the fleet holds already: contexts (to pick a free one) and addresses of fleet networks. */
 export async function fleetTaken(
   etcd: Etcd,
-): Promise<{ contexts: Map<number, string>; addresses: Set<string> }> {
+): Promise<{ contexts: Map<number, string>; addresses: Map<string, string> }> {
   const [ctx, addrs] = await Promise.all([etcd.list(CONTEXTS), etcd.list(ADDRS)]);
   return {
     contexts: new Map(ctx.map((kv) => [Number(kv.key.slice(CONTEXTS.length)), kv.value])),
-    addresses: new Set(addrs.map((kv) => kv.key.slice(ADDRS.length))),
+    addresses: new Map(addrs.map((kv) => [kv.key.slice(ADDRS.length), kv.value])),
   };
+}
+
+/** A guest's owner in the fleet (its name's record), or undefined when the fleet has no such guest. */
+export async function ownerOf(etcd: Etcd, name: string): Promise<OwnerRecord | undefined> {
+  const kv = await etcd.get(nameKey(name));
+  return kv ? (JSON.parse(kv.value) as OwnerRecord) : undefined;
+}
+
+/**
+ * Give a guest to another host (a move's handover): its owner record changes from `from` to
+ * `to` in one transaction that compares the old one, so that a guest has one owner at every
+ * moment and two hosts can never both take it. Its other reservations name the guest, not the
+ * host: they stay. False when `from` no longer owns it.
+ */
+export async function transferOwner(etcd: Etcd, name: string, from: string, to: string): Promise<boolean> {
+  const old = await etcd.get(nameKey(name));
+  if (!old || (JSON.parse(old.value) as OwnerRecord).host !== from) return false;
+  const next: OwnerRecord = { ...(JSON.parse(old.value) as OwnerRecord), host: to };
+  const r = await etcd.txn(
+    [{ key: nameKey(name), value: old.value }],
+    [{ put: nameKey(name), value: JSON.stringify(next) }],
+  );
+  return r.succeeded;
 }
 
 /** The error for a lost reservation: what is taken, by whom, and what to do. */

@@ -1,7 +1,7 @@
 import type { FleetHost, FleetStatus } from '../../api/types.js';
 import { JaulaError } from '../../common/errors.js';
 import { bool, list, str } from '../args.js';
-import { formatOf, json, out, type Command } from '../command.js';
+import { err, formatOf, json, out, type Command } from '../command.js';
 import { engine } from '../engine.js';
 import { table } from '../table.js';
 
@@ -60,6 +60,30 @@ function hostsTable(hs: FleetHost[]): string {
   );
 }
 
+async function drain(
+  p: Parameters<Command['run']>[0],
+  e: import('../../api/engine.js').Engine,
+): Promise<number> {
+  const mode = str(p, 'mode') ?? 'sync';
+  if (mode !== 'cold' && mode !== 'sync' && mode !== 'live')
+    throw new JaulaError('usage', `--mode is cold, sync or live, not ${JSON.stringify(mode)}`);
+  const to = list(p, 'to');
+  const r = await e.fleetDrain(
+    { mode, ...(to.length ? { to } : {}) },
+    { onProgress: (l) => (/ sent \(/.test(l) ? undefined : err(`jaula: ${l}`)) },
+  );
+  if (formatOf(p) === 'json') json(r);
+  else {
+    for (const m of r.moved)
+      out(
+        `${m.guest}: moved to ${m.to} (${m.state}${m.state === 'running' ? `, down ${m.downtimeMs} ms` : ''})`,
+      );
+    for (const f of r.failed) out(`${f.guest}: stays here (its move to ${f.to} failed: ${f.error})`);
+    out(`Drained "${r.host}": ${r.moved.length} moved, ${r.failed.length} stayed.`);
+  }
+  return r.failed.length ? 1 : 0;
+}
+
 export const fleet: Command = {
   summary: 'a fleet of hosts on etcd: join, leave, list the hosts',
   help: `Usage: jaula fleet init --endpoints URL[,URL...] [--host NAME] [--label K=V]... [--ttl S] [--network NET]...
@@ -67,6 +91,7 @@ export const fleet: Command = {
        jaula fleet leave [--force]
        jaula fleet hosts [--format table|json]
        jaula fleet status [--format table|json]
+       jaula fleet drain [--mode sync|cold|live] [--to HOST]... [--format table|json]
 
 Hosts that share an etcd cluster form a fleet: "jaula list --fleet" shows every host's guests,
 and guest names, context IDs, MACs and the addresses of the fleet's networks (--network) are
@@ -76,14 +101,19 @@ for that long stops its own guests (fencing), so that no guest ever runs on two 
 joins again when etcd answers.
 
 init makes the fleet (the first host), join adds this host to it; both reserve this host's
-guests. leave gives the lease back; it is refused while the host owns guests (--force leaves
+guests. drain moves every guest of this host to the others (sync moves by default), one after
+the other, each to the up host with the fewest guests (then the most free memory) among those
+this host knows as remotes of the same name ("jaula remote add HOST URL"; --to: only these);
+the fleet hands each guest over to its new host. A guest whose move fails stays here, and the
+drain goes on with the next (the exit status is then 1). leave gives the lease back; it is refused while the host owns guests (--force leaves
 their names reserved to it).
 
 Examples:
   jaula fleet init --endpoints http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379
   jaula fleet join --endpoints http://10.0.0.1:2379 --label zone=b
-  jaula fleet hosts`,
-  verbs: ['init', 'join', 'leave', 'hosts', 'status'],
+  jaula fleet hosts
+  jaula fleet drain --mode live`,
+  verbs: ['init', 'join', 'leave', 'hosts', 'status', 'drain'],
   specs: {
     endpoints: { type: 'string' },
     host: { type: 'string' },
@@ -93,6 +123,8 @@ Examples:
     address: { type: 'string' },
     force: { type: 'bool' },
     format: { type: 'string' },
+    mode: { type: 'string' },
+    to: { type: 'list' },
   },
   async run(p) {
     const e = await engine();
@@ -141,10 +173,12 @@ Examples:
         else out(hostsTable(hs));
         return 0;
       }
+      case 'drain':
+        return drain(p, e);
       default:
         throw new JaulaError(
           'usage',
-          `Unknown fleet command "${verb}": use init, join, leave, hosts or status`,
+          `Unknown fleet command "${verb}": use init, join, leave, hosts, status or drain`,
         );
     }
   },

@@ -4,14 +4,19 @@ import { formatBytesCompact } from '../../common/size.js';
 import type { ProcessRow } from '../../core/monitor/ps.js';
 import { rates, type GuestRates, type GuestSample } from '../../core/monitor/sample.js';
 import { bool, list, num, str, type Parsed } from '../args.js';
-import { formatOf, json, out, type Command } from '../command.js';
-import { engineFor } from '../engine.js';
-import { duration, table } from '../table.js';
+import { err, formatOf, json, out, type Command } from '../command.js';
+import { engine, engineFor } from '../engine.js';
+import { table } from '../table.js';
 
-const FORMAT = { format: { type: 'string' as const } };
+export const FORMAT = { format: { type: 'string' as const } };
 
-function guestsOf(p: Parsed): string[] {
+export function guestsOf(p: Parsed): string[] {
   return [...p.positionals, ...list(p, 'guest')];
+}
+
+/** The hosts a fleet-wide view could not ask, said on stderr. */
+export function noteMissing(missing: { host: string; error: string }[]): void {
+  for (const m of missing) err(`jaula: note: host "${m.host}" was not asked: ${m.error}`);
 }
 
 function pick<T>(key: string, table: Record<string, T>, option: string): T {
@@ -54,7 +59,7 @@ function cpuTime(s: number): string {
 
 export const ps: Command = {
   summary: 'list the processes of all guests from the host (vps)',
-  help: `Usage: jaula ps [GUEST...] [--guest G]... [--user U]... [--all] [--args]
+  help: `Usage: jaula ps [GUEST...] [--guest G]... [--user U]... [--all] [--args] [--fleet]
                 [--sort ctx|guest|pid|vpid|user|cpu|rss|time|command] [--format table|json]
 
 Every process of every running guest (or of the guests named), seen from the host: its guest
@@ -66,9 +71,13 @@ Options:
   --user U      only processes of user U (name or uid), repeatable
   --args        full command lines instead of command names
   --sort KEY    order (default ctx: by context, then PID)
+  --fleet       every host's guests (this host in a fleet), with a HOST column: the other hosts
+                are asked through their jaulads, as the remotes of their fleet names; a host
+                that cannot be asked is named on stderr
 
 Examples:
   jaula ps
+  jaula ps --fleet --sort cpu
   jaula ps web1 db1 --sort cpu
   jaula ps --all --format json`,
   specs: {
@@ -78,12 +87,24 @@ Examples:
     all: { type: 'bool', short: 'a' },
     args: { type: 'bool' },
     sort: { type: 'string' },
+    fleet: { type: 'bool' },
   },
   async run(p) {
     const cmp = pick(str(p, 'sort') ?? 'ctx', PS_SORT, 'sort');
-    // In this process even while jaulad runs: the route is marked local (api/routes.ts says why).
-    const e = await engineFor('listProcesses');
-    let rows = await e.listProcesses({ names: guestsOf(p), all: bool(p, 'all'), args: bool(p, 'args') });
+    const fleet = bool(p, 'fleet');
+    let rows: (ProcessRow & { host?: string })[];
+    if (fleet) {
+      const r = await (await engine()).fleetProcesses({ args: bool(p, 'args') });
+      noteMissing(r.missing);
+      const names = guestsOf(p);
+      rows = r.hosts
+        .flatMap((h) => h.rows.map((row) => ({ host: h.host, ...row })))
+        .filter((row) => !names.length || names.includes(row.guest ?? ''));
+    } else
+      // In this process even while jaulad runs: the route is marked local (api/routes.ts says why).
+      rows = await (
+        await engineFor('listProcesses')
+      ).listProcesses({ names: guestsOf(p), all: bool(p, 'all'), args: bool(p, 'args') });
     const users = list(p, 'user');
     if (users.length) rows = rows.filter((r) => users.includes(r.user) || users.includes(String(r.uid)));
     rows.sort(cmp);
@@ -93,8 +114,21 @@ Examples:
     }
     out(
       table(
-        ['GUEST', 'CTX', 'PID', 'VPID', 'USER', 'STAT', '%CPU', 'RSS', 'TIME', 'COMMAND'],
+        [
+          ...(fleet ? ['HOST'] : []),
+          'GUEST',
+          'CTX',
+          'PID',
+          'VPID',
+          'USER',
+          'STAT',
+          '%CPU',
+          'RSS',
+          'TIME',
+          'COMMAND',
+        ],
         rows.map((r) => [
+          ...(fleet ? [r.host] : []),
           r.guest ?? '(host)',
           r.context,
           r.pid,
@@ -265,104 +299,6 @@ Examples:
         stdin.pause();
       }
     }
-    return 0;
-  },
-};
-
-// ---- stat ----------------------------------------------------------------------------------------
-
-export interface StatRow {
-  name: string;
-  context: number;
-  pid: number;
-  processes: number;
-  tasks: number;
-  memory: number;
-  memoryLimit: number | null;
-  cpuUser: number;
-  cpuSystem: number;
-  cpuTotal: number;
-  uptime: number | null;
-  startedAt: string | null;
-  oomKills: number;
-  memoryHits: number;
-  throttled: number;
-  pidsRefused: number;
-}
-
-export const stat: Command = {
-  summary: 'one table of all running guests: processes, memory, CPU time, uptime, limit hits (vserver-stat)',
-  help: `Usage: jaula stat [GUEST...] [--format table|json]
-
-For each running guest: its context ID, processes (and tasks), memory in use and its limit, CPU
-time used (user, system), uptime, and the limit hits since it started (OOM kills, memory limit
-hits, periods throttled at cpu.max, forks refused at pids.max).
-
-Examples:
-  jaula stat
-  jaula stat web1 db1 --format json`,
-  specs: { ...FORMAT, guest: { type: 'list' } },
-  async run(p) {
-    const now = Date.now();
-    const rows: StatRow[] = (await sample(guestsOf(p), true))
-      .sort((a, b) => a.context - b.context)
-      .map((s) => ({
-        name: s.name,
-        context: s.context,
-        pid: s.pid,
-        processes: s.processes ?? 0,
-        tasks: s.cgroup.pids.current,
-        memory: s.cgroup.memory.current,
-        memoryLimit: s.cgroup.memory.limit,
-        cpuUser: s.cgroup.cpu.userNs / 1e9,
-        cpuSystem: s.cgroup.cpu.systemNs / 1e9,
-        cpuTotal: s.cgroup.cpu.usageNs / 1e9,
-        uptime: s.startedAt ? Math.max(0, (now - Date.parse(s.startedAt)) / 1000) : null,
-        startedAt: s.startedAt ?? null,
-        oomKills: s.cgroup.memory.oomKills,
-        memoryHits: s.cgroup.memory.limitHits,
-        throttled: s.cgroup.cpu.throttled,
-        pidsRefused: s.cgroup.pids.refusals,
-      }));
-    if (formatOf(p) === 'json') {
-      json(rows);
-      return 0;
-    }
-    const secs = (s: number): string => `${s.toFixed(2)}s`;
-    out(
-      table(
-        [
-          'CTX',
-          'NAME',
-          'PROCS',
-          'TASKS',
-          'MEMORY',
-          'MEMLIMIT',
-          'USER',
-          'SYSTEM',
-          'UPTIME',
-          'OOM',
-          'MEMHITS',
-          'THROTTLED',
-          'PIDSREFUSED',
-        ],
-        rows.map((r) => [
-          r.context,
-          r.name,
-          r.processes,
-          r.tasks,
-          formatBytesCompact(r.memory),
-          r.memoryLimit === null ? 'max' : formatBytesCompact(r.memoryLimit),
-          secs(r.cpuUser),
-          secs(r.cpuSystem),
-          r.uptime === null ? undefined : duration(r.uptime * 1000),
-          r.oomKills,
-          r.memoryHits,
-          r.throttled,
-          r.pidsRefused,
-        ]),
-      ),
-    );
     return 0;
   },
 };

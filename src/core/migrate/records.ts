@@ -42,6 +42,8 @@ export interface MoveRecord {
   layers?: Record<string, string>;
   /** The target: its start was tried (reconcile starts a placed guest that ran only once). */
   startTried?: boolean;
+  /** The target, in a fleet: the guest's owner host there, which hands it over at the commit. */
+  fleetFrom?: string;
 }
 
 export const ID_PATTERN = /^[a-z0-9]{8,64}$/;

@@ -20,6 +20,7 @@ import { storageDriver } from '../../storage/driver.js';
 import { layout } from '../../storage/layout.js';
 import { listTemplates } from '../templates.js';
 import { reserveGuest } from '../build.js';
+import { fleetHostName, handOver, movingInFleet } from '../fleet-guard.js';
 import { Reverter } from '../reverter.js';
 import { checkMoveId, readMove, setPhase, writeMove, type MoveRecord } from './records.js';
 import { criuPath, selectRuntime } from '../../runtime/driver.js';
@@ -105,7 +106,9 @@ function checkNetworks(cfg: GuestConfig): void {
  * Reserve the guest here: its name, its context (another where its own is taken, except for a
  * live move: its restored processes keep their user IDs), addresses and MACs kept.
  */
-async function reserve(cfg: GuestConfig, rev: Reverter, live: boolean): Promise<void> {
+async function reserve(cfg: GuestConfig, rev: Reverter, live: boolean, movedFrom?: string): Promise<void> {
+  // (in a fleet its context is its own fleet-wide: kept)
+  if (movedFrom) return reserveGuest(cfg, rev, 'moved');
   try {
     await reserveGuest(cfg, rev, true);
   } catch (e) {
@@ -158,7 +161,8 @@ export async function peerBegin(r: BeginRequest): Promise<{ context: number; nee
   const mine: GuestConfig = { ...cfg, storage };
   const rev = new Reverter();
   try {
-    await reserve(mine, rev, live);
+    const fleetFrom = await movingInFleet(cfg.name);
+    await reserve(mine, rev, live, fleetFrom);
     trace('migrate-target: reserved');
     writeMove({
       id: r.id,
@@ -172,6 +176,7 @@ export async function peerBegin(r: BeginRequest): Promise<{ context: number; nee
       updated: '',
       ...(mine.context !== cfg.context ? { context: mine.context } : {}),
       layers: need,
+      ...(fleetFrom ? { fleetFrom } : {}),
     });
     rev.success();
   } catch (e) {
@@ -278,6 +283,12 @@ export async function peerCommit(r: {
   const restore =
     rec.mode === 'live' && r.start && fs.existsSync(staged) ? placeImages(cfg, staged) : undefined;
   place(rec);
+  try {
+    if (rec.fleetFrom) await handOver(rec.guest, rec.fleetFrom, fleetHostName() as string);
+  } catch (e) {
+    await dropPlaced(rec, `the fleet did not hand it over: ${messageOf(e)}`);
+    throw e;
+  }
   if (!r.start) return { state: 'stored', context: cfg.context };
   try {
     const { startGuest } = await import('../lifecycle.js');
@@ -301,6 +312,8 @@ export async function peerCommit(r: {
 /** Undo a placed guest whose start failed (the source takes it back). */
 async function dropPlaced(rec: MoveRecord, why: string): Promise<void> {
   const { deleteGuest } = await import('../delete.js');
+  // (in a fleet, given back to its owner before: a delete releases what this host owns)
+  if (rec.fleetFrom) await handOver(rec.guest, fleetHostName() as string, rec.fleetFrom).catch(() => {});
   await deleteGuest(rec.guest, { force: true }).catch(() => {});
   setPhase(rec, 'aborted', why);
 }

@@ -1,0 +1,117 @@
+/**
+ * Moving guests within a fleet (tests/fleet-hosts.ts, the jaulads listening on TCP and knowing
+ * each other as remotes): a move hands the guest over in etcd (its owner record follows it,
+ * its reservations stay), so that only its new host may start it; `jaula fleet drain` moves
+ * every guest of a host to the others. A split-brain checker samples every host throughout.
+ */
+import assert from 'node:assert/strict';
+import { isDeepStrictEqual } from 'node:util';
+import { describe, it } from 'node:test';
+import { Etcd } from '../src/fleet/etcd.js';
+import { nameKey } from '../src/fleet/keys.js';
+import { FleetHosts, fleetHooks, until, type FleetHost } from './fleet-hosts.js';
+import { needRoot } from './helpers.js';
+
+const fleet = new FleetHosts(3);
+const [h1, h2, h3] = fleet.hosts as [FleetHost, FleetHost, FleetHost];
+
+const owner = async (name: string): Promise<string | undefined> => {
+  const etcd = new Etcd({ endpoints: fleet.endpoints.split(',') });
+  const kv = await etcd.get(nameKey(name));
+  return kv ? (JSON.parse(kv.value) as { host: string }).host : undefined;
+};
+const fleetList = (h: FleetHost): { host: string; name: string; state: string }[] =>
+  JSON.parse(h.t.ok(['list', '--fleet', '--format', 'json']).stdout) as never;
+const status = (h: FleetHost, g: string): string => {
+  const r = h.t.jaula(['status', g, '--format', 'json']);
+  return r.code === 4 ? 'absent' : (JSON.parse(r.stdout) as { status: string }).status;
+};
+const sleeper = (h: FleetHost, name: string): void => {
+  h.t.ok(['build', name, '-m', 'skeleton', '-q', '--initstyle', 'cmd', '--cmd', 'sleep 100000']);
+};
+
+describe('moving guests within a fleet', { skip: needRoot, timeout: 600_000 }, () => {
+  fleetHooks(fleet, { ttl: 10, listen: true });
+
+  it('hands a moved guest over in etcd: only its new host may start it, its name stays taken', async () => {
+    sleeper(h1, 'fm1');
+    h1.t.ok(['start', 'fm1']);
+    assert.equal(await owner('fm1'), 'h1');
+    h1.t.ok(['migrate', 'fm1', 'h2']);
+    assert.equal(await owner('fm1'), 'h2');
+    assert.equal(status(h2, 'fm1'), 'running');
+    assert.equal(status(h1, 'fm1'), 'absent');
+    // (each host publishes its guests at its lease's renewals: the view follows within one)
+    await until('fm1 listed on h2 only', () =>
+      isDeepStrictEqual(
+        fleetList(h3)
+          .filter((g) => g.name === 'fm1')
+          .map((g) => [g.host, g.state]),
+        [['h2', 'running']],
+      ),
+    );
+    // The name is still the fleet's: no other host can build one, the old host included.
+    const dup = h1.t.jaula(['build', 'fm1', '-m', 'skeleton', '-q']);
+    assert.equal(dup.code, 5, dup.stderr);
+    assert.match(dup.stderr, /already exists in the fleet, on host h2/);
+    // A stopped move back and forth: the owner follows each time.
+    h2.t.ok(['stop', 'fm1', '--kill']);
+    h2.t.ok(['migrate', 'fm1', 'h1']);
+    assert.equal(await owner('fm1'), 'h1');
+    h1.t.ok(['start', 'fm1']);
+    h1.t.ok(['delete', '--force', 'fm1']);
+    assert.equal(await owner('fm1'), undefined, 'a delete on its owner gives the name back');
+  });
+
+  it('drains a host: every guest moves to the others, the emptier first, and the drain says where', async () => {
+    sleeper(h3, 'busy3');
+    for (const g of ['dr1', 'dr2', 'dr3']) sleeper(h1, g);
+    h1.t.ok(['start', 'dr1']);
+    h1.t.ok(['start', 'dr2']);
+    const none = h1.t.jaula(['fleet', 'drain', '--to', 'nosuch']);
+    assert.equal(none.code, 6, none.stderr);
+    assert.match(none.stderr, /No host to drain "h1" to: no other host of nosuch is up/);
+    const r = h1.t.ok(['fleet', 'drain', '--format', 'json']);
+    const res = JSON.parse(r.stdout) as {
+      moved: { guest: string; to: string; state: string }[];
+      failed: unknown[];
+    };
+    assert.deepEqual(res.failed, []);
+    assert.deepEqual(res.moved.map((m) => m.guest).sort(), ['dr1', 'dr2', 'dr3']);
+    // h2 owns no guest, h3 one: the first goes to h2, then one each way.
+    assert.equal(res.moved[0]?.to, 'h2');
+    assert.deepEqual(res.moved.map((m) => m.to).sort(), ['h2', 'h2', 'h3']);
+    assert.deepEqual(JSON.parse(h1.t.ok(['list', '--format', 'json']).stdout), []);
+    for (const m of res.moved) {
+      const h = m.to === 'h2' ? h2 : h3;
+      assert.equal(status(h, m.guest), m.guest === 'dr3' ? 'stopped' : 'running');
+      assert.equal(await owner(m.guest), m.to);
+    }
+    // One view of their processes and counters, from the drained host: the others are asked.
+    const running = res.moved.filter((m) => m.guest !== 'dr3').map((m) => [m.guest, m.to]);
+    const ps = JSON.parse(h1.t.ok(['ps', '--fleet', '--format', 'json']).stdout) as {
+      host: string;
+      guest: string;
+      command: string;
+    }[];
+    for (const [g, host] of running)
+      assert.ok(
+        ps.some((r) => r.host === host && r.guest === g && r.command === 'sleep'),
+        `ps --fleet shows ${g}'s sleep on ${host}`,
+      );
+    const st = JSON.parse(h1.t.ok(['stat', '--fleet', '--format', 'json']).stdout) as {
+      host: string;
+      name: string;
+      processes: number;
+    }[];
+    assert.deepEqual(
+      st
+        .filter((r) => r.name.startsWith('dr'))
+        .map((r) => [r.name, r.host])
+        .sort(),
+      running.sort(),
+    );
+    for (const m of res.moved) (m.to === 'h2' ? h2 : h3).t.ok(['delete', '--force', m.guest]);
+    h3.t.ok(['delete', '--force', 'busy3']);
+  });
+});
