@@ -814,6 +814,29 @@ describe('reconcile', () => {
       );
       const guests = await api<{ host: string; name: string }[]>('GET', '/v1/fleet/guests');
       assert.ok(guests.length > 0 && guests.every((g) => g.host === 'api1'), JSON.stringify(guests));
+      // Fleet-wide processes and counters: this host alone answers (its running guests'), none missing.
+      const ps = await api<{ hosts: { host: string; rows: unknown[] }[]; missing: unknown[] }>(
+        'GET',
+        '/v1/fleet/processes',
+      );
+      assert.deepEqual(
+        ps.hosts.map((h) => h.host),
+        ['api1'],
+      );
+      assert.deepEqual(ps.missing, []);
+      const sm = await api<{ hosts: { host: string; samples: { name: string }[] }[] }>(
+        'GET',
+        '/v1/fleet/samples',
+      );
+      assert.deepEqual(
+        sm.hosts.map((h) => h.host),
+        ['api1'],
+      );
+      // A drain with no other host: the job fails, saying so, and nothing moves.
+      const d = await api<{ id: string }>('POST', '/v1/fleet/drain', { mode: 'sync' }, 202);
+      const drained = await waitJob(d.id);
+      assert.equal(drained.state, 'failed');
+      assert.match(drained.error?.message ?? '', /No host to drain "api1" to: no other host is up/);
       await api('DELETE', '/v1/fleet', undefined, 409); // it owns guests
       await api('DELETE', '/v1/fleet?force=true');
       assert.equal((await api<{ state: string }>('GET', '/v1/fleet')).state, 'none');

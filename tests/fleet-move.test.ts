@@ -22,10 +22,11 @@ const owner = async (name: string): Promise<string | undefined> => {
 };
 const fleetList = (h: FleetHost): { host: string; name: string; state: string }[] =>
   JSON.parse(h.t.ok(['list', '--fleet', '--format', 'json']).stdout) as never;
-const status = (h: FleetHost, g: string): string => {
-  const r = h.t.jaula(['status', g, '--format', 'json']);
-  return r.code === 4 ? 'absent' : (JSON.parse(r.stdout) as { status: string }).status;
-};
+/** The guest's status on that host itself ("absent": not there), from its own list. */
+const status = (h: FleetHost, g: string): string =>
+  (JSON.parse(h.t.ok(['list', '--format', 'json']).stdout) as { name: string; status: string }[]).find(
+    (x) => x.name === g,
+  )?.status ?? 'absent';
 const sleeper = (h: FleetHost, name: string): void => {
   h.t.ok(['build', name, '-m', 'skeleton', '-q', '--initstyle', 'cmd', '--cmd', 'sleep 100000']);
 };
@@ -113,5 +114,27 @@ describe('moving guests within a fleet', { skip: needRoot, timeout: 600_000 }, (
     );
     for (const m of res.moved) (m.to === 'h2' ? h2 : h3).t.ok(['delete', '--force', m.guest]);
     h3.t.ok(['delete', '--force', 'busy3']);
+  });
+
+  it("runs commands on another host's guest from any host: its host answers them", async () => {
+    sleeper(h2, 'fw1');
+    h2.t.ok(['start', 'fw1']);
+    assert.equal(status(h1, 'fw1'), 'absent');
+    const st = JSON.parse(h1.t.ok(['status', 'fw1', '--format', 'json']).stdout) as { status: string };
+    assert.equal(st.status, 'running');
+    // An attach (a WebSocket) relayed byte for byte: the command runs on h2, in the guest.
+    assert.equal(h1.t.ok(['exec', 'fw1', '--', 'hostname']).stdout.trim(), 'fw1');
+    h1.t.ok(['stop', 'fw1', '--kill']);
+    assert.equal(status(h2, 'fw1'), 'stopped');
+    h1.t.ok(['start', 'fw1']);
+    assert.equal(status(h2, 'fw1'), 'running');
+    // A job is not forwarded (its events are the other host's): the error says where to run it.
+    const bk = h1.t.jaula(['backup', 'fw1', '--to', h1.t.path('fw1.jaula')]);
+    assert.equal(bk.code, 4, bk.stderr);
+    assert.match(bk.stderr, /Guest "fw1" is on host "h2" of the fleet: run this command there/);
+    // Nothing was made here meanwhile.
+    assert.equal(status(h1, 'fw1'), 'absent');
+    h1.t.ok(['delete', '--force', 'fw1']);
+    assert.equal(status(h2, 'fw1'), 'absent');
   });
 });

@@ -37,6 +37,8 @@ import { Jobs } from './jobs.js';
 import { EventStreams } from './sse.js';
 import { serveStatic } from './static.js';
 import { Upgrades } from './websocket.js';
+import { forwardRequest, ownerElsewhere, unforwardable } from './forward.js';
+import type { PeerTarget } from '../core/migrate/peer.js';
 
 export { LIMITS, parseListen } from './http.js';
 
@@ -243,6 +245,27 @@ export class Server {
   ): Promise<void> {
     const { route } = found;
     const args = await requestArgs(found, url, req);
+    // Another host's guest, in a fleet (forward.ts): its host answers.
+    const name = found.params['name'];
+    const elsewhere = !tcp && route.engine && name ? await ownerElsewhere(name) : undefined;
+    if (elsewhere) {
+      const why = unforwardable(name as string, elsewhere, route.job === true);
+      if (why) throw why;
+      const body = Object.fromEntries(
+        Object.entries(args).filter(([k]) => !(k in found.params) && !url.searchParams.has(k)),
+      );
+      const hasBody = req.method !== 'GET' && req.method !== 'DELETE' && Object.keys(body).length > 0;
+      return sendJson(
+        res,
+        200,
+        await forwardRequest(
+          elsewhere.peer as PeerTarget,
+          req.method ?? 'GET',
+          url,
+          hasBody ? body : undefined,
+        ),
+      );
+    }
     if (route.stream === 'sse')
       return this.streams.serve(res, typeof args['job'] === 'string' ? args['job'] : undefined);
     const special = this.special[route.op as RouteOp];

@@ -10,6 +10,8 @@ import { WebSocketServer } from 'ws';
 import { matchPath, ROUTES, type Route } from '../api/routes.js';
 import { serveAttach, type AttachMode } from './attach.js';
 import { paramProblems } from './dispatch.js';
+import { ownerElsewhere, relayUpgrade, unforwardable } from './forward.js';
+import { messageOf } from '../common/errors.js';
 import type { Gate } from './http.js';
 
 export class Upgrades {
@@ -50,9 +52,22 @@ export class Upgrades {
     if (!['exec', 'enter', 'run', 'console'].includes(mode))
       return refuseWs(400, 'invalid', `Unknown attach mode ${JSON.stringify(mode.slice(0, 20))}`);
     (sock as Socket).setNoDelay?.(true);
-    this.wss.handleUpgrade(req, sock, head, (ws) => {
-      this.log(`attach ${mode} ${params['name']}`);
-      serveAttach(ws, params['name'] as string, mode, this.log);
-    });
+    const name = params['name'] as string;
+    const here = (): void =>
+      this.wss.handleUpgrade(req, sock, head, (ws) => {
+        this.log(`attach ${mode} ${name}`);
+        serveAttach(ws, name, mode, this.log);
+      });
+    if (tcp) return here();
+    // Another host's guest, in a fleet: relayed to its host (forward.ts).
+    void ownerElsewhere(name)
+      .then(async (o) => {
+        if (!o) return here();
+        const why = unforwardable(name, o, false);
+        if (why || !o.peer) return refuseWs(404, 'not_found', why?.message ?? '');
+        this.log(`attach ${mode} ${name}: relayed to host ${o.host}`);
+        await relayUpgrade(o.peer, req, sock, head);
+      })
+      .catch((e: unknown) => refuseWs(502, 'runtime', messageOf(e)));
   }
 }
