@@ -137,4 +137,24 @@ describe('moving guests within a fleet', { skip: needRoot, timeout: 600_000 }, (
     h1.t.ok(['delete', '--force', 'fw1']);
     assert.equal(status(h2, 'fw1'), 'absent');
   });
+
+  it('builds a guest where placement says: a named host, a label, or the host owning the fewest', async () => {
+    h1.t.ok(['build', 'pl1', '-m', 'skeleton', '-q', '--host', 'h3']);
+    assert.equal(status(h3, 'pl1'), 'stopped');
+    assert.equal(status(h1, 'pl1'), 'absent');
+    assert.equal(await owner('pl1'), 'h3');
+    h1.t.ok(['build', 'pl2', '-m', 'skeleton', '-q', '--host', 'zone=z2']);
+    assert.equal(await owner('pl2'), 'h2');
+    // h1 owns none now, h2 and h3 one each: auto, asked on h2, builds on h1.
+    h2.t.ok(['build', 'pl3', '-m', 'skeleton', '-q', '--host', 'auto']);
+    assert.equal(await owner('pl3'), 'h1');
+    assert.equal(status(h1, 'pl3'), 'stopped');
+    const bad = h1.t.jaula(['build', 'pl4', '-m', 'skeleton', '-q', '--host', 'zone=z9']);
+    assert.equal(bad.code, 4, bad.stderr);
+    assert.match(bad.stderr, /No host of the fleet that is up has the label zone=z9/);
+    assert.equal(await owner('pl4'), undefined);
+    // (deleted from h1: the others' through their hosts)
+    for (const g of ['pl1', 'pl2', 'pl3']) h1.t.ok(['delete', g]);
+    for (const g of ['pl1', 'pl2', 'pl3']) assert.equal(await owner(g), undefined);
+  });
 });

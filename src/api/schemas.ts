@@ -129,6 +129,8 @@ export const BuildRequest = component(
     'profile?': str,
     /** The method's own arguments (`-t FILE` for template, `-d RELEASE` for debootstrap). */
     'methodArgs?': strs,
+    /** In a fleet: the host to build it on (HOST, KEY=VALUE: one with that label, auto). */
+    'host?': str,
   }),
 );
 

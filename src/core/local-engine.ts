@@ -145,6 +145,14 @@ export class LocalEngine implements Engine {
   }
 
   async buildGuest(r: import('../api/types.js').BuildRequest, hooks: JobHooks = {}): Promise<GuestSettings> {
+    if (r.host !== undefined) {
+      // In a fleet: built where placement says, followed from here when it is another host.
+      const { placeGuest, remoteJob } = await import('./fleet-place.js');
+      const { host, ...rest } = r;
+      const at = await placeGuest(host);
+      if (at.peer) return remoteJob<GuestSettings>(at.peer, '/v1/guests', rest, hooks.onProgress);
+      r = rest;
+    }
     if (r.privileged) this.rootOnly("build a privileged guest (its root is the host's root)");
     const { buildGuest } = await import('./build.js');
     const { parseInterfaceSpec } = await import('../guest/ifspec.js');

@@ -27,6 +27,9 @@ Options:
   -m, --method M          skeleton | template | debootstrap | oci
   --hostname H            the guest's hostname (default: NAME)
   --context N             its context ID (default: the next free one from 100)
+  --host auto|HOST|K=V    in a fleet: build it on that host (K=V: one with that label; auto:
+                          the up host owning the fewest guests, then with the most free
+                          memory), followed from here; a template path is that host's
   --interface SPEC        [name=][dev:]ip/prefix|auto[,options], repeatable, up to 10; the
                           form gives the mode:
                             eth0=NET:auto|ip/prefix  bridge: a port on jaula network NET (the
@@ -71,6 +74,7 @@ Examples:
     method: { type: 'string', short: 'm' },
     hostname: { type: 'string' },
     context: { type: 'number' },
+    host: { type: 'string' },
     interface: { type: 'list' },
     forward: { type: 'list' },
     initstyle: { type: 'string' },
@@ -119,6 +123,8 @@ Examples:
     const profile = str(p, 'profile');
     if (hostname !== undefined) r.hostname = hostname;
     if (context !== undefined) r.context = context;
+    const host = str(p, 'host');
+    if (host !== undefined) r.host = host;
     if (initstyle !== undefined) r.initstyle = initstyle as NonNullable<BuildRequest['initstyle']>;
     if (storage !== undefined) r.storage = storage;
     if (bool(p, 'privileged')) r.privileged = true;

@@ -1,0 +1,78 @@
+/**
+ * Placement (`jaula build NAME --host auto|HOST|KEY=VALUE`): which host of the fleet a new guest
+ * is built on, and the build itself run there, as a job of that host's jaulad followed from
+ * here (its progress relayed, its result or error returned as this host's).
+ *
+ *   HOST        that host (up in the fleet)
+ *   KEY=VALUE   among the up hosts with that label, as auto
+ *   auto        among the up hosts: the one that owns the fewest guests (their owner records in
+ *               etcd, exact), then the one with the most free memory (as last published)
+ *
+ * Another host must be known here as a remote of its fleet name (jaula remote add). The
+ * template's presence, the guest's network and anti-affinity are not weighed yet.
+ */
+import type { FleetHost, Job } from '../api/types.js';
+import { fromErrorInfo } from '../api/errors.js';
+import { JaulaError } from '../common/errors.js';
+import { readFleetConfig } from '../fleet/config.js';
+import { fleetOwned, listFleetHosts } from './fleet.js';
+import { peerOf, peerRequest, type PeerTarget } from './migrate/peer.js';
+import { listRemotes } from './migrate/remotes.js';
+
+/** The host a guest goes to for `want`, and its remote (undefined: this host). */
+export async function placeGuest(want: string): Promise<{ host: string; peer: PeerTarget | undefined }> {
+  const fc = readFleetConfig();
+  if (!fc)
+    throw new JaulaError('state', `--host ${want}: this host is in no fleet ("jaula fleet join" first)`);
+  const up = (await listFleetHosts()).filter((h) => h.state === 'up');
+  let pool: FleetHost[];
+  if (want === 'auto') pool = up;
+  else if (want.includes('=')) {
+    const [k, v] = [want.slice(0, want.indexOf('=')), want.slice(want.indexOf('=') + 1)];
+    pool = up.filter((h) => h.labels[k] === v);
+    if (!pool.length)
+      throw new JaulaError(
+        'not_found',
+        `No host of the fleet that is up has the label ${want} (see "jaula fleet hosts")`,
+      );
+  } else {
+    pool = up.filter((h) => h.host === want);
+    if (!pool.length)
+      throw new JaulaError('not_found', `No host "${want}" is up in the fleet (see "jaula fleet hosts")`);
+  }
+  if (!pool.length) throw new JaulaError('state', 'No host of the fleet is up (see "jaula fleet hosts")');
+  const owned = await fleetOwned();
+  const best = [...pool].sort(
+    (a, b) => (owned.get(a.host) ?? 0) - (owned.get(b.host) ?? 0) || b.memoryFreeBytes - a.memoryFreeBytes,
+  )[0] as FleetHost;
+  if (best.host === fc.host) return { host: best.host, peer: undefined };
+  const r = listRemotes().find((x) => x.name === best.host);
+  if (!r)
+    throw new JaulaError(
+      'not_found',
+      `The guest would go to host "${best.host}", which this host does not know as a remote: "jaula remote add ${best.host} https://ADDRESS:7443 --token FILE"`,
+    );
+  return { host: best.host, peer: peerOf(r) };
+}
+
+/** Run a job on another jaulad (POST `path` with `body`), follow it to its end, relay its progress: its result. */
+export async function remoteJob<T>(
+  peer: PeerTarget,
+  path: string,
+  body: unknown,
+  onProgress?: (line: string, fraction?: number) => void,
+): Promise<T> {
+  const job = await peerRequest<Job>(peer, 'POST', path, { json: body });
+  let seen = 0;
+  for (;;) {
+    const s = await peerRequest<Job>(peer, 'GET', `/v1/jobs/${job.id}`);
+    for (const line of s.progress.slice(seen)) onProgress?.(`[${peer.name}] ${line}`, s.fraction);
+    seen = Math.max(seen, s.progress.length);
+    if (s.state === 'succeeded') return s.result as T;
+    if (s.state !== 'running') {
+      const e = fromErrorInfo(s.error, 'runtime', `The job on "${peer.name}" ${s.state}`);
+      throw new JaulaError(e.code, `On host "${peer.name}": ${e.message}`, { details: e.details ?? {} });
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
