@@ -157,4 +157,40 @@ describe('moving guests within a fleet', { skip: needRoot, timeout: 600_000 }, (
     for (const g of ['pl1', 'pl2', 'pl3']) h1.t.ok(['delete', g]);
     for (const g of ['pl1', 'pl2', 'pl3']) assert.equal(await owner(g), undefined);
   });
+
+  it('balances a loaded host: its guests go to the hosts owning the fewest, stopped ones first', async () => {
+    for (const g of ['b1', 'b2', 'b3', 'b4']) sleeper(h1, g);
+    h1.t.ok(['start', 'b1']);
+    // (the plan knows which guests run from what each host last published)
+    await until('b1 published as running', () =>
+      fleetList(h2).some((g) => g.name === 'b1' && g.state === 'running'),
+    );
+    // A host moves only its own guests: h2 owns none, so it has nothing to move.
+    assert.match(h2.t.ok(['fleet', 'balance', '--dry-run']).stdout, /Balanced already/);
+    const plan = JSON.parse(h1.t.ok(['fleet', 'balance', '--dry-run', '--format', 'json']).stdout) as {
+      planned: { guest: string; from: string; to: string }[];
+    };
+    assert.deepEqual(plan.planned, [
+      { guest: 'b2', from: 'h1', to: 'h2' },
+      { guest: 'b3', from: 'h1', to: 'h3' },
+    ]);
+    assert.equal(await owner('b2'), 'h1', 'a dry run moves nothing');
+    const r = JSON.parse(h1.t.ok(['fleet', 'balance', '--format', 'json']).stdout) as {
+      moved: { guest: string; to: string }[];
+      failed: unknown[];
+    };
+    assert.deepEqual(r.failed, []);
+    assert.deepEqual(
+      r.moved.map((m) => [m.guest, m.to]),
+      [
+        ['b2', 'h2'],
+        ['b3', 'h3'],
+      ],
+    );
+    assert.equal(await owner('b2'), 'h2');
+    assert.equal(await owner('b3'), 'h3');
+    assert.equal(status(h1, 'b1'), 'running');
+    assert.match(h1.t.ok(['fleet', 'balance', '--dry-run']).stdout, /Balanced already/);
+    for (const g of ['b1', 'b2', 'b3', 'b4']) h1.t.ok(['delete', '--force', g]);
+  });
 });

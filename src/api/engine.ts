@@ -76,6 +76,7 @@ import type {
   MigrateRequest,
   FleetDrainRequest,
   FleetDrainResult,
+  FleetBalanceResult,
   FleetProcesses,
   FleetSamples,
   MigrateResult,
@@ -177,6 +178,11 @@ export interface Engine {
   fleetProcesses(r: { args?: boolean }): Promise<FleetProcesses>;
   /** Every host's running guests' counters, asked as fleetProcesses. */
   fleetSamples(r: { detail?: boolean }): Promise<FleetSamples>;
+  /** This host down to its share of the fleet's guests (a job: core/fleet-drain.ts). */
+  fleetBalance(
+    r: { mode?: 'cold' | 'sync' | 'live'; dryRun?: boolean },
+    hooks?: JobHooks,
+  ): Promise<FleetBalanceResult>;
   /** Move every guest of this host to the fleet's other hosts (a job: core/fleet-drain.ts). */
   fleetDrain(r: FleetDrainRequest, hooks?: JobHooks): Promise<FleetDrainResult>;
   /** Other jaulads known by name (jaula remote list). */

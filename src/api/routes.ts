@@ -701,6 +701,18 @@ export const ROUTES = [
     engine: true,
   },
   {
+    op: 'fleetBalance',
+    method: 'POST',
+    path: '/v1/fleet/balance',
+    summary:
+      "this host down to its share of the fleet's guests (a job): while it owns two more than the up host owning the fewest, one of its guests moves there (dryRun: the plan only)",
+    tag: 'fleet',
+    body: obj({ 'mode?': oneOf(['cold', 'sync', 'live']), 'dryRun?': bool }),
+    response: Job,
+    engine: true,
+    job: true,
+  },
+  {
     op: 'fleetDrain',
     method: 'POST',
     path: '/v1/fleet/drain',

@@ -51,6 +51,17 @@ export const FleetDrainResult = component(
   }),
 );
 
+/** A balance's moves (jaula fleet balance): planned, done, failed. */
+const BalanceMove = { guest: str, from: str, to: str };
+export const FleetBalanceResult = component(
+  'FleetBalanceResult',
+  obj({
+    planned: arr(obj(BalanceMove)),
+    moved: arr(obj({ ...BalanceMove, state: str, downtimeMs: num })),
+    failed: arr(obj({ ...BalanceMove, error: str })),
+  }),
+);
+
 /** A guest of the fleet with its host (jaula list --fleet); "lost": its host is gone. */
 export const FleetGuest = component(
   'FleetGuest',

@@ -153,6 +153,7 @@ export type FleetDrainResult = WireType<typeof F.FleetDrainResult>;
 export type FleetProcesses = WireType<typeof F.FleetProcesses>;
 export type FleetSamples = WireType<typeof F.FleetSamples>;
 export type FleetDrainRequest = RequestOf<'fleetDrain'>;
+export type FleetBalanceResult = WireType<typeof F.FleetBalanceResult>;
 export type FleetStatus = WireType<typeof F.FleetStatus>;
 export type FleetJoinRequest = RequestOf<'joinFleet'>;
 export type RemoteInfo = WireType<typeof M.RemoteInfo>;

@@ -330,6 +330,7 @@ export class RemoteEngine implements Engine {
   removeRemote: Engine['removeRemote'] = (r) => this.call('removeRemote', r);
   migrateGuest: Engine['migrateGuest'] = (r, hooks) => this.job('migrateGuest', r, hooks);
   fleetDrain: Engine['fleetDrain'] = (r, hooks) => this.job('fleetDrain', r, hooks);
+  fleetBalance: Engine['fleetBalance'] = (r, hooks) => this.job('fleetBalance', r, hooks);
   fleetProcesses: Engine['fleetProcesses'] = (r) => this.call('fleetProcesses', r);
   fleetSamples: Engine['fleetSamples'] = (r) => this.call('fleetSamples', r);
   listMoves: Engine['listMoves'] = (r) => this.call('listMoves', r);

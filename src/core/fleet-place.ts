@@ -43,7 +43,9 @@ export async function placeGuest(want: string): Promise<{ host: string; peer: Pe
   if (!pool.length) throw new JaulaError('state', 'No host of the fleet is up (see "jaula fleet hosts")');
   const owned = await fleetOwned();
   const best = [...pool].sort(
-    (a, b) => (owned.get(a.host) ?? 0) - (owned.get(b.host) ?? 0) || b.memoryFreeBytes - a.memoryFreeBytes,
+    (a, b) =>
+      (owned.get(a.host)?.length ?? 0) - (owned.get(b.host)?.length ?? 0) ||
+      b.memoryFreeBytes - a.memoryFreeBytes,
   )[0] as FleetHost;
   if (best.host === fc.host) return { host: best.host, peer: undefined };
   const r = listRemotes().find((x) => x.name === best.host);

@@ -257,8 +257,8 @@ export async function listFleetHosts(): Promise<FleetHost[]> {
   return fleetHosts(requireFleet().etcd);
 }
 
-/** How many guests each host of the fleet owns now. */
-export async function fleetOwned(): Promise<Map<string, number>> {
+/** The guests each host of the fleet owns now. */
+export async function fleetOwned(): Promise<Map<string, string[]>> {
   return ownedPerHost(requireFleet().etcd);
 }
 

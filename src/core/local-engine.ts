@@ -524,6 +524,15 @@ export class LocalEngine implements Engine {
     return { hosts: a.answers.map(({ host, value }) => ({ host, samples: value })), missing: a.missing };
   }
 
+  async fleetBalance(r: { mode?: 'cold' | 'sync' | 'live'; dryRun?: boolean }, hooks: JobHooks = {}) {
+    if (!r.dryRun) this.rootOnly('balance the fleet');
+    return (await import('./fleet-drain.js')).balanceFleet({
+      mode: r.mode ?? 'sync',
+      dryRun: r.dryRun === true,
+      ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
+    });
+  }
+
   async fleetDrain(r: import('../api/types.js').FleetDrainRequest, hooks: JobHooks = {}) {
     this.rootOnly('drain this host');
     return (await import('./fleet-drain.js')).drainHost({

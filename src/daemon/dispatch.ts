@@ -180,6 +180,7 @@ const ENGINE_CALLS: { [K in EngineOp]: EngineCall<K> } = {
   fleetHosts: (e) => e.fleetHosts(),
   fleetGuests: (e) => e.fleetGuests(),
   fleetDrain: (e, a, h) => e.fleetDrain(a, h),
+  fleetBalance: (e, a, h) => e.fleetBalance(a, h),
   fleetProcesses: (e, a) => e.fleetProcesses(a),
   fleetSamples: (e, a) => e.fleetSamples(a),
   listRemotes: (e) => e.listRemotes(),

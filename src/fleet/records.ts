@@ -71,12 +71,12 @@ export async function publishGuests(
   return now;
 }
 
-/** How many guests each host owns (their names' owner records: exact, not as last published). */
-export async function ownedPerHost(etcd: Etcd): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
+/** The guests each host owns (their names' owner records: exact, not as last published). */
+export async function ownedPerHost(etcd: Etcd): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
   for (const kv of await etcd.list(NAMES)) {
     const h = (JSON.parse(kv.value) as OwnerRecord).host;
-    out.set(h, (out.get(h) ?? 0) + 1);
+    out.set(h, [...(out.get(h) ?? []), kv.key.slice(NAMES.length)]);
   }
   return out;
 }

@@ -60,17 +60,45 @@ function hostsTable(hs: FleetHost[]): string {
   );
 }
 
+/** --mode of drain and balance. */
+function moveMode(p: Parameters<Command['run']>[0]): 'cold' | 'sync' | 'live' {
+  const mode = str(p, 'mode') ?? 'sync';
+  if (mode !== 'cold' && mode !== 'sync' && mode !== 'live')
+    throw new JaulaError('usage', `--mode is cold, sync or live, not ${JSON.stringify(mode)}`);
+  return mode;
+}
+
+const quietSent = (l: string): void => (/ sent \(/.test(l) ? undefined : err(`jaula: ${l}`));
+
+async function balance(
+  p: Parameters<Command['run']>[0],
+  e: import('../../api/engine.js').Engine,
+): Promise<number> {
+  const dryRun = bool(p, 'dry-run');
+  const r = await e.fleetBalance({ mode: moveMode(p), dryRun }, { onProgress: quietSent });
+  if (formatOf(p) === 'json') json(r);
+  else if (dryRun)
+    out(
+      r.planned.length
+        ? r.planned.map((m) => `${m.guest}: ${m.from} -> ${m.to}`).join('\n')
+        : 'Balanced already: nothing to move.',
+    );
+  else {
+    for (const m of r.moved) out(`${m.guest}: moved from ${m.from} to ${m.to} (${m.state})`);
+    for (const f of r.failed) out(`${f.guest}: stays on ${f.from} (its move to ${f.to} failed: ${f.error})`);
+    out(`Balanced: ${r.moved.length} moved, ${r.failed.length} failed.`);
+  }
+  return r.failed.length ? 1 : 0;
+}
+
 async function drain(
   p: Parameters<Command['run']>[0],
   e: import('../../api/engine.js').Engine,
 ): Promise<number> {
-  const mode = str(p, 'mode') ?? 'sync';
-  if (mode !== 'cold' && mode !== 'sync' && mode !== 'live')
-    throw new JaulaError('usage', `--mode is cold, sync or live, not ${JSON.stringify(mode)}`);
   const to = list(p, 'to');
   const r = await e.fleetDrain(
-    { mode, ...(to.length ? { to } : {}) },
-    { onProgress: (l) => (/ sent \(/.test(l) ? undefined : err(`jaula: ${l}`)) },
+    { mode: moveMode(p), ...(to.length ? { to } : {}) },
+    { onProgress: quietSent },
   );
   if (formatOf(p) === 'json') json(r);
   else {
@@ -92,6 +120,7 @@ export const fleet: Command = {
        jaula fleet hosts [--format table|json]
        jaula fleet status [--format table|json]
        jaula fleet drain [--mode sync|cold|live] [--to HOST]... [--format table|json]
+       jaula fleet balance [--mode sync|cold|live] [--dry-run] [--format table|json]
 
 Hosts that share an etcd cluster form a fleet: "jaula list --fleet" shows every host's guests,
 and guest names, context IDs, MACs and the addresses of the fleet's networks (--network) are
@@ -105,15 +134,19 @@ guests. drain moves every guest of this host to the others (sync moves by defaul
 the other, each to the up host with the fewest guests (then the most free memory) among those
 this host knows as remotes of the same name ("jaula remote add HOST URL"; --to: only these);
 the fleet hands each guest over to its new host. A guest whose move fails stays here, and the
-drain goes on with the next (the exit status is then 1). leave gives the lease back; it is refused while the host owns guests (--force leaves
+drain goes on with the next (the exit status is then 1). balance takes this host down to its
+share: while it owns two guests more than the up host owning the fewest (owner records in
+etcd), one of its guests (stopped ones first) moves there; run it on the loaded hosts to even
+the fleet out (a host moves only its own guests). --dry-run prints the plan only. leave gives the lease back; it is refused while the host owns guests (--force leaves
 their names reserved to it).
 
 Examples:
   jaula fleet init --endpoints http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379
   jaula fleet join --endpoints http://10.0.0.1:2379 --label zone=b
   jaula fleet hosts
-  jaula fleet drain --mode live`,
-  verbs: ['init', 'join', 'leave', 'hosts', 'status', 'drain'],
+  jaula fleet drain --mode live
+  jaula fleet balance --dry-run`,
+  verbs: ['init', 'join', 'leave', 'hosts', 'status', 'drain', 'balance'],
   specs: {
     endpoints: { type: 'string' },
     host: { type: 'string' },
@@ -125,6 +158,7 @@ Examples:
     format: { type: 'string' },
     mode: { type: 'string' },
     to: { type: 'list' },
+    'dry-run': { type: 'bool' },
   },
   async run(p) {
     const e = await engine();
@@ -175,10 +209,12 @@ Examples:
       }
       case 'drain':
         return drain(p, e);
+      case 'balance':
+        return balance(p, e);
       default:
         throw new JaulaError(
           'usage',
-          `Unknown fleet command "${verb}": use init, join, leave, hosts, status or drain`,
+          `Unknown fleet command "${verb}": use init, join, leave, hosts, status, drain or balance`,
         );
     }
   },

@@ -299,7 +299,13 @@ export async function peerCommit(r: {
     rec.startTried = true;
     writeMove(rec);
     trace('migrate-target: started');
-    await (await import('./announce.js')).announceGuest(loadConfig(rec.guest));
+    const { announceGuest } = await import('./announce.js');
+    const moved = loadConfig(rec.guest);
+    await announceGuest(moved);
+    // Once more a moment later (one frame may be lost while its port has just joined the
+    // bridge; a switch that missed it would send the guest's frames to the old host until its
+    // table ages out, minutes later). Not waited for; a guest stopped meanwhile is left alone.
+    setTimeout(() => void announceGuest(moved).catch(() => {}), 500).unref();
   } catch (e) {
     await dropPlaced(rec, `it could not start here: ${messageOf(e)}`);
     throw new JaulaError('runtime', `Guest "${rec.guest}" could not start on this host: ${messageOf(e)}`, {
