@@ -837,6 +837,11 @@ describe('reconcile', () => {
       const drained = await waitJob(d.id);
       assert.equal(drained.state, 'failed');
       assert.match(drained.error?.message ?? '', /No host to drain "api1" to: no other host is up/);
+      // Balance, alone in the fleet: nothing to plan.
+      const b = await api<{ id: string }>('POST', '/v1/fleet/balance', { dryRun: true }, 202);
+      const balanced = await waitJob(b.id);
+      assert.equal(balanced.state, 'succeeded');
+      assert.deepEqual((balanced.result as unknown as { planned: unknown[] }).planned, []);
       await api('DELETE', '/v1/fleet', undefined, 409); // it owns guests
       await api('DELETE', '/v1/fleet?force=true');
       assert.equal((await api<{ state: string }>('GET', '/v1/fleet')).state, 'none');

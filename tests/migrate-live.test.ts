@@ -83,7 +83,9 @@ describe('live moves with CRIU', { skip: needRoot, timeout: 600_000 }, () => {
       'live1',
       'srv/run.sh',
       // (free: sysinfo(2), which jaula's supervisor answers with the guest's memory limit)
+      // (and "tick N" on its console every 10 rounds)
       '#!/bin/sh\nnc -ll -p 7000 -e /bin/cat &\ni=0\nwhile :; do i=$((i+1)); echo $i >/tmp/count\n' +
+        '[ $((i % 10)) = 0 ] && echo "tick $i"\n' +
         'echo "$i $(free | awk \'/Mem:/ { print $2 }\')" >/tmp/free.new; mv /tmp/free.new /tmp/free; sleep 0.1; done\n',
       0o755,
     );
@@ -136,6 +138,13 @@ describe('live moves with CRIU', { skip: needRoot, timeout: 600_000 }, () => {
     // The same connection: more echoes come back on it.
     const n = echoes(status);
     await echoesAfter('the move', n);
+    // Its console goes on there: the supervisor on b holds the restored console (a new pty).
+    await waitFor('a console line from b', () =>
+      b
+        .ok(['logs', 'live1', '--console'])
+        .stdout.split('\n')
+        .some((l) => Number(/^tick (\d+)/.exec(l.trim())?.[1]) > after1),
+    );
     // The guest's own processes' sysinfo(2) is answered there too (the listener relayed by
     // CRIU to the new supervisor): free, run by the restored loop, sees the guest's 256 MiB.
     await waitFor(
