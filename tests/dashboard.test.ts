@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { loopbackEtcd } from './fleet-hosts.js';
 import { skeletonTemplate, TestRoot, type Jaulad } from './helpers.js';
 
 const CHROMIUM = process.env['JAULA_CHROMIUM'] ?? '/usr/bin/chromium';
@@ -209,6 +210,37 @@ describe('the dashboard in Chromium', () => {
     await page.click('#confirm-ok');
     await row('web1').waitFor({ state: 'detached' });
     assert.equal(t.jaula(['status', 'web1']).code, 4, 'deleted');
+  });
+
+  it("shows the fleet's hosts once this host is in a fleet, and hides them when it leaves", async () => {
+    assert.equal(await page.locator('#hosts').isHidden(), true, 'in no fleet: no hosts view');
+    const etcd = await loopbackEtcd(t);
+    try {
+      t.ok([
+        'fleet',
+        'init',
+        '--endpoints',
+        etcd.url,
+        '--host',
+        'webhost',
+        '--ttl',
+        '3',
+        '--label',
+        'zone=a',
+      ]);
+      await page.reload(); // (the view loads at the page's start, then every 10 s)
+      const host = page.locator('#hosts-table tr[data-host="webhost"]');
+      await host.waitFor({ timeout: 20_000 });
+      assert.equal(await host.locator('td.state').textContent(), 'up');
+      assert.match((await host.locator('td').first().textContent()) ?? '', /webhost \(this one\)/);
+      assert.match((await page.locator('#hosts-note').textContent()) ?? '', /1 host in the fleet/);
+      await page.screenshot({ path: join(SHOTS, 'hosts.png') });
+      t.ok(['fleet', 'leave', '--force']);
+      await page.click('#hosts-refresh');
+      await page.locator('#hosts').waitFor({ state: 'hidden' });
+    } finally {
+      await etcd.stop();
+    }
   });
 
   it('stays virtualised with 500 guests: few rows in the page, every guest reachable', async () => {

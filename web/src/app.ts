@@ -4,8 +4,8 @@
  * The list is virtualised: only the rows in view exist in the page, so 500 guests cost what
  * 20 do. Actions: create (a build job), start, stop, restart, delete (confirmed), a console
  * (xterm.js over a WebSocket), settings (hostname, marks, autostart, stop timeout, depends),
- * limits (live, saved, default; set live or saved), and a storage summary (du per guest; hashify
- * all guests as a job).
+ * limits (live, saved, default; set live or saved), a storage summary (du per guest; hashify
+ * all guests as a job), and in a fleet its hosts (fleet.ts).
  */
 import type {
   DuReport,
@@ -20,6 +20,7 @@ import type {
 import { api, ApiFailure, setToken, token, withToken } from './api.js';
 import { bytes, drawChart, UsageHistory } from './chart.js';
 import { openConsole, type ConsoleSession } from './console.js';
+import { initFleet } from './fleet.js';
 
 const ROW = 38;
 const USAGE_MS = 2000;
@@ -579,6 +580,7 @@ async function boot(): Promise<void> {
   $('#du-refresh').addEventListener('click', loadDu);
   $('#hashify-all').addEventListener('click', hashifyAll);
   loadDu();
+  initFleet({ fillTable });
   $('#console-close').addEventListener('click', () => $<HTMLDialogElement>('#console').close());
   $('#console').addEventListener('close', () => {
     consoleSession?.close();
