@@ -104,24 +104,30 @@ describe('moves that go wrong', { skip: needRoot, timeout: 1_500_000 }, () => {
     b.ok(['stop', 'lay2', '--kill']);
   });
 
-  // Either jaulad killed at spread moments: [which host is killed, at which mark].
-  const KILLS: [string, string][] = [
-    ['a', 'migrate: begin'],
-    ['b', 'migrate-target: applied own'],
-    ['a', 'migrate: first pass'],
-    ['a', 'migrate: handover'],
-    ['b', 'migrate-target: placed'],
-    ['a', 'migrate: start on target'],
+  // Either jaulad killed at spread moments: [which host is killed, at which mark, the mode]. In
+  // a live move the guest runs under runc; killed after its checkpoint (dead here) or during
+  // its restore there, it runs again (started afresh: its processes' state is what is lost).
+  const KILLS: [string, string, string][] = [
+    ['a', 'migrate: begin', 'sync'],
+    ['b', 'migrate-target: applied own', 'sync'],
+    ['a', 'migrate: first pass', 'sync'],
+    ['a', 'migrate: handover', 'sync'],
+    ['b', 'migrate-target: placed', 'sync'],
+    ['a', 'migrate: start on target', 'sync'],
+    ['a', 'live: checkpointed', 'live'],
+    ['b', 'live: prepared', 'live'],
   ];
-  for (const [who, mark] of KILLS)
+  for (const [who, mark, mode] of KILLS)
     it(`leaves exactly one copy, running, when ${who === 'a' ? 'the source' : 'the target'}'s jaulad is killed at "${mark}"`, async () => {
       const name = `k${n}`;
-      const ip = webGuest(a, name);
+      // (a live move keeps the context: one no earlier guest, on either host, has)
+      const ip = webGuest(a, name, mode === 'live' ? ['-m', 'skeleton', '--context', String(900 + n)] : []);
+      if (mode === 'live') a.ok(['set', name, '--runtime', 'runc']);
       a.ok(['start', name]);
       await waitFor(`${name} serving`, () => hs.fetch(ip) === `hello from ${name}\n`);
       const killed = hs.host(who);
       fs.writeFileSync(STOP_FILE, mark);
-      const moving = a.jaulaAsync(['migrate', name, 'b']);
+      const moving = a.jaulaAsync(['migrate', name, 'b', '--mode', mode]);
       let ended: Result | undefined;
       void moving.then((x) => (ended = x));
       await waitFor(`${who}'s jaulad held at "${mark}"`, () => {
