@@ -4,15 +4,15 @@
  * when ETCD3_DIR names a directory where it is installed: `npm i etcd3` there), and etcdctl
  * (one process per operation, as a shell script would). Per operation: put, linearizable get,
  * create-if-absent transaction, watch event latency (put to event). Then the fleet's own costs:
- * a fleet-wide reservation (name, context, MAC: one transaction) and `list --fleet`'s read of
- * 1000 guest records of 3 hosts.
+ * a fleet-wide reservation (name, context, MAC: one transaction), `list --fleet`'s read of
+ * 1000 guest records of 3 hosts, and placement's reads (the hosts, every owner record).
  */
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Etcd } from '../src/fleet/etcd.js';
 import { reserveIdentity } from '../src/fleet/reserve.js';
-import { fleetGuests, publishGuests } from '../src/fleet/records.js';
+import { fleetGuests, fleetHosts, ownedPerHost, publishGuests } from '../src/fleet/records.js';
 import { LoopbackEtcd } from './etcdlib.js';
 import { median, must, N, pct, Scratch, table, timeMs } from './lib.js';
 
@@ -169,6 +169,9 @@ async function fleetRows(urls: string[], n: number): Promise<(string | number)[]
     await publishGuests(e, h, lease, rows);
   }
   const list = await times(n, () => fleetGuests(e));
+  // What placement (build --host auto) and drain read before they choose: the hosts' records and
+  // every owner record (the names reserved above), at once.
+  const place = await times(n, () => Promise.all([fleetHosts(e), ownedPerHost(e)]));
   // The command itself, in a process of its own (no jaulad: the CLI reads etcd).
   const s = new Scratch();
   try {
@@ -184,6 +187,7 @@ async function fleetRows(urls: string[], n: number): Promise<(string | number)[]
     return [
       row('reserve name+context+MAC (one txn)', reserve),
       row(`list --fleet: the read of ${count} guests of 3 hosts`, list),
+      row(`placement's reads: the hosts and ${n} owner records`, place),
       row(`jaula list --fleet --format json (${count} guests, a process)`, cli),
       row('jaula fleet status (a process, no etcd request)', status),
     ];
