@@ -130,7 +130,7 @@ describe('moving guests within a fleet', { skip: needRoot, timeout: 600_000 }, (
     assert.equal(status(h2, 'fw1'), 'running');
     // A job is not forwarded (its events are the other host's): the error says where to run it.
     const bk = h1.t.jaula(['backup', 'fw1', '--to', h1.t.path('fw1.jaula')]);
-    assert.equal(bk.code, 4, bk.stderr);
+    assert.equal(bk.code, 6, bk.stderr);
     assert.match(bk.stderr, /Guest "fw1" is on host "h2" of the fleet: run this command there/);
     // Nothing was made here meanwhile.
     assert.equal(status(h1, 'fw1'), 'absent');

@@ -43,7 +43,7 @@ void sup_leave(void);
 
 /* ---- sysinfo.c ---- */
 
-#define MAX_NOTIFY 64
+#define MAX_NOTIFY 1024 /* one per thread of a restored guest (CRIU restores each thread's filter) */
 /* Answers per second (and at once) the supervisor gives a guest's sysinfo(2) calls. A caller
  * beyond them waits in the kernel until its turn comes (its notification is read later). */
 #define SYSINFO_RATE 500

@@ -926,6 +926,7 @@ export const ROUTES = [
       config: str,
       running: bool,
       mode: oneOf(['cold', 'sync', 'live']),
+      'fleetHost?': str,
       bytes: int,
       layers: arr(obj({ name: nameStr, digest: { ...str, pattern: '^[0-9a-f]{64}$' } })),
     }),

@@ -12,10 +12,13 @@ import { withGuestLock } from '../guest/locks.js';
 import { guestLog, guestLogFile } from '../guest/log.js';
 import { clearRunning, initAlive, readState } from '../guest/state.js';
 import { releaseInFleet } from './fleet-guard.js';
+import { removeCriuFiles } from './migrate/live.js';
 import { loadConfigForStop, readGuest, type BrokenGuest } from '../guest/store.js';
 
 export interface DeleteOptions {
   force?: boolean;
+  /** In a fleet: leave its reservations (a moved guest whose owner record could not be given back). */
+  keepFleet?: boolean;
 }
 
 /**
@@ -97,15 +100,17 @@ export async function deleteGuest(name: string, opts: DeleteOptions = {}): Promi
     trace('delete: data removed');
     removeTree(paths().guestConf(name));
     removeTree(paths().guestRun(name));
+    removeCriuFiles(name); // (a live move's leftovers, if any: its memory image)
     clearRunning(name);
     guestLog(name, 'deleted');
     removeTree(guestLogFile(name));
-    await releaseInFleet(cfg).catch((e: unknown) => {
-      throw new JaulaError(
-        'runtime',
-        `Guest "${name}" is deleted, but the fleet keeps its name and addresses reserved: ${(e as Error).message}`,
-      );
-    });
+    if (!opts.keepFleet)
+      await releaseInFleet(cfg).catch((e: unknown) => {
+        throw new JaulaError(
+          'runtime',
+          `Guest "${name}" is deleted, but the fleet keeps its name and addresses reserved: ${(e as Error).message}`,
+        );
+      });
     trace('delete: done');
   });
 }

@@ -60,14 +60,20 @@ export async function fleetHeld(
  * stay; the handover gives it to this host: handOver). Undefined outside a fleet or when the
  * fleet has no such guest (then it is reserved as a new one).
  */
-export async function movingInFleet(name: string): Promise<string | undefined> {
+export async function movingInFleet(name: string, source: string | undefined): Promise<string | undefined> {
   const fc = readFleetConfig();
   const etcd = fleetEtcd(fc);
   if (!fc || !etcd) return undefined;
   const owner = await ownerOf(etcd, name);
-  if (owner?.host === fc.host)
-    throw new JaulaError('exists', `Guest "${name}" belongs to this host in the fleet already`);
-  return owner?.host;
+  if (!owner) return undefined;
+  // Only its owner may give it: a guest of the same name on another host (or outside the
+  // fleet) is another guest, whose name the fleet gave away already.
+  if (owner.host !== source)
+    throw new JaulaError(
+      'exists',
+      `A guest named "${name}" already exists in the fleet, on host ${owner.host}${source ? ` (the guest moved here is host ${source}'s)` : ' (the guest moved here comes from outside the fleet)'}: rename one of them first`,
+    );
+  return owner.host;
 }
 
 /** The handover of a guest moved in the fleet: `from` gives it to `to` (one transaction), or throw. */

@@ -13,7 +13,7 @@
  */
 import type { FleetHost, Job } from '../api/types.js';
 import { fromErrorInfo } from '../api/errors.js';
-import { JaulaError } from '../common/errors.js';
+import { JaulaError, messageOf } from '../common/errors.js';
 import { readFleetConfig } from '../fleet/config.js';
 import { fleetOwned, listFleetHosts } from './fleet.js';
 import { peerOf, peerRequest, type PeerTarget } from './migrate/peer.js';
@@ -63,11 +63,22 @@ export async function remoteJob<T>(
   path: string,
   body: unknown,
   onProgress?: (line: string, fraction?: number) => void,
+  signal?: AbortSignal,
 ): Promise<T> {
   const job = await peerRequest<Job>(peer, 'POST', path, { json: body });
   let seen = 0;
   for (;;) {
-    const s = await peerRequest<Job>(peer, 'GET', `/v1/jobs/${job.id}`);
+    if (signal?.aborted) {
+      // (cancelled here: cancelled there too)
+      await peerRequest(peer, 'DELETE', `/v1/jobs/${job.id}`).catch(() => {});
+      throw new JaulaError('runtime', `Cancelled; the job on host "${peer.name}" was asked to stop`);
+    }
+    const s = await peerRequest<Job>(peer, 'GET', `/v1/jobs/${job.id}`).catch((e: unknown) => {
+      throw new JaulaError(
+        'runtime',
+        `Lost the job on host "${peer.name}" (${messageOf(e)}): see there whether it finished ("jaula list" on that host)`,
+      );
+    });
     for (const line of s.progress.slice(seen)) onProgress?.(`[${peer.name}] ${line}`, s.fraction);
     seen = Math.max(seen, s.progress.length);
     if (s.state === 'succeeded') return s.result as T;

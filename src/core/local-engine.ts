@@ -146,11 +146,14 @@ export class LocalEngine implements Engine {
 
   async buildGuest(r: import('../api/types.js').BuildRequest, hooks: JobHooks = {}): Promise<GuestSettings> {
     if (r.host !== undefined) {
+      // (with this host's remote tokens: root's only, never for a TCP client)
+      this.rootOnly('build guests on other hosts of the fleet');
       // In a fleet: built where placement says, followed from here when it is another host.
       const { placeGuest, remoteJob } = await import('./fleet-place.js');
       const { host, ...rest } = r;
       const at = await placeGuest(host);
-      if (at.peer) return remoteJob<GuestSettings>(at.peer, '/v1/guests', rest, hooks.onProgress);
+      if (at.peer)
+        return remoteJob<GuestSettings>(at.peer, '/v1/guests', rest, hooks.onProgress, hooks.signal);
       r = rest;
     }
     if (r.privileged) this.rootOnly("build a privileged guest (its root is the host's root)");
@@ -511,6 +514,7 @@ export class LocalEngine implements Engine {
   }
 
   async fleetProcesses(r: { args?: boolean }) {
+    this.rootOnly("ask the fleet's other hosts (with this host's remote tokens)");
     const { askFleet } = await import('./fleet-view.js');
     const q = r.args ? '?args=true' : '';
     const a = await askFleet(`/v1/processes${q}`, () => this.listProcesses({ args: r.args === true }));
@@ -518,6 +522,7 @@ export class LocalEngine implements Engine {
   }
 
   async fleetSamples(r: { detail?: boolean }) {
+    this.rootOnly("ask the fleet's other hosts (with this host's remote tokens)");
     const { askFleet } = await import('./fleet-view.js');
     const q = r.detail ? '?detail=true' : '';
     const a = await askFleet(`/v1/samples${q}`, () => this.sampleGuests({ detail: r.detail === true }));

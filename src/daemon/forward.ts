@@ -10,7 +10,7 @@
  */
 import type * as http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { JaulaError } from '../common/errors.js';
+import { JaulaError, messageOf } from '../common/errors.js';
 import { fleetEtcd, readFleetConfig } from '../fleet/config.js';
 import { ownerOf } from '../fleet/reserve.js';
 import { guestExists } from '../guest/store.js';
@@ -25,7 +25,12 @@ export async function ownerElsewhere(
   const fc = readFleetConfig();
   const etcd = fleetEtcd(fc);
   if (!fc || !etcd) return undefined;
-  const owner = await ownerOf(etcd, name).catch(() => undefined);
+  const owner = await ownerOf(etcd, name).catch((e: unknown) => {
+    throw new JaulaError(
+      'state',
+      `Guest "${name}" is not on this host, and the fleet's etcd does not answer to say where it is: ${messageOf(e)}`,
+    );
+  });
   if (!owner || owner.host === fc.host) return undefined;
   const r = listRemotes().find((x) => x.name === owner.host);
   return { host: owner.host, peer: r ? peerOf(r) : undefined };
@@ -44,7 +49,7 @@ export function unforwardable(
     );
   if (job)
     return new JaulaError(
-      'not_found',
+      'state',
       `Guest "${name}" is on host "${o.host}" of the fleet: run this command there`,
     );
   return undefined;
@@ -69,6 +74,7 @@ export async function relayUpgrade(
 ): Promise<void> {
   const { sock: up } = await connectPeer(peer);
   up.setTimeout(0);
+  if (sock.destroyed) return void up.destroy(); // (the client left meanwhile)
   const skip = new Set(['host', 'authorization', 'origin', 'cookie']);
   const lines = [
     `GET ${req.url ?? '/'} HTTP/1.1`,

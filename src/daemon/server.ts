@@ -247,7 +247,8 @@ export class Server {
     const args = await requestArgs(found, url, req);
     // Another host's guest, in a fleet (forward.ts): its host answers.
     const name = found.params['name'];
-    const elsewhere = !tcp && route.engine && name ? await ownerElsewhere(name) : undefined;
+    const forGuest = route.path.startsWith('/v1/guests/{name}');
+    const elsewhere = !tcp && route.engine && forGuest && name ? await ownerElsewhere(name) : undefined;
     if (elsewhere) {
       const why = unforwardable(name as string, elsewhere, route.job === true);
       if (why) throw why;

@@ -40,16 +40,24 @@ import { guestIdRange } from '../../runtime/idmap.js';
 import type { OciSpec } from '../../runtime/ocispec.js';
 import { LXCFS_FILES } from '../../runtime/spec.js';
 import { removeUserns, usernsPath } from '../../runtime/userns.js';
+import { freezerOf } from './freeze.js';
 import { holdLock, stopKilled } from './kill.js';
 
 /**
  * Where a guest's CRIU files are: its images, CRIU's work files, its config file, the action
- * script. Not in its run directory (root's alone): CRIU reads some images from tasks already in
- * the guest's user namespace, so the way there is open to traverse (0711), and the directory
- * is its root group's (0750). Removed when the guest stops.
+ * script. On disk beside jaula's own files (var/lib/jaula-criu/NAME), not on /run, a tmpfs of a
+ * tenth of the memory where it is one, which a guest's memory image would fill. Not beneath
+ * var/lib/jaula (root's alone, 0700): CRIU reads some images from tasks already in the guest's
+ * user namespace, so the way there is open to traverse (0711) and the directory is its root
+ * group's (0750). Removed when the guest stops, is deleted, or its move fails.
  */
 export function criuDir(name: string): string {
-  return join(paths().run, 'criu', name);
+  return join(paths().root, 'var/lib/jaula-criu', name);
+}
+
+/** The directory for the images a live move's target receives (made empty, owned as above). */
+export function receiveImagesDir(cfg: GuestConfig): string {
+  return makeCriuDir(cfg.name, guestIdRange(cfg)?.hostId ?? 0).images;
 }
 
 /** CRIU's config file for the guest, named in its spec (annotation org.criu.config). */
@@ -131,13 +139,21 @@ export async function checkpointGuest(
     try {
       await selectRuntime('runc').checkpoint(name, images, work);
     } catch (e) {
-      // CRIU resumes a guest whose dump failed: it runs here again, with its netns bound back.
-      if (st.pid && isSameProcess(st.pid, st.pidStart))
+      // CRIU resumes a guest whose dump failed: it runs here again, with its netns bound back
+      // (and thawed, should runc have been killed at its timeout while CRIU had it frozen).
+      if (st.pid && isSameProcess(st.pid, st.pidStart)) {
         native().mount(`/proc/${st.pid}/ns/net`, ns, null, MS_BIND, null);
+        try {
+          freezerOf(name, st).thaw();
+        } catch {
+          /* (no freezer left: nothing frozen) */
+        }
+      }
       throw e;
     }
     trace('live: checkpointed');
   } catch (e) {
+    removeCriuFiles(name);
     await unlock();
     throw e;
   }
@@ -151,20 +167,21 @@ export async function checkpointGuest(
       await unlock();
       const t = performance.now();
       await stopKilled(cfg);
-      fs.rmSync(criuDir(name), { recursive: true, force: true });
+      removeCriuFiles(name);
       return Math.round(performance.now() - t);
     },
   };
 }
 
-/** Place received images (the target of a live move) where the restore reads them. */
-export function placeImages(cfg: GuestConfig, from: string): { images: string; work: string } {
-  const { images, work } = makeCriuDir(cfg.name, guestIdRange(cfg)?.hostId ?? 0);
-  fs.rmdirSync(images);
-  fs.renameSync(from, images);
-  fs.chownSync(images, 0, guestIdRange(cfg)?.hostId ?? 0);
-  fs.chmodSync(images, 0o750);
-  return { images, work };
+/** The received images of a live move's target, where the restore reads them, if they came. */
+export function receivedImages(name: string): { images: string; work: string } | undefined {
+  const images = join(criuDir(name), 'images');
+  return fs.existsSync(images) ? { images, work: join(criuDir(name), 'work') } : undefined;
+}
+
+/** A guest's CRIU files, gone (its images hold its memory: never left behind). */
+export function removeCriuFiles(name: string): void {
+  fs.rmSync(criuDir(name), { recursive: true, force: true });
 }
 
 const sh = (s: string): string => `'${s.replace(/'/g, "'\\''")}'`;

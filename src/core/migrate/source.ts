@@ -33,6 +33,7 @@ import { layout } from '../../storage/layout.js';
 import { freezerOf, type Freezer } from './freeze.js';
 import { killFrozen } from './kill.js';
 import { checkpointGuest, liveRefusal } from './live.js';
+import { fleetHostName, handOver } from '../fleet-guard.js';
 import { peerOf, peerRequest, type PeerTarget } from './peer.js';
 import { activeMoves, setPhase, writeMove, type MoveRecord } from './records.js';
 import { getRemote } from './remotes.js';
@@ -130,6 +131,7 @@ async function begin(m: Move): Promise<{ need: string[]; layers: string[] }> {
       config: serializeConfig(m.cfg),
       running: m.running,
       mode: m.rec.mode,
+      ...(fleetHostName() ? { fleetHost: fleetHostName() } : {}),
       bytes: sizeOf(m.driver.treePath(m.cfg.name)),
       layers: digests,
     },
@@ -156,7 +158,10 @@ async function sendOwn(m: Move): Promise<void> {
   let images: string | undefined;
   if (m.rec.mode === 'live') {
     m.t0 = performance.now();
-    const cp = await phase(m, 'checkpoint', () => checkpointGuest(m.cfg, st));
+    const cp = await phase(m, 'checkpoint', () => checkpointGuest(m.cfg, st)).catch((e: unknown) => {
+      if (!initAlive(readState(m.cfg.name))) m.stopped = true; // (left dead: giveBack starts it)
+      throw e;
+    });
     // (dead here from now on: a failure before the handover starts it here again)
     m.cleanUp = cp.release;
     m.stopped = true;
@@ -306,6 +311,8 @@ async function giveBack(m: Move, e: unknown): Promise<never> {
   clearMoving(m.cfg.name);
   if (m.stopped) {
     const { startGuest } = await import('../lifecycle.js');
+    const me = fleetHostName(); // (in a fleet: back from the target if it kept it, else a no-op)
+    if (me) await handOver(m.cfg.name, m.rec.peer, me).catch(() => {});
     await startGuest(m.cfg.name).catch((x: unknown) =>
       undone.push(`restarting it here failed: ${messageOf(x)}`),
     );

@@ -24,7 +24,7 @@ import { fleetHostName, handOver, movingInFleet } from '../fleet-guard.js';
 import { Reverter } from '../reverter.js';
 import { checkMoveId, readMove, setPhase, writeMove, type MoveRecord } from './records.js';
 import { criuPath, selectRuntime } from '../../runtime/driver.js';
-import { placeImages, restoreLogTail } from './live.js';
+import { receivedImages, receiveImagesDir, removeCriuFiles, restoreLogTail } from './live.js';
 import {
   parsePathList,
   partFile,
@@ -44,6 +44,8 @@ export interface BeginRequest {
   config: string;
   running: boolean;
   mode: 'cold' | 'sync' | 'live';
+  /** The source's name in the fleet, when it is in one. */
+  fleetHost?: string;
   /** The size of the guest's own files. */
   bytes: number;
   layers: { name: string; digest: string }[];
@@ -161,7 +163,7 @@ export async function peerBegin(r: BeginRequest): Promise<{ context: number; nee
   const mine: GuestConfig = { ...cfg, storage };
   const rev = new Reverter();
   try {
-    const fleetFrom = await movingInFleet(cfg.name);
+    const fleetFrom = await movingInFleet(cfg.name, r.fleetHost);
     await reserve(mine, rev, live, fleetFrom);
     trace('migrate-target: reserved');
     writeMove({
@@ -248,9 +250,8 @@ export async function peerApply(r: { id: string; part: string }): Promise<{ appl
   else if (r.part === 'conf') await unpackPart(rec.id, 'conf', paths().guestConf(rec.guest), false);
   else if (r.part === 'images') {
     if (rec.mode !== 'live') throw new JaulaError('invalid', `Move ${rec.id} is not live: it has no images`);
-    const at = join(stagingDir(rec.id), 'images');
-    fs.mkdirSync(at, { recursive: true, mode: 0o700 });
-    await unpackPart(rec.id, 'images', at, false);
+    // (straight where the restore reads them: criuDir is on another file system than staging may be)
+    await unpackPart(rec.id, 'images', receiveImagesDir(readHidden(rec.guest)), false);
   } else if (/^layer-[0-9a-f]{64}$/.test(r.part)) await applyLayer(rec, r.part.slice(6));
   else throw new JaulaError('invalid', `Unknown part "${r.part.slice(0, 80)}"`);
   trace(`migrate-target: applied ${r.part}`);
@@ -278,17 +279,11 @@ export async function peerCommit(r: {
   const cfg = readHidden(rec.guest);
   const driver = await storageDriver(cfg.storage.driver);
   await driver.unmount(cfg);
-  // (out of the staging directory, which placing removes)
-  const staged = join(stagingDir(rec.id), 'images');
-  const restore =
-    rec.mode === 'live' && r.start && fs.existsSync(staged) ? placeImages(cfg, staged) : undefined;
+  const restore = rec.mode === 'live' && r.start ? receivedImages(rec.guest) : undefined;
+  // In a fleet, the guest is this host's first (a failure here leaves it unplaced: the source
+  // keeps it), then placed: a placed guest is always this host's, also after a crash between.
+  if (rec.fleetFrom) await handOver(rec.guest, rec.fleetFrom, fleetHostName() as string);
   place(rec);
-  try {
-    if (rec.fleetFrom) await handOver(rec.guest, rec.fleetFrom, fleetHostName() as string);
-  } catch (e) {
-    await dropPlaced(rec, `the fleet did not hand it over: ${messageOf(e)}`);
-    throw e;
-  }
   if (!r.start) return { state: 'stored', context: cfg.context };
   try {
     const { startGuest } = await import('../lifecycle.js');
@@ -318,9 +313,16 @@ export async function peerCommit(r: {
 /** Undo a placed guest whose start failed (the source takes it back). */
 async function dropPlaced(rec: MoveRecord, why: string): Promise<void> {
   const { deleteGuest } = await import('../delete.js');
-  // (in a fleet, given back to its owner before: a delete releases what this host owns)
-  if (rec.fleetFrom) await handOver(rec.guest, fleetHostName() as string, rec.fleetFrom).catch(() => {});
-  await deleteGuest(rec.guest, { force: true }).catch(() => {});
+  removeCriuFiles(rec.guest);
+  // (in a fleet, given back to its owner before: a delete releases what this host owns; one
+  // not given back keeps its reservations, for the source's restart to take back)
+  const back = rec.fleetFrom
+    ? await handOver(rec.guest, fleetHostName() as string, rec.fleetFrom).then(
+        () => true,
+        () => false,
+      )
+    : true;
+  await deleteGuest(rec.guest, { force: true, ...(back ? {} : { keepFleet: true }) }).catch(() => {});
   setPhase(rec, 'aborted', why);
 }
 
@@ -344,6 +346,9 @@ export async function peerAbort(r: { id: string; why?: string }): Promise<{ phas
 }
 
 async function removeHidden(rec: MoveRecord): Promise<void> {
+  removeCriuFiles(rec.guest);
+  // (handed over, then cut before it was placed: back to its owner; a no-op otherwise)
+  if (rec.fleetFrom) await handOver(rec.guest, fleetHostName() as string, rec.fleetFrom).catch(() => {});
   const mark = join(paths().guestConf(rec.guest), BUILDING_MARK);
   if (fs.existsSync(mark)) {
     const text = fs.readFileSync(paths().guestConfigFile(rec.guest), 'utf8');
