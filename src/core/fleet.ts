@@ -27,9 +27,8 @@ import {
   type HostRecord,
 } from '../fleet/records.js';
 import { tryReserve } from '../fleet/reserve.js';
-import { which } from '../os/fs.js';
 import { paths } from '../os/paths.js';
-import { criuPath } from '../runtime/driver.js';
+import { criuMissing, criuPath } from '../runtime/driver.js';
 import { loadConfig } from '../guest/store.js';
 import { identityOf, setFencedHere } from './fleet-guard.js';
 import { listGuests } from './guests.js';
@@ -73,10 +72,8 @@ function requireFleet(): { fc: FleetConfig; etcd: Etcd } {
  * jaula's CRIU: the quick half of jaula doctor's check, without running "criu check").
  */
 function liveMigration(): string {
-  if (!which('runc')) return 'no: runc is not installed; cold and sync moves only';
-  return fs.existsSync(criuPath())
-    ? `possible (runc, CRIU at ${criuPath()})`
-    : 'no: CRIU is not installed ("./setup criu"); cold and sync moves only';
+  const why = criuMissing();
+  return why ? `no: ${why}; cold and sync moves only` : `possible (runc, CRIU at ${criuPath()})`;
 }
 
 /** This host's capacity and guests, for its record. */

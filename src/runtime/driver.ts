@@ -140,13 +140,17 @@ function criuFor(name: RuntimeName): string {
       'unsupported',
       `Live moves need the runc runtime (this ${name} cannot checkpoint with CRIU): set the guest's runtime to runc ("jaula set GUEST --runtime runc") and restart it`,
     );
-  const p = criuPath();
-  if (!existsSync(p))
-    throw new JaulaError(
-      'unsupported',
-      `Live moves need CRIU 4.1 at ${p}, which is not there: run "./setup criu" in jaula's source directory (or set JAULA_CRIU)`,
-    );
-  return p;
+  const why = criuMissing();
+  if (why) throw new JaulaError('unsupported', `Live moves are not possible: ${why}`);
+  return criuPath();
+}
+
+/** Why this host cannot checkpoint or restore guests (live moves: runc and jaula's CRIU), or undefined. */
+export function criuMissing(): string | undefined {
+  if (!which('runc')) return 'runc is not installed here (apt-get install runc)';
+  if (!existsSync(criuPath()))
+    return `CRIU 4.1 is not installed here at ${criuPath()}: run "./setup criu" in jaula's source directory (or set JAULA_CRIU)`;
+  return undefined;
 }
 
 const cache = new Map<string, Runtime>();

@@ -33,8 +33,7 @@ import { paths } from '../../os/paths.js';
 import { isSameProcess } from '../../os/proc.js';
 import { unmount } from '../../os/mounts.js';
 import { trace } from '../../os/trace.js';
-import { criuPath, selectRuntime } from '../../runtime/driver.js';
-import { which } from '../../os/fs.js';
+import { criuMissing, criuPath, selectRuntime } from '../../runtime/driver.js';
 import { run } from '../../os/spawn.js';
 import { guestIdRange } from '../../runtime/idmap.js';
 import type { OciSpec } from '../../runtime/ocispec.js';
@@ -92,8 +91,8 @@ function makeCriuDir(name: string, gid: number): { images: string; work: string 
 export function liveRefusal(cfg: GuestConfig, st: GuestState): string | undefined {
   if ((st.runtime ?? 'crun') !== 'runc')
     return `it runs under ${st.runtime ?? 'crun'}, and only runc checkpoints with CRIU here: "jaula set ${cfg.name} --runtime runc", restart it, then move it live (or move it with --mode sync)`;
-  if (!fs.existsSync(criuPath()))
-    return `CRIU is not installed at ${criuPath()}: run "./setup criu" in jaula's source directory (or move it with --mode sync)`;
+  const missing = criuMissing();
+  if (missing) return `${missing} (or move it with --mode sync)`;
   const odd = cfg.interfaces.find((i) => i.mode === 'macvlan' || i.mode === 'ipvlan');
   if (odd) return `its ${odd.mode} interface cannot be re-plumbed by a restore: move it with --mode sync`;
   return undefined;
@@ -348,12 +347,7 @@ export async function prepareFor(
  */
 export async function liveMoveCheck(): Promise<{ status: 'ok' | 'warn'; detail: string }> {
   const criu = criuPath();
-  const runc = which('runc');
-  const missing = !runc
-    ? 'runc is not installed (apt-get install runc)'
-    : !fs.existsSync(criu)
-      ? `no CRIU at ${criu}: run "./setup criu" in jaula's source directory`
-      : undefined;
+  const missing = criuMissing();
   if (missing) return { status: 'warn', detail: `not possible: ${missing}; cold and sync moves work` };
   const [r, d] = await Promise.all([
     run([criu, 'check'], { timeoutMs: 30_000 }).catch(() => undefined),

@@ -23,7 +23,7 @@ import { reserveGuest } from '../build.js';
 import { fleetHostName, handOver, movingInFleet } from '../fleet-guard.js';
 import { Reverter } from '../reverter.js';
 import { checkMoveId, readMove, setPhase, writeMove, type MoveRecord } from './records.js';
-import { criuPath, selectRuntime } from '../../runtime/driver.js';
+import { criuMissing } from '../../runtime/driver.js';
 import { receivedImages, receiveImagesDir, removeCriuFiles, restoreLogTail } from './live.js';
 import {
   parsePathList,
@@ -125,18 +125,6 @@ async function reserve(cfg: GuestConfig, rev: Reverter, live: boolean, movedFrom
   }
 }
 
-/** Why this host cannot restore a guest moved live (undefined: it can). */
-function restoreRefusal(): string | undefined {
-  try {
-    selectRuntime('runc');
-  } catch (e) {
-    return messageOf(e);
-  }
-  if (!fs.existsSync(criuPath()))
-    return `CRIU is not installed here (${criuPath()}): run "./setup criu" on this host`;
-  return undefined;
-}
-
 export async function peerBegin(r: BeginRequest): Promise<{ context: number; need: string[] }> {
   checkMoveId(r.id);
   if (readMove(r.id)) throw new JaulaError('exists', `Move ${r.id} is known here already`);
@@ -153,7 +141,7 @@ export async function peerBegin(r: BeginRequest): Promise<{ context: number; nee
   checkRoom(r.bytes);
   checkNetworks(cfg);
   const live = r.mode === 'live' && r.running;
-  const cannot = live ? restoreRefusal() : undefined;
+  const cannot = live ? criuMissing() : undefined;
   if (cannot) throw new JaulaError('unsupported', `This host cannot take "${cfg.name}" live: ${cannot}`);
   const { names, need } = await mapLayers(r.layers);
   const map = (n: string): string => names.get(n) ?? n;
