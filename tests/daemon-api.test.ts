@@ -812,6 +812,13 @@ describe('reconcile', () => {
         hosts.map((h) => h.host),
         ['api1'],
       );
+      // One host, no HA guest: this host leads, no replica, no failover.
+      const ha = await api<{ leader?: string; replicas: unknown[]; failovers: unknown[] }>(
+        'GET',
+        '/v1/fleet/ha',
+      );
+      assert.deepEqual([ha.replicas, ha.failovers], [[], []]);
+      assert.ok(ha.leader === undefined || ha.leader === 'api1', JSON.stringify(ha));
       const guests = await api<{ host: string; name: string }[]>('GET', '/v1/fleet/guests');
       assert.ok(guests.length > 0 && guests.every((g) => g.host === 'api1'), JSON.stringify(guests));
       // Fleet-wide processes and counters: this host alone answers (its running guests'), none missing.
@@ -867,9 +874,25 @@ describe('reconcile', () => {
     assert.deepEqual(await api('GET', '/v1/moves'), []);
     const begin = { id: 'abcdefgh12', source: 'x', running: false, mode: 'cold', bytes: 1, layers: [] };
     await api('POST', '/v1/peer/moves', { ...begin, config: 'not toml [' }, 400);
+    // An HA replica round is taken only inside a fleet, from the guest's owner.
+    const any = fs
+      .readdirSync(t.path('etc/jaula/guests'))
+      .find((n) => fs.existsSync(t.path('etc/jaula/guests', n, 'config.toml')));
+    assert.ok(any, 'some guest exists');
+    const cfg = fs
+      .readFileSync(t.path('etc/jaula/guests', any, 'config.toml'), 'utf8')
+      .replace(/^name = .*$/m, 'name = "rep1"');
+    const rep = await api<{ error: { message: string } }>(
+      'POST',
+      '/v1/peer/moves',
+      { ...begin, mode: 'replica', config: cfg },
+      409,
+    );
+    assert.match(JSON.stringify(rep), /in no fleet/);
     await api('PUT', '/v1/peer/moves/abcdefgh12/parts/own?offset=0', undefined, 404);
     await api('POST', '/v1/peer/moves/abcdefgh12/apply', { part: 'own' }, 404);
     await api('POST', '/v1/peer/moves/abcdefgh12/commit', { start: true }, 404);
+    await api('POST', '/v1/peer/moves/abcdefgh12/replica', { asOf: new Date().toISOString() }, 404);
     assert.deepEqual(await api('GET', '/v1/peer/moves/abcdefgh12'), { phase: 'none' });
     assert.deepEqual(await api('DELETE', '/v1/peer/moves/abcdefgh12', {}), { phase: 'none' });
     assert.equal(

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { after, before } from 'node:test';
-import { apiRequest, projectDir, selfSignedCert, slowdown, TestRoot } from './helpers.js';
+import { apiRequest, instanceProcesses, projectDir, selfSignedCert, slowdown, TestRoot } from './helpers.js';
 
 function ip(args: string[]): void {
   const r = spawnSync('ip', args, { encoding: 'utf8' });
@@ -111,6 +111,43 @@ export class FleetHost {
     const closed = new Promise((r) => p.once('close', r));
     p.kill('SIGKILL');
     await closed;
+  }
+
+  /**
+   * The host dies: kill -9 of its jaulad, then of every process of its guests (their cgroups)
+   * and of its instance (supervisors), until none is left. Its files stay, as after a power cut.
+   */
+  async killHost(): Promise<void> {
+    await this.killJaulad();
+    const procs = (dir: string): number[] => {
+      const out: number[] = [];
+      try {
+        out.push(
+          ...fs.readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number),
+        );
+        for (const e of fs.readdirSync(dir, { withFileTypes: true }))
+          if (e.isDirectory()) out.push(...procs(join(dir, e.name)));
+      } catch {
+        /* gone */
+      }
+      return out;
+    };
+    for (let i = 0; i < 100; i++) {
+      const pids = new Set([
+        ...this.t.cgroups().flatMap(procs),
+        ...instanceProcesses(this.t.root).map((l) => Number(l.split(' ')[0])),
+      ]);
+      if (!pids.size) return;
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`host ${this.name}: processes survive kill -9`);
   }
 }
 

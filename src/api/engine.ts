@@ -69,6 +69,7 @@ import type {
   GuestLogsRequest,
   ConsoleEnd,
   FleetGuest,
+  FleetHa,
   FleetHost,
   FleetJoinRequest,
   FleetStatus,
@@ -174,6 +175,8 @@ export interface Engine {
   fleetHosts(): Promise<FleetHost[]>;
   /** Every guest of the fleet, with its host. */
   fleetGuests(): Promise<FleetGuest[]>;
+  /** High availability: the leader, the replicas, the failovers. */
+  fleetHa(): Promise<FleetHa>;
   /** Every host's guests' processes (this host's, the others' through their jaulads: core/fleet-view.ts). */
   fleetProcesses(r: { args?: boolean }): Promise<FleetProcesses>;
   /** Every host's running guests' counters, asked as fleetProcesses. */

@@ -45,7 +45,14 @@ import {
 } from './schemas.js';
 import { ImageInfo, ImagePullRequest } from './schemas-image.js';
 
-import { FleetGuest, FleetHost, FleetProcesses, FleetSamples, FleetStatus } from './schemas-fleet.js';
+import {
+  FleetGuest,
+  FleetHa,
+  FleetHost,
+  FleetProcesses,
+  FleetSamples,
+  FleetStatus,
+} from './schemas-fleet.js';
 import { MoveInfo, RemoteInfo } from './schemas-migrate.js';
 import { SnapshotInfo } from './snapshot-schemas.js';
 
@@ -188,6 +195,8 @@ export const ROUTES = [
       'removeForwards?': strs,
       /** Incus' keys and their values, as `jaula set NAME snapshots.schedule=@daily` ("" removes one). */
       'snapshots?': record(str),
+      /** High availability in a fleet: ha=on|off, ha.standby=HOST|auto, ha.interval=SECONDS. */
+      'ha?': record(str),
     }),
     response: GuestSettings,
     engine: true,
@@ -725,6 +734,16 @@ export const ROUTES = [
     job: true,
   },
   {
+    op: 'fleetHa',
+    method: 'GET',
+    path: '/v1/fleet/ha',
+    summary:
+      "high availability: the fleet's leader, each HA guest's latest replica (where, from which owner, as of when), and the failovers with the writes they lost",
+    tag: 'fleet',
+    response: FleetHa,
+    engine: true,
+  },
+  {
     op: 'fleetGuests',
     method: 'GET',
     path: '/v1/fleet/guests',
@@ -925,12 +944,13 @@ export const ROUTES = [
       source: str,
       config: str,
       running: bool,
-      mode: oneOf(['cold', 'sync', 'live']),
+      mode: oneOf(['cold', 'sync', 'live', 'replica']),
+      'base?': str,
       'fleetHost?': str,
       bytes: int,
       layers: arr(obj({ name: nameStr, digest: { ...str, pattern: '^[0-9a-f]{64}$' } })),
     }),
-    response: obj({ context: int, need: strs }),
+    response: obj({ context: int, need: strs, 'full?': bool }),
   },
   {
     op: 'peerPart',
@@ -960,6 +980,16 @@ export const ROUTES = [
     tag: 'peer',
     body: obj({ start: bool }),
     response: obj({ state: oneOf(['running', 'stored']), context: int }),
+  },
+  {
+    op: 'peerReplica',
+    method: 'POST',
+    path: '/v1/peer/moves/{move}/replica',
+    summary:
+      "a replica round's commit: its parts applied to this host's replica of the owner's HA guest, as of asOf",
+    tag: 'peer',
+    body: obj({ asOf: str }),
+    response: obj({ round: str }),
   },
   {
     op: 'peerStatus',

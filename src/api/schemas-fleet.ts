@@ -1,5 +1,5 @@
 /** The fleet's wire shapes (jaula fleet, list --fleet): components of the OpenAPI document too. */
-import { arr, component, int, num, obj, oneOf, record, str, strs } from './schema.js';
+import { arr, bool, component, int, num, obj, oneOf, record, str, strs } from './schema.js';
 import { GuestSample, ProcessRow } from './schemas.js';
 
 /** A host of the fleet (jaula fleet hosts), as it published itself in etcd on its lease. */
@@ -66,6 +66,30 @@ export const FleetBalanceResult = component(
 export const FleetGuest = component(
   'FleetGuest',
   obj({ host: str, name: str, state: str, context: int, addresses: strs, marks: strs }),
+);
+
+/** High availability in the fleet (jaula fleet ha): the leader, each HA guest's latest replica, the failovers. */
+export const FleetHa = component(
+  'FleetHa',
+  obj({
+    'leader?': str,
+    replicas: arr(
+      obj({ guest: str, host: str, from: str, asOf: str, round: str, running: bool, bytes: int }),
+    ),
+    failovers: arr(
+      obj({
+        guest: str,
+        from: str,
+        to: str,
+        leader: str,
+        at: str,
+        asOf: str,
+        running: bool,
+        lostMs: obj({ atMost: int, atLeast: int }),
+        'outcome?': str,
+      }),
+    ),
+  }),
 );
 
 /** This host's membership of a fleet (jaula fleet init|join|leave, and GET /v1/fleet). */

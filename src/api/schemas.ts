@@ -102,6 +102,8 @@ export const GuestSettings = component(
     storage: str,
     build: obj({ method: str, args: strs, created: str }),
     snapshots: SnapshotPolicyInfo,
+    /** High availability in a fleet (absent: off). */
+    'ha?': obj({ standby: str, interval: int }),
   }),
 );
 

@@ -149,6 +149,7 @@ export type JaulaEvent =
 /** The fleet of hosts on etcd (jaula fleet). */
 export type FleetHost = WireType<typeof F.FleetHost>;
 export type FleetGuest = WireType<typeof F.FleetGuest>;
+export type FleetHa = WireType<typeof F.FleetHa>;
 export type FleetDrainResult = WireType<typeof F.FleetDrainResult>;
 export type FleetProcesses = WireType<typeof F.FleetProcesses>;
 export type FleetSamples = WireType<typeof F.FleetSamples>;

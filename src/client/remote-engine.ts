@@ -304,6 +304,7 @@ export class RemoteEngine implements Engine {
   leaveFleet: Engine['leaveFleet'] = (r) => this.call('leaveFleet', r);
   fleetHosts: Engine['fleetHosts'] = () => this.call('fleetHosts', {});
   fleetGuests: Engine['fleetGuests'] = () => this.call('fleetGuests', {});
+  fleetHa: Engine['fleetHa'] = () => this.call('fleetHa', {});
   getLimits: Engine['getLimits'] = (r) => this.call('getLimits', r);
   setLimits: Engine['setLimits'] = (r) => this.call('setLimits', r);
   listTemplates: Engine['listTemplates'] = () => this.call('listTemplates', {});

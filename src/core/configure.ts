@@ -13,6 +13,7 @@ import {
   type RuntimeChoice,
 } from '../guest/config.js';
 import { guestLog } from '../guest/log.js';
+import { changeHaPolicy } from '../guest/ha-policy.js';
 import { changeSnapshotPolicy } from '../guest/snapshot-policy.js';
 import { loadConfig, loadEveryConfig, saveConfig } from '../guest/store.js';
 
@@ -35,6 +36,8 @@ export interface ConfigChanges {
   removeForwards?: ForwardSpec[];
   /** Incus' snapshots.* keys and their values ("" removes one): guest/snapshot-policy.ts. */
   snapshots?: Record<string, string>;
+  /** ha, ha.standby, ha.interval and their values: guest/ha-policy.ts. */
+  ha?: Record<string, string>;
 }
 
 /**
@@ -81,6 +84,11 @@ export async function configureGuest(name: string, ch: ConfigChanges): Promise<G
       const p = changeSnapshotPolicy(cfg.snapshots, ch.snapshots, name);
       if (p) next.snapshots = p;
       else delete next.snapshots;
+    }
+    if (ch.ha !== undefined) {
+      const p = changeHaPolicy(cfg.ha, ch.ha);
+      if (p) next.ha = p;
+      else delete next.ha;
     }
     // Unnamed new interfaces get the next free ethN name.
     const used = new Set(next.interfaces.map((i) => i.name).filter(Boolean));

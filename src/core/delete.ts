@@ -12,6 +12,7 @@ import { withGuestLock } from '../guest/locks.js';
 import { guestLog, guestLogFile } from '../guest/log.js';
 import { clearRunning, initAlive, readState } from '../guest/state.js';
 import { releaseInFleet } from './fleet-guard.js';
+import { removeHaState } from './ha/replicate.js';
 import { removeCriuFiles } from './migrate/live.js';
 import { loadConfigForStop, readGuest, type BrokenGuest } from '../guest/store.js';
 
@@ -101,6 +102,7 @@ export async function deleteGuest(name: string, opts: DeleteOptions = {}): Promi
     removeTree(paths().guestConf(name));
     removeTree(paths().guestRun(name));
     removeCriuFiles(name); // (a live move's leftovers, if any: its memory image)
+    removeHaState(name);
     clearRunning(name);
     guestLog(name, 'deleted');
     removeTree(guestLogFile(name));

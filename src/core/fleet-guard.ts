@@ -10,6 +10,7 @@
 import { JaulaError } from '../common/errors.js';
 import { type FleetConfig, fleetEtcd, readFleetConfig } from '../fleet/config.js';
 import type { Etcd } from '../fleet/etcd.js';
+import { replicaKey } from '../fleet/ha.js';
 import { hostKey, nameKey, type OwnerRecord } from '../fleet/keys.js';
 import type { HostRecord } from '../fleet/records.js';
 import {
@@ -124,6 +125,7 @@ export async function releaseInFleet(cfg: GuestConfig): Promise<void> {
   const etcd = fleetEtcd(fc);
   if (!fc || !etcd) return;
   await releaseIdentity(etcd, fc.host, identityOf(cfg, fc));
+  if (cfg.ha) await etcd.del(replicaKey(cfg.name)); // (its standby then drops its replica)
 }
 
 /** Set by jaulad's fleet agent (core/fleet.ts): true while this host has fenced itself. */

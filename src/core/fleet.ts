@@ -31,9 +31,11 @@ import { paths } from '../os/paths.js';
 import { criuMissing, criuPath } from '../runtime/driver.js';
 import { loadConfig } from '../guest/store.js';
 import { identityOf, setFencedHere } from './fleet-guard.js';
+import { heartbeat } from './ha/watch.js';
 import { listGuests } from './guests.js';
 
 let agent: FleetAgent | undefined;
+let haLoop: import('./ha/loop.js').HaLoop | undefined;
 let agentLog: (line: string) => void = () => {};
 /** Set in jaulad: the process that holds the lease. */
 let inDaemon = false;
@@ -118,6 +120,30 @@ async function fenceGuests(): Promise<string[]> {
   return running.map((g) => g.name);
 }
 
+/**
+ * At jaulad's start: guests running here that the fleet gave to another host meanwhile (an HA
+ * failover while this jaulad was away, its watcher gone too) are killed before anything else.
+ */
+async function stopGivenAway(etcd: Etcd, fc: FleetConfig, log: (line: string) => void): Promise<void> {
+  const running = listGuests().filter((g) => g.status === 'running' || g.status === 'starting');
+  if (!running.length) return;
+  const owners = new Map(
+    (await etcd.list(NAMES)).map((kv) => [
+      kv.key.slice(NAMES.length),
+      (JSON.parse(kv.value) as OwnerRecord).host,
+    ]),
+  );
+  const { stopGuest } = await import('./lifecycle.js');
+  for (const g of running) {
+    const owner = owners.get(g.name);
+    if (!owner || owner === fc.host) continue;
+    log(`fleet: "${g.name}" runs here, but the fleet gave it to host "${owner}": killed`);
+    await stopGuest(g.name, { kill: true }).catch((e: unknown) =>
+      log(`fleet: killing "${g.name}" failed: ${(e as Error).message}`),
+    );
+  }
+}
+
 /** Start holding this host's lease (jaulad, at its start and after a join). */
 export async function startFleetAgent(log: (line: string) => void): Promise<FleetAgent | undefined> {
   agentLog = log;
@@ -133,16 +159,23 @@ export async function startFleetAgent(log: (line: string) => void): Promise<Flee
       guests: () => Promise.resolve(guestRecords()),
       fence: fenceGuests,
       rejoined: () => Promise.resolve(),
+      renewed: (at) => heartbeat(at),
       log,
     },
   );
   setFencedHere(() => agent?.state === 'fenced');
+  await stopGivenAway(etcd, fc, log).catch((e: unknown) => log(`fleet: ${(e as Error).message}`));
   await agent.start();
+  const { HaLoop } = await import('./ha/loop.js');
+  haLoop = new HaLoop(etcd, agent, fc.host, fc.ttl * 1000, log);
+  haLoop.start();
   return agent;
 }
 
 /** jaulad stops: the lease is left to expire (guests keep running; a restart renews it). */
 export async function stopFleetAgent(o: { leave?: boolean } = {}): Promise<void> {
+  haLoop?.stop();
+  haLoop = undefined;
   await agent?.stop(o);
   agent = undefined;
 }
@@ -150,6 +183,7 @@ export async function stopFleetAgent(o: { leave?: boolean } = {}): Promise<void>
 /** A guest of this host changed: its record is published at the next renewal. */
 export function fleetTouch(): void {
   agent?.touch();
+  haLoop?.touch();
 }
 
 /** Reserve this host's guests in the fleet (at a join): the names it got, and what it could not. */
@@ -261,4 +295,16 @@ export async function fleetOwned(): Promise<Map<string, string[]>> {
 
 export async function listFleetGuests(): Promise<FleetGuest[]> {
   return fleetGuests(requireFleet().etcd);
+}
+
+/** High availability: the leader, each HA guest's latest replica, the failovers. */
+export async function fleetHa(): Promise<import('../api/types.js').FleetHa> {
+  const { etcd } = requireFleet();
+  const { leaderOf, listFailovers, listReplicas } = await import('../fleet/ha.js');
+  const [leader, replicas, failovers] = await Promise.all([
+    leaderOf(etcd),
+    listReplicas(etcd),
+    listFailovers(etcd),
+  ]);
+  return { ...(leader ? { leader } : {}), replicas, failovers };
 }

@@ -51,6 +51,7 @@ export async function settingsOf(cfg: GuestConfig): Promise<GuestSettings> {
     storage: cfg.storage.driver,
     build: cfg.build,
     snapshots: await snapshotPolicyInfo(cfg),
+    ...(cfg.ha ? { ha: cfg.ha } : {}),
   };
 }
 
@@ -213,6 +214,7 @@ export class LocalEngine implements Engine {
     if (r.addForwards !== undefined) ch.addForwards = r.addForwards.map(parseForward);
     if (r.removeForwards !== undefined) ch.removeForwards = r.removeForwards.map(parseForward);
     if (r.snapshots !== undefined) ch.snapshots = r.snapshots;
+    if (r.ha !== undefined) ch.ha = r.ha;
     return settingsOf(await configureGuest(r.name, ch));
   }
 
@@ -485,6 +487,10 @@ export class LocalEngine implements Engine {
 
   async fleetGuests() {
     return (await import('./fleet.js')).listFleetGuests();
+  }
+
+  async fleetHa() {
+    return (await import('./fleet.js')).fleetHa();
   }
 
   async listRemotes() {

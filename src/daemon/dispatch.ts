@@ -179,6 +179,7 @@ const ENGINE_CALLS: { [K in EngineOp]: EngineCall<K> } = {
   leaveFleet: (e, a) => e.leaveFleet(a),
   fleetHosts: (e) => e.fleetHosts(),
   fleetGuests: (e) => e.fleetGuests(),
+  fleetHa: (e) => e.fleetHa(),
   fleetDrain: (e, a, h) => e.fleetDrain(a, h),
   fleetBalance: (e, a, h) => e.fleetBalance(a, h),
   fleetProcesses: (e, a) => e.fleetProcesses(a),

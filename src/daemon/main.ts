@@ -229,7 +229,11 @@ export async function runDaemon(argv: string[]): Promise<number> {
 
 /** Entry of dist/jaulad.cjs (bin/jaulad.cjs and `jaula daemon`). */
 export function daemonMain(argv: string[]): void {
-  runDaemon(argv).then(
+  const run =
+    argv[0] === '--fence-watch'
+      ? import('../core/ha/watch.js').then((w) => w.fenceWatch(Number(argv[1])))
+      : runDaemon(argv);
+  run.then(
     (code) => process.exit(code),
     (e: unknown) => {
       process.stderr.write(`jaulad: ${messageOf(e)}\n`);

@@ -310,6 +310,11 @@ const peerRoutes: Partial<Record<RouteOp, Special>> = {
     (await target()).peerApply({ id: String(args['move']), part: String(args['part']) }),
   peerCommit: async ({ args }) =>
     (await target()).peerCommit({ id: String(args['move']), start: args['start'] === true }),
+  peerReplica: async ({ args }) =>
+    (await import('../core/ha/standby.js')).commitReplica({
+      id: String(args['move']),
+      asOf: String(args['asOf']),
+    }),
   peerStatus: async ({ args }) => (await target()).peerStatus({ id: String(args['move']) }),
   peerAbort: async ({ args }) =>
     (await target()).peerAbort({

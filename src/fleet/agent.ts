@@ -19,6 +19,8 @@ export interface AgentHooks {
   /** Stop every running guest of this host: the lease may be gone. Returns their names. */
   fence(): Promise<string[]>;
   rejoined(): Promise<void>;
+  /** A renewal sent at `sentAt` (wall clock, ms) was answered (core/ha/watch.ts's heartbeat). */
+  renewed?(sentAt: number): void;
   log(line: string): void;
 }
 
@@ -72,7 +74,7 @@ export class FleetAgent {
     const sent = performance.now();
     const lease = await this.etcd.grant(this.o.ttl);
     this.lease = lease;
-    this.lastOk = sent;
+    this.ok(sent);
     await publishHost(this.etcd, lease, await this.record('up'));
     this.published = await publishGuests(this.etcd, this.o.host, lease, await this.hooks.guests());
     this.lastPublish = performance.now();
@@ -98,7 +100,7 @@ export class FleetAgent {
         this.lease = undefined;
         return await this.join();
       }
-      this.lastOk = sent;
+      this.ok(sent);
       if (this.dirty || performance.now() - this.lastPublish > 10_000) {
         this.dirty = false;
         this.lastPublish = performance.now();
@@ -120,6 +122,11 @@ export class FleetAgent {
     } finally {
       this.busy = false;
     }
+  }
+
+  private ok(sent: number): void {
+    this.lastOk = sent;
+    this.hooks.renewed?.(Date.now() - (performance.now() - sent));
   }
 
   /** Fence when the lease may have expired without our knowing. */

@@ -11,6 +11,7 @@ import {
   type InterfaceSpec,
 } from './ifspec.js';
 import * as cmdenv from './cmdenv.js';
+import { haPolicyFromToml, haPolicyToToml, type HaSettings } from './ha-policy.js';
 import {
   snapshotPolicyFromToml,
   snapshotPolicyToToml,
@@ -47,7 +48,7 @@ export interface BuildInfo {
 }
 
 /** A guest's configuration: everything that survives a host reboot. Stored as TOML. */
-export interface GuestConfig extends cmdenv.CommandSettings, SnapshotSettings {
+export interface GuestConfig extends cmdenv.CommandSettings, SnapshotSettings, HaSettings {
   name: string;
   context: number;
   hostname: string;
@@ -255,6 +256,8 @@ export function parseConfig(text: string, file: string): GuestConfig {
   }
   const snaps = snapshotPolicyFromToml(take(t, 'snapshots', 'table', where), inTable(where, 'snapshots'));
   if (snaps) c.snapshots = snaps;
+  const ha = haPolicyFromToml(take(t, 'ha', 'table', where), inTable(where, 'ha'));
+  if (ha) c.ha = ha;
   noneLeft(storageT, storageW);
   noneLeft(buildT, buildW);
   noneLeft(t, where);
@@ -299,5 +302,7 @@ export function serializeConfig(c: GuestConfig): string {
   if (c.limits && Object.keys(c.limits).length) t['limits'] = limitsToToml(c.limits);
   const snaps = snapshotPolicyToToml(c.snapshots);
   if (snaps) t['snapshots'] = snaps;
+  const ha = haPolicyToToml(c.ha);
+  if (ha) t['ha'] = ha;
   return `# jaula guest "${c.name}": see docs/config.md. jaula rewrites this file on changes.\n${stringifyToml(t)}\n`;
 }

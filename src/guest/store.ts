@@ -12,6 +12,8 @@ import { readState } from './state.js';
 
 /** A guest whose build is under way has this file in its config dir: "PID STARTTIME". */
 export const BUILDING_MARK = '.building';
+/** In a guest's config dir: it is another host's guest, kept here as its HA replica (core/ha). */
+export const REPLICA_MARK = '.replica';
 
 export function guestExists(name: string): boolean {
   return fs.existsSync(paths().guestConfigFile(name)) || fs.existsSync(paths().guestConf(name));
@@ -148,6 +150,10 @@ export function hasBuildingMark(name: string): boolean {
   return fs.existsSync(join(paths().guestConf(name), BUILDING_MARK));
 }
 
+export function isReplica(name: string): boolean {
+  return fs.existsSync(join(paths().guestConf(name), REPLICA_MARK));
+}
+
 /** Every entry of the guests' config directory (none before the first build). */
 export function guestConfEntries(): string[] {
   try {
@@ -158,10 +164,16 @@ export function guestConfEntries(): string[] {
   }
 }
 
-/** Names of all guests whose config exists, sorted; half-built ones are left out. */
+/** Names of all guests whose config exists, sorted; half-built ones and replicas are left out. */
 export function listGuestNames(): string[] {
   return guestConfEntries()
-    .filter((n) => !n.startsWith('.') && fs.existsSync(paths().guestConfigFile(n)) && !hasBuildingMark(n))
+    .filter(
+      (n) =>
+        !n.startsWith('.') &&
+        fs.existsSync(paths().guestConfigFile(n)) &&
+        !hasBuildingMark(n) &&
+        !isReplica(n),
+    )
     .sort();
 }
 

@@ -30,6 +30,8 @@ Options:
   --host auto|HOST|K=V    in a fleet: build it on that host (K=V: one with that label; auto:
                           the up host owning the fewest guests, then with the most free
                           memory), followed from here; a template path is that host's
+  --ha                    in a fleet: make it HA (as "jaula set NAME ha=on": replicated to a
+                          standby host, started there if its host is lost)
   --interface SPEC        [name=][dev:]ip/prefix|auto[,options], repeatable, up to 10; the
                           form gives the mode:
                             eth0=NET:auto|ip/prefix  bridge: a port on jaula network NET (the
@@ -75,6 +77,7 @@ Examples:
     hostname: { type: 'string' },
     context: { type: 'number' },
     host: { type: 'string' },
+    ha: { type: 'bool' },
     interface: { type: 'list' },
     forward: { type: 'list' },
     initstyle: { type: 'string' },
@@ -148,8 +151,10 @@ Examples:
       signal: ac.signal,
       onProgress: bool(p, 'quiet') ? () => {} : (l) => err(`jaula: ${l}`),
     });
+    // (one more request: the guest's host, forwarded to it when it is another host's)
+    if (bool(p, 'ha')) await e.configureGuest({ name: cfg.name, ha: { ha: 'on' } });
     out(
-      `Built guest "${cfg.name}" (context ${cfg.context}, hostname ${cfg.hostname}, init style ${cfg.initstyle}, ${cfg.storage} storage). Start it with: jaula start ${cfg.name}`,
+      `Built guest "${cfg.name}"${bool(p, 'ha') ? ' (HA)' : ''} (context ${cfg.context}, hostname ${cfg.hostname}, init style ${cfg.initstyle}, ${cfg.storage} storage). Start it with: jaula start ${cfg.name}`,
     );
     return 0;
   },

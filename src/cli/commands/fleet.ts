@@ -112,6 +112,42 @@ async function drain(
   return r.failed.length ? 1 : 0;
 }
 
+const ago = (iso: string): string =>
+  `${Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000))} s ago`;
+
+async function ha(
+  p: Parameters<Command['run']>[0],
+  e: import('../../api/engine.js').Engine,
+): Promise<number> {
+  const r = await e.fleetHa();
+  if (formatOf(p) === 'json') {
+    json(r);
+    return 0;
+  }
+  out(`Leader: ${r.leader ?? '(none: no host is up)'}`);
+  out(
+    r.replicas.length
+      ? table(
+          ['GUEST', 'OWNER', 'STANDBY', 'REPLICA OF', 'AGE', 'RAN', 'LAST ROUND'],
+          r.replicas.map((x) => [
+            x.guest,
+            x.from,
+            x.host,
+            x.asOf,
+            ago(x.asOf),
+            x.running ? 'yes' : 'no',
+            `${x.bytes} B`,
+          ]),
+        )
+      : 'No HA guest has a replica yet ("jaula set GUEST ha=on" on its host).',
+  );
+  for (const f of r.failovers)
+    out(
+      `${f.at}: "${f.guest}" from lost host ${f.from} to ${f.to} (its replica of ${f.asOf}; writes lost: ${(f.lostMs.atLeast / 1000).toFixed(1)} to ${(f.lostMs.atMost / 1000).toFixed(1)} s): ${f.outcome ?? 'ordered'}`,
+    );
+  return 0;
+}
+
 export const fleet: Command = {
   summary: 'a fleet of hosts on etcd: join, leave, list the hosts',
   help: `Usage: jaula fleet init --endpoints URL[,URL...] [--host NAME] [--label K=V]... [--ttl S] [--network NET]...
@@ -121,6 +157,7 @@ export const fleet: Command = {
        jaula fleet status [--format table|json]
        jaula fleet drain [--mode sync|cold|live] [--to HOST]... [--format table|json]
        jaula fleet balance [--mode sync|cold|live] [--dry-run] [--format table|json]
+       jaula fleet ha [--format table|json]
 
 Hosts that share an etcd cluster form a fleet: "jaula list --fleet" shows every host's guests,
 and guest names, context IDs, MACs and the addresses of the fleet's networks (--network) are
@@ -137,7 +174,16 @@ the fleet hands each guest over to its new host. A guest whose move fails stays 
 drain goes on with the next (the exit status is then 1). balance takes this host down to its
 share: while it owns two guests more than the up host owning the fewest (owner records in
 etcd), one of its guests (stopped ones first) moves there; run it on the loaded hosts to even
-the fleet out (a host moves only its own guests). --dry-run prints the plan only. leave gives the lease back; it is refused while the host owns guests (--force leaves
+the fleet out (a host moves only its own guests). --dry-run prints the plan only.
+
+High availability: a guest set with "jaula set GUEST ha=on" (ha.standby=HOST|auto,
+ha.interval=SECONDS, default 60) is replicated by its host's jaulad to a standby host every
+interval: what changed since the last round, the last pass with the guest frozen, so that the
+replica is of one moment. When its host's lease expires, the fleet's leader (elected in etcd)
+gives the guest to its standby, which starts it from the replica; writes after the replica's
+moment are lost, and "jaula fleet ha" says how many seconds' worth. Guests without ha show as
+"lost" in "jaula list --fleet" until their host is back. ha shows the leader, the replicas and
+the failovers. leave gives the lease back; it is refused while the host owns guests (--force leaves
 their names reserved to it).
 
 Examples:
@@ -145,8 +191,9 @@ Examples:
   jaula fleet join --endpoints http://10.0.0.1:2379 --label zone=b
   jaula fleet hosts
   jaula fleet drain --mode live
-  jaula fleet balance --dry-run`,
-  verbs: ['init', 'join', 'leave', 'hosts', 'status', 'drain', 'balance'],
+  jaula fleet balance --dry-run
+  jaula set db1 ha=on ha.interval=10 && jaula fleet ha`,
+  verbs: ['init', 'join', 'leave', 'hosts', 'status', 'drain', 'balance', 'ha'],
   specs: {
     endpoints: { type: 'string' },
     host: { type: 'string' },
@@ -211,10 +258,12 @@ Examples:
         return drain(p, e);
       case 'balance':
         return balance(p, e);
+      case 'ha':
+        return ha(p, e);
       default:
         throw new JaulaError(
           'usage',
-          `Unknown fleet command "${verb}": use init, join, leave, hosts, status, drain or balance`,
+          `Unknown fleet command "${verb}": use init, join, leave, hosts, status, drain, balance or ha`,
         );
     }
   },

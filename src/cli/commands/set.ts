@@ -50,6 +50,12 @@ Automatic snapshots (Incus' keys; saved at once, in [snapshots] of config.toml; 
 Times are the host's local time. jaulad takes and expires them (each minute; at its start it
 deletes the expired ones, and takes none for minutes it was not running).
 
+High availability in a fleet (saved at once, in [ha] of config.toml; see "jaula fleet --help"):
+  ha=on|off             replicate the guest to a standby host; started there if its host is lost
+  ha.standby=HOST|auto  the standby (a fleet host known as a remote of that name; auto: the last
+                        one while it is up, else the up host owning the fewest guests)
+  ha.interval=SECONDS   between two replication rounds (default 60)
+
 The options below change the guest's stored config (always saved); network changes apply at
 its next start ("jaula restart NAME"). Addresses, MACs and forwards are checked against every
 guest and the host: a conflict is refused and nothing is changed.
@@ -82,7 +88,8 @@ Examples:
   jaula set web1 --hostname www.example.org
   jaula set web1 snapshots.schedule=@daily snapshots.expiry=2w
   jaula set web1 snapshots.schedule="0 */6 * * *" snapshots.pattern="auto-{YYYY}{MM}{DD}-{hh}{mm}"
-  jaula set web1 snapshots.schedule=         # no more scheduled snapshots`,
+  jaula set web1 snapshots.schedule=         # no more scheduled snapshots
+  jaula set db1 ha=on ha.interval=10`,
   specs: {
     interface: { type: 'list' },
     'add-interface': { type: 'list' },
@@ -118,7 +125,7 @@ Examples:
         'usage',
         `Unexpected argument "${bad}": limits are KEY=VALUE, e.g. memory.max=512M (see "jaula set --help")`,
       );
-    const assignments = args.filter((a) => !isSnapshotKey(a));
+    const assignments = args.filter((a) => !isSnapshotKey(a) && !isHaKey(a));
     const ch = configureRequest(name, p);
     const quota = str(p, 'quota');
     const qi = num(p, 'quota-inodes');
@@ -159,6 +166,7 @@ Examples:
         .filter(([, v]) => v !== undefined)
         .map(([k]) => k);
       if (ch.snapshots) await tellSchedule(e, cfg);
+      if (ch.ha) out(haLine(cfg));
       const status = (await e.getGuest({ name })).status;
       if (atStart.length && status !== 'stopped')
         out(
@@ -187,6 +195,7 @@ Examples:
 };
 
 const isSnapshotKey = (assignment: string): boolean => assignment.startsWith('snapshots.');
+const isHaKey = (assignment: string): boolean => /^ha(\.[a-z]+)?=/.test(assignment);
 
 /** `snapshots.KEY=VALUE` assignments as the API takes them (the values are checked by the engine). */
 function snapshotAssignments(a: string[]): Record<string, string> {
@@ -197,6 +206,11 @@ function snapshotAssignments(a: string[]): Record<string, string> {
   }
   return r;
 }
+
+const haLine = (cfg: GuestSettings): string =>
+  cfg.ha
+    ? `Guest "${cfg.name}" is HA: jaulad replicates it to ${cfg.ha.standby === 'auto' ? 'a standby host' : `host "${cfg.ha.standby}"`} every ${cfg.ha.interval} s ("jaula fleet ha" shows its replica).`
+    : `Guest "${cfg.name}" is not HA.`;
 
 /** What a changed schedule now does, and that only jaulad keeps it. */
 async function tellSchedule(e: Engine, cfg: GuestSettings): Promise<void> {
@@ -218,6 +232,8 @@ function configureRequest(name: string, p: Parameters<Command['run']>[0]): Confi
   // Incus' snapshots.* keys are settings (saved at once); every other KEY=VALUE is a limit.
   const snapshots = p.positionals.slice(1).filter(isSnapshotKey);
   if (snapshots.length) ch.snapshots = snapshotAssignments(snapshots);
+  const ha = p.positionals.slice(1).filter(isHaKey);
+  if (ha.length) ch.ha = snapshotAssignments(ha);
   if (list(p, 'interface').length) ch.interfaces = list(p, 'interface');
   if (bool(p, 'no-interfaces')) ch.interfaces = [];
   if (list(p, 'add-interface').length) ch.addInterfaces = list(p, 'add-interface');

@@ -68,7 +68,7 @@ const wire = (r: MoveRecord): MoveInfo => {
     role: r.role,
     guest: r.guest,
     peer: r.peer,
-    mode: r.mode,
+    mode: r.mode === 'replica' ? 'sync' : r.mode, // (replica rounds are never listed)
     running: r.running,
     phase: r.phase,
     started: r.started,

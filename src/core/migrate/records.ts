@@ -26,7 +26,8 @@ export interface MoveRecord {
   guest: string;
   /** The source: the remote's name; the target: the source host's name as it gave it. */
   peer: string;
-  mode: 'cold' | 'sync' | 'live';
+  /** replica: a round of an HA guest's replication (core/ha), not a move: never listed. */
+  mode: 'cold' | 'sync' | 'live' | 'replica';
   /** The guest ran when the move began (the target starts it). */
   running: boolean;
   phase: MovePhase;
@@ -44,6 +45,8 @@ export interface MoveRecord {
   startTried?: boolean;
   /** The target, in a fleet: the guest's owner host there, which hands it over at the commit. */
   fleetFrom?: string;
+  /** A replica round: the replica is made afresh (its base round was not the one here). */
+  replicaFull?: boolean;
 }
 
 export const ID_PATTERN = /^[a-z0-9]{8,64}$/;
@@ -87,7 +90,8 @@ export function setPhase(r: MoveRecord, phase: MovePhase, message?: string): Mov
   return writeMove(r);
 }
 
-export function listMoveRecords(): MoveRecord[] {
+/** Every move's record (with `replicas`, only HA replica rounds'). */
+export function listMoveRecords(o: { replicas?: boolean } = {}): MoveRecord[] {
   let names: string[];
   try {
     names = fs.readdirSync(movesDir());
@@ -97,7 +101,7 @@ export function listMoveRecords(): MoveRecord[] {
   const out: MoveRecord[] = [];
   for (const n of names.filter((x) => x.endsWith('.json')).sort()) {
     const r = readMove(n.slice(0, -5));
-    if (r) out.push(r);
+    if (r && (r.mode === 'replica') === (o.replicas === true)) out.push(r);
   }
   return out.sort((a, b) => a.started.localeCompare(b.started));
 }

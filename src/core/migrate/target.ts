@@ -12,25 +12,24 @@ import { JaulaError, isJaulaError, messageOf } from '../../common/errors.js';
 import { parseConfig, type GuestConfig } from '../../guest/config.js';
 import { guestLog } from '../../guest/log.js';
 import { BUILDING_MARK, guestExists, loadConfig } from '../../guest/store.js';
-import { networkFor } from '../../network/networks.js';
 import { removeTree } from '../../os/fs.js';
 import { paths } from '../../os/paths.js';
 import { trace } from '../../os/trace.js';
 import { storageDriver } from '../../storage/driver.js';
 import { layout } from '../../storage/layout.js';
-import { listTemplates } from '../templates.js';
 import { reserveGuest } from '../build.js';
 import { fleetHostName, handOver, movingInFleet } from '../fleet-guard.js';
 import { Reverter } from '../reverter.js';
 import { checkMoveId, readMove, setPhase, writeMove, type MoveRecord } from './records.js';
 import { criuMissing } from '../../runtime/driver.js';
+import { dropRound, queueReplicaPart, replicaBegin } from '../ha/standby.js';
+import { checkNetworks, checkRoom, mapLayers } from './target-checks.js';
 import { receivedImages, receiveImagesDir, removeCriuFiles, restoreLogTail } from './live.js';
 import {
   parsePathList,
   partFile,
   removeBelow,
   stagingDir,
-  templateDigest,
   treeDigest,
   unlinkSymlinkAncestors,
   unpackPart,
@@ -43,7 +42,9 @@ export interface BeginRequest {
   /** The guest's config.toml. */
   config: string;
   running: boolean;
-  mode: 'cold' | 'sync' | 'live';
+  mode: 'cold' | 'sync' | 'live' | 'replica';
+  /** A replica round: the round the replica here should hold for this one to be a delta. */
+  base?: string;
   /** The source's name in the fleet, when it is in one. */
   fleetHost?: string;
   /** The size of the guest's own files. */
@@ -51,57 +52,12 @@ export interface BeginRequest {
   layers: { name: string; digest: string }[];
 }
 
-/** Room kept free besides the guest (staged parts are unpacked, then removed). */
-const SPARE = 16 << 20;
-
 export function receiving(id: string): MoveRecord {
   const r = readMove(checkMoveId(id));
   if (!r || r.role !== 'target') throw new JaulaError('not_found', `This host knows no move ${id}`);
   if (r.phase !== 'receiving')
     throw new JaulaError('state', `Move ${id} of "${r.guest}" is ${r.phase} here, no longer receiving`);
   return r;
-}
-
-function checkRoom(bytes: number): void {
-  fs.mkdirSync(paths().lib, { recursive: true });
-  const s = fs.statfsSync(paths().lib);
-  const free = s.bavail * s.bsize;
-  const need = 2 * bytes + SPARE;
-  if (free < need)
-    throw new JaulaError(
-      'limit',
-      `This host is full: ${(free / 2 ** 20).toFixed(1)} MiB free in ${paths().lib}, the guest needs ${(need / 2 ** 20).toFixed(1)} MiB (its files, staged then unpacked): free space there, or move it elsewhere`,
-      { details: { full: true, free, need } },
-    );
-}
-
-/** Local names for the guest's layers: the template with the same digest, else a free name; the digests to send. */
-async function mapLayers(
-  layers: BeginRequest['layers'],
-): Promise<{ names: Map<string, string>; need: Record<string, string> }> {
-  const byDigest = new Map<string, string>();
-  for (const t of listTemplates()) byDigest.set(await templateDigest(t.name), t.name);
-  const names = new Map<string, string>();
-  const need: Record<string, string> = {};
-  for (const l of layers) {
-    const have = byDigest.get(l.digest);
-    if (have) names.set(l.name, have);
-    else {
-      const local = fs.existsSync(layout.templateDir(l.name)) ? `${l.name}-${l.digest.slice(0, 8)}` : l.name;
-      names.set(l.name, local);
-      need[l.digest] = local;
-    }
-  }
-  return { names, need };
-}
-
-function checkNetworks(cfg: GuestConfig): void {
-  for (const i of cfg.interfaces)
-    if (i.dev && i.mode !== 'macvlan' && i.mode !== 'ipvlan' && !networkFor(i.dev))
-      throw new JaulaError(
-        'not_found',
-        `Guest "${cfg.name}" is on the network "${i.dev}", which this host does not have: create it here with the same subnet first ("jaula network create ${i.dev} --subnet ...")`,
-      );
 }
 
 /**
@@ -125,10 +81,13 @@ async function reserve(cfg: GuestConfig, rev: Reverter, live: boolean, movedFrom
   }
 }
 
-export async function peerBegin(r: BeginRequest): Promise<{ context: number; need: string[] }> {
+export async function peerBegin(
+  r: BeginRequest,
+): Promise<{ context: number; need: string[]; full?: boolean }> {
   checkMoveId(r.id);
   if (readMove(r.id)) throw new JaulaError('exists', `Move ${r.id} is known here already`);
   const cfg = parseConfig(r.config, `the config of the guest moved by ${r.source}`);
+  if (r.mode === 'replica') return replicaBegin(r, cfg);
   if (guestExists(cfg.name))
     throw new JaulaError(
       'exists',
@@ -214,7 +173,10 @@ function readHidden(name: string): GuestConfig {
 }
 
 async function applyLayer(rec: MoveRecord, digest: string): Promise<void> {
-  const cfg = readHidden(rec.guest);
+  const cfg =
+    rec.mode === 'replica'
+      ? parseConfig(fs.readFileSync(join(stagingDir(rec.id), 'config.toml'), 'utf8'), `round ${rec.id}`)
+      : readHidden(rec.guest);
   const name = rec.layers?.[digest];
   if (!name) throw new JaulaError('invalid', `Move ${rec.id} did not ask for the layer ${digest}`);
   const at = join(stagingDir(rec.id), `layer-${digest}`);
@@ -234,6 +196,7 @@ async function applyLayer(rec: MoveRecord, digest: string): Promise<void> {
 
 export async function peerApply(r: { id: string; part: string }): Promise<{ applied: string }> {
   const rec = receiving(r.id);
+  if (rec.mode === 'replica' && !r.part.startsWith('layer-')) return queueReplicaPart(rec, r.part);
   if (r.part === 'own' || r.part === 'unified' || r.part === 'delta') await applyOwn(rec, r.part);
   else if (r.part === 'conf') await unpackPart(rec.id, 'conf', paths().guestConf(rec.guest), false);
   else if (r.part === 'images') {
@@ -264,6 +227,7 @@ export async function peerCommit(r: {
   start: boolean;
 }): Promise<{ state: 'running' | 'stored'; context: number }> {
   const rec = receiving(r.id);
+  if (rec.mode === 'replica') throw new JaulaError('invalid', `${r.id} is a replica round, not a move`);
   const cfg = readHidden(rec.guest);
   const driver = await storageDriver(cfg.storage.driver);
   await driver.unmount(cfg);
@@ -328,6 +292,10 @@ export async function peerAbort(r: { id: string; why?: string }): Promise<{ phas
       'state',
       `Move ${r.id} of "${rec.guest}" is complete here: the guest is this host's`,
     );
+  if (rec.mode === 'replica') {
+    dropRound(rec);
+    return { phase: 'aborted' };
+  }
   if (rec.phase === 'receiving') await removeHidden(rec);
   if (rec.phase !== 'aborted') setPhase(rec, 'aborted', r.why ?? 'the source gave it up');
   return { phase: 'aborted' };
