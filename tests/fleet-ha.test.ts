@@ -7,6 +7,7 @@
  * A split-brain checker samples every host throughout.
  */
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { FleetHosts, fleetHooks, until, type FleetHost } from './fleet-hosts.js';
 import { needRoot } from './helpers.js';
@@ -32,6 +33,30 @@ const status = (h: FleetHost, g: string): string =>
   (JSON.parse(h.t.ok(['list', '--format', 'json']).stdout) as { name: string; status: string }[]).find(
     (x) => x.name === g,
   )?.status ?? 'absent';
+/** What a host's jaulad said of HA (for a failure's message). */
+const haLog = (h: FleetHost): string =>
+  h.log
+    .split('\n')
+    .filter((l) => / ha: /.test(l))
+    .slice(-15)
+    .join('\n');
+/** Every host's jaulad's last words (for a failure's message). */
+const logs = (): string =>
+  fleet.hosts
+    .map(
+      (h) =>
+        `${h.name}'s jaulad said:\n${h.log
+          .split('\n')
+          .filter((l) => / ha: |fleet: /.test(l) && !/replicated to/.test(l))
+          .slice(-25)
+          .join('\n')}`,
+    )
+    .join('\n');
+/** until(), saying what every jaulad said when it times out. */
+const waitFor = (what: string, fn: () => boolean, ms?: number): Promise<void> =>
+  until(what, fn, ms).catch((e: Error) => {
+    throw new Error(`${e.message}\n${logs()}`);
+  });
 const fleetList = (h: FleetHost): { host: string; name: string; state: string }[] =>
   JSON.parse(h.t.ok(['list', '--fleet', '--format', 'json']).stdout) as never;
 
@@ -49,7 +74,7 @@ describe('high availability in a fleet', { skip: needRoot, timeout: 600_000 }, (
     h1.t.ok(['exec', 'ha1', '--', 'sh', '-c', 'echo before > /root/mark']);
     const written = Date.now();
     let standby: FleetHost | undefined;
-    await until('a replica of ha1 made after the write', () => {
+    await waitFor('a replica of ha1 made after the write', () => {
       const r = ha(h2).replicas.find((x) => x.guest === 'ha1');
       standby = r ? byName.get(r.host) : undefined;
       return !!r && r.from === 'h1' && r.running && Date.parse(r.asOf) > written + 100;
@@ -57,11 +82,13 @@ describe('high availability in a fleet', { skip: needRoot, timeout: 600_000 }, (
     assert.ok(standby && standby !== h1, 'the standby is another host');
     // The replica is hidden on the standby: no command there lists or starts it.
     assert.equal(status(standby, 'ha1'), 'absent');
-    assert.notEqual(standby.t.jaula(['start', 'ha1']).code, 0);
+    const hidden = standby.t.jaula(['start', 'ha1']);
+    assert.notEqual(hidden.code, 0);
+    assert.match(hidden.stderr, /kept here as its HA replica/);
 
     const killed = Date.now();
     await h1.killHost();
-    await until(
+    await waitFor(
       'ha1 running on its standby',
       () => status(standby as FleetHost, 'ha1') === 'running',
       30_000,
@@ -76,32 +103,25 @@ describe('high availability in a fleet', { skip: needRoot, timeout: 600_000 }, (
     assert.ok(f.lostMs.atMost >= f.lostMs.atLeast && f.lostMs.atMost < 60_000, JSON.stringify(f.lostMs));
     // Without HA: lost, with its host.
     const other = standby === h2 ? h3 : h2;
-    await until('plain1 shown lost', () =>
+    await waitFor('plain1 shown lost', () =>
       fleetList(other).some((g) => g.name === 'plain1' && g.host === 'h1' && g.state === 'lost'),
     );
 
     // h1 comes back (its guests died with it): it may not start its old copy of ha1.
     await h1.startJaulad();
-    await until('h1 up again', () => /joined|rejoined/.test(h1.log), 30_000);
+    await waitFor('h1 up again', () => /joined|rejoined/.test(h1.log), 30_000);
     const again = h1.t.jaula(['start', 'ha1']);
     assert.notEqual(again.code, 0, again.stdout);
     assert.match(again.stderr, new RegExp(`gave it to host "${standby.name}"`));
     h1.t.ok(['start', 'plain1']);
     assert.equal(status(h1, 'plain1'), 'running');
     // ha1 goes on being replicated, now from its new host, to a host without an old copy.
-    await until('a replica of ha1 from its new host', () =>
+    await waitFor('a replica of ha1 from its new host', () =>
       ha(other).replicas.some(
         (x) => x.guest === 'ha1' && x.from === (standby as FleetHost).name && x.host === other.name,
       ),
     );
-    for (const h of fleet.hosts)
-      t.diagnostic(
-        `${h.name}: ${h.log
-          .split('\n')
-          .filter((l) => / ha: /.test(l))
-          .slice(0, 12)
-          .join('\n')}`,
-      );
+    for (const h of fleet.hosts) t.diagnostic(`${h.name}: ${haLog(h)}`);
     for (const [h, g] of [
       [h1, 'plain1'],
       [standby, 'ha1'],
@@ -114,16 +134,20 @@ describe('high availability in a fleet', { skip: needRoot, timeout: 600_000 }, (
     h1.t.ok(['set', 'ha2', 'ha.interval=1']);
     h1.t.ok(['start', 'ha2']);
     let standby: FleetHost | undefined;
-    await until('a replica of ha2', () => {
-      const r = ha(h3).replicas.find((x) => x.guest === 'ha2' && x.running);
-      standby = r ? byName.get(r.host) : undefined;
-      return !!standby;
-    });
+    await waitFor(
+      'a replica of ha2',
+      () => {
+        const r = ha(h3).replicas.find((x) => x.guest === 'ha2' && x.running);
+        standby = r ? byName.get(r.host) : undefined;
+        return !!standby;
+      },
+      60_000,
+    );
     assert.ok(standby && standby !== h1);
     const killed = Date.now();
     await h1.killJaulad(); // (its guests go on running: only the watcher can stop them)
-    await until('ha2 fenced on h1', () => status(h1, 'ha2') === 'stopped', 15_000);
-    await until(
+    await waitFor('ha2 fenced on h1', () => status(h1, 'ha2') === 'stopped', 15_000);
+    await waitFor(
       'ha2 running on its standby',
       () => status(standby as FleetHost, 'ha2') === 'running',
       30_000,
@@ -131,8 +155,35 @@ describe('high availability in a fleet', { skip: needRoot, timeout: 600_000 }, (
     t.diagnostic(`ha2 ran again on ${standby.name} ${Date.now() - killed} ms after h1's jaulad was killed`);
     assert.match(h1.t.ok(['logs', 'ha2']).stdout, /fenced: no renewal of the host's lease answered/);
     await h1.startJaulad();
-    await until('h1 up again', () => /joined|rejoined/.test(h1.log), 30_000);
+    await waitFor('h1 up again', () => /joined|rejoined/.test(h1.log), 30_000);
     assert.equal(status(h1, 'ha2'), 'stopped');
+    // HA off: the fleet forgets its replica, and the host that kept it drops it.
+    await waitFor('a replica of ha2 from its new host', () =>
+      ha(h1).replicas.some((x) => x.guest === 'ha2' && x.from === (standby as FleetHost).name),
+    );
+    const keeper = byName.get(ha(h1).replicas.find((x) => x.guest === 'ha2')?.host ?? '') as FleetHost;
+    assert.ok(fs.existsSync(keeper.t.path('etc/jaula/guests/ha2')), 'the replica is kept there');
+    assert.match(standby.t.ok(['set', 'ha2', 'ha=off']).stdout, /is not HA/);
+    assert.equal(
+      ha(h1).replicas.some((x) => x.guest === 'ha2'),
+      false,
+    );
+    await waitFor(
+      'the replica of ha2 dropped',
+      () => !fs.existsSync(keeper.t.path('etc/jaula/guests/ha2')),
+      30_000,
+    ).catch((e: Error) => {
+      const dir = keeper.t.path('etc/jaula/guests/ha2');
+      const files = fs.existsSync(dir) ? fs.readdirSync(dir).join(',') : '-';
+      const mark = fs.existsSync(`${dir}/.replica`) ? fs.readFileSync(`${dir}/.replica`, 'utf8') : '-';
+      throw new Error(
+        `${e.message}\nkeeper ${keeper.name}: ${files}; mark ${mark}; ${keeper.log
+          .split('\n')
+          .filter((l) => /ha2/.test(l))
+          .slice(-10)
+          .join('\n')}`,
+      );
+    });
     standby.t.ok(['stop', 'ha2', '--kill']);
   });
 });

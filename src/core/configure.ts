@@ -12,6 +12,7 @@ import {
   type GuestConfig,
   type RuntimeChoice,
 } from '../guest/config.js';
+import { withGuestLock } from '../guest/locks.js';
 import { guestLog } from '../guest/log.js';
 import { changeHaPolicy } from '../guest/ha-policy.js';
 import { changeSnapshotPolicy } from '../guest/snapshot-policy.js';
@@ -87,8 +88,18 @@ export async function configureGuest(name: string, ch: ConfigChanges): Promise<G
     }
     if (ch.ha !== undefined) {
       const p = changeHaPolicy(cfg.ha, ch.ha);
+      if (p && next.privileged)
+        throw new JaulaError(
+          'unsupported',
+          `Guest "${name}" is privileged: its replica could not be sent over TCP (its root is the host's root), so it cannot be HA`,
+        );
       if (p) next.ha = p;
       else delete next.ha;
+      // Off: its replica record goes first (the fleet no longer fails it over), then its state here.
+      if (!p && cfg.ha) {
+        const { haOff } = await import('./ha/replicate.js');
+        await withGuestLock(name, () => haOff(name));
+      }
     }
     // Unnamed new interfaces get the next free ethN name.
     const used = new Set(next.interfaces.map((i) => i.name).filter(Boolean));

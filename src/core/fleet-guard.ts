@@ -125,7 +125,35 @@ export async function releaseInFleet(cfg: GuestConfig): Promise<void> {
   const etcd = fleetEtcd(fc);
   if (!fc || !etcd) return;
   await releaseIdentity(etcd, fc.host, identityOf(cfg, fc));
-  if (cfg.ha) await etcd.del(replicaKey(cfg.name)); // (its standby then drops its replica)
+  if (cfg.ha) await dropReplicaRecord(cfg.name);
+}
+
+/**
+ * Forget a guest's replica in the fleet, if this host made it (an old copy deleted on a host
+ * that lost the guest in a failover leaves the new owner's alone): its record becomes a
+ * tombstone naming no host, for two minutes (on a lease of its own), so that the standby drops
+ * its replica at its next look, and no leader fails the guest over.
+ */
+export async function dropReplicaRecord(name: string): Promise<void> {
+  const fc = readFleetConfig();
+  const etcd = fleetEtcd(fc);
+  if (!fc || !etcd) return;
+  const kv = await etcd.get(replicaKey(name));
+  if (!kv || (JSON.parse(kv.value) as { from: string }).from !== fc.host) return;
+  const lease = await etcd.grant(120);
+  const tomb = {
+    guest: name,
+    host: '',
+    from: fc.host,
+    asOf: new Date().toISOString(),
+    round: '',
+    running: false,
+    bytes: 0,
+  };
+  await etcd.txn(
+    [{ key: replicaKey(name), value: kv.value }],
+    [{ put: replicaKey(name), value: JSON.stringify(tomb), lease }],
+  );
 }
 
 /** Set by jaulad's fleet agent (core/fleet.ts): true while this host has fenced itself. */

@@ -278,6 +278,12 @@ export async function leaveFleet(force: boolean): Promise<FleetStatus> {
           ', ',
         )}${owned.length > 5 ? ', ...' : ''}): delete or move them first, or leave anyway with --force (their names stay reserved to this host)`,
     );
+  // Out of the fleet, nothing fails its guests over, and no replica here is kept up to date:
+  // their records go (a forced leave keeps the names, not HA), and the replicas here.
+  const { dropReplicaRecord } = await import('./fleet-guard.js');
+  for (const kv of owned) await dropReplicaRecord(kv.key.slice(NAMES.length));
+  const { dropReplica, replicasHere } = await import('./ha/standby.js');
+  for (const r of replicasHere()) await dropReplica(r.name);
   await stopFleetAgent({ leave: true });
   await etcd.del(hostKey(fc.host));
   removeFleetConfig();

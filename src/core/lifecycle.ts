@@ -41,7 +41,7 @@ import {
   type ExitInfo,
   type GuestState,
 } from '../guest/state.js';
-import { loadConfig, loadConfigForStop, loadFstab, startedConfigFile } from '../guest/store.js';
+import { isReplica, loadConfig, loadConfigForStop, loadFstab, startedConfigFile } from '../guest/store.js';
 import { serializeConfig } from '../guest/config.js';
 import { requireGuestFiles } from './running.js';
 import { mayStartInFleet } from './fleet-guard.js';
@@ -65,6 +65,11 @@ async function startLocked(cfg: GuestConfig, opts: StartOptions): Promise<GuestS
   const { name } = cfg;
   trace('start: locked');
   refuseIfMoving(name);
+  if (isReplica(name))
+    throw new JaulaError(
+      'state',
+      `"${name}" is another host's guest, kept here as its HA replica: it starts here only when the fleet gives it to this host ("jaula fleet ha")`,
+    );
   const prev = readState(name);
   const live = initAlive(prev) ? liveStatus(prev) : 'stopped';
   if (live !== 'stopped')

@@ -19,8 +19,8 @@ export interface AgentHooks {
   /** Stop every running guest of this host: the lease may be gone. Returns their names. */
   fence(): Promise<string[]>;
   rejoined(): Promise<void>;
-  /** A renewal sent at `sentAt` (wall clock, ms) was answered (core/ha/watch.ts's heartbeat). */
-  renewed?(sentAt: number): void;
+  /** A renewal sent `agoMs` ago was answered (core/ha/watch.ts's heartbeat). */
+  renewed?(agoMs: number): void;
   log(line: string): void;
 }
 
@@ -126,7 +126,7 @@ export class FleetAgent {
 
   private ok(sent: number): void {
     this.lastOk = sent;
-    this.hooks.renewed?.(Date.now() - (performance.now() - sent));
+    this.hooks.renewed?.(performance.now() - sent);
   }
 
   /** Fence when the lease may have expired without our knowing. */

@@ -20,7 +20,8 @@ export interface KeyValue {
 }
 
 /** One comparison of a transaction: the key must not exist, or must hold a value. */
-export type Compare = { key: string; absent: true } | { key: string; value: string };
+export type Compare =
+  { key: string; absent: true } | { key: string; present: true } | { key: string; value: string };
 
 /** One operation of a transaction's branch. */
 export type Op =
@@ -99,6 +100,7 @@ function opBody(op: Op): Record<string, unknown> {
 
 function compareBody(c: Compare): Record<string, unknown> {
   if ('absent' in c) return { key: enc(c.key), target: 'CREATE', result: 'EQUAL', create_revision: '0' };
+  if ('present' in c) return { key: enc(c.key), target: 'CREATE', result: 'GREATER', create_revision: '0' };
   return { key: enc(c.key), target: 'VALUE', result: 'EQUAL', value: enc(c.value) };
 }
 

@@ -27,7 +27,7 @@ export const failoverKey = (guest: string): string => `${FAILOVERS}${guest}`;
 /** A guest's latest replica. */
 export interface ReplicaRecord {
   guest: string;
-  /** The standby host that keeps it. */
+  /** The standby host that keeps it ("": none, HA turned off: a tombstone). */
   host: string;
   /** The owner host that sent it. */
   from: string;
@@ -75,8 +75,9 @@ export async function putReplica(etcd: Etcd, r: ReplicaRecord): Promise<void> {
   await etcd.put(replicaKey(r.guest), JSON.stringify(r));
 }
 
+/** The guests' latest replicas (not the tombstones of those turned off: no host). */
 export async function listReplicas(etcd: Etcd): Promise<ReplicaRecord[]> {
-  return (await etcd.list(REPLICAS)).map((kv) => JSON.parse(kv.value) as ReplicaRecord);
+  return (await etcd.list(REPLICAS)).map((kv) => JSON.parse(kv.value) as ReplicaRecord).filter((r) => r.host);
 }
 
 export async function listFailovers(etcd: Etcd): Promise<FailoverRecord[]> {
@@ -89,20 +90,23 @@ export async function liveHosts(etcd: Etcd): Promise<Set<string>> {
 }
 
 /**
- * The leader's pass: every guest owned by a host that is not live, with a replica from that
- * host on a live one, is given to that one (one transaction each). Returns the failovers made.
+ * The leader's pass: every guest owned by a host that is not live (and `settled`: gone long
+ * enough), with a replica from that host on a live one, is given to that one (one transaction
+ * each, which compares the owner record, the lost host's absent record and the standby's
+ * present one). Returns the failovers made.
  */
 export async function failOver(
   etcd: Etcd,
   leader: string,
   live: Set<string>,
   ttlMs: number,
+  settled: (host: string) => boolean = () => true,
 ): Promise<FailoverRecord[]> {
   const owners = await etcd.list(NAMES);
   const out: FailoverRecord[] = [];
   for (const kv of owners) {
     const owner = JSON.parse(kv.value) as OwnerRecord;
-    if (live.has(owner.host)) continue;
+    if (live.has(owner.host) || !settled(owner.host)) continue;
     const guest = kv.key.slice(NAMES.length);
     const rep = await etcd.get(replicaKey(guest));
     if (!rep) continue; // (not HA: shown as lost)
@@ -124,6 +128,7 @@ export async function failOver(
       [
         { key: nameKey(guest), value: kv.value },
         { key: hostKey(owner.host), absent: true },
+        { key: hostKey(r.host), present: true },
       ],
       [
         { put: nameKey(guest), value: JSON.stringify({ ...owner, host: r.host }) },

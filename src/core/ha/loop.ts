@@ -22,13 +22,17 @@ import {
 import { GUESTS } from '../../fleet/keys.js';
 import type { FleetAgent } from '../../fleet/agent.js';
 import { ownedPerHost } from '../../fleet/records.js';
-import { loadAllConfigs } from '../../guest/store.js';
+import { ownerOf } from '../../fleet/reserve.js';
+import { withGuestLock } from '../../guest/locks.js';
+import { loadAllConfigs, loadConfig } from '../../guest/store.js';
 import { listRemotes } from '../migrate/remotes.js';
-import { lastRound, replicateGuest } from './replicate.js';
+import { lastRound, removeHaState, replicateGuest, roundNeeded } from './replicate.js';
 import { dropStaleReplicas, promoteReplica } from './standby.js';
 import { ensureWatcher } from './watch.js';
 
 const TICK_MS = 500;
+/** How long the leader sees a host gone before it fails over its guests. */
+const GRACE_MS = 1000;
 
 export class HaLoop {
   private timer: NodeJS.Timeout | undefined;
@@ -38,6 +42,9 @@ export class HaLoop {
   private lastLive = '';
   private lastScan = 0;
   private lastSweep = 0;
+  /** Hosts this leader has seen live, and since when each is gone. */
+  private seen = new Set<string>();
+  private goneSince = new Map<string, number>();
   /** When each HA guest's next round is due (ms since the epoch). */
   private due = new Map<string, number>();
   private haGuests: { name: string; standby: string; interval: number }[] = [];
@@ -66,10 +73,17 @@ export class HaLoop {
     this.busy = true;
     try {
       for (const f of await ordersFor(this.etcd, this.host)) await this.promote(f);
+      // Every host follows which hosts are gone since when: a new leader (the old one lost)
+      // knows as much as it did.
+      const live = await liveHosts(this.etcd);
+      for (const h of live) this.goneSince.delete(h);
+      for (const h of this.seen)
+        if (!live.has(h) && !this.goneSince.has(h)) this.goneSince.set(h, Date.now());
+      for (const h of live) this.seen.add(h);
       const was = this.leader;
       this.leader = await campaign(this.etcd, this.host, this.agent.lease);
       if (this.leader && !was) this.log(`ha: this host leads the fleet's failovers`);
-      if (this.leader) await this.lead();
+      if (this.leader) await this.lead(live);
       if (Date.now() - this.lastSweep > 10_000) {
         this.lastSweep = Date.now();
         await dropStaleReplicas(this.log);
@@ -97,14 +111,21 @@ export class HaLoop {
     this.lastConfigs = 0;
   }
 
-  /** The leader: fail over the guests of hosts gone (scanned when the live hosts change, else every 5 s). */
-  private async lead(): Promise<void> {
-    const live = await liveHosts(this.etcd);
+  /**
+   * The leader: fail over the guests of hosts gone, once this leader has seen them gone for
+   * GRACE_MS (the lost host's fencing has that much more time to finish: its watcher kills
+   * its HA guests before its lease can expire, and this is the margin for a slow kill).
+   * Scanned when the live hosts change, else every 5 s.
+   */
+  private async lead(live: Set<string>): Promise<void> {
+    const settling = [...this.goneSince.values()].some((t) => Date.now() - t < GRACE_MS + TICK_MS);
     const key = [...live].sort().join(',');
-    if (key === this.lastLive && Date.now() - this.lastScan < 5000) return;
+    if (key === this.lastLive && !settling && Date.now() - this.lastScan < 5000) return;
     this.lastLive = key;
     this.lastScan = Date.now();
-    for (const f of await failOver(this.etcd, this.host, live, this.ttlMs))
+    // (a host this leader never saw alive is settled: it was gone before this leader began)
+    const settled = (h: string): boolean => Date.now() - (this.goneSince.get(h) ?? 0) >= GRACE_MS;
+    for (const f of await failOver(this.etcd, this.host, live, this.ttlMs, settled))
       this.log(
         `ha: host "${f.from}" is lost: "${f.guest}" goes to "${f.to}", from its replica of ${f.asOf} (writes lost: ${(f.lostMs.atLeast / 1000).toFixed(1)}-${(f.lostMs.atMost / 1000).toFixed(1)} s)`,
       );
@@ -135,17 +156,31 @@ export class HaLoop {
         if (Date.now() < due || this.agent.state !== 'up') continue;
         this.due.set(g.name, Date.now() + g.interval * 1000);
         try {
+          // (a guest the fleet gave to another host is an old copy here: not replicated)
+          if ((await ownerOf(this.etcd, g.name))?.host !== this.host) continue;
+          if (!loadConfig(g.name).ha) continue; // (turned off since the list was read)
           const standby = await this.standbyFor(g.name, g.standby, last?.standby);
+          if (!roundNeeded(g.name, standby)) continue; // (stopped, unchanged: its replica is whole)
           const r = await replicateGuest(g.name, standby);
-          await putReplica(this.etcd, {
-            guest: g.name,
-            host: standby,
-            from: this.host,
-            asOf: r.asOf,
-            round: r.round,
-            running: r.running,
-            bytes: r.bytes,
+          // Published under the guest's lock, if it is still HA: turning HA off takes that lock
+          // too, so a round under way then never revives the record it has just retired.
+          const kept = await withGuestLock(g.name, async () => {
+            if (!loadConfig(g.name).ha) {
+              removeHaState(g.name);
+              return false;
+            }
+            await putReplica(this.etcd, {
+              guest: g.name,
+              host: standby,
+              from: this.host,
+              asOf: r.asOf,
+              round: r.round,
+              running: r.running,
+              bytes: r.bytes,
+            });
+            return true;
           });
+          if (!kept) continue;
           this.log(
             `ha: "${g.name}" replicated to "${standby}" (${r.full ? 'whole' : 'changes'}, ${r.bytes} bytes, ${r.ms} ms, frozen ${r.frozenMs} ms)`,
           );
@@ -164,7 +199,7 @@ export class HaLoop {
    * among this host's remotes.
    */
   private async standbyFor(name: string, choice: string, last: string | undefined): Promise<string> {
-    if (choice !== 'auto') return choice;
+    if (choice !== 'auto' && choice !== this.host) return choice;
     const live = await liveHosts(this.etcd);
     const remotes = new Set(listRemotes().map((r) => r.name));
     const ok = (h: string): boolean => h !== this.host && live.has(h) && remotes.has(h);

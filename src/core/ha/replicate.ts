@@ -8,7 +8,7 @@
  * guest pauses only for that last pass. A stopped guest is sent in one pass. The round's
  * manifest is kept here (var/lib/jaula/ha/NAME.json) to find the next round's changes.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +42,29 @@ interface HaState {
   round: string;
   asOf: string;
   manifest: [string, string][];
+  /** A digest of the unified layer's manifest: when it changed (hashify), the round is whole. */
+  unified?: string;
+  /** The guest ran at the round's moment. */
+  running?: boolean;
 }
+
+/**
+ * Whether a round would send nothing new: the guest was stopped at the last round (to this
+ * standby) and since, and its config has not changed after it.
+ */
+export function roundNeeded(name: string, standby: string): boolean {
+  const prev = readHaState(name);
+  if (!prev || prev.running !== false || prev.standby !== standby || initAlive(readState(name))) return true;
+  const changed = fs.statSync(paths().guestConf(name), { throwIfNoEntry: false })?.mtimeMs ?? Infinity;
+  const cfg = fs.statSync(paths().guestConfigFile(name), { throwIfNoEntry: false })?.mtimeMs ?? Infinity;
+  return Math.max(changed, cfg) >= Date.parse(prev.asOf);
+}
+
+/** The unified layer's state in a word (its files move there from the guest's own by hashify). */
+const unifiedDigest = (name: string): string =>
+  createHash('sha256')
+    .update(JSON.stringify([...manifestOf(layout.unifiedLayer(name))]))
+    .digest('hex');
 
 export interface RoundResult {
   guest: string;
@@ -57,10 +79,11 @@ export interface RoundResult {
   ms: number;
 }
 
-const stateFile = (name: string): string => join(paths().lib, 'ha', `${name}.json`);
+/** Where the last round's manifest is kept: present while the guest has a replica from here. */
+export const haStateFile = (name: string): string => join(paths().lib, 'ha', `${name}.json`);
 
 function readHaState(name: string): HaState | undefined {
-  const t = readFileOr(stateFile(name), undefined);
+  const t = readFileOr(haStateFile(name), undefined);
   try {
     return t === undefined ? undefined : (JSON.parse(t) as HaState);
   } catch {
@@ -69,7 +92,14 @@ function readHaState(name: string): HaState | undefined {
 }
 
 export function removeHaState(name: string): void {
-  fs.rmSync(stateFile(name), { force: true });
+  fs.rmSync(haStateFile(name), { force: true });
+}
+
+/** HA turned off: the fleet forgets the replica (its standby drops it), then this host its state. */
+export async function haOff(name: string): Promise<void> {
+  const { dropReplicaRecord } = await import('../fleet-guard.js');
+  await dropReplicaRecord(name);
+  removeHaState(name);
 }
 
 /** The last round's standby and moment, if any. */
@@ -133,15 +163,43 @@ async function begin(
 }
 
 /**
+ * The last pass of a running guest's round, frozen, under its lock (taken by the caller): no
+ * snapshot freezes it meanwhile (a thaw here would end that one's freeze), no move has begun,
+ * and it still runs.
+ */
+async function lastPass(
+  name: string,
+  r: Round,
+  tree: string,
+  first: Manifest,
+): Promise<{ asOf: string; manifest: Manifest; frozenMs: number }> {
+  if (movingOf(name)) throw new JaulaError('state', `Guest "${name}" is being moved: round given up`);
+  const st = readState(name);
+  if (!initAlive(st)) throw new JaulaError('state', `Guest "${name}" stopped during the round`);
+  const fz = freezerOf(name, st);
+  const tf = performance.now();
+  await fz.freeze();
+  try {
+    const asOf = new Date().toISOString();
+    const manifest = manifestOf(tree);
+    await sendDelta(r, tree, first, manifest);
+    return { asOf, manifest, frozenMs: Math.round(performance.now() - tf) };
+  } finally {
+    fz.thaw();
+  }
+}
+
+/**
  * One round of `name` to `standby` (a remote of this host, named as the fleet names it). A
  * stopped guest's round holds its lock (nothing starts it meanwhile).
  */
 export async function replicateGuest(name: string, standby: string): Promise<RoundResult> {
-  if (initAlive(readState(name))) return round(name, standby);
-  return withGuestLock(name, () => round(name, standby));
+  if (initAlive(readState(name))) return round(name, standby, false);
+  // (it may have started by the time the lock is ours: then it is a running guest's round)
+  return withGuestLock(name, () => round(name, standby, true));
 }
 
-async function round(name: string, standby: string): Promise<RoundResult> {
+async function round(name: string, standby: string, locked: boolean): Promise<RoundResult> {
   const t0 = performance.now();
   const cfg = loadConfig(name);
   if (movingOf(name)) throw new JaulaError('state', `Guest "${name}" is being moved: no replica round now`);
@@ -156,12 +214,12 @@ async function round(name: string, standby: string): Promise<RoundResult> {
   const running = initAlive(st);
   if (!running) await driver.mount(cfg);
   const tree = driver.treePath(name);
-  let frozenMs = 0;
-  let asOf: string;
-  let manifest: Manifest;
+  const unified = unifiedDigest(name);
+  const base = prev?.standby === standby && prev.unified === unified ? prev.round : undefined;
+  let last = { asOf: '', manifest: new Map() as Manifest, frozenMs: 0 };
   let full: boolean;
   try {
-    full = await begin(r, cfg, running, prev?.standby === standby ? prev.round : undefined, tree);
+    full = await begin(r, cfg, running, base, tree);
     await send(r, 'conf', paths().guestConf(name), {
       exclude: ['config.toml', '.moving', '.building', '.replica'],
     });
@@ -170,21 +228,12 @@ async function round(name: string, standby: string): Promise<RoundResult> {
       await send(r, 'own', tree);
       if (walkTree(layout.unifiedLayer(name)).length > 1) await send(r, 'unified', layout.unifiedLayer(name));
     } else await sendDelta(r, tree, new Map(prev?.manifest), first);
-    manifest = first;
-    if (running) {
-      const fz = freezerOf(name, st);
-      const tf = performance.now();
-      await fz.freeze();
-      try {
-        asOf = new Date().toISOString();
-        manifest = manifestOf(tree);
-        await sendDelta(r, tree, first, manifest);
-      } finally {
-        fz.thaw();
-        frozenMs = Math.round(performance.now() - tf);
-      }
-    } else asOf = new Date().toISOString();
-    await peerRequest(r.peer, 'POST', `/v1/peer/moves/${r.id}/replica`, { json: { asOf } });
+    last = !running
+      ? { asOf: new Date().toISOString(), manifest: first, frozenMs: 0 }
+      : locked
+        ? await lastPass(name, r, tree, first)
+        : await withGuestLock(name, () => lastPass(name, r, tree, first));
+    await peerRequest(r.peer, 'POST', `/v1/peer/moves/${r.id}/replica`, { json: { asOf: last.asOf } });
   } catch (e) {
     await peerRequest(r.peer, 'DELETE', `/v1/peer/moves/${r.id}`, {
       json: { why: 'the round failed' },
@@ -193,10 +242,11 @@ async function round(name: string, standby: string): Promise<RoundResult> {
   } finally {
     if (!running) await driver.unmount(cfg).catch(() => {});
   }
+  const { asOf, manifest, frozenMs } = last;
   fs.mkdirSync(join(paths().lib, 'ha'), { recursive: true, mode: 0o700 });
   writeFileAtomic(
-    stateFile(name),
-    JSON.stringify({ standby, round: r.id, asOf, manifest: [...manifest] }),
+    haStateFile(name),
+    JSON.stringify({ standby, round: r.id, asOf, manifest: [...manifest], unified, running }),
     0o600,
   );
   return {

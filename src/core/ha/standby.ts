@@ -98,10 +98,15 @@ export async function checkReplicaBegin(
   return !mark || !mark.round || mark.round !== base;
 }
 
-/** A round's record and staged parts go (the replica stays as it was). */
-export function dropRound(r: MoveRecord): void {
+/** Rounds whose commit is being applied (an abort meanwhile is refused). */
+const committing = new Set<string>();
+
+/** A round's record and staged parts go (the replica stays as it was); false while it is applied. */
+export function dropRound(r: MoveRecord): boolean {
+  if (committing.has(r.id)) return false;
   removeTree(stagingDir(r.id));
   fs.rmSync(join(paths().etc, 'moves', `${r.id}.json`), { force: true });
+  return true;
 }
 
 /** The round's config, kept with its parts until the commit. */
@@ -168,46 +173,68 @@ export async function commitReplica(r: { id: string; asOf: string }): Promise<{ 
     fs.readFileSync(join(stagingDir(rec.id), 'config.toml'), 'utf8'),
     `round ${rec.id}`,
   );
-  return withGuestLock(cfg.name, async () => {
-    const mark = readReplicaMark(cfg.name);
-    if (guestExists(cfg.name) && !mark)
-      throw new JaulaError('state', `"${cfg.name}" is no longer a replica here (it was promoted, or built)`);
-    const driver = await storageDriver(cfg.storage.driver);
-    const next: ReplicaMark = { round: '', asOf: mark?.asOf ?? r.asOf, from: rec.peer, running: rec.running };
-    if (rec.replicaFull || !mark) {
-      if (mark) await driver.destroy(cfg.name);
-      removeTree(paths().guestConf(cfg.name));
-      fs.mkdirSync(paths().guestConf(cfg.name), { recursive: true, mode: 0o755 });
-      writeMark(cfg.name, next); // (hidden before anything else is made)
-      const s = { ...cfg.storage };
-      if (!s.layers) delete s.template;
-      await driver.create({ ...cfg, storage: s });
-    } else writeMark(cfg.name, next);
+  committing.add(rec.id);
+  try {
+    return await withGuestLock(cfg.name, () => applyRound(rec, cfg, r.asOf));
+  } finally {
+    committing.delete(rec.id);
+  }
+}
+
+async function applyRound(rec: MoveRecord, cfg: GuestConfig, asOf: string): Promise<{ round: string }> {
+  const mark = readReplicaMark(cfg.name);
+  if (guestExists(cfg.name) && !mark)
+    throw new JaulaError('state', `"${cfg.name}" is no longer a replica here (it was promoted, or built)`);
+  const driver = await storageDriver(cfg.storage.driver);
+  const next: ReplicaMark = { round: '', asOf: mark?.asOf ?? asOf, from: rec.peer, running: rec.running };
+  if (rec.replicaFull || !mark) {
+    await driver.destroy(cfg.name).catch(() => removeTree(paths().guestData(cfg.name)));
+    removeTree(paths().guestConf(cfg.name));
+    fs.mkdirSync(paths().guestConf(cfg.name), { recursive: true, mode: 0o755 });
+    writeMark(cfg.name, next); // (hidden before anything else is made)
+    const s = { ...cfg.storage };
+    if (!s.layers) delete s.template;
+    await driver.create({ ...cfg, storage: s });
+  } else writeMark(cfg.name, next);
+  await driver.mount(cfg);
+  try {
     writeFileAtomic(
       paths().guestConfigFile(cfg.name),
       fs.readFileSync(join(stagingDir(rec.id), 'config.toml')),
     );
     await applyQueue(rec, cfg);
+  } finally {
     await driver.unmount(cfg);
-    writeMark(cfg.name, { ...next, round: rec.id, asOf: r.asOf, running: rec.running });
-    dropRound(rec);
-    return { round: rec.id };
-  });
+  }
+  writeMark(cfg.name, { ...next, round: rec.id, asOf, running: rec.running });
+  committing.delete(rec.id);
+  dropRound(rec);
+  return { round: rec.id };
 }
 
 /** The leader's order: the replica becomes this host's guest, started if it ran. */
 export async function promoteReplica(f: FailoverRecord): Promise<string> {
   const mark = readReplicaMark(f.guest);
+  const { startGuest } = await import('../lifecycle.js');
+  if (!mark && guestExists(f.guest)) {
+    // (promoted already: this host stopped before it said so) started if it is to run
+    if (f.running) await startGuest(f.guest).catch(() => undefined);
+    return `taken over from host "${f.from}" (promoted before)${f.running ? '; started' : ''}`;
+  }
   if (!mark) throw new JaulaError('not_found', `This host has no replica of "${f.guest}"`);
+  if (!mark.round)
+    throw new JaulaError(
+      'state',
+      `The replica of "${f.guest}" here is incomplete (a round was cut while it was applied): it is not started; the guest stays lost until host "${f.from}" is back`,
+    );
   const lost = `${(f.lostMs.atLeast / 1000).toFixed(1)}-${(f.lostMs.atMost / 1000).toFixed(1)} s`;
   await withGuestLock(f.guest, () => {
     fs.rmSync(markFile(f.guest), { force: true });
     return Promise.resolve();
   });
-  const what = `taken over from host "${f.from}", whose lease expired: its replica of ${mark.asOf}${mark.round ? '' : ' (its last round was cut while being applied)'} is the guest now; writes of the last ${lost} before the loss are lost`;
+  const what = `taken over from host "${f.from}", whose lease expired: its replica of ${mark.asOf} is the guest now; writes of the last ${lost} before the loss are lost`;
   guestLog(f.guest, what);
   if (!f.running) return `${what}; it was stopped, and stays so`;
-  const { startGuest } = await import('../lifecycle.js');
   await startGuest(f.guest);
   const { announceGuest } = await import('../migrate/announce.js');
   const { loadConfig } = await import('../../guest/store.js');
@@ -240,6 +267,10 @@ export async function dropReplica(name: string): Promise<void> {
  * whose record is not written yet (its round just committed) is kept a while.
  */
 export async function dropStaleReplicas(log: (line: string) => void): Promise<void> {
+  // Rounds cut for good (their owner lost, or gone): their parts go after ten minutes.
+  for (const r of listMoveRecords({ replicas: true }))
+    if (Date.now() - Date.parse(r.started) > 600_000 && dropRound(r))
+      log(`ha: dropped round ${r.id} of "${r.guest}", cut before its commit`);
   const fc = readFleetConfig();
   const etcd = fleetEtcd(fc);
   const here = replicasHere();
@@ -255,11 +286,13 @@ export async function dropStaleReplicas(log: (line: string) => void): Promise<vo
       ? 'its guest is gone from the fleet'
       : owners.get(name)?.host === fc.host
         ? undefined
-        : r && r.host !== fc.host && Date.parse(r.asOf) >= Date.parse(mark.asOf)
-          ? `its latest replica is on host "${r.host}" now`
-          : !r && old
-            ? 'the fleet has no record of it'
-            : undefined;
+        : r && !r.host
+          ? 'HA was turned off for it'
+          : r && r.host !== fc.host && Date.parse(r.asOf) >= Date.parse(mark.asOf)
+            ? `its latest replica is on host "${r.host}" now`
+            : !r && old
+              ? 'the fleet has no record of it'
+              : undefined;
     if (!why) continue;
     await dropReplica(name).then(
       () => log(`ha: dropped the replica of "${name}": ${why}`),

@@ -13,20 +13,25 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { messageOf } from '../../common/errors.js';
 import { fleetFile } from '../../fleet/config.js';
 import { guestLog } from '../../guest/log.js';
 import { initAlive, readState } from '../../guest/state.js';
 import { loadAllConfigs } from '../../guest/store.js';
 import { readFileOr, writeFileAtomic } from '../../os/fs.js';
 import { paths, projectDir } from '../../os/paths.js';
+import { isSameProcess } from '../../os/proc.js';
+import { signalInit } from '../../runtime/signals.js';
+import { haStateFile } from './replicate.js';
 
 const heartbeatFile = (): string => join(paths().run, 'fleet-heartbeat');
 const watcherFile = (): string => join(paths().run, 'fleet-watcher.pid');
 
-/** jaulad: a renewal sent at `sentAt` (ms since the epoch) was answered. */
-export function heartbeat(sentAt: number): void {
-  writeFileAtomic(heartbeatFile(), `${Math.round(sentAt)}\n`, 0o600, { durable: false });
+/** The host's monotonic clock in ms (CLOCK_MONOTONIC: the same for every process, never stepped). */
+const monoMs = (): number => Number(process.hrtime.bigint() / 1_000_000n);
+
+/** jaulad: a renewal sent `agoMs` ago was answered. */
+export function heartbeat(agoMs: number): void {
+  writeFileAtomic(heartbeatFile(), `${Math.round(monoMs() - agoMs)}\n`, 0o600, { durable: false });
 }
 
 const alive = (pid: number): boolean => {
@@ -54,32 +59,50 @@ export function ensureWatcher(ttlMs: number): void {
   if (child.pid) writeFileAtomic(watcherFile(), `${child.pid}\n`, 0o600, { durable: false });
 }
 
-/** Stop every running HA guest here (kill): the lease may be gone. Their names. */
-async function fenceHaGuests(why: string): Promise<string[]> {
-  const { stopGuest } = await import('../lifecycle.js');
-  const ha = loadAllConfigs().filter((c) => c.ha && initAlive(readState(c.name)));
-  await Promise.all(
-    ha.map(async (c) => {
-      guestLog(c.name, `fenced: ${why}; killed, as the fleet may start it on another host`);
-      await stopGuest(c.name, { kill: true }).catch((e: unknown) =>
-        guestLog(c.name, `fencing failed: ${messageOf(e)}`),
-      );
-    }),
-  );
-  return ha.map((c) => c.name);
+/** The guests the fleet may start elsewhere: HA ones, and any replicated from here (its HA state). */
+const haGuests = (): string[] =>
+  loadAllConfigs()
+    .filter((c) => c.ha || fs.existsSync(haStateFile(c.name)))
+    .map((c) => c.name);
+
+/**
+ * Kill every running HA guest here: SIGKILL to its init (its whole PID namespace dies), with
+ * no lock (a hung jaulad may hold it) and again until none runs; its supervisor cleans up.
+ */
+async function fenceHaGuests(names: string[], why: string): Promise<void> {
+  for (const n of names.filter((x) => initAlive(readState(x))))
+    guestLog(n, `fenced: ${why}; killed, as the fleet may start it on another host`);
+  for (let i = 0; i < 500; i++) {
+    const alive = names.map((n) => readState(n)).filter((st) => isSameProcess(st.pid, st.pidStart));
+    if (!alive.length) return;
+    for (const st of alive) signalInit(st.pid as number, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
-/** The watcher's loop (jaulad --fence-watch TTL_MS). */
+/**
+ * The watcher's loop (jaulad --fence-watch TTL_MS): every 100 ms, the heartbeat's age; the
+ * HA guests read every 2 s (it exits when there are none: jaulad starts another when needed).
+ */
 export async function fenceWatch(ttlMs: number): Promise<number> {
   const margin = Math.min(1000, ttlMs / 4);
+  let names = haGuests();
+  let read = monoMs();
   for (;;) {
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 100));
     if (!fs.existsSync(fleetFile())) return 0;
     if (Number(readFileOr(watcherFile(), '0').trim()) !== process.pid) return 0;
-    const last = Number(readFileOr(heartbeatFile(), '0').trim());
-    if (Date.now() - last <= ttlMs - margin) continue;
-    await fenceHaGuests(`no renewal of the host's lease answered for ${Date.now() - last} ms`);
-    fs.rmSync(watcherFile(), { force: true });
-    return 0;
+    if (monoMs() - read > 2000) {
+      names = haGuests();
+      read = monoMs();
+      if (!names.length) break;
+    }
+    const age = monoMs() - Number(readFileOr(heartbeatFile(), '0').trim());
+    if (age <= ttlMs - margin) continue;
+    await fenceHaGuests(names, `no renewal of the host's lease answered for ${age} ms`);
+    break;
   }
+  if (Number(readFileOr(watcherFile(), '0').trim()) === process.pid)
+    fs.rmSync(watcherFile(), { force: true });
+  return 0;
 }

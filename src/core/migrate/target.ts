@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { JaulaError, isJaulaError, messageOf } from '../../common/errors.js';
 import { parseConfig, type GuestConfig } from '../../guest/config.js';
 import { guestLog } from '../../guest/log.js';
-import { BUILDING_MARK, guestExists, loadConfig } from '../../guest/store.js';
+import { BUILDING_MARK, guestExists, isReplica, loadConfig } from '../../guest/store.js';
 import { removeTree } from '../../os/fs.js';
 import { paths } from '../../os/paths.js';
 import { trace } from '../../os/trace.js';
@@ -22,7 +22,7 @@ import { fleetHostName, handOver, movingInFleet } from '../fleet-guard.js';
 import { Reverter } from '../reverter.js';
 import { checkMoveId, readMove, setPhase, writeMove, type MoveRecord } from './records.js';
 import { criuMissing } from '../../runtime/driver.js';
-import { dropRound, queueReplicaPart, replicaBegin } from '../ha/standby.js';
+import { dropReplica, dropRound, queueReplicaPart, replicaBegin } from '../ha/standby.js';
 import { checkNetworks, checkRoom, mapLayers } from './target-checks.js';
 import { receivedImages, receiveImagesDir, removeCriuFiles, restoreLogTail } from './live.js';
 import {
@@ -88,6 +88,7 @@ export async function peerBegin(
   if (readMove(r.id)) throw new JaulaError('exists', `Move ${r.id} is known here already`);
   const cfg = parseConfig(r.config, `the config of the guest moved by ${r.source}`);
   if (r.mode === 'replica') return replicaBegin(r, cfg);
+  if (isReplica(cfg.name) && (await movingInFleet(cfg.name, r.fleetHost))) await dropReplica(cfg.name);
   if (guestExists(cfg.name))
     throw new JaulaError(
       'exists',
@@ -292,10 +293,8 @@ export async function peerAbort(r: { id: string; why?: string }): Promise<{ phas
       'state',
       `Move ${r.id} of "${rec.guest}" is complete here: the guest is this host's`,
     );
-  if (rec.mode === 'replica') {
-    dropRound(rec);
-    return { phase: 'aborted' };
-  }
+  // (a replica round being applied is not dropped under its commit: it completes, or fails whole)
+  if (rec.mode === 'replica') return { phase: dropRound(rec) ? 'aborted' : 'applying' };
   if (rec.phase === 'receiving') await removeHidden(rec);
   if (rec.phase !== 'aborted') setPhase(rec, 'aborted', r.why ?? 'the source gave it up');
   return { phase: 'aborted' };
