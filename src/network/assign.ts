@@ -12,28 +12,41 @@ import { validateMac, type InterfaceSpec } from '../guest/ifspec.js';
 import { DEFAULT_NETWORK, listNetworks, networkFor, type NetworkConfig } from './networks.js';
 import { subnetHint } from './plan.js';
 
-/** IPv4 and IPv6 addresses configured on the host (from /proc, no process spawned). */
+/**
+ * IPv4 and IPv6 addresses configured on the host (from /proc, no process spawned). The host has
+ * an IPv6 link-local address per running guest's veth: each is converted to text once, not at
+ * every call (by far the most of a call's time with many guests running).
+ */
 export function hostAddresses(): Set<string> {
   const out = new Set<string>();
-  try {
-    let last = '';
-    for (const line of fs.readFileSync('/proc/net/fib_trie', 'utf8').split('\n')) {
-      const m = /^\s*[|+]-- (\d+\.\d+\.\d+\.\d+)$/.exec(line);
-      if (m?.[1]) last = m[1];
-      else if (/\/32 host LOCAL/.test(line) && last) out.add(last);
-    }
-  } catch {
-    /* no IPv4 */
+  let last = '';
+  for (const line of readOrEmpty('/proc/net/fib_trie').split('\n')) {
+    const m = /^\s*[|+]-- (\d+\.\d+\.\d+\.\d+)$/.exec(line);
+    if (m?.[1]) last = m[1];
+    else if (/\/32 host LOCAL/.test(line) && last) out.add(last);
   }
-  try {
-    for (const line of fs.readFileSync('/proc/net/if_inet6', 'utf8').split('\n')) {
-      const hex = line.split(' ')[0];
-      if (hex?.length === 32) out.add(valueToIp({ family: 6, value: BigInt(`0x${hex}`) }));
-    }
-  } catch {
-    /* no IPv6 */
+  const seen = new Map<string, string>();
+  for (const line of readOrEmpty('/proc/net/if_inet6').split('\n')) {
+    const hex = line.slice(0, 32);
+    if (hex.length !== 32 || line[32] !== ' ') continue;
+    const text = v6Text.get(hex) ?? valueToIp({ family: 6, value: BigInt(`0x${hex}`) });
+    seen.set(hex, text);
+    out.add(text);
   }
+  v6Text = seen; // (the addresses gone are forgotten)
   return out;
+}
+
+/** The host's IPv6 addresses as text, by their hex form in /proc/net/if_inet6, as of the last call. */
+let v6Text = new Map<string, string>();
+
+/** A file of /proc, or nothing (no IPv4, no IPv6). */
+function readOrEmpty(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /**
