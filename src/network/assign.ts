@@ -13,11 +13,12 @@ import { DEFAULT_NETWORK, listNetworks, networkFor, type NetworkConfig } from '.
 import { subnetHint } from './plan.js';
 
 /**
- * IPv4 and IPv6 addresses configured on the host (from /proc, no process spawned). The host has
- * an IPv6 link-local address per running guest's veth: each is converted to text once, not at
- * every call (by far the most of a call's time with many guests running).
+ * IPv4 and IPv6 addresses configured on the host (from /proc, no process spawned); with
+ * `{ v6: false }` the IPv4 ones only. The host has an IPv6 link-local address per running
+ * guest's veth: reading /proc/net/if_inet6 costs about a millisecond at 1000 guests, so callers
+ * that compare no IPv6 address leave it out, and each address is converted to text once.
  */
-export function hostAddresses(): Set<string> {
+export function hostAddresses(o: { v6?: boolean } = {}): Set<string> {
   const out = new Set<string>();
   let last = '';
   for (const line of readOrEmpty('/proc/net/fib_trie').split('\n')) {
@@ -25,6 +26,7 @@ export function hostAddresses(): Set<string> {
     if (m?.[1]) last = m[1];
     else if (/\/32 host LOCAL/.test(line) && last) out.add(last);
   }
+  if (o.v6 === false) return out;
   const seen = new Map<string, string>();
   for (const line of readOrEmpty('/proc/net/if_inet6').split('\n')) {
     const hex = line.slice(0, 32);
@@ -202,7 +204,9 @@ export function assignInterfaces(
       `Guest "${g.name}" has ${g.interfaces.length} interfaces (at most ${MAX_INTERFACES_PER_GUEST})`,
     );
   const others = othersOf(g.name, all);
-  const hostAddrs = opts.hostAddrs ?? hostAddresses();
+  // (forwards are IPv4: the host's IPv6 addresses matter only to a guest with IPv6 addresses)
+  const v6 = g.interfaces.some((s) => s.address6 !== undefined);
+  const hostAddrs = opts.hostAddrs ?? hostAddresses({ v6 });
   // reserved: addresses other hosts of a fleet hold; "auto" does not pick them.
   const taken = new Set([...others.ips.keys(), ...hostAddrs, ...(opts.reserved ?? [])]);
   const names = new Set<string>();
