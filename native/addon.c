@@ -29,6 +29,11 @@
  *                                      as dstDir/name, made a member of the quota group (level
  *                                      << 48 | id; 0: none): a guest's snapshot while it is
  *                                      frozen costs one ioctl, not a process
+ *   inotifyInit() -> fd                inotify_init1(IN_NONBLOCK | IN_CLOEXEC); the events are read
+ *                                      with fs.readSync (EAGAIN when none): synchronously, so a
+ *                                      change another process finished is seen by the next read
+ *   inotifyAddWatch(fd, path, mask) -> wd
+ *                                      inotify_add_watch(2)
  *   setFsIds(uid, gid)                 setfsuid(2)/setfsgid(2) of the calling thread, keeping its
  *                                      capabilities effective: files it creates get these owners
  *                                      (an overlay mounted so writes through idmapped layers; the
@@ -50,6 +55,7 @@
 #include <dirent.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -710,6 +716,33 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value js_inotify_init(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0) return throw_errno(env, errno, "inotify_init1");
+  napi_value r;
+  CHECK(napi_create_int32(env, fd, &r));
+  return r;
+}
+
+static napi_value js_inotify_add_watch(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  char path[4096];
+  int64_t fd, mask;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3 || get_int(env, argv[0], &fd) || get_str(env, argv[1], path, sizeof path) != 0 ||
+      get_int(env, argv[2], &mask)) {
+    napi_throw_type_error(env, NULL, "inotifyAddWatch(fd, path, mask): bad arguments");
+    return NULL;
+  }
+  int wd = inotify_add_watch((int)fd, path, (uint32_t)mask);
+  if (wd < 0) return throw_errno(env, errno, path);
+  napi_value r;
+  CHECK(napi_create_int32(env, wd, &r));
+  return r;
+}
+
 /* setfsuid/setfsgid act on this thread only (the raw system calls: glibc's setfsuid is not broadcast). */
 static napi_value js_setfsids(napi_env env, napi_callback_info info) {
   int64_t ids[2];
@@ -855,6 +888,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"fiemap", NULL, js_fiemap, NULL, NULL, NULL, napi_default, NULL},
       {"fsGetXattr", NULL, js_fsgetxattr, NULL, NULL, NULL, napi_default, NULL},
       {"fsSetXattr", NULL, js_fssetxattr, NULL, NULL, NULL, napi_default, NULL},
+      {"inotifyInit", NULL, js_inotify_init, NULL, NULL, NULL, napi_default, NULL},
+      {"inotifyAddWatch", NULL, js_inotify_add_watch, NULL, NULL, NULL, napi_default, NULL},
       {"setFsIds", NULL, js_setfsids, NULL, NULL, NULL, napi_default, NULL},
       {"btrfsSnapshot", NULL, js_btrfs_snapshot, NULL, NULL, NULL, napi_default, NULL},
   };

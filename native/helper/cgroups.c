@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -64,16 +65,49 @@ struct hier *hier_of_line(char *line, char **path) {
   return NULL;
 }
 
+/*
+ * Has every hierarchy of /proc/self/cgroup (`keys`: a v1 line's first controller, "" for the
+ * unified one) a mount among those found so far?
+ */
+static int all_found(char keys[][64], int nkeys) {
+  for (int k = 0; k < nkeys; k++) {
+    int found = 0;
+    for (int i = 0; i < nhier && !found; i++)
+      found = keys[k][0] ? !hiers[i].v2 && has_ctrl(hiers[i].ctrls, keys[k]) : hiers[i].v2;
+    if (!found) return 0;
+  }
+  return 1;
+}
+
 void cgroups_init(const char *cgroups_path) {
-  static char info[262144];
-  if (read_small("/proc/self/mountinfo", info, sizeof info) < 0) return;
-  char *save;
-  for (char *line = strtok_r(info, "\n", &save); line && nhier < MAX_HIER; line = strtok_r(NULL, "\n", &save)) {
-    char *dash = strstr(line, " - ");
+  char self[8192];
+  if (read_small("/proc/self/cgroup", self, sizeof self) < 0) return;
+  char keys[MAX_HIER][64];
+  int nkeys = 0;
+  for (const char *l = self; *l && nkeys < MAX_HIER;) {
+    const char *e = l + strcspn(l, "\n"), *a = memchr(l, ':', (size_t)(e - l));
+    size_t n = a ? strcspn(a + 1, ",:\n") : 0;
+    if (a && n < sizeof keys[0]) {
+      memcpy(keys[nkeys], a + 1, n);
+      keys[nkeys++][n] = 0;
+    }
+    l = *e ? e + 1 : e;
+  }
+  /*
+   * The mount table, line by line, only until every hierarchy of this process has its mount:
+   * the cgroup mounts come early, and the table grows with every running guest (each line
+   * read costs the kernel a path lookup; the whole of it at 1000 guests, milliseconds).
+   */
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f) return;
+  char *ml = NULL;
+  size_t cap = 0;
+  while (nhier < MAX_HIER && !(nkeys && all_found(keys, nkeys)) && getline(&ml, &cap, f) > 0) {
+    char *dash = strstr(ml, " - ");
     if (!dash) continue;
     char type[32] = "", opts[512] = "", point[512] = "";
     if (sscanf(dash + 3, "%31s %*s %511s", type, opts) < 1) continue;
-    if (sscanf(line, "%*s %*s %*s %*s %511s", point) != 1) continue;
+    if (sscanf(ml, "%*s %*s %*s %*s %511s", point) != 1) continue;
     struct hier *h = &hiers[nhier];
     memset(h, 0, sizeof *h);
     if (!strcmp(type, "cgroup2")) h->v2 = 1;
@@ -82,8 +116,9 @@ void cgroups_init(const char *cgroups_path) {
     snprintf(h->mnt, sizeof h->mnt, "%s", point);
     nhier++;
   }
-  char self[8192];
-  if (read_small("/proc/self/cgroup", self, sizeof self) < 0) return;
+  free(ml);
+  fclose(f);
+  char *save;
   for (char *line = strtok_r(self, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
     char *path;
     struct hier *h = hier_of_line(line, &path);

@@ -8,6 +8,7 @@ import { paths } from '../os/paths.js';
 import { isSameProcess } from '../os/proc.js';
 import { parseConfig, serializeConfig, type GuestConfig } from './config.js';
 import { DEFAULT_FSTAB, parseFstab, type FstabEntry } from './fstab.js';
+import { ConfigIndex } from './confindex.js';
 import { readState } from './state.js';
 
 /** A guest whose build is under way has this file in its config dir: "PID STARTTIME". */
@@ -200,25 +201,24 @@ export function loadGuests(): { configs: GuestConfig[]; broken: BrokenGuest[] } 
 
 /**
  * Every guest config on disk, half-built ones included: address, MAC, context and port
- * allocation must see reservations of builds under way. Unreadable configs are left out.
+ * allocation must see reservations of builds under way. Unreadable configs are left out. Kept
+ * in this process by an inotify-driven index (confindex.ts): a call reads only what changed.
  */
 export function loadEveryConfig(): GuestConfig[] {
-  const out: GuestConfig[] = [];
-  const seen = new Set<string>();
-  for (const n of guestConfEntries()) {
-    const file = paths().guestConfigFile(n);
-    seen.add(file);
-    const cfg = cachedConfig(file);
-    if (cfg) out.push(cfg);
+  const dir = paths().guestsConf;
+  if (index?.dir !== dir) {
+    index?.close();
+    index = new ConfigIndex(dir, cachedConfig, (f) => parsedConfigs.delete(f));
   }
-  for (const f of parsedConfigs.keys()) if (!seen.has(f)) parsedConfigs.delete(f);
-  return out;
+  return index.all();
 }
+
+let index: ConfigIndex | undefined;
 
 /**
  * Configs parsed before, by file, with the identity of the file they were parsed from: a
- * process that starts guest after guest (jaulad, start --all) reads and parses only the configs
- * that changed since, not every guest's at each start. Shared: callers do not change them.
+ * config read again (the index saw it change, or it has no watch) is parsed again only when its
+ * file's identity changed. Shared: callers do not change them.
  */
 const parsedConfigs = new Map<string, { id: string; cfg: GuestConfig | undefined }>();
 

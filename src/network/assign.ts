@@ -12,28 +12,43 @@ import { validateMac, type InterfaceSpec } from '../guest/ifspec.js';
 import { DEFAULT_NETWORK, listNetworks, networkFor, type NetworkConfig } from './networks.js';
 import { subnetHint } from './plan.js';
 
-/** IPv4 and IPv6 addresses configured on the host (from /proc, no process spawned). */
-export function hostAddresses(): Set<string> {
+/**
+ * IPv4 and IPv6 addresses configured on the host (from /proc, no process spawned); with
+ * `{ v6: false }` the IPv4 ones only. The host has an IPv6 link-local address per running
+ * guest's veth: reading /proc/net/if_inet6 costs about a millisecond at 1000 guests, so callers
+ * that compare no IPv6 address leave it out, and each address is converted to text once.
+ */
+export function hostAddresses(o: { v6?: boolean } = {}): Set<string> {
   const out = new Set<string>();
-  try {
-    let last = '';
-    for (const line of fs.readFileSync('/proc/net/fib_trie', 'utf8').split('\n')) {
-      const m = /^\s*[|+]-- (\d+\.\d+\.\d+\.\d+)$/.exec(line);
-      if (m?.[1]) last = m[1];
-      else if (/\/32 host LOCAL/.test(line) && last) out.add(last);
-    }
-  } catch {
-    /* no IPv4 */
+  let last = '';
+  for (const line of readOrEmpty('/proc/net/fib_trie').split('\n')) {
+    const m = /^\s*[|+]-- (\d+\.\d+\.\d+\.\d+)$/.exec(line);
+    if (m?.[1]) last = m[1];
+    else if (/\/32 host LOCAL/.test(line) && last) out.add(last);
   }
-  try {
-    for (const line of fs.readFileSync('/proc/net/if_inet6', 'utf8').split('\n')) {
-      const hex = line.split(' ')[0];
-      if (hex?.length === 32) out.add(valueToIp({ family: 6, value: BigInt(`0x${hex}`) }));
-    }
-  } catch {
-    /* no IPv6 */
+  if (o.v6 === false) return out;
+  const seen = new Map<string, string>();
+  for (const line of readOrEmpty('/proc/net/if_inet6').split('\n')) {
+    const hex = line.slice(0, 32);
+    if (hex.length !== 32 || line[32] !== ' ') continue;
+    const text = v6Text.get(hex) ?? valueToIp({ family: 6, value: BigInt(`0x${hex}`) });
+    seen.set(hex, text);
+    out.add(text);
   }
+  v6Text = seen; // (the addresses gone are forgotten)
   return out;
+}
+
+/** The host's IPv6 addresses as text, by their hex form in /proc/net/if_inet6, as of the last call. */
+let v6Text = new Map<string, string>();
+
+/** A file of /proc, or nothing (no IPv4, no IPv6). */
+function readOrEmpty(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /**
@@ -189,7 +204,9 @@ export function assignInterfaces(
       `Guest "${g.name}" has ${g.interfaces.length} interfaces (at most ${MAX_INTERFACES_PER_GUEST})`,
     );
   const others = othersOf(g.name, all);
-  const hostAddrs = opts.hostAddrs ?? hostAddresses();
+  // (forwards are IPv4: the host's IPv6 addresses matter only to a guest with IPv6 addresses)
+  const v6 = g.interfaces.some((s) => s.address6 !== undefined);
+  const hostAddrs = opts.hostAddrs ?? hostAddresses({ v6 });
   // reserved: addresses other hosts of a fleet hold; "auto" does not pick them.
   const taken = new Set([...others.ips.keys(), ...hostAddrs, ...(opts.reserved ?? [])]);
   const names = new Set<string>();

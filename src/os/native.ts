@@ -27,6 +27,10 @@ export interface Native {
   /** FS_IOC_FSGETXATTR: [xflags, project ID]. */
   fsGetXattr(fd: number): [number, number];
   fsSetXattr(fd: number, xflags: number, projid: number): void;
+  /** inotify_init1(IN_NONBLOCK | IN_CLOEXEC): its events are read with fs.readSync (EAGAIN: none). */
+  inotifyInit(): number;
+  /** inotify_add_watch(2): the watch descriptor. */
+  inotifyAddWatch(fd: number, path: string, mask: number): number;
   /** setfsuid/setfsgid of the calling thread (capabilities kept): what it creates gets these owners. */
   setFsIds(uid: number, gid: number): void;
   /** BTRFS_IOC_SNAP_CREATE_V2: src snapshotted as dstDir/name, in quota group `qgroup` (0: none). */
