@@ -226,7 +226,7 @@ try {
 const KILLS = arg('kills', 10);
 const TTL = arg('ttl', 3);
 if (KILLS > 0) {
-  const ks = await measureFailovers(KILLS, TTL);
+  const { kills: ks, watcherKiB } = await measureFailovers(KILLS, TTL);
   const r = (name: string, xs: number[]): (string | number)[] => [
     name,
     median(xs),
@@ -258,6 +258,9 @@ if (KILLS > 0) {
         ),
       ],
     ),
+  );
+  console.log(
+    `\nThe fence watcher of a host with an HA guest: ${watcherKiB.map((k) => `${(k / 1024).toFixed(1)} MiB`).join(', ')} resident.`,
   );
   console.log(
     "\nFor comparison (documented, not measured here): Proxmox VE HA recovers a lost node's services in about 2 minutes (its watchdog fencing, then the CRM's recovery).",

@@ -234,6 +234,10 @@ describe('the dashboard in Chromium', () => {
       assert.equal(await host.locator('td.state').textContent(), 'up');
       assert.match((await host.locator('td').first().textContent()) ?? '', /webhost \(this one\)/);
       assert.match((await page.locator('#hosts-note').textContent()) ?? '', /1 host in the fleet/);
+      // Every guest of the fleet, with its host (this host's, here).
+      const g = page.locator('#fleet-guests-table tr[data-guest="cache1"]');
+      await g.waitFor({ timeout: 20_000 });
+      assert.equal(await g.locator('td.host').textContent(), 'webhost');
       await page.screenshot({ path: join(SHOTS, 'hosts.png') });
       t.ok(['fleet', 'leave', '--force']);
       await page.click('#hosts-refresh');

@@ -10,7 +10,9 @@ import { describe, it } from 'node:test';
 import { Etcd } from '../src/fleet/etcd.js';
 import { nameKey } from '../src/fleet/keys.js';
 import { FleetHosts, fleetHooks, until, type FleetHost } from './fleet-hosts.js';
-import { needRoot } from './helpers.js';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { makeNetwork, needRoot } from './helpers.js';
 
 const fleet = new FleetHosts(3);
 const [h1, h2, h3] = fleet.hosts as [FleetHost, FleetHost, FleetHost];
@@ -192,5 +194,58 @@ describe('moving guests within a fleet', { skip: needRoot, timeout: 600_000 }, (
     assert.equal(status(h1, 'b1'), 'running');
     assert.match(h1.t.ok(['fleet', 'balance', '--dry-run']).stdout, /Balanced already/);
     for (const g of ['b1', 'b2', 'b3', 'b4']) h1.t.ok(['delete', '--force', g]);
+  });
+
+  it('places by what a guest needs: its template, its network, and no host holding its spread group', async () => {
+    const hosts = (): { host: string; templates?: string[]; networks?: string[] }[] =>
+      JSON.parse(h1.t.ok(['fleet', 'hosts', '--format', 'json']).stdout) as never;
+    // Anti-affinity: sp1 (group db) on h3; h3 alone cannot take sp2 of the same group.
+    h1.t.ok(['build', 'sp1', '-m', 'skeleton', '-q', '--spread', 'db', '--host', 'h3']);
+    assert.equal(await owner('sp1'), 'h3');
+    // (at once: its group is reserved with it, not only published at the next renewal)
+    const near = h1.t.jaula(['build', 'sp2', '-m', 'skeleton', '-q', '--spread', 'db', '--host', 'zone=z3']);
+    assert.notEqual(near.code, 0);
+    assert.match(near.stderr, /No host can take the guest: h3 holds sp1 \(spread group db\)/);
+    assert.equal(await owner('sp2'), undefined);
+    // Without --host: placed (auto), elsewhere.
+    h1.t.ok(['build', 'sp2', '-m', 'skeleton', '-q', '--spread', 'db']);
+    assert.notEqual(await owner('sp2'), 'h3');
+    // A stored template only some hosts have: only those.
+    const tdir = h1.t.path('tpl-src');
+    fs.mkdirSync(`${tdir}/etc`, { recursive: true });
+    fs.writeFileSync(`${tdir}/etc/hostname`, 'tpl\n');
+    spawnSync('tar', ['-C', tdir, '-cf', `${tdir}.tar`, '.']);
+    h2.t.ok(['template', 'import', `${tdir}.tar`, 'ptpl']);
+    await until(
+      'h2 publishes its template',
+      () => hosts().some((h) => h.host === 'h2' && h.templates?.includes('ptpl')),
+      20_000,
+    );
+    h1.t.ok(['build', 'tp1', '-m', 'template', '-q', '--host', 'auto', '--', '-t', 'ptpl']);
+    assert.equal(await owner('tp1'), 'h2');
+    const none = h1.t.jaula([
+      'build',
+      'tp2',
+      '-m',
+      'template',
+      '-q',
+      '--host',
+      'zone=z1',
+      '--',
+      '-t',
+      'ptpl',
+    ]);
+    assert.notEqual(none.code, 0);
+    assert.match(none.stderr, /h1 has no template "ptpl"/);
+    // A network only h3 has: there.
+    makeNetwork(h3.t, 'pn1');
+    await until(
+      'h3 publishes its network',
+      () => hosts().some((h) => h.host === 'h3' && h.networks?.includes('pn1')),
+      20_000,
+    );
+    h1.t.ok(['build', 'nw1', '-m', 'skeleton', '-q', '--host', 'auto', '--interface', 'eth0=pn1:auto']);
+    assert.equal(await owner('nw1'), 'h3');
+    for (const g of ['sp1', 'sp2', 'tp1', 'nw1']) h1.t.ok(['delete', g]);
   });
 });

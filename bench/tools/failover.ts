@@ -7,10 +7,26 @@
  * written before the last replica; the dead host then comes back, and the next kill is of the
  * guest's new host, once its replica is made from there.
  */
+import * as fs from 'node:fs';
 import { Etcd } from '../../src/fleet/etcd.js';
 import { failoverKey, replicaKey, type FailoverRecord, type ReplicaRecord } from '../../src/fleet/ha.js';
 import { FleetHosts, type FleetHost } from '../../tests/fleet-hosts.js';
 import { apiRequest } from '../../tests/helpers.js';
+
+/** The fence watchers' resident memory (KiB each), from /proc. */
+export function watcherRss(): number[] {
+  const out: number[] = [];
+  for (const p of fs.readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      if (!fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('--fence-watch')) continue;
+      const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'));
+      if (m) out.push(Number(m[1]));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
 
 export interface Kill {
   /** kill -9 to the leader's failover order, to the guest running, to it answering (ms). */
@@ -32,10 +48,14 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 6
   }
 }
 
-export async function measureFailovers(kills: number, ttl: number): Promise<Kill[]> {
+export async function measureFailovers(
+  kills: number,
+  ttl: number,
+): Promise<{ kills: Kill[]; watcherKiB: number[] }> {
   const fleet = new FleetHosts(3);
   const byName = new Map(fleet.hosts.map((h) => [h.name, h]));
   const out: Kill[] = [];
+  let watcherKiB: number[] = [];
   try {
     await fleet.setup({ ttl, listen: true });
     const etcd = new Etcd({ endpoints: fleet.endpoints.split(',') });
@@ -55,6 +75,10 @@ export async function measureFailovers(kills: number, ttl: number): Promise<Kill
     first.t.ok(['set', 'hab', 'ha.interval=2']);
     first.t.ok(['start', 'hab']);
     let owner = first;
+    await waitFor('the fence watcher', () => {
+      watcherKiB = watcherRss();
+      return Promise.resolve(watcherKiB.length ? true : undefined);
+    });
     for (let k = 0; k < kills; k++) {
       const mark = `k${k}`;
       owner.t.ok(['exec', 'hab', '--', 'sh', '-c', `echo ${mark} > /root/mark`]);
@@ -99,5 +123,5 @@ export async function measureFailovers(kills: number, ttl: number): Promise<Kill
     const left = await fleet.teardown();
     if (left.length) console.error(`bench/fleet: left behind: ${left.join(', ')}`);
   }
-  return out;
+  return { kills: out, watcherKiB };
 }

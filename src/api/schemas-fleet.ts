@@ -20,6 +20,9 @@ export const FleetHost = component(
     running: int,
     /** Whether this host can send or take a running guest, as `jaula doctor` finds it. */
     liveMigration: str,
+    /** Its stored templates and jaula networks (placement weighs them). */
+    'templates?': strs,
+    'networks?': strs,
     pid: int,
     /** When it last published its record. */
     at: str,

@@ -11,7 +11,7 @@ import { JaulaError } from '../common/errors.js';
 import { type FleetConfig, fleetEtcd, readFleetConfig } from '../fleet/config.js';
 import type { Etcd } from '../fleet/etcd.js';
 import { replicaKey } from '../fleet/ha.js';
-import { hostKey, nameKey, type OwnerRecord } from '../fleet/keys.js';
+import { hostKey, nameKey, spreadKey, type OwnerRecord } from '../fleet/keys.js';
 import type { HostRecord } from '../fleet/records.js';
 import {
   fleetTaken,
@@ -117,7 +117,25 @@ export async function reserveInFleet(
   const id = identityOf(cfg, fc);
   cfg.context = await reserveIdentity(etcd, fc.host, id, { ...o, fixedContext: o.fixedContext === true });
   rev.add('give back its fleet reservations', () => releaseIdentity(etcd, fc.host, identityOf(cfg, fc)));
+  // Its spread groups, at once (placement reads them: exact, unlike the published marks).
+  const groups = spreadGroups(cfg);
+  if (groups.length) {
+    await etcd.txn(
+      [],
+      groups.map((g) => ({ put: spreadKey(g, cfg.name), value: '' })),
+    );
+    rev.add('give back its spread groups', () =>
+      etcd.txn(
+        [],
+        groups.map((g) => ({ del: spreadKey(g, cfg.name) })),
+      ),
+    );
+  }
 }
+
+/** A guest's anti-affinity groups: its marks spread.GROUP. */
+export const spreadGroups = (cfg: { marks: string[] }): string[] =>
+  cfg.marks.filter((m) => m.startsWith('spread.')).map((m) => m.slice(7));
 
 /** Give back a deleted guest's reservations (only those it holds). */
 export async function releaseInFleet(cfg: GuestConfig): Promise<void> {
@@ -125,6 +143,12 @@ export async function releaseInFleet(cfg: GuestConfig): Promise<void> {
   const etcd = fleetEtcd(fc);
   if (!fc || !etcd) return;
   await releaseIdentity(etcd, fc.host, identityOf(cfg, fc));
+  const groups = spreadGroups(cfg);
+  if (groups.length)
+    await etcd.txn(
+      [],
+      groups.map((g) => ({ del: spreadKey(g, cfg.name) })),
+    );
   if (cfg.ha) await dropReplicaRecord(cfg.name);
 }
 

@@ -8,19 +8,88 @@
  *   auto        among the up hosts: the one that owns the fewest guests (their owner records in
  *               etcd, exact), then the one with the most free memory (as last published)
  *
- * Another host must be known here as a remote of its fleet name (jaula remote add). The
- * template's presence, the guest's network and anti-affinity are not weighed yet.
+ * Among those, only the hosts that can take the guest (`Needs`): that have its stored template
+ * and its jaula networks (as they last published them), and that hold no guest of its spread
+ * groups (anti-affinity: two guests marked `spread.GROUP`, `jaula build --spread GROUP`, never
+ * on one host; from the guests' published records, which lag a renewal). Another host must be
+ * known here as a remote of its fleet name (jaula remote add).
  */
 import type { FleetHost, Job } from '../api/types.js';
 import { fromErrorInfo } from '../api/errors.js';
 import { JaulaError, messageOf } from '../common/errors.js';
 import { readFleetConfig } from '../fleet/config.js';
-import { fleetOwned, listFleetHosts } from './fleet.js';
+import { fleetOwned, fleetSpread, listFleetGuests, listFleetHosts } from './fleet.js';
 import { peerOf, peerRequest, type PeerTarget } from './migrate/peer.js';
 import { listRemotes } from './migrate/remotes.js';
 
+/** What a new guest needs of its host. */
+export interface Needs {
+  /** A stored template's name (a build from it). */
+  template?: string;
+  /** The jaula networks its interfaces name. */
+  networks: string[];
+  /** Its spread groups (marks spread.GROUP). */
+  spread: string[];
+}
+
+/** What a build request needs of its host. */
+export function needsOf(r: {
+  method: string;
+  methodArgs?: string[];
+  interfaces?: string[];
+  marks?: string[];
+}): Needs {
+  const a = r.methodArgs ?? [];
+  const t = r.method === 'template' && a[0] === '-t' ? a[1] : undefined;
+  const networks = (r.interfaces ?? []).flatMap((spec) => {
+    // [name=][dev:]ip/prefix|auto[,options]: the dev, when one is given
+    const m = /^(?:[^=,:]+=)?([^=,:/]+):/.exec(spec);
+    return m?.[1] ? [m[1]] : [];
+  });
+  return {
+    ...(t && !t.includes('/') && !t.includes('.tar') ? { template: t } : {}),
+    networks,
+    spread: (r.marks ?? []).filter((m) => m.startsWith('spread.')).map((m) => m.slice(7)),
+  };
+}
+
+/** Why each host cannot take the guest (none: it can). */
+async function unfit(pool: FleetHost[], needs: Needs): Promise<Map<string, string>> {
+  const why = new Map<string, string>();
+  const everyNet = new Set(pool.flatMap((h) => h.networks ?? []));
+  const spreadHolders = new Map<string, string>();
+  const hold = (host: string, guest: string, group: string): void =>
+    void (spreadHolders.has(host) || spreadHolders.set(host, `holds ${guest} (spread group ${group})`));
+  if (needs.spread.length) {
+    // The groups' members as reserved (exact: owner records), and as published (marks set later).
+    const owned = await fleetOwned();
+    const ownerOf = new Map([...owned].flatMap(([h, gs]) => gs.map((g) => [g, h] as const)));
+    for (const s of needs.spread)
+      for (const g of await fleetSpread(s)) {
+        const h = ownerOf.get(g);
+        if (h) hold(h, g, s);
+      }
+    for (const g of await listFleetGuests())
+      for (const s of needs.spread) if (g.marks.includes(`spread.${s}`)) hold(g.host, g.name, s);
+  }
+  for (const h of pool) {
+    const lacksNet = needs.networks.find((n) => everyNet.has(n) && h.networks && !h.networks.includes(n));
+    const reason =
+      needs.template && h.templates && !h.templates.includes(needs.template)
+        ? `has no template "${needs.template}"`
+        : lacksNet
+          ? `has no network "${lacksNet}"`
+          : spreadHolders.get(h.host);
+    if (reason) why.set(h.host, reason);
+  }
+  return why;
+}
+
 /** The host a guest goes to for `want`, and its remote (undefined: this host). */
-export async function placeGuest(want: string): Promise<{ host: string; peer: PeerTarget | undefined }> {
+export async function placeGuest(
+  want: string,
+  needs: Needs = { networks: [], spread: [] },
+): Promise<{ host: string; peer: PeerTarget | undefined }> {
   const fc = readFleetConfig();
   if (!fc)
     throw new JaulaError('state', `--host ${want}: this host is in no fleet ("jaula fleet join" first)`);
@@ -41,6 +110,13 @@ export async function placeGuest(want: string): Promise<{ host: string; peer: Pe
       throw new JaulaError('not_found', `No host "${want}" is up in the fleet (see "jaula fleet hosts")`);
   }
   if (!pool.length) throw new JaulaError('state', 'No host of the fleet is up (see "jaula fleet hosts")');
+  const why = await unfit(pool, needs);
+  if (why.size === pool.length)
+    throw new JaulaError(
+      'state',
+      `No host can take the guest: ${[...why].map(([h, w]) => `${h} ${w}`).join('; ')}`,
+    );
+  pool = pool.filter((h) => !why.has(h.host));
   const owned = await fleetOwned();
   const best = [...pool].sort(
     (a, b) =>

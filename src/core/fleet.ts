@@ -18,7 +18,7 @@ import {
   type FleetConfig,
 } from '../fleet/config.js';
 import { Etcd } from '../fleet/etcd.js';
-import { FLEET_KEY, HOST_RE, hostKey, NAMES, type OwnerRecord } from '../fleet/keys.js';
+import { FLEET_KEY, HOST_RE, hostKey, NAMES, SPREAD, type OwnerRecord } from '../fleet/keys.js';
 import {
   fleetGuests,
   fleetHosts,
@@ -32,7 +32,9 @@ import { criuMissing, criuPath } from '../runtime/driver.js';
 import { loadConfig } from '../guest/store.js';
 import { identityOf, setFencedHere } from './fleet-guard.js';
 import { heartbeat } from './ha/watch.js';
+import { listNetworks } from '../network/networks.js';
 import { listGuests } from './guests.js';
+import { listTemplates } from './templates.js';
 
 let agent: FleetAgent | undefined;
 let haLoop: import('./ha/loop.js').HaLoop | undefined;
@@ -96,6 +98,8 @@ export function hostCapacity(): Omit<HostRecord, 'host' | 'state' | 'labels' | '
     guests: gs.length,
     running: gs.filter((g) => g.status === 'running' || g.status === 'starting').length,
     liveMigration: liveMigration(),
+    templates: listTemplates().map((t) => t.name),
+    networks: listNetworks().map((n) => n.name),
   };
 }
 
@@ -297,6 +301,12 @@ export async function listFleetHosts(): Promise<FleetHost[]> {
 /** The guests each host of the fleet owns now. */
 export async function fleetOwned(): Promise<Map<string, string[]>> {
   return ownedPerHost(requireFleet().etcd);
+}
+
+/** The guests of an anti-affinity group, as reserved. */
+export async function fleetSpread(group: string): Promise<string[]> {
+  const prefix = `${SPREAD}${group}/`;
+  return (await requireFleet().etcd.list(prefix)).map((kv) => kv.key.slice(prefix.length));
 }
 
 export async function listFleetGuests(): Promise<FleetGuest[]> {

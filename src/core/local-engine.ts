@@ -146,13 +146,19 @@ export class LocalEngine implements Engine {
   }
 
   async buildGuest(r: import('../api/types.js').BuildRequest, hooks: JobHooks = {}): Promise<GuestSettings> {
+    // (a guest of a spread group, in a fleet, is placed: its group's hosts are weighed; a
+    // build another host placed here, over TCP, is built here)
+    if (r.host === undefined && !this.tokenHolder && r.marks?.some((m) => m.startsWith('spread.'))) {
+      const { readFleetConfig } = await import('../fleet/config.js');
+      if (readFleetConfig()) r = { ...r, host: 'auto' };
+    }
     if (r.host !== undefined) {
       // (with this host's remote tokens: root's only, never for a TCP client)
       this.rootOnly('build guests on other hosts of the fleet');
       // In a fleet: built where placement says, followed from here when it is another host.
-      const { placeGuest, remoteJob } = await import('./fleet-place.js');
+      const { needsOf, placeGuest, remoteJob } = await import('./fleet-place.js');
       const { host, ...rest } = r;
-      const at = await placeGuest(host);
+      const at = await placeGuest(host, needsOf(rest));
       if (at.peer)
         return remoteJob<GuestSettings>(at.peer, '/v1/guests', rest, hooks.onProgress, hooks.signal);
       r = rest;

@@ -8,6 +8,7 @@
  *   /jaula/macs/MAC                a MAC, reserved: the guest's name
  *   /jaula/addrs/NETWORK/IP        an address in a fleet network, reserved: the guest's name
  *   /jaula/guests/HOST/GUEST       a guest as its host last saw it (list --fleet), on its lease
+ *   /jaula/spread/GROUP/GUEST      a guest of an anti-affinity group (its mark spread.GROUP)
  *
  * A name's owner changes only by a transaction that compares the old owner (migration, HA);
  * the records on a lease vanish with a host that stops renewing it.
@@ -29,6 +30,8 @@ export const macKey = (mac: string): string => `${MACS}${mac.toLowerCase()}`;
 export const addrKey = (network: string, address: string): string =>
   `${ADDRS}${network}/${address.replace(/\/\d+$/, '')}`;
 export const guestKey = (host: string, guest: string): string => `${GUESTS}${host}/${guest}`;
+export const SPREAD = `${ROOT}spread/`;
+export const spreadKey = (group: string, guest: string): string => `${SPREAD}${group}/${guest}`;
 
 /** The owner record of a guest's name. */
 export interface OwnerRecord {

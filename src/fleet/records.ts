@@ -22,6 +22,9 @@ export interface HostRecord {
   running: number;
   /** Whether this host can send or take a running guest, as `jaula doctor` finds it. */
   liveMigration: string;
+  /** Its stored templates and jaula networks (placement weighs them). */
+  templates?: string[];
+  networks?: string[];
   /** jaulad's pid and when the record was written. */
   pid: number;
   at: string;

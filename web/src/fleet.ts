@@ -1,11 +1,13 @@
 /**
  * The dashboard's hosts view, shown when this jaulad's host is in a fleet: every host's state,
  * guests (running of all), free memory and disk, and whether it can take live moves, from the
- * records each host publishes in etcd (GET /v1/fleet/hosts, again every 10 s and on Refresh).
+ * records each host publishes in etcd (GET /v1/fleet/hosts, again every 10 s and on Refresh);
+ * and every host's guests with their host, and for HA guests where their replica is and how
+ * old (GET /v1/fleet/guests, /v1/fleet/ha): a guest whose host is gone shows as lost.
  * No drain or move buttons: over TCP jaulad moves no guests (that is root's, on the unix
  * socket: jaula fleet drain, jaula migrate), so the page says so instead of offering them.
  */
-import type { FleetHost, FleetStatus } from '../../src/api/types.js';
+import type { FleetGuest, FleetHa, FleetHost, FleetStatus } from '../../src/api/types.js';
 import { api } from './api.js';
 import { bytes } from './chart.js';
 
@@ -40,6 +42,27 @@ async function loadHosts(ui: FleetUi): Promise<void> {
         ['live', h.liveMigration.startsWith('possible') ? 'yes' : 'no'],
       ],
     ]),
+  );
+  const [guests, ha] = await Promise.all([
+    api<FleetGuest[]>('GET', '/v1/fleet/guests'),
+    api<FleetHa>('GET', '/v1/fleet/ha'),
+  ]);
+  const replica = new Map(ha.replicas.map((r) => [r.guest, r]));
+  ui.fillTable(
+    '#fleet-guests-table',
+    guests.map((g) => {
+      const r = replica.get(g.name);
+      const age = r ? Math.max(0, Math.round((Date.now() - Date.parse(r.asOf)) / 1000)) : 0;
+      return [
+        { 'data-guest': g.name, 'data-host': g.host },
+        [
+          g.name,
+          ['host', g.host],
+          ['state', g.state],
+          r && r.from === g.host ? `on ${r.host}, ${age} s old` : '',
+        ],
+      ];
+    }),
   );
   (document.querySelector('#hosts-note') as HTMLElement).textContent =
     `${hosts.length} host${hosts.length === 1 ? '' : 's'} in the fleet, as each last published itself. Moves and drains are root's: "jaula migrate", "jaula fleet drain" on the host.`;

@@ -30,6 +30,8 @@ Options:
   --host auto|HOST|K=V    in a fleet: build it on that host (K=V: one with that label; auto:
                           the up host owning the fewest guests, then with the most free
                           memory), followed from here; a template path is that host's
+  --spread GROUP          anti-affinity (repeatable): the mark spread.GROUP; in a fleet, placed
+                          (--host auto unless given) on a host holding no other guest of GROUP
   --ha                    in a fleet: make it HA (as "jaula set NAME ha=on": replicated to a
                           standby host, started there if its host is lost)
   --interface SPEC        [name=][dev:]ip/prefix|auto[,options], repeatable, up to 10; the
@@ -78,6 +80,7 @@ Examples:
     context: { type: 'number' },
     host: { type: 'string' },
     ha: { type: 'bool' },
+    spread: { type: 'list' },
     interface: { type: 'list' },
     forward: { type: 'list' },
     initstyle: { type: 'string' },
@@ -111,7 +114,7 @@ Examples:
       method: method as BuildRequest['method'],
       interfaces: list(p, 'interface'),
       forwards: list(p, 'forward'),
-      marks: list(p, 'mark'),
+      marks: [...list(p, 'mark'), ...list(p, 'spread').map((g) => `spread.${g}`)],
       depends: list(p, 'depends'),
       methodArgs: p.rest,
     };
@@ -142,6 +145,8 @@ Examples:
       r.methodArgs?.[0] === '-t' &&
       t &&
       !t.startsWith('/') &&
+      // (placed on another host: a bare name is a template stored there)
+      (host === undefined || /\/|\.tar/.test(t)) &&
       !(await isStored(e, t))
     )
       r.methodArgs = ['-t', (await import('node:path')).resolve(t), ...r.methodArgs.slice(2)];
