@@ -194,9 +194,8 @@ export class HaLoop {
   }
 
   /**
-   * The standby: the one named, else (auto) the last one while it is up, else the up host that
-   * owns the fewest guests and holds none of this name (an old copy from before a failover),
-   * among this host's remotes.
+   * The standby: the one named, else (auto) the last one while it is up, else among this host's
+   * remotes the up host that holds no old copy of it, then that owns the fewest guests.
    */
   private async standbyFor(name: string, choice: string, last: string | undefined): Promise<string> {
     if (choice !== 'auto' && choice !== this.host) return choice;
@@ -205,17 +204,23 @@ export class HaLoop {
     const ok = (h: string): boolean => h !== this.host && live.has(h) && remotes.has(h);
     if (last && ok(last)) return last;
     const owned = await ownedPerHost(this.etcd);
+    // (hosts holding an old copy of it last: that copy becomes the replica, made afresh)
     const holders = new Set(
       (await this.etcd.list(GUESTS, { serializable: true }))
         .filter((kv) => kv.key.endsWith(`/${name}`))
         .map((kv) => kv.key.slice(GUESTS.length).split('/')[0]),
     );
     const pick = [...live]
-      .filter((h) => ok(h) && !holders.has(h))
-      .sort((a, b) => (owned.get(a)?.length ?? 0) - (owned.get(b)?.length ?? 0) || a.localeCompare(b))[0];
+      .filter(ok)
+      .sort(
+        (a, b) =>
+          Number(holders.has(a)) - Number(holders.has(b)) ||
+          (owned.get(a)?.length ?? 0) - (owned.get(b)?.length ?? 0) ||
+          a.localeCompare(b),
+      )[0];
     if (!pick)
       throw new Error(
-        `no standby for "${name}": no other up host of the fleet is a remote of this one ("jaula remote add HOST ..." under its fleet name) without a guest of that name`,
+        `no standby for "${name}": no other up host of the fleet is a remote of this one ("jaula remote add HOST ..." under its fleet name)`,
       );
     return pick;
   }

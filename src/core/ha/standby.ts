@@ -23,7 +23,8 @@ import { ownerOf } from '../../fleet/reserve.js';
 import { parseConfig, serializeConfig, type GuestConfig } from '../../guest/config.js';
 import { withGuestLock } from '../../guest/locks.js';
 import { guestLog } from '../../guest/log.js';
-import { guestConfEntries, guestExists, isReplica, REPLICA_MARK } from '../../guest/store.js';
+import { guestConfEntries, guestExists, isReplica, loadConfig, REPLICA_MARK } from '../../guest/store.js';
+import { initAlive, readState } from '../../guest/state.js';
 import { readFileOr, removeTree, writeFileAtomic } from '../../os/fs.js';
 import { paths } from '../../os/paths.js';
 import { storageDriver } from '../../storage/driver.js';
@@ -86,12 +87,19 @@ export async function checkReplicaBegin(
       'state',
       `Host "${fleetHost ?? '?'}" does not own "${cfg.name}" in the fleet (${owner ? `host "${owner.host}" does` : 'no host does'}): only its owner sends its replica`,
     );
-  const mark = readReplicaMark(cfg.name);
-  if (guestExists(cfg.name) && !mark)
-    throw new JaulaError(
-      'exists',
-      `Host "${fc.host}" has a guest named "${cfg.name}" of its own (an old copy, from before a failover?): delete it there ("jaula delete ${cfg.name}") to let this host keep its replica, or choose another standby`,
-    );
+  let mark = readReplicaMark(cfg.name);
+  if (guestExists(cfg.name) && !mark) {
+    // This host's old copy of an HA guest the fleet gave to another host (a failover while this
+    // host was lost): it becomes the replica, made afresh, as a storage replication reverses
+    // after a failover (its writes after the failover's replica are lost, as the failover said).
+    const old = await withGuestLock(cfg.name, () => Promise.resolve(oldCopy(cfg.name)));
+    if (!old)
+      throw new JaulaError(
+        'exists',
+        `Host "${fc.host}" has a guest named "${cfg.name}" of its own: delete or rename it there to let this host keep the replica, or choose another standby (ha.standby=HOST)`,
+      );
+    mark = old;
+  }
   // Rounds of this guest cut before their commit (its owner lost, or restarted) are dropped.
   for (const r of listMoveRecords({ replicas: true }))
     if (r.guest === cfg.name && r.phase === 'receiving') dropRound(r);
@@ -100,6 +108,24 @@ export async function checkReplicaBegin(
 
 /** Rounds whose commit is being applied (an abort meanwhile is refused). */
 const committing = new Set<string>();
+
+/**
+ * A stopped HA guest here whose name the fleet gave away (checked by the caller) is marked a
+ * replica (hidden; its next round whole): the mark, or undefined when it is not such a copy.
+ */
+function oldCopy(name: string): ReplicaMark | undefined {
+  let cfg: GuestConfig;
+  try {
+    cfg = loadConfig(name);
+  } catch {
+    return undefined;
+  }
+  if (!cfg.ha || initAlive(readState(name))) return undefined;
+  const m: ReplicaMark = { round: '', asOf: new Date(0).toISOString(), from: '', running: false };
+  writeMark(name, m);
+  guestLog(name, 'an old copy (the fleet gave the guest to another host): now its replica, made afresh');
+  return m;
+}
 
 /** A round's record and staged parts go (the replica stays as it was); false while it is applied. */
 export function dropRound(r: MoveRecord): boolean {
