@@ -248,4 +248,45 @@ describe('moving guests within a fleet', { skip: needRoot, timeout: 600_000 }, (
     assert.equal(await owner('nw1'), 'h3');
     for (const g of ['sp1', 'sp2', 'tp1', 'nw1']) h1.t.ok(['delete', g]);
   });
+
+  it("starts and stops guests across the fleet by their marks, or one host's, each through its host", async () => {
+    const sleeperOn = (name: string, host: string, mark: string): void => {
+      h1.t.ok([
+        ...['build', name, '-m', 'skeleton', '-q', '--mark', mark, '--host', host],
+        ...['--initstyle', 'cmd', '--cmd', 'sleep 100000'],
+      ]);
+    };
+    sleeperOn('fb1', 'h2', 'web');
+    sleeperOn('fb2', 'h3', 'web');
+    sleeperOn('fb3', 'h3', 'db');
+    // (selected from what each host published: at its next renewal)
+    await until(
+      'fb1-3 published',
+      () => fleetList(h1).filter((g) => /^fb/.test(g.name) && g.state === 'stopped').length === 3,
+    );
+    const started = JSON.parse(h1.t.ok(['start', '--fleet', '--mark', 'web', '--format', 'json']).stdout) as {
+      name: string;
+      ok: boolean;
+    }[];
+    assert.deepEqual(
+      started.map((r) => [r.name, r.ok]),
+      [
+        ['fb1', true],
+        ['fb2', true],
+      ],
+    );
+    assert.deepEqual(
+      [status(h2, 'fb1'), status(h3, 'fb2'), status(h3, 'fb3')],
+      ['running', 'running', 'stopped'],
+    );
+    // One host's: h3's web guests only.
+    h1.t.ok(['stop', '--host', 'h3', '--mark', 'web', '--kill']);
+    assert.deepEqual([status(h2, 'fb1'), status(h3, 'fb2')], ['running', 'stopped']);
+    const none = h1.t.jaula(['stop', '--fleet', 'nosuch']);
+    assert.notEqual(none.code, 0);
+    assert.match(none.stderr, /The fleet has no guest "nosuch"/);
+    h1.t.ok(['stop', '--fleet', 'fb1', '--kill']);
+    assert.equal(status(h2, 'fb1'), 'stopped');
+    for (const g of ['fb1', 'fb2', 'fb3']) h1.t.ok(['delete', g]);
+  });
 });

@@ -1,5 +1,6 @@
 /**
- * Bulk operations with selectors: `--all`, `--mark M` (repeatable) or several GUEST names, run
+ * Bulk operations with selectors: `--all`, `--mark M` (repeatable) or several GUEST names (with
+ * `--fleet` or `--host HOST`: among every host's guests, or that host's), run
  * through the Engine (so through jaulad when it runs) at most --parallel N at a time, with one
  * result row per guest. Starts go in dependency order (a guest after the guests it depends on),
  * stops in reverse order.
@@ -8,13 +9,15 @@ import type { GuestSummary } from '../api/types.js';
 import { JaulaError, messageOf } from '../common/errors.js';
 import { dependencyWaves, inParallel } from '../common/waves.js';
 import type { Engine } from '../api/engine.js';
-import { bool, list, num, type Parsed } from './args.js';
+import { bool, list, num, str, type Parsed } from './args.js';
 import { formatOf, json, out } from './command.js';
 import { table } from './table.js';
 
 export const SELECTOR_SPECS = {
   all: { type: 'bool' as const },
   mark: { type: 'list' as const },
+  fleet: { type: 'bool' as const },
+  host: { type: 'string' as const },
   parallel: { type: 'number' as const },
   format: { type: 'string' as const },
 };
@@ -33,7 +36,51 @@ export interface BulkRow {
 
 /** Whether the command line selects several guests (--all, --mark, or more than one name). */
 export function isBulk(p: Parsed): boolean {
-  return bool(p, 'all') || list(p, 'mark').length > 0 || p.positionals.length > 1;
+  return (
+    bool(p, 'all') ||
+    list(p, 'mark').length > 0 ||
+    p.positionals.length > 1 ||
+    bool(p, 'fleet') ||
+    str(p, 'host') !== undefined
+  );
+}
+
+/**
+ * Across the fleet (--fleet, or --host HOST: that host's): the guests every host published,
+ * chosen by the same selectors; each operation goes to this host's jaulad, which forwards it to
+ * the guest's host. Lost guests (their host gone) are left out. Dependencies are not followed
+ * across hosts.
+ */
+async function selectFleet(e: Engine, p: Parsed, command: string): Promise<GuestSummary[]> {
+  const host = str(p, 'host');
+  const marks = list(p, 'mark');
+  if (!bool(p, 'all') && !marks.length && !p.positionals.length)
+    throw new JaulaError(
+      'usage',
+      `Give --all, --mark M or names with --fleet/--host (see "jaula ${command} --help")`,
+    );
+  const fleet = (await e.fleetGuests()).filter(
+    (g) => g.state !== 'lost' && (host === undefined || g.host === host),
+  );
+  const names = new Set(fleet.map((g) => g.name));
+  for (const n of p.positionals)
+    if (!names.has(n))
+      throw new JaulaError(
+        'not_found',
+        `The fleet has no guest "${n}"${host ? ` on host ${host}` : ''} (see "jaula list --fleet")`,
+      );
+  const picked = fleet
+    .filter((g) => bool(p, 'all') || marks.some((m) => g.marks.includes(m)) || p.positionals.includes(g.name))
+    .sort((a, b) => a.name.localeCompare(b.name));
+  // Each as its host sees it now (the published state lags a renewal), through this jaulad.
+  return Promise.all(
+    picked.map(async (g) => ({
+      ...(await e
+        .getGuest({ name: g.name })
+        .catch(() => ({ name: g.name, status: g.state, marks: g.marks }) as unknown as GuestSummary)),
+      depends: [],
+    })),
+  );
 }
 
 /**
@@ -42,6 +89,7 @@ export function isBulk(p: Parsed): boolean {
  * and, when no mark of it can be read, of every --mark selection; the operation reports it.
  */
 export async function selectGuests(e: Engine, p: Parsed, command: string): Promise<GuestSummary[]> {
+  if (bool(p, 'fleet') || str(p, 'host') !== undefined) return selectFleet(e, p, command);
   const all = await e.listGuests({});
   const marks = list(p, 'mark');
   if (bool(p, 'all') && (marks.length || p.positionals.length))
@@ -73,6 +121,8 @@ export function parallelOf(p: Parsed): number {
 /** Start guests (and what they depend on), dependencies first, wave by wave. */
 export async function startMany(e: Engine, chosen: GuestSummary[], parallel: number): Promise<BulkRow[]> {
   const all = new Map((await e.listGuests({})).map((g) => [g.name, g]));
+  // (another host's guests, chosen across the fleet: their dependencies are not followed)
+  for (const g of chosen) if (!all.has(g.name)) all.set(g.name, g);
   const rows: BulkRow[] = [];
   const failed = new Set<string>();
   for (const wave of dependencyWaves(

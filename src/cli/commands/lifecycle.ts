@@ -23,15 +23,17 @@ function stopOpts(p: Parsed): { timeout?: number; kill?: boolean } {
 export const start: Command = {
   summary: 'start guests',
   help: `Usage: jaula start NAME
-       jaula start NAME... | --mark M | --all  [--parallel N] [--format table|json]
+       jaula start NAME... | --mark M | --all  [--fleet | --host HOST] [--parallel N] [--format table|json]
 
 Starts the guest's init in new PID, mount, UTS, IPC, network and cgroup namespaces. The guest
 keeps running after jaula exits. Several guests start in dependency order (a guest after the
 guests it depends on, which are started too), at most --parallel N (default 8) at a time, with
-one result line per guest.
+one result line per guest. In a fleet, --fleet selects among every host's guests (--host HOST:
+that host's), each started by its host through this host's jaulad.
 
 Examples:
   jaula start vs01
+  jaula start --fleet --mark web
   jaula start --mark web --parallel 4
   jaula start --all --format json`,
   specs: SELECTOR_SPECS,
@@ -55,7 +57,7 @@ Examples:
 export const stop: Command = {
   summary: 'stop guests (asks their init to halt, then kills)',
   help: `Usage: jaula stop NAME [--timeout S] [--kill]
-       jaula stop NAME... | --mark M | --all  [--parallel N] [--format table|json]
+       jaula stop NAME... | --mark M | --all  [--fleet | --host HOST] [--parallel N] [--format table|json]
 
 Asks the guest's init to halt the way that init understands (busybox: SIGUSR2, sysvinit:
 SIGPWR, systemd: SIGRTMIN+3, jaula-init: SIGPWR), waits up to --timeout seconds (default:
