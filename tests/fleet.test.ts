@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Etcd } from '../src/fleet/etcd.js';
 import { nameKey } from '../src/fleet/keys.js';
+import { publishGuests } from '../src/fleet/records.js';
 import { FleetHosts, fleetHooks, until, type FleetHost } from './fleet-hosts.js';
 import { needRoot } from './helpers.js';
 
@@ -62,6 +63,39 @@ describe('a fleet of three hosts on etcd', { skip: needRoot, timeout: 600_000 },
     const rows = fleetList(h3).map((g) => `${g.host} ${g.name} ${g.state}`);
     assert.deepEqual(rows, ['h3 db1 stopped', 'h1 web1 stopped', 'h2 web2 running']);
     assert.match(h1.t.ok(['list', '--fleet']).stdout, /^HOST\s+NAME.*\nh3\s+db1/m);
+  });
+
+  it('lists 1000 guests registered across three hosts, with their hosts, from any host', async () => {
+    // The records three more hosts would publish (on a lease of their own, as a host's are):
+    // the listing reads them from etcd, whatever made them.
+    const etcd = new Etcd({ endpoints: fleet.endpoints.split(',') });
+    const lease = await etcd.grant(120);
+    for (const h of ['x1', 'x2', 'x3'])
+      await publishGuests(
+        etcd,
+        h,
+        lease,
+        Array.from({ length: 334 }, (_, i) => ({
+          name: `${h}g${String(i).padStart(3, '0')}`,
+          state: i % 2 ? 'running' : 'stopped',
+          context: 5000 + i,
+          addresses: [],
+          marks: [],
+        })),
+      );
+    try {
+      for (const h of [h1, h2, h3]) {
+        const rows = fleetList(h).filter((g) => /^x\d$/.test(g.host));
+        assert.equal(rows.length, 1002, `${h.name} lists them all`);
+        assert.ok(
+          rows.every((g) => g.name.startsWith(g.host)),
+          'each with its own host',
+        );
+      }
+    } finally {
+      await etcd.revoke(lease);
+    }
+    await until('the records gone with their lease', () => !fleetList(h1).some((g) => /^x\d$/.test(g.host)));
   });
 
   it('gives a name, a context and a fleet address to exactly one of two hosts that race for it', async () => {
