@@ -65,9 +65,6 @@ export function readReplicaMark(name: string): ReplicaMark | undefined {
 const writeMark = (name: string, m: ReplicaMark): void =>
   writeFileAtomic(markFile(name), `${JSON.stringify(m)}\n`, 0o600);
 
-/** Whether a guest of this name is here as a replica (not as one of this host's guests). */
-export const replicaHere = (name: string): boolean => isReplica(name);
-
 /** A replica round begins: who may send it, and whether it must be whole. */
 export async function checkReplicaBegin(
   cfg: GuestConfig,
