@@ -145,6 +145,19 @@ export class FleetHost {
           /* gone */
         }
       }
+      // A guest frozen when its jaulad died (a replica round's last pass) dies only once thawed.
+      const thaw = (dir: string): void => {
+        for (const [f, v] of [
+          ['freezer.state', 'THAWED'],
+          ['cgroup.freeze', '0'],
+        ] as const)
+          try {
+            fs.writeFileSync(join(dir, f), v);
+          } catch {
+            /* not that hierarchy */
+          }
+      };
+      for (const d of this.t.cgroups()) thaw(d);
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`host ${this.name}: processes survive kill -9`);

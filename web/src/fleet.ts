@@ -43,6 +43,8 @@ async function loadHosts(ui: FleetUi): Promise<void> {
       ],
     ]),
   );
+  (document.querySelector('#hosts-note') as HTMLElement).textContent =
+    `${hosts.length} host${hosts.length === 1 ? '' : 's'} in the fleet, as each last published itself. Moves and drains are root's: "jaula migrate", "jaula fleet drain" on the host.`;
   const [guests, ha] = await Promise.all([
     api<FleetGuest[]>('GET', '/v1/fleet/guests'),
     api<FleetHa>('GET', '/v1/fleet/ha'),
@@ -64,8 +66,6 @@ async function loadHosts(ui: FleetUi): Promise<void> {
       ];
     }),
   );
-  (document.querySelector('#hosts-note') as HTMLElement).textContent =
-    `${hosts.length} host${hosts.length === 1 ? '' : 's'} in the fleet, as each last published itself. Moves and drains are root's: "jaula migrate", "jaula fleet drain" on the host.`;
 }
 
 export function initFleet(ui: FleetUi): void {

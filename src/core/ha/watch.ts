@@ -21,6 +21,7 @@ import { readFileOr, writeFileAtomic } from '../../os/fs.js';
 import { paths, projectDir } from '../../os/paths.js';
 import { isSameProcess } from '../../os/proc.js';
 import { signalInit } from '../../runtime/signals.js';
+import { freezerOf } from '../migrate/freeze.js';
 import { haStateFile } from './replicate.js';
 
 const heartbeatFile = (): string => join(paths().run, 'fleet-heartbeat');
@@ -73,9 +74,19 @@ async function fenceHaGuests(names: string[], why: string): Promise<void> {
   for (const n of names.filter((x) => initAlive(readState(x))))
     guestLog(n, `fenced: ${why}; killed, as the fleet may start it on another host`);
   for (let i = 0; i < 500; i++) {
-    const alive = names.map((n) => readState(n)).filter((st) => isSameProcess(st.pid, st.pidStart));
+    const alive = names
+      .map((n) => [n, readState(n)] as const)
+      .filter(([, st]) => isSameProcess(st.pid, st.pidStart));
     if (!alive.length) return;
-    for (const st of alive) signalInit(st.pid as number, 'SIGKILL');
+    for (const [n, st] of alive) {
+      signalInit(st.pid as number, 'SIGKILL');
+      // (frozen, by a round or a snapshot its killed jaulad did not end: it dies once thawed)
+      try {
+        freezerOf(n, st).thaw();
+      } catch {
+        /* no freezer left: gone */
+      }
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
 }
