@@ -39,6 +39,8 @@ export class FleetHost {
   log = '';
   /** Its jaulad also listens on TCP (ADDRESS:7443, TLS and a token) for the other hosts: moves. */
   listen = false;
+  /** More options of its jaulad (with listen: --allow-moves). */
+  extraArgs: string[] = [];
   constructor(
     readonly t: TestRoot,
     readonly name: string,
@@ -86,6 +88,7 @@ export class FleetHost {
         process.execPath,
         join(projectDir, 'bin/jaulad.cjs'),
         ...this.listenArgs(),
+        ...this.extraArgs,
       ],
       {
         env: this.t.env,
@@ -337,15 +340,20 @@ export class FleetHosts {
     return [...left, ...links.map((l) => `link ${l}`), ...ns.map((n) => `netns ${n}`)];
   }
 
-  /** The guests each host runs, by its own view (jaula list --running on that host). */
-  running(): Map<string, string[]> {
-    const out = new Map<string, string[]>();
-    for (const h of this.hosts) {
-      const r = h.t.jaula(['list', '--running', '--format', 'json']);
-      if (r.code !== 0) continue;
-      for (const g of JSON.parse(r.stdout) as { name: string; status: string }[])
-        if (g.status === 'running') out.set(g.name, [...(out.get(g.name) ?? []), h.name]);
-    }
+  /** The guests host h runs, by its own view (jaula list --running there); undefined: no answer. */
+  runningOn(h: FleetHost): string[] | undefined {
+    const r = h.t.jaula(['list', '--running', '--format', 'json']);
+    if (r.code !== 0) return undefined;
+    return (JSON.parse(r.stdout) as { name: string; status: string }[])
+      .filter((g) => g.status === 'running')
+      .map((g) => g.name);
+  }
+
+  /** The guests each host runs, by its own view, asked of one host after another. */
+  running(): Map<string, FleetHost[]> {
+    const out = new Map<string, FleetHost[]>();
+    for (const h of this.hosts)
+      for (const g of this.runningOn(h) ?? []) out.set(g, [...(out.get(g) ?? []), h]);
     return out;
   }
 }
@@ -365,11 +373,23 @@ export class SplitBrainChecker {
     this.timer = setInterval(() => this.sample(), everyMs);
   }
 
+  /**
+   * One sample. The hosts are asked one after another (a list takes 50-150 ms), so a guest
+   * moved from an earlier host to a later one between their answers shows on both without
+   * having run twice: each host that answered before the last is asked again, and the guest
+   * is a finding only if one of them still runs it after the last host said it ran there.
+   */
   sample(): void {
     this.samples++;
-    for (const [g, hosts] of this.fleet.running())
-      if (hosts.length > 1)
-        this.findings.push(`${new Date().toISOString()}: ${g} runs on ${hosts.join(' and ')}`);
+    for (const [g, hosts] of this.fleet.running()) {
+      if (hosts.length < 2) continue;
+      const still = hosts.slice(0, -1).filter((h) => this.fleet.runningOn(h)?.includes(g));
+      const last = hosts[hosts.length - 1] as FleetHost;
+      if (still.length)
+        this.findings.push(
+          `${new Date().toISOString()}: ${g} runs on ${[...still, last].map((h) => h.name).join(' and ')}`,
+        );
+    }
   }
 
   stop(): string[] {

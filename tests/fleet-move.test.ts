@@ -13,9 +13,14 @@ import { FleetHosts, fleetHooks, until, type FleetHost } from './fleet-hosts.js'
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { makeNetwork, needRoot } from './helpers.js';
+import { chromium, type Browser } from 'playwright-core';
+
+const CHROMIUM = process.env['JAULA_CHROMIUM'] ?? '/usr/bin/chromium';
 
 const fleet = new FleetHosts(3);
 const [h1, h2, h3] = fleet.hosts as [FleetHost, FleetHost, FleetHost];
+// h1's token holders may move its guests (the dashboard's Move and Drain); h2's and h3's not.
+h1.extraArgs = ['--allow-moves'];
 
 const owner = async (name: string): Promise<string | undefined> => {
   const etcd = new Etcd({ endpoints: fleet.endpoints.split(',') });
@@ -288,5 +293,62 @@ describe('moving guests within a fleet', { skip: needRoot, timeout: 600_000 }, (
     h1.t.ok(['stop', '--fleet', 'fb1', '--kill']);
     assert.equal(status(h2, 'fb1'), 'stopped');
     for (const g of ['fb1', 'fb2', 'fb3']) h1.t.ok(['delete', g]);
+  });
+
+  it('moves guests from the dashboard as jobs where jaulad allows moves, and offers none where not', async () => {
+    let browser: Browser | undefined;
+    try {
+      browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+      const page = await browser.newPage({ ignoreHTTPSErrors: true, viewport: { width: 1400, height: 900 } });
+      page.setDefaultTimeout(60_000);
+      const token = (h: FleetHost): string => fs.readFileSync(h.tokenFile, 'utf8').trim();
+      // h2 without --allow-moves: no Move or Drain, the page says why, and the API refuses.
+      sleeper(h2, 'dm0');
+      await page.goto(`https://${h2.address}:7443/#token=${token(h2)}`);
+      await page.locator('#rows .row[data-name="dm0"]').waitFor();
+      await page.locator('#hosts-note', { hasText: '--allow-moves' }).waitFor();
+      assert.equal(await page.locator('button[data-action="move"], button[data-action="drain"]').count(), 0);
+      const refused = await page.request.post(`https://${h2.address}:7443/v1/guests/dm0/migrate`, {
+        headers: { authorization: `Bearer ${token(h2)}` },
+        data: { remote: 'h1' },
+      });
+      assert.equal(refused.status(), 403);
+      assert.match(await refused.text(), /start it with --allow-moves/);
+      h2.t.ok(['delete', 'dm0']);
+
+      // h1 with --allow-moves: Move a running guest from the guest list, then Drain the host.
+      for (const g of ['dm1', 'dm2', 'dm3']) sleeper(h1, g);
+      h1.t.ok(['start', 'dm1']);
+      h1.t.ok(['start', 'dm2']);
+      await page.goto(`https://${h1.address}:7443/#token=${token(h1)}`);
+      await page.locator('#rows .row[data-name="dm1"][data-status="running"]').waitFor();
+      await page.locator('#rows .row[data-name="dm1"] button[data-action="move"]').click();
+      await page.locator('#move-to').selectOption('h3');
+      await page.locator('#move-mode').selectOption('sync');
+      await page.click('#confirm-ok');
+      await page.locator('#job-list .job[data-op="migrateGuest"][data-state="succeeded"]').waitFor();
+      await page.locator('#rows .row[data-name="dm1"]').waitFor({ state: 'detached' });
+      assert.equal(status(h3, 'dm1'), 'running');
+      assert.equal(await owner('dm1'), 'h3');
+
+      const drain = page.locator('#hosts-table tr[data-host="h1"] button[data-action="drain"]');
+      await drain.waitFor();
+      await drain.click();
+      await page.locator('#move-mode').selectOption('cold');
+      await page.click('#confirm-ok');
+      const job = page.locator('#job-list .job[data-op="fleetDrain"]');
+      await job.and(page.locator('[data-state="succeeded"]')).waitFor({ timeout: 120_000 });
+      assert.equal(await page.locator('#rows .row').count(), 0, 'the drained host lists no guest');
+      assert.deepEqual(JSON.parse(h1.t.ok(['list', '--format', 'json']).stdout), []);
+      for (const g of ['dm2', 'dm3']) {
+        const to = await owner(g);
+        assert.ok(to === 'h2' || to === 'h3', `${g} went to ${to}`);
+        assert.equal(status(to === 'h2' ? h2 : h3, g), g === 'dm2' ? 'running' : 'stopped');
+        (to === 'h2' ? h2 : h3).t.ok(['delete', '--force', g]);
+      }
+      h3.t.ok(['delete', '--force', 'dm1']);
+    } finally {
+      await browser?.close();
+    }
   });
 });

@@ -335,6 +335,8 @@ export const EngineInfo = component(
       'listen?': str,
       /** Over TCP, host paths (copy, template import and export) only beneath this directory. */
       'hostFiles?': str,
+      /** Over TCP, token holders may move this host's guests to its remotes (jaulad --allow-moves). */
+      'tcpMoves?': bool,
       'reconcile?': ReconcileReport,
     }),
   }),

@@ -85,16 +85,23 @@ export interface LocalEngineOptions {
    * is the host's root: build or clone one as root) nor list the host's own processes.
    */
   tokenHolder?: boolean;
+  /**
+   * A token holder may still move this host's guests to its remotes (jaulad --allow-moves): only
+   * to hosts root added as remotes, with tokens that never leave jaulad.
+   */
+  tokenMoves?: boolean;
 }
 
 export class LocalEngine implements Engine {
   readonly kind = 'local' as const;
   private readonly hostFiles: HostFiles | undefined;
   private readonly tokenHolder: boolean;
+  private readonly tokenMoves: boolean;
 
   constructor(o: LocalEngineOptions = {}) {
     this.hostFiles = o.hostFiles;
     this.tokenHolder = o.tokenHolder === true;
+    this.tokenMoves = o.tokenMoves === true;
   }
 
   /**
@@ -114,6 +121,25 @@ export class LocalEngine implements Engine {
         'denied',
         `Over TCP jaulad does not ${what}: that is root's, on the unix socket (jaula as root on the host)`,
       );
+  }
+
+  /** A move to other hosts: root's, or a token holder's where jaulad was started with --allow-moves. */
+  private movesOnly(what: string): void {
+    if (this.tokenHolder && !this.tokenMoves)
+      throw new JaulaError(
+        'denied',
+        `Over TCP this jaulad does not ${what}: start it with --allow-moves to let its token holders move guests to its remotes, or run the command as root on the host`,
+      );
+  }
+
+  /**
+   * A job's refusal before it starts, answered as such (403) rather than as a job that fails:
+   * the moves a token holder may not make. The methods check again.
+   */
+  checkJob(op: string, args: Record<string, unknown>): void {
+    if (op === 'migrateGuest') this.movesOnly('move guests to other hosts');
+    else if (op === 'fleetDrain') this.movesOnly('drain this host');
+    else if (op === 'fleetBalance' && args['dryRun'] !== true) this.movesOnly('balance the fleet');
   }
 
   /** The host-paths policy as an option (absent: any, as root). */
@@ -517,7 +543,7 @@ export class LocalEngine implements Engine {
   }
 
   async migrateGuest(r: import('../api/types.js').MigrateRequest, hooks: JobHooks = {}) {
-    this.rootOnly('move guests to other hosts');
+    this.movesOnly('move guests to other hosts');
     const { migrateGuest } = await import('./migrate/source.js');
     return migrateGuest(r.name, r.remote, {
       mode: r.mode ?? 'sync',
@@ -542,7 +568,7 @@ export class LocalEngine implements Engine {
   }
 
   async fleetBalance(r: { mode?: 'cold' | 'sync' | 'live'; dryRun?: boolean }, hooks: JobHooks = {}) {
-    if (!r.dryRun) this.rootOnly('balance the fleet');
+    if (!r.dryRun) this.movesOnly('balance the fleet');
     return (await import('./fleet-drain.js')).balanceFleet({
       mode: r.mode ?? 'sync',
       dryRun: r.dryRun === true,
@@ -551,7 +577,7 @@ export class LocalEngine implements Engine {
   }
 
   async fleetDrain(r: import('../api/types.js').FleetDrainRequest, hooks: JobHooks = {}) {
-    this.rootOnly('drain this host');
+    this.movesOnly('drain this host');
     return (await import('./fleet-drain.js')).drainHost({
       mode: r.mode ?? 'sync',
       ...(r.to ? { to: r.to } : {}),

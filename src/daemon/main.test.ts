@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { logLine } from './main.js';
+import { logLine, runDaemon } from './main.js';
 import { parseListen } from './server.js';
 
 describe('jaulad --listen', () => {
@@ -33,6 +33,19 @@ describe('jaulad --listen', () => {
       '127.1:80',
     ])
       assert.throws(() => parseListen(l), { code: 'usage' }, l);
+  });
+});
+
+describe("jaulad's options", () => {
+  it('refuses the options of --listen without it, naming them, before anything starts', async () => {
+    await assert.rejects(runDaemon(['--allow-moves', '--allow-guests']), {
+      code: 'usage',
+      message: '--allow-guests, --allow-moves: options of --listen (TCP), which was not given',
+    });
+    await assert.rejects(runDaemon(['--allow-movess']), {
+      code: 'usage',
+      message: /Unknown option "--allow-movess"/,
+    });
   });
 });
 

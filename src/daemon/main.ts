@@ -1,6 +1,6 @@
 /**
  * jaulad: `jaula daemon [--listen HOST:PORT --token-file F [--tls-cert C --tls-key K]
- * [--host-files DIR] [--allow-host NAME,...] [--allow-guests]] [--socket PATH] [--no-autostart]`. Reconciles what it finds (guests that ended, interrupted
+ * [--host-files DIR] [--allow-host NAME,...] [--allow-guests] [--allow-moves]] [--socket PATH] [--no-autostart]`. Reconciles what it finds (guests that ended, interrupted
  * starts and stops, leftovers, a host reboot), then serves the API until SIGTERM or SIGINT, and
  * takes and expires guests' automatic snapshots (snapshot-timer.ts).
  * Guests do not depend on it: they keep running when it is stopped, restarted or killed.
@@ -22,7 +22,7 @@ import { parseListen, Server } from './server.js';
 import { startSnapshotTimer, type SnapshotTimer } from './snapshot-timer.js';
 
 const VALUE_OPTS = ['socket', 'listen', 'tls-cert', 'tls-key', 'token-file', 'host-files', 'allow-host'];
-const FLAG_OPTS = ['no-autostart', 'allow-guests'];
+const FLAG_OPTS = ['no-autostart', 'allow-guests', 'allow-moves'];
 
 /** jaulad's few options: --name VALUE, --name=VALUE, --flag. */
 export function parseDaemonArgs(argv: string[]): Map<string, string | true> {
@@ -148,6 +148,16 @@ function holdDaemonLock(): FileLock {
   return lock;
 }
 
+/** Without --listen, its options are a mistake. */
+function listenOnly(p: Map<string, string | true>): void {
+  const given = ['host-files', 'allow-host', 'allow-guests', 'allow-moves'].filter((k) => p.has(k));
+  if (given.length)
+    throw new JaulaError(
+      'usage',
+      `${given.map((k) => `--${k}`).join(', ')}: options of --listen (TCP), which was not given`,
+    );
+}
+
 export async function runDaemon(argv: string[]): Promise<number> {
   const p = parseDaemonArgs(argv);
   const str = (k: string): string | undefined => {
@@ -162,10 +172,10 @@ export async function runDaemon(argv: string[]): Promise<number> {
   const hostFilesDir = str('host-files');
   const allowHosts = str('allow-host')?.split(',').filter(Boolean);
   const allowGuests = p.has('allow-guests');
+  const allowMoves = p.has('allow-moves');
   const autostart = !p.has('no-autostart');
   if (!!cert !== !!key) throw new JaulaError('usage', 'Give both --tls-cert and --tls-key, or neither');
-  if (!listen && (hostFilesDir || allowHosts || allowGuests))
-    throw new JaulaError('usage', '--host-files, --allow-host and --allow-guests are options of --listen');
+  if (!listen) listenOnly(p);
   const { token, hostFiles } = listen
     ? checkListen(listen, { tokenFile, cert, hostFilesDir })
     : { token: undefined, hostFiles: undefined };
@@ -191,6 +201,7 @@ export async function runDaemon(argv: string[]): Promise<number> {
   if (hostFiles) o.hostFiles = hostFiles;
   if (allowHosts) o.allowedHosts = allowHosts;
   if (allowGuests) o.allowGuests = true;
+  if (allowMoves) o.allowMoves = true;
   const server = new Server(o);
   await server.listen();
   const bound = listen?.replace(/:0$/, `:${server.tcpPort() ?? 0}`);

@@ -55,6 +55,11 @@ export interface ServerOptions {
   allowGuests?: boolean;
   /** Host names requests over TCP may carry in Host, besides IP addresses and localhost. */
   allowedHosts?: string[];
+  /**
+   * Token holders (TCP) may move this host's guests to the remotes root added (migrate, fleet
+   * drain and balance; the dashboard's Move and Drain): the remotes' tokens stay in jaulad.
+   */
+  allowMoves?: boolean;
   log: (line: string) => void;
 }
 
@@ -98,6 +103,7 @@ export class Server {
     this.tcpLocal = new LocalEngine({
       hostFiles: o.hostFiles ? HostFiles.beneath(o.hostFiles) : new HostFiles({ kind: 'none' }),
       tokenHolder: true,
+      tokenMoves: o.allowMoves === true,
     });
   }
 
@@ -127,6 +133,7 @@ export class Server {
     };
     if (this.o.listen) daemon.listen = this.o.listen;
     if (this.o.hostFiles) daemon.hostFiles = this.o.hostFiles;
+    if (this.o.listen) daemon.tcpMoves = this.o.allowMoves === true;
     if (this.reconcile) daemon.reconcile = this.reconcile;
     return {
       ...base,
@@ -275,6 +282,7 @@ export class Server {
     const engine = tcp ? this.tcpLocal : this.local;
     const call = engineCall(route.op as EngineOp);
     if (route.job) {
+      engine.checkJob(route.op, args);
       // What the job works on: a guest or template, or hashify's guests.
       const guests = Array.isArray(args['guests']) ? (args['guests'] as unknown[]).join(',') : '';
       const target = String(args['name'] ?? (args['all'] === true ? '(all guests)' : guests));

@@ -20,7 +20,7 @@ import type {
 import { api, ApiFailure, setToken, token, withToken } from './api.js';
 import { bytes, drawChart, UsageHistory } from './chart.js';
 import { openConsole, type ConsoleSession } from './console.js';
-import { initFleet } from './fleet.js';
+import { initFleet, moveGuest, type FleetUi } from './fleet.js';
 
 const ROW = 38;
 const USAGE_MS = 2000;
@@ -155,6 +155,9 @@ function actionButtons(g: GuestSummary): HTMLButtonElement[] {
     b('stop', `Stop ${g.name}`, () => confirmStop(g.name), !running),
     b('restart', `Restart ${g.name}`, () => confirmRestart(g.name), busy),
     b('console', `Console of ${g.name}`, () => showConsole(g.name), !running || !info?.features.console),
+    ...(fleetUi.canMove()
+      ? [b('move', `Move ${g.name} to another host`, () => moveGuest(g.name, fleetUi), busy)]
+      : []),
     b('delete', `Delete ${g.name}`, () => confirmDelete(g), busy),
   ];
 }
@@ -303,19 +306,30 @@ function renderDetail(): void {
 }
 
 /** A table's body: one row per entry, each cell a text or [class, text]. */
-function fillTable(sel: string, rows: [Record<string, string>, (string | [string, string])[]][]): void {
+/** A table's rows: each cell a text, a [class, text], or an element (a button). */
+function fillTable(
+  sel: string,
+  rows: [Record<string, string>, (string | [string, string] | Node)[]][],
+): void {
   $(`${sel} tbody`).replaceChildren(
     ...rows.map(([attrs, cells]) =>
       el(
         'tr',
         attrs,
         ...cells.map((c) =>
-          typeof c === 'string' ? el('td', { text: c }) : el('td', { class: c[0], text: c[1] }),
+          typeof c === 'string'
+            ? el('td', { text: c })
+            : Array.isArray(c)
+              ? el('td', { class: c[0], text: c[1] })
+              : el('td', { class: 'actions' }, c),
         ),
       ),
     ),
   );
 }
+
+/** What the hosts view (fleet.ts) uses of the page. */
+const fleetUi: FleetUi = { fillTable, confirm: confirmDialog, act, el, canMove: () => false };
 
 /* ---- limits ---------------------------------------------------------------------------------- */
 
@@ -478,7 +492,7 @@ function renderJobs(): void {
       else if (j.state !== 'running') bar.value = 1;
       const li = el(
         'li',
-        { class: `job ${j.state}`, 'data-job': j.id, 'data-state': j.state },
+        { class: `job ${j.state}`, 'data-job': j.id, 'data-op': j.op, 'data-state': j.state },
         el(
           'div',
           { class: 'job-head' },
@@ -580,7 +594,8 @@ async function boot(): Promise<void> {
   $('#du-refresh').addEventListener('click', loadDu);
   $('#hashify-all').addEventListener('click', hashifyAll);
   loadDu();
-  initFleet({ fillTable });
+  await initFleet(fleetUi, info);
+  render();
   $('#console-close').addEventListener('click', () => $<HTMLDialogElement>('#console').close());
   $('#console').addEventListener('close', () => {
     consoleSession?.close();

@@ -10,7 +10,7 @@ export const daemon: Command = {
   summary: 'run jaulad: the REST API, event stream and web dashboard (in the foreground)',
   help: `Usage: jaula daemon [--socket PATH] [--no-autostart]
                     [--listen ADDRESS:PORT --token-file FILE [--tls-cert CERT --tls-key KEY]
-                     [--host-files DIR] [--allow-host NAME,...] [--allow-guests]]
+                     [--host-files DIR] [--allow-host NAME,...] [--allow-guests] [--allow-moves]]
 
 jaulad serves jaula's REST API (OpenAPI document at /v1/openapi.json) on the unix socket
 $JAULA_ROOT/run/jaula/jaulad.sock (mode 0600: root only). With --listen it also serves the API
@@ -25,7 +25,11 @@ template import and export, a build from an archive) are only those beneath --ho
 (127.0.0.1, [::1], 0.0.0.0); guests on jaula bridges cannot reach the port (jaula's firewall
 drops their packets) unless --allow-guests. Requests over TCP must name the host by an IP
 address, localhost or a name of --allow-host (DNS rebinding), and pages of other sites are
-refused (Origin). See docs/security/threat-model.md.
+refused (Origin). Moving guests to other hosts (migrate, fleet drain and balance, the
+dashboard's Move and Drain) uses this host's tokens for its remotes, so over TCP it is refused
+unless --allow-moves: then token holders may move this host's guests, only to the remotes root
+added (jaula remote add); the remotes' tokens never leave jaulad. See
+docs/security/threat-model.md.
 
 At start it reconciles: guests that ended meanwhile are marked stopped with the reason,
 interrupted starts are rolled back and interrupted stops completed, leftovers (mounts, runtime
@@ -49,6 +53,7 @@ Examples:
     'host-files': { type: 'string' },
     'allow-host': { type: 'string' },
     'allow-guests': { type: 'bool' },
+    'allow-moves': { type: 'bool' },
     'no-autostart': { type: 'bool' },
   },
   async run(p) {
@@ -57,7 +62,7 @@ Examples:
       const v = str(p, k);
       if (v !== undefined) argv.push(`--${k}`, v);
     }
-    for (const k of ['no-autostart', 'allow-guests']) if (bool(p, k)) argv.push(`--${k}`);
+    for (const k of ['no-autostart', 'allow-guests', 'allow-moves']) if (bool(p, k)) argv.push(`--${k}`);
     // jaulad is its own bundle: loaded only here, so the CLI's other commands do not pay for it.
     const req = createRequire(join(projectDir, 'package.json'));
     (req(join(projectDir, 'dist/jaulad.cjs')) as { daemonMain: (a: string[]) => void }).daemonMain(argv);
