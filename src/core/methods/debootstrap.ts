@@ -135,6 +135,7 @@ export async function buildDebootstrap(
     await extractTemplate(base, rootfs, signal, undefined, { allowDevices: true });
   } else {
     await runDebootstrap(rootfs, baseArgs, arch, progress, signal);
+    emptyDev(rootfs);
     await cacheTree(rootfs, base, progress);
   }
   const init = initPackages(a);
@@ -143,6 +144,33 @@ export async function buildDebootstrap(
   await installPackages(rootfs, extras, progress, signal);
   await cacheTree(rootfs, cache, progress);
 }
+
+/**
+ * The tree's /dev emptied of what debootstrap made there (device nodes): a guest's /dev is a
+ * tmpfs, and the tree is then the same as one from the cache (which leaves /dev's content out),
+ * so a template saved from it has no device nodes either. debootstrap just made the tree.
+ */
+function emptyDev(rootfs: string): void {
+  const dev = join(rootfs, 'dev');
+  if (!fs.lstatSync(dev, { throwIfNoEntry: false })?.isDirectory()) return;
+  for (const e of fs.readdirSync(dev)) fs.rmSync(join(dev, e), { recursive: true, force: true });
+}
+
+/**
+ * debootstrap makes device nodes and runs the tree's programs: on jaula's storage (a pool or a
+ * quota image, mounted nosuid,nodev for the host) it refuses such a target ("cannot create
+ * test-dev-null"), and its chroot could not open /dev/null. So it runs in a private mount
+ * namespace where the target is bound onto itself with dev and suid: the host's view of the
+ * storage keeps nosuid,nodev, and the bind goes with the namespace, even if this process is
+ * killed. The script is fixed; the target and debootstrap's argv are arguments.
+ */
+const DEV_VIEW = `set -e
+r=$1; shift
+mkdir -p "$r"
+mount --bind "$r" "$r"
+mount -o remount,bind,dev,suid,exec "$r"
+exec "$@"
+`;
 
 async function runDebootstrap(
   rootfs: string,
@@ -165,13 +193,16 @@ async function runDebootstrap(
   ];
   progress(`Running ${argv.join(' ')}`);
   try {
-    await runOk(argv, {
-      what: 'debootstrap',
-      dieWithParent: true,
-      timeoutMs: 30 * 60_000,
-      ...(signal ? { signal } : {}),
-      onStdout: lines(progress),
-    });
+    await runOk(
+      ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', DEV_VIEW, 'sh', rootfs, ...argv],
+      {
+        what: 'debootstrap',
+        dieWithParent: true,
+        timeoutMs: 30 * 60_000,
+        ...(signal ? { signal } : {}),
+        onStdout: lines(progress),
+      },
+    );
   } finally {
     await unmountBelow(rootfs);
   }
