@@ -15,6 +15,8 @@ import { helperBin, paths } from '../os/paths.js';
 import { bootId } from '../os/proc.js';
 import { run, runOk } from '../os/spawn.js';
 import { unmount } from '../os/mounts.js';
+import { nftApply } from './nftbatch.js';
+import { hostEndsGone, lazyHostEnds, leftovers } from './hostends.js';
 import { trace } from '../os/trace.js';
 import { assignInterfaces, hostAddresses, hostDevices, hostDns } from './assign.js';
 import type { GuestNetConfig } from './guestnet.js';
@@ -174,7 +176,7 @@ export async function networkUp(
   opts: { userns?: string } = {},
 ): Promise<string> {
   const plan = guestPlan(g, all);
-  if (leftovers(g.name, plan)) await networkDown(g, plan); // of a crash
+  if (leftovers(netnsPath(g.name), plan)) await networkDown(g, plan); // of a crash
   trace('net: planned');
   const ns = netnsPath(g.name);
   try {
@@ -231,7 +233,7 @@ async function hostSideDone(plan: NetPlan): Promise<void> {
 /** The guest's elements in jaula's firewall (and its networks' NAT), in one nft transaction. */
 async function firewallAdd(plan: NetPlan): Promise<void> {
   const fw = natElements(plan.networks) + firewallElements(plan, paths().instanceTag, 'add');
-  if (fw) await runOk(['nft', '-f', '-'], { input: fw, what: "Adding the guest to jaula's firewall (nft)" });
+  if (fw) await nftApply(fw, "Adding the guest to jaula's firewall (nft)");
   trace('net: firewall');
   if (plan.forwards.length && readFileOr('/proc/sys/net/ipv4/ip_forward', '0').trim() !== '1')
     fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
@@ -257,7 +259,7 @@ export async function networkForRestore(
       'unsupported',
       `Guest "${g.name}" has a ${odd.mode} interface (${odd.name}): live moves re-plumb bridged and routed veths only; move it with --mode sync`,
     );
-  if (leftovers(g.name, plan)) await networkDown(g, plan);
+  if (leftovers(netnsPath(g.name), plan)) await networkDown(g, plan);
   if (plan.networks.length) await ensureNetworks(plan.networks);
   await firewallAdd(plan);
   fs.mkdirSync(netnsDir(), { recursive: true, mode: 0o711 });
@@ -298,15 +300,6 @@ function allowLoopbackForwards(plan: NetPlan): void {
   for (const i of plan.interfaces) if (i.mode === 'routed') sysctl(`conf/${i.hostIf}/route_localnet`, '1');
 }
 
-function leftovers(name: string, p: NetPlan): boolean {
-  return (
-    fs.existsSync(netnsPath(name)) ||
-    p.interfaces.some((i) =>
-      [i.hostIf, i.ifb, i.tmpIf].some((d) => d && fs.existsSync(`/sys/class/net/${d}`)),
-    )
-  );
-}
-
 /** Remove everything networkUp made; idempotent and quiet about what is already gone. */
 export async function networkDown(g: GuestNetConfig, plan?: NetPlan): Promise<void> {
   const ns = netnsPath(g.name);
@@ -318,28 +311,38 @@ export async function networkDown(g: GuestNetConfig, plan?: NetPlan): Promise<vo
       p = undefined;
     }
   }
+  let lazy: string[] = [];
   if (p) {
-    // (a routed interface's proxy ARP entry stays on the host device after its veth is gone)
+    // A bridged veth goes with the guest's namespace (the kernel deletes both ends when it is
+    // destroyed, many namespaces' devices at once): deleting it here took an RTNL-serialised
+    // grace period per guest (10-30 ms each, one after another in a bulk stop). The others
+    // (routed ends with their proxy ARP entries, shaping's ifb, macvlan/ipvlan) go here.
+    lazy = fs.existsSync(ns) ? lazyHostEnds(p) : [];
+    const down = hostDownBatch(p, lazy);
     const existing = p.interfaces.some(
       (i) =>
         i.mode === 'routed' ||
-        [i.hostIf, i.ifb, i.tmpIf].some((d) => d && fs.existsSync(`/sys/class/net/${d}`)),
+        [i.hostIf, i.ifb, i.tmpIf].some(
+          (d) => d && !lazy.includes(d) && fs.existsSync(`/sys/class/net/${d}`),
+        ),
     );
-    if (existing) await run(['ip', '-force', '-batch', '-'], { input: hostDownBatch(p) });
+    if (existing && down) await run(['ip', '-force', '-batch', '-'], { input: down });
     const fw = firewallElements(p, paths().instanceTag, 'delete');
     // Added, then deleted, in one transaction: it succeeds whether the elements are there or
-    // not (a crash, or a stopped guest looked at by jaulad's reconcile), in one nft process.
+    // not (a crash, or a stopped guest looked at by jaulad's reconcile).
     const sure = fw && firewallElements(p, paths().instanceTag, 'add') + fw;
-    if (sure && (await run(['nft', '-f', '-'], { input: sure })).code !== 0) {
-      // (A port forwarded meanwhile to another guest, whose element the add cannot replace:)
-      // delete one by one, ignoring the absent ones.
-      for (const line of fw.split('\n').filter(Boolean)) await run(['nft', line]);
-    }
+    if (sure)
+      await nftApply(sure, "Removing the guest from jaula's firewall (nft)").catch(async () => {
+        // (A port forwarded meanwhile to another guest, whose element the add cannot replace:)
+        // delete one by one, ignoring the absent ones.
+        for (const line of fw.split('\n').filter(Boolean)) await run(['nft', line]);
+      });
   }
   if (fs.existsSync(ns)) {
     unmount(ns);
     fs.rmSync(ns, { force: true });
   }
+  if (lazy.length) await hostEndsGone(lazy);
 }
 
 /** /etc/resolv.conf and the guest's address in /etc/hosts, written through GuestFs. */

@@ -280,10 +280,10 @@ export function tcBatch(p: NetPlan): string {
 }
 
 /** Host-side commands that remove the guest's devices (the guest ends go with them). */
-export function hostDownBatch(p: NetPlan): string {
+export function hostDownBatch(p: NetPlan, keep: string[] = []): string {
   const l: string[] = [];
   for (const i of p.interfaces) {
-    if (i.hostIf) l.push(`link del ${i.hostIf}`);
+    if (i.hostIf && !keep.includes(i.hostIf)) l.push(`link del ${i.hostIf}`);
     if (i.ifb) l.push(`link del ${i.ifb}`);
     if (i.tmpIf) l.push(`link del ${i.tmpIf}`);
     if (i.mode === 'routed') l.push(`neigh del proxy ${(i.address as string).split('/')[0]} dev ${i.lower}`);
