@@ -5,6 +5,9 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { after, describe, it } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { helperBin } from '../src/os/paths.js';
 import { TestRoot, buildSkeleton, slowdown, writeScript } from './helpers.js';
 
 const t = new TestRoot();
@@ -147,6 +150,44 @@ describe('stop', () => {
     const r = t.ok(['stop', 'k2', '--timeout', String(20 * slowdown)]);
     assert.doesNotMatch(r.stdout, /killed/);
     assert.equal(lastExit('k2').reason, 'stopped');
+  });
+
+  it("leaves a stopped guest's end to its stopper, and records a later death by itself", () => {
+    // The supervisor's exit command does nothing while a stop is under way (no jaulad asked, no
+    // `jaula __exited` process): run here in a directory with and without the stop's marker.
+    const dir = t.path('notify-test');
+    fs.mkdirSync(dir);
+    const notify = (): number | null =>
+      spawnSync(
+        helperBin,
+        ['notify', t.path('no.sock'), 'g', 'i', '--', '/bin/sh', '-c', 'echo ran > fallback'],
+        {
+          cwd: dir,
+        },
+      ).status;
+    fs.writeFileSync(join(dir, 'stopping'), '');
+    assert.equal(notify(), 0);
+    assert.equal(fs.existsSync(join(dir, 'fallback')), false, 'a stop under way: no fallback');
+    fs.rmSync(join(dir, 'stopping'));
+    assert.equal(notify(), 0);
+    assert.equal(fs.existsSync(join(dir, 'fallback')), true, 'no jaulad, no stop: the fallback runs');
+    // A real guest: stopped (the stopper records it), started again, then killed from outside:
+    // its end is recorded, so the stop's marker did not outlive the stop.
+    buildSkeleton(t, 'k3', ['--initstyle', 'cmd', '--cmd', '/bin/sleep 1000']);
+    t.ok(['start', 'k3']);
+    t.ok(['stop', 'k3', '--kill']);
+    assert.equal(lastExit('k3').message, 'killed on request');
+    t.ok(['start', 'k3']);
+    process.kill(statusJson('k3').pid as number, 'SIGKILL');
+    // (the state file itself, as the exit's handler writes it: `status` would infer it)
+    const recorded = (): string =>
+      (JSON.parse(fs.readFileSync(t.path('run/jaula/guests/k3/state.json'), 'utf8')) as { status: string })
+        .status;
+    const deadline = Date.now() + 20_000 * slowdown;
+    while (recorded() !== 'stopped' && Date.now() < deadline) spawnSync('sleep', ['0.05']);
+    assert.equal(recorded(), 'stopped', "the exit's handler ran");
+    assert.equal(lastExit('k3').signal, 9);
+    t.ok(['delete', 'k3']);
   });
 
   it('restart gives a new init', () => {

@@ -4,6 +4,8 @@
  *   jaula-helper notify SOCKET NAME INSTANCE -- FALLBACK...
  *       The shim's exit command: tells jaulad (on SOCKET) that the guest's init ended, so that
  *       jaulad records it and cleans up itself; runs FALLBACK (`jaula __exited`) if it does not.
+ *       Nothing at all when a stop is under way (the file "stopping" in the working directory,
+ *       the guest's run directory): the stopper does that work.
  */
 #include "helper.h"
 
@@ -25,6 +27,9 @@ int notify(int argc, char **argv) {
   if (argc < 5 || strcmp(argv[3], "--")) return USAGE;
   const char *sockpath = argv[0], *name = argv[1], *instance = argv[2];
   char **fallback = argv + 4;
+  /* A stop is under way (its marker in the guest's run directory, the shim's working
+   * directory): the stopper records the exit and cleans up; nothing to hand over. */
+  if (access("stopping", F_OK) == 0) return 0;
   int ok = 0;
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -11,6 +11,7 @@ import { selectRuntime, type Runtime } from '../runtime/driver.js';
 import { haltSignal, signalInit } from '../runtime/signals.js';
 import {
   clearInstanceFiles,
+  STOPPING,
   removeLeftSupervisorCgroups,
   waitRuntimeDone,
   waitSupervisorSettled,
@@ -354,14 +355,17 @@ async function stopLocked(cfg: GuestConfig, opts: StopOptions): Promise<ExitInfo
   const pid = st.pid as number;
   if (!opts.kill) await runGuestHook(cfg, 'stop');
   writeState(name, { ...st, status: 'stopping', stopRequested: true });
+  fs.writeFileSync(join(paths().guestRun(name), STOPPING), '');
   const timeoutMs = (opts.timeout ?? cfg.stopTimeout) * 1000;
   let killed = !!opts.kill;
   if (!opts.kill) signalInit(pid, st.haltSignal ?? 15);
   if (opts.kill || !(await waitGone(pid, st.pidStart, timeoutMs))) {
     killed = true;
     signalInit(pid, 'SIGKILL'); // ends every process of the guest's PID namespace
-    if (!(await waitGone(pid, st.pidStart, 10_000)))
+    if (!(await waitGone(pid, st.pidStart, 10_000))) {
+      fs.rmSync(join(paths().guestRun(name), STOPPING), { force: true }); // (its end, whenever: recorded as ever)
       throw new JaulaError('timeout', `Guest "${name}" (pid ${pid}) did not end even after SIGKILL`);
+    }
   }
   trace('stop: init gone');
   // The supervisor writes the exit record right after it reaps the init.

@@ -38,6 +38,13 @@ export interface Started {
 }
 
 /**
+ * Written by a stop before it signals the init: the stopper records the exit and cleans up
+ * itself, so the supervisor's exit command (jaula-helper notify) does nothing then, rather than
+ * ask jaulad or start a Node.js process (`jaula __exited`) only to find the work done.
+ */
+export const STOPPING = 'stopping';
+
+/**
  * What the supervisor and the runtime leave in a guest's run directory for one run of it,
  * removed before the next start.
  */
@@ -49,6 +56,7 @@ const INSTANCE_FILES = [
   'console.sock',
   'seccomp.bpf',
   'attach.sock',
+  STOPPING,
 ];
 
 export function clearInstanceFiles(runDir: string): void {
