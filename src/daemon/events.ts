@@ -7,7 +7,9 @@
  */
 import * as fs from 'node:fs';
 import type { GuestSummary, JaulaEvent } from '../api/types.js';
-import { guestStatus } from '../core/guests.js';
+import { summarize, summarizeBroken } from '../core/guests.js';
+import type { GuestConfig } from '../guest/config.js';
+import { readGuest } from '../guest/store.js';
 import { initAlive, liveStatus, readState, type GuestState } from '../guest/state.js';
 import { mkdirp } from '../os/fs.js';
 import { paths } from '../os/paths.js';
@@ -35,6 +37,8 @@ export class EventHub {
 }
 
 const FILES = new Set(['state.json', 'config.toml', 'exit', '.building']);
+/** Files whose change leaves the guest's config as it was: its summary is made from the config last read. */
+const STATE_FILES = new Set(['state.json', 'exit']);
 const SWEEP_MS = 10_000;
 
 export class GuestWatcher {
@@ -43,6 +47,10 @@ export class GuestWatcher {
   private readonly summaries = new Map<string, GuestSummary>();
   private readonly watchers = new Map<string, fs.FSWatcher>();
   private readonly pending = new Set<string>();
+  /** The config each guest's summary was last made from, while only its state changes. */
+  private readonly configs = new Map<string, GuestConfig>();
+  /** Guests whose config (or being built) may have changed since it was read. */
+  private readonly configTouched = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private sweep: NodeJS.Timeout | undefined;
 
@@ -93,7 +101,7 @@ export class GuestWatcher {
     if (name.startsWith('.')) return;
     for (const dir of [paths().guestRun(name), paths().guestConf(name)])
       this.watchDir(dir, (f) => {
-        if (f === null || FILES.has(f)) this.touch(name);
+        if (f === null || FILES.has(f)) this.touch(name, f === null || !STATE_FILES.has(f));
       });
     if (initial) this.refresh(name, true);
     else this.touch(name);
@@ -119,13 +127,17 @@ export class GuestWatcher {
       const status = g.status === 'broken' ? 'broken' : liveStatus(st);
       const alive = g.status === 'broken' ? initAlive(st) : status !== 'stopped';
       const pid = alive && st.pid ? st.pid : undefined;
-      if (status !== g.status || pid !== g.pid) this.touch(n);
+      if (status !== g.status || pid !== g.pid) this.touch(n, false);
     }
   }
 
-  /** Something changed for this guest: look again soon (changes come in bursts). */
-  touch(name: string): void {
+  /**
+   * Something changed for this guest: look again soon (changes come in bursts). `config`: its
+   * config may have changed too (else a start's state changes read no config.toml again).
+   */
+  touch(name: string, config = true): void {
     this.pending.add(name);
+    if (config) this.configTouched.add(name);
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
       const names = [...this.pending];
@@ -136,8 +148,15 @@ export class GuestWatcher {
 
   private refresh(name: string, quiet: boolean): void {
     let g: GuestSummary | undefined;
+    const cfg = this.configTouched.delete(name) ? undefined : this.configs.get(name);
     try {
-      g = guestStatus(name); // a broken one too (status "broken", with its error)
+      if (cfg) g = summarize(cfg);
+      else {
+        const e = readGuest(name); // a broken one too (status "broken", with its error)
+        if ('cfg' in e) this.configs.set(name, e.cfg);
+        else this.configs.delete(name);
+        g = 'cfg' in e ? summarize(e.cfg) : summarizeBroken(e.broken);
+      }
     } catch {
       g = undefined;
     }
@@ -163,6 +182,7 @@ export class GuestWatcher {
 
   private forget(name: string, quiet: boolean): void {
     this.known.delete(name);
+    this.configs.delete(name);
     this.summaries.delete(name);
     if (!quiet) this.hub.publish({ type: 'guest-removed', at: new Date().toISOString(), name });
   }

@@ -48,9 +48,13 @@ export function isSameProcess(pid: number | undefined, starttime: number | undef
   return st !== undefined && st.starttime === starttime && st.state !== 'Z';
 }
 
+let boot: string | undefined;
+
+/** This boot's ID, read once: no process outlives a boot (a start read it seven times). */
 export function bootId(): string {
+  if (boot) return boot;
   try {
-    return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return (boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
   } catch {
     return 'unknown';
   }
