@@ -12,9 +12,9 @@
  *       overlay rootfs over the same shared tree (its own upper), a veth on a bridge with an
  *       address and a gateway (so its own network namespace); `lxc-start -d` / `lxc-stop -k`;
  *   (c) jaula through jaulad: `jaula start --all --parallel P`, `jaula stop --all --kill`;
- *   (d) jaula without jaulad (JAULA_NO_DAEMON=1), the same commands; the guests' exit handlers
- *       (`jaula __exited`, one Node.js process per guest) still run after the stop returned:
- *       the time until they are all done is shown too.
+ *   (d) jaula without jaulad (JAULA_NO_DAEMON=1), the same commands; "until quiet" is the time
+ *       until no exit handler of a guest runs any more (a stop leaves none: the stopper does
+ *       that work; a guest that ends by itself starts `jaula __exited`).
  * jaula's guests are busybox guests of init style cmd (`/bin/sleep 100000` under jaula-init),
  * built through jaulad from one stored template on the instance's default storage, each with an
  * interface on a network of the bench (a veth on a bridge, an address from the pool). LXC's run
