@@ -29,6 +29,12 @@
  *                                      as dstDir/name, made a member of the quota group (level
  *                                      << 48 | id; 0: none): a guest's snapshot while it is
  *                                      frozen costs one ioctl, not a process
+ *   nsCreate(userPath, hostId, size, join, netPath, pingLo, pingHi)
+ *                                      a guest's user namespace (map 0 hostId size) and/or network
+ *                                      namespace (owned by the new or the `join`ed user namespace,
+ *                                      loopback up, ping_group_range), bound to files
+ *   idmapMounts(hostId, size, recursive, keepFlags, [src, dst, ...])
+ *                                      idmapped binds: native/nsops.c (no helper process)
  *   inotifyInit() -> fd                inotify_init1(IN_NONBLOCK | IN_CLOEXEC); the events are read
  *                                      with fs.readSync (EAGAIN when none): synchronously, so a
  *                                      change another process finished is seen by the next read
@@ -61,6 +67,7 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <node_api.h>
+#include "nsops.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +88,13 @@ static napi_value throw_errno(napi_env env, int err, const char *what) {
   char msg[4400];
   const char *name = strerrorname_np(err);
   snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  napi_throw_error(env, name ? name : "EUNKNOWN", msg);
+  return NULL;
+}
+
+/* Throw `msg` (already naming the error) with the errno's name as its code. */
+static napi_value throw_msg(napi_env env, int err, const char *msg) {
+  const char *name = strerrorname_np(err);
   napi_throw_error(env, name ? name : "EUNKNOWN", msg);
   return NULL;
 }
@@ -716,6 +730,62 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* nsCreate(userPath, hostId, size, join, netPath, pingLo, pingHi): native/nsops.c */
+static napi_value js_ns_create(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  char user[4096], join[4096], net[4096], err[4600];
+  int64_t host, size, plo, phi;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int nu = -1, nj = -1, nn = -1;
+  if (argc < 7 || (nu = get_str(env, argv[0], user, sizeof user)) < 0 || get_int(env, argv[1], &host) ||
+      get_int(env, argv[2], &size) || (nj = get_str(env, argv[3], join, sizeof join)) < 0 ||
+      (nn = get_str(env, argv[4], net, sizeof net)) < 0 || get_int(env, argv[5], &plo) || get_int(env, argv[6], &phi) ||
+      host < 0 || size < 0) {
+    napi_throw_type_error(env, NULL, "nsCreate(userPath, hostId, size, join, netPath, pingLo, pingHi): bad arguments");
+    return NULL;
+  }
+  struct nsops_create_args a = {nu ? NULL : user, (unsigned long long)host, (unsigned long long)size,
+                                nj ? NULL : join, nn ? NULL : net, plo, phi};
+  int rc = nsops_create(&a, err, sizeof err);
+  if (rc < 0) return throw_msg(env, -rc, err);
+  return NULL;
+}
+
+/* idmapMounts(hostId, size, recursive, keepFlags, [src, dst, ...]): native/nsops.c */
+static napi_value js_idmap_mounts(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  int64_t host, size, rec, keep;
+  uint32_t n = 0;
+  bool isarr = false;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5 || get_int(env, argv[0], &host) || get_int(env, argv[1], &size) || get_int(env, argv[2], &rec) ||
+      get_int(env, argv[3], &keep) || host < 0 || size < 0 || napi_is_array(env, argv[4], &isarr) != napi_ok ||
+      !isarr || napi_get_array_length(env, argv[4], &n) != napi_ok || n % 2 || n > 256) {
+    napi_throw_type_error(env, NULL, "idmapMounts(hostId, size, recursive, keepFlags, pairs): bad arguments");
+    return NULL;
+  }
+  char(*bufs)[4096] = malloc((size_t)n * 4096 + 1);
+  const char **ptrs = malloc(sizeof(char *) * (n + 1));
+  char err[8800];
+  int rc = 0;
+  if (!bufs || !ptrs) rc = -ENOMEM, snprintf(err, sizeof err, "idmapMounts");
+  for (uint32_t i = 0; rc == 0 && i < n; i++) {
+    napi_value v;
+    if (napi_get_element(env, argv[4], i, &v) != napi_ok || get_cstr(env, v, bufs[i], 4096, NULL) < 0)
+      rc = -EINVAL, snprintf(err, sizeof err, "idmapMounts: path %u is no string, too long or has a NUL byte", i);
+    else ptrs[i] = bufs[i];
+  }
+  if (rc == 0)
+    rc = nsops_idmap_mounts((unsigned long long)host, (unsigned long long)size, rec != 0, keep != 0, ptrs, (int)n, err,
+                            sizeof err);
+  free(bufs);
+  free(ptrs);
+  if (rc < 0) return throw_msg(env, -rc, err);
+  return NULL;
+}
+
 static napi_value js_inotify_init(napi_env env, napi_callback_info info) {
   (void)info;
   int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -892,6 +962,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"inotifyAddWatch", NULL, js_inotify_add_watch, NULL, NULL, NULL, napi_default, NULL},
       {"setFsIds", NULL, js_setfsids, NULL, NULL, NULL, napi_default, NULL},
       {"btrfsSnapshot", NULL, js_btrfs_snapshot, NULL, NULL, NULL, napi_default, NULL},
+      {"nsCreate", NULL, js_ns_create, NULL, NULL, NULL, napi_default, NULL},
+      {"idmapMounts", NULL, js_idmap_mounts, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -232,7 +232,7 @@ type AddSecurity = (name: string, status: CheckStatus, detail: string) => void;
 
 /** Whether an idmapped mount works on jaula's own filesystem: tried, not guessed. */
 async function addIdmapCheck(add: AddSecurity): Promise<void> {
-  const { helperBin: helper, paths: p } = await import('../os/paths.js');
+  const { paths: p } = await import('../os/paths.js');
   const { mkdtempSync, rmSync, mkdirSync } = await import('node:fs');
   const { libDir } = await import('../storage/barrier.js');
   if (!fs.existsSync(p().lib)) libDir();
@@ -240,14 +240,19 @@ async function addIdmapCheck(add: AddSecurity): Promise<void> {
   try {
     mkdirSync(`${dir}/src`);
     mkdirSync(`${dir}/dst`);
-    const r = await run([helper, 'idmap-mount', '1000000', '65536', `${dir}/src`, `${dir}/dst`]);
-    if (r.code === 0) unmount(`${dir}/dst`, false);
+    let failed = '';
+    try {
+      native().idmapMounts(1000000, 65536, 0, 0, [`${dir}/src`, `${dir}/dst`]);
+      unmount(`${dir}/dst`, false);
+    } catch (e) {
+      failed = messageOf(e);
+    }
     add(
       'idmapped mounts',
-      r.code === 0 ? 'ok' : 'missing',
-      r.code === 0
-        ? `guests' files keep plain owners on disk (${p().lib}), shared templates stay shareable`
-        : `not on ${p().lib}: ${r.stderr.trim()}`,
+      failed ? 'missing' : 'ok',
+      failed
+        ? `not on ${p().lib}: ${failed}`
+        : `guests' files keep plain owners on disk (${p().lib}), shared templates stay shareable`,
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

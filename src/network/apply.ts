@@ -11,6 +11,7 @@ import { JaulaError } from '../common/errors.js';
 import { readFileOr, writeFileAtomic } from '../os/fs.js';
 import { withLock } from '../os/lock.js';
 import { GuestFs } from '../os/guestfs.js';
+import { nativeOp } from '../os/native.js';
 import { helperBin, paths } from '../os/paths.js';
 import { bootId } from '../os/proc.js';
 import { run, runOk } from '../os/spawn.js';
@@ -186,10 +187,9 @@ export async function networkUp(
     fs.mkdirSync(netnsDir(), { recursive: true, mode: 0o711 });
     // An unprivileged guest's namespace belongs to its user namespace; the gids that may ping
     // (ICMP echo sockets) are read in the writer's user namespace: all the guest's, or the host's.
-    const args = opts.userns
-      ? ['--userns', opts.userns, '--ping', '0', '65535']
-      : ['--ping', '0', '2147483647'];
-    await runOk([helperBin, 'netns-create', ns, ...args], { what: "Creating the guest's network namespace" });
+    nativeOp("Creating the guest's network namespace", (n) =>
+      n.nsCreate(null, 0, 0, opts.userns ?? null, ns, 0, opts.userns ? 65535 : 2147483647),
+    );
     trace('net: namespace made');
     if (plan.interfaces.length === 0) return ns;
     const pre = hostPreBatch(plan);

@@ -35,6 +35,23 @@ export interface Native {
   setFsIds(uid: number, gid: number): void;
   /** BTRFS_IOC_SNAP_CREATE_V2: src snapshotted as dstDir/name, in quota group `qgroup` (0: none). */
   btrfsSnapshot(src: string, dstDir: string, name: string, readonly: boolean, qgroup: number): void;
+  /**
+   * A user namespace (map 0 hostId size) bound at userPath, and/or a network namespace (owned by
+   * that new one, else by the one bound at `join`, else the host's; loopback up; its
+   * ping_group_range pingLo..pingHi unless pingHi < 0) bound at netPath: no helper process
+   * (native/nsops.c). Throws with errno's name as code; nothing stays bound on failure.
+   */
+  nsCreate(
+    userPath: string | null,
+    hostId: number,
+    size: number,
+    join: string | null,
+    netPath: string | null,
+    pingLo: number,
+    pingHi: number,
+  ): void;
+  /** Binds pairs[2i] on pairs[2i+1], idmapped 0..size-1 -> hostId.. (native/nsops.c). */
+  idmapMounts(hostId: number, size: number, recursive: number, keepFlags: number, pairs: string[]): void;
 }
 
 export const WALK_XATTRS = 1;
@@ -93,5 +110,22 @@ export function withFsIds<T>(id: number | undefined, fn: () => T): T {
     return fn();
   } finally {
     native().setFsIds(0, 0);
+  }
+}
+
+/**
+ * A native call that changes the system (nsCreate, idmapMounts), its failure told as `what`
+ * failed, with the kernel's reason (the message names the step and the path).
+ */
+export function nativeOp<T>(what: string, fn: (n: Native) => T): T {
+  try {
+    return fn(native());
+  } catch (e) {
+    if (e instanceof JaulaError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new JaulaError('runtime', `${what} failed: ${e instanceof Error ? e.message : String(e)}`, {
+      cause: e,
+      ...(code ? { details: { errno: code } } : {}),
+    });
   }
 }

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { helperBin, paths } from '../os/paths.js';
-import { runOk } from '../os/spawn.js';
+import { nativeOp } from '../os/native.js';
+import { paths } from '../os/paths.js';
 import { unmount } from '../os/mounts.js';
 import type { IdRange } from './idmap.js';
 
@@ -10,14 +10,17 @@ export function usernsPath(name: string): string {
   return join(paths().run, 'userns', name);
 }
 
-/** Make the guest's user namespace (IDs 0.. -> range.hostId..) and bind it to a file. */
+/**
+ * Make the guest's user namespace (IDs 0.. -> range.hostId..) and bind it to a file: in this
+ * process, by a clone(CLONE_VM) child (native/nsops.c), not a helper process.
+ */
 export async function createUserns(name: string, range: IdRange): Promise<string> {
   const p = usernsPath(name);
   await removeUserns(name);
   fs.mkdirSync(join(paths().run, 'userns'), { recursive: true, mode: 0o711 });
-  await runOk([helperBin, 'userns-create', p, String(range.hostId), String(range.size)], {
-    what: `Creating the user namespace of guest "${name}"`,
-  });
+  nativeOp(`Creating the user namespace of guest "${name}"`, (n) =>
+    n.nsCreate(p, range.hostId, range.size, null, null, 0, -1),
+  );
   return p;
 }
 

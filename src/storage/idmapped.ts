@@ -1,9 +1,8 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { unmount, unmountAt, unmountEntries } from '../os/mounts.js';
-import { MS_BIND, MS_REMOUNT, native } from '../os/native.js';
-import { helperBin, paths } from '../os/paths.js';
-import { runOk } from '../os/spawn.js';
+import { MS_BIND, MS_REMOUNT, native, nativeOp } from '../os/native.js';
+import { paths } from '../os/paths.js';
 import type { IdRange } from '../runtime/idmap.js';
 import { guestRunDir } from './barrier.js';
 import type { MountedRoot, MountOptions } from './driver.js';
@@ -20,8 +19,8 @@ export function idmappedLayersPath(name: string): string {
 }
 
 /**
- * Bind each `[src, dst]` idmapped: on-disk ID n is seen as host ID range.hostId + n. One helper
- * process for all of them. A missing dst is made a directory; `recursive` takes the mounts below
+ * Bind each `[src, dst]` idmapped: on-disk ID n is seen as host ID range.hostId + n. All with one
+ * user namespace, made in this process (native/nsops.c: no helper process). A missing dst is made a directory; `recursive` takes the mounts below
  * each src along (an rbind). The views clear nosuid and nodev (jaula's storage mounts have them;
  * the guest's own view of its files keeps setuid) unless `keepFlags` (a host directory bound in
  * through fstab keeps the host's).
@@ -33,13 +32,9 @@ export async function idmapMounts(
   opts: { recursive?: boolean; keepFlags?: boolean } = {},
 ): Promise<void> {
   for (const [, dst] of pairs) if (!fs.existsSync(dst)) fs.mkdirSync(dst, { recursive: true, mode: 0o711 });
-  const argv = [
-    helperBin,
-    'idmap-mount',
-    ...(opts.recursive ? ['--recursive'] : []),
-    ...(opts.keepFlags ? ['--keep-flags'] : []),
-  ];
-  await runOk([...argv, String(range.hostId), String(range.size), ...pairs.flat()], { what });
+  nativeOp(what, (n) =>
+    n.idmapMounts(range.hostId, range.size, opts.recursive ? 1 : 0, opts.keepFlags ? 1 : 0, pairs.flat()),
+  );
 }
 
 /**
