@@ -35,6 +35,10 @@
  *                                      loopback up, ping_group_range), bound to files
  *   idmapMounts(hostId, size, recursive, keepFlags, [src, dst, ...])
  *                                      idmapped binds: native/nsops.c (no helper process)
+ *   pipe() / onExit(cb) / exitsRef(on) / spawn(argv, env, fds, setsid, cwd) -> pid
+ *                                      programs started by posix_spawn (no copy of this process's
+ *                                      page tables, as Node's fork makes), their exits reaped by
+ *                                      one thread and handed to cb: native/spawn.c
  *   inotifyInit() -> fd                inotify_init1(IN_NONBLOCK | IN_CLOEXEC); the events are read
  *                                      with fs.readSync (EAGAIN when none): synchronously, so a
  *                                      change another process finished is seen by the next read
@@ -53,6 +57,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <linux/btrfs.h>
 #include <linux/fiemap.h>
@@ -68,6 +74,7 @@
 #include <sys/xattr.h>
 #include <node_api.h>
 #include "nsops.h"
+#include "spawn.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -786,6 +793,175 @@ static napi_value js_idmap_mounts(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* pipe() -> [readFd, writeFd], both close-on-exec (for spawn's fds). */
+static napi_value js_pipe(napi_env env, napi_callback_info info) {
+  (void)info;
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return throw_errno(env, errno, "pipe");
+  napi_value arr, a, b;
+  CHECK(napi_create_array_with_length(env, 2, &arr));
+  CHECK(napi_create_int32(env, p[0], &a));
+  CHECK(napi_create_int32(env, p[1], &b));
+  CHECK(napi_set_element(env, arr, 0, a));
+  CHECK(napi_set_element(env, arr, 1, b));
+  return arr;
+}
+
+/* Exits of programs started by spawn(), handed from the reaper thread (native/spawn.c). */
+static napi_threadsafe_function exit_tsfn;
+struct exit_msg {
+  pid_t pid;
+  int code, sig;
+};
+static void exit_call_js(napi_env env, napi_value cb, void *ctx, void *data) {
+  (void)ctx;
+  struct exit_msg *m = data;
+  if (env && cb) {
+    napi_value argv[3], undef;
+    napi_create_int32(env, m->pid, &argv[0]);
+    napi_create_int32(env, m->code, &argv[1]);
+    napi_create_int32(env, m->sig, &argv[2]);
+    napi_get_undefined(env, &undef);
+    napi_call_function(env, undef, cb, 3, argv, NULL);
+  }
+  free(m);
+}
+static void exit_from_reaper(pid_t pid, int code, int sig) {
+  struct exit_msg *m = malloc(sizeof *m);
+  if (!m) return;
+  *m = (struct exit_msg){pid, code, sig};
+  if (napi_call_threadsafe_function(exit_tsfn, m, napi_tsfn_blocking) != napi_ok) free(m);
+}
+
+/* onExit(cb(pid, code, signal)): once, before any spawn. Unreferenced (see exitsRef). */
+static napi_value js_on_exit(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], name;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (exit_tsfn) return NULL;
+  CHECK(napi_create_string_utf8(env, "jaula exits", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL, exit_call_js, &exit_tsfn));
+  CHECK(napi_unref_threadsafe_function(env, exit_tsfn));
+  return NULL;
+}
+
+/* exitsRef(on): whether a program's exit still to come keeps the event loop alive. */
+static napi_value js_exits_ref(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  bool on = false;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!exit_tsfn || argc < 1 || napi_get_value_bool(env, argv[0], &on) != napi_ok) return NULL;
+  CHECK(on ? napi_ref_threadsafe_function(env, exit_tsfn) : napi_unref_threadsafe_function(env, exit_tsfn));
+  return NULL;
+}
+
+/* A string array as a NULL-ended C array (malloc'd, strings too); NULL with errno on failure. */
+static char **get_strv(napi_env env, napi_value v, uint32_t max) {
+  uint32_t n = 0;
+  bool isarr = false;
+  if (napi_is_array(env, v, &isarr) != napi_ok || !isarr || napi_get_array_length(env, v, &n) != napi_ok || n > max) {
+    errno = EINVAL;
+    return NULL;
+  }
+  char **out = calloc(n + 1, sizeof(char *));
+  for (uint32_t i = 0; out && i < n; i++) {
+    napi_value e;
+    size_t len;
+    if (napi_get_element(env, v, i, &e) != napi_ok || napi_get_value_string_utf8(env, e, NULL, 0, &len) != napi_ok ||
+        !(out[i] = malloc(len + 1)) || get_cstr(env, e, out[i], len + 1, NULL) < 0) {
+      for (uint32_t k = 0; k <= i; k++) free(out[k]);
+      free(out);
+      errno = EINVAL;
+      return NULL;
+    }
+  }
+  return out;
+}
+static void free_strv(char **v) {
+  for (size_t i = 0; v && v[i]; i++) free(v[i]);
+  free(v);
+}
+
+/* spawn(argv, env, fds, setsid, cwd) -> Promise<pid>: native/spawn.c, on a thread of libuv's
+ * pool (posix_spawn's parent waits until the child has exec'd: not on the main thread); its
+ * exit goes to onExit's cb (possibly before this promise settles). */
+struct spawn_job {
+  napi_async_work work;
+  napi_deferred deferred;
+  char **av, **ev;
+  int fds[8], nfds, setsid, rc;
+  char cwd[4096];
+  int has_cwd;
+  pid_t pid;
+};
+static void spawn_execute(napi_env env, void *data) {
+  (void)env;
+  struct spawn_job *j = data;
+  j->rc = spawn_program(j->av, j->ev, j->fds, j->nfds, j->setsid, j->has_cwd ? j->cwd : NULL, &j->pid);
+  if (j->rc == 0) {
+    j->rc = spawn_watch(j->pid, exit_from_reaper);
+    if (j->rc) kill(j->pid, SIGKILL), waitpid(j->pid, NULL, 0); /* (unwatched: not started, for the caller) */
+  }
+}
+static void spawn_complete(napi_env env, napi_status status, void *data) {
+  struct spawn_job *j = data;
+  napi_value v;
+  if (status == napi_ok && j->rc == 0) {
+    napi_create_int32(env, j->pid, &v);
+    napi_resolve_deferred(env, j->deferred, v);
+  } else {
+    int e = status == napi_ok ? j->rc : ECANCELED;
+    const char *name = strerrorname_np(e);
+    char msg[4400];
+    snprintf(msg, sizeof msg, "%s: %s", j->av[0], strerror(e));
+    napi_value code, m;
+    napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+    napi_create_error(env, code, m, &v);
+    napi_reject_deferred(env, j->deferred, v);
+  }
+  napi_delete_async_work(env, j->work);
+  free_strv(j->av);
+  free_strv(j->ev);
+  free(j);
+}
+static napi_value js_spawn(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  int64_t setsid = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct spawn_job *j = calloc(1, sizeof *j);
+  napi_valuetype envt = napi_undefined;
+  int ncwd = -1;
+  uint32_t nfds = 0;
+  bool ok = j && argc >= 5 && exit_tsfn && (j->av = get_strv(env, argv[0], 4096)) && j->av[0] &&
+            j->av[0][0] == '/' && napi_typeof(env, argv[1], &envt) == napi_ok &&
+            (envt == napi_null || (j->ev = get_strv(env, argv[1], 65536))) &&
+            napi_get_array_length(env, argv[2], &nfds) == napi_ok && nfds <= 8 && !get_int(env, argv[3], &setsid) &&
+            (ncwd = get_str(env, argv[4], j->cwd, sizeof j->cwd)) >= 0;
+  for (uint32_t i = 0; ok && i < nfds; i++) {
+    napi_value e;
+    int64_t fd;
+    ok = napi_get_element(env, argv[2], i, &e) == napi_ok && !get_int(env, e, &fd) && fd >= -1 && fd < INT32_MAX;
+    if (ok) j->fds[i] = (int)fd;
+  }
+  napi_value promise, name;
+  if (ok) {
+    j->nfds = (int)nfds;
+    j->setsid = setsid != 0;
+    j->has_cwd = ncwd == 0;
+    ok = napi_create_promise(env, &j->deferred, &promise) == napi_ok &&
+         napi_create_string_utf8(env, "jaula spawn", NAPI_AUTO_LENGTH, &name) == napi_ok &&
+         napi_create_async_work(env, NULL, name, spawn_execute, spawn_complete, j, &j->work) == napi_ok &&
+         napi_queue_async_work(env, j->work) == napi_ok;
+    if (ok) return promise;
+  }
+  if (j) free_strv(j->av), free_strv(j->ev), free(j);
+  napi_throw_type_error(env, NULL, "spawn(argv, env, fds, setsid, cwd): bad arguments (onExit first; argv[0] a path)");
+  return NULL;
+}
+
 static napi_value js_inotify_init(napi_env env, napi_callback_info info) {
   (void)info;
   int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -963,6 +1139,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setFsIds", NULL, js_setfsids, NULL, NULL, NULL, napi_default, NULL},
       {"btrfsSnapshot", NULL, js_btrfs_snapshot, NULL, NULL, NULL, napi_default, NULL},
       {"nsCreate", NULL, js_ns_create, NULL, NULL, NULL, napi_default, NULL},
+      {"pipe", NULL, js_pipe, NULL, NULL, NULL, napi_default, NULL},
+      {"onExit", NULL, js_on_exit, NULL, NULL, NULL, napi_default, NULL},
+      {"exitsRef", NULL, js_exits_ref, NULL, NULL, NULL, napi_default, NULL},
+      {"spawn", NULL, js_spawn, NULL, NULL, NULL, napi_default, NULL},
       {"idmapMounts", NULL, js_idmap_mounts, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

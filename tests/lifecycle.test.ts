@@ -94,6 +94,11 @@ describe('supervision', () => {
     const status = fs.readFileSync(`/proc/${shimPid}/status`, 'utf8');
     const kB = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1]);
     const own = kB('RssAnon') + kB('RssShmem');
+    // The guest's processes ignore no signal they did not ask to: jaula starts the supervisor
+    // by posix_spawn, which leaves glibc's own two (32, 33) ignored, and the supervisor resets them.
+    const sleeper = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ')[0];
+    const ignored = /SigIgn:\s+([0-9a-f]+)/.exec(fs.readFileSync(`/proc/${sleeper}/status`, 'utf8'))?.[1];
+    assert.equal(BigInt(`0x${ignored}`), 0n, `signals ignored by the guest's command: ${ignored}`);
     process.kill(pid, 'SIGKILL');
     await t.until(
       's1 to be seen stopped',

@@ -4,6 +4,8 @@
  */
 #include "helper.h"
 
+#include <sys/syscall.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -50,8 +52,17 @@ void reset_signals(void) {
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = SIG_DFL;
   sigemptyset(&sa.sa_mask);
+  /* glibc refuses its two own signals (32, 33: EINVAL), and its posix_spawn (jaula starts this
+   * helper with it) leaves them ignored: those two are set by the system call itself. */
+  struct {
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    unsigned long mask;
+  } kdfl = {SIG_DFL, 0, NULL, 0};
   for (int s = 1; s < NSIG; s++)
-    if (s != SIGKILL && s != SIGSTOP) sigaction(s, &sa, NULL); /* (glibc's two own ones: EINVAL) */
+    if (s != SIGKILL && s != SIGSTOP && sigaction(s, &sa, NULL) < 0)
+      syscall(SYS_rt_sigaction, s, &kdfl, NULL, sizeof kdfl.mask);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);

@@ -50,6 +50,20 @@ export interface Native {
     pingLo: number,
     pingHi: number,
   ): void;
+  /** pipe2(O_CLOEXEC): [read end, write end]. */
+  pipe(): [number, number];
+  /** The callback of every exit of a program started by spawn (once, before the first spawn). */
+  onExit(cb: (pid: number, code: number, signal: number) => void): void;
+  /** Whether exits still to come keep the event loop alive. */
+  exitsRef(on: boolean): void;
+  /** posix_spawn(argv[0] a path) with env, the child's fd i = fds[i] (-1: /dev/null), on a pool thread: its pid. */
+  spawn(
+    argv: string[],
+    env: string[] | null,
+    fds: number[],
+    setsid: number,
+    cwd: string | null,
+  ): Promise<number>;
   /** Binds pairs[2i] on pairs[2i+1], idmapped 0..size-1 -> hostId.. (native/nsops.c). */
   idmapMounts(hostId: number, size: number, recursive: number, keepFlags: number, pairs: string[]): void;
 }
@@ -58,6 +72,8 @@ export const WALK_XATTRS = 1;
 export const WALK_ONEFS = 2;
 export const MNT_DETACH = 2;
 export const MS_RDONLY = 1;
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
 export const MS_REMOUNT = 32;
 export const MS_BIND = 4096;
 export const FS_XFLAG_PROJINHERIT = 0x200;

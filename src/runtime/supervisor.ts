@@ -4,10 +4,10 @@
  * answers its sysinfo(2) calls, reaps its init, writes the exit record and runs the exit command.
  * Only runtime/driver.ts starts it (Runtime.start).
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
-import { JaulaError } from '../common/errors.js';
+import { JaulaError, messageOf } from '../common/errors.js';
+import { spawnFast, type Spawned } from '../os/fastspawn.js';
 import { mkdirp, readFileOr, removeTree } from '../os/fs.js';
 import { cliEntry, helperBin, paths } from '../os/paths.js';
 import { isSameProcess, readProcStat } from '../os/proc.js';
@@ -104,26 +104,34 @@ function shimArgv(s: SupervisorStart, runtimeArgv: string[]): string[] {
 export async function startSupervisor(s: SupervisorStart, runtimeArgv: string[]): Promise<Started> {
   mkdirp(dirname(s.logFile), 0o700);
   const logFd = fs.openSync(s.logFile, 'a', 0o600);
-  const child = spawn(helperBin, shimArgv(s, runtimeArgv), {
-    detached: true,
-    stdio: ['ignore', logFd, logFd, 'pipe'],
-    env: { ...process.env, JAULA_ROOT: paths().root },
-    cwd: '/',
-  });
-  fs.closeSync(logFd);
-  if (child.pid) s.onSpawned(child.pid);
-  const sync = child.stdio[3] as NodeJS.ReadableStream | null;
+  let child: Spawned;
+  try {
+    // (posix_spawn: os/fastspawn.ts; a new session, its sync pipe as fd 3)
+    child = await spawnFast(helperBin, shimArgv(s, runtimeArgv), {
+      detached: true,
+      slots: ['ignore', logFd, logFd, 'out'],
+      env: { ...process.env, JAULA_ROOT: paths().root },
+      cwd: '/',
+    });
+  } catch (e) {
+    throw new JaulaError(
+      'runtime',
+      `Guest "${s.id}" could not be created: cannot run ${helperBin}: ${messageOf(e)} (run "npm run build")`,
+    );
+  } finally {
+    fs.closeSync(logFd);
+  }
+  s.onSpawned(child.pid);
+  const sync = child.stdio[3] as NodeJS.ReadableStream;
   const answer = await new Promise<string>((resolve) => {
     let text = '';
-    if (!sync) return resolve('err the supervisor has no sync pipe');
     sync.on('data', (b: Buffer) => (text += b.toString()));
     sync.on('end', () => resolve(text));
     sync.on('error', () => resolve(text));
-    child.on('error', (e) => resolve(`err cannot run ${helperBin}: ${e.message} (run "npm run build")`));
   });
   child.unref();
   const line = answer.trim().split('\n')[0] ?? '';
-  if (line.startsWith('ok ')) return { shimPid: child.pid ?? 0, initPid: Number(line.slice(3)) };
+  if (line.startsWith('ok ')) return { shimPid: child.pid, initPid: Number(line.slice(3)) };
   throw new JaulaError(
     'runtime',
     `Guest "${s.id}" could not be created: ${line.replace(/^err /, '') || 'the supervisor ended without a word'}`,

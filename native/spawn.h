@@ -1,0 +1,15 @@
+/* native/spawn.c: programs started by posix_spawn, their exits seen by one thread. */
+#ifndef JAULA_SPAWN_H
+#define JAULA_SPAWN_H
+#include <sys/types.h>
+
+/* Start argv (argv[0] a path) with env envp (NULL: this process's), the child's fd i being
+ * fds[i] (-1: /dev/null) for i < nfds, in a new session if setsid, in cwd (NULL: this one's).
+ * 0, or an errno (ENOENT: no such program). */
+int spawn_program(char *const *argv, char *const *envp, const int *fds, int nfds, int setsid, const char *cwd,
+                  pid_t *pidp);
+
+/* Have cb(pid, code, signal) called on the reaper thread when pid (a child) ends; it is reaped
+ * there. code is -1 when a signal ended it. 0, or an errno. */
+int spawn_watch(pid_t pid, void (*cb)(pid_t, int, int));
+#endif
