@@ -99,13 +99,6 @@ static napi_value throw_errno(napi_env env, int err, const char *what) {
   return NULL;
 }
 
-/* Throw `msg` (already naming the error) with the errno's name as its code. */
-static napi_value throw_msg(napi_env env, int err, const char *msg) {
-  const char *name = strerrorname_np(err);
-  napi_throw_error(env, name ? name : "EUNKNOWN", msg);
-  return NULL;
-}
-
 static int get_int(napi_env env, napi_value v, int64_t *out) {
   return napi_get_value_int64(env, v, out) == napi_ok ? 0 : -1;
 }
@@ -737,60 +730,113 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* nsCreate(userPath, hostId, size, join, netPath, pingLo, pingHi): native/nsops.c */
+/* nsCreate and idmapMounts run on a thread of libuv's pool (their children, the namespaces'
+ * making and the mounts take a few milliseconds that the main thread does not wait for). */
+struct ns_job {
+  napi_async_work work;
+  napi_deferred deferred;
+  int kind; /* 0: nsCreate, 1: idmapMounts */
+  char user[4096], join[4096], net[4096];
+  struct nsops_create_args a;
+  int64_t host, size, rec, keep;
+  char (*bufs)[4096];
+  const char **ptrs;
+  uint32_t n;
+  int rc;
+  char err[8800];
+};
+static void ns_execute(napi_env env, void *data) {
+  (void)env;
+  struct ns_job *j = data;
+  if (j->kind == 0) j->rc = nsops_create(&j->a, j->err, sizeof j->err);
+  else
+    j->rc = nsops_idmap_mounts((unsigned long long)j->host, (unsigned long long)j->size, j->rec != 0, j->keep != 0,
+                               j->ptrs, (int)j->n, j->err, sizeof j->err);
+}
+static void ns_free(struct ns_job *j) {
+  free(j->bufs);
+  free(j->ptrs);
+  free(j);
+}
+static void ns_complete(napi_env env, napi_status status, void *data) {
+  struct ns_job *j = data;
+  napi_value v, code, msg, undef;
+  if (status == napi_ok && j->rc == 0) {
+    napi_get_undefined(env, &undef);
+    napi_resolve_deferred(env, j->deferred, undef);
+  } else {
+    int e = status == napi_ok ? -j->rc : ECANCELED;
+    const char *name = strerrorname_np(e);
+    napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, status == napi_ok ? j->err : "cancelled", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, code, msg, &v);
+    napi_reject_deferred(env, j->deferred, v);
+  }
+  napi_delete_async_work(env, j->work);
+  ns_free(j);
+}
+static napi_value ns_queue(napi_env env, struct ns_job *j) {
+  napi_value promise, name;
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "jaula ns", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, ns_execute, ns_complete, j, &j->work) != napi_ok ||
+      napi_queue_async_work(env, j->work) != napi_ok) {
+    ns_free(j);
+    napi_throw_error(env, NULL, "could not queue the work");
+    return NULL;
+  }
+  return promise;
+}
+
+/* nsCreate(userPath, hostId, size, join, netPath, pingLo, pingHi) -> Promise: native/nsops.c */
 static napi_value js_ns_create(napi_env env, napi_callback_info info) {
   size_t argc = 7;
   napi_value argv[7];
-  char user[4096], join[4096], net[4096], err[4600];
-  int64_t host, size, plo, phi;
+  int64_t plo, phi;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct ns_job *j = calloc(1, sizeof *j);
   int nu = -1, nj = -1, nn = -1;
-  if (argc < 7 || (nu = get_str(env, argv[0], user, sizeof user)) < 0 || get_int(env, argv[1], &host) ||
-      get_int(env, argv[2], &size) || (nj = get_str(env, argv[3], join, sizeof join)) < 0 ||
-      (nn = get_str(env, argv[4], net, sizeof net)) < 0 || get_int(env, argv[5], &plo) || get_int(env, argv[6], &phi) ||
-      host < 0 || size < 0) {
+  if (!j || argc < 7 || (nu = get_str(env, argv[0], j->user, sizeof j->user)) < 0 || get_int(env, argv[1], &j->host) ||
+      get_int(env, argv[2], &j->size) || (nj = get_str(env, argv[3], j->join, sizeof j->join)) < 0 ||
+      (nn = get_str(env, argv[4], j->net, sizeof j->net)) < 0 || get_int(env, argv[5], &plo) ||
+      get_int(env, argv[6], &phi) || j->host < 0 || j->size < 0) {
+    free(j);
     napi_throw_type_error(env, NULL, "nsCreate(userPath, hostId, size, join, netPath, pingLo, pingHi): bad arguments");
     return NULL;
   }
-  struct nsops_create_args a = {nu ? NULL : user, (unsigned long long)host, (unsigned long long)size,
-                                nj ? NULL : join, nn ? NULL : net, plo, phi};
-  int rc = nsops_create(&a, err, sizeof err);
-  if (rc < 0) return throw_msg(env, -rc, err);
-  return NULL;
+  j->a = (struct nsops_create_args){nu ? NULL : j->user, (unsigned long long)j->host, (unsigned long long)j->size,
+                                    nj ? NULL : j->join, nn ? NULL : j->net, plo, phi};
+  return ns_queue(env, j);
 }
 
-/* idmapMounts(hostId, size, recursive, keepFlags, [src, dst, ...]): native/nsops.c */
+/* idmapMounts(hostId, size, recursive, keepFlags, [src, dst, ...]) -> Promise: native/nsops.c */
 static napi_value js_idmap_mounts(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
-  int64_t host, size, rec, keep;
-  uint32_t n = 0;
   bool isarr = false;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5 || get_int(env, argv[0], &host) || get_int(env, argv[1], &size) || get_int(env, argv[2], &rec) ||
-      get_int(env, argv[3], &keep) || host < 0 || size < 0 || napi_is_array(env, argv[4], &isarr) != napi_ok ||
-      !isarr || napi_get_array_length(env, argv[4], &n) != napi_ok || n % 2 || n > 256) {
+  struct ns_job *j = calloc(1, sizeof *j);
+  bool ok = j && argc >= 5 && !get_int(env, argv[0], &j->host) && !get_int(env, argv[1], &j->size) &&
+            !get_int(env, argv[2], &j->rec) && !get_int(env, argv[3], &j->keep) && j->host >= 0 && j->size >= 0 &&
+            napi_is_array(env, argv[4], &isarr) == napi_ok && isarr &&
+            napi_get_array_length(env, argv[4], &j->n) == napi_ok && j->n % 2 == 0 && j->n <= 256;
+  if (ok) {
+    j->kind = 1;
+    j->bufs = malloc((size_t)j->n * 4096 + 1);
+    j->ptrs = malloc(sizeof(char *) * (j->n + 1));
+    ok = j->bufs && j->ptrs;
+  }
+  for (uint32_t i = 0; ok && i < j->n; i++) {
+    napi_value v;
+    ok = napi_get_element(env, argv[4], i, &v) == napi_ok && get_cstr(env, v, j->bufs[i], 4096, NULL) == 0;
+    if (ok) j->ptrs[i] = j->bufs[i];
+  }
+  if (!ok) {
+    if (j) ns_free(j);
     napi_throw_type_error(env, NULL, "idmapMounts(hostId, size, recursive, keepFlags, pairs): bad arguments");
     return NULL;
   }
-  char(*bufs)[4096] = malloc((size_t)n * 4096 + 1);
-  const char **ptrs = malloc(sizeof(char *) * (n + 1));
-  char err[8800];
-  int rc = 0;
-  if (!bufs || !ptrs) rc = -ENOMEM, snprintf(err, sizeof err, "idmapMounts");
-  for (uint32_t i = 0; rc == 0 && i < n; i++) {
-    napi_value v;
-    if (napi_get_element(env, argv[4], i, &v) != napi_ok || get_cstr(env, v, bufs[i], 4096, NULL) < 0)
-      rc = -EINVAL, snprintf(err, sizeof err, "idmapMounts: path %u is no string, too long or has a NUL byte", i);
-    else ptrs[i] = bufs[i];
-  }
-  if (rc == 0)
-    rc = nsops_idmap_mounts((unsigned long long)host, (unsigned long long)size, rec != 0, keep != 0, ptrs, (int)n, err,
-                            sizeof err);
-  free(bufs);
-  free(ptrs);
-  if (rc < 0) return throw_msg(env, -rc, err);
-  return NULL;
+  return ns_queue(env, j);
 }
 
 /* pipe() -> [readFd, writeFd], both close-on-exec (for spawn's fds). */

@@ -79,7 +79,9 @@ static int child_main(void *arg) {
   char c;
   close(j->go[1]); /* (this process's copies: the parent's ends stay open) */
   close(j->done[0]);
-  if (read(j->go[0], &c, 1) != 1) _exit(1); /* the parent has written the id maps */
+  /* Every word from the parent is a byte, never an end of file: a child of another call made at
+   * the same time (on another thread) holds copies of this call's pipe ends until it ends. */
+  if (read(j->go[0], &c, 1) != 1 || c != 'y') _exit(1); /* 'y': the parent has written the id maps */
   if (j->join) {
     int fd = open(j->join, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || setns(fd, CLONE_NEWUSER) < 0) r = (struct report){errno, STEP_JOIN};
@@ -103,7 +105,7 @@ static int child_main(void *arg) {
     }
   }
   if (write(j->done[1], &r, sizeof r) != sizeof r) _exit(1);
-  (void)!read(j->go[0], &c, 1); /* until the parent has bound (or opened) the namespaces: EOF */
+  (void)!read(j->go[0], &c, 1); /* until the parent has bound (or opened) the namespaces: 'q' */
   _exit(0);
 }
 
@@ -137,6 +139,7 @@ static pid_t spawn_child(struct job *j, int flags, void **stack) {
 
 /* Let the child end and reap it (it was made with no exit signal: __WALL). */
 static void end_child(struct job *j, pid_t pid, void *stack) {
+  (void)!write(j->go[1], "q", 1);
   close(j->go[1]);
   close(j->go[0]);
   close(j->done[0]);

@@ -95,6 +95,21 @@ describe('guest networking on a jaula bridge', () => {
     );
   });
 
+  it('writes /etc/hosts again at a start only when it would change', () => {
+    const ino = (): string => t.sh('g1', 'stat -c %i /etc/hosts').stdout.trim();
+    const was = ino();
+    t.ok(['restart', 'g1']);
+    assert.equal(ino(), was, 'the same text: not written again');
+    t.sh('g1', "sed -i '/# jaula/d' /etc/hosts");
+    const edited = ino();
+    t.ok(['restart', 'g1']);
+    assert.notEqual(ino(), edited, 'written again');
+    assert.match(
+      t.sh('g1', 'cat /etc/hosts').stdout,
+      new RegExp(`${ipOf('g1').replace(/\./g, '\\.')}\\s+g1`),
+    );
+  });
+
   it("keeps its bridge's MAC, the guests' gateway's, while ports come and go", () => {
     const br = `jtn${t.tag.slice(0, 6)}`;
     const mac = (): string => fs.readFileSync(`/sys/class/net/${br}/address`, 'utf8').trim();

@@ -242,7 +242,7 @@ async function addIdmapCheck(add: AddSecurity): Promise<void> {
     mkdirSync(`${dir}/dst`);
     let failed = '';
     try {
-      native().idmapMounts(1000000, 65536, 0, 0, [`${dir}/src`, `${dir}/dst`]);
+      await native().idmapMounts(1000000, 65536, 0, 0, [`${dir}/src`, `${dir}/dst`]);
       unmount(`${dir}/dst`, false);
     } catch (e) {
       failed = messageOf(e);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { JaulaError } from '../common/errors.js';
 import { readFileOr, writeFileAtomic } from '../os/fs.js';
 import { withLock } from '../os/lock.js';
-import { GuestFs } from '../os/guestfs.js';
+import { writeGuestNetFiles } from './guestfiles.js';
 import { nativeOp } from '../os/native.js';
 import { helperBin, paths } from '../os/paths.js';
 import { bootId } from '../os/proc.js';
@@ -187,7 +187,7 @@ export async function networkUp(
     fs.mkdirSync(netnsDir(), { recursive: true, mode: 0o711 });
     // An unprivileged guest's namespace belongs to its user namespace; the gids that may ping
     // (ICMP echo sockets) are read in the writer's user namespace: all the guest's, or the host's.
-    nativeOp("Creating the guest's network namespace", (n) =>
+    await nativeOp("Creating the guest's network namespace", (n) =>
       n.nsCreate(null, 0, 0, opts.userns ?? null, ns, 0, opts.userns ? 65535 : 2147483647),
     );
     trace('net: namespace made');
@@ -343,31 +343,6 @@ export async function networkDown(g: GuestNetConfig, plan?: NetPlan): Promise<vo
     fs.rmSync(ns, { force: true });
   }
   if (lazy.length) await hostEndsGone(lazy);
-}
-
-/** /etc/resolv.conf and the guest's address in /etc/hosts, written through GuestFs. */
-function writeGuestNetFiles(rootfs: string, g: GuestNetConfig, plan: NetPlan, shift?: number): void {
-  GuestFs.with(
-    rootfs,
-    (gfs) => {
-      if (plan.dns.length)
-        gfs.writeFile(
-          '/etc/resolv.conf',
-          `# written by jaula at start\n${plan.dns.map((d) => `nameserver ${d}`).join('\n')}\n`,
-        );
-      const hostname = (gfs.readText('/etc/hostname') ?? g.name).trim() || g.name;
-      const hosts = (gfs.readText('/etc/hosts') ?? '')
-        .split('\n')
-        .filter((l) => l.trim() && !l.endsWith('# jaula'));
-      const mine = plan.interfaces.flatMap((i) =>
-        [i.address, i.address6]
-          .filter((a): a is string => !!a)
-          .map((a) => `${a.split('/')[0]}\t${hostname}\t# jaula`),
-      );
-      gfs.writeFile('/etc/hosts', [...hosts, ...mine, ''].join('\n'));
-    },
-    { shift },
-  );
 }
 
 /** Remove this instance's firewall tables (when its last network goes). */

@@ -49,7 +49,7 @@ export interface Native {
     netPath: string | null,
     pingLo: number,
     pingHi: number,
-  ): void;
+  ): Promise<void>;
   /** pipe2(O_CLOEXEC): [read end, write end]. */
   pipe(): [number, number];
   /** The callback of every exit of a program started by spawn (once, before the first spawn). */
@@ -65,7 +65,13 @@ export interface Native {
     cwd: string | null,
   ): Promise<number>;
   /** Binds pairs[2i] on pairs[2i+1], idmapped 0..size-1 -> hostId.. (native/nsops.c). */
-  idmapMounts(hostId: number, size: number, recursive: number, keepFlags: number, pairs: string[]): void;
+  idmapMounts(
+    hostId: number,
+    size: number,
+    recursive: number,
+    keepFlags: number,
+    pairs: string[],
+  ): Promise<void>;
 }
 
 export const WALK_XATTRS = 1;
@@ -133,9 +139,9 @@ export function withFsIds<T>(id: number | undefined, fn: () => T): T {
  * A native call that changes the system (nsCreate, idmapMounts), its failure told as `what`
  * failed, with the kernel's reason (the message names the step and the path).
  */
-export function nativeOp<T>(what: string, fn: (n: Native) => T): T {
+export async function nativeOp<T>(what: string, fn: (n: Native) => Promise<T>): Promise<T> {
   try {
-    return fn(native());
+    return await fn(native());
   } catch (e) {
     if (e instanceof JaulaError) throw e;
     const code = (e as NodeJS.ErrnoException).code;

@@ -30,10 +30,10 @@ describe('namespaces and idmapped binds made without a helper process', () => {
     fs.rmSync(base, { recursive: true, force: true });
   });
 
-  it("makes a user namespace and a network namespace it owns, with the guest's ping range", () => {
-    native().nsCreate(p('user'), 3_000_000, 65536, null, null, 0, -1);
-    native().nsCreate(null, 0, 0, p('user'), p('net'), 0, 65535);
-    native().nsCreate(null, 0, 0, null, p('hostnet'), 0, 2147483647);
+  it("makes a user namespace and a network namespace it owns, with the guest's ping range", async () => {
+    await native().nsCreate(p('user'), 3_000_000, 65536, null, null, 0, -1);
+    await native().nsCreate(null, 0, 0, p('user'), p('net'), 0, 65535);
+    await native().nsCreate(null, 0, 0, null, p('hostnet'), 0, 2147483647);
     for (const n of ['user', 'net', 'hostnet']) assert.ok(mounted(p(n)), `${n} is bound`);
     const map = execFileSync('nsenter', [`--user=${p('user')}`, 'cat', '/proc/self/uid_map'], {
       encoding: 'utf8',
@@ -56,33 +56,54 @@ describe('namespaces and idmapped binds made without a helper process', () => {
     assert.match(lo, /[<,]UP[,>]/);
   });
 
-  it('makes both at once, the network namespace owned by the new user namespace', () => {
-    native().nsCreate(p('user2'), 3_100_000, 65536, null, p('net2'), 0, 65535);
+  it('makes both at once, the network namespace owned by the new user namespace', async () => {
+    await native().nsCreate(p('user2'), 3_100_000, 65536, null, p('net2'), 0, 65535);
     assert.ok(owns(p('user2'), p('net2')));
     assert.ok(!owns(p('user'), p('net2')));
   });
 
-  it("binds a tree idmapped: on-disk uid 0 seen as the range's first host uid", () => {
+  it("binds a tree idmapped: on-disk uid 0 seen as the range's first host uid", async () => {
     fs.mkdirSync(p('src'));
     fs.writeFileSync(join(p('src'), 'f'), 'x');
     fs.mkdirSync(p('dst'));
-    native().idmapMounts(3_000_000, 65536, 0, 0, [p('src'), p('dst')]);
+    await native().idmapMounts(3_000_000, 65536, 0, 0, [p('src'), p('dst')]);
     assert.equal(fs.statSync(join(p('dst'), 'f')).uid, 3_000_000);
     assert.equal(fs.statSync(join(p('src'), 'f')).uid, 0);
   });
 
-  it('says what failed, and leaves nothing bound', () => {
-    assert.throws(() => native().nsCreate(null, 0, 0, p('no-such-userns'), p('net3'), 0, 1), {
+  it(
+    "makes many at once, on several threads, each child ending (none waits on another call's pipes)",
+    { timeout: 30_000 },
+    async () => {
+      const many = Array.from({ length: 24 }, (_, i) => `m${i}`);
+      for (const n of many) fs.mkdirSync(p(`${n}-dst`));
+      await Promise.all(
+        many.flatMap((n, i) => [
+          native().nsCreate(p(`${n}-user`), 3_200_000 + i * 65536, 65536, null, p(`${n}-net`), 0, 65535),
+          native().idmapMounts(3_000_000, 65536, 0, 0, [p('src'), p(`${n}-dst`)]),
+        ]),
+      );
+      for (const n of many) {
+        assert.ok(owns(p(`${n}-user`), p(`${n}-net`)));
+        for (const f of ['user', 'net', 'dst']) await native().umount2(p(`${n}-${f}`), MNT_DETACH);
+      }
+      const kids = fs.readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8').trim();
+      assert.equal(kids, '');
+    },
+  );
+
+  it('says what failed, and leaves nothing bound', async () => {
+    await assert.rejects(native().nsCreate(null, 0, 0, p('no-such-userns'), p('net3'), 0, 1), {
       code: 'ENOENT',
       message: /entering the user namespace/,
     });
     assert.ok(!mounted(p('net3')));
-    assert.throws(() => native().nsCreate(p('user3'), 4294967295, 65536, null, p('net4'), 0, 1), {
+    await assert.rejects(native().nsCreate(p('user3'), 4294967295, 65536, null, p('net4'), 0, 1), {
       code: 'EINVAL',
       message: /bad id range/,
     });
     assert.ok(!mounted(p('user3')) && !mounted(p('net4')));
-    assert.throws(() => native().idmapMounts(3_000_000, 65536, 0, 0, [p('nowhere'), p('dst2')]), {
+    await assert.rejects(native().idmapMounts(3_000_000, 65536, 0, 0, [p('nowhere'), p('dst2')]), {
       code: 'ENOENT',
       message: /open_tree ".*nowhere"/,
     });

@@ -18,7 +18,7 @@ export async function createUserns(name: string, range: IdRange): Promise<string
   const p = usernsPath(name);
   await removeUserns(name);
   fs.mkdirSync(join(paths().run, 'userns'), { recursive: true, mode: 0o711 });
-  nativeOp(`Creating the user namespace of guest "${name}"`, (n) =>
+  await nativeOp(`Creating the user namespace of guest "${name}"`, (n) =>
     n.nsCreate(p, range.hostId, range.size, null, null, 0, -1),
   );
   return p;

@@ -32,7 +32,7 @@ export async function idmapMounts(
   opts: { recursive?: boolean; keepFlags?: boolean } = {},
 ): Promise<void> {
   for (const [, dst] of pairs) if (!fs.existsSync(dst)) fs.mkdirSync(dst, { recursive: true, mode: 0o711 });
-  nativeOp(what, (n) =>
+  await nativeOp(what, (n) =>
     n.idmapMounts(range.hostId, range.size, opts.recursive ? 1 : 0, opts.keepFlags ? 1 : 0, pairs.flat()),
   );
 }
