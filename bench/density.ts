@@ -21,6 +21,8 @@
  * `/bin/sleep 100000` as their init. All guests of all kinds are in cgroups beneath this
  * process's own (LXC: lxc.cgroup.relative = 1).
  *
+ * "CPU ms/start": the CPU time the whole host spent during the start (/proc/stat: every process
+ * and the kernel, the peers' too), over N: on a machine with few cores, what bounds a bulk start.
  * With all N running: host memory added per guest, two ways: (1) /proc/meminfo, MemTotal -
  * MemAvailable after the start minus before it, over N (everything, kernel objects included,
  * but other work on the host moves it too); (2) the guests' memory cgroups (usage_in_bytes on v1,
@@ -248,6 +250,8 @@ function supervisorsKiB(kind: 'jaula' | 'plain' | 'equiv'): number {
 
 interface Sample {
   startMs: number;
+  /** CPU time the whole host spent during the start (/proc/stat: every process and the kernel). */
+  startCpuMs: number;
   stopMs: number;
   /** (d): until the last exit handler ended. */
   quietMs?: number;
@@ -260,6 +264,13 @@ const results = new Map<string, Sample[]>();
 const loads: string[] = [];
 function record(kind: string, x: Sample): void {
   (results.get(kind) ?? results.set(kind, []).get(kind))?.push(x);
+}
+
+/** The host's busy CPU time so far, ms (/proc/stat: all but idle and iowait; USER_HZ 100). */
+function cpuBusyMs(): number {
+  const f = (fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return (total - (f[3] ?? 0) - (f[4] ?? 0)) * 10;
 }
 
 function timeEach(argvs: string[][]): number {
@@ -288,14 +299,16 @@ function median5(argv: string[], env: NodeJS.ProcessEnv): number {
 function lxcRound(kind: 'plain' | 'equiv'): Sample {
   const [path, names] = kind === 'plain' ? [lxcPlain, pnames] : [lxcEquiv, enames];
   const m0 = memUsedKiB();
+  const c0 = cpuBusyMs();
   const startMs = timeEach(names.map((n) => ['lxc-start', '-P', path, '-n', n, '-d']));
+  const startCpuMs = cpuBusyMs() - c0;
   const memInfoKiB = (memUsedKiB() - m0) / GUESTS;
   const running = sh(['lxc-ls', '-P', path, '--running', '-1']).out.split('\n').filter(Boolean).length;
   if (running !== GUESTS) throw new Error(`${kind} LXC: ${running} of ${GUESTS} containers run`);
   const memCgKiB = (lxcCgroupKiB(names) + supervisorsKiB(kind)) / GUESTS;
   const stopMs = timeEach(names.map((n) => ['lxc-stop', '-P', path, '-n', n, '-k']));
   waitQuiet(120_000, 'the LXC monitors to end', () => busy().length === 0);
-  return { startMs, stopMs, memInfoKiB, memCgKiB };
+  return { startMs, startCpuMs, stopMs, memInfoKiB, memCgKiB };
 }
 
 /** One round of jaula's; `phase` runs before each part (--profile: a jaulad of its own for each). */
@@ -305,7 +318,9 @@ async function jaulaRound(
 ): Promise<Sample> {
   await phase('start');
   const m0 = memUsedKiB();
+  const c0 = cpuBusyMs();
   const startMs = timeJaula(['start', '--all', '--parallel', String(PARALLEL)], env);
+  const startCpuMs = cpuBusyMs() - c0;
   const memInfoKiB = (memUsedKiB() - m0) / GUESTS;
   const memCgKiB = (jaulaCgroupKiB() + supervisorsKiB('jaula')) / GUESTS;
   await phase('list');
@@ -314,7 +329,7 @@ async function jaulaRound(
   await phase('stop');
   const stopMs = timeJaula(['stop', '--all', '--kill', '--parallel', String(PARALLEL)], env);
   const quietMs = waitQuiet(300_000, 'the guests to end', () => busy().length === 0);
-  return { startMs, stopMs, quietMs: stopMs + quietMs, memInfoKiB, memCgKiB, list, ps };
+  return { startMs, startCpuMs, stopMs, quietMs: stopMs + quietMs, memInfoKiB, memCgKiB, list, ps };
 }
 
 // ---- setup -----------------------------------------------------------------------------------
@@ -480,6 +495,7 @@ try {
       (med(k, (x) => x.startMs) / 1000).toFixed(2),
       range(k, (x) => x.startMs, 1000),
       med(k, (x) => x.startMs) / GUESTS,
+      (med(k, (x) => x.startCpuMs) / GUESTS).toFixed(1),
       (med(k, (x) => x.stopMs) / 1000).toFixed(2),
       range(k, (x) => x.stopMs, 1000),
       med(k, (x) => x.stopMs) / GUESTS,
@@ -497,6 +513,7 @@ try {
         `start ${GUESTS} s`,
         'range',
         'ms/guest',
+        'CPU ms/start',
         `stop ${GUESTS} s`,
         'range',
         'ms/guest',
