@@ -94,6 +94,16 @@ describe('supervision', () => {
     const status = fs.readFileSync(`/proc/${shimPid}/status`, 'utf8');
     const kB = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1]);
     const own = kB('RssAnon') + kB('RssShmem');
+    // In the host's mount table a running guest leaves its root and its two namespace files, not
+    // the idmapped views of its layers (each runtime copies and reads every mount there).
+    const mine = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4] ?? '')
+      .filter((m) => m.startsWith(`${t.root}/`) && /\/s1(\/|$)/.test(m))
+      .map((m) => m.slice(t.root.length))
+      .sort();
+    assert.deepEqual(mine, ['/run/jaula/guests/s1/root', '/run/jaula/netns/s1', '/run/jaula/userns/s1']);
     // The guest's processes ignore no signal they did not ask to: jaula starts the supervisor
     // by posix_spawn, which leaves glibc's own two (32, 33) ignored, and the supervisor resets them.
     const sleeper = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ')[0];

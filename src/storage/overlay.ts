@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { copyTree } from '../os/copy.js';
 import { removeTree } from '../os/fs.js';
-import { unmountAt, unmountBelow, unmountEntries } from '../os/mounts.js';
+import { unmount, unmountAt, unmountBelow, unmountEntries } from '../os/mounts.js';
 import { native, withFsIds } from '../os/native.js';
 import { paths } from '../os/paths.js';
 import { trace } from '../os/trace.js';
@@ -102,6 +102,10 @@ async function mountIdmappedOverlay(cfg: GuestConfig, range: IdRange): Promise<M
       overlayOptions(lowers, join(rw, 'upper'), join(rw, 'work')),
     ),
   );
+  // The overlay holds private clones of its layers' mounts (idmapping included): the views go
+  // at once. Every mount in the host's namespace is copied by each runtime that makes a guest's
+  // namespace, and read by it in mountinfo: a running guest leaves its root, not its layers.
+  for (const l of [...lowers, rw]) unmount(l);
   return { root, hostView: root, hostShift: range.hostId };
 }
 
