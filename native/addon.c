@@ -35,6 +35,7 @@
  *                                      loopback up, ping_group_range), bound to files
  *   idmapMounts(hostId, size, recursive, keepFlags, [src, dst, ...])
  *                                      idmapped binds: native/nsops.c (no helper process)
+ *   netVeths(netPath, fields)         a guest's bridged veths, configured, over rtnetlink: native/netlink.c
  *   pipe() / onExit(cb) / exitsRef(on) / spawn(argv, env, fds, setsid, cwd) -> pid
  *                                      programs started by posix_spawn (no copy of this process's
  *                                      page tables, as Node's fork makes), their exits reaped by
@@ -74,6 +75,7 @@
 #include <sys/xattr.h>
 #include <node_api.h>
 #include "nsops.h"
+#include "netlink.h"
 #include "spawn.h"
 #include <pthread.h>
 #include <stdlib.h>
@@ -735,7 +737,7 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
 struct ns_job {
   napi_async_work work;
   napi_deferred deferred;
-  int kind; /* 0: nsCreate, 1: idmapMounts */
+  int kind; /* 0: nsCreate, 1: idmapMounts, 2: netVeths */
   char user[4096], join[4096], net[4096];
   struct nsops_create_args a;
   int64_t host, size, rec, keep;
@@ -745,11 +747,21 @@ struct ns_job {
   int rc;
   char err[8800];
 };
+#define VETH_FIELDS 9 /* netVeths: strings per veth */
 static void ns_execute(napi_env env, void *data) {
   (void)env;
   struct ns_job *j = data;
   if (j->kind == 0) j->rc = nsops_create(&j->a, j->err, sizeof j->err);
-  else
+  else if (j->kind == 2) {
+    int n = (int)j->n / VETH_FIELDS;
+    struct veth_spec v[16];
+    const char *const *f = j->ptrs;
+#define OPT(x) ((x)[0] ? (x) : NULL)
+    for (int i = 0; i < n; i++, f += VETH_FIELDS)
+      v[i] = (struct veth_spec){f[0], f[1], f[2], OPT(f[3]), OPT(f[4]), OPT(f[5]), OPT(f[6]), OPT(f[7]), f[8][0] == '1'};
+#undef OPT
+    j->rc = netlink_veths(j->net, v, n, j->err, sizeof j->err);
+  } else
     j->rc = nsops_idmap_mounts((unsigned long long)j->host, (unsigned long long)j->size, j->rec != 0, j->keep != 0,
                                j->ptrs, (int)j->n, j->err, sizeof j->err);
 }
@@ -806,6 +818,40 @@ static napi_value js_ns_create(napi_env env, napi_callback_info info) {
   }
   j->a = (struct nsops_create_args){nu ? NULL : j->user, (unsigned long long)j->host, (unsigned long long)j->size,
                                     nj ? NULL : j->join, nn ? NULL : j->net, plo, phi};
+  return ns_queue(env, j);
+}
+
+/* Strings of a JS array into j->bufs/j->ptrs (at most max of them, count a multiple of mult). */
+static bool get_job_strings(napi_env env, napi_value arr, struct ns_job *j, uint32_t max, uint32_t mult) {
+  bool isarr = false;
+  if (napi_is_array(env, arr, &isarr) != napi_ok || !isarr || napi_get_array_length(env, arr, &j->n) != napi_ok ||
+      j->n % mult || j->n > max)
+    return false;
+  j->bufs = malloc((size_t)j->n * 4096 + 1);
+  j->ptrs = malloc(sizeof(char *) * (j->n + 1));
+  if (!j->bufs || !j->ptrs) return false;
+  for (uint32_t i = 0; i < j->n; i++) {
+    napi_value v;
+    if (napi_get_element(env, arr, i, &v) != napi_ok || get_cstr(env, v, j->bufs[i], 4096, NULL) != 0) return false;
+    j->ptrs[i] = j->bufs[i];
+  }
+  return true;
+}
+
+/* netVeths(netPath, [name, mac, hostIf, bridge, address, address6, gateway, gateway6, onlink, ...])
+ * -> Promise: native/netlink.c ("" for none; onlink "1") */
+static napi_value js_net_veths(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct ns_job *j = calloc(1, sizeof *j);
+  if (!j || argc < 2 || get_str(env, argv[0], j->net, sizeof j->net) != 0 ||
+      !get_job_strings(env, argv[1], j, 16 * VETH_FIELDS, VETH_FIELDS)) {
+    if (j) ns_free(j);
+    napi_throw_type_error(env, NULL, "netVeths(netPath, fields): bad arguments");
+    return NULL;
+  }
+  j->kind = 2;
   return ns_queue(env, j);
 }
 
@@ -1185,6 +1231,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setFsIds", NULL, js_setfsids, NULL, NULL, NULL, napi_default, NULL},
       {"btrfsSnapshot", NULL, js_btrfs_snapshot, NULL, NULL, NULL, napi_default, NULL},
       {"nsCreate", NULL, js_ns_create, NULL, NULL, NULL, napi_default, NULL},
+      {"netVeths", NULL, js_net_veths, NULL, NULL, NULL, napi_default, NULL},
       {"pipe", NULL, js_pipe, NULL, NULL, NULL, napi_default, NULL},
       {"onExit", NULL, js_on_exit, NULL, NULL, NULL, napi_default, NULL},
       {"exitsRef", NULL, js_exits_ref, NULL, NULL, NULL, napi_default, NULL},

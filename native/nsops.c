@@ -37,7 +37,7 @@
 
 #define CHILD_STACK (64 * 1024)
 
-static int fail(char *err, size_t cap, int e, const char *fmt, ...) {
+int nsops_fail(char *err, size_t cap, int e, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   int n = vsnprintf(err, cap, fmt, ap);
@@ -174,24 +174,24 @@ static int valid_range(unsigned long long host, unsigned long long size) {
 
 int nsops_create(const struct nsops_create_args *a, char *err, size_t cap) {
   if (a->userpath && !valid_range(a->host, a->size))
-    return fail(err, cap, EINVAL, "bad id range %llu+%llu", a->host, a->size);
+    return nsops_fail(err, cap, EINVAL, "bad id range %llu+%llu", a->host, a->size);
   struct job j = {.join = a->userpath ? NULL : a->join, .newnet = a->netpath != NULL};
   if (a->ping_hi >= 0) snprintf(j.ping, sizeof j.ping, "%lld %lld", a->ping_lo, a->ping_hi);
   void *stack;
   pid_t pid = spawn_child(&j, a->userpath ? CLONE_NEWUSER : 0, &stack);
-  if (pid < 0) return fail(err, cap, errno, "a process for the namespaces (clone)");
+  if (pid < 0) return nsops_fail(err, cap, errno, "a process for the namespaces (clone)");
   int rc = 0;
   if (a->userpath && write_maps(pid, a->host, a->size) < 0)
-    rc = fail(err, cap, errno, "the id maps of the user namespace");
+    rc = nsops_fail(err, cap, errno, "the id maps of the user namespace");
   struct report r = {EIO, STEP_NET};
   if (!rc && (write(j.go[1], "y", 1) != 1 || read(j.done[0], &r, sizeof r) != sizeof r))
-    rc = fail(err, cap, EIO, "the namespaces' process ended early");
+    rc = nsops_fail(err, cap, EIO, "the namespaces' process ended early");
   else if (!rc && r.err)
-    rc = fail(err, cap, r.err, "%s", step_names[r.step]);
+    rc = nsops_fail(err, cap, r.err, "%s", step_names[r.step]);
   if (!rc && a->userpath && bind_ns(pid, "user", a->userpath) < 0)
-    rc = fail(err, cap, errno, "binding the user namespace to \"%s\"", a->userpath);
+    rc = nsops_fail(err, cap, errno, "binding the user namespace to \"%s\"", a->userpath);
   if (!rc && a->netpath && bind_ns(pid, "net", a->netpath) < 0) {
-    rc = fail(err, cap, errno, "binding the network namespace to \"%s\"", a->netpath);
+    rc = nsops_fail(err, cap, errno, "binding the network namespace to \"%s\"", a->netpath);
     if (a->userpath) umount2(a->userpath, MNT_DETACH);
   }
   end_child(&j, pid, stack);
@@ -218,9 +218,9 @@ static int temp_userns(unsigned long long host, unsigned long long size) {
 
 int nsops_idmap_mounts(unsigned long long host, unsigned long long size, int recursive, int keep,
                        const char *const *pairs, int n, char *err, size_t cap) {
-  if (!valid_range(host, size)) return fail(err, cap, EINVAL, "bad id range %llu+%llu", host, size);
+  if (!valid_range(host, size)) return nsops_fail(err, cap, EINVAL, "bad id range %llu+%llu", host, size);
   int userns = temp_userns(host, size);
-  if (userns < 0) return fail(err, cap, errno, "a user namespace for the idmapping");
+  if (userns < 0) return nsops_fail(err, cap, errno, "a user namespace for the idmapping");
   /* Every pair with the one namespace; the first failure ends it (the caller undoes the rest). */
   int rc = 0, rflag = recursive ? AT_RECURSIVE : 0;
   for (int i = 0; i + 1 < n && rc == 0; i += 2) {
@@ -228,11 +228,11 @@ int nsops_idmap_mounts(unsigned long long host, unsigned long long size, int rec
     int tree = (int)syscall(SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE | O_CLOEXEC | rflag);
     struct jaula_mount_attr attr = {MOUNT_ATTR_IDMAP, keep ? 0 : MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0,
                                     (unsigned long long)userns};
-    if (tree < 0) rc = fail(err, cap, errno, "open_tree \"%s\"", src);
+    if (tree < 0) rc = nsops_fail(err, cap, errno, "open_tree \"%s\"", src);
     else if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | rflag, &attr, sizeof attr) < 0)
-      rc = fail(err, cap, errno, "idmapping \"%s\" (its filesystem may not support idmapped mounts)", src);
+      rc = nsops_fail(err, cap, errno, "idmapping \"%s\" (its filesystem may not support idmapped mounts)", src);
     else if (syscall(SYS_move_mount, tree, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-      rc = fail(err, cap, errno, "mounting on \"%s\"", dst);
+      rc = nsops_fail(err, cap, errno, "mounting on \"%s\"", dst);
     if (tree >= 0) close(tree);
   }
   close(userns);

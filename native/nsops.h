@@ -17,4 +17,6 @@ int nsops_create(const struct nsops_create_args *a, char *err, size_t cap);
 /* Bind pairs[2i] on pairs[2i+1], idmapped 0..size-1 -> host..; 0, or -errno with err. */
 int nsops_idmap_mounts(unsigned long long host, unsigned long long size, int recursive, int keep,
                        const char *const *pairs, int n, char *err, size_t cap);
+/* Write "what: strerror(e)" (what from fmt) into err; returns -e. */
+int nsops_fail(char *err, size_t cap, int e, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 #endif

@@ -31,6 +31,7 @@ import {
   hostPreBatch,
   planNetwork,
   tcBatch,
+  vethFields,
   type NetPlan,
 } from './plan.js';
 import { firewallDefinition, firewallElements, natElement, tableName } from './firewall.js';
@@ -192,6 +193,14 @@ export async function networkUp(
     );
     trace('net: namespace made');
     if (plan.interfaces.length === 0) return ns;
+    const veths = vethFields(plan);
+    if (veths) {
+      // Bridged veths: over rtnetlink in this process (native/netlink.c), no ip program.
+      await nativeOp("Configuring the guest's interfaces", (n) => n.netVeths(ns, veths)).catch((e: unknown) =>
+        explainIpError(e, plan),
+      );
+      return await finishUp(g, plan, root, ns);
+    }
     const pre = hostPreBatch(plan);
     if (pre) {
       await ipBatch(pre, "Creating the guest's host-side devices").catch((e: unknown) =>
@@ -209,16 +218,26 @@ export async function networkUp(
     trace('net: guest side');
     const post = hostPostBatch(plan);
     if (post) await ipBatch(post, 'Attaching the guest to its bridges and routes');
-    await hostSideDone(plan);
-    await firewallAdd(plan);
-    const { hostView, hostShift } = await root;
-    writeGuestNetFiles(hostView, g, plan, hostShift);
-    trace('net: up');
-    return ns;
+    return await finishUp(g, plan, root, ns);
   } catch (e) {
     await networkDown(g, plan);
     throw e;
   }
+}
+
+/** The rest of networkUp once the devices are made: shaping, firewall, the guest's files. */
+async function finishUp(
+  g: GuestNetConfig,
+  plan: NetPlan,
+  root: MountedRoot | Promise<MountedRoot>,
+  ns: string,
+): Promise<string> {
+  await hostSideDone(plan);
+  await firewallAdd(plan);
+  const { hostView, hostShift } = await root;
+  writeGuestNetFiles(hostView, g, plan, hostShift);
+  trace('net: up');
+  return ns;
 }
 
 /** The host side once the guest's host ends exist: sysctls of routed ends and forwards, shaping. */

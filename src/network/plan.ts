@@ -224,6 +224,29 @@ export function guestBatch(p: NetPlan, hostPid: number): string {
   return l.join('\n') + '\n';
 }
 
+/**
+ * guestBatch and hostPostBatch's work as native/netlink.c takes it (nine strings a veth, "" for
+ * none), when every interface is a veth on a bridge without an ifb (egress limits): else
+ * undefined, and the ip batches do it.
+ */
+export function vethFields(p: NetPlan): string[] | undefined {
+  const simple = (i: IfPlan): boolean => i.mode === 'bridge' && !i.ifb && !!i.hostIf && !!i.bridge;
+  if (!p.interfaces.length || p.interfaces.length > 16 || !p.interfaces.every(simple)) return undefined;
+  const v4 = p.interfaces.find((i) => i.gateway);
+  const v6 = p.interfaces.find((i) => i.gateway6);
+  return p.interfaces.flatMap((i) => [
+    i.name,
+    i.mac,
+    i.hostIf ?? '',
+    i.bridge ?? '',
+    i.address ?? '',
+    i.address6 ?? '',
+    i === v4 ? (i.gateway ?? '') : '',
+    i === v6 ? (i.gateway6 ?? '') : '',
+    i.onlink ? '1' : '',
+  ]);
+}
+
 /** Commands run on the host before the guest's devices move: macvlan/ipvlan devices. */
 export function hostPreBatch(p: NetPlan): string {
   const l: string[] = [];

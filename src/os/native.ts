@@ -50,6 +50,11 @@ export interface Native {
     pingLo: number,
     pingHi: number,
   ): Promise<void>;
+  /**
+   * A guest's bridged veths in the namespace bound at netPath, nine strings each (network/plan.ts
+   * vethFields), over rtnetlink on a pool thread (native/netlink.c).
+   */
+  netVeths(netPath: string, fields: string[]): Promise<void>;
   /** pipe2(O_CLOEXEC): [read end, write end]. */
   pipe(): [number, number];
   /** The callback of every exit of a program started by spawn (once, before the first spawn). */
