@@ -1,9 +1,10 @@
 /**
  * Bringing a guest's network up and down on the host. The guest gets a network namespace of its
  * own, bound to a file so it exists before the guest's init runs (services find their addresses
- * at boot) and so the runtime only joins it. Devices, addresses and routes are made by two
- * `ip -batch` runs (one inside the namespace, one on the host), shaping by one `tc -batch`, the
- * firewall by one `nft -f`: a handful of short-lived C programs, no per-command spawn.
+ * at boot) and so the runtime only joins it. Bridged veths, their addresses and routes are made
+ * over rtnetlink in this process (native/netlink.c); other devices by two `ip -batch` runs (one
+ * inside the namespace, one on the host); shaping by one `tc -batch`, the firewall by one
+ * `nft -f` (shared between concurrent starts and stops): no per-command spawn.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
