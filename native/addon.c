@@ -859,29 +859,16 @@ static napi_value js_net_veths(napi_env env, napi_callback_info info) {
 static napi_value js_idmap_mounts(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
-  bool isarr = false;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct ns_job *j = calloc(1, sizeof *j);
-  bool ok = j && argc >= 5 && !get_int(env, argv[0], &j->host) && !get_int(env, argv[1], &j->size) &&
-            !get_int(env, argv[2], &j->rec) && !get_int(env, argv[3], &j->keep) && j->host >= 0 && j->size >= 0 &&
-            napi_is_array(env, argv[4], &isarr) == napi_ok && isarr &&
-            napi_get_array_length(env, argv[4], &j->n) == napi_ok && j->n % 2 == 0 && j->n <= 256;
-  if (ok) {
-    j->kind = 1;
-    j->bufs = malloc((size_t)j->n * 4096 + 1);
-    j->ptrs = malloc(sizeof(char *) * (j->n + 1));
-    ok = j->bufs && j->ptrs;
-  }
-  for (uint32_t i = 0; ok && i < j->n; i++) {
-    napi_value v;
-    ok = napi_get_element(env, argv[4], i, &v) == napi_ok && get_cstr(env, v, j->bufs[i], 4096, NULL) == 0;
-    if (ok) j->ptrs[i] = j->bufs[i];
-  }
-  if (!ok) {
+  if (!j || argc < 5 || get_int(env, argv[0], &j->host) || get_int(env, argv[1], &j->size) ||
+      get_int(env, argv[2], &j->rec) || get_int(env, argv[3], &j->keep) || j->host < 0 || j->size < 0 ||
+      !get_job_strings(env, argv[4], j, 256, 2)) {
     if (j) ns_free(j);
     napi_throw_type_error(env, NULL, "idmapMounts(hostId, size, recursive, keepFlags, pairs): bad arguments");
     return NULL;
   }
+  j->kind = 1;
   return ns_queue(env, j);
 }
 
