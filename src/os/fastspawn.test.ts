@@ -96,6 +96,28 @@ describe('run() by posix_spawn', () => {
     assert.deepEqual(zombies(), []);
   });
 
+  it('lets a process end while exits of its detached children are still being reaped', async () => {
+    // The exits arrive from the addon's thread while Node tears the process down: they must be
+    // dropped, not handed to the freed callback (which aborted about one run in thirteen).
+    const script =
+      `import { spawnFast } from ${JSON.stringify(new URL('./fastspawn.js', import.meta.url).href)};\n` +
+      `for (let i = 0; i < 16; i++) (await spawnFast('/bin/true', [], { slots: [] })).unref();\n`;
+    type End = { code: number; signal: string | null; err: string };
+    const once = (): Promise<End> =>
+      run([process.execPath, '--input-type=module', '-e', script]).then((r) => ({
+        code: r.code,
+        signal: r.signal,
+        err: r.stderr,
+      }));
+    const ends: End[] = [];
+    for (let round = 0; round < 15; round++)
+      ends.push(...(await Promise.all([once(), once(), once(), once()])));
+    assert.deepEqual(
+      ends.filter((e) => e.code !== 0 || e.err !== ''),
+      [],
+    );
+  });
+
   it('refuses a relative program path in the addon itself', () => {
     assert.throws(() => native().spawn(['sh'], null, [], 0, null), TypeError);
   });
