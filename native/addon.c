@@ -36,10 +36,11 @@
  *   idmapMounts(hostId, size, recursive, keepFlags, [src, dst, ...])
  *                                      idmapped binds: native/nsops.c (no helper process)
  *   netVeths(netPath, fields)         a guest's bridged veths, configured, over rtnetlink: native/netlink.c
- *   pipe() / onExit(cb) / exitsRef(on) / spawn(argv, env, fds, setsid, cwd) -> pid
+ *   pipe() / onExit(cb) / exitsRef(on) / spawn(argv, env, fds, setsid, cwd[, exe]) -> pid
  *                                      programs started by posix_spawn (no copy of this process's
  *                                      page tables, as Node's fork makes), their exits reaped by
  *                                      one thread and handed to cb: native/spawn.c
+ *   sealedCopy(path) -> fd             a sealed memfd copy of a program (the OCI runtime's)
  *   inotifyInit() -> fd                inotify_init1(IN_NONBLOCK | IN_CLOEXEC); the events are read
  *                                      with fs.readSync (EAGAIN when none): synchronously, so a
  *                                      change another process finished is seen by the next read
@@ -979,7 +980,7 @@ static void free_strv(char **v) {
   free(v);
 }
 
-/* spawn(argv, env, fds, setsid, cwd) -> Promise<pid>: native/spawn.c, on a thread of libuv's
+/* spawn(argv, env, fds, setsid, cwd[, exe]) -> Promise<pid>: native/spawn.c, on a thread of libuv's
  * pool (posix_spawn's parent waits until the child has exec'd: not on the main thread); its
  * exit goes to onExit's cb (possibly before this promise settles). */
 struct spawn_job {
@@ -987,14 +988,15 @@ struct spawn_job {
   napi_deferred deferred;
   char **av, **ev;
   int fds[8], nfds, setsid, rc;
-  char cwd[4096];
-  int has_cwd;
+  char cwd[4096], exe[4096];
+  int has_cwd, has_exe;
   pid_t pid;
 };
 static void spawn_execute(napi_env env, void *data) {
   (void)env;
   struct spawn_job *j = data;
-  j->rc = spawn_program(j->av, j->ev, j->fds, j->nfds, j->setsid, j->has_cwd ? j->cwd : NULL, &j->pid);
+  j->rc = spawn_program(j->av, j->has_exe ? j->exe : NULL, j->ev, j->fds, j->nfds, j->setsid,
+                        j->has_cwd ? j->cwd : NULL, &j->pid);
   if (j->rc == 0) {
     j->rc = spawn_watch(j->pid, exit_from_reaper);
     if (j->rc) kill(j->pid, SIGKILL), waitpid(j->pid, NULL, 0); /* (unwatched: not started, for the caller) */
@@ -1023,19 +1025,20 @@ static void spawn_complete(napi_env env, napi_status status, void *data) {
   free(j);
 }
 static napi_value js_spawn(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   int64_t setsid = 0;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct spawn_job *j = calloc(1, sizeof *j);
   napi_valuetype envt = napi_undefined;
-  int ncwd = -1;
+  int ncwd = -1, nexe = 1;
   uint32_t nfds = 0;
   bool ok = j && argc >= 5 && exit_tsfn && (j->av = get_strv(env, argv[0], 4096)) && j->av[0] &&
             j->av[0][0] == '/' && napi_typeof(env, argv[1], &envt) == napi_ok &&
             (envt == napi_null || (j->ev = get_strv(env, argv[1], 65536))) &&
             napi_get_array_length(env, argv[2], &nfds) == napi_ok && nfds <= 8 && !get_int(env, argv[3], &setsid) &&
-            (ncwd = get_str(env, argv[4], j->cwd, sizeof j->cwd)) >= 0;
+            (ncwd = get_str(env, argv[4], j->cwd, sizeof j->cwd)) >= 0 &&
+            (argc < 6 || (nexe = get_str(env, argv[5], j->exe, sizeof j->exe)) >= 0);
   for (uint32_t i = 0; ok && i < nfds; i++) {
     napi_value e;
     int64_t fd;
@@ -1047,6 +1050,7 @@ static napi_value js_spawn(napi_env env, napi_callback_info info) {
     j->nfds = (int)nfds;
     j->setsid = setsid != 0;
     j->has_cwd = ncwd == 0;
+    j->has_exe = nexe == 0 && j->exe[0] == '/';
     ok = napi_create_promise(env, &j->deferred, &promise) == napi_ok &&
          napi_create_string_utf8(env, "jaula spawn", NAPI_AUTO_LENGTH, &name) == napi_ok &&
          napi_create_async_work(env, NULL, name, spawn_execute, spawn_complete, j, &j->work) == napi_ok &&
@@ -1054,8 +1058,26 @@ static napi_value js_spawn(napi_env env, napi_callback_info info) {
     if (ok) return promise;
   }
   if (j) free_strv(j->av), free_strv(j->ev), free(j);
-  napi_throw_type_error(env, NULL, "spawn(argv, env, fds, setsid, cwd): bad arguments (onExit first; argv[0] a path)");
+  napi_throw_type_error(env, NULL,
+                        "spawn(argv, env, fds, setsid, cwd[, exe]): bad arguments (onExit first; argv[0] a path)");
   return NULL;
+}
+
+/* sealedCopy(path) -> fd: native/spawn.c's sealed_copy (a memfd, close-on-exec). */
+static napi_value js_sealed_copy(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  char path[4096];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || get_str(env, argv[0], path, sizeof path) != 0) {
+    napi_throw_type_error(env, NULL, "sealedCopy(path): a path expected");
+    return NULL;
+  }
+  int fd, e = sealed_copy(path, &fd);
+  if (e) return throw_errno(env, e, path);
+  napi_value r;
+  CHECK(napi_create_int32(env, fd, &r));
+  return r;
 }
 
 static napi_value js_inotify_init(napi_env env, napi_callback_info info) {
@@ -1240,6 +1262,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"onExit", NULL, js_on_exit, NULL, NULL, NULL, napi_default, NULL},
       {"exitsRef", NULL, js_exits_ref, NULL, NULL, NULL, napi_default, NULL},
       {"spawn", NULL, js_spawn, NULL, NULL, NULL, napi_default, NULL},
+      {"sealedCopy", NULL, js_sealed_copy, NULL, NULL, NULL, napi_default, NULL},
       {"idmapMounts", NULL, js_idmap_mounts, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

@@ -30,14 +30,14 @@ static const struct command {
   int (*fn)(int argc, char **argv);
   const char *usage; /* (printed when fn returns USAGE) */
 } commands[] = {
-    {"shim", shim, "shim --dir DIR --id ID [--sysinfo] [--cgroups-path PATH] [--restore IMAGES WORK] --runtime ARGV... --exit ARGV..."},
+    {"shim", shim, "shim --dir DIR --id ID [--sysinfo] [--cgroups-path PATH] [--restore IMAGES WORK] [--runtime-fd N | --pass-fd N] --runtime ARGV... --exit ARGV..."},
     {"pty-exec", pty_exec, "pty-exec ROWS COLS SOCKET -- ARGV..."},
     {"notify", notify, "notify SOCKET NAME INSTANCE -- FALLBACK..."},
     {"netns-move", netns_move, "netns-move NSPATH IFNAME NEWNAME"},
     {"userns-create", userns_create, "userns-create PATH HOSTID SIZE"},
     {"netns-create", netns_create, "netns-create PATH [--userns USERNS] [--ping GID-LOW GID-HIGH]"},
     {"idmap-mount", idmap_mount, "idmap-mount [--recursive] [--keep-flags] HOSTID SIZE SRC DST [SRC DST]..."},
-    {"private-cgroup2", private_cgroup2, "private-cgroup2 -- ARGV..."},
+    {"private-cgroup2", private_cgroup2, "private-cgroup2 [--exec-fd N] -- ARGV..."},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

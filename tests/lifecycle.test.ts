@@ -250,6 +250,25 @@ describe('init styles', () => {
   });
 });
 
+describe('the runtime from its sealed copy', () => {
+  it('runs from a sealed memfd that jaula made, not from a copy of its own (runtime/sealed.ts)', async () => {
+    const pidFile = t.path('run/jaula/guests/c1/init.pid');
+    const before = fs.existsSync(pidFile) ? fs.readFileSync(pidFile, 'utf8') : '';
+    const running = t.jaulaAsync(['run', 'c1', '--', '/bin/sleep', '3']);
+    const deadline = Date.now() + 20_000 * slowdown;
+    const now = (): string => (fs.existsSync(pidFile) ? fs.readFileSync(pidFile, 'utf8') : before);
+    while ((now() === before || !fs.existsSync(`/proc/${now()}`)) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    // (a foreground `runtime run`: the guest's init is its child)
+    const init = Number(now());
+    const runtime = Number(/^PPid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${init}/status`, 'utf8'))?.[1]);
+    const exe = fs.readlinkSync(`/proc/${runtime}/exe`);
+    // crun's own copy would be a bind of its file on /tmp/crun.XXXXXX, deleted; a memfd of its own, "crun_cloned"
+    assert.equal(exe, '/memfd:crun (deleted)');
+    assert.equal((await running).code, 0);
+  });
+});
+
 describe('hooks', () => {
   it('runs pre-start and post-stop on the host and start/stop inside', () => {
     const out = t.path('hook-out');

@@ -2,7 +2,8 @@
  * jaula-helper shim: the per-guest supervisor.
  *
  *   jaula-helper shim --dir DIR --id ID [--log-max BYTES] [--sysinfo] [--cgroups-path PATH]
- *                     [--restore IMAGES WORK] --runtime ARGV... --exit ARGV...
+ *                     [--restore IMAGES WORK] [--runtime-fd N | --pass-fd N]
+ *                     --runtime ARGV... --exit ARGV...
  *       The per-guest supervisor (like conmon). It makes itself a child subreaper, runs
  *       `ARGV... run --detach --bundle . --pid-file ../init.pid --console-socket ../console.sock ID`
  *       in DIR/bundle (one runtime call: create and start),
@@ -18,6 +19,9 @@
  *       (busybox free and uptime call sysinfo(2); lxcfs covers the /proc files).
  *       With --cgroups-path (the spec's: the guest's cgroup), it works for the guest from a
  *       cgroup of its own beside the guest's, with small limits, once the guest runs.
+ *       --runtime-fd N: the runtime is executed from the file open on fd N (its sealed copy,
+ *       runtime/sealed.ts); --pass-fd N: fd N is left open for ARGV (a wrapper that does so).
+ *       Either is closed once the runtime runs.
  *       The guest controls what it reads (its console, its calls, its cgroups' files): it
  *       copies at most DRAIN_MAX of the console per turn, answers at most SYSINFO_RATE calls
  *       a second, and takes descriptors only from root, within CONN_TIMEOUT_MS.
@@ -82,12 +86,15 @@ static void write_exit(pid_t init_pid, int status) {
   unlink("exit.tmp");
 }
 
+extern char **environ;
+
 /* The supervisor's state, from its arguments to the guest's end. */
 struct shim {
   const char *dir, *id, *cgroups_path;
   const char *images, *work; /* --restore: CRIU's images and work directory */
   char **runtime, **exitcmd, **args;
   int nruntime, want_sysinfo;
+  int runtime_fd, pass_fd; /* --runtime-fd, --pass-fd: the runtime's sealed copy (or -1) */
   int sfd, lsock, nsock, errpipe[2];
   pid_t rt, init_pid;
   int master, peer, rt_status, status;
@@ -107,6 +114,8 @@ static void shim_args(struct shim *s, int argc, char **argv) {
     else if (!strcmp(argv[i], "--log-max") && i + 1 < argc) log_max = atoll(argv[++i]);
     else if (!strcmp(argv[i], "--cgroups-path") && i + 1 < argc) s->cgroups_path = argv[++i];
     else if (!strcmp(argv[i], "--sysinfo")) s->want_sysinfo = 1;
+    else if (!strcmp(argv[i], "--runtime-fd") && i + 1 < argc) s->runtime_fd = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--pass-fd") && i + 1 < argc) s->pass_fd = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--restore") && i + 2 < argc) {
       s->images = argv[++i];
       s->work = argv[++i];
@@ -118,13 +127,18 @@ static void shim_args(struct shim *s, int argc, char **argv) {
       break;
     } else die("shim: unknown argument \"%s\"", argv[i]);
   }
+  if (s->runtime_fd >= 0 && s->pass_fd >= 0) die("shim: --runtime-fd and --pass-fd are exclusive");
   if (!s->dir || !s->id || !s->runtime || !s->nruntime || !s->exitcmd || !s->exitcmd[0])
     die("shim: usage: %s", usage_of("shim"));
 }
 
 static void shim_setup(struct shim *s) {
-  /* Nothing jaula's caller left open may live on in the supervisor or the guest. */
-  syscall(SYS_close_range, SYNC_FD + 1, ~0U, 0);
+  /* Nothing jaula's caller left open may live on in the supervisor or the guest, but the
+   * runtime's sealed copy (runtime/sealed.ts), for the runtime's start only. */
+  int keep = s->runtime_fd > SYNC_FD ? s->runtime_fd : s->pass_fd > SYNC_FD ? s->pass_fd : -1;
+  if (keep > SYNC_FD + 1) syscall(SYS_close_range, SYNC_FD + 1, (unsigned)keep - 1, 0);
+  syscall(SYS_close_range, keep > SYNC_FD ? (unsigned)keep + 1 : SYNC_FD + 1, ~0U, 0);
+  if (keep > SYNC_FD) fcntl(keep, F_SETFD, FD_CLOEXEC); /* (the runtime's child clears it if it must) */
   fcntl(SYNC_FD, F_SETFD, FD_CLOEXEC); /* the runtime and the guest must not hold it */
   if (chdir(s->dir) < 0) die("shim: cannot enter \"%s\": %s", s->dir, strerror(errno));
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) die("shim: PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
@@ -193,11 +207,17 @@ static void spawn_runtime(struct shim *s) {
       dprintf(2, "no bundle directory: %s", strerror(errno));
       _exit(127);
     }
-    execvp(args[0], args);
+    /* From the runtime's sealed copy: it need not copy itself (runtime/sealed.ts); or through
+     * a wrapper that does so with the copy it is passed. */
+    if (s->pass_fd > SYNC_FD) fcntl(s->pass_fd, F_SETFD, 0);
+    if (s->runtime_fd > SYNC_FD) fexecve(s->runtime_fd, args, environ);
+    else execvp(args[0], args);
     dprintf(2, "cannot execute \"%s\": %s", args[0], strerror(errno));
     _exit(127);
   }
   close(s->errpipe[1]);
+  if (s->runtime_fd > SYNC_FD) close(s->runtime_fd);
+  if (s->pass_fd > SYNC_FD) close(s->pass_fd);
 }
 
 /* A descriptor passed on the console socket: the console, when it is the first pty master. */
@@ -391,7 +411,8 @@ static int shim_end(struct shim *s) {
 }
 
 int shim(int argc, char **argv) {
-  struct shim s = {.nsock = -1, .master = -1, .peer = -1, .rt_status = -1, .init_pid = -1, .status = -1};
+  struct shim s = {.nsock = -1, .master = -1, .peer = -1, .rt_status = -1, .init_pid = -1, .status = -1,
+                  .runtime_fd = -1, .pass_fd = -1};
   shim_args(&s, argc, argv);
   shim_setup(&s);
   spawn_runtime(&s);

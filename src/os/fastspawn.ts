@@ -55,7 +55,14 @@ function envArray(env: NodeJS.ProcessEnv): string[] {
 export async function spawnFast(
   file: string,
   args: readonly string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string; slots: Slot[]; detached?: boolean },
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    cwd?: string;
+    slots: Slot[];
+    detached?: boolean;
+    /** The file executed, when not `file` (which is then only argv[0]): /proc/self/fd/N. */
+    exe?: string;
+  },
 ): Promise<Spawned> {
   const n = native();
   if (!watching) {
@@ -86,6 +93,7 @@ export async function spawnFast(
       fds,
       opts.detached ? 1 : 0,
       opts.cwd ?? null,
+      opts.exe ?? null,
     );
   } catch (e) {
     for (const fd of [...mine, ...theirs]) fs.closeSync(fd);

@@ -61,14 +61,20 @@ export interface Native {
   onExit(cb: (pid: number, code: number, signal: number) => void): void;
   /** Whether exits still to come keep the event loop alive. */
   exitsRef(on: boolean): void;
-  /** posix_spawn(argv[0] a path) with env, the child's fd i = fds[i] (-1: /dev/null), on a pool thread: its pid. */
+  /**
+   * posix_spawn(argv[0] a path; exe, when given, the file executed instead) with env, the
+   * child's fd i = fds[i] (-1: /dev/null), on a pool thread: its pid.
+   */
   spawn(
     argv: string[],
     env: string[] | null,
     fds: number[],
     setsid: number,
     cwd: string | null,
+    exe?: string | null,
   ): Promise<number>;
+  /** A sealed, read-only memfd copy of the program at path (close-on-exec): runtime/sealed.ts. */
+  sealedCopy(path: string): number;
   /** Binds pairs[2i] on pairs[2i+1], idmapped 0..size-1 -> hostId.. (native/nsops.c). */
   idmapMounts(
     hostId: number,

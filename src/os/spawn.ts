@@ -25,6 +25,13 @@ export interface RunOptions {
    * end); the rest is read and dropped, and counted in `dropped`.
    */
   maxOutput?: number;
+  /**
+   * Extra fds for the program, as its fds 3, 4...; and the file executed when not argv[0]
+   * (/proc/self/fd/3: the runtime's sealed copy, runtime/sealed.ts). Only where posix_spawn
+   * runs it (no `inherit`, no `signal`): elsewhere argv[0] runs, without them.
+   */
+  fds?: number[];
+  exe?: string;
 }
 
 export interface RunResult {
@@ -42,7 +49,10 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
   const [cmd, ...args] = setpriv ? [setpriv, '--pdeathsig', 'KILL', '--', ...argv] : argv;
   if (!cmd) throw new Error('run: empty argv');
   // Without a terminal or an abort signal, by posix_spawn (os/fastspawn.ts: no fork of this process).
-  if (!opts.inherit && !opts.signal) return runFast(cmd, args, opts);
+  if (!opts.inherit && !opts.signal) {
+    const { exe, ...plain } = opts; // (under setpriv, argv[0] is setpriv's)
+    return runFast(cmd, args, setpriv || !exe ? plain : opts);
+  }
   return new Promise((resolve, reject) => {
     const stdio: StdioOptions = opts.inherit
       ? 'inherit'
@@ -76,7 +86,8 @@ async function runFast(cmd: string, args: string[], opts: RunOptions): Promise<R
     child = await spawnFast(file, args, {
       ...(opts.env ? { env: opts.env } : {}),
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
-      slots: [opts.input === undefined ? 'ignore' : 'in', 'out', 'out'],
+      slots: [opts.input === undefined ? 'ignore' : 'in', 'out', 'out', ...(opts.fds ?? [])],
+      ...(opts.exe ? { exe: opts.exe } : {}),
     });
   } catch (e) {
     throw spawnError(cmd, e as Error);

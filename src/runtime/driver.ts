@@ -15,7 +15,8 @@ import { prepareV2Parent, v2Base } from '../cgroups/v2parent.js';
 import type { RuntimeChoice, RuntimeName } from '../guest/config.js';
 import { which } from '../os/fs.js';
 import { helperBin, paths } from '../os/paths.js';
-import { run } from '../os/spawn.js';
+import { run, type RunOptions, type RunResult } from '../os/spawn.js';
+import { sealedRuntime, type Invocation } from './sealed.js';
 import { runAttached, type Io } from './session.js';
 import { startSupervisor, type Started, type SupervisorStart } from './supervisor.js';
 
@@ -58,18 +59,47 @@ export interface Runtime {
   version(): Promise<{ first: string; full: string }>;
 }
 
-function makeRuntime(name: RuntimeName, path: string, mode: CgroupMode): Runtime {
-  const wrapped = name === 'crun' && mode === 'hybrid';
-  const root = paths().runtimeRoot;
-  const parent = `jaula${paths().instanceTag ? `-${paths().instanceTag}` : ''}`;
-  /** argv for `runtime --root ROOT ...args`. */
-  const argv = (...args: string[]): string[] => [
+/** argv for `runtime --root ROOT ...args` (through the wrapper where it is `wrapped`, but for exec). */
+function runtimeArgv(path: string, root: string, wrapped: boolean, args: string[]): string[] {
+  return [
     ...(wrapped && args[0] !== 'exec' ? [helperBin, 'private-cgroup2', '--'] : []),
     path,
     '--root',
     root,
     ...args,
   ];
+}
+
+/**
+ * The same, run from the runtime's sealed copy (runtime/sealed.ts) given to it as fd `n`: by the
+ * wrapper, or executed directly (`exe`); from its path where there is no copy.
+ */
+function sealedInvocation(
+  path: string,
+  root: string,
+  wrapped: boolean,
+  n: number,
+  args: string[],
+): Invocation {
+  const fd = sealedRuntime(path);
+  if (fd === undefined) return { argv: runtimeArgv(path, root, wrapped, args) };
+  const direct = [path, '--root', root, ...args];
+  if (wrapped && args[0] !== 'exec')
+    return { argv: [helperBin, 'private-cgroup2', '--exec-fd', String(n), '--', ...direct], fds: [fd] };
+  return { argv: direct, exe: `/proc/self/fd/${n}`, fds: [fd] };
+}
+
+function makeRuntime(name: RuntimeName, path: string, mode: CgroupMode): Runtime {
+  const wrapped = name === 'crun' && mode === 'hybrid';
+  const root = paths().runtimeRoot;
+  const parent = `jaula${paths().instanceTag ? `-${paths().instanceTag}` : ''}`;
+  const argv = (...args: string[]): string[] => runtimeArgv(path, root, wrapped, args);
+  const sealed = (n: number, ...args: string[]): Invocation => sealedInvocation(path, root, wrapped, n, args);
+  /** run() of `runtime --root ROOT ...args` from its sealed copy. */
+  const runSealed = (args: string[], opts: RunOptions): Promise<RunResult> => {
+    const { argv: av, ...via } = sealed(3, ...args);
+    return run(av, { ...opts, ...via });
+  };
   const rt: Runtime = {
     name,
     path,
@@ -90,11 +120,14 @@ function makeRuntime(name: RuntimeName, path: string, mode: CgroupMode): Runtime
           parent,
         );
     },
-    start: (s) => startSupervisor(s, s.restore ? [...argv(), '--criu', criuFor(name)] : argv()),
+    // (the supervisor gets the sealed copy as its fd 4)
+    start: (s) => startSupervisor(s, sealed(4, ...(s.restore ? ['--criu', criuFor(name)] : []))),
     checkpoint: async (id, images, work) => {
-      const r = await run(
+      const r = await runSealed(
         [
-          ...argv('--criu', criuFor(name), 'checkpoint'),
+          '--criu',
+          criuFor(name),
+          'checkpoint',
           '--tcp-established',
           '--empty-ns',
           'network',
@@ -112,11 +145,15 @@ function makeRuntime(name: RuntimeName, path: string, mode: CgroupMode): Runtime
           `Checkpointing guest "${id}" failed: ${r.stderr.trim().split('\n').slice(-2).join(' ') || `status ${r.code}`} (CRIU's log: ${join(work, 'dump.log')})`,
         );
     },
-    run: (id, bundle, pidFile, io) =>
-      runAttached(argv('run', '--bundle', bundle, '--pid-file', pidFile, id), io),
+    run: (id, bundle, pidFile, io) => {
+      const args = ['run', '--bundle', bundle, '--pid-file', pidFile, id];
+      if (io !== 'inherit') return runAttached(argv(...args), io);
+      const inv = sealed(3, ...args);
+      return runAttached(inv.argv, io, inv);
+    },
     delete: async (id) => {
       if (!runtimeHasContainer(id)) return;
-      const r = await run(argv('delete', '--force', id), { timeoutMs: 60_000 });
+      const r = await runSealed(['delete', '--force', id], { timeoutMs: 60_000 });
       if (r.code !== 0 && !/does not exist|not exist|No such file/i.test(r.stderr))
         throw new JaulaError('runtime', `${name} could not delete the container "${id}": ${r.stderr.trim()}`);
     },

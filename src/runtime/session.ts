@@ -10,6 +10,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { JaulaError, messageOf } from '../common/errors.js';
 import { spawnFast } from '../os/fastspawn.js';
+import type { Invocation } from './sealed.js';
 import { tmpSuffix } from '../os/fs.js';
 import { helperBin, paths } from '../os/paths.js';
 import { run } from '../os/spawn.js';
@@ -71,16 +72,19 @@ function waitChild(argv: string[], opts: { pipes?: boolean } = {}): Promise<numb
  * `argv` on this process's own stdio, to its end: its exit status. Started by posix_spawn
  * (os/fastspawn.ts: a one-shot run does not fork the CLI, 5-8 ms here).
  */
-async function waitInherited(argv: string[]): Promise<number> {
+async function waitInherited(argv: string[], via: Via): Promise<number> {
   const [cmd, ...args] = argv;
   const ignore = (): void => {};
   // Signals from the terminal reach the runtime too: it forwards them to the guest process.
   process.on('SIGINT', ignore);
   process.on('SIGTERM', ignore);
   try {
-    const child = await spawnFast(cmd as string, args, { slots: [0, 1, 2] }).catch((e: unknown) => {
-      throw new JaulaError('runtime', `Could not run ${cmd}: ${messageOf(e)}`);
-    });
+    const slots = [0, 1, 2, ...(via.fds ?? [])];
+    const child = await spawnFast(cmd as string, args, { slots, ...(via.exe ? { exe: via.exe } : {}) }).catch(
+      (e: unknown) => {
+        throw new JaulaError('runtime', `Could not run ${cmd}: ${messageOf(e)}`);
+      },
+    );
     const { code, signal } = await child.exited;
     return code ?? 128 + (signal ? (constants.signals[signal] ?? 1) : 1);
   } finally {
@@ -89,9 +93,15 @@ async function waitInherited(argv: string[]): Promise<number> {
   }
 }
 
-/** Run `argv` connected as `io` says, to its end: its exit status. */
-export function runAttached(argv: string[], io: Io): Promise<number> {
-  if (io === 'inherit' && argv[0]?.startsWith('/')) return waitInherited(argv);
+/** Extra fds for the program (its 3, 4...) and the file executed, if not argv[0]. */
+type Via = Omit<Invocation, 'argv'>;
+
+/**
+ * Run `argv` connected as `io` says, to its end: its exit status. `via` is used only on the
+ * caller's own stdio ('inherit'), where posix_spawn runs it.
+ */
+export function runAttached(argv: string[], io: Io, via: Via = {}): Promise<number> {
+  if (io === 'inherit' && argv[0]?.startsWith('/')) return waitInherited(argv, via);
   if (typeof io !== 'function') return waitChild(argv, { pipes: io === 'pipes' });
   const [bin, ...args] = argv;
   return io({ child: spawn(bin as string, args, { stdio: ['pipe', 'pipe', 'pipe'] }), resize: () => {} });

@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
 import { JaulaError, messageOf } from '../common/errors.js';
+import type { Invocation } from './sealed.js';
 import { spawnFast, type Spawned } from '../os/fastspawn.js';
 import { mkdirp, readFileOr, removeTree } from '../os/fs.js';
 import { cliEntry, helperBin, paths } from '../os/paths.js';
@@ -68,8 +69,13 @@ export function initPidFile(runDir: string): string {
   return join(runDir, 'init.pid');
 }
 
-/** The supervisor's argv, around `runtimeArgv` (the runtime as jaula calls it, without arguments). */
-function shimArgv(s: SupervisorStart, runtimeArgv: string[]): string[] {
+/**
+ * The supervisor's argv, around the runtime as jaula calls it, without arguments: from its
+ * sealed copy (runtime/sealed.ts) on the supervisor's fd 4, executed by the supervisor itself
+ * (`exe`) or by the wrapper it runs.
+ */
+function shimArgv(s: SupervisorStart, runtime: Invocation): string[] {
+  const fd = runtime.fds?.length ? [runtime.exe ? '--runtime-fd' : '--pass-fd', '4'] : [];
   return [
     'shim',
     '--dir',
@@ -82,8 +88,9 @@ function shimArgv(s: SupervisorStart, runtimeArgv: string[]): string[] {
     '--cgroups-path',
     s.cgroupsPath,
     ...(s.restore ? ['--restore', s.restore.images, s.restore.work] : []),
+    ...fd,
     '--runtime',
-    ...runtimeArgv,
+    ...runtime.argv,
     // When the init ends: jaulad records it and cleans up, if it runs; else `jaula __exited`.
     '--exit',
     helperBin,
@@ -101,15 +108,15 @@ function shimArgv(s: SupervisorStart, runtimeArgv: string[]): string[] {
 }
 
 /** Start the supervisor, detached, and wait until the runtime created the guest. */
-export async function startSupervisor(s: SupervisorStart, runtimeArgv: string[]): Promise<Started> {
+export async function startSupervisor(s: SupervisorStart, runtime: Invocation): Promise<Started> {
   mkdirp(dirname(s.logFile), 0o700);
   const logFd = fs.openSync(s.logFile, 'a', 0o600);
   let child: Spawned;
   try {
     // (posix_spawn: os/fastspawn.ts; a new session, its sync pipe as fd 3)
-    child = await spawnFast(helperBin, shimArgv(s, runtimeArgv), {
+    child = await spawnFast(helperBin, shimArgv(s, runtime), {
       detached: true,
-      slots: ['ignore', logFd, logFd, 'out'],
+      slots: ['ignore', logFd, logFd, 'out', ...(runtime.fds ?? [])],
       env: { ...process.env, JAULA_ROOT: paths().root },
       cwd: '/',
     });
