@@ -157,6 +157,23 @@ static int set_link(int nl, const char *name, int master) {
   return talk(nl, &r.n);
 }
 
+/* No IPv6 address generated for the device `name` (while down): a bridge port's host end needs
+ * none, and without one it sends no DAD, MLD or router solicitation, each of which the bridge
+ * floods to every other port (the cost of a start grew with the guests on the bridge). */
+static int no_ipv6_address(int nl, const char *name) {
+  struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC};
+  struct req r;
+  start(&r, RTM_NEWLINK, 0, &ifi, sizeof ifi);
+  add_attr(&r, IFLA_IFNAME, name, strlen(name) + 1);
+  struct rtattr *spec = add_attr(&r, IFLA_AF_SPEC, NULL, 0);
+  struct rtattr *inet6 = add_attr(&r, AF_INET6, NULL, 0);
+  unsigned char mode = IN6_ADDR_GEN_MODE_NONE;
+  add_attr(&r, IFLA_INET6_ADDR_GEN_MODE, &mode, sizeof mode);
+  end_nest(&r, inet6);
+  end_nest(&r, spec);
+  return talk(nl, &r.n);
+}
+
 static int default_route(int nl, int index, const char *gw, int onlink) {
   unsigned char a[16];
   int family = strchr(gw, ':') ? AF_INET6 : AF_INET;
@@ -229,6 +246,8 @@ int netlink_veths(const char *netpath, const struct veth_spec *v, int n, char *e
   for (int i = 0; !rc && i < n; i++) {
     int master = v[i].bridge ? ifindex(hsk, v[i].bridge) : 0;
     if (master < 0) rc = nsops_fail(err, cap, errno, "the bridge %s", v[i].bridge);
+    else if (master && (e = no_ipv6_address(hnl, v[i].host_if)))
+      rc = nsops_fail(err, cap, e, "turning IPv6 addresses off on %s", v[i].host_if);
     else if ((e = set_link(hnl, v[i].host_if, master)))
       rc = nsops_fail(err, cap, e, "putting %s on %s", v[i].host_if, v[i].bridge ? v[i].bridge : "no bridge");
   }

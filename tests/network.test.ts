@@ -31,6 +31,13 @@ const netnsOf = (name: string): string => t.path('run/jaula/netns', name);
  * with ICMP echo sockets, as iputils does). The packets leave through the guest's own interface.
  */
 const inNet = (name: string, script: string): number => inGuestNet(t, name, script);
+/** The IPv6 addresses of the host end of a guest's veth (found by the index its eth0 links to). */
+const hostEndV6 = (name: string): string => {
+  const idx = t.sh(name, 'cat /sys/class/net/eth0/iflink').stdout.trim();
+  const line = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout.split('\n');
+  const dev = line.find((l) => l.startsWith(`${idx}: `))?.split(/[:@]\s*/)[1] ?? `(no device ${idx})`;
+  return spawnSync('ip', ['-6', '-o', 'addr', 'show', 'dev', dev], { encoding: 'utf8' }).stdout.trim();
+};
 const iperf = (from: string, to: string, args: string[] = []): number => {
   const srv = spawn('nsenter', [`--net=${netnsOf(to)}`, 'iperf3', '-s', '-1', '-p', '5201'], {
     stdio: 'ignore',
@@ -89,6 +96,8 @@ describe('guest networking on a jaula bridge', () => {
     );
     assert.notEqual(ipOf('g1'), ipOf('g2'));
     assert.ok(ipOf('g1').startsWith(`${subnetBase}.`));
+    // The host end, a bridge port, has no IPv6 address: it floods no DAD, MLD or RS to the others.
+    assert.equal(hostEndV6('g1'), '');
     assert.match(
       t.sh('g1', 'cat /etc/hosts').stdout,
       new RegExp(`${ipOf('g1').replace(/\./g, '\\.')}\\s+g1`),
@@ -320,6 +329,7 @@ describe('guest networking on a jaula bridge', () => {
   it('limits ingress and egress bandwidth: the limits are never exceeded', () => {
     t.ok(['build', 'bw', '-m', 'skeleton', '-q', '--interface', 'eth0=tn:auto,egress=20M,ingress=40M']);
     t.ok(['start', 'bw']);
+    assert.equal(hostEndV6('bw'), '', "(made by ip, as an egress limit needs: the same as netlink's)");
     // Unshaped, the same path runs at Gbit/s. The bound that matters is the limit (10% for the
     // token bucket's burst and iperf's accounting); how close to it the rate gets under load is
     // bench/net's figure. A measurement over the bound is taken once more before failing.

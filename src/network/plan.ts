@@ -266,7 +266,15 @@ export function hostPreBatch(p: NetPlan): string {
 export function hostPostBatch(p: NetPlan): string {
   const l: string[] = [];
   for (const i of p.interfaces) {
-    if (i.mode === 'bridge') l.push(`link set ${i.hostIf} master ${i.bridge}`, `link set ${i.hostIf} up`);
+    // A bridge port's host end has no use for IPv6: without a link-local address it sends no
+    // DAD, MLD or router solicitation, each flooded to every other port of the bridge (a cost
+    // that grew with the guests: native/netlink.c does the same).
+    if (i.mode === 'bridge')
+      l.push(
+        `link set ${i.hostIf} addrgenmode none`,
+        `link set ${i.hostIf} master ${i.bridge}`,
+        `link set ${i.hostIf} up`,
+      );
     else if (i.mode === 'routed') {
       const ip = (i.address as string).split('/')[0] as string;
       l.push(
