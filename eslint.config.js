@@ -155,6 +155,15 @@ export default tseslint.config(
     },
   },
   {
+    // Plain CommonJS that Node runs as it is (a V8 snapshot's builder takes no ES module).
+    files: ['bench/tools/*.cjs'],
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { require: 'readonly', module: 'writable', process: 'readonly', __dirname: 'readonly' },
+    },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     files: ['src/common/**/*.ts', 'src/api/**/*.ts'],
     ignores: ['**/*.test.ts'],
     rules: {
