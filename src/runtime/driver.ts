@@ -28,10 +28,12 @@ export interface Runtime {
   readonly path: string;
   readonly cgroupMode: CgroupMode;
   /**
-   * crun on a hybrid host runs inside a private mount namespace without the v2 mount (all calls
-   * but exec, which needs no cgroup mode of its own and can last for hours: its private copy of
-   * the host's mounts would keep every other guest's storage mounted, and their loop devices
-   * bound, for as long as it runs).
+   * crun on a hybrid host runs inside a private mount namespace without the v2 mount (the calls
+   * that make cgroups: not exec, which needs no cgroup mode of its own and can last for hours:
+   * its private copy of the host's mounts would keep every other guest's storage mounted, and
+   * their loop devices bound, for as long as it runs; not delete, which removes the cgroups the
+   * state names in every hierarchy as it is, and so spares a copy of the host's mount table, as
+   * long as the number of guests, at every stop).
    */
   readonly wrapped: boolean;
   /** The cgroupsPath a guest gets: beneath jaula's own cgroup, in one jaula parent. */
@@ -59,10 +61,14 @@ export interface Runtime {
   version(): Promise<{ first: string; full: string }>;
 }
 
-/** argv for `runtime --root ROOT ...args` (through the wrapper where it is `wrapped`, but for exec). */
+/** The runtime's calls that go through the wrapper where it is `wrapped` (Runtime.wrapped). */
+const throughWrapper = (wrapped: boolean, args: string[]): boolean =>
+  wrapped && args[0] !== 'exec' && args[0] !== 'delete';
+
+/** argv for `runtime --root ROOT ...args`. */
 function runtimeArgv(path: string, root: string, wrapped: boolean, args: string[]): string[] {
   return [
-    ...(wrapped && args[0] !== 'exec' ? [helperBin, 'private-cgroup2', '--'] : []),
+    ...(throughWrapper(wrapped, args) ? [helperBin, 'private-cgroup2', '--'] : []),
     path,
     '--root',
     root,
@@ -84,7 +90,7 @@ function sealedInvocation(
   const fd = sealedRuntime(path);
   if (fd === undefined) return { argv: runtimeArgv(path, root, wrapped, args) };
   const direct = [path, '--root', root, ...args];
-  if (wrapped && args[0] !== 'exec')
+  if (throughWrapper(wrapped, args))
     return { argv: [helperBin, 'private-cgroup2', '--exec-fd', String(n), '--', ...direct], fds: [fd] };
   return { argv: direct, exe: `/proc/self/fd/${n}`, fds: [fd] };
 }
