@@ -195,7 +195,8 @@ void sup_leave(void) {
       write_str(h->sup, h->v2 ? "cpu.max" : "cpu.cfs_quota_us", h->v2 ? "max" : "-1");
       continue;
     }
-    /* (v1 may hold a cgroup busy for a moment after its last task left) */
-    for (int k = 0; k < 100 && rmdir(h->sup) < 0 && errno == EBUSY; k++) usleep(10000);
+    /* (v1 may hold a cgroup busy for a moment after its last task left: a millisecond or two;
+     * the exit record, which a stop waits for, comes after this) */
+    for (int k = 0; k < 1000 && rmdir(h->sup) < 0 && errno == EBUSY; k++) usleep(1000);
   }
 }
