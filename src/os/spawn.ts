@@ -27,8 +27,8 @@ export interface RunOptions {
   maxOutput?: number;
   /**
    * Extra fds for the program, as its fds 3, 4...; and the file executed when not argv[0]
-   * (/proc/self/fd/3: the runtime's sealed copy, runtime/sealed.ts). Only where posix_spawn
-   * runs it (no `inherit`, no `signal`): elsewhere argv[0] runs, without them.
+   * (/proc/self/fd/3: the runtime's sealed copy, runtime/sealed.ts; under `dieWithParent`,
+   * argv[0] is executed, by setpriv).
    */
   fds?: number[];
   exe?: string;
@@ -54,10 +54,12 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
     return runFast(cmd, args, setpriv || !exe ? plain : opts);
   }
   return new Promise((resolve, reject) => {
+    const extra = opts.fds ?? [];
     const stdio: StdioOptions = opts.inherit
-      ? 'inherit'
-      : [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'];
-    const child = spawn(cmd, args, {
+      ? ['inherit', 'inherit', 'inherit', ...extra]
+      : [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', ...extra];
+    const child = spawn(!setpriv && opts.exe ? opts.exe : cmd, args, {
+      argv0: cmd,
       stdio,
       env: opts.env ?? process.env,
       cwd: opts.cwd,

@@ -38,6 +38,10 @@ describe('sealedRuntime', () => {
     const fd = sealedRuntime(prog) as number;
     const r = await run([prog, '/proc/self/exe'], { fds: [fd], exe: '/proc/self/fd/3' });
     assert.deepEqual([r.code, r.stdout], [0, '/memfd:readlink2 (deleted)\n']);
+    // (with an abort signal, Node's spawn runs it: the same)
+    const signal = new AbortController().signal;
+    const r2 = await run([prog, '/proc/self/exe'], { fds: [fd], exe: '/proc/self/fd/3', signal });
+    assert.deepEqual([r2.code, r2.stdout], [0, '/memfd:readlink2 (deleted)\n']);
   });
 
   it('is none for a missing program', () => {
