@@ -46,8 +46,8 @@ int sealed_copy(const char *path, int *fdp) {
   int src = open(path, O_RDONLY | O_CLOEXEC);
   if (src < 0) return errno;
   struct stat st;
-  if (fstat(src, &st) < 0 || !S_ISREG(st.st_mode)) {
-    int e = S_ISREG(st.st_mode) ? errno : EINVAL;
+  int e = fstat(src, &st) < 0 ? errno : S_ISREG(st.st_mode) ? 0 : EINVAL;
+  if (e) {
     close(src);
     return e;
   }
@@ -56,7 +56,7 @@ int sealed_copy(const char *path, int *fdp) {
   const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
   int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
   if (fd < 0 && errno == EINVAL) fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  int e = fd < 0 ? errno : 0;
+  e = fd < 0 ? errno : 0;
   for (off_t left = st.st_size; !e && left > 0;) {
     ssize_t n = sendfile(fd, src, NULL, (size_t)left);
     if (n > 0) left -= n;
