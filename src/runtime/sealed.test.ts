@@ -26,6 +26,10 @@ describe('sealedRuntime', () => {
     const flags = /flags:\s+(\d+)/.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? '0';
     assert.ok(Number.parseInt(flags, 8) & 0o2000000, 'close-on-exec in this process');
     assert.equal(sealedRuntime(prog), fd);
+    const other = join(dir, 'true');
+    fs.copyFileSync('/bin/true', other);
+    assert.notEqual(sealedRuntime(other), fd);
+    assert.equal(sealedRuntime(prog), fd, 'one copy per program: another does not replace it');
     fs.appendFileSync(prog, 'x');
     const again = sealedRuntime(prog);
     assert.notEqual(again, fd, 'a changed file gets a new copy');

@@ -15,13 +15,15 @@
 import * as fs from 'node:fs';
 import { native } from '../os/native.js';
 
-let cached: { key: string; fd: number | undefined } | undefined;
+/** By runtime path (guests may use crun and runc side by side): the file's identity and its copy. */
+const copies = new Map<string, { key: string; fd: number | undefined }>();
 
 /** The fd of the sealed copy of the runtime at `path` (close-on-exec), or undefined. */
 export function sealedRuntime(path: string): number | undefined {
   const st = fs.statSync(path, { throwIfNoEntry: false });
   if (!st) return undefined;
-  const key = `${path}:${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  let cached = copies.get(path);
   if (cached?.key !== key) {
     let fd: number | undefined;
     try {
@@ -30,6 +32,7 @@ export function sealedRuntime(path: string): number | undefined {
       fd = undefined; // (run from its path)
     }
     cached = { key, fd };
+    copies.set(path, cached);
   }
   return cached.fd;
 }
